@@ -1,0 +1,155 @@
+"""scikit-learn adapter (and anything with ``predict_proba``), plus the guarded loaders for its files.
+
+Pickle and joblib files can run arbitrary code when loaded, so we never unpickle them directly: they go
+through the artifact scanner's ``mlsecops.supplychain.safe_load``, which refuses files that fail the
+scan. Where that loader is not installed, loading fails closed unless the caller opts in loudly with
+``allow_unscanned=True`` (for files the caller made itself). ``.skops`` files load through skops with
+its list of untrusted types, which must be empty.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlsecops.core.errors import InputError
+from mlsecops.models.interface import ModelError, check_inputs, check_probabilities
+
+__all__ = ["SklearnModel", "load_estimator"]
+
+
+class SklearnModel:
+    """A fitted classifier with ``predict_proba`` (or only ``predict``) behind the adapter protocol.
+
+    Black-box only: attacks reach it through probabilities or labels.
+
+    Args:
+        estimator: the fitted classifier.
+        input_shape: shape of one input; defaults to ``(n_features_in_,)``. Inputs are flattened to
+            rows before the estimator sees them.
+        n_classes: number of classes; defaults to ``len(classes_)``.
+    """
+
+    def __init__(
+        self, estimator: Any, *, input_shape: tuple[int, ...] | None = None, n_classes: int | None = None
+    ) -> None:
+        if not callable(getattr(estimator, "predict_proba", None)) and not callable(
+            getattr(estimator, "predict", None)
+        ):
+            raise ModelError(f"{type(estimator).__name__} has neither predict_proba nor predict")
+        self.estimator = estimator
+        if input_shape is None:
+            n_features = getattr(estimator, "n_features_in_", None)
+            if n_features is None:
+                raise ModelError("the estimator does not say its number of features; pass input_shape")
+            input_shape = (int(n_features),)
+        self._input_shape = tuple(int(s) for s in input_shape)
+        classes = getattr(estimator, "classes_", None)
+        self.classes: np.ndarray | None = np.asarray(classes) if classes is not None else None
+        if n_classes is None:
+            if self.classes is None:
+                raise ModelError("the estimator does not say its classes; pass n_classes")
+            n_classes = len(self.classes)
+        self._n_classes = int(n_classes)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return self._n_classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input, without the batch axis."""
+        return self._input_shape
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities; one-hot votes for estimators that only ``predict``.
+
+        Raises:
+            InputError: wrong shape or NaN inputs.
+            ModelError: the estimator failed or returned non-probabilities.
+        """
+        arr = check_inputs(x, self._input_shape)
+        rows = arr.reshape(len(arr), -1)
+        if len(rows) == 0:
+            return np.zeros((0, self._n_classes))
+        try:
+            if callable(getattr(self.estimator, "predict_proba", None)):
+                raw = self.estimator.predict_proba(rows)
+            else:
+                pred = np.asarray(self.estimator.predict(rows))
+                idx = np.searchsorted(self.classes, pred) if self.classes is not None else pred.astype(int)
+                raw = np.eye(self._n_classes)[idx]
+        except (ValueError, TypeError, AttributeError) as err:
+            raise ModelError(f"the estimator failed on inputs of shape {rows.shape}: {err}") from err
+        return check_probabilities(raw, len(rows), self._n_classes, source=type(self.estimator).__name__)
+
+
+def load_estimator(path: str | os.PathLike[str], *, allow_unscanned: bool = False) -> Any:
+    """Load an estimator from a pickle/joblib file (through the scanner) or a ``.skops`` file.
+
+    Args:
+        path: the file.
+        allow_unscanned: when the scanner's ``safe_load`` is not available, unpickle anyway. Only for
+            files the caller produced itself: unpickling runs code chosen by whoever wrote the file.
+
+    Raises:
+        InputError: missing file.
+        ModelError: the file failed the scan, could not be read, or no safe loader is available.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"model file {p} does not exist")
+    if p.suffix == ".skops":
+        return _load_skops(p)
+    return _load_pickled(p, allow_unscanned=allow_unscanned)
+
+
+def _load_pickled(path: Path, *, allow_unscanned: bool) -> Any:
+    """The one switch point for pickle/joblib loading: the scanner's safe_load when it exists."""
+    try:
+        from mlsecops.supplychain import safe_load  # type: ignore[attr-defined]  # lands with the scanner
+    except ImportError:
+        safe_load = None
+    if safe_load is not None:
+        try:
+            return safe_load(path)
+        except InputError:
+            raise
+        except Exception as err:  # the scanner's own refusal types; surface them as one model error
+            raise ModelError(f"refused to load {path}: {err}") from err
+    if not allow_unscanned:
+        raise ModelError(
+            f"refusing to unpickle {path}: the artifact scanner (mlsecops.supplychain.safe_load) is not "
+            "available to vet it. Save the model with skops (.skops) or as ONNX, or pass "
+            "allow_unscanned=True for a file you produced yourself."
+        )
+    import joblib
+
+    try:
+        # Deliberately unscanned: the caller has declared this file trusted (allow_unscanned=True).
+        return joblib.load(path)
+    except Exception as err:  # corrupt pickles raise anything from EOFError to UnpicklingError
+        raise ModelError(f"{path} is not a readable pickle/joblib file: {err}") from err
+
+
+def _load_skops(path: Path) -> Any:
+    try:
+        import skops.io as sio
+    except ImportError as err:
+        raise ModelError(f"loading {path} needs skops: pip install skops") from err
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+        if untrusted:
+            raise ModelError(
+                f"{path} contains types skops does not trust: {', '.join(sorted(untrusted)[:5])}; "
+                "review them and load the file yourself if they are expected"
+            )
+        return sio.load(path, trusted=[])
+    except ModelError:
+        raise
+    except Exception as err:  # skops raises a mix of zipfile, json and its own errors on bad files
+        raise ModelError(f"{path} is not a readable skops file: {err}") from err

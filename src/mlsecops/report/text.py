@@ -1,0 +1,82 @@
+"""Terminal renderer: rich tables of findings and metrics, coloured by severity on a terminal."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from mlsecops.core.findings import Report, Severity
+
+__all__ = ["SEVERITY_STYLE", "TextRenderer", "report_renderable"]
+
+SEVERITY_STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+
+
+def _where(location: dict[str, str | int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in location.items())
+
+
+def report_renderable(report: Report) -> Group:
+    """The report as rich renderables (header, findings table, metrics table)."""
+    top = report.max_severity
+    head = Text.assemble(
+        ("subject ", "bold"), escape(report.subject), "   ", ("check ", "bold"), report.kind,
+        "   ", ("verdict ", "bold"), str(report.verdict or "-"),
+        "   ", ("worst ", "bold"), (str(top) if top is not None else "none", SEVERITY_STYLE.get(top, "") if top is not None else "green"),
+    )
+    parts: list[Panel | Table | Text] = [Panel(head, title="mlsecops report", expand=False)]
+    if report.findings:
+        table = Table(title=f"{len(report.findings)} finding(s)", show_lines=False, expand=False)
+        for col in ("severity", "check", "title", "artifact", "where"):
+            table.add_column(col, overflow="fold")
+        for f in sorted(report.findings, key=lambda f: -f.severity):
+            table.add_row(
+                Text(str(f.severity), style=SEVERITY_STYLE[f.severity]),
+                f.check,
+                escape(f.title if not f.detail else f"{f.title}\n{f.detail}"),
+                escape(f.artifact or ""),
+                escape(_where(f.location)),
+            )
+        parts.append(table)
+    else:
+        parts.append(Text("no findings", style="green"))
+    if report.metrics:
+        metrics = Table(title="metrics", expand=False)
+        metrics.add_column("metric")
+        metrics.add_column("value", justify="right")
+        for name, value in report.metrics.items():
+            metrics.add_row(escape(name), f"{value:.4g}")
+        parts.append(metrics)
+    for key, value in report.data.items():
+        if isinstance(value, list):
+            parts.append(Text(f"{key}: {len(value)} item(s) (see --format json for all)", style="dim"))
+        elif not isinstance(value, dict):
+            parts.append(Text(f"{key}: {json.dumps(value)}", style="dim"))
+    return Group(*parts)
+
+
+class TextRenderer:
+    """Renders a report for people: rich tables, plain text unless ``color`` is set."""
+
+    def __init__(self, *, color: bool = False, width: int = 120) -> None:
+        self.color = color
+        self.width = width
+
+    def render(self, report: Report) -> str:
+        """Return the report as terminal text."""
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=self.width, force_terminal=self.color, color_system="standard" if self.color else None)
+        console.print(report_renderable(report))
+        return buffer.getvalue()

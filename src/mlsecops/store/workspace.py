@@ -1,0 +1,188 @@
+"""The workspace: a database, a content-addressed artifact store and a key directory under one home.
+
+``Workspace.init(home)`` creates ``home`` (mode 0700) with ``mlsecops.db`` (SQLite in WAL mode, unless a
+database URL points elsewhere, such as PostgreSQL), ``artifacts/`` and ``keys/`` (0700), brings the
+schema to the newest migration and records ``workspace.init`` in the audit trail. ``Workspace.open``
+refuses a missing or corrupt workspace and one written by a newer mlsecops; an older schema is migrated
+forward (recorded as ``workspace.migrate``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from alembic import command
+from mlsecops.core.errors import SchemaTooNewError, WorkspaceError
+from mlsecops.core.settings import Settings
+from mlsecops.store import audit
+from mlsecops.store._database import READONLY, make_engine, redact_url
+from mlsecops.store.artifacts import ArtifactStore
+
+__all__ = ["Workspace"]
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("mlsecops.store") / "migrations"))
+    return cfg
+
+
+def _head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise WorkspaceError("mlsecops ships no schema migrations; the installation is broken")
+    return head
+
+
+@dataclass
+class Workspace:
+    """An opened workspace. Use ``session()`` for transactions; close with ``close()`` or ``with``."""
+
+    home: Path
+    engine: Engine
+    url: str
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The content-addressed artifact store."""
+        return ArtifactStore(self.home / "artifacts")
+
+    @property
+    def keys_dir(self) -> Path:
+        """Directory for key files (0700; files in it 0600)."""
+        return self.home / "keys"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, create: bool = False) -> Workspace:
+        """Open (or with ``create``, initialise) the workspace the settings name."""
+        url = settings.resolved_database_url()
+        return cls.init(settings.home, url) if create else cls.open(settings.home, url)
+
+    @classmethod
+    def init(cls, home: Path, database_url: str | None = None, *, actor: str = "cli") -> Workspace:
+        """Create the workspace at ``home`` (idempotent: an existing one is opened and migrated).
+
+        Raises:
+            WorkspaceError: the directory cannot be created or the database cannot be reached.
+            SchemaTooNewError: an existing database was written by a newer mlsecops.
+        """
+        try:
+            home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for sub in ("artifacts", "keys"):
+                (home / sub).mkdir(mode=0o700, exist_ok=True)
+                os.chmod(home / sub, 0o700)
+        except OSError as err:
+            raise WorkspaceError(f"cannot create the workspace at {home}: {err.strerror or err}") from err
+        url = database_url or f"sqlite:///{(home / 'mlsecops.db').resolve()}"
+        ws = cls(home=home, engine=make_engine(url), url=url)
+        try:
+            created = ws._migrate(actor=actor, allow_create=True)
+            if created:
+                with ws.session() as s:
+                    audit.append(s, actor=actor, action="workspace.init", subject=str(home.resolve()),
+                                 details={"database": redact_url(url), "schema": _head_revision()})
+            if url.startswith("sqlite"):
+                os.chmod(home / "mlsecops.db", 0o600)
+        except BaseException:
+            ws.close()
+            raise
+        return ws
+
+    @classmethod
+    def open(cls, home: Path, database_url: str | None = None, *, actor: str = "cli") -> Workspace:
+        """Open an existing workspace.
+
+        Raises:
+            WorkspaceError: no workspace at ``home``, or its database is corrupt or unreachable.
+            SchemaTooNewError: the database was written by a newer mlsecops.
+        """
+        if not home.is_dir():
+            raise WorkspaceError(f"no mlsecops workspace at {home}; create one with `mlsecops init`")
+        if database_url is None:
+            db = home / "mlsecops.db"
+            if not db.is_file():
+                raise WorkspaceError(f"the workspace at {home} has no database {db.name}; run `mlsecops init`")
+            database_url = f"sqlite:///{db.resolve()}"
+        ws = cls(home=home, engine=make_engine(database_url), url=database_url)
+        try:
+            ws._migrate(actor=actor, allow_create=False)
+        except BaseException:
+            ws.close()
+            raise
+        return ws
+
+    def _current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def _migrate(self, *, actor: str, allow_create: bool) -> bool:
+        """Bring the schema to the newest revision; return True when the database was empty."""
+        where = redact_url(self.url)
+        try:
+            current = self._current_revision()
+            if current is None and not allow_create:
+                with self.engine.connect() as conn:
+                    tables = inspect(conn).get_table_names()
+                what = "has unknown tables" if tables else "is empty"
+                raise WorkspaceError(f"the workspace database {where} {what}; run `mlsecops init`")
+            script = ScriptDirectory.from_config(_alembic_config())
+            head = _head_revision()
+            if current is not None and current != head:
+                try:
+                    script.get_revision(current)
+                except Exception as err:
+                    raise SchemaTooNewError(
+                        f"the workspace database {where} has schema {current!r}, newer than this mlsecops "
+                        f"knows (newest {head!r}); upgrade mlsecops to use it"
+                    ) from err
+            if current == head:
+                return False
+            cfg = _alembic_config()
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+            if current is not None:
+                with self.session() as s:
+                    audit.append(s, actor=actor, action="workspace.migrate", subject=str(self.home.resolve()),
+                                 details={"from": current, "to": head})
+            return current is None
+        except (OperationalError, DatabaseError) as err:
+            reason = str(getattr(err, "orig", err)).splitlines()[0]
+            raise WorkspaceError(f"cannot use the workspace database {where}: {reason}") from err
+
+    @contextmanager
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        """A transaction: commits when the block ends, rolls back on an exception.
+
+        ``readonly`` sessions do not take SQLite's write lock.
+        """
+        bind = self.engine.execution_options(**{READONLY: True}) if readonly else self.engine
+        factory = sessionmaker(bind=bind, expire_on_commit=False)
+        try:
+            with factory() as s, s.begin():
+                yield s
+        except (OperationalError, DatabaseError) as err:
+            reason = str(getattr(err, "orig", err)).splitlines()[0]
+            raise WorkspaceError(f"database error on {redact_url(self.url)}: {reason}") from err
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
