@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import logging
 import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -95,6 +96,24 @@ class Target(BaseModel):
     """Database URL of the workspace, when it is not the workspace's own SQLite file."""
     actor: str = "cli"
     """Who runs the check, for the audit trail."""
+    base_dir: Path | None = None
+    """Directory that relative paths in ``options`` are relative to (the pipeline file's folder)."""
+
+    def path_option(self, name: str) -> Path | None:
+        """The option ``name`` as a path, resolved against ``base_dir``; ``None`` when not given.
+
+        Raises:
+            ConfigError: the option is present but not a string.
+        """
+        value = self.options.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"option {name!r} must be a path string; got {type(value).__name__}")
+        path = Path(value).expanduser()
+        if not path.is_absolute() and self.base_dir is not None:
+            path = self.base_dir / path
+        return path
 
 
 @runtime_checkable
@@ -137,6 +156,7 @@ class CheckSpec:
         return any(fnmatch.fnmatchcase(metric, pattern) for pattern in self.metrics)
 
 
+_log = logging.getLogger("mlsecops.checks")
 _CATALOGUE: dict[str, CheckSpec] = {}
 _LOADED = False
 C = TypeVar("C")
@@ -193,6 +213,10 @@ def _iter_modules(package: str) -> Iterator[str]:
     if paths is None:
         return
     for info in pkgutil.walk_packages(paths, prefix=package + "."):
+        leaf = info.name.rsplit(".", 1)[-1]
+        # Migration scripts run only under Alembic, and __main__ modules only as programs.
+        if ".migrations" in info.name or leaf == "__main__":
+            continue
         yield info.name
 
 
@@ -203,7 +227,14 @@ def load_builtin_checks() -> None:
         return
     for package in CHECK_PACKAGES:
         for module in _iter_modules(package):
-            importlib.import_module(module)
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as err:
+                # A module whose optional third-party dependency is absent registers nothing; the
+                # rest of the catalogue still loads. Our own modules failing to import is a bug.
+                if err.name is None or err.name.split(".")[0] == "mlsecops":
+                    raise
+                _log.debug("skipping %s: optional dependency %s is not installed", module, err.name)
     _LOADED = True
 
 

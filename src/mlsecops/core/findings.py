@@ -185,7 +185,9 @@ class Report(BaseModel):
         return self.model_copy(update={"findings": (*self.findings, *findings)})
 
 
-def merge_reports(subject: str, kind: str, reports: Sequence[Report], *, verdict: str | None = None) -> Report:
+def merge_reports(
+    subject: str, kind: str, reports: Sequence[Report], *, verdict: str | None = None
+) -> Report:
     """Combine several reports into one.
 
     Findings are concatenated in order; metrics are prefixed with each report's ``kind`` when two reports

@@ -1,1 +1,28 @@
-"""Placeholder until this layer lands."""
+"""Pipelines: run registered checks as named stages and gate the run on a policy.
+
+>>> from pathlib import Path
+>>> from mlsecops.pipeline import load_pipeline, run_pipeline
+>>> # result = run_pipeline(load_pipeline(Path("examples/pipeline.yaml")), workspace=ws)
+>>> # result.passed, result.gate.results
+"""
+
+from __future__ import annotations
+
+from mlsecops.pipeline.policy import GateResult, MaxSeverityRule, MetricRule, Rule, RuleResult, parse_rules
+from mlsecops.pipeline.runner import RunResult, StageResult, run_pipeline
+from mlsecops.pipeline.spec import Pipeline, Stage, load_pipeline
+
+__all__ = [
+    "GateResult",
+    "MaxSeverityRule",
+    "MetricRule",
+    "Pipeline",
+    "Rule",
+    "RuleResult",
+    "RunResult",
+    "Stage",
+    "StageResult",
+    "load_pipeline",
+    "parse_rules",
+    "run_pipeline",
+]

@@ -53,12 +53,25 @@ def report_to_dict(report: Report) -> dict[str, Any]:
 
 def report_from_dict(data: dict[str, Any]) -> Report:
     """Read back a report written by ``report_to_dict`` (for stored reports and the dashboard)."""
-    known = {"subject", "kind", "tool_version", "started", "finished", "verdict", "findings", "metrics", "figures"}
+    known = {
+        "subject",
+        "kind",
+        "tool_version",
+        "started",
+        "finished",
+        "verdict",
+        "findings",
+        "metrics",
+        "figures",
+    }
     ignored = {"schema", "tool", "max_severity", "counts"}
     extra = {k: v for k, v in data.items() if k not in known | ignored}
     return Report.model_validate(
-        {**{k: data[k] for k in known if k in data}, "metrics": {k: float(v) for k, v in data.get("metrics", {}).items()},
-         "data": extra}
+        {
+            **{k: data[k] for k in known if k in data},
+            "metrics": {k: float(v) for k, v in data.get("metrics", {}).items()},
+            "data": extra,
+        }
     )
 
 

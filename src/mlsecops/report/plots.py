@@ -92,8 +92,12 @@ def bar_chart(title: str, values: Mapping[str, float], *, ylabel: str = "") -> F
     for i, (name, v) in enumerate(values.items()):
         h = (_H - _T - _B) * max(v, 0.0) / ymax
         x = _L + i * width
-        body.append(f'<rect x="{x + 2:.1f}" y="{_H - _B - h:.1f}" width="{width - 4:.1f}" height="{h:.1f}" '
-                    f'fill="{_PALETTE[0]}"><title>{escape(name)}: {_fmt(v)}</title></rect>')
-        body.append(f'<text x="{x + width / 2:.1f}" y="{_H - _B + 14}" text-anchor="middle" font-size="10">'
-                    f"{escape(name[:12])}</text>")
+        body.append(
+            f'<rect x="{x + 2:.1f}" y="{_H - _B - h:.1f}" width="{width - 4:.1f}" height="{h:.1f}" '
+            f'fill="{_PALETTE[0]}"><title>{escape(name)}: {_fmt(v)}</title></rect>'
+        )
+        body.append(
+            f'<text x="{x + width / 2:.1f}" y="{_H - _B + 14}" text-anchor="middle" font-size="10">'
+            f"{escape(name[:12])}</text>"
+        )
     return Figure(title=title, content=_svg(body, title))

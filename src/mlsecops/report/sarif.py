@@ -20,7 +20,9 @@ from mlsecops.core.findings import Finding, Report, Severity
 
 __all__ = ["SARIF_SCHEMA_URI", "SarifRenderer", "report_to_sarif"]
 
-SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SARIF_SCHEMA_URI = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
 
 _LEVEL = {
     Severity.CRITICAL: "error",
@@ -47,7 +49,7 @@ def _uri(artifact: str) -> str:
 
 
 def _looks_like_path(artifact: str) -> bool:
-    return "/" in artifact or "." in PurePosixPath(artifact).name and "@" not in artifact
+    return "/" in artifact or ("." in PurePosixPath(artifact).name and "@" not in artifact)
 
 
 def _location(finding: Finding) -> dict[str, Any] | None:

@@ -32,9 +32,20 @@ def report_renderable(report: Report) -> Group:
     """The report as rich renderables (header, findings table, metrics table)."""
     top = report.max_severity
     head = Text.assemble(
-        ("subject ", "bold"), escape(report.subject), "   ", ("check ", "bold"), report.kind,
-        "   ", ("verdict ", "bold"), str(report.verdict or "-"),
-        "   ", ("worst ", "bold"), (str(top) if top is not None else "none", SEVERITY_STYLE.get(top, "") if top is not None else "green"),
+        ("subject ", "bold"),
+        escape(report.subject),
+        "   ",
+        ("check ", "bold"),
+        report.kind,
+        "   ",
+        ("verdict ", "bold"),
+        str(report.verdict or "-"),
+        "   ",
+        ("worst ", "bold"),
+        (
+            str(top) if top is not None else "none",
+            SEVERITY_STYLE.get(top, "") if top is not None else "green",
+        ),
     )
     parts: list[Panel | Table | Text] = [Panel(head, title="mlsecops report", expand=False)]
     if report.findings:
@@ -77,6 +88,11 @@ class TextRenderer:
     def render(self, report: Report) -> str:
         """Return the report as terminal text."""
         buffer = io.StringIO()
-        console = Console(file=buffer, width=self.width, force_terminal=self.color, color_system="standard" if self.color else None)
+        console = Console(
+            file=buffer,
+            width=self.width,
+            force_terminal=self.color,
+            color_system="standard" if self.color else None,
+        )
         console.print(report_renderable(report))
         return buffer.getvalue()

@@ -66,5 +66,7 @@ def make_engine(url: str) -> Engine:
             return engine
         return create_engine(parsed, pool_pre_ping=True)
     except (NoSuchModuleError, ModuleNotFoundError) as err:
-        hint = " Install it with: pip install 'mlsecops[postgres]'." if "postgres" in parsed.drivername else ""
+        hint = (
+            " Install it with: pip install 'mlsecops[postgres]'." if "postgres" in parsed.drivername else ""
+        )
         raise ConfigError(f"no database driver for {parsed.drivername!r}.{hint}") from err

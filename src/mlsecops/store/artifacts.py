@@ -75,7 +75,9 @@ class ArtifactStore:
             return sha, size
         except OSError as err:
             tmp.unlink(missing_ok=True)
-            raise WorkspaceError(f"cannot write to the artifact store {self.root}: {err.strerror or err}") from err
+            raise WorkspaceError(
+                f"cannot write to the artifact store {self.root}: {err.strerror or err}"
+            ) from err
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

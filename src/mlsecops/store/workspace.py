@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -23,12 +24,13 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alembic import command
 from mlsecops.core.errors import SchemaTooNewError, WorkspaceError
+from mlsecops.core.findings import utcnow
 from mlsecops.core.settings import Settings
 from mlsecops.store import audit
 from mlsecops.store._database import READONLY, make_engine, redact_url
 from mlsecops.store.artifacts import ArtifactStore
+from mlsecops.store.models import StoredArtifact
 
 __all__ = ["Workspace"]
 
@@ -91,8 +93,13 @@ class Workspace:
             created = ws._migrate(actor=actor, allow_create=True)
             if created:
                 with ws.session() as s:
-                    audit.append(s, actor=actor, action="workspace.init", subject=str(home.resolve()),
-                                 details={"database": redact_url(url), "schema": _head_revision()})
+                    audit.append(
+                        s,
+                        actor=actor,
+                        action="workspace.init",
+                        subject=str(home.resolve()),
+                        details={"database": redact_url(url), "schema": _head_revision()},
+                    )
             if url.startswith("sqlite"):
                 os.chmod(home / "mlsecops.db", 0o600)
         except BaseException:
@@ -113,7 +120,9 @@ class Workspace:
         if database_url is None:
             db = home / "mlsecops.db"
             if not db.is_file():
-                raise WorkspaceError(f"the workspace at {home} has no database {db.name}; run `mlsecops init`")
+                raise WorkspaceError(
+                    f"the workspace at {home} has no database {db.name}; run `mlsecops init`"
+                )
             database_url = f"sqlite:///{db.resolve()}"
         ws = cls(home=home, engine=make_engine(database_url), url=database_url)
         try:
@@ -155,8 +164,13 @@ class Workspace:
                 command.upgrade(cfg, "head")
             if current is not None:
                 with self.session() as s:
-                    audit.append(s, actor=actor, action="workspace.migrate", subject=str(self.home.resolve()),
-                                 details={"from": current, "to": head})
+                    audit.append(
+                        s,
+                        actor=actor,
+                        action="workspace.migrate",
+                        subject=str(self.home.resolve()),
+                        details={"from": current, "to": head},
+                    )
             return current is None
         except (OperationalError, DatabaseError) as err:
             reason = str(getattr(err, "orig", err)).splitlines()[0]
@@ -176,6 +190,25 @@ class Workspace:
         except (OperationalError, DatabaseError) as err:
             reason = str(getattr(err, "orig", err)).splitlines()[0]
             raise WorkspaceError(f"database error on {redact_url(self.url)}: {reason}") from err
+
+    def add_artifact(self, path: Path, *, actor: str) -> str:
+        """Copy a file into the artifact store, index it and record ``artifact.store``; return its SHA-256."""
+        sha, size = self.artifacts.put_file(path)
+        with self.session() as s:
+            if s.get(StoredArtifact, sha) is None:
+                s.add(
+                    StoredArtifact(
+                        sha256=sha, size=size, original_name=path.name[:500], created=utcnow().isoformat()
+                    )
+                )
+                audit.append(
+                    s,
+                    actor=actor,
+                    action="artifact.store",
+                    subject=sha,
+                    details={"name": path.name, "size": size},
+                )
+        return sha
 
     def close(self) -> None:
         """Release the database connections."""

@@ -1,0 +1,123 @@
+"""What every command shares: output options, rendering, the workspace, progress bars, exit codes.
+
+Commands stay thin: parse, call the library, render. ``emit`` writes a report in the chosen format to
+``--output`` or stdout; ``exit_for`` turns findings at or above ``--fail-on`` into exit code 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mlsecops.core.errors import InputError
+from mlsecops.core.findings import Report, Severity
+from mlsecops.core.settings import Settings
+from mlsecops.report import Format, render
+from mlsecops.store import Workspace
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_FAIL",
+    "EXIT_OK",
+    "FailOnOpt",
+    "FormatOpt",
+    "OutputOpt",
+    "console",
+    "emit",
+    "err_console",
+    "exit_for",
+    "open_workspace",
+    "parse_fail_on",
+    "progress",
+    "settings",
+]
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+console = Console()
+err_console = Console(stderr=True)
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")]
+FailOnOpt = Annotated[
+    str, typer.Option("--fail-on", help="Exit 1 when a finding is at or above this severity (or 'never').")
+]
+
+
+def settings() -> Settings:
+    """Settings from the environment (``MLSECOPS_HOME``, ``MLSECOPS_DATABASE_URL``, ``MLSECOPS_ACTOR``)."""
+    return Settings()
+
+
+def open_workspace(*, create: bool = False) -> Workspace:
+    """Open the workspace the environment names (or create it)."""
+    return Workspace.from_settings(settings(), create=create)
+
+
+def _write_private(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as err:
+        raise InputError(f"cannot write {path}: {err.strerror or err}") from err
+
+
+def emit(report: Report, fmt: Format, output: Path | None) -> None:
+    """Render ``report`` to ``output`` (mode 0600) or stdout (coloured text on a terminal)."""
+    if output is not None:
+        _write_private(output, render(report, fmt))
+        err_console.print(f"report written to {output}")
+        return
+    if fmt is Format.TEXT:
+        from mlsecops.report import report_renderable
+
+        console.print(report_renderable(report))
+    else:
+        sys.stdout.write(render(report, fmt))
+        sys.stdout.flush()
+
+
+def parse_fail_on(value: str) -> Severity | None:
+    """``--fail-on`` as a severity, or ``None`` for ``never``."""
+    if value.strip().lower() == "never":
+        return None
+    try:
+        return Severity.parse(value)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--fail-on") from None
+
+
+def exit_for(report: Report, fail_on: Severity | None) -> int:
+    """1 when the report has a finding at or above ``fail_on``, else 0."""
+    if fail_on is not None and report.at_or_above(fail_on):
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+@contextmanager
+def progress(total: int, description: str, *, quiet: bool = False) -> Iterator[Progress | None]:
+    """A rich progress bar on a terminal; ``None`` (nothing drawn) when quiet or not a terminal."""
+    if quiet or not err_console.is_terminal:
+        yield None
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+    with bar:
+        bar.add_task(description, total=total)
+        yield bar

@@ -1,0 +1,111 @@
+"""``mlsecops run PIPELINE.yaml`` and ``mlsecops demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mlsecops.cli._common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    FormatOpt,
+    OutputOpt,
+    console,
+    emit,
+    err_console,
+    open_workspace,
+    progress,
+    settings,
+)
+from mlsecops.pipeline import RunResult, load_pipeline, run_pipeline
+from mlsecops.pipeline.demo import build_demo
+from mlsecops.report import Format
+from mlsecops.store import Workspace
+
+__all__ = ["register"]
+
+
+def _show(result: RunResult) -> None:
+    stages = Table(title=f"pipeline {escape(result.pipeline.name)}")
+    for col in ("stage", "check", "verdict", "worst finding", "findings"):
+        stages.add_column(col)
+    for r in result.stages:
+        top = r.report.max_severity
+        stages.add_row(
+            escape(r.stage.name),
+            r.stage.check.name,
+            escape(str(r.report.verdict or "-")),
+            str(top) if top is not None else "none",
+            str(len(r.report.findings)),
+        )
+    console.print(stages)
+    gate = Table(title="policy gate")
+    for col in ("rule", "result", "observed"):
+        gate.add_column(col, overflow="fold")
+    for rule in result.gate.results:
+        mark = "[green]PASS[/]" if rule.passed else "[bold red]FAIL[/]"
+        gate.add_row(escape(rule.rule), mark, escape(rule.observed))
+    if not result.gate.results:
+        gate.add_row("(no rules)", "[green]PASS[/]", "")
+    console.print(gate)
+    verdict = "[bold green]PASSED[/]" if result.passed else "[bold red]FAILED[/]"
+    console.print(f"gate {verdict}  (run {result.run_id})")
+
+
+def _run(pipeline_file: Path, policy: Path | None, fmt: Format, output: Path | None, ws: Workspace) -> int:
+    pipeline = load_pipeline(pipeline_file, policy_path=policy)
+    quiet = fmt is not Format.TEXT and output is None
+    with progress(len(pipeline.stages), f"pipeline {pipeline.name}", quiet=quiet) as bar:
+
+        def hook(stage: str, done: int, total: int) -> None:
+            if bar is not None:
+                bar.update(bar.task_ids[0], completed=done, description=f"stage {stage}")
+
+        result = run_pipeline(pipeline, workspace=ws, actor=settings().actor, progress=hook)
+    if fmt is Format.TEXT and output is None:
+        _show(result)
+    else:
+        emit(result.report, fmt, output)
+    if result.report_dir is not None:
+        err_console.print(
+            f"HTML report: {result.report_dir / 'report.html'}", highlight=False, soft_wrap=True
+        )
+    return EXIT_OK if result.passed else EXIT_FAIL
+
+
+def run(
+    pipeline_file: Annotated[Path, typer.Argument(metavar="PIPELINE.yaml", help="The pipeline file.")],
+    policy: Annotated[
+        Path | None, typer.Option(help="A policy file that replaces the pipeline's policy.")
+    ] = None,
+    fmt: FormatOpt = Format.TEXT,
+    output: OutputOpt = None,
+) -> None:
+    """Run the pipeline's stages in order, gate them on the policy, record everything; exit 1 when
+    the gate fails."""
+    with open_workspace() as ws:
+        code = _run(pipeline_file, policy, fmt, output, ws)
+    raise typer.Exit(code)
+
+
+def demo(
+    folder: Annotated[Path, typer.Option("--dir", help="Where to build the demo project.")] = Path(
+        "out/demo"
+    ),
+) -> None:
+    """Build a demo project on bundled data (models, data, pipeline) and run the main job on it."""
+    pipeline_file = build_demo(folder)
+    console.print(f"demo project built in [bold]{folder}[/]; running {pipeline_file.name}")
+    with Workspace.init(folder / ".mlsecops", actor=settings().actor) as ws:
+        code = _run(pipeline_file, None, Format.TEXT, None, ws)
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` and ``demo`` to the app."""
+    app.command("run")(run)
+    app.command("demo")(demo)

@@ -1,0 +1,207 @@
+"""Run a pipeline: every stage's check in order, then the policy gate, then record it all.
+
+A stage that cannot run (its check raises) does not stop the others: its report carries a critical
+``pipeline.stage_error`` finding and the gate fails (fail closed). The run, each stage's report, the
+combined report and the gate decision are written to the workspace in one transaction together with a
+``pipeline.run`` audit event, and the combined report is written as HTML, JSON and SARIF under
+``<workspace>/reports/run-<id>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlsecops.core.checks import Target
+from mlsecops.core.errors import MlsecopsError
+from mlsecops.core.findings import Finding, Report, Severity, utcnow
+from mlsecops.pipeline.policy import GateResult, evaluate
+from mlsecops.pipeline.spec import Pipeline, Stage
+from mlsecops.report import Format, render, report_to_dict
+from mlsecops.store import PipelineRun, StoredReport, Workspace, audit
+
+__all__ = ["RunResult", "StageResult", "run_pipeline"]
+
+_log = logging.getLogger("mlsecops.pipeline")
+ProgressHook = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What one stage produced."""
+
+    stage: Stage
+    report: Report
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished pipeline run."""
+
+    pipeline: Pipeline
+    stages: tuple[StageResult, ...]
+    gate: GateResult
+    report: Report
+    """All stages combined: findings in order, metrics as ``<stage>/<metric>``, gate in ``data``."""
+    run_id: int | None = None
+    report_dir: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Whether the gate passed."""
+        return self.gate.passed
+
+
+def _run_stage(stage: Stage, pipeline: Pipeline, workspace: Workspace | None, actor: str) -> StageResult:
+    target = Target(
+        paths=stage.paths,
+        options=stage.options,
+        seed=pipeline.seed,
+        home=workspace.home if workspace is not None else None,
+        database_url=workspace.url if workspace is not None else None,
+        actor=actor,
+        base_dir=pipeline.base_dir,
+    )
+    started = utcnow()
+    try:
+        return StageResult(stage, stage.check.create().run(target))
+    except MlsecopsError as err:
+        why = err.diagnostics()
+    except Exception as err:  # fail closed: a crashing check is a failed stage, not a passed one
+        _log.debug("stage %s crashed", stage.name, exc_info=True)
+        why = f"{type(err).__name__}: {err}".splitlines()[0]
+    finding = Finding(
+        check="pipeline.stage_error",
+        severity=Severity.CRITICAL,
+        title=f"stage {stage.name!r} could not run",
+        detail=why,
+        location={"stage": stage.name},
+        remediation="fix the stage's input or options and run the pipeline again",
+    )
+    report = Report(
+        subject=stage.name, kind=stage.check.name, started=started, findings=(finding,), verdict="error"
+    )
+    return StageResult(stage, report, why)
+
+
+def _combine(pipeline: Pipeline, results: list[StageResult], gate: GateResult) -> Report:
+    metrics = {f"{r.stage.name}/{k}": v for r in results for k, v in r.report.metrics.items()}
+    stages = [
+        {
+            "name": r.stage.name,
+            "check": r.stage.check.name,
+            "verdict": r.report.verdict,
+            "max_severity": None if r.report.max_severity is None else str(r.report.max_severity),
+            "counts": r.report.counts(),
+            "error": r.error,
+        }
+        for r in results
+    ]
+    return Report(
+        subject=pipeline.name,
+        kind="pipeline",
+        started=min(r.report.started for r in results),
+        finished=utcnow(),
+        findings=tuple(f for r in results for f in r.report.findings),
+        metrics=metrics,
+        verdict="pass" if gate.passed else "fail",
+        data={"pipeline": str(pipeline.source), "stages": stages, "gate": gate.to_json()},  # type: ignore[dict-item]
+        figures=tuple(fig for r in results for fig in r.report.figures),
+    )
+
+
+def _write_reports(report: Report, folder: Path) -> None:
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for fmt, name in (
+        (Format.HTML, "report.html"),
+        (Format.JSON, "report.json"),
+        (Format.SARIF, "report.sarif"),
+    ):
+        path = folder / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(render(report, fmt))
+
+
+def _record(workspace: Workspace, result: RunResult, actor: str) -> int:
+    with workspace.session() as s:
+        run = PipelineRun(
+            pipeline=result.pipeline.name,
+            pipeline_sha256=result.pipeline.sha256,
+            started=result.report.started.isoformat(),
+            finished=result.report.finished.isoformat(),
+            actor=actor,
+            passed=result.passed,
+            gate=json.dumps(result.gate.to_json()),
+        )
+        s.add(run)
+        s.flush()
+        rows = [(r.stage.name, r.report) for r in result.stages] + [(None, result.report)]
+        for stage, report in rows:
+            top = report.max_severity
+            s.add(
+                StoredReport(
+                    run_id=run.id,
+                    stage=stage,
+                    kind=report.kind,
+                    subject=report.subject,
+                    created=report.finished.isoformat(),
+                    max_severity=None if top is None else str(top),
+                    verdict=report.verdict,
+                    body=json.dumps(report_to_dict(report)),
+                )
+            )
+        audit.append(
+            s,
+            actor=actor,
+            action="pipeline.run",
+            subject=result.pipeline.name,
+            details={
+                "run_id": run.id,
+                "pipeline_sha256": result.pipeline.sha256,
+                "passed": result.passed,
+                "stages": [r.stage.name for r in result.stages],
+                "failed_rules": [r.rule for r in result.gate.results if not r.passed],
+            },
+        )
+        return run.id
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    workspace: Workspace | None = None,
+    actor: str = "cli",
+    progress: ProgressHook | None = None,
+) -> RunResult:
+    """Run every stage, judge the policy, and record the run when a workspace is given.
+
+    Args:
+        pipeline: a loaded pipeline (``load_pipeline``).
+        workspace: where to record the run and write its reports; ``None`` records nothing.
+        actor: who runs it, for the audit trail.
+        progress: called as ``progress(stage_name, done, total)`` before each stage and at the end.
+    """
+    results: list[StageResult] = []
+    total = len(pipeline.stages)
+    for i, stage in enumerate(pipeline.stages):
+        if progress is not None:
+            progress(stage.name, i, total)
+        results.append(_run_stage(stage, pipeline, workspace, actor))
+    if progress is not None:
+        progress("gate", total, total)
+    reports = {r.stage.name: r.report for r in results}
+    errors = {r.stage.name: r.error for r in results if r.error is not None}
+    gate = evaluate(pipeline.rules, reports, errors)
+    result = RunResult(pipeline, tuple(results), gate, _combine(pipeline, results, gate))
+    if workspace is None:
+        return result
+    run_id = _record(workspace, result, actor)
+    folder = workspace.home / "reports" / f"run-{run_id}"
+    _write_reports(result.report, folder)
+    return RunResult(pipeline, tuple(results), gate, result.report, run_id, folder)

@@ -1,0 +1,162 @@
+"""Checks on the workspace itself: the audit chain and the artifact store.
+
+``audit.verify`` walks the hash chain; ``workspace.artifacts`` re-hashes every stored blob against its
+name. Both fail closed: a workspace that cannot be read is a critical finding, not a clean report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from mlsecops.core.checks import CheckKind, ContractCases, Target, register
+from mlsecops.core.errors import MlsecopsError
+from mlsecops.core.findings import Finding, Report, Severity, utcnow
+from mlsecops.store import audit
+from mlsecops.store.models import StoredArtifact
+from mlsecops.store.workspace import Workspace
+
+__all__ = ["ArtifactStoreCheck", "AuditChainCheck"]
+
+
+def _open(target: Target) -> Workspace:
+    home = (
+        target.home if target.home is not None else (target.paths[0] if target.paths else Path(".mlsecops"))
+    )
+    url = target.database_url if target.home is not None else None
+    return Workspace.open(home, url, actor=target.actor)
+
+
+def _unreadable(check: str, subject: str, err: MlsecopsError) -> Finding:
+    return Finding(
+        check=check,
+        severity=Severity.CRITICAL,
+        title="workspace could not be read",
+        detail=err.diagnostics(),
+        artifact=subject,
+        remediation="restore the workspace from a backup or run `mlsecops init` in a new location",
+    )
+
+
+def _cases(tmp_dir: Path) -> ContractCases:
+    good = tmp_dir / "ws"
+    Workspace.init(good).close()
+    bad = tmp_dir / "corrupt"
+    bad.mkdir()
+    (bad / "mlsecops.db").write_bytes(b"this is not a database" * 100)
+    return ContractCases(valid=Target(home=good), corrupt=Target(home=bad))
+
+
+@register(
+    "audit.verify",
+    kind=CheckKind.WORKSPACE,
+    summary="Verify the hash chain of the audit trail",
+    metrics=("audit_events",),
+)
+class AuditChainCheck:
+    """Walks the audit chain; a broken chain is a critical finding naming the first bad event."""
+
+    def run(self, target: Target) -> Report:
+        """Verify the chain of the workspace in ``target.home`` (or ``target.paths[0]``)."""
+        started = utcnow()
+        subject = str(target.home or (target.paths[0] if target.paths else ".mlsecops"))
+        try:
+            with _open(target) as ws, ws.session(readonly=True) as s:
+                status = audit.verify(s)
+        except MlsecopsError as err:
+            return Report(
+                subject=subject,
+                kind="audit.verify",
+                started=started,
+                findings=(_unreadable("audit.verify", subject, err),),
+                verdict="error",
+            )
+        findings: tuple[Finding, ...] = ()
+        if not status.ok:
+            findings = (
+                Finding(
+                    check="audit.verify",
+                    severity=Severity.CRITICAL,
+                    title=f"audit trail tampered at event {status.bad_seq}",
+                    detail=status.reason,
+                    artifact=subject,
+                    location={"event": status.bad_seq or 0},
+                    remediation="treat the workspace as compromised: investigate who changed the database",
+                ),
+            )
+        return Report(
+            subject=subject,
+            kind="audit.verify",
+            started=started,
+            findings=findings,
+            metrics={"audit_events": float(status.events)},
+            verdict="intact" if status.ok else "tampered",
+        )
+
+    @classmethod
+    def contract_cases(cls, tmp_dir: Path) -> ContractCases:
+        """A fresh workspace, and one whose database file is garbage."""
+        return _cases(tmp_dir)
+
+
+@register(
+    "workspace.artifacts",
+    kind=CheckKind.WORKSPACE,
+    summary="Re-hash every stored artifact against its content address",
+    metrics=("artifacts_checked",),
+)
+class ArtifactStoreCheck:
+    """Re-hashes each blob of the artifact store; a blob whose content changed is a critical finding."""
+
+    def run(self, target: Target) -> Report:
+        """Check every blob listed in the workspace database."""
+        started = utcnow()
+        subject = str(target.home or (target.paths[0] if target.paths else ".mlsecops"))
+        findings: list[Finding] = []
+        checked = 0
+        try:
+            with _open(target) as ws:
+                with ws.session(readonly=True) as s:
+                    digests = list(s.execute(select(StoredArtifact.sha256)).scalars())
+                for sha in digests:
+                    checked += 1
+                    path = ws.artifacts.path_for(sha)
+                    if not path.is_file():
+                        findings.append(
+                            Finding(
+                                check="workspace.artifacts",
+                                severity=Severity.HIGH,
+                                title="stored artifact is missing",
+                                artifact=str(path),
+                                evidence={"sha256": sha},
+                            )
+                        )
+                    elif not ws.artifacts.verify(sha):
+                        findings.append(
+                            Finding(
+                                check="workspace.artifacts",
+                                severity=Severity.CRITICAL,
+                                title="stored artifact was modified",
+                                artifact=str(path),
+                                evidence={"sha256": sha},
+                                atlas="AML.T0010",
+                                remediation="restore it from a trusted copy and re-verify its signature",
+                            )
+                        )
+        except MlsecopsError as err:
+            findings.append(_unreadable("workspace.artifacts", subject, err))
+        verdict = "intact" if not findings else "tampered"
+        return Report(
+            subject=subject,
+            kind="workspace.artifacts",
+            started=started,
+            findings=tuple(findings),
+            metrics={"artifacts_checked": float(checked)},
+            verdict=verdict,
+        )
+
+    @classmethod
+    def contract_cases(cls, tmp_dir: Path) -> ContractCases:
+        """A fresh workspace, and one whose database file is garbage."""
+        return _cases(tmp_dir)
