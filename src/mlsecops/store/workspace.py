@@ -21,6 +21,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,6 +47,20 @@ def _head_revision() -> str:
     if head is None:  # pragma: no cover - the package always ships migrations
         raise WorkspaceError("mlsecops ships no schema migrations; the installation is broken")
     return head
+
+
+def _precreate_private_sqlite(url: str) -> None:
+    """Create an absent SQLite file with mode 0600 first; SQLite gives its -wal/-shm files the same mode."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    path = Path(parsed.database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
+    except OSError as err:
+        raise WorkspaceError(f"cannot create the database file {path}: {err.strerror or err}") from err
 
 
 @dataclass
@@ -88,6 +103,7 @@ class Workspace:
         except OSError as err:
             raise WorkspaceError(f"cannot create the workspace at {home}: {err.strerror or err}") from err
         url = database_url or f"sqlite:///{(home / 'mlsecops.db').resolve()}"
+        _precreate_private_sqlite(url)
         ws = cls(home=home, engine=make_engine(url), url=url)
         try:
             created = ws._migrate(actor=actor, allow_create=True)
@@ -100,8 +116,6 @@ class Workspace:
                         subject=str(home.resolve()),
                         details={"database": redact_url(url), "schema": _head_revision()},
                     )
-            if url.startswith("sqlite"):
-                os.chmod(home / "mlsecops.db", 0o600)
         except BaseException:
             ws.close()
             raise
