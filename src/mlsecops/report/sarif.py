@@ -15,7 +15,6 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from mlsecops._version import __version__
 from mlsecops.core.findings import Finding, Report, Severity
 
 __all__ = ["SARIF_SCHEMA_URI", "SarifRenderer", "report_to_sarif"]
@@ -117,7 +116,7 @@ def report_to_sarif(report: Report) -> dict[str, Any]:
                 "tool": {
                     "driver": {
                         "name": "mlsecops",
-                        "version": __version__,
+                        "version": report.tool_version,
                         "informationUri": "https://pypi.org/project/mlsecops/",
                         "rules": rules,
                     }

@@ -70,11 +70,11 @@ def report_renderable(report: Report) -> Group:
         for name, value in report.metrics.items():
             metrics.add_row(escape(name), f"{value:.4g}")
         parts.append(metrics)
-    for key, value in report.data.items():
-        if isinstance(value, list):
-            parts.append(Text(f"{key}: {len(value)} item(s) (see --format json for all)", style="dim"))
-        elif not isinstance(value, dict):
-            parts.append(Text(f"{key}: {json.dumps(value)}", style="dim"))
+    for key, item in report.data.items():
+        if isinstance(item, list):
+            parts.append(Text(f"{key}: {len(item)} item(s) (see --format json for all)", style="dim"))
+        elif not isinstance(item, dict):
+            parts.append(Text(f"{key}: {json.dumps(item)}", style="dim"))
     return Group(*parts)
 
 
