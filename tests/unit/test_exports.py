@@ -23,7 +23,10 @@ def test_all_names_exist_once(name: str) -> None:
 def test_public_names_are_exported(name: str) -> None:
     module = importlib.import_module(name)
     public = {
-        n for n, v in vars(module).items()
+        n
+        for n, v in vars(module).items()
         if not n.startswith("_") and getattr(v, "__module__", "").startswith(name) and callable(v)
     }
-    assert public <= set(module.__all__), f"{name} defines public names missing from __all__: {public - set(module.__all__)}"
+    assert public <= set(module.__all__), (
+        f"{name} defines public names missing from __all__: {public - set(module.__all__)}"
+    )

@@ -81,8 +81,12 @@ def test_imports_point_down(path: Path) -> None:
         assert other in LAYER, f"{path.name}:{line} imports unknown package mlsecops.{other}"
         up = LAYER[other] > LAYER[own]
         sideways = LAYER[other] == LAYER[own] and (own, other) not in ALLOWED_SIDEWAYS
-        assert not up, f"{path.relative_to(SRC)}:{line} imports {name}: {own} may not import the higher layer {other}"
-        assert not sideways, f"{path.relative_to(SRC)}:{line} imports {name}: {own} -> {other} is not an allowed sideways import"
+        assert not up, (
+            f"{path.relative_to(SRC)}:{line} imports {name}: {own} may not import the higher layer {other}"
+        )
+        assert not sideways, (
+            f"{path.relative_to(SRC)}:{line} imports {name}: {own} -> {other} is not an allowed sideways import"
+        )
 
 
 def test_core_imports_nothing_heavy() -> None:

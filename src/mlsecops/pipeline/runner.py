@@ -110,7 +110,7 @@ def _combine(pipeline: Pipeline, results: list[StageResult], gate: GateResult) -
         findings=tuple(f for r in results for f in r.report.findings),
         metrics=metrics,
         verdict="pass" if gate.passed else "fail",
-        data={"pipeline": str(pipeline.source), "stages": stages, "gate": gate.to_json()},  # type: ignore[dict-item]
+        data={"pipeline": str(pipeline.source), "stages": stages, "gate": gate.to_json()},
         figures=tuple(fig for r in results for fig in r.report.figures),
     )
 

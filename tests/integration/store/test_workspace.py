@@ -53,7 +53,9 @@ def test_newer_schema_is_refused_without_change(workspace: Workspace, workspace_
     with pytest.raises(SchemaTooNewError, match="newer"):
         Workspace.open(workspace_home, workspace.url)
     with workspace.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "9999_from_the_future"
+        assert (
+            conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "9999_from_the_future"
+        )
 
 
 def test_artifacts_are_content_addressed_and_audited(workspace: Workspace, tmp_path: Path) -> None:

@@ -62,7 +62,9 @@ def test_sarif_golden(golden: Callable[[str, str], None]) -> None:
 
 
 @pytest.mark.parametrize("with_findings", [True, False])
-def test_sarif_validates_against_official_schema(sarif_schema: dict[str, object], with_findings: bool) -> None:
+def test_sarif_validates_against_official_schema(
+    sarif_schema: dict[str, object], with_findings: bool
+) -> None:
     report = _report() if with_findings else Report(subject="clean", kind="audit.verify")
     log = json.loads(render(report, Format.SARIF))
     jsonschema.Draft4Validator(sarif_schema).validate(log)
