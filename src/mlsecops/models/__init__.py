@@ -43,5 +43,6 @@ __all__ = [
     "check_labels",
     "check_probabilities",
     "import_object",
+    "load_estimator",
     "load_model",
 ]

@@ -77,7 +77,9 @@ class HttpModel:
 
     def _where(self) -> str:
         parts = urllib.parse.urlsplit(self.url)
-        return f"model endpoint {parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"
+        return (
+            f"model endpoint {parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"
+        )
 
     def _post(self, rows: np.ndarray) -> object:
         body = json.dumps({"inputs": rows.tolist()}).encode()
@@ -96,7 +98,7 @@ class HttpModel:
             if isinstance(err.reason, (TimeoutError, socket.timeout)):
                 raise EndpointError(f"{self._where()} timed out after {self.timeout:g} s") from err
             raise EndpointError(f"cannot reach {self._where()}: {err.reason}") from err
-        except (TimeoutError, socket.timeout) as err:
+        except TimeoutError as err:
             raise EndpointError(f"{self._where()} timed out after {self.timeout:g} s") from err
         except OSError as err:
             raise EndpointError(f"cannot reach {self._where()}: {err}") from err

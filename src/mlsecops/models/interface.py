@@ -159,7 +159,9 @@ def check_probabilities(p: Any, n: int, n_classes: int | None = None, *, source:
         raise ModelError(f"{source} returned non-numeric output ({err})") from err
     if arr.ndim != 2 or arr.shape[0] != n or (n_classes is not None and arr.shape[1] != n_classes):
         want = f"({n}, {n_classes})" if n_classes is not None else f"({n}, n_classes)"
-        raise ModelError(f"{source} returned output of shape {tuple(arr.shape)}; expected probabilities {want}")
+        raise ModelError(
+            f"{source} returned output of shape {tuple(arr.shape)}; expected probabilities {want}"
+        )
     if not np.all(np.isfinite(arr)):
         raise ModelError(f"{source} returned NaN or infinite probabilities")
     if arr.size and (arr.min() < -_PROBA_TOLERANCE or arr.max() > 1 + _PROBA_TOLERANCE):

@@ -60,7 +60,9 @@ def load_model(
 
         return HttpModel(text, input_shape=input_shape, n_classes=n_classes, timeout=timeout)
     if text.startswith("python:"):
-        return _from_python(text, input_shape=input_shape, n_classes=n_classes, output=output, weights=weights)
+        return _from_python(
+            text, input_shape=input_shape, n_classes=n_classes, output=output, weights=weights
+        )
     path = Path(text)
     suffix = path.suffix.lower()
     if suffix in _TORCH_SUFFIXES:

@@ -47,7 +47,9 @@ class OnnxModel:
         try:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 2
-            self._session = ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(
+                str(p), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
         except Exception as err:  # onnxruntime raises its own untyped errors on bad graphs
             raise ModelError(f"{p} is not a loadable ONNX model: {err}") from err
         inp = self._session.get_inputs()[0]
@@ -105,4 +107,3 @@ class OnnxModel:
             z = raw - raw.max(axis=1, keepdims=True)
             raw = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
         return check_probabilities(raw, len(arr), self._n_classes, source="the ONNX model")
-

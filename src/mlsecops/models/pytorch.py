@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -89,7 +90,8 @@ class TorchModel:
             raise ModelError(f"the model failed on inputs of shape {tuple(x.shape)}: {err}") from err
         if isinstance(out, (tuple, list)):
             out = out[0]
-        return out
+        result: torch.Tensor = out
+        return result
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (or log-probabilities, which serve the same purpose) of a batch, differentiable."""
@@ -134,22 +136,31 @@ class TorchModel:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the module as a TorchScript file (scripted if possible, else traced) and return the path."""
-        import torch
-
         out = Path(path)
         module = self.module
+        with warnings.catch_warnings():
+            # TorchScript is deprecated in recent torch but remains the one self-contained format that
+            # carries code and weights without pickle; torch.export archives can replace it later.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return self._save(module, out)
+
+    def _save(self, module: Any, out: Path) -> Path:
+        import torch
+
         if not isinstance(module, torch.jit.ScriptModule):
             try:
                 module = torch.jit.script(module)
             except Exception:  # scripting fails on many dynamic modules; tracing covers feed-forward nets
                 example = torch.zeros((1, *self._input_shape), device=self._device)
-                module = torch.jit.trace(module, example)
+                module = torch.jit.trace(module, example)  # type: ignore[no-untyped-call]  # torch stub gap
         module.save(str(out))
         os.chmod(out, 0o644)
         return out
 
     @classmethod
-    def from_torchscript(cls, path: str | os.PathLike[str], *, input_shape: tuple[int, ...], **kw: Any) -> TorchModel:
+    def from_torchscript(
+        cls, path: str | os.PathLike[str], *, input_shape: tuple[int, ...], **kw: Any
+    ) -> TorchModel:
         """Load a TorchScript file (``torch.jit.save``); it holds no arbitrary pickled Python code.
 
         Raises:
@@ -161,7 +172,9 @@ class TorchModel:
         if not p.is_file():
             raise InputError(f"model file {p} does not exist")
         try:
-            module = torch.jit.load(str(p), map_location="cpu")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # see save()
+                module = torch.jit.load(str(p), map_location="cpu")  # type: ignore[no-untyped-call]  # torch stub gap
         except (RuntimeError, ValueError, OSError) as err:
             raise ModelError(f"{p} is not a loadable TorchScript model: {str(err).splitlines()[0]}") from err
         return cls(module, input_shape=input_shape, **kw)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -66,9 +68,17 @@ def test_tabular_constraints_hold(mlp, digits):
     xi = x.copy()
     xi[:, 60:64] = np.round(xi[:, 60:64])
     cons = FeatureConstraints(lower=tuple(lower), upper=tuple(upper), integer=integer, immutable=immutable)
-    for name, norm, eps in (("pgd", "linf", 0.5), ("pgd", "l2", 2.0), ("apgd", "linf", 0.5), ("fgsm", "linf", 0.5)):
-        res = make_attack(name, norm=norm, steps=10).generate(mlp, xi, y, eps=eps, constraints=cons) if name != "fgsm" \
+    for name, norm, eps in (
+        ("pgd", "linf", 0.5),
+        ("pgd", "l2", 2.0),
+        ("apgd", "linf", 0.5),
+        ("fgsm", "linf", 0.5),
+    ):
+        res = (
+            make_attack(name, norm=norm, steps=10).generate(mlp, xi, y, eps=eps, constraints=cons)
+            if name != "fgsm"
             else make_attack(name, norm=norm).generate(mlp, xi, y, eps=eps, constraints=cons)
+        )
         adv = res.x_adv
         assert np.all(adv >= lower - 1e-6) and np.all(adv <= upper + 1e-6)
         np.testing.assert_array_equal(adv[:, 20:30], xi[:, 20:30])
@@ -102,4 +112,4 @@ def test_bad_inputs_give_clear_errors(mlp, digits):
 def test_apgd_checkpoints_follow_the_schedule():
     marks = checkpoints(100)
     assert marks[0] == 22 and marks[1] == 41  # p1=0.22, p2=0.22+0.19
-    assert all(b > a for a, b in zip(marks, marks[1:], strict=False)) and marks[-1] < 100
+    assert all(b > a for a, b in itertools.pairwise(marks)) and marks[-1] < 100

@@ -35,9 +35,11 @@ def test_torch_adapter_probabilities_and_gradient(xy):
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
     g = m.loss_gradient(x, y)
     assert g.shape == x.shape and np.abs(g).sum() > 0
+
     # the gradient points uphill: a small step along it raises the loss
     def loss(a):
         return -np.log(m.predict_proba(a)[np.arange(len(y)), y]).sum()
+
     assert loss(x + 1e-2 * g / np.abs(g).max()) > loss(x)
 
 
@@ -83,7 +85,7 @@ def test_python_spec_loads_module_factory(xy):
     assert isinstance(m, TorchModel) and m.predict_proba(x).shape == (30, 3)
     with pytest.raises(InputError, match="no attribute"):
         load_model("python:adapter_helpers:nothing_here", input_shape=(4,))
-    with pytest.raises(InputError, match="python:package.module:attr"):
+    with pytest.raises(InputError, match=r"python:package\.module:attr"):
         load_model("python:adapter_helpers", input_shape=(4,))
 
 

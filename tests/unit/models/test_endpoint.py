@@ -19,7 +19,7 @@ from mlsecops.models import EndpointError, HttpModel, ModelError, load_model
 class _Handler(BaseHTTPRequestHandler):
     mode = "ok"
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         rows = np.asarray(body["inputs"], dtype=float)
         if self.path == "/slow":
@@ -79,14 +79,14 @@ def test_unreachable_endpoint_is_a_clear_error():
 
 def test_endpoint_timeout_is_a_clear_error(server):
     m = HttpModel(f"{server}/slow", input_shape=(4,), n_classes=3, timeout=0.3)
-    with pytest.raises(EndpointError, match="timed out after 0.3 s"):
+    with pytest.raises(EndpointError, match=r"timed out after 0\.3 s"):
         m.predict_proba(np.zeros((2, 4), dtype=np.float32))
 
 
 def test_endpoint_http_error_and_non_probabilities(server):
     with pytest.raises(EndpointError, match="HTTP 500"):
         HttpModel(f"{server}/error", input_shape=(4,), n_classes=3).predict_proba(np.zeros((1, 4)))
-    with pytest.raises(ModelError, match="not probabilities|outside"):
+    with pytest.raises(ModelError, match=r"not probabilities|outside"):
         HttpModel(f"{server}/scores", input_shape=(4,), n_classes=3).predict_proba(np.ones((2, 4)))
 
 

@@ -1,0 +1,40 @@
+"""Per-example losses that white-box attacks maximise: cross-entropy, margin (C&W) and DLR."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["attack_loss", "margin"]
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Best other logit minus the true one: positive exactly when the example is misclassified."""
+    import torch
+
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    other = logits.masked_fill(torch.nn.functional.one_hot(y, logits.shape[1]).bool(), float("-inf"))
+    return other.max(dim=1).values - true
+
+
+def attack_loss(name: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-example loss to maximise.
+
+    ``ce``: cross-entropy. ``margin``: the C&W margin. ``dlr``: the difference-of-logits ratio of Croce
+    and Hein (2020), the margin divided by the spread of the top logits, so it does not depend on the
+    logits' scale; with fewer than three classes it falls back to the margin.
+    """
+    import torch
+
+    if name == "ce":
+        return torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    if name == "margin":
+        return margin(logits, y)
+    if name == "dlr":
+        if logits.shape[1] < 3:
+            return margin(logits, y)
+        top = logits.sort(dim=1, descending=True).values
+        return margin(logits, y) / (top[:, 0] - top[:, 2] + 1e-12)
+    raise ValueError(f"unknown loss {name!r}; use 'ce', 'margin' or 'dlr'")

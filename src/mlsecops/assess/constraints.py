@@ -1,0 +1,184 @@
+"""Where an adversarial example may go: the eps ball around the original and the feature domain.
+
+``FeatureConstraints`` holds per-feature lower and upper bounds, integer features (which only move in
+whole steps) and immutable features (which never move). ``project`` maps any candidate back into
+``ball(x0, eps) ∩ bounds``, with integer features moved toward the original by whole steps and
+immutable ones reset. Every attack calls it after every step, so no attack can leave the set.
+
+Integer features are truncated toward the original (``x0 + trunc(x - x0)``): that never increases
+the perturbation, so the eps ball and (integer) bounds still hold after rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from mlsecops.core.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["FeatureConstraints", "Norm", "parse_norm"]
+
+Norm = Literal["linf", "l2"]
+
+
+def parse_norm(value: str) -> Norm:
+    """Turn ``linf``/``inf``/``Linf`` or ``l2``/``2`` into a norm name.
+
+    Raises:
+        InputError: anything else.
+    """
+    v = str(value).strip().lower().replace("-", "")
+    if v in ("linf", "inf", "l_inf", "np.inf"):
+        return "linf"
+    if v in ("l2", "2"):
+        return "l2"
+    raise InputError(f"norm must be 'linf' or 'l2'; got {value!r}")
+
+
+@dataclass(frozen=True)
+class FeatureConstraints:
+    """Feature domain for adversarial inputs, per feature of one input (flattened order).
+
+    Attributes:
+        lower: lower bound, a scalar or one value per feature.
+        upper: upper bound, a scalar or one value per feature.
+        integer: indices of features that take whole values only.
+        immutable: indices of features an attacker cannot change.
+    """
+
+    lower: float | tuple[float, ...] = 0.0
+    upper: float | tuple[float, ...] = 1.0
+    integer: tuple[int, ...] = ()
+    immutable: tuple[int, ...] = ()
+
+    @classmethod
+    def from_data(cls, x: np.ndarray, **overrides: Any) -> FeatureConstraints:
+        """Bounds from the data's global range, unless given in ``overrides``."""
+        kw: dict[str, Any] = {
+            "lower": float(np.min(x)) if x.size else 0.0,
+            "upper": float(np.max(x)) if x.size else 1.0,
+        }
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        for key in ("lower", "upper"):
+            if isinstance(kw[key], Sequence):
+                kw[key] = tuple(float(v) for v in kw[key])
+            else:
+                kw[key] = float(kw[key])
+        for key in ("integer", "immutable"):
+            if key in kw:
+                kw[key] = tuple(int(v) for v in kw[key])
+        return cls(**kw)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], x: np.ndarray) -> FeatureConstraints:
+        """Read ``lower``/``upper``/``integer_features``/``immutable_features`` from check options."""
+        return cls.from_data(
+            x,
+            lower=options.get("lower"),
+            upper=options.get("upper"),
+            integer=options.get("integer_features"),
+            immutable=options.get("immutable_features"),
+        )
+
+    def arrays(self, n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Bounds and masks as flat arrays of length ``n_features``.
+
+        Raises:
+            InputError: bounds of the wrong length, lower above upper, or feature indices out of range.
+        """
+        lo = _per_feature(self.lower, n_features, "lower")
+        hi = _per_feature(self.upper, n_features, "upper")
+        if np.any(lo > hi):
+            raise InputError("every lower bound must be at most its upper bound")
+        integer = np.zeros(n_features, dtype=bool)
+        immutable = np.zeros(n_features, dtype=bool)
+        for name, idx, mask in (("integer", self.integer, integer), ("immutable", self.immutable, immutable)):
+            bad = [i for i in idx if not 0 <= i < n_features]
+            if bad:
+                raise InputError(f"{name} feature indices {bad} are outside 0..{n_features - 1}")
+            mask[list(idx)] = True
+        return lo, hi, integer, immutable
+
+    def check_inside(self, x: np.ndarray) -> None:
+        """Raise ``InputError`` when the clean inputs already break the bounds or integrality."""
+        flat = x.reshape(len(x), -1)
+        lo, hi, integer, _ = self.arrays(flat.shape[1])
+        if np.any(flat < lo - 1e-6) or np.any(flat > hi + 1e-6):
+            raise InputError(
+                "the data lies outside the feature bounds; widen 'lower'/'upper' or rescale the data "
+                f"(data range {flat.min():.4g}..{flat.max():.4g})"
+            )
+        if integer.any() and np.any(flat[:, integer] != np.round(flat[:, integer])):
+            raise InputError("features declared integer hold non-integer values in the data")
+
+    def torch_projector(self, x0: torch.Tensor) -> _Projector:
+        """A projector bound to a batch of originals (bounds moved to its device and shape)."""
+        return _Projector(self, x0)
+
+
+def _per_feature(value: float | tuple[float, ...], n_features: int, name: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float32)
+    if arr.ndim == 0:
+        return np.full(n_features, float(arr), dtype=np.float32)
+    if arr.shape != (n_features,):
+        raise InputError(
+            f"per-feature bound {name!r} has {arr.size} values; the inputs have {n_features} features"
+        )
+    return arr.copy()
+
+
+class _Projector:
+    """Projection onto ``ball(x0, eps) ∩ bounds`` with integer and immutable features, in torch."""
+
+    def __init__(self, constraints: FeatureConstraints, x0: torch.Tensor) -> None:
+        import torch
+
+        n_features = int(x0[0].numel())
+        lo, hi, integer, immutable = constraints.arrays(n_features)
+        shape = tuple(x0.shape[1:])
+        self.x0 = x0
+        self.lo = torch.from_numpy(lo).reshape(shape).to(x0.device)
+        self.hi = torch.from_numpy(hi).reshape(shape).to(x0.device)
+        self.integer = torch.from_numpy(integer).reshape(shape).to(x0.device) if integer.any() else None
+        self.mutable = (~torch.from_numpy(immutable)).reshape(shape).to(x0.device).to(x0.dtype)
+
+    def subset(self, idx: torch.Tensor) -> _Projector:
+        """The same projector for a subset of the batch."""
+        out = object.__new__(_Projector)
+        out.__dict__.update(self.__dict__)
+        out.x0 = self.x0[idx]
+        return out
+
+    def __call__(
+        self, x: torch.Tensor, eps: float, norm: Norm, x0: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        import torch
+
+        base = self.x0 if x0 is None else x0
+        delta = (x - base) * self.mutable
+        if norm == "linf":
+            delta = delta.clamp(-eps, eps)
+        else:
+            norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+            factor = torch.clamp(eps / norms, max=1.0)
+            delta = delta * factor.view(-1, *([1] * (delta.ndim - 1)))
+        out = torch.maximum(torch.minimum(base + delta, self.hi), self.lo)
+        if self.integer is not None:
+            out = torch.where(self.integer, base + torch.trunc(out - base), out)
+        return out
+
+    def clip(self, x: torch.Tensor) -> torch.Tensor:
+        """Bounds and immutable features only, no eps ball (for decision-based starting points)."""
+        import torch
+
+        out = self.x0 + (x - self.x0) * self.mutable
+        out = torch.maximum(torch.minimum(out, self.hi), self.lo)
+        if self.integer is not None:
+            out = torch.where(self.integer, self.x0 + torch.trunc(out - self.x0), out)
+        return out
