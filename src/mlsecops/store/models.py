@@ -9,7 +9,16 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["AuditEvent", "AuditHead", "Base", "PipelineRun", "StoredArtifact", "StoredReport"]
+__all__ = [
+    "AuditEvent",
+    "AuditHead",
+    "Base",
+    "LineageEdge",
+    "LineageNode",
+    "PipelineRun",
+    "StoredArtifact",
+    "StoredReport",
+]
 
 
 class Base(DeclarativeBase):
@@ -87,3 +96,34 @@ class StoredReport(Base):
     verdict: Mapped[str | None] = mapped_column(String(50), nullable=True)
     body: Mapped[str] = mapped_column(Text)
     """The report as JSON (``mlsecops.report/1`` schema)."""
+
+
+class LineageNode(Base):
+    """A dataset, training run, model version, deployment (or quarantine set) in the lineage graph."""
+
+    __tablename__ = "lineage_nodes"
+    __table_args__ = (UniqueConstraint("kind", "name", "version", name="uq_lineage_node"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    """``dataset``, ``training_run``, ``model_version``, ``deployment``, ``quarantine``..."""
+    name: Mapped[str] = mapped_column(String(300))
+    version: Mapped[str] = mapped_column(String(100), default="")
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """SHA-256 of the content (file, manifest, or model directory manifest), when there is one."""
+    attributes: Mapped[str] = mapped_column(Text, default="{}")
+    """JSON object: manifest, metrics, parameters."""
+    created: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+
+
+class LineageEdge(Base):
+    """``parent`` was used to produce ``child`` (``relation``: ``trained_on``, ``derived_from``...)."""
+
+    __tablename__ = "lineage_edges"
+    __table_args__ = (UniqueConstraint("parent_id", "child_id", "relation", name="uq_lineage_edge"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("lineage_nodes.id"), index=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("lineage_nodes.id"), index=True)
+    relation: Mapped[str] = mapped_column(String(50))
