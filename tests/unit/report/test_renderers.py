@@ -108,3 +108,12 @@ def test_html_is_self_contained_and_escapes() -> None:
 def test_text_lists_findings_and_metrics() -> None:
     out = render(_report(), Format.TEXT)
     assert "os.system is called" in out and "critical" in out and "files" in out
+
+
+def test_schema_doc_lists_every_top_level_and_finding_key() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "report-schema.md").read_text(encoding="utf-8")
+    data = report_to_dict(_report())
+    for key in [k for k in data if k != "artifacts"] + list(data["findings"][0]):
+        assert f"| `{key}` |" in doc, f"docs/report-schema.md does not document {key!r}"
