@@ -11,9 +11,22 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlsecops.cli._common import EXIT_FAIL, EXIT_OK, console, err_console, open_workspace
+from mlsecops.cli._common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    FormatOpt,
+    OutputOpt,
+    console,
+    emit,
+    err_console,
+    open_workspace,
+    settings,
+)
+from mlsecops.core.checks import Target
 from mlsecops.core.errors import InputError
+from mlsecops.report import Format
 from mlsecops.store import audit as audit_trail
+from mlsecops.store.checks import AuditChainCheck
 
 __all__ = ["register"]
 
@@ -90,31 +103,24 @@ def log(
 
 
 @audit_app.command("verify")
-def verify(
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-) -> None:
+def verify(fmt: FormatOpt = Format.TEXT, output: OutputOpt = None) -> None:
     """Walk the hash chain; exit 1 naming the first bad event when anything was edited, deleted,
     reordered or inserted by hand."""
-    with open_workspace() as ws, ws.session(readonly=True) as s:
-        status = audit_trail.verify(s)
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "ok": status.ok,
-                    "events": status.events,
-                    "bad_event": status.bad_seq,
-                    "reason": status.reason or None,
-                }
+    cfg = settings()
+    with open_workspace() as ws:  # refuses a missing, corrupt or too-new workspace (exit 2)
+        target = Target(home=ws.home, database_url=ws.url, actor=cfg.actor)
+    report = AuditChainCheck().run(target)
+    if fmt is Format.TEXT and output is None:
+        if report.verdict == "intact":
+            console.print(
+                f"[green]audit trail intact[/]: {int(report.metrics['audit_events'])} event(s) verified"
             )
-        )
-    elif status.ok:
-        console.print(f"[green]audit trail intact[/]: {status.events} event(s) verified")
+        else:
+            for f in report.findings:
+                err_console.print(f"[bold red]{escape(f.title)}[/]: {escape(f.detail)}")
     else:
-        err_console.print(
-            f"[bold red]audit trail TAMPERED[/] at event {status.bad_seq}: {escape(status.reason)}"
-        )
-    raise typer.Exit(EXIT_OK if status.ok else EXIT_FAIL)
+        emit(report, fmt, output)
+    raise typer.Exit(EXIT_OK if report.verdict == "intact" else EXIT_FAIL)
 
 
 def register(app: typer.Typer) -> None:

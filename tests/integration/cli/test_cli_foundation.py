@@ -29,9 +29,10 @@ def test_init_then_verify_then_tamper(cli: Cli, tmp_path: Path) -> None:
     bad = cli("audit", "verify")
     assert bad.code == 1
     assert "event 1" in bad.err
-    as_json = json.loads(cli("audit", "verify", "--json").out)
-    assert (as_json["ok"], as_json["events"], as_json["bad_event"]) == (False, 1, 1)
-    assert "edited" in as_json["reason"]
+    report = json.loads(cli("audit", "verify", "--format", "json").out)
+    assert report["verdict"] == "tampered" and report["max_severity"] == "critical"
+    assert report["findings"][0]["location"] == {"event": 1}
+    assert "edited" in report["findings"][0]["detail"]
 
 
 def test_audit_log_json_and_filters(cli: Cli) -> None:
