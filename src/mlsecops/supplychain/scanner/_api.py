@@ -1,0 +1,334 @@
+"""Public entry points: scan one file, scan many paths in parallel, turn results into a ``Report``.
+
+``scan_file`` opens the file read-only, hashes it on a second thread while the scanner reads only what
+it needs, and never raises for hostile content: every problem becomes a hit, and an unexpected internal
+error becomes an ``error`` verdict (fail closed). ``scan_paths`` expands directories (symlinks are
+reported, not followed) and scans files in a process pool; ``scan_report`` renders the results as the
+one ``Report`` type of the project, with the ``artifacts`` list in ``Report.data``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from pydantic import JsonValue
+
+from mlsecops.core.errors import InputError
+from mlsecops.core.findings import Finding, Report, Severity, utcnow
+from mlsecops.supplychain.scanner._engine import ArtifactScanner
+from mlsecops.supplychain.scanner._io import FileRegion, Stream
+from mlsecops.supplychain.scanner._types import ArtifactScan, Budget, Hit, LimitReached, ScanLimits, Verdict
+
+__all__ = ["CHECK_NAME", "iter_files", "scan_fd", "scan_file", "scan_paths", "scan_report", "to_findings"]
+
+CHECK_NAME = "artifact.scan"
+
+
+def _hash_file(fd: int, size: int, out: list[str]) -> None:
+    h = hashlib.sha256()
+    pos = 0
+    step = 8 << 20
+    while pos < size:
+        data = os.pread(fd, step, pos)
+        if not data:
+            break
+        h.update(data)
+        pos += len(data)
+    out.append(h.hexdigest())
+
+
+def scan_file(path: str | Path, *, limits: ScanLimits | None = None, sha256: bool = True) -> ArtifactScan:
+    """Scan one file without loading, importing or executing anything from it.
+
+    Args:
+        path: the file.
+        limits: scan bounds; the defaults suit model files up to tens of gigabytes.
+        sha256: also compute the file's SHA-256 (on a second thread, while scanning).
+
+    Returns:
+        The result, with a verdict over everything inside the file.
+
+    Raises:
+        InputError: the path does not exist, is not a regular file, or cannot be opened.
+    """
+    limits = limits or ScanLimits()
+    p = Path(path)
+    t0 = time.monotonic()
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file; give a model file, an archive or a directory") from None
+    except OSError as err:
+        raise InputError(f"{p}: cannot open ({err.strerror})") from None
+    try:
+        return scan_fd(fd, str(p), limits=limits, sha256=sha256, started=t0)
+    finally:
+        os.close(fd)
+
+
+def scan_fd(
+    fd: int, path: str, *, limits: ScanLimits | None = None, sha256: bool = True, started: float | None = None
+) -> ArtifactScan:
+    """Scan the regular file open as ``fd`` (the loading guard scans and loads through one descriptor).
+
+    Raises:
+        InputError: ``fd`` is not a regular file.
+    """
+    limits = limits or ScanLimits()
+    t0 = started if started is not None else time.monotonic()
+    p = path
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{p}: not a regular file")
+    size = st.st_size
+    digest: list[str] = []
+    hasher = None
+    if sha256:
+        hasher = threading.Thread(target=_hash_file, args=(fd, size, digest), daemon=True)
+        hasher.start()
+    budget = Budget(limits)
+    scanner = ArtifactScanner(limits, budget)
+    if limits.max_file_bytes is not None and size > limits.max_file_bytes:
+        scanner.add(
+            Hit(
+                Severity.MEDIUM,
+                "file larger than the size limit",
+                f"{size} bytes > {limits.max_file_bytes}; not scanned",
+                kind="limit",
+                error=True,
+            )
+        )
+    else:
+        try:
+            scanner.scan(Stream(FileRegion(fd, 0, size), budget), "", 0)
+        except LimitReached as err:
+            scanner.add(
+                Hit(
+                    Severity.MEDIUM,
+                    f"scan limit reached ({err.what})",
+                    f"{err.detail}; the rest of the file was not inspected",
+                    kind="limit",
+                    error=True,
+                    atlas=None,
+                    remediation="Raise the limit (ScanLimits / --max-seconds) or inspect by hand.",
+                )
+            )
+        except RecursionError:
+            scanner.add(Hit(Severity.MEDIUM, "structure nested too deeply", "", kind="limit", error=True))
+        except Exception as err:  # fail closed: a scanner bug must never read as "safe"
+            scanner.add(
+                Hit(
+                    Severity.MEDIUM,
+                    "scanner error",
+                    f"{type(err).__name__}: {err}"[:300],
+                    kind="limit",
+                    error=True,
+                    atlas=None,
+                )
+            )
+    if hasher is not None:
+        hasher.join()
+    return ArtifactScan(
+        path=str(p),
+        sha256=digest[0] if digest else None,
+        size=size,
+        format=scanner.formats.get("", "unknown"),
+        hits=scanner.hits,
+        seconds=time.monotonic() - t0,
+        entries_scanned=scanner.entries,
+    )
+
+
+def iter_files(
+    paths: Iterable[str | Path], *, on_skip: Callable[[Path, str], None] | None = None
+) -> Iterator[Path]:
+    """Expand files and directories into files, in a stable order; symlinks are skipped and reported.
+
+    Raises:
+        InputError: a given path does not exist.
+    """
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists() and not p.is_symlink():
+            raise InputError(f"{p}: no such file or directory")
+        if p.is_file():
+            yield p
+            continue
+        if not p.is_dir():
+            raise InputError(f"{p}: not a file or directory")
+        for root, dirs, files in os.walk(p, followlinks=False):
+            dirs.sort()
+            for name in sorted(files):
+                f = Path(root) / name
+                if f.is_symlink():
+                    if on_skip is not None:
+                        on_skip(f, "symbolic link not followed")
+                    continue
+                if f.is_file():
+                    yield f
+            for d in dirs:
+                if (Path(root) / d).is_symlink() and on_skip is not None:
+                    on_skip(Path(root) / d, "symbolic link not followed")
+
+
+def _scan_one(args: tuple[str, ScanLimits, bool]) -> ArtifactScan:
+    path, limits, sha = args
+    try:
+        return scan_file(path, limits=limits, sha256=sha)
+    except InputError as err:
+        return ArtifactScan(
+            path=path,
+            sha256=None,
+            size=0,
+            format="unreadable",
+            hits=[
+                Hit(
+                    Severity.MEDIUM,
+                    "unreadable file",
+                    err.diagnostics(),
+                    kind="limit",
+                    error=True,
+                    atlas=None,
+                )
+            ],
+            seconds=0.0,
+        )
+
+
+def scan_paths(
+    paths: Sequence[str | Path],
+    *,
+    limits: ScanLimits | None = None,
+    workers: int | None = None,
+    sha256: bool = True,
+    progress: Callable[[ArtifactScan], None] | None = None,
+) -> list[ArtifactScan]:
+    """Scan files and directories; several files are scanned in parallel processes.
+
+    Args:
+        paths: files and directories.
+        limits: scan bounds per file.
+        workers: process count (default: CPU count, at most 8; 1 scans in this process).
+        sha256: compute file digests.
+        progress: called once per finished file.
+
+    Returns:
+        One result per file, in the order the files were found.
+
+    Raises:
+        InputError: a path does not exist.
+    """
+    limits = limits or ScanLimits()
+    skipped: list[ArtifactScan] = []
+
+    def skip(p: Path, why: str) -> None:
+        skipped.append(
+            ArtifactScan(
+                path=str(p),
+                sha256=None,
+                size=0,
+                format="symlink",
+                hits=[Hit(Severity.LOW, "symbolic link not followed", why, kind="container", atlas=None)],
+                seconds=0.0,
+            )
+        )
+
+    files = [str(f) for f in iter_files(paths, on_skip=skip)]
+    n = workers if workers is not None else min(8, os.cpu_count() or 1)
+    out: list[ArtifactScan] = []
+    if n <= 1 or len(files) <= 1:
+        for f in files:
+            r = _scan_one((f, limits, sha256))
+            out.append(r)
+            if progress is not None:
+                progress(r)
+    else:
+        with ProcessPoolExecutor(max_workers=min(n, len(files))) as pool:
+            for r in pool.map(_scan_one, [(f, limits, sha256) for f in files], chunksize=1):
+                out.append(r)
+                if progress is not None:
+                    progress(r)
+    for r in skipped:
+        out.append(r)
+        if progress is not None:
+            progress(r)
+    return out
+
+
+def to_findings(result: ArtifactScan) -> list[Finding]:
+    """Turn the hits of one artifact into ``Finding`` values."""
+    out = []
+    for h in result.hits:
+        location: dict[str, str | int] = {"format": result.format}
+        if h.entry:
+            location["entry"] = h.entry
+        if h.offset is not None:
+            location["offset"] = h.offset
+        evidence: dict[str, JsonValue] = {"analysis": h.kind}
+        if h.callable:
+            evidence["callable"] = h.callable
+        out.append(
+            Finding(
+                check=CHECK_NAME,
+                severity=h.severity,
+                title=h.title,
+                detail=h.detail,
+                artifact=result.path,
+                location=location,
+                evidence=evidence,
+                remediation=h.remediation,
+                atlas=h.atlas,
+            )
+        )
+    return out
+
+
+def _artifact_json(result: ArtifactScan, findings: list[Finding]) -> dict[str, JsonValue]:
+    return {
+        "path": result.path,
+        "sha256": result.sha256,
+        "size": result.size,
+        "format": result.format,
+        "verdict": str(result.verdict),
+        "seconds": round(result.seconds, 4),
+        "findings": [f.model_dump(mode="json") for f in findings],
+    }
+
+
+def scan_report(
+    results: Sequence[ArtifactScan], *, subject: str | None = None, started: dt.datetime | None = None
+) -> Report:
+    """Build the ``artifact.scan`` report: findings of all artifacts, metrics, and ``data["artifacts"]``.
+
+    The report verdict is the worst artifact verdict (``safe`` when there is nothing to scan).
+    """
+    findings: list[Finding] = []
+    artifacts: list[JsonValue] = []
+    verdicts = {v: 0 for v in Verdict}
+    for r in results:
+        fs = to_findings(r)
+        findings.extend(fs)
+        artifacts.append(_artifact_json(r, fs))
+        verdicts[r.verdict] += 1
+    order = [Verdict.MALICIOUS, Verdict.ERROR, Verdict.SUSPICIOUS, Verdict.SAFE]
+    worst = next((v for v in order if verdicts[v]), Verdict.SAFE)
+    metrics = {f"artifacts_{v.value}": float(c) for v, c in verdicts.items()}
+    metrics["artifacts"] = float(len(results))
+    metrics["bytes_scanned"] = float(sum(r.size for r in results))
+    return Report(
+        subject=subject or ", ".join(r.path for r in results[:3]) + (" ..." if len(results) > 3 else ""),
+        kind=CHECK_NAME,
+        started=started if started is not None else utcnow(),
+        findings=tuple(findings),
+        metrics=metrics,
+        verdict=str(worst),
+        data={"artifacts": artifacts},
+    )

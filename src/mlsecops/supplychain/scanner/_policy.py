@@ -1,0 +1,453 @@
+"""Allow-list and deny-list that judge every global a pickle references.
+
+A pickle can only run code by naming a callable (``GLOBAL``, ``STACK_GLOBAL``, ``INST``) and calling it.
+The walker in ``_pickle.py`` resolves each name to ``module.qualname``; this module says what that name
+is worth:
+
+- ``DENY``: a known way to run code, touch the file system, the network or other processes, import
+  modules, introspect objects (``getattr`` chains reach anything) or load another pickle. Critical.
+- ``ALLOW``: what real checkpoints need: tensor and storage rebuilders, NumPy reconstructors, plain
+  containers, scikit-learn and other estimator *classes*.
+- ``UNKNOWN``: everything else (for example the ``__main__.MyNet`` of a full-model checkpoint). Not
+  proof of an attack, but nothing we would load blindly either.
+
+Names are normalised first: ``posix.system`` and ``nt.system`` are ``os.system``, ``__builtin__`` is
+``builtins``, and a protocol-4 dotted name (``builtins`` + ``getattr.__call__``) is judged by every
+prefix, so ``torch.serialization.load`` cannot hide behind ``torch`` + ``serialization.load``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["Judgement", "Rule", "judge", "normalise"]
+
+
+class Rule(Enum):
+    """The three possible judgements of a global."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The judgement of one resolved global."""
+
+    rule: Rule
+    """Allow, deny or unknown."""
+    name: str
+    """The normalised ``module.qualname``."""
+    reason: str
+    """Why (the category of a deny-list hit, or the allow-list entry)."""
+
+
+_MODULE_ALIASES = {
+    "__builtin__": "builtins",
+    "__builtins__": "builtins",
+    "posix": "os",
+    "nt": "os",
+    "posixpath": "os.path",
+    "ntpath": "os.path",
+    "_io": "io",
+    "_operator": "operator",
+    "_functools": "functools",
+    "copy_reg": "copyreg",
+    "_pickle": "pickle",
+    "cPickle": "pickle",
+    "_posixsubprocess": "subprocess",
+    "_subprocess": "subprocess",
+    "_winapi": "subprocess",
+    "numpy._core": "numpy.core",
+    "sklearn.externals.joblib": "joblib",
+}
+
+# Whole modules (and everything under them) that have no business in a model file.
+_DENY_MODULES: dict[str, str] = {
+    "os": "process/file system",
+    "sys": "interpreter internals",
+    "subprocess": "process execution",
+    "pty": "process execution",
+    "shutil": "file system",
+    "socket": "network",
+    "ssl": "network",
+    "asyncio": "process/network",
+    "multiprocessing": "process execution",
+    "concurrent": "process execution",
+    "threading": "thread creation",
+    "_thread": "thread creation",
+    "signal": "process control",
+    "ctypes": "native code",
+    "_ctypes": "native code",
+    "cffi": "native code",
+    "importlib": "module import",
+    "imp": "module import",
+    "pkgutil": "module import",
+    "zipimport": "module import",
+    "runpy": "code execution",
+    "code": "code execution",
+    "codeop": "code execution",
+    "compileall": "code execution",
+    "py_compile": "code execution",
+    "marshal": "code object loading",
+    "types": "code object construction",
+    "inspect": "introspection",
+    "gc": "introspection",
+    "pickle": "nested pickle loading",
+    "pickletools": "pickle tooling",
+    "shelve": "nested pickle loading",
+    "dill": "nested pickle loading",
+    "cloudpickle": "nested pickle loading",
+    "jsonpickle": "nested pickle loading",
+    "pip": "package installation",
+    "setuptools": "package installation",
+    "distutils": "package installation",
+    "ensurepip": "package installation",
+    "venv": "package installation",
+    "webbrowser": "process execution",
+    "urllib": "network",
+    "urllib3": "network",
+    "http": "network",
+    "httpx": "network",
+    "requests": "network",
+    "aiohttp": "network",
+    "ftplib": "network",
+    "smtplib": "network",
+    "telnetlib": "network",
+    "xmlrpc": "network",
+    "poplib": "network",
+    "imaplib": "network",
+    "nntplib": "network",
+    "tempfile": "file system",
+    "glob": "file system",
+    "fileinput": "file system",
+    "pathlib": "file system",
+    "linecache": "file system",
+    "bdb": "code execution",
+    "pdb": "code execution",
+    "trace": "code execution",
+    "timeit": "code execution",
+    "profile": "code execution",
+    "cProfile": "code execution",
+    "doctest": "code execution",
+    "unittest": "code execution",
+    "idlelib": "code execution",
+    "lib2to3": "code execution",
+    "builtins.exec": "code execution",
+    "sysconfig": "interpreter internals",
+    "site": "interpreter internals",
+    "platform": "process execution",
+    "uuid": "process execution",
+    "ast": "code execution",
+    "dis": "introspection",
+    "operator": "introspection (attrgetter/methodcaller chains)",
+    "functools": "call indirection (partial/reduce)",
+    "itertools": "call indirection (starmap)",
+    "copyreg._reconstructor_with_init": "call indirection",
+    "torch.hub": "remote code download",
+    "torch.jit": "TorchScript loading/compilation",
+    "torch._inductor": "code compilation",
+    "torch._dynamo": "code compilation",
+    "torch.utils.cpp_extension": "native code compilation",
+    "torch.utils.data.datapipes": "code execution",
+    "torch.package": "nested pickle loading",
+    "torch.fx": "code generation",
+    "torch.distributed": "network/process",
+    "torch.multiprocessing": "process execution",
+    "torch.testing": "code execution",
+    "torch._ops": "operator dispatch",
+    "torch.ops": "operator dispatch",
+    "torch.library": "operator registration",
+    "torch._C._jit": "TorchScript internals",
+    "torch.serialization": "nested pickle loading",
+    "numpy.load": "nested pickle loading",
+    "numpy.lib.npyio": "nested pickle loading",
+    "numpy.lib.format": "nested pickle loading",
+    "numpy.testing": "code execution",
+    "numpy.distutils": "package build",
+    "numpy.f2py": "native code compilation",
+    "numpy.ctypeslib": "native code",
+    "joblib.load": "nested pickle loading",
+    "joblib.numpy_pickle.load": "nested pickle loading",
+    "joblib.parallel": "process execution",
+    "joblib._parallel_backends": "process execution",
+    "joblib.externals": "nested pickle loading",
+    "sklearn.utils._testing": "code execution",
+    "pandas.read_pickle": "nested pickle loading",
+    "pandas.io": "file system/network",
+    "keras.models.load_model": "nested model loading",
+    "tensorflow.io": "file system",
+    "tensorflow.keras.models.load_model": "nested model loading",
+    "IPython": "code execution",
+    "jinja2": "template code execution",
+    "mako": "template code execution",
+    "yaml": "unsafe deserialisation",
+    "numexpr": "code execution",
+    "sympy": "code execution (sympify)",
+    "pydoc": "code execution",
+    "logging.config": "code execution",
+    "email": "network",
+    "smtpd": "network",
+    "socketserver": "network",
+    "wsgiref": "network",
+    "tarfile": "file system",
+    "zipfile": "file system",
+    "bz2.open": "file system",
+    "gzip.open": "file system",
+    "lzma.open": "file system",
+    "io.open": "file system",
+    "io.FileIO": "file system",
+    "io.open_code": "file system",
+    "codecs.open": "file system",
+    "mmap": "file system",
+    "dbm": "file system",
+    "sqlite3": "file system",
+    "cmd": "code execution",
+    "pydantic": "call indirection",
+    "_sitebuiltins": "interpreter internals",
+    "__main__.exec": "code execution",
+}
+
+_DENY_BUILTINS: dict[str, str] = {
+    name: reason
+    for reason, names in {
+        "code execution": ("eval", "exec", "compile", "breakpoint", "input", "help"),
+        "module import": ("__import__",),
+        "introspection": ("getattr", "setattr", "delattr", "globals", "locals", "vars", "dir", "hasattr"),
+        "file system": ("open", "file", "execfile"),
+        "call indirection": ("map", "filter", "apply", "reload"),
+        "process control": ("exit", "quit"),
+    }.items()
+    for name in names
+}
+
+# Exact names that real checkpoints reference.
+_ALLOW_EXACT = frozenset(
+    {
+        "builtins.set",
+        "builtins.frozenset",
+        "builtins.bytearray",
+        "builtins.bytes",
+        "builtins.complex",
+        "builtins.slice",
+        "builtins.range",
+        "builtins.list",
+        "builtins.dict",
+        "builtins.tuple",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
+        "builtins.str",
+        "builtins.NoneType",
+        "builtins.Ellipsis",
+        "builtins.NotImplemented",
+        "builtins.object",
+        "types.SimpleNamespace",
+        "torch.jit._pickle.build_intlist",
+        "torch.jit._pickle.build_tensorlist",
+        "torch.jit._pickle.build_doublelist",
+        "torch.jit._pickle.build_boollist",
+        "torch.jit._pickle.build_tensor_from_id",
+        "torch.jit._pickle.restore_type_tag",
+        "collections.OrderedDict",
+        "collections.defaultdict",
+        "collections.Counter",
+        "collections.deque",
+        "copyreg._reconstructor",
+        "copyreg.__newobj__",
+        "copyreg.__newobj_ex__",
+        "_codecs.encode",
+        "codecs.encode",
+        "datetime.datetime",
+        "datetime.date",
+        "datetime.time",
+        "datetime.timedelta",
+        "datetime.timezone",
+        "decimal.Decimal",
+        "fractions.Fraction",
+        "uuid.UUID",
+        "pathlib.PosixPath",
+        "pathlib.WindowsPath",
+        "pathlib.PurePosixPath",
+        "pathlib.PureWindowsPath",
+        "re._compile",
+        "argparse.Namespace",
+        "enum.Enum",
+        "numpy.ndarray",
+        "numpy.dtype",
+        "numpy.core.multiarray._reconstruct",
+        "numpy.core.multiarray.scalar",
+        "numpy.core.numeric._frombuffer",
+        "numpy.ma.core._mareconstruct",
+        "numpy.ma.core.MaskedArray",
+        "numpy.random._pickle.__randomstate_ctor",
+        "numpy.random._pickle.__bit_generator_ctor",
+        "numpy.random._pickle.__generator_ctor",
+        "numpy.random._pickle._unpickle_bit_generator",
+        "numpy.random.mtrand.RandomState",
+        "numpy.random._mt19937.MT19937",
+        "numpy.random._pcg64.PCG64",
+        "numpy.random._pcg64.PCG64DXSM",
+        "numpy.random._philox.Philox",
+        "numpy.random._sfc64.SFC64",
+        "numpy.random._generator.Generator",
+        "numpy.random.bit_generator.SeedSequence",
+        "numpy.random.mtrand._rand",
+        "scipy.sparse._csr.csr_matrix",
+        "scipy.sparse._csc.csc_matrix",
+        "scipy.sparse._coo.coo_matrix",
+        "scipy.sparse._csr.csr_array",
+        "scipy.sparse._csc.csc_array",
+        "scipy.sparse.csr.csr_matrix",
+        "scipy.sparse.csc.csc_matrix",
+        "joblib.numpy_pickle.NumpyArrayWrapper",
+        "joblib.numpy_pickle_compat.NDArrayWrapper",
+        "joblib.numpy_pickle_compat.ZNDArrayWrapper",
+        "torch.Size",
+        "torch.device",
+        "torch.dtype",
+        "torch.Tensor",
+        "torch._tensor._rebuild_from_type_v2",
+        "torch._tensor._rebuild_from_type",
+        "torch.nn.parameter.Parameter",
+        "torch.nn.parameter.Buffer",
+        "torch.nn.parameter.UninitializedParameter",
+        "torch.serialization._get_layout",
+        "torch.storage.UntypedStorage",
+        "torch.storage.TypedStorage",
+        "torch.storage._load_from_bytes",
+        "torch.nn.modules.module._IncompatibleKeys",
+        "torch.per_tensor_affine",
+        "torch.per_channel_affine",
+        "torch.strided",
+        "torch.sparse_coo",
+        "torch.sparse_csr",
+        "torch._C._nn.gelu",
+        "torch.nn.functional.relu",
+        "torch.nn.functional.gelu",
+        "torch.optim.adam.Adam",
+        "torch.optim.sgd.SGD",
+        "torch.optim.adamw.AdamW",
+        "torch.amp.grad_scaler.GradScaler",
+    }
+)
+
+# Prefixes under which every *class-like* name (first letter upper case) is allowed: estimator classes.
+_ALLOW_CLASS_PREFIXES = (
+    "sklearn.",
+    "xgboost.",
+    "lightgbm.",
+    "catboost.",
+    "scipy.sparse.",
+    "scipy.stats._distn_infrastructure.",
+    "torch.nn.modules.",
+    "torch.optim.",
+    "numpy.random.",
+    "pandas.core.",
+    "imblearn.",
+    "statsmodels.",
+    "transformers.models.",
+    "transformers.configuration_utils.",
+)
+
+_TORCH_REBUILD = re.compile(r"^torch\._utils\._rebuild_[a-z0-9_]+$")
+_TORCH_STORAGE = re.compile(r"^torch\.(cuda\.)?[A-Z][A-Za-z0-9]*Storage$")
+_TORCH_DTYPE = re.compile(
+    r"^torch\.(u?int(8|16|32|64)|float(16|32|64)|bfloat16|half|double|long|short|bool|complex(32|64|128)"
+    r"|cfloat|cdouble|qint8|quint8|qint32|quint4x2|float8_e4m3fn|float8_e5m2|bits8|contiguous_format"
+    r"|channels_last|preserve_format)$"
+)
+_NUMPY_SCALAR = re.compile(
+    r"^numpy\.(dtypes\.[A-Za-z0-9]+DType|u?int(8|16|32|64)?|float(16|32|64|128)?|complex(64|128|256)?|bool_?"
+    r"|object_|str_|bytes_|void|longlong|ulonglong|intc|uintc|intp|uintp|half|single|double|longdouble"
+    r"|datetime64|timedelta64|generic|number)$"
+)
+
+
+def normalise(module: str, name: str) -> str:
+    """Return the canonical ``module.qualname`` of a global, with module aliases folded.
+
+    Args:
+        module: the module part as the pickle spelled it.
+        name: the (possibly dotted) qualified name part.
+
+    Returns:
+        The dotted full name, e.g. ``os.system`` for ``posix`` + ``system``.
+    """
+    module = module.strip()
+    name = name.strip()
+    for alias in sorted(_MODULE_ALIASES, key=len, reverse=True):
+        if module == alias or module.startswith(alias + "."):
+            module = _MODULE_ALIASES[alias] + module[len(alias) :]
+            break
+    return f"{module}.{name}" if name else module
+
+
+def _deny_reason(full: str) -> str | None:
+    parts = full.split(".")
+    # Every prefix is judged: "torch" + "serialization.load" is torch.serialization.load.
+    for i in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:i])
+        if prefix in _DENY_MODULES:
+            return _DENY_MODULES[prefix]
+    if parts[0] == "builtins" and len(parts) >= 2 and parts[1] in _DENY_BUILTINS:
+        return _DENY_BUILTINS[parts[1]]
+    # Dunder access anywhere past the first attribute reaches code objects and globals
+    # (``torch.load.__globals__``, ``x.__reduce__``, ``__class__.__subclasses__``).
+    if any(p.startswith("__") and p.endswith("__") and p not in _SAFE_DUNDERS for p in parts[1:]):
+        return "dunder attribute access"
+    if any(p in {"eval", "exec", "system", "popen", "spawn", "load", "loads", "compile"} for p in parts[1:]):
+        return "code execution or nested loading"
+    return None
+
+
+_UNKNOWN_EXACT = frozenset({"functools.partial", "builtins.type", "builtins.property", "builtins.super"})
+
+_SAFE_DUNDERS = frozenset({"__newobj__", "__newobj_ex__", "__randomstate_ctor", "__bit_generator_ctor"})
+
+
+def judge(module: str, name: str) -> Judgement:
+    """Judge one global by its resolved name.
+
+    Args:
+        module: module part as written in the pickle.
+        name: qualified name part as written in the pickle.
+
+    Returns:
+        The judgement: deny-list first, then allow-list, otherwise unknown.
+    """
+    full = normalise(module, name)
+    if not _looks_like_name(module) or not _looks_like_name(name):
+        return Judgement(Rule.DENY, full, "malformed global name")
+    if full in _UNKNOWN_EXACT:
+        return Judgement(Rule.UNKNOWN, full, "call indirection; not on the allow-list")
+    if full.startswith("__torch__."):
+        return Judgement(Rule.ALLOW, full, "TorchScript class")
+    reason = _deny_reason(full)
+    if reason is not None and full not in _ALLOW_EXACT:
+        return Judgement(Rule.DENY, full, reason)
+    if full in _ALLOW_EXACT:
+        return Judgement(Rule.ALLOW, full, "allow-list")
+    if _TORCH_REBUILD.match(full) or _TORCH_STORAGE.match(full) or _TORCH_DTYPE.match(full):
+        return Judgement(Rule.ALLOW, full, "torch tensor rebuild")
+    if _NUMPY_SCALAR.match(full):
+        return Judgement(Rule.ALLOW, full, "numpy scalar type")
+    last = full.rsplit(".", 1)[-1]
+    if (
+        any(full.startswith(p) for p in _ALLOW_CLASS_PREFIXES)
+        and last[:1].isupper()
+        and "._testing" not in full
+        and ".tests." not in full
+    ):
+        return Judgement(Rule.ALLOW, full, "estimator class")
+    return Judgement(Rule.UNKNOWN, full, "not on the allow-list")
+
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_<>][A-Za-z0-9_<>]*)*$")
+
+
+def _looks_like_name(text: str) -> bool:
+    return bool(_NAME_RE.match(text.strip())) and text == text.strip()

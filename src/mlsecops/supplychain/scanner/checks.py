@@ -1,0 +1,80 @@
+"""The registered ``artifact.scan`` check: scan every path of the target, report per artifact.
+
+Options (``Target.options``): ``max_seconds`` and ``max_read_bytes`` (per-file limits), ``workers``
+(process count; 1 scans in-process), ``sha256`` (default true). The report's ``data["artifacts"]`` lists
+every file with its path, digest, format, verdict and findings; its ``verdict`` is the worst of them.
+The pipeline stage ``scan`` runs this check.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlsecops.core.checks import CheckKind, ContractCases, Target, register
+from mlsecops.core.errors import InputError
+from mlsecops.core.findings import Report, utcnow
+from mlsecops.supplychain.scanner._api import CHECK_NAME, scan_paths, scan_report
+from mlsecops.supplychain.scanner._types import ScanLimits
+
+__all__ = ["ArtifactScanCheck", "limits_from_options"]
+
+
+def limits_from_options(options: dict[str, object]) -> ScanLimits:
+    """Build ``ScanLimits`` from check options, validating types.
+
+    Raises:
+        InputError: an option has the wrong type or a non-positive value.
+    """
+    kwargs: dict[str, float | int] = {}
+    for key, typ in (
+        ("max_seconds", float),
+        ("max_read_bytes", int),
+        ("max_depth", int),
+        ("max_blob_search", int),
+    ):
+        if key in options and options[key] is not None:
+            val = options[key]
+            if isinstance(val, bool) or not isinstance(val, int | float) or val <= 0:
+                raise InputError(f"option {key} must be a positive number; got {val!r}")
+            kwargs[key] = typ(val)
+    return ScanLimits(**kwargs)  # type: ignore[arg-type]  # keys are ScanLimits fields checked above
+
+
+@register(
+    CHECK_NAME,
+    kind=CheckKind.SCANNER,
+    summary="Static scan of model artifacts (pickle, PyTorch, joblib, NumPy, Keras, ONNX, safetensors, GGUF, archives)",
+    metrics=("artifacts*", "bytes_scanned"),
+)
+class ArtifactScanCheck:
+    """Scan model files, archives and directories for code-execution payloads, without loading them."""
+
+    def run(self, target: Target) -> Report:
+        """Scan ``target.paths``.
+
+        Raises:
+            InputError: no path given, a path is missing, or an option is invalid.
+        """
+        if not target.paths:
+            raise InputError("artifact.scan needs at least one path (a model file, archive or directory)")
+        started = utcnow()
+        limits = limits_from_options(dict(target.options))
+        workers = target.options.get("workers")
+        if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+            raise InputError(f"option workers must be a positive integer; got {workers!r}")
+        sha = target.options.get("sha256", True)
+        results = scan_paths(list(target.paths), limits=limits, workers=workers, sha256=bool(sha))
+        subject = ", ".join(str(p) for p in target.paths)
+        return scan_report(results, subject=subject, started=started)
+
+    @classmethod
+    def contract_cases(cls, tmp_dir: Path) -> ContractCases:
+        """A small safe pickle, and a truncated one."""
+        good = tmp_dir / "weights.pkl"
+        good.write_bytes(b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01a\x94K\x01s.")
+        bad = tmp_dir / "truncated.pkl"
+        bad.write_bytes(b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01a")
+        return ContractCases(
+            valid=Target(paths=(good,), options={"workers": 1}),
+            corrupt=Target(paths=(bad,), options={"workers": 1}),
+        )
