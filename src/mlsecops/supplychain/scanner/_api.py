@@ -272,12 +272,12 @@ def to_findings(result: ArtifactScan) -> list[Finding]:
             location["entry"] = h.entry
         if h.offset is not None:
             location["offset"] = h.offset
-        evidence: dict[str, JsonValue] = {"analysis": h.kind}
+        evidence: dict[str, JsonValue] = {}
         if h.callable:
             evidence["callable"] = h.callable
         out.append(
             Finding(
-                check=CHECK_NAME,
+                check=f"{CHECK_NAME}.{h.kind}",
                 severity=h.severity,
                 title=h.title,
                 detail=h.detail,
@@ -298,7 +298,6 @@ def _artifact_json(result: ArtifactScan, findings: list[Finding]) -> dict[str, J
         "size": result.size,
         "format": result.format,
         "verdict": str(result.verdict),
-        "seconds": round(result.seconds, 4),
         "findings": [f.model_dump(mode="json") for f in findings],
     }
 

@@ -31,7 +31,14 @@ from mlsecops.supplychain.scanner._onnx import scan_onnx
 from mlsecops.supplychain.scanner._pickle import PICKLE_REMEDIATION, PickleWalker
 from mlsecops.supplychain.scanner._policy import Rule, judge
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Budget, Hit, LimitReached, ScanLimits
-from mlsecops.supplychain.scanner._zip import ZipEntry, bad_member_name, find_eocd, list_zip
+from mlsecops.supplychain.scanner._zip import (
+    ZipEntry,
+    ZipListing,
+    bad_member_name,
+    find_eocd,
+    list_zip,
+    walk_local_headers,
+)
 
 __all__ = ["ArtifactScanner"]
 
@@ -381,7 +388,7 @@ class ArtifactScanner:
         depth: int,
         *,
         listing_hits: list[Hit] | None = None,
-        listing: object = None,
+        listing: ZipListing | None = None,
     ) -> str:
         hits: list[Hit] = listing_hits if listing_hits is not None else []
         if listing is None:
@@ -393,16 +400,16 @@ class ArtifactScanner:
                     Hit(
                         Severity.MEDIUM,
                         "unreadable zip archive",
-                        str(err),
+                        f"{err}; entries were recovered from their local headers",
                         kind="container",
                         entry=entry,
                         error=True,
                     )
                 )
-                return "zip"
+                listing = ZipListing(walk_local_headers(region, self.limits), 0)
         self.hits.extend(hits)
-        entries: list[ZipEntry] = listing.entries  # type: ignore[attr-defined]
-        prefix: int = listing.prefix  # type: ignore[attr-defined]
+        entries: list[ZipEntry] = listing.entries
+        prefix = listing.prefix
         names = [e.name for e in entries]
         if prefix > 0:
             self.add(

@@ -208,6 +208,13 @@ _DENY_MODULES: dict[str, str] = {
     "cmd": "code execution",
     "pydantic": "call indirection",
     "_sitebuiltins": "interpreter internals",
+    "atexit": "exit hooks",
+    "commands": "process execution",
+    "popen2": "process execution",
+    "mlflow": "code execution (project runners)",
+    "torch.utils.collect_env": "process execution",
+    "torch.utils.bottleneck": "code execution",
+    "torch._dynamo.guards": "code execution",
     "__main__.exec": "code execution",
 }
 
@@ -399,9 +406,55 @@ def _deny_reason(full: str) -> str | None:
     # (``torch.load.__globals__``, ``x.__reduce__``, ``__class__.__subclasses__``).
     if any(p.startswith("__") and p.endswith("__") and p not in _SAFE_DUNDERS for p in parts[1:]):
         return "dunder attribute access"
-    if any(p in {"eval", "exec", "system", "popen", "spawn", "load", "loads", "compile"} for p in parts[1:]):
-        return "code execution or nested loading"
+    if any(p in _DENY_WORDS for p in parts[1:]):
+        return "code execution, import or nested loading"
+    # Private interpreter modules (``_interpreters.run_string``, ``_posixsubprocess.fork_exec``...).
+    if parts[0].startswith("_") and parts[0] not in {"_codecs", "__main__", "__torch__"}:
+        return "private interpreter module"
     return None
+
+
+_DENY_WORDS = frozenset(
+    {
+        "eval",
+        "exec",
+        "system",
+        "popen",
+        "spawn",
+        "spawnv",
+        "spawnv_passfds",
+        "load",
+        "loads",
+        "compile",
+        "run",
+        "run_path",
+        "run_module",
+        "runcode",
+        "runsource",
+        "call",
+        "check_call",
+        "check_output",
+        "urlopen",
+        "urlretrieve",
+        "write_file",
+        "read_csv",
+        "read_pickle",
+        "_run_pip",
+        "import_module",
+        "resolve_name",
+        "_run_entry_point",
+        "getattr",
+        "__import__",
+        "fork_exec",
+        "execv",
+        "execve",
+        "execl",
+        "startfile",
+        "create_subprocess_exec",
+        "create_subprocess_shell",
+        "run_string",
+    }
+)
 
 
 _UNKNOWN_EXACT = frozenset({"functools.partial", "builtins.type", "builtins.property", "builtins.super"})
@@ -436,6 +489,9 @@ def judge(module: str, name: str) -> Judgement:
     if _NUMPY_SCALAR.match(full):
         return Judgement(Rule.ALLOW, full, "numpy scalar type")
     last = full.rsplit(".", 1)[-1]
+    if last.startswith("__pyx_unpickle_") and any(full.startswith(p) for p in _ALLOW_CLASS_PREFIXES):
+        # Cython's generated unpickle helper of an extension class: rebuilds that class only.
+        return Judgement(Rule.ALLOW, full, "Cython class reconstructor")
     if (
         any(full.startswith(p) for p in _ALLOW_CLASS_PREFIXES)
         and last[:1].isupper()

@@ -282,3 +282,28 @@ def _check_local_headers(
 
 def _join(parent: str, name: str) -> str:
     return f"{parent}!{name}" if parent else name
+
+
+def walk_local_headers(region: FileRegion, limits: ScanLimits) -> list[ZipEntry]:
+    """Recover entries from local headers alone (an archive whose directory is missing or cut off).
+
+    Streaming readers load such archives, so their entries are scanned too. Entries whose size is only
+    in a trailing data descriptor (flag bit 3) end the walk.
+    """
+    out: list[ZipEntry] = []
+    pos = 0
+    while len(out) < limits.max_entries:
+        lfh = region.pread(30, pos)
+        if len(lfh) < 30 or lfh[:4] != _LFH:
+            break
+        (_, _v, flags, method, _t, _d, _crc, csize, usize, nlen, xlen) = struct.unpack("<4sHHHHHIIIHH", lfh)
+        name = region.pread(nlen, pos + 30).decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        extra = region.pread(xlen, pos + 30 + nlen)
+        if 0xFFFFFFFF in (csize, usize):
+            usize, csize, _ = _zip64_extra(extra, usize, csize, 0)
+        e = ZipEntry(name, method, flags, csize, usize, pos, 0, 0, data_offset=pos + 30 + nlen + xlen)
+        out.append(e)
+        if flags & 0x8 or e.data_offset + csize > region.length:
+            break
+        pos = e.data_offset + csize
+    return out
