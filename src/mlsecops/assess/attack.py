@@ -135,11 +135,15 @@ class Attack(abc.ABC):
             extra: dict[str, Any] = {}
             if len(idx) and eps > 0:
                 proj = cons.torch_projector(x0[idx])
-                adv_sub, q_sub, extra = self._attack_batch(
+                adv_sub, q_sub, sub_extra = self._attack_batch(
                     model, x0[idx], yb[idx], float(eps), norm, proj, gen
                 )
                 x_adv[idx] = adv_sub.detach()
                 q[idx.cpu()] += q_sub.cpu()
+                for key, value in sub_extra.items():  # per-example extras, NaN where not attacked
+                    full = np.full(len(x0), np.nan)
+                    full[idx.cpu().numpy()] = np.asarray(value, dtype=np.float64)
+                    extra[key] = full
             with torch.no_grad():
                 wrong = scores(x_adv).argmax(dim=1) != yb
             outs.append(x_adv.cpu().numpy())
@@ -149,7 +153,9 @@ class Attack(abc.ABC):
             extras.append(extra)
         merged: dict[str, Any] = {}
         for key in {k for e in extras for k in e}:
-            merged[key] = np.concatenate([e[key] for e in extras if key in e])
+            merged[key] = np.concatenate(
+                [e.get(key, np.full(len(c), np.nan)) for e, c in zip(extras, correct, strict=True)]
+            )
         return AttackResult(
             x_adv=np.concatenate(outs) if outs else arr.copy(),
             fooled=np.concatenate(fooled) if fooled else np.zeros(0, dtype=bool),

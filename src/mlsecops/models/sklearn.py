@@ -2,9 +2,7 @@
 
 Pickle and joblib files can run arbitrary code when loaded, so we never unpickle them directly: they go
 through the artifact scanner's ``mlsecops.supplychain.safe_load``, which refuses files that fail the
-scan. Where that loader is not installed, loading fails closed unless the caller opts in loudly with
-``allow_unscanned=True`` (for files the caller made itself). ``.skops`` files load through skops with
-its list of untrusted types, which must be empty.
+scan. ``.skops`` files load through skops with its list of untrusted types, which must be empty.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mlsecops.core.errors import InputError
+from mlsecops.core.errors import InputError, MlsecopsError
 from mlsecops.models.interface import ModelError, check_inputs, check_probabilities
 
 __all__ = ["SklearnModel", "load_estimator"]
@@ -93,12 +91,12 @@ def load_estimator(path: str | os.PathLike[str], *, allow_unscanned: bool = Fals
 
     Args:
         path: the file.
-        allow_unscanned: when the scanner's ``safe_load`` is not available, unpickle anyway. Only for
-            files the caller produced itself: unpickling runs code chosen by whoever wrote the file.
+        allow_unscanned: ignored (kept for compatibility): pickles always go through the scanner.
 
     Raises:
         InputError: missing file.
-        ModelError: the file failed the scan, could not be read, or no safe loader is available.
+        VerificationError: the scanner judged the file unsafe (``UnsafeArtifactError``).
+        ModelError: the file could not be read as a model.
     """
     p = Path(path)
     if not p.is_file():
@@ -109,31 +107,24 @@ def load_estimator(path: str | os.PathLike[str], *, allow_unscanned: bool = Fals
 
 
 def _load_pickled(path: Path, *, allow_unscanned: bool) -> Any:
-    """The one switch point for pickle/joblib loading: the scanner's safe_load when it exists."""
-    try:
-        from mlsecops.supplychain import safe_load  # type: ignore[attr-defined]  # lands with the scanner
-    except ImportError:
-        safe_load = None
-    if safe_load is not None:
-        try:
-            return safe_load(path)
-        except InputError:
-            raise
-        except Exception as err:  # the scanner's own refusal types; surface them as one model error
-            raise ModelError(f"refused to load {path}: {err}") from err
-    if not allow_unscanned:
-        raise ModelError(
-            f"refusing to unpickle {path}: the artifact scanner (mlsecops.supplychain.safe_load) is not "
-            "available to vet it. Save the model with skops (.skops) or as ONNX, or pass "
-            "allow_unscanned=True for a file you produced yourself."
-        )
-    import joblib
+    """The one switch point for pickle/joblib loading: the artifact scanner's ``safe_load``.
+
+    ``safe_load`` scans the file and loads it only on a ``safe`` verdict; a refusal is a
+    ``VerificationError`` (``UnsafeArtifactError``) and propagates as the verdict it is.
+    ``allow_unscanned`` is accepted for callers written before the scanner landed; it no longer
+    bypasses the scan.
+    """
+    del allow_unscanned  # the scanner is always available now; never skip it
+    from mlsecops.supplychain import safe_load
 
     try:
-        # Deliberately unscanned: the caller has declared this file trusted (allow_unscanned=True).
-        return joblib.load(path)
-    except Exception as err:  # corrupt pickles raise anything from EOFError to UnpicklingError
-        raise ModelError(f"{path} is not a readable pickle/joblib file: {err}") from err
+        return safe_load(path)
+    except MlsecopsError:
+        raise
+    except (
+        Exception
+    ) as err:  # a file that passed the scan can still fail to unpickle (truncated, version skew)
+        raise ModelError(f"{path} is not a loadable scikit-learn model: {err}") from err
 
 
 def _load_skops(path: Path) -> Any:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from mlsecops.core.errors import InputError
+from mlsecops.core.errors import InputError, VerificationError
 from mlsecops.models import (
     GradientModel,
     ModelAdapter,
@@ -100,18 +100,32 @@ def test_sklearn_adapter(xy):
         m.predict_proba(np.zeros((2, 3)))
 
 
-def test_pickles_are_not_loaded_without_the_scanner(tmp_path, xy, monkeypatch):
+def test_pickles_load_through_the_scanner_and_hostile_ones_are_refused(tmp_path, xy):
     x, y = xy
     path = tmp_path / "m.pkl"
     path.write_bytes(pickle.dumps(LogisticRegression(max_iter=200).fit(x, y)))
-    try:
-        from mlsecops.supplychain import safe_load  # noqa: F401
-    except ImportError:
-        with pytest.raises(ModelError, match="refusing to unpickle"):
-            load_estimator(path)
-    # an explicit opt-in loads a file the caller made itself
-    est = load_estimator(path, allow_unscanned=True)
+    est = load_estimator(path)
     assert SklearnModel(est).predict_proba(x).shape == (30, 3)
+    marker = tmp_path / "pwned"
+    hostile = tmp_path / "evil.pkl"
+    hostile.write_bytes(pickle.dumps(_Evil(str(marker))))
+    with pytest.raises(VerificationError):
+        load_model(hostile)
+    assert not marker.exists()  # never executed
+    truncated = tmp_path / "trunc.pkl"
+    truncated.write_bytes(path.read_bytes()[:100])
+    with pytest.raises((InputError, VerificationError), match=r"truncated|not a loadable"):
+        load_model(truncated)
+
+
+class _Evil:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.target}",))
 
 
 def test_unknown_model_kind_is_an_input_error(tmp_path):
