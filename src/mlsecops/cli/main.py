@@ -26,6 +26,7 @@ _COMMANDS = (
     "mlsecops.cli.workspace",
     "mlsecops.cli.audit",
     "mlsecops.cli.pipeline",
+    "mlsecops.cli.scan",
 )
 
 app = typer.Typer(
