@@ -1,34 +1,117 @@
 """The demo project: the main job end to end on bundled data.
 
-``build_demo(folder)`` writes everything the example pipeline needs into ``folder`` (models trained on
-scikit-learn's bundled data sets, data files, the pipeline file) and returns the pipeline's path. The
-pipeline is the commented ``demo_pipeline.yaml`` shipped in this package; ``examples/pipeline.yaml`` in
-the repository is the same file (a test keeps them identical).
+``build_demo(folder)`` writes everything the example pipeline needs into ``folder`` and returns the
+pipeline's path:
+
+- ``assets/models/digits-cnn.pt``: a small TorchScript CNN trained on scikit-learn's bundled digits
+  (8x8 images scaled to [0, 1]), the model that is scanned, attacked, certified, signed and registered;
+- ``assets/models/digits-logreg.pkl``: a scikit-learn logistic regression, pickled (scanned as safe);
+- ``assets/data/train.csv``: the trusted training data (64 pixel columns and ``label``);
+- ``assets/data/incoming.csv``: a new batch to validate against the baseline, with 3% label flips;
+- ``assets/data/test.npz``: held-out ``X`` (N, 1, 8, 8) and ``y`` for the robustness stages;
+- ``pipeline.yaml``: the commented ``demo_pipeline.yaml`` shipped in this package (the repository's
+  ``examples/pipeline.yaml`` is the same file; a test keeps them identical).
+
+Everything is generated from data that ships inside scikit-learn; nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import csv
+import pickle
 import shutil
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from mlsecops.core.errors import InputError
 
 __all__ = ["DEMO_PIPELINE", "build_demo"]
 
 DEMO_PIPELINE = "demo_pipeline.yaml"
+_SEED = 0
+
+
+def _digits() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return (data.data / 16.0).astype(np.float32), data.target.astype(np.int64)
+
+
+def _write_csv(path: Path, x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([f"px{i}" for i in range(x.shape[1])] + ["label"])
+        for row, label in zip(x, y, strict=True):
+            writer.writerow([f"{v:.4f}" for v in row] + [int(label)])
+
+
+def _train_cnn(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], path: Path) -> None:
+    try:
+        import torch
+        from torch import nn
+    except ImportError as err:
+        raise InputError("the demo trains a small PyTorch model: pip install 'mlsecops[torch]'") from err
+    torch.manual_seed(_SEED)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+    xt = torch.from_numpy(x.reshape(-1, 1, 8, 8))
+    yt = torch.from_numpy(y)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(_SEED)
+    for _ in range(25):
+        perm = torch.randperm(len(xt), generator=gen)
+        for i in range(0, len(xt), 64):
+            idx = perm[i : i + 64]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+            opt.step()
+    model.eval()
+    torch.jit.save(torch.jit.trace(model, xt[:1]), str(path))
 
 
 def build_demo(folder: Path) -> Path:
     """Write the demo project into ``folder`` and return the path of its pipeline file.
 
     Raises:
-        InputError: ``folder`` cannot be written.
+        InputError: ``folder`` cannot be written, or PyTorch is not installed.
     """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        assets = folder / "assets"
-        assets.mkdir(exist_ok=True)
+        models, data = folder / "assets" / "models", folder / "assets" / "data"
+        models.mkdir(parents=True, exist_ok=True)
+        data.mkdir(parents=True, exist_ok=True)
+        x, y = _digits()
+        x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=_SEED, stratify=y)
+        x_trusted, x_new, y_trusted, y_new = train_test_split(
+            x_train, y_train, test_size=0.3, random_state=_SEED, stratify=y_train
+        )
+        _write_csv(data / "train.csv", x_trusted, y_trusted)
+        rng = np.random.default_rng(_SEED)
+        flipped = y_new.copy()
+        idx = rng.choice(len(flipped), size=max(1, len(flipped) * 3 // 100), replace=False)
+        flipped[idx] = (flipped[idx] + rng.integers(1, 10, size=len(idx))) % 10
+        _write_csv(data / "incoming.csv", x_new, flipped)
+        np.savez(data / "test.npz", X=x_test[:300].reshape(-1, 1, 8, 8), y=y_test[:300])
+        _train_cnn(x_train, y_train, models / "digits-cnn.pt")
+        logreg = LogisticRegression(max_iter=2000).fit(x_trusted, y_trusted)
+        with (models / "digits-logreg.pkl").open("wb") as fh:
+            pickle.dump(logreg, fh, protocol=4)
         target = folder / "pipeline.yaml"
         with resources.as_file(resources.files("mlsecops.pipeline") / DEMO_PIPELINE) as src:
             shutil.copyfile(src, target)
