@@ -10,7 +10,6 @@ was expected and what came; nothing here executes content from the file (``allow
 from __future__ import annotations
 
 import csv
-import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,14 @@ Chunk = dict[str, np.ndarray]
 DEFAULT_CHUNK_ROWS = 200_000
 """Rows per chunk: about 32 MB for 20 float columns."""
 
-_FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".npz": "npz"}
+_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".npy": "npy",
+    ".npz": "npz",
+}
 
 
 def file_format(path: Path) -> str:
@@ -40,7 +46,9 @@ def file_format(path: Path) -> str:
         raise InputError(f"{path}: no such file")
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise InputError(f"{path}: unsupported data format {path.suffix!r}; expected .csv, .parquet, .npy or .npz")
+        raise InputError(
+            f"{path}: unsupported data format {path.suffix!r}; expected .csv, .parquet, .npy or .npz"
+        )
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
     return fmt
@@ -101,7 +109,9 @@ def load_xy(path: Path, *, label: str | None) -> tuple[np.ndarray, np.ndarray, l
             raise InputError(f"{path}: a .npy holds no labels; use a .npz with arrays X and y")
         with _open_npz(path) as npz:
             if "X" not in npz.files or "y" not in npz.files:
-                raise InputError(f"{path}: expected arrays 'X' and 'y' in the .npz; found {sorted(npz.files)}")
+                raise InputError(
+                    f"{path}: expected arrays 'X' and 'y' in the .npz; found {sorted(npz.files)}"
+                )
             x = _numeric(npz["X"], f"{path}: array X")
             y_raw = np.asarray(npz["y"])
         names = [f"f{i}" for i in range(int(np.prod(x.shape[1:])))]
@@ -120,7 +130,9 @@ def load_xy(path: Path, *, label: str | None) -> tuple[np.ndarray, np.ndarray, l
             raise InputError(f"{path}: feature columns must be numeric; non-numeric: {bad[:5]}")
         x = _numeric(np.column_stack([table[n] for n in names]), f"{path}: features")
     if y_raw.ndim != 1 or y_raw.shape[0] != x.shape[0]:
-        raise InputError(f"{path}: y must be 1-D with one label per row of X; got {y_raw.shape} for {x.shape}")
+        raise InputError(
+            f"{path}: y must be 1-D with one label per row of X; got {y_raw.shape} for {x.shape}"
+        )
     if y_raw.dtype == object and any(v is None for v in y_raw):
         raise InputError(f"{path}: the label column has missing values")
     if y_raw.dtype.kind == "f" and not np.all(np.isfinite(y_raw)):
@@ -142,7 +154,8 @@ def _numeric(arr: np.ndarray, what: str) -> np.ndarray:
 
 def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
     try:
-        return np.load(path, allow_pickle=False)
+        npz: np.lib.npyio.NpzFile = np.load(path, allow_pickle=False)
+        return npz
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
         raise InputError(f"{path}: not a readable .npz archive ({err})") from err
 
@@ -199,7 +212,10 @@ def _arrow_to_numpy(col: object) -> np.ndarray:
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type):
         return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
-        return np.asarray(pc.cast(pc.cast(col, pa.timestamp("s")), pa.int64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        return np.asarray(
+            pc.cast(pc.cast(col, pa.timestamp("s")), pa.int64()).to_numpy(zero_copy_only=False),
+            dtype=np.float64,
+        )
     return np.asarray(pc.cast(col, pa.string()).to_numpy(zero_copy_only=False), dtype=object)
 
 
@@ -311,9 +327,3 @@ def _rows_to_chunk(header: list[str], rows: list[list[str]]) -> Chunk:
         except ValueError:
             out[name] = np.array([v if v != "" else None for v in values], dtype=object)
     return out
-
-
-def read_bytes_head(path: Path, n: int = 4096) -> io.BytesIO:
-    """Return the first ``n`` bytes of ``path`` (used by format sniffers)."""
-    with path.open("rb") as fh:
-        return io.BytesIO(fh.read(n))

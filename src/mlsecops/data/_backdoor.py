@@ -1,0 +1,302 @@
+"""Backdoor (trigger) detection on learned features.
+
+A backdoor attack adds a trigger (a patch, a pattern) to some training inputs and relabels them to a
+target class; a model trained on them learns "trigger -> target". In the learned features of such a model
+the poisoned rows of the target class form their own group. Three detectors, all ``fit(X, y)`` then
+``scores_`` / ``suspect_``:
+
+* ``SpectralSignatureDetector`` (Tran et al., 2018): per class, the squared projection of the centred
+  features on their top singular vector; the top ``1.5 * contamination`` share of each class is suspect.
+* ``ActivationClusteringDetector`` (Chen et al., 2018): per class, two-means on the reduced features;
+  the smaller cluster is suspect when it holds less than ``max_cluster_share`` of the class.
+* ``BackdoorClusterDetector`` (ours, the default of ``data.poison``): per class, a two-component Gaussian
+  mixture on the reduced features, then a relabel-consistency test that does not assume the poison is
+  a minority of its class. A model trained on every *other* class never saw the trigger, so it
+  classifies poisoned rows (really images of other classes) as confidently as it classifies its own
+  held-out rows, while genuine rows of the class, which it has never seen, get low confidence. A cluster
+  whose median confidence reaches ``min_explained`` of that in-distribution reference is "explained by
+  other classes" and flagged. Classes are decided most-suspicious first, and rows already flagged are left
+  out of later reference models, so poison relabelled into one class cannot make a neighbouring clean
+  class look explained.
+
+Per-class outlier methods (the first two) assume the poison is a small minority of its target class; when
+it is 10% of the training set it is a third or half of the class and they collapse (measured in
+``benchmarks/data``). The third does not rely on that.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Self
+
+import numpy as np
+
+from mlsecops.core.errors import InputError, NotFittedError
+from mlsecops.data._labels import _check_xy
+
+__all__ = [
+    "ActivationClusteringDetector",
+    "BackdoorClusterDetector",
+    "SpectralSignatureDetector",
+    "learned_features",
+]
+
+
+def learned_features(X: np.ndarray, y: np.ndarray, *, hidden: int = 64, random_state: int = 0) -> np.ndarray:
+    """Hidden-layer activations of a small neural network trained on ``(X, y)``.
+
+    Inputs are scaled to [0, 1] per feature; the network is scikit-learn's ``MLPClassifier`` with one
+    ReLU layer, so no deep-learning library is needed.
+    """
+    from sklearn.neural_network import MLPClassifier
+
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    Xs = (X - lo) / np.where(hi > lo, hi - lo, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPClassifier((hidden,), max_iter=500, random_state=random_state).fit(Xs, y)
+    return np.asarray(np.maximum(Xs @ mlp.coefs_[0] + mlp.intercepts_[0], 0.0))
+
+
+def _reduce(H: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
+    Hs = (H - H.mean(axis=0)) / np.where(H.std(axis=0) > 0, H.std(axis=0), 1.0)
+    k = int(min(n_components, Hs.shape[0] - 1, Hs.shape[1]))
+    return np.asarray(PCA(k, random_state=seed).fit_transform(Hs)) if k >= 1 else Hs
+
+
+class _Base:
+    features: np.ndarray | None
+    random_state: int
+
+    def _features(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if self.features is not None:
+            H = np.asarray(self.features, dtype=np.float64).reshape(len(y), -1)
+            if H.shape[0] != X.shape[0]:
+                raise InputError(f"features must have one row per sample; got {H.shape} for X {X.shape}")
+            return H
+        return learned_features(X, y, random_state=self.random_state)
+
+    def detect(self, X: np.ndarray | None = None, y: np.ndarray | None = None) -> np.ndarray:
+        """Boolean mask of the suspect rows of the fitted data.
+
+        Raises:
+            NotFittedError: ``fit`` was not called.
+        """
+        if not hasattr(self, "suspect_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(X, y) first")
+        return np.asarray(self.suspect_)
+
+    def score(self, X: np.ndarray | None = None, y: np.ndarray | None = None) -> np.ndarray:
+        """Suspicion score per row of the fitted data (higher is more suspect).
+
+        Raises:
+            NotFittedError: ``fit`` was not called.
+        """
+        if not hasattr(self, "scores_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(X, y) first")
+        return np.asarray(self.scores_)
+
+
+class SpectralSignatureDetector(_Base):
+    """Spectral signatures: per-class outlier scores along the top singular direction.
+
+    Args:
+        contamination: expected poisoned share of a class; the top ``1.5 * contamination`` are suspect.
+        features: precomputed learned features (one row per sample); learned from ``X`` when None.
+        random_state: seed of the feature learner.
+    """
+
+    def __init__(
+        self, *, contamination: float = 0.1, features: np.ndarray | None = None, random_state: int = 0
+    ) -> None:
+        self.contamination = contamination
+        self.features = features
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
+        """Score every row within its class.
+
+        Raises:
+            InputError: bad shapes or values, or contamination outside (0, 0.5].
+        """
+        if not 0 < self.contamination <= 0.5:
+            raise InputError(f"contamination must be in (0, 0.5]; got {self.contamination}")
+        X, y = _check_xy(X, y)
+        H = self._features(X, y)
+        scores = np.zeros(len(y))
+        suspect = np.zeros(len(y), dtype=bool)
+        for c in np.unique(y):
+            idx = np.flatnonzero(y == c)
+            if idx.size < 3:
+                continue
+            R = H[idx] - H[idx].mean(axis=0)
+            _, _, vt = np.linalg.svd(R, full_matrices=False)
+            s = (R @ vt[0]) ** 2
+            scores[idx] = s / (s.max() or 1.0)
+            k = int(np.ceil(1.5 * self.contamination * idx.size))
+            suspect[idx[np.argsort(-s)[:k]]] = True
+        self.scores_ = scores
+        self.suspect_ = suspect
+        return self
+
+
+class ActivationClusteringDetector(_Base):
+    """Activation clustering: per class, the smaller of two k-means clusters, when small enough.
+
+    Args:
+        max_cluster_share: the smaller cluster is suspect when it holds less than this share of its class.
+        n_components: dimensions kept by PCA before clustering.
+        features: precomputed learned features; learned from ``X`` when None.
+        random_state: seed.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_cluster_share: float = 0.35,
+        n_components: int = 10,
+        features: np.ndarray | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.max_cluster_share = max_cluster_share
+        self.n_components = n_components
+        self.features = features
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
+        """Cluster every class and flag small clusters.
+
+        Raises:
+            InputError: bad shapes or values.
+        """
+        from sklearn.cluster import KMeans
+
+        X, y = _check_xy(X, y)
+        H = self._features(X, y)
+        scores = np.zeros(len(y))
+        suspect = np.zeros(len(y), dtype=bool)
+        for c in np.unique(y):
+            idx = np.flatnonzero(y == c)
+            if idx.size < 4:
+                continue
+            lab = KMeans(2, n_init=10, random_state=self.random_state).fit_predict(
+                _reduce(H[idx], self.n_components, self.random_state)
+            )
+            small = int(np.argmin(np.bincount(lab, minlength=2)))
+            share = float(np.mean(lab == small))
+            scores[idx[lab == small]] = 1.0 - share
+            if share < self.max_cluster_share:
+                suspect[idx[lab == small]] = True
+        self.scores_ = scores
+        self.suspect_ = suspect
+        return self
+
+
+class BackdoorClusterDetector(_Base):
+    """Per-class clusters of learned features, flagged when other classes explain them (see module doc).
+
+    Args:
+        min_explained: a cluster is poisoned when its median confidence under a model of the other classes
+            reaches this share of that model's confidence on its own held-out rows.
+        min_cluster: smallest cluster size (rows) considered.
+        n_components: dimensions kept by PCA before clustering.
+        features: precomputed learned features; learned from ``X`` when None.
+        random_state: seed.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_explained: float = 0.9,
+        min_cluster: int = 5,
+        n_components: int = 5,
+        features: np.ndarray | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.min_explained = min_explained
+        self.min_cluster = min_cluster
+        self.n_components = n_components
+        self.features = features
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
+        """Find the poisoned clusters of ``(X, y)``.
+
+        Learned attributes: ``scores_`` (per row, the explained ratio of its cluster), ``suspect_``,
+        ``explained_by_`` (per row, the class the reference model assigns; -1 for unflagged rows),
+        ``clusters_`` (per class, a list of ``{size, explained}``).
+
+        Raises:
+            InputError: bad shapes or values, fewer than 3 classes.
+        """
+        from sklearn.mixture import GaussianMixture
+
+        X, y = _check_xy(X, y)
+        classes = np.unique(y)
+        if classes.size < 3:
+            raise InputError("backdoor detection needs at least 3 classes (one target, two or more others)")
+        H = self._features(X, y)
+        lo, hi = X.min(axis=0), X.max(axis=0)
+        Xs = (X - lo) / np.where(hi > lo, hi - lo, 1.0)
+        groups: dict[int, list[np.ndarray]] = {}
+        for c in classes:
+            idx = np.flatnonzero(y == c)
+            if idx.size < 2 * self.min_cluster:
+                continue
+            Z = _reduce(H[idx], self.n_components, self.random_state)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lab = GaussianMixture(
+                    2, covariance_type="full", n_init=3, random_state=self.random_state
+                ).fit_predict(Z)
+            groups[int(c)] = [idx[lab == k] for k in (0, 1) if np.sum(lab == k) >= self.min_cluster]
+        scores = np.zeros(len(y))
+        suspect = np.zeros(len(y), dtype=bool)
+        explained_by = np.full(len(y), -1)
+        report: dict[int, list[dict[str, Any]]] = {}
+        undecided = set(groups)
+        while undecided:
+            best: tuple[float, int, np.ndarray, np.ndarray] | None = None
+            for c in sorted(undecided):
+                ratios = []
+                for S in groups[c]:
+                    ratio, pred = self._explained(Xs, y, c, S, ~suspect)
+                    ratios.append({"size": int(S.size), "explained": round(ratio, 4)})
+                    scores[S] = ratio
+                    if best is None or ratio > best[0]:
+                        best = (ratio, c, S, pred)
+                report[c] = ratios
+            if best is None or best[0] < self.min_explained:
+                break
+            _, c, S, pred = best
+            suspect[S] = True
+            explained_by[S] = pred
+            undecided.discard(c)
+        self.scores_ = scores
+        self.suspect_ = suspect
+        self.explained_by_ = explained_by
+        self.clusters_ = report
+        return self
+
+    def _explained(
+        self, Xs: np.ndarray, y: np.ndarray, c: int, S: np.ndarray, usable: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold
+
+        other = np.flatnonzero((y != c) & usable)
+        if np.unique(y[other]).size < 2:
+            return 0.0, np.full(S.size, -1)
+        ref = np.zeros(other.size)
+        proba = np.zeros((S.size, int(y.max()) + 1))
+        folds = StratifiedKFold(2, shuffle=True, random_state=self.random_state)
+        for tr, te in folds.split(Xs[other], y[other]):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                clf = LogisticRegression(C=1.0, max_iter=500).fit(Xs[other[tr]], y[other[tr]])
+            ref[te] = clf.predict_proba(Xs[other[te]]).max(axis=1)
+            proba[:, np.asarray(clf.classes_, dtype=int)] += clf.predict_proba(Xs[S]) / 2
+        ratio = float(np.median(proba.max(axis=1)) / max(float(np.median(ref)), 1e-9))
+        return ratio, proba.argmax(axis=1)

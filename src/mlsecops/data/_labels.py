@@ -1,0 +1,212 @@
+"""Label-error and label-flip detection from cross-validated, out-of-sample class probabilities.
+
+Confident-learning style: a row is suspect when models that never saw it during training give another
+class clearly more probability than the row's own label. Two choices make it stronger than a single
+pass (measured in ``benchmarks/data``):
+
+* an ensemble of two model families (a linear model on quantile-normalised features and a calibrated
+  RBF support-vector machine), averaged over repeated K-fold splits, so no single model's blind spot
+  decides;
+* a second round: the models are refit on the rows the first round kept, which removes the flipped
+  labels' pull on the decision boundary, and every row is scored again (kept rows out of fold, suspect
+  rows by the models trained on kept rows only).
+
+The score of a row is ``max_{j != y} p_j - p_y`` in [-1, 1]; a row is suspect when it exceeds ``margin``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Self
+
+import numpy as np
+
+from mlsecops.core.errors import InputError, NotFittedError
+
+__all__ = ["ConfidentLabelDetector", "out_of_sample_proba"]
+
+
+def _default_models(n_samples: int, seed: int) -> list[Any]:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import QuantileTransformer, StandardScaler
+    from sklearn.svm import SVC
+
+    nq = int(max(10, min(200, n_samples // 2)))
+    return [
+        make_pipeline(
+            QuantileTransformer(n_quantiles=nq, output_distribution="normal", random_state=seed),
+            StandardScaler(),
+            LogisticRegression(C=0.1, max_iter=3000),
+        ),
+        make_pipeline(StandardScaler(), CalibratedClassifierCV(SVC(C=1.0), cv=3)),
+    ]
+
+
+def out_of_sample_proba(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_classes: int,
+    fit_mask: np.ndarray | None = None,
+    cv: int = 5,
+    n_repeats: int = 2,
+    random_state: int = 0,
+    models: Any = None,
+) -> np.ndarray:
+    """Class probabilities for every row from models that did not train on it.
+
+    Rows in ``fit_mask`` are scored out of fold; the others are scored by every fold's models (which
+    never include them). ``models`` is a callable ``(n_samples, seed) -> list of sklearn classifiers``.
+
+    Raises:
+        InputError: a class has fewer rows than folds.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
+
+    n = X.shape[0]
+    fit_mask = np.ones(n, dtype=bool) if fit_mask is None else fit_mask
+    idx_fit = np.flatnonzero(fit_mask)
+    idx_out = np.flatnonzero(~fit_mask)
+    counts = np.bincount(y[idx_fit], minlength=n_classes)
+    present = counts[counts > 0]
+    folds = int(min(cv, present.min())) if present.size else 0
+    if folds < 2 or present.size < 2:
+        raise InputError(
+            f"label detection needs at least 2 classes with 2+ rows each; class counts {counts.tolist()}"
+        )
+    factory = models or _default_models
+    total = np.zeros((n, n_classes))
+    seen = np.zeros(n)
+    for rep in range(n_repeats):
+        skf = StratifiedKFold(folds, shuffle=True, random_state=random_state * 1000 + rep)
+        for tr, te in skf.split(X[idx_fit], y[idx_fit]):
+            for model in factory(n, random_state):
+                m = clone(model)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    m.fit(X[idx_fit[tr]], y[idx_fit[tr]])
+                for rows in (idx_fit[te], idx_out):
+                    if rows.size:
+                        p = np.zeros((rows.size, n_classes))
+                        p[:, np.asarray(m.classes_, dtype=int)] = m.predict_proba(X[rows])
+                        total[rows] += p
+                        seen[rows] += 1
+    return total / np.maximum(seen, 1)[:, None]
+
+
+class ConfidentLabelDetector:
+    """Finds rows whose label disagrees with what the rest of the data says about them.
+
+    Args:
+        margin: a row is suspect when another class's out-of-sample probability exceeds its own label's
+            by more than this.
+        n_rounds: fitting rounds; later rounds refit on the rows earlier rounds kept.
+        cv: folds of the cross-validation.
+        n_repeats: repeated K-fold splits averaged per round.
+        random_state: seed of the splits.
+        models: optional ``(n_samples, seed) -> list of classifiers`` replacing the default ensemble.
+    """
+
+    def __init__(
+        self,
+        *,
+        margin: float = 0.1,
+        n_rounds: int = 2,
+        cv: int = 5,
+        n_repeats: int = 2,
+        random_state: int = 0,
+        models: Any = None,
+    ) -> None:
+        self.margin = margin
+        self.n_rounds = n_rounds
+        self.cv = cv
+        self.n_repeats = n_repeats
+        self.random_state = random_state
+        self.models = models
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
+        """Learn out-of-sample probabilities and the suspect rows of ``(X, y)``.
+
+        Raises:
+            InputError: shapes disagree, values are not finite, or a class is too small.
+        """
+        if not 0.0 <= self.margin < 1.0 or self.n_rounds < 1 or self.cv < 2 or self.n_repeats < 1:
+            raise InputError(
+                "ConfidentLabelDetector: margin must be in [0, 1), n_rounds >= 1, cv >= 2, n_repeats >= 1"
+            )
+        X2, y2 = _check_xy(X, y)
+        self.n_classes_ = int(y2.max()) + 1
+        keep = np.ones(y2.shape[0], dtype=bool)
+        for r in range(self.n_rounds):
+            proba = out_of_sample_proba(
+                X2,
+                y2,
+                n_classes=self.n_classes_,
+                fit_mask=keep,
+                cv=self.cv,
+                n_repeats=self.n_repeats,
+                random_state=self.random_state + r,
+                models=self.models,
+            )
+            scores = _margin_scores(proba, y2)
+            keep = scores <= self.margin
+        self.proba_ = proba
+        self.scores_ = scores
+        self.suspect_ = ~keep
+        self.suggested_labels_ = np.where(self.suspect_, _best_other(proba, y2), y2)
+        return self
+
+    def score(self, X: np.ndarray | None = None, y: np.ndarray | None = None) -> np.ndarray:
+        """Suspicion score per row of the fitted data (``X``, ``y`` must be the fitted data or None).
+
+        Raises:
+            NotFittedError: ``fit`` was not called.
+        """
+        _check_fitted(self)
+        if y is not None and len(y) != len(self.scores_):
+            raise InputError("score() scores the fitted rows; pass the same X and y as to fit(), or none")
+        return np.asarray(self.scores_)
+
+    def detect(self, X: np.ndarray | None = None, y: np.ndarray | None = None) -> np.ndarray:
+        """Boolean mask of suspect rows of the fitted data.
+
+        Raises:
+            NotFittedError: ``fit`` was not called.
+        """
+        return self.score(X, y) > self.margin
+
+
+def _best_other(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+    other = proba.copy()
+    other[np.arange(y.size), y] = -1.0
+    return np.asarray(other.argmax(axis=1))
+
+
+def _margin_scores(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+    own = proba[np.arange(y.size), y]
+    other = proba.copy()
+    other[np.arange(y.size), y] = -1.0
+    return np.asarray(other.max(axis=1) - own)
+
+
+def _check_fitted(obj: object) -> None:
+    if not hasattr(obj, "scores_"):
+        raise NotFittedError(f"{type(obj).__name__} is not fitted; call fit(X, y) first")
+
+
+def _check_xy(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim < 2 or X.shape[0] == 0:
+        raise InputError(f"X must have shape (samples, features...); got {X.shape}")
+    X = X.reshape(X.shape[0], -1).astype(np.float64, copy=False)
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise InputError(f"y must be 1-D with one label per row of X; got {y.shape} for X {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise InputError("X contains NaN or infinite values")
+    if y.dtype.kind not in "iu" or (y.size and y.min() < 0):
+        _, y = np.unique(y, return_inverse=True)
+    return X, y.astype(np.int64)
