@@ -1,1 +1,51 @@
-"""Placeholder until this layer lands."""
+"""The model registry: versions, stages, aliases, approvals, gated promotion, rollback and identity.
+
+>>> from mlsecops.registry import Registry, Role, authenticate, create_user, create_api_key
+>>> # create_user(ws, "alice", Role.ADMIN, actor=None)           # bootstrap the first admin
+>>> # key = create_api_key(ws, "alice", actor=None)              # shown once; stored as a salted hash
+>>> # reg = Registry(ws, authenticate(ws, key))
+>>> # reg.register("fraud", Path("model/")); reg.promote("fraud", 1, to="staging")
+
+Every action checks the actor's role and is written to the audit trail. Promotion to production needs a
+signature by a trusted key, a safe scan, a passing gate report and an approver's approval; concurrent
+promotions are compare-and-set, so exactly one wins and the other gets ``ConflictError``.
+"""
+
+from __future__ import annotations
+
+from mlsecops.registry._identity import (
+    Actor,
+    Permission,
+    Role,
+    authenticate,
+    create_api_key,
+    create_user,
+    list_users,
+    revoke_api_key,
+    set_user_disabled,
+)
+from mlsecops.registry._registry import Registry
+from mlsecops.registry._scanning import ScanOutcome, scan_artifact
+from mlsecops.registry._versions import HistoryEntry, VersionInfo, parse_ref
+from mlsecops.registry._webhooks import EVENTS, sign_body, verify_signature
+
+__all__ = [
+    "EVENTS",
+    "Actor",
+    "HistoryEntry",
+    "Permission",
+    "Registry",
+    "Role",
+    "ScanOutcome",
+    "VersionInfo",
+    "authenticate",
+    "create_api_key",
+    "create_user",
+    "list_users",
+    "parse_ref",
+    "revoke_api_key",
+    "scan_artifact",
+    "set_user_disabled",
+    "sign_body",
+    "verify_signature",
+]

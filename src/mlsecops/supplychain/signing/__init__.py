@@ -47,7 +47,7 @@ from mlsecops.supplychain.signing._keys import (
     public_key_from_pem,
     public_pem,
 )
-from mlsecops.supplychain.signing._manifest import Manifest, Serialization
+from mlsecops.supplychain.signing._manifest import Manifest, Serialization, model_files
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
@@ -67,6 +67,7 @@ __all__ = [
     "load_bundle_file",
     "load_private_key",
     "load_public_key",
+    "model_files",
     "open_bundle",
     "public_key_from_pem",
     "public_pem",

@@ -32,6 +32,7 @@ __all__ = [
     "check_name",
     "compare",
     "manifest_from_files",
+    "model_files",
 ]
 
 DEFAULT_IGNORE = (".git", ".gitattributes", ".github", ".gitignore")
@@ -239,6 +240,32 @@ def build_manifest(
         raise InputError(f"{path} is neither a file nor a directory")
     digests = hash_tasks(_tasks(files, ser), ser.hash_type, workers=workers, on_progress=on_progress)
     return Manifest(model_name=path.resolve().name, digests=digests, serialization=ser)
+
+
+def model_files(
+    path: Path, *, allow_symlinks: bool = False, extra_ignore: tuple[Path, ...] = ()
+) -> list[tuple[str, Path, int]]:
+    """The files of a model as ``(name, path to read, size)``, with the same path safety as signing.
+
+    A single file is named by its file name here (not ``"."``), for storing it under that name.
+
+    Raises:
+        InputError: missing path or an unsafe entry (symlink escape, FIFO, device).
+    """
+    if path.is_symlink() and not allow_symlinks:
+        raise InputError(f"{path} is a symlink; pass the real model path")
+    if path.is_file():
+        return [(path.name, path, path.stat().st_size)]
+    if not path.is_dir():
+        raise InputError(f"{path} does not exist or is neither a file nor a directory")
+    ser = Serialization(allow_symlinks=allow_symlinks)
+    ignore = ser.ignore_paths
+    root = path.resolve()
+    for extra in extra_ignore:
+        resolved = extra.resolve()
+        if resolved.is_relative_to(root):
+            ignore = (*ignore, resolved.relative_to(root).as_posix())
+    return sorted(_walk(path, ser, ignore))
 
 
 def manifest_from_files(

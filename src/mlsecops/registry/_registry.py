@@ -1,0 +1,562 @@
+"""The model registry: register, promote, roll back, archive, alias, approve, and trust signing keys.
+
+``Registry(ws, actor)`` performs every action as ``actor`` (from ``authenticate``): each checks the
+actor's role, and each change writes an audit event in its own transaction. Registration scans the
+artifact first and refuses a malicious or unscannable one; it stores every file content-addressed,
+checks a signature that came with the model, and records a ``model_version`` node in the lineage graph.
+
+Promotion to production requires, checked at the moment of promotion: a signature that verifies over
+the stored files with a trusted (not revoked) key, a ``safe`` scan, a passing policy gate report
+(pipeline run) attached to the version, and an approval by an approver other than the registrant.
+A refusal names every unmet requirement and is audited.
+
+Concurrency: stage and alias changes compare-and-set the model's ``generation``: the caller's view of
+the model is read first (``expected_generation``, or read at the start of the call), checks run, then
+one transaction bumps the generation only if it is unchanged. Of two concurrent promotions exactly one
+wins; the other gets ``ConflictError``, and both attempts are in the audit trail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mlsecops.core.errors import ConflictError, InputError, PermissionDenied, VerificationError
+from mlsecops.core.findings import utcnow
+from mlsecops.registry._identity import Actor, Permission, Role, audited, check
+from mlsecops.registry._register import register_version
+from mlsecops.registry._tables import (
+    Approval,
+    Assignment,
+    ModelVersion,
+    RegisteredModel,
+    TrustedKey,
+    User,
+    Webhook,
+)
+from mlsecops.registry._versions import (
+    STAGES,
+    HistoryEntry,
+    VersionInfo,
+    check_alias,
+    current_holder,
+    describe,
+    get_model,
+    get_version,
+    history_rows,
+    resolve,
+)
+from mlsecops.registry._webhooks import EVENTS, check_url, deliver
+from mlsecops.store import PipelineRun, Workspace, audit, lineage
+from mlsecops.supplychain import signing
+
+__all__ = ["Registry"]
+
+
+def _now() -> str:
+    return utcnow().isoformat(timespec="microseconds")
+
+
+class _Lost(Exception):
+    """The compare-and-set found another change first."""
+
+
+@dataclass
+class Registry:
+    """The model registry of a workspace, acting as ``actor``."""
+
+    ws: Workspace
+    actor: Actor
+
+    # ------------------------------------------------------------------ helpers
+
+    def _audit(self, action: str, subject: str, details: dict[str, Any]) -> None:
+        with self.ws.session() as s:
+            audit.append(s, actor=self.actor.name, action=action, subject=subject, details=details)
+
+    def _notify(self, event: str, payload: dict[str, Any]) -> None:
+        deliver(self.ws, event, payload, actor=self.actor.name)
+
+    def _cas(self, s: Session, model_id: int, expected: int) -> None:
+        result = s.execute(
+            update(RegisteredModel)
+            .where(RegisteredModel.id == model_id, RegisteredModel.generation == expected)
+            .values(generation=expected + 1)
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            raise _Lost
+
+    def _conflict(
+        self, action: str, subject: str, name: str, expected: int, details: dict[str, Any]
+    ) -> ConflictError:
+        with self.ws.session(readonly=True) as s:
+            model = get_model(s, name)
+            now = model.generation
+            prod = current_holder(s, model.id, "stage:production")
+            holder = ""
+            if prod is not None:
+                v = s.get(ModelVersion, prod.version_id)
+                holder = f"; production is now version {v.version if v else '?'} (set by {prod.started_by} at {prod.started})"
+        self._audit(
+            f"{action}.conflict",
+            subject,
+            {**details, "expected_generation": expected, "found_generation": now},
+        )
+        return ConflictError(
+            f"{name} changed while you were acting (state {expected} -> {now}){holder}; "
+            "re-read it with `mlsecops registry show` and retry"
+        )
+
+    def _open_slot(
+        self, s: Session, model: RegisteredModel, slot: str, version: ModelVersion, reason: str
+    ) -> int | None:
+        """Give ``slot`` to ``version``; return the version number that held it before."""
+        now, before = _now(), None
+        holder = current_holder(s, model.id, slot)
+        if holder is not None:
+            prev = s.get(ModelVersion, holder.version_id)
+            before = prev.version if prev is not None else None
+            holder.ended, holder.ended_by = now, self.actor.name
+        s.add(
+            Assignment(
+                model_id=model.id,
+                slot=slot,
+                version_id=version.id,
+                started=now,
+                started_by=self.actor.name,
+                reason=reason,
+            )
+        )
+        return before
+
+    def _close_slots(self, s: Session, version: ModelVersion, prefix: str) -> list[str]:
+        closed = []
+        for a in s.execute(
+            select(Assignment).where(Assignment.version_id == version.id, Assignment.ended.is_(None))
+        ).scalars():
+            if a.slot.startswith(prefix):
+                a.ended, a.ended_by = _now(), self.actor.name
+                closed.append(a.slot)
+        return closed
+
+    def _blob_files(self, v: ModelVersion) -> dict[str, Path]:
+        import json
+
+        return {name: self.ws.artifacts.path_for(sha) for name, sha, _ in json.loads(v.files)}
+
+    # ------------------------------------------------------------------ registering
+
+    def register(
+        self,
+        name: str,
+        path: Path,
+        *,
+        signature: Path | None = None,
+        description: str = "",
+        trained_on: Sequence[str] = (),
+    ) -> VersionInfo:
+        """Scan, store and register ``path`` as the next version of ``name`` (see ``register_version``)."""
+        info = register_version(
+            self.ws,
+            self.actor,
+            name,
+            path,
+            signature=signature,
+            description=description,
+            trained_on=trained_on,
+        )
+        self._notify("model.registered", {"model": name, "version": info.version, "digest": info.digest})
+        return info
+
+    # ------------------------------------------------------------------ reading
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """Every model with its latest version and what holds production."""
+        with audited(self.ws), self.ws.session(readonly=True) as s:
+            check(self.actor, Permission.READ, "registry")
+            out = []
+            for m in s.execute(select(RegisteredModel).order_by(RegisteredModel.name)).scalars():
+                slots = {}
+                for a in s.execute(
+                    select(Assignment).where(Assignment.model_id == m.id, Assignment.ended.is_(None))
+                ).scalars():
+                    v = s.get(ModelVersion, a.version_id)
+                    slots[a.slot] = v.version if v else None
+                out.append({"name": m.name, "latest": m.last_version, "slots": slots, "created": m.created})
+            return out
+
+    def show(self, ref: str) -> VersionInfo:
+        """Describe ``NAME@VERSION|STAGE|ALIAS``."""
+        with audited(self.ws), self.ws.session(readonly=True) as s:
+            check(self.actor, Permission.READ, ref)
+            model, v = resolve(s, ref)
+            return describe(s, model, v)
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """Every version of a model, oldest first."""
+        with audited(self.ws), self.ws.session(readonly=True) as s:
+            check(self.actor, Permission.READ, name)
+            model = get_model(s, name)
+            rows = s.execute(
+                select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.version)
+            ).scalars()
+            return [describe(s, model, v) for v in rows]
+
+    def generation(self, name: str) -> int:
+        """The model's current state token (for ``expected_generation``)."""
+        with self.ws.session(readonly=True) as s:
+            return get_model(s, name).generation
+
+    def history(self, name: str, *, at: str | None = None) -> list[HistoryEntry]:
+        """Which version held which stage or alias, and when; with ``at``, only what held it then."""
+        with audited(self.ws), self.ws.session(readonly=True) as s:
+            check(self.actor, Permission.READ, name)
+            return history_rows(s, get_model(s, name), at=at)
+
+    # ------------------------------------------------------------------ trust, approvals, gate
+
+    def trust_key(self, name: str, public_key: Path) -> str:
+        """Trust a public key for promotion to production; return its hint."""
+        key = signing.load_public_key(public_key)
+        hint = signing.key_hint(key)
+        with audited(self.ws), self.ws.session() as s:
+            check(self.actor, Permission.ADMIN, f"trusted-key:{name}")
+            if s.execute(
+                select(TrustedKey.id).where((TrustedKey.name == name) | (TrustedKey.key_hint == hint))
+            ).first():
+                raise ConflictError(
+                    f"a trusted key named {name!r} or with hint {hint[:16]}... exists already"
+                )
+            s.add(
+                TrustedKey(
+                    name=name,
+                    key_hint=hint,
+                    pem=signing.public_pem(key).decode(),
+                    created=_now(),
+                    created_by=self.actor.name,
+                )
+            )
+            audit.append(
+                s,
+                actor=self.actor.name,
+                action="registry.key.trust",
+                subject=f"trusted-key:{name}",
+                details={"hint": hint, "type": signing.key_type_of(key)},
+            )
+        return hint
+
+    def distrust_key(self, name: str) -> None:
+        """Revoke trust in a key; versions signed only by it can no longer be promoted to production."""
+        with audited(self.ws), self.ws.session() as s:
+            check(self.actor, Permission.ADMIN, f"trusted-key:{name}")
+            row = s.execute(select(TrustedKey).where(TrustedKey.name == name)).scalar_one_or_none()
+            if row is None:
+                raise InputError(f"no trusted key named {name!r}")
+            row.revoked = row.revoked or _now()
+            audit.append(
+                s,
+                actor=self.actor.name,
+                action="registry.key.distrust",
+                subject=f"trusted-key:{name}",
+                details={"hint": row.key_hint},
+            )
+
+    def approve(self, ref: str, *, comment: str = "") -> None:
+        """Approve a version for production (approver or admin; not the user who registered it)."""
+        with audited(self.ws), self.ws.session() as s:
+            check(self.actor, Permission.APPROVE, ref)
+            model, v = resolve(s, ref)
+            if v.created_by == self.actor.name:
+                raise PermissionDenied(
+                    f"{self.actor.name} registered {model.name}@{v.version} and may not approve it too (four eyes)"
+                )
+            if s.execute(
+                select(Approval.id).where(Approval.version_id == v.id, Approval.user_name == self.actor.name)
+            ).first():
+                raise ConflictError(f"{self.actor.name} approved {model.name}@{v.version} already")
+            s.add(
+                Approval(version_id=v.id, user_name=self.actor.name, comment=comment[:2000], created=_now())
+            )
+            audit.append(
+                s,
+                actor=self.actor.name,
+                action="registry.approve",
+                subject=f"{model.name}@{v.version}",
+                details={"comment": comment[:200]},
+            )
+
+    def attach_gate(self, ref: str, run_id: int) -> None:
+        """Attach a passing pipeline run (its policy gate report) to a version."""
+        with audited(self.ws), self.ws.session() as s:
+            check(self.actor, Permission.ATTACH, ref)
+            model, v = resolve(s, ref)
+            run = s.get(PipelineRun, run_id)
+            if run is None:
+                raise InputError(f"no pipeline run {run_id}; `mlsecops run` records runs")
+            if not run.passed:
+                raise InputError(
+                    f"pipeline run {run_id} ({run.pipeline}) failed its policy gate; only a passing run can be attached"
+                )
+            v.gate_run_id = run.id
+            audit.append(
+                s,
+                actor=self.actor.name,
+                action="registry.gate.attach",
+                subject=f"{model.name}@{v.version}",
+                details={"run_id": run_id, "pipeline": run.pipeline},
+            )
+
+    def add_webhook(self, url: str, secret: str, events: Sequence[str] = ("*",)) -> int:
+        """Subscribe ``url`` to registry events (``*`` for all); return the webhook id."""
+        check_url(url)
+        unknown = [e for e in events if e != "*" and e not in EVENTS]
+        if unknown:
+            raise InputError(f"unknown webhook event(s) {unknown}; known: {', '.join(EVENTS)}")
+        if len(secret) < 16:
+            raise InputError("the webhook secret must be at least 16 characters")
+        with audited(self.ws), self.ws.session() as s:
+            check(self.actor, Permission.ADMIN, "webhooks")
+            hook = Webhook(
+                url=url,
+                secret=secret,
+                events=",".join(events),
+                created=_now(),
+                created_by=self.actor.name,
+                active=True,
+            )
+            s.add(hook)
+            s.flush()
+            audit.append(
+                s,
+                actor=self.actor.name,
+                action="registry.webhook.add",
+                subject=f"webhook:{hook.id}",
+                details={"url": url, "events": list(events)},
+            )
+            return hook.id
+
+    # ------------------------------------------------------------------ promotion
+
+    def _signature_problem(self, s: Session, v: ModelVersion) -> str | None:
+        if not v.signature:
+            return "it has no signature (register it with its .sig bundle)"
+        trusted = s.execute(
+            select(TrustedKey).where(
+                TrustedKey.key_hint == v.signature_key_hint, TrustedKey.revoked.is_(None)
+            )
+        ).scalar_one_or_none()
+        if trusted is None:
+            return f"its signature's key {str(v.signature_key_hint)[:16]}... is not a trusted key"
+        try:
+            signing.verify_files(
+                self._blob_files(v), v.signature.encode(), signing.public_key_from_pem(trusted.pem.encode())
+            )
+        except (VerificationError, InputError) as err:
+            return f"its signature does not verify: {err.diagnostics()}"
+        return None
+
+    def production_blockers(self, s: Session, model: RegisteredModel, v: ModelVersion) -> list[str]:
+        """Every unmet requirement for promoting ``v`` to production (empty when it may go)."""
+        problems = []
+        if v.archived:
+            problems.append("it is archived")
+        if v.scan_verdict != "safe":
+            problems.append(f"its scan verdict is {v.scan_verdict}, not safe")
+        sig = self._signature_problem(s, v)
+        if sig:
+            problems.append(sig)
+        run = s.get(PipelineRun, v.gate_run_id) if v.gate_run_id is not None else None
+        if run is None or not run.passed:
+            problems.append("no passing policy gate report is attached (`mlsecops registry attach-gate`)")
+        approvers = [
+            a
+            for a in s.execute(select(Approval).where(Approval.version_id == v.id)).scalars()
+            if (u := s.execute(select(User).where(User.name == a.user_name)).scalar_one_or_none()) is not None
+            and not u.disabled
+            and u.role in (Role.APPROVER, Role.ADMIN)
+            and a.user_name != v.created_by
+        ]
+        if not approvers:
+            problems.append("no approver has approved it (`mlsecops registry approve`)")
+        return problems
+
+    def promote(
+        self, name: str, version: int, *, to: str, expected_generation: int | None = None
+    ) -> int | None:
+        """Move ``version`` into stage ``to`` (``staging`` or ``production``); return the version that
+        held that stage before.
+
+        Raises:
+            PermissionDenied: the role does not allow it, or production requirements are unmet (named).
+            ConflictError: the model changed since ``expected_generation`` (another promotion won).
+            InputError: unknown model/version/stage, archived version, or already in that stage.
+        """
+        if to not in STAGES:
+            raise InputError(f"stage must be one of {', '.join(STAGES)}; got {to!r}")
+        subject = f"{name}@{version}"
+        with audited(self.ws), self.ws.session(readonly=True) as s:
+            check(self.actor, Permission.PROMOTE, subject)
+            model = get_model(s, name)
+            v = get_version(s, model, version)
+            expected = model.generation if expected_generation is None else expected_generation
+            if v.archived:
+                raise InputError(f"{subject} is archived and cannot be promoted")
+            blockers = self.production_blockers(s, model, v) if to == "production" else []
+        if blockers:
+            self._audit("registry.promote.refused", subject, {"to": to, "blockers": blockers})
+            raise PermissionDenied(f"{subject} cannot go to production: " + "; ".join(blockers))
+        try:
+            with self.ws.session() as s:
+                self._cas(s, model.id, expected)
+                model = get_model(s, name)
+                v = get_version(s, model, version)
+                holder = current_holder(s, model.id, f"stage:{to}")
+                if holder is not None and holder.version_id == v.id:
+                    raise InputError(f"{subject} is in {to} already")
+                self._close_slots(s, v, "stage:")
+                before = self._open_slot(s, model, f"stage:{to}", v, "promote")
+                if to == "production":
+                    node = lineage.add_node(
+                        s,
+                        kind="deployment",
+                        name=f"{name}:production",
+                        version=str(expected + 1),
+                        attributes={"model_version": version},
+                        actor=self.actor.name,
+                    )
+                    mv = lineage.find_node(s, "model_version", name, str(version))
+                    if mv is not None:
+                        lineage.link(s, mv, node, "deployed_as", actor=self.actor.name)
+                audit.append(
+                    s,
+                    actor=self.actor.name,
+                    action="registry.promote",
+                    subject=subject,
+                    details={"to": to, "previous": before, "generation": expected + 1},
+                )
+        except _Lost:
+            raise self._conflict("registry.promote", subject, name, expected, {"to": to}) from None
+        self._notify("model.promoted", {"model": name, "version": version, "stage": to, "previous": before})
+        return before
+
+    def rollback(self, name: str, *, expected_generation: int | None = None) -> tuple[int, int]:
+        """Put the previous production version back into production; return ``(from, to)`` versions.
+
+        Raises:
+            InputError: nothing in production, or no earlier (non-archived) production version.
+            ConflictError: the model changed meanwhile.
+        """
+        with audited(self.ws), self.ws.session(readonly=True) as s:
+            check(self.actor, Permission.ROLLBACK, name)
+            model = get_model(s, name)
+            expected = model.generation if expected_generation is None else expected_generation
+            current = current_holder(s, model.id, "stage:production")
+            if current is None:
+                raise InputError(f"{name} has nothing in production to roll back")
+            earlier = (
+                s.execute(
+                    select(Assignment)
+                    .join(ModelVersion, ModelVersion.id == Assignment.version_id)
+                    .where(
+                        Assignment.model_id == model.id,
+                        Assignment.slot == "stage:production",
+                        Assignment.ended.is_not(None),
+                        Assignment.version_id != current.version_id,
+                        ModelVersion.archived.is_(False),
+                    )
+                    .order_by(Assignment.started.desc(), Assignment.id.desc())
+                )
+                .scalars()
+                .first()
+            )
+            if earlier is None:
+                raise InputError(f"{name} has no previous production version to roll back to")
+            cur_v, prev_v = s.get(ModelVersion, current.version_id), s.get(ModelVersion, earlier.version_id)
+            assert cur_v is not None and prev_v is not None
+            frm, to = cur_v.version, prev_v.version
+        try:
+            with self.ws.session() as s:
+                self._cas(s, model.id, expected)
+                model = get_model(s, name)
+                target = get_version(s, model, to)
+                self._close_slots(s, target, "stage:")
+                self._open_slot(s, model, "stage:production", target, "rollback")
+                audit.append(
+                    s,
+                    actor=self.actor.name,
+                    action="registry.rollback",
+                    subject=f"{name}@{to}",
+                    details={"from": frm, "to": to, "generation": expected + 1},
+                )
+        except _Lost:
+            raise self._conflict("registry.rollback", name, name, expected, {"from": frm, "to": to}) from None
+        self._notify("model.rolled_back", {"model": name, "from": frm, "to": to})
+        return frm, to
+
+    def archive(self, name: str, version: int) -> None:
+        """Archive a version: it leaves its stages and aliases and can no longer be promoted.
+
+        Raises:
+            InputError: it is in production (roll back or promote another version first).
+        """
+        subject = f"{name}@{version}"
+        with audited(self.ws), self.ws.session() as s:
+            check(self.actor, Permission.ARCHIVE, subject)
+            model = get_model(s, name)
+            v = get_version(s, model, version)
+            if v.archived:
+                raise InputError(f"{subject} is archived already")
+            prod = current_holder(s, model.id, "stage:production")
+            if prod is not None and prod.version_id == v.id:
+                raise InputError(f"{subject} is in production; roll back or promote another version first")
+            closed = self._close_slots(s, v, "")
+            v.archived = True
+            model.generation += 1
+            audit.append(
+                s, actor=self.actor.name, action="registry.archive", subject=subject, details={"left": closed}
+            )
+        self._notify("model.archived", {"model": name, "version": version})
+
+    def set_alias(self, name: str, alias: str, version: int) -> int | None:
+        """Point ``alias`` (e.g. ``champion``) at ``version``; return the version it pointed at before."""
+        check_alias(alias)
+        subject = f"{name}@{version}"
+        with audited(self.ws), self.ws.session() as s:
+            check(self.actor, Permission.ALIAS, subject)
+            model = get_model(s, name)
+            v = get_version(s, model, version)
+            if v.archived:
+                raise InputError(f"{subject} is archived; an alias cannot point at it")
+            before = self._open_slot(s, model, f"alias:{alias}", v, "alias")
+            model.generation += 1
+            audit.append(
+                s,
+                actor=self.actor.name,
+                action="registry.alias",
+                subject=subject,
+                details={"alias": alias, "previous": before},
+            )
+            return before
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove an alias."""
+        with audited(self.ws), self.ws.session() as s:
+            check(self.actor, Permission.ALIAS, f"{name}@{alias}")
+            model = get_model(s, name)
+            holder = current_holder(s, model.id, f"alias:{alias}")
+            if holder is None:
+                raise InputError(f"{name} has no alias {alias!r}")
+            holder.ended, holder.ended_by = _now(), self.actor.name
+            model.generation += 1
+            audit.append(
+                s,
+                actor=self.actor.name,
+                action="registry.alias.delete",
+                subject=f"{name}@{alias}",
+                details={},
+            )

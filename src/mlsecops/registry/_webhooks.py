@@ -1,0 +1,102 @@
+"""Webhooks: registrations, promotions and rollbacks announced to HTTP endpoints, HMAC-signed.
+
+Each delivery is a JSON ``POST`` with ``X-Mlsecops-Event`` (the event name), ``X-Mlsecops-Delivery``
+(a random id) and ``X-Mlsecops-Signature: sha256=<hex>``, the HMAC-SHA256 of the exact body with the
+webhook's secret; a receiver recomputes it with ``verify_signature`` (constant-time compare). Deliveries
+happen after the change committed, with a short timeout; a failed delivery is logged and written to the
+audit trail but never undoes or blocks the change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+
+from mlsecops.core.errors import InputError
+from mlsecops.core.findings import utcnow
+from mlsecops.registry._tables import Webhook
+from mlsecops.store import Workspace, audit
+
+__all__ = ["EVENTS", "deliver", "sign_body", "verify_signature"]
+
+EVENTS = ("model.registered", "model.promoted", "model.rolled_back", "model.archived")
+_log = logging.getLogger("mlsecops.registry.webhooks")
+TIMEOUT_S = 5.0
+
+
+def sign_body(secret: str, body: bytes) -> str:
+    """The ``X-Mlsecops-Signature`` header value for ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, body: bytes, header: str) -> bool:
+    """Whether ``header`` is the signature of ``body`` with ``secret`` (for receivers)."""
+    return hmac.compare_digest(sign_body(secret, body), header)
+
+
+def check_url(url: str) -> str:
+    """Accept only http(s) URLs.
+
+    Raises:
+        InputError: another scheme.
+    """
+    if not url.startswith(("https://", "http://")):
+        raise InputError(f"webhook URL must start with https:// or http://; got {url[:60]!r}")
+    return url
+
+
+def deliver(ws: Workspace, event: str, payload: Mapping[str, Any], *, actor: str) -> int:
+    """Send ``event`` to every active webhook subscribed to it; return the number delivered (2xx)."""
+    with ws.session(readonly=True) as s:
+        hooks = [
+            (h.id, h.url, h.secret)
+            for h in s.execute(select(Webhook).where(Webhook.active.is_(True))).scalars()
+            if h.events == "*" or event in h.events.split(",")
+        ]
+    if not hooks:
+        return 0
+    body = json.dumps(
+        {"event": event, "sent": utcnow().isoformat(), "actor": actor, **payload}, sort_keys=True
+    ).encode()
+    ok = 0
+    for hook_id, url, secret in hooks:
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-Mlsecops-Event": event,
+                "X-Mlsecops-Delivery": secrets.token_hex(8),
+                "X-Mlsecops-Signature": sign_body(secret, body),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+                status = int(response.status)
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            status, why = 0, str(getattr(err, "reason", err))[:200]
+        else:
+            why = ""
+        if 200 <= status < 300:
+            ok += 1
+            continue
+        _log.warning("webhook %s: delivery of %s failed (%s)", hook_id, event, why or status)
+        with ws.session() as s:
+            audit.append(
+                s,
+                actor=actor,
+                action="registry.webhook.failed",
+                subject=f"webhook:{hook_id}",
+                details={"event": event, "status": status, "error": why},
+            )
+    return ok
