@@ -152,3 +152,16 @@ def test_console_script_debug_shows_traceback(tmp_path: Path) -> None:
         [*cmd[:3], "--debug", *cmd[3:]], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+@pytest.mark.postgres
+def test_cli_on_postgresql_through_the_same_code(cli: Cli, tmp_path: Path, postgres_server: Any) -> None:
+    env = {"MLSECOPS_DATABASE_URL": postgres_server.create_database()}
+    assert cli("init", env=env).code == 0
+    p = _pipeline(tmp_path, "  - {stage: audit, max_severity: info}\n")
+    assert cli("run", str(p), env=env).code == 0
+    verify = cli("audit", "verify", env=env)
+    assert verify.code == 0 and "2 event(s)" in verify.out
+    assert not (tmp_path / ".mlsecops" / "mlsecops.db").exists()  # nothing went to SQLite
+    log = json.loads(cli("audit", "log", "--format", "json", env=env).out)
+    assert [e["action"] for e in log] == ["workspace.init", "pipeline.run"]
