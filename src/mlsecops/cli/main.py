@@ -27,6 +27,8 @@ _COMMANDS = (
     "mlsecops.cli.audit",
     "mlsecops.cli.pipeline",
     "mlsecops.cli.scan",
+    "mlsecops.cli.signing",
+    "mlsecops.cli.registry",
 )
 
 app = typer.Typer(

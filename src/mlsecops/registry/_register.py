@@ -91,6 +91,7 @@ def register_version(
     signature: Path | None = None,
     description: str = "",
     trained_on: Sequence[str] = (),
+    reuse_existing: bool = False,
 ) -> VersionInfo:
     """Register the model at ``path`` as the next version of ``name``.
 
@@ -102,6 +103,8 @@ def register_version(
         signature: its model-signing bundle (default: ``<path>.sig`` when that exists).
         description: set on the model when it is new.
         trained_on: data files or lineage nodes (``kind:name@version``) the model was produced from.
+        reuse_existing: when a non-archived version has the same content digest, return it instead of
+            registering a new version (pipelines re-run without piling up identical versions).
 
     Raises:
         PermissionDenied: the role does not allow registering.
@@ -140,6 +143,20 @@ def register_version(
         raise InputError(f"no signature at {signature}")
     blobs = {rel: ws.artifacts.path_for(sha) for rel, sha, _ in files}
     digest = _digest(files)
+    if reuse_existing:
+        with ws.session(readonly=True) as s:
+            found = s.execute(
+                select(RegisteredModel, ModelVersion)
+                .join(ModelVersion, ModelVersion.model_id == RegisteredModel.id)
+                .where(
+                    RegisteredModel.name == name,
+                    ModelVersion.digest == digest,
+                    ModelVersion.archived.is_(False),
+                )
+                .order_by(ModelVersion.version.desc())
+            ).first()
+            if found is not None:
+                return describe(s, found[0], found[1])
     try:
         with ws.session() as s:
             hint, signed_by = _trusted_signer(s, bundle, blobs) if bundle is not None else (None, None)
