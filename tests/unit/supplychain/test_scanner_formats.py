@@ -313,3 +313,18 @@ def test_gguf(scan: Scan) -> None:
 def test_opaque_archives_are_not_safe(scan: Scan) -> None:
     r = scan(b"7z\xbc\xaf\x27\x1c\x00\x04" + b"\x00" * 100, name="pytorch_model.bin")
     assert r.format == "7z" and r.verdict is Verdict.SUSPICIOUS
+
+
+def test_legacy_checkpoint_storages_skipped_and_tail_scanned(tmp_path: Path, pk: Any) -> None:
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "legacy.pt"
+    torch.save(
+        {"w": torch.ones(300), "b": torch.zeros(7, dtype=torch.int64)},
+        path,
+        _use_new_zipfile_serialization=False,
+    )
+    assert scan_file(path).verdict is Verdict.SAFE
+    path.write_bytes(path.read_bytes() + pk.SYSTEM)
+    r = scan_file(path)
+    assert r.verdict is Verdict.MALICIOUS
+    assert any(h.title == "data after the last tensor storage" for h in r.hits)

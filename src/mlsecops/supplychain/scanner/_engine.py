@@ -48,6 +48,26 @@ _STORAGE = re.compile(r"^(.*/)?data/\d+$")
 _P0_GLOBAL = re.compile(rb"[ci]([A-Za-z_][\w.]{0,120})\n([A-Za-z_][\w.]{0,120})\n")
 _PROTO = re.compile(rb"\x80[\x02-\x05]")
 _MAX_PROBES = 20_000
+_ELEMENT_SIZE = {
+    "FloatStorage": 4,
+    "DoubleStorage": 8,
+    "HalfStorage": 2,
+    "BFloat16Storage": 2,
+    "LongStorage": 8,
+    "IntStorage": 4,
+    "ShortStorage": 2,
+    "CharStorage": 1,
+    "ByteStorage": 1,
+    "BoolStorage": 1,
+    "ComplexFloatStorage": 8,
+    "ComplexDoubleStorage": 16,
+    "UntypedStorage": 1,
+    "QInt8Storage": 1,
+    "QUInt8Storage": 1,
+    "QInt32Storage": 4,
+    "QUInt4x2Storage": 1,
+    "QUInt2x4Storage": 1,
+}
 
 
 def _join(parent: str, name: str) -> str:
@@ -241,6 +261,7 @@ class ArtifactScanner:
         fmt = "pickle"
         count = 0
         legacy = False
+        storages: dict[str, str] = {}
         while not s.at_eof():
             start = s.tell()
             buf: list[Hit] = []
@@ -253,8 +274,12 @@ class ArtifactScanner:
                     legacy, fmt = True, "pytorch-legacy"
                 if any(g.startswith("joblib.") for g in res.globals) and not legacy:
                     fmt = "joblib"
+                if legacy:
+                    storages.update(res.storages)
                 if legacy and count >= 5:
-                    return fmt  # the rest of a legacy checkpoint is raw storage bytes, never unpickled
+                    # Raw storage bytes follow; skip them by their sizes and look at what is left.
+                    self._legacy_tail(s, entry, storages)
+                    return fmt
                 continue
             if count == 0:
                 if not (forced or buf or res.protocol):
@@ -292,6 +317,33 @@ class ArtifactScanner:
         if count == 0:
             return None if not forced else fmt
         return fmt
+
+    def _legacy_tail(self, s: Stream, entry: str, storages: dict[str, str]) -> None:
+        """Skip the storages of a legacy torch checkpoint; scan anything that follows them."""
+        for key in sorted(storages):
+            size = _ELEMENT_SIZE.get(storages[key].rsplit(".", 1)[-1])
+            raw = s.read(8)
+            if size is None or len(raw) < 8:
+                return
+            s.skip(int.from_bytes(raw, "little") * size)
+        if s.at_eof():
+            return
+        start = s.tell()
+        self.add(
+            Hit(
+                Severity.MEDIUM,
+                "data after the last tensor storage",
+                f"a legacy checkpoint should end after its storages; {entry or 'the file'} continues at "
+                f"offset {start}",
+                entry=entry,
+                offset=start,
+                atlas=ATLAS_ARTIFACT,
+            )
+        )
+        if self._pickles(s, entry, 1, forced=False) is None:
+            if s.seekable:
+                s.seek(start)
+            self._blob(s, entry)
 
     def _blob(self, s: Stream, entry: str) -> None:
         """Search unrecognised bytes for pickle headers and protocol-0 globals."""

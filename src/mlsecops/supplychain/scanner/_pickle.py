@@ -100,6 +100,8 @@ class PickleResult:
     """Top of the stack at STOP (a stand-in)."""
     globals: set[str] = field(default_factory=set)
     persistent_ids: int = 0
+    storages: dict[str, str] = field(default_factory=dict)
+    """Legacy torch storages named by persistent ids: key -> storage type (``torch.FloatStorage``)."""
     error: str = ""
     opcodes: int = 0
 
@@ -432,7 +434,16 @@ class PickleWalker:
                         s.readline(1 << 16)
                     else:
                         self._need(stack, 1, op_off)
-                        stack.pop()
+                        pid = stack.pop()
+                        if (
+                            isinstance(pid, tuple)
+                            and len(pid) >= 3
+                            and pid[0] == "storage"
+                            and isinstance(pid[1], Glob)
+                            and isinstance(pid[2], str)
+                            and len(res.storages) < max_memo
+                        ):
+                            res.storages[pid[2]] = pid[1].full
                     res.persistent_ids += 1
                     stack.append(OPAQUE)
                 elif op in (0x97, 0x98):  # NEXT_BUFFER, READONLY_BUFFER

@@ -494,7 +494,7 @@ def judge(module: str, name: str) -> Judgement:
         return Judgement(Rule.ALLOW, full, "Cython class reconstructor")
     if (
         any(full.startswith(p) for p in _ALLOW_CLASS_PREFIXES)
-        and last[:1].isupper()
+        and last.lstrip("_")[:1].isupper()
         and "._testing" not in full
         and ".tests." not in full
     ):
