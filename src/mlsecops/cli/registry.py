@@ -411,9 +411,23 @@ def bom_context(ref: str) -> dict[str, Any]:
         reg = Registry(ws, authenticate(ws, _api_key()))
         info = reg.show(ref)
         _, doc = _lineage_tree(ws, f"{info.name}@{info.version}")
+        metrics: dict[str, float] = {}
+        if info.gate_run_id is not None:
+            from sqlalchemy import select
+
+            from mlsecops.store import StoredReport
+
+            with ws.session(readonly=True) as s:
+                body = s.execute(
+                    select(StoredReport.body).where(
+                        StoredReport.run_id == info.gate_run_id, StoredReport.stage.is_(None)
+                    )
+                ).scalar_one_or_none()
+            if body is not None:
+                metrics = dict(json.loads(body).get("metrics", {}))
     datasets = [n for n in doc["nodes"].values() if n["kind"] == "dataset"]
     err_console.print(f"BOM for registry version {info.name}@{info.version}")
-    return {"version": info.to_json(), "datasets": datasets}
+    return {"version": info.to_json(), "datasets": datasets, "metrics": metrics}
 
 
 def register(app: typer.Typer) -> None:

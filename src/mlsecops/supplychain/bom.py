@@ -1,0 +1,291 @@
+"""CycloneDX 1.6 ML-BOM for a model: the model, its model card, files, datasets, scan and signature.
+
+``build_bom(path, ...)`` returns the BOM as a JSON-able dict:
+
+- ``metadata.component``: a ``machine-learning-model`` component named after the model, with a SHA-256
+  over its file digests, and a ``modelCard`` (approach, task, architecture, datasets, inputs, outputs,
+  quantitative analysis, considerations) built from a model-card file and from what the registry knows
+  (the ``context``: lineage datasets, metrics of the attached policy-gate run, scan verdict);
+- ``components``: every file of the model (``file`` components with SHA-256 hashes) and every dataset
+  (``data`` components, referenced from ``modelCard.modelParameters.datasets``);
+- the signature (a model-signing bundle) as an ``attestation`` external reference with its hash and key
+  hint, and the scan verdict as ``mlsecops:*`` properties.
+
+``cyclonedx-python-lib`` has no model for the model card yet, so the document is written here as plain
+data; ``validate_bom`` then checks the whole document against the CycloneDX 1.6 JSON schema that
+package ships (the ``bom`` extra).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlsecops._version import __version__
+from mlsecops.core.errors import ConfigError, InputError
+from mlsecops.core.findings import utcnow
+from mlsecops.supplychain import signing
+from mlsecops.supplychain.signing._hashing import HashAlgorithm, HashTask, hash_tasks
+
+__all__ = ["APPROACHES", "build_bom", "validate_bom"]
+
+APPROACHES = ("supervised", "unsupervised", "reinforcement-learning", "semi-supervised", "self-supervised")
+_CONSIDERATION_LISTS = {
+    "users": "users",
+    "use_cases": "useCases",
+    "technical_limitations": "technicalLimitations",
+    "performance_tradeoffs": "performanceTradeoffs",
+}
+MAX_FILE_COMPONENTS = 10_000
+
+
+def _load_card(card: Path | None) -> dict[str, Any]:
+    if card is None:
+        return {}
+    try:
+        data = yaml.safe_load(card.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(f"cannot read the model card {card}: {err.strerror or err}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"the model card {card} is not valid YAML/JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"the model card {card} must be a mapping (approach, task, datasets, ...)")
+    return data
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise ConfigError(f"model card: {what} must be a string or a list of strings")
+
+
+def _considerations(raw: Any) -> dict[str, Any]:
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError("model card: considerations must be a mapping")
+    out: dict[str, Any] = {}
+    for key, target in _CONSIDERATION_LISTS.items():
+        if key in raw:
+            out[target] = _strings(raw[key], f"considerations.{key}")
+    ethical = raw.get("ethical_considerations") or []
+    if ethical:
+        if not isinstance(ethical, list):
+            raise ConfigError("model card: considerations.ethical_considerations must be a list")
+        out["ethicalConsiderations"] = [
+            {"name": str(e.get("name", e)) if isinstance(e, dict) else str(e)}
+            | (
+                {"mitigationStrategy": str(e["mitigation"])}
+                if isinstance(e, dict) and "mitigation" in e
+                else {}
+            )
+            for e in ethical
+        ]
+    return out
+
+
+def _metrics(card: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    merged: dict[str, Any] = {}
+    merged.update(context.get("metrics", {}) or {})
+    merged.update(card.get("metrics", {}) or {})
+    out = []
+    for name, value in sorted(merged.items()):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"metric {name!r} must be a number or a string")
+        out.append({"type": str(name), "value": str(value)})
+    return out
+
+
+def _file_components(path: Path) -> tuple[list[dict[str, Any]], str, int]:
+    entries = signing.model_files(path, extra_ignore=(signing.default_signature_path(path),))
+    tasks = [HashTask(name, real, size=size) for name, real, size in entries]
+    digests = hash_tasks(tasks, HashAlgorithm.SHA256)
+    canon = json.dumps([[n, digests[n]] for n, _, _ in entries], separators=(",", ":"))
+    components = [
+        {
+            "type": "file",
+            "bom-ref": f"file:{name}",
+            "name": name,
+            "hashes": [{"alg": "SHA-256", "content": digests[name]}],
+            "properties": [{"name": "mlsecops:size", "value": str(size)}],
+        }
+        for name, _, size in entries[:MAX_FILE_COMPONENTS]
+    ]
+    return components, hashlib.sha256(canon.encode()).hexdigest(), sum(s for _, _, s in entries)
+
+
+def _datasets(card: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for d in context.get("datasets", []) or []:
+        ref = f"dataset:{d['name']}@{d.get('version') or ''}"
+        comp: dict[str, Any] = {
+            "type": "data",
+            "bom-ref": ref,
+            "name": str(d["name"]),
+            "data": [
+                {"type": "dataset", "name": str(d["name"]), "description": "from the mlsecops lineage graph"}
+            ],
+        }
+        if d.get("version"):
+            comp["version"] = str(d["version"])
+        if d.get("digest"):
+            comp["hashes"] = [{"alg": "SHA-256", "content": str(d["digest"])}]
+        found[ref] = comp
+    for name in _strings(card.get("datasets"), "datasets"):
+        ref = f"dataset:{name}@"
+        if not any(c["name"] == name for c in found.values()):
+            found[ref] = {
+                "type": "data",
+                "bom-ref": ref,
+                "name": name,
+                "data": [{"type": "dataset", "name": name}],
+            }
+    return list(found.values())
+
+
+def _signature(sig: Path | None) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    if sig is None or not sig.is_file():
+        return [], [{"name": "mlsecops:signature", "value": "none"}]
+    data = signing.load_bundle_file(sig)
+    bundle = signing.read_bundle(data)
+    ref = {
+        "type": "attestation",
+        "url": sig.name,
+        "comment": "OpenSSF model-signing bundle (Sigstore bundle, DSSE envelope, in-toto statement); "
+        "verify with `mlsecops verify` or `model_signing verify key`",
+        "hashes": [{"alg": "SHA-256", "content": hashlib.sha256(data).hexdigest()}],
+    }
+    props = [
+        {"name": "mlsecops:signature", "value": "model-signing"},
+        {"name": "mlsecops:signature:predicate_type", "value": signing.PREDICATE_TYPE},
+    ]
+    if bundle.key_hint:
+        props.append({"name": "mlsecops:signature:key_hint", "value": bundle.key_hint})
+    return [ref], props
+
+
+def build_bom(
+    path: Path,
+    *,
+    name: str | None = None,
+    card: Path | None = None,
+    signature: Path | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build the CycloneDX 1.6 ML-BOM of the model at ``path``.
+
+    Args:
+        path: model file or directory.
+        name: model name (default: the registry version's, else the path's name).
+        card: model-card file (YAML or JSON): ``approach``, ``task``, ``architecture_family``,
+            ``architecture``, ``datasets``, ``inputs``, ``outputs``, ``metrics``, ``considerations``.
+        signature: model-signing bundle (default ``<path>.sig`` when present).
+        context: what the registry knows: ``version`` (a ``VersionInfo`` JSON), ``datasets`` (lineage
+            nodes), ``metrics`` (from the attached policy-gate run).
+
+    Raises:
+        InputError: the model or a file cannot be read.
+        ConfigError: the model card is malformed.
+    """
+    ctx = dict(context or {})
+    info = ctx.get("version") or {}
+    meta = _load_card(card)
+    files, digest, size = _file_components(path)
+    model_name = name or info.get("name") or path.resolve().name
+    approach = meta.get("approach")
+    if approach is not None and approach not in APPROACHES:
+        raise ConfigError(f"model card: approach must be one of {', '.join(APPROACHES)}; got {approach!r}")
+    datasets = _datasets(meta, ctx)
+    params: dict[str, Any] = {}
+    if approach:
+        params["approach"] = {"type": approach}
+    for key, target in (
+        ("task", "task"),
+        ("architecture_family", "architectureFamily"),
+        ("architecture", "modelArchitecture"),
+    ):
+        if meta.get(key):
+            params[target] = str(meta[key])
+    if datasets:
+        params["datasets"] = [{"ref": d["bom-ref"]} for d in datasets]
+    for key in ("inputs", "outputs"):
+        formats = _strings(meta.get(key), key)
+        if formats:
+            params[key] = [{"format": f} for f in formats]
+    model_card: dict[str, Any] = {"bom-ref": "model-card"}
+    if params:
+        model_card["modelParameters"] = params
+    metrics = _metrics(meta, ctx)
+    if metrics:
+        model_card["quantitativeAnalysis"] = {"performanceMetrics": metrics}
+    considerations = _considerations(meta.get("considerations"))
+    if considerations:
+        model_card["considerations"] = considerations
+    sig_refs, sig_props = _signature(signature or signing.default_signature_path(path))
+    props = [{"name": "mlsecops:size", "value": str(size)}, *sig_props]
+    if info:
+        props += [
+            {"name": "mlsecops:registry:version", "value": str(info.get("version"))},
+            {"name": "mlsecops:scan:verdict", "value": str(info.get("scan_verdict"))},
+            {"name": "mlsecops:signature:trusted_key", "value": str(info.get("signed_by") or "none")},
+        ]
+        for sev, count in (info.get("scan", {}).get("counts") or {}).items():
+            props.append({"name": f"mlsecops:scan:{sev}", "value": str(count)})
+    component: dict[str, Any] = {
+        "type": "machine-learning-model",
+        "bom-ref": "model",
+        "name": str(model_name),
+        "hashes": [{"alg": "SHA-256", "content": digest}],
+        "modelCard": model_card,
+        "properties": props,
+    }
+    if info.get("version") is not None:
+        component["version"] = str(info["version"])
+    if meta.get("description"):
+        component["description"] = str(meta["description"])
+    if sig_refs:
+        component["externalReferences"] = sig_refs
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "serialNumber": f"urn:uuid:{uuid.uuid4()}",
+        "version": 1,
+        "metadata": {
+            "timestamp": utcnow().isoformat(timespec="seconds"),
+            "tools": {"components": [{"type": "application", "name": "mlsecops", "version": __version__}]},
+            "component": component,
+        },
+        "components": [*files, *datasets],
+        "dependencies": [
+            {"ref": "model", "dependsOn": [f["bom-ref"] for f in files] + [d["bom-ref"] for d in datasets]}
+        ],
+    }
+
+
+def validate_bom(document: Mapping[str, Any]) -> None:
+    """Validate against the CycloneDX 1.6 JSON schema shipped by ``cyclonedx-python-lib``.
+
+    Raises:
+        ConfigError: the ``bom`` extra is not installed.
+        InputError: the document does not conform (the first error is named).
+    """
+    try:
+        from cyclonedx.schema import SchemaVersion
+        from cyclonedx.validation.json import JsonValidator
+    except ImportError:
+        raise ConfigError(
+            "validating an ML-BOM needs cyclonedx-python-lib: pip install 'mlsecops[bom]'"
+        ) from None
+    error = JsonValidator(SchemaVersion.V1_6).validate_str(json.dumps(document))
+    if error is not None:
+        raise InputError(f"the ML-BOM does not conform to CycloneDX 1.6: {str(error)[:300]}")
