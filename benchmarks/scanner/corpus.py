@@ -14,6 +14,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import itertools
 import json
 import lzma
 import pickle
@@ -31,7 +32,7 @@ import joblib
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from payloads import CORE, PAYLOADS, u  # noqa: E402
+from payloads import CORE, PAYLOADS, u
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELS: list[dict[str, str]] = []
@@ -48,8 +49,19 @@ def put(out: Path, rel: str, data: bytes, label: str, fmt: str, technique: str) 
 
 
 def sklearn_models() -> list[tuple[str, Any]]:
-    from sklearn import cluster, decomposition, ensemble, linear_model, naive_bayes, neighbors, neural_network
-    from sklearn import pipeline, preprocessing, svm, tree
+    from sklearn import (
+        cluster,
+        decomposition,
+        ensemble,
+        linear_model,
+        naive_bayes,
+        neighbors,
+        neural_network,
+        pipeline,
+        preprocessing,
+        svm,
+        tree,
+    )
     from sklearn.compose import ColumnTransformer
     from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -202,7 +214,7 @@ def onnx_mlp(
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
     prev = "input"
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         w = rng.normal(size=(b, a)).astype(np.float32)
         bias = np.zeros(b, np.float32)
         for name, arr in ((f"fc{i}.weight", w), (f"fc{i}.bias", bias)):

@@ -16,7 +16,6 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from pydantic import JsonValue
@@ -251,6 +250,8 @@ def scan_paths(
             if progress is not None:
                 progress(r)
     else:
+        from concurrent.futures import ProcessPoolExecutor  # only when a pool is needed: it imports slowly
+
         with ProcessPoolExecutor(max_workers=min(n, len(files))) as pool:
             for r in pool.map(_scan_one, [(f, limits, sha256) for f in files], chunksize=1):
                 out.append(r)

@@ -1,0 +1,299 @@
+"""Scanner benchmark: detection, false positives, crashes, throughput and peak memory vs the peers.
+
+    benchmarks/scanner/setup_venv.sh                       # once: peers in benchmarks/.venv-scanner
+    .venv/bin/python benchmarks/scanner/run.py [--skip-large] [--rebuild]
+
+1. Builds (or reuses) the labelled corpus (``corpus.py``).
+2. Scans it with mlsecops (in-process) and with picklescan, modelscan, fickling and modelaudit
+   (``peers.py`` in the benchmark venv, in-process there, 60 s per file).
+3. Creates a 1.5 GB PyTorch checkpoint and a 1.5 GB plain pickle and times every tool's CLI on each
+   with ``/usr/bin/time -v`` (wall time, peak RSS), with ``cat FILE > /dev/null`` on a warm cache as the
+   floor. Slow tools get one run with a time and memory cap; fast ones the median of three.
+4. Writes ``benchmarks/results/scanner.json`` and ``benchmarks/results/scanner.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = ROOT / "benchmarks" / ".work" / "scanner"
+CORPUS = WORK / "corpus"
+VENV = ROOT / "benchmarks" / ".venv-scanner" / "bin"
+RESULTS = ROOT / "benchmarks" / "results"
+PEERS = ["picklescan", "modelscan", "fickling", "modelaudit"]
+TOOLS = ["mlsecops", *PEERS]
+
+
+def ours_on_corpus() -> list[dict[str, Any]]:
+    sys.path.insert(0, str(ROOT / "src"))
+    from mlsecops.supplychain.scanner import scan_file
+
+    labels = json.loads((CORPUS / "labels.json").read_text())
+    rows = []
+    for rec in labels:
+        t0 = time.perf_counter()
+        try:
+            r = scan_file(CORPUS / rec["path"], sha256=False)
+            v = str(r.verdict)
+            row = {
+                "flag": v != "safe",
+                "strict": v == "malicious",
+                "error": v == "error",
+                "crash": False,
+                "verdict": v,
+            }
+        except Exception as err:  # a crash of ours is counted like a peer's
+            row = {"flag": False, "strict": False, "error": True, "crash": True, "why": repr(err)[:200]}
+        row.update(path=rec["path"], seconds=time.perf_counter() - t0)
+        rows.append(row)
+    return rows
+
+
+def peer_on_corpus(tool: str) -> list[dict[str, Any]]:
+    out = WORK / "runs" / f"{tool}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PROMPTFOO_DISABLE_TELEMETRY="1", DO_NOT_TRACK="1")
+    subprocess.run(
+        [str(VENV / "python"), str(Path(__file__).with_name("peers.py")), tool, str(CORPUS), str(out)],
+        check=True,
+        timeout=7200,
+        env=env,
+    )
+    return json.loads(out.read_text())
+
+
+def summarise(labels: list[dict[str, str]], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    by_path = {r["path"]: r for r in rows}
+    mal = [rec for rec in labels if rec["label"] == "malicious"]
+    ben = [rec for rec in labels if rec["label"] == "benign"]
+    per_format: dict[str, list[int]] = {}
+    for rec in mal:
+        d = per_format.setdefault(rec["format"], [0, 0])
+        d[0] += int(by_path[rec["path"]]["flag"])
+        d[1] += 1
+    missed = [rec["path"] for rec in mal if not by_path[rec["path"]]["flag"]]
+    fp_any = [rec["path"] for rec in ben if by_path[rec["path"]]["flag"]]
+    fp_strict = [rec["path"] for rec in ben if by_path[rec["path"]]["strict"]]
+    return {
+        "malicious": len(mal),
+        "detected": len(mal) - len(missed),
+        "detected_strict": sum(int(by_path[rec["path"]]["strict"]) for rec in mal),
+        "benign": len(ben),
+        "benign_flagged": len(fp_any),
+        "benign_flagged_strict": len(fp_strict),
+        "crashes": sum(int(r.get("crash", False)) for r in rows),
+        "errors": sum(int(r.get("error", False)) for r in rows),
+        "corpus_seconds": round(sum(r["seconds"] for r in rows), 2),
+        "per_format": per_format,
+        "missed": missed,
+        "benign_flagged_paths": fp_any,
+    }
+
+
+# -- large files ---------------------------------------------------------------------------------------------
+
+
+def make_large(size: int = 1_500_000_000) -> dict[str, Path]:
+    import numpy as np
+    import torch
+
+    big = WORK / "large"
+    big.mkdir(parents=True, exist_ok=True)
+    ckpt, pkl = big / "checkpoint_1.5GB.pt", big / "plain_1.5GB.pkl"
+    n = 24
+    per = size // n // 4
+    if not ckpt.exists():
+        g = torch.Generator().manual_seed(0)
+        torch.save({f"layer{i}.weight": torch.randn(per, generator=g) for i in range(n)}, ckpt)
+    if not pkl.exists():
+        import pickle
+
+        rng = np.random.default_rng(0)
+        with open(pkl, "wb") as f:
+            pickle.dump(
+                {f"layer{i}.weight": rng.standard_normal(per, dtype=np.float32) for i in range(n)},
+                f,
+                protocol=4,
+            )
+    return {"pytorch_checkpoint": ckpt, "plain_pickle": pkl}
+
+
+def _timed(cmd: list[str], *, timeout: float, mem_cap_gb: float | None = None) -> dict[str, Any]:
+    full = ["/usr/bin/time", "-f", "%e %M", *cmd]
+    if mem_cap_gb is not None:
+        full = ["prlimit", f"--as={int(mem_cap_gb * (1 << 30))}", *full]
+    env = dict(os.environ, PROMPTFOO_DISABLE_TELEMETRY="1", DO_NOT_TRACK="1")
+    try:
+        p = subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"seconds": None, "peak_mb": None, "exit": None, "note": f"killed after {timeout:.0f} s"}
+    last = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
+    try:
+        secs, kb = last.split()
+        out = {"seconds": float(secs), "peak_mb": round(int(kb) / 1024, 1), "exit": p.returncode}
+    except ValueError:
+        out = {"seconds": None, "peak_mb": None, "exit": p.returncode}
+    tail = (p.stdout + p.stderr).strip().splitlines()
+    out["output_tail"] = " | ".join(tail[-4:-1] if len(tail) > 1 else tail)[-300:]
+    return out
+
+
+def large_cmds(path: Path) -> dict[str, tuple[list[str], float, float | None, int]]:
+    """tool -> (command, timeout s, memory cap GB, repetitions)."""
+    ours = [
+        str(ROOT / ".venv" / "bin" / "mlsecops"),
+        "scan",
+        str(path),
+        "-f",
+        "json",
+        "-q",
+        "--fail-on",
+        "never",
+    ]
+    return {
+        "cat (floor)": (["sh", "-c", f"cat '{path}' > /dev/null"], 120, None, 3),
+        "mlsecops": (ours, 300, None, 3),
+        "mlsecops --no-hash": ([*ours, "--no-hash"], 300, None, 3),
+        "picklescan": ([str(VENV / "picklescan"), "-p", str(path)], 300, None, 3),
+        "modelscan": ([str(VENV / "modelscan"), "-p", str(path)], 300, None, 3),
+        "fickling": ([str(VENV / "fickling"), "--check-safety", str(path)], 180, 14.0, 1),
+        "modelaudit": ([str(VENV / "modelaudit"), "scan", str(path)], 300, None, 1),
+    }
+
+
+def measure_large(files: dict[str, Path]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for label, path in files.items():
+        subprocess.run(["sh", "-c", f"cat '{path}' > /dev/null; cat '{path}' > /dev/null"], check=True)
+        res: dict[str, Any] = {"bytes": path.stat().st_size}
+        for tool, (cmd, timeout, cap, reps) in large_cmds(path).items():
+            runs = [_timed(cmd, timeout=timeout, mem_cap_gb=cap) for _ in range(reps)]
+            ok = [r for r in runs if r["seconds"] is not None]
+            best = dict(runs[-1])
+            if ok:
+                best["seconds"] = round(statistics.median(r["seconds"] for r in ok), 3)
+                best["peak_mb"] = max(r["peak_mb"] for r in ok)
+            best["runs"] = len(runs)
+            res[tool] = best
+        floor = res["cat (floor)"]["seconds"]
+        for tool in res:
+            if isinstance(res[tool], dict) and res[tool].get("seconds") and floor:
+                res[tool]["x_floor"] = round(res[tool]["seconds"] / floor, 2)
+        out[label] = res
+    return out
+
+
+# -- report ------------------------------------------------------------------------------------------------
+
+
+def write_markdown(data: dict[str, Any]) -> str:
+    s = data["summary"]
+    lines = [
+        "# Scanner benchmark",
+        "",
+        f"Run: {data['when']} on {data['machine']} (2 cores shared with other jobs). Reproduce with "
+        "`benchmarks/scanner/setup_venv.sh && .venv/bin/python benchmarks/scanner/run.py`.",
+        f"Peers: {', '.join(f'{k} {v}' for k, v in data['versions'].items())}.",
+        "",
+        f"## Labelled corpus ({s['mlsecops']['malicious']} malicious, {s['mlsecops']['benign']} benign files)",
+        "",
+        "Detected = the tool did not call the file clean (our `malicious` or `suspicious`; a peer's warning or "
+        "worse). Strict = its top level (our `malicious`; picklescan dangerous global; modelscan high/critical; "
+        "fickling likely unsafe or worse; modelaudit critical). Benign flagged = false positives.",
+        "",
+        "| tool | detected | detected (strict) | benign flagged | benign flagged (strict) | crashes | errors | corpus time s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for t in TOOLS:
+        if t not in s:
+            continue
+        r = s[t]
+        lines.append(
+            f"| {t} | {r['detected']}/{r['malicious']} ({100 * r['detected'] / r['malicious']:.0f}%) | "
+            f"{r['detected_strict']} | {r['benign_flagged']}/{r['benign']} | {r['benign_flagged_strict']} | "
+            f"{r['crashes']} | {r['errors']} | {r['corpus_seconds']} |"
+        )
+    fmts = sorted(s["mlsecops"]["per_format"])
+    lines += [
+        "",
+        "### Detected per format of the malicious files",
+        "",
+        "| format | " + " | ".join(t for t in TOOLS if t in s) + " |",
+        "|---|" + "---|" * len([t for t in TOOLS if t in s]),
+    ]
+    for f in fmts:
+        cells = []
+        for t in TOOLS:
+            if t in s:
+                d, n = s[t]["per_format"].get(f, [0, 0])
+                cells.append(f"{d}/{n}")
+        lines.append(f"| {f} | " + " | ".join(cells) + " |")
+    if data.get("large"):
+        lines += [
+            "",
+            "## Large files (warm cache)",
+            "",
+            "| file | tool | wall s | x cat | peak RSS MB | exit | note |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for label, res in data["large"].items():
+            for tool, r in res.items():
+                if not isinstance(r, dict):
+                    continue
+                sec = "-" if r.get("seconds") is None else f"{r['seconds']:.2f}"
+                note = r.get("note", "") or (r.get("output_tail", "")[:90] if tool == "modelaudit" else "")
+                lines.append(
+                    f"| {label} ({res['bytes'] / 1e9:.2f} GB) | {tool} | {sec} | {r.get('x_floor', '-')} | "
+                    f"{r.get('peak_mb', '-')} | {r.get('exit', '-')} | {note.replace('|', '/')} |"
+                )
+    lines += ["", "Per-file outcomes, missed files and flagged benign files are in `scanner.json`.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-large", action="store_true")
+    ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--rebuild", action="store_true")
+    args = ap.parse_args()
+    if args.rebuild or not (CORPUS / "labels.json").exists():
+        subprocess.run([sys.executable, str(Path(__file__).with_name("corpus.py")), str(CORPUS)], check=True)
+    labels = json.loads((CORPUS / "labels.json").read_text())
+    rows = {"mlsecops": ours_on_corpus()}
+    if not args.skip_peers:
+        for t in PEERS:
+            rows[t] = peer_on_corpus(t)
+    versions = {}
+    if VENV.exists():
+        pl = subprocess.run(
+            [str(VENV / "pip"), "list", "--format", "json"], capture_output=True, text=True
+        ).stdout
+        versions = {p["name"]: p["version"] for p in json.loads(pl) if p["name"] in PEERS}
+    data: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()} {os.cpu_count()} CPU, Python {platform.python_version()}",
+        "versions": versions,
+        "summary": {t: summarise(labels, r) for t, r in rows.items()},
+        "per_file": rows,
+    }
+    if not args.skip_large:
+        data["large"] = measure_large(make_large())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scanner.json").write_text(json.dumps(data, indent=1))
+    md = write_markdown(data)
+    (RESULTS / "scanner.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
