@@ -2,7 +2,8 @@
 
 Options: ``name`` (model name, required), ``signature`` (bundle path, default ``<model>.sig``),
 ``trained_on`` (list of data files or lineage nodes), ``api_key_file`` (a file holding the API key) or
-``api_key_env`` (environment variable holding it, default ``MLSECOPS_API_KEY``). Registering the same
+``api_key_env`` (environment variable holding it, default ``MLSECOPS_API_KEY``), ``bootstrap`` (true:
+in a workspace without users, create the first admin and write its key to ``api_key_file``, 0600). Registering the same
 content again reports the existing version instead of adding one. A refusal (malicious or unscannable
 artifact, a signature that does not match) is a critical finding.
 """
@@ -20,6 +21,27 @@ from mlsecops.registry._register import register_version
 from mlsecops.store import Workspace
 
 __all__ = ["RegisterCheck"]
+
+
+def _bootstrap(ws: Workspace, target: Target) -> None:
+    """With ``bootstrap: true``, a workspace without users gets its first admin, whose key is written
+    to ``api_key_file`` (0600): the same first-user rule as ``mlsecops registry users add``."""
+    path = target.path_option("api_key_file")
+    if target.options.get("bootstrap") is not True or path is None or path.exists():
+        return
+    from sqlalchemy import func, select
+
+    from mlsecops.registry._tables import User
+
+    with ws.session(readonly=True) as s:
+        if s.execute(select(func.count()).select_from(User)).scalar_one():
+            return
+    create_user(ws, "pipeline", Role.ADMIN, actor=None)
+    key = create_api_key(ws, "pipeline", actor=None, label="pipeline bootstrap")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key + "\n")
 
 
 def _api_key(target: Target) -> str:
@@ -83,6 +105,7 @@ class RegisterCheck:
         if target.home is None:
             raise ConfigError("registry.register needs a workspace (run it through `mlsecops run`)")
         with Workspace.open(target.home, target.database_url, actor=target.actor) as ws:
+            _bootstrap(ws, target)
             actor = authenticate(ws, _api_key(target))
             try:
                 info = register_version(

@@ -3,7 +3,8 @@
 Options (``Target.options``): ``key`` (private key for ``sign.model``, public key for ``sign.verify``),
 ``signature`` (bundle path, default ``<model>.sig``), ``algorithm`` (``sha256``, ``blake3``, ``blake2b``),
 ``shard_size`` (bytes; shards instead of whole files), ``password_env`` (environment variable holding
-the private key's password, default ``MLSECOPS_KEY_PASSWORD``). A failed verification is a critical
+the private key's password, default ``MLSECOPS_KEY_PASSWORD``), ``create_key`` (``sign.model``: create
+the key pair, 0600, when ``key`` does not exist yet; ``key_type`` chooses ``ecdsa-p256`` or ``ed25519``). A failed verification is a critical
 finding (ATLAS AML.T0010, supply-chain compromise); a check that cannot run raises ``InputError``.
 """
 
@@ -89,7 +90,11 @@ class SignCheck:
         model = _model(target, "sign.model")
         env = str(target.options.get("password_env", "MLSECOPS_KEY_PASSWORD"))
         password = os.environ.get(env)
-        key = load_private_key(_key(target, "sign.model"), password=password.encode() if password else None)
+        key_path = _key(target, "sign.model")
+        if target.options.get("create_key") is True and not key_path.exists():
+            # First run of a pipeline: make the signing key (0600) where the pipeline says it lives.
+            create_keypair(key_path, key_type=KeyType(str(target.options.get("key_type", "ecdsa-p256"))))
+        key = load_private_key(key_path, password=password.encode() if password else None)
         shard = target.options.get("shard_size")
         result = sign_model(
             model,
