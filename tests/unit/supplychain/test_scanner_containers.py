@@ -197,3 +197,28 @@ def test_fifo_and_missing_paths(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(InputError):
         scan_file(fifo)
+
+
+def test_mutated_files_never_crash_the_scanner(tmp_path: Path, pk: Any) -> None:
+    import gzip
+    import random
+
+    seeds = [
+        pk.torch_zip(pk.SYSTEM),
+        gzip.compress(pk.SYSTEM * 3),
+        pk.BENIGN * 4,
+        pk.onnx_model([("Relu", "")], external="w.bin"),
+        _zip({"a.npy": b"\x93NUMPY\x01\x00v\x00" + b" " * 118}),
+    ]
+    rng = random.Random(0)
+    path = tmp_path / "fuzz.bin"
+    for _ in range(300):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 6)):
+            if rng.random() < 0.6 and data:
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            else:
+                data = data[: rng.randrange(len(data) + 1)]
+        path.write_bytes(bytes(data))
+        r = scan_file(path, limits=ScanLimits(max_seconds=5), sha256=False)
+        assert not any(h.title == "scanner error" for h in r.hits), [h.detail for h in r.hits]

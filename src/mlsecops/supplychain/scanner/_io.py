@@ -226,7 +226,17 @@ class Decompressed:
         self._ratio_check = ratio_check
 
     def read(self, n: int) -> bytes:
-        """Read up to ``n`` decompressed bytes."""
+        """Read up to ``n`` decompressed bytes.
+
+        Raises:
+            Truncated: the compressed data is corrupt (the real loader fails at the same point).
+        """
+        try:
+            return self._read(n)
+        except (zlib.error, lzma.LZMAError, OSError, EOFError) as err:
+            raise Truncated(f"corrupt compressed data: {err}") from None
+
+    def _read(self, n: int) -> bytes:
         d = self._d
         n = max(1, min(n, CHUNK * 4))
         while not self._done:

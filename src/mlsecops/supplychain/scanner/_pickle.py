@@ -487,7 +487,10 @@ class PickleWalker:
 
     def _text(self, n: int, op_off: int, res: PickleResult) -> object:
         if n <= _MAX_STR:
-            return self.s.read_exact(n).decode("utf-8", "surrogatepass")
+            try:
+                return self.s.read_exact(n).decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError:
+                raise Malformed(f"string is not UTF-8 at offset {op_off}") from None
         return self._blob(n, op_off, text=False, res=res)
 
     def _blob(self, n: int, op_off: int, *, text: bool, res: PickleResult) -> object:
