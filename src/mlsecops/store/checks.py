@@ -60,7 +60,7 @@ class AuditChainCheck:
     def run(self, target: Target) -> Report:
         """Verify the chain of the workspace in ``target.home`` (or ``target.paths[0]``)."""
         started = utcnow()
-        subject = str(target.home or (target.paths[0] if target.paths else ".mlsecops"))
+        subject = str(_home(target))
         try:
             with _open(target) as ws, ws.session(readonly=True) as s:
                 status = audit.verify(s)
@@ -112,7 +112,7 @@ class ArtifactStoreCheck:
     def run(self, target: Target) -> Report:
         """Check every blob listed in the workspace database."""
         started = utcnow()
-        subject = str(target.home or (target.paths[0] if target.paths else ".mlsecops"))
+        subject = str(_home(target))
         findings: list[Finding] = []
         checked = 0
         try:
