@@ -20,12 +20,16 @@ from mlsecops.store.workspace import Workspace
 __all__ = ["ArtifactStoreCheck", "AuditChainCheck"]
 
 
+def _home(target: Target) -> Path:
+    """The workspace a check looks at: ``target.home``, else the first path, else ``./.mlsecops``."""
+    if target.home is not None:
+        return target.home
+    return target.paths[0] if target.paths else Path(".mlsecops")
+
+
 def _open(target: Target) -> Workspace:
-    home = (
-        target.home if target.home is not None else (target.paths[0] if target.paths else Path(".mlsecops"))
-    )
     url = target.database_url if target.home is not None else None
-    return Workspace.open(home, url, actor=target.actor)
+    return Workspace.open(_home(target), url, actor=target.actor)
 
 
 def _unreadable(check: str, subject: str, err: MlsecopsError) -> Finding:
