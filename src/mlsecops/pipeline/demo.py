@@ -77,10 +77,12 @@ def _train_cnn(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], path: Path) -> 
         for i in range(0, len(xt), 64):
             idx = perm[i : i + 64]
             opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+            loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             opt.step()
     model.eval()
-    torch.jit.save(torch.jit.trace(model, xt[:1]), str(path))
+    traced = torch.jit.trace(model, xt[:1])  # type: ignore[no-untyped-call]  # unannotated in torch
+    torch.jit.save(traced, str(path))
 
 
 def build_demo(folder: Path) -> Path:
@@ -97,7 +99,9 @@ def build_demo(folder: Path) -> Path:
         models.mkdir(parents=True, exist_ok=True)
         data.mkdir(parents=True, exist_ok=True)
         x, y = _digits()
-        x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=_SEED, stratify=y)
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, test_size=0.25, random_state=_SEED, stratify=y
+        )
         x_trusted, x_new, y_trusted, y_new = train_test_split(
             x_train, y_train, test_size=0.3, random_state=_SEED, stratify=y_train
         )
