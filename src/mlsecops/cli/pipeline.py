@@ -21,7 +21,7 @@ from mlsecops.cli._common import (
     progress,
     settings,
 )
-from mlsecops.pipeline import RunResult, load_pipeline, run_pipeline
+from mlsecops.pipeline import RunResult, list_runs, load_pipeline, run_pipeline, run_report
 from mlsecops.pipeline.demo import build_demo
 from mlsecops.report import Format
 from mlsecops.store import Workspace
@@ -105,7 +105,50 @@ def demo(
     raise typer.Exit(code)
 
 
+runs_app = typer.Typer(help="Recorded pipeline runs and their reports.", no_args_is_help=True)
+
+
+@runs_app.command("list")
+def runs_list(
+    pipeline: Annotated[str | None, typer.Option(help="Only runs of this pipeline.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many runs.")] = 50,
+) -> None:
+    """List recorded runs, newest first."""
+    with open_workspace() as ws:
+        runs = list_runs(ws, pipeline=pipeline, limit=limit)
+    table = Table(title=f"{len(runs)} run(s)")
+    for col in ("run", "pipeline", "finished (UTC)", "actor", "gate", "failed rules"):
+        table.add_column(col, overflow="fold")
+    for r in runs:
+        gate = "[green]PASS[/]" if r.passed else "[bold red]FAIL[/]"
+        table.add_row(
+            str(r.id),
+            escape(r.pipeline),
+            r.finished,
+            escape(r.actor),
+            gate,
+            escape("; ".join(r.failed_rules)),
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[int, typer.Argument(help="The run number (`mlsecops runs list`).")],
+    stage: Annotated[
+        str | None, typer.Option(help="Show this stage's report instead of the combined one.")
+    ] = None,
+    fmt: FormatOpt = Format.TEXT,
+    output: OutputOpt = None,
+) -> None:
+    """Render a recorded run's report in any format."""
+    with open_workspace() as ws:
+        report = run_report(ws, run_id, stage=stage)
+    emit(report, fmt, output)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``run`` and ``demo`` to the app."""
+    """Add ``run``, ``demo`` and ``runs`` to the app."""
     app.command("run")(run)
     app.command("demo")(demo)
+    app.add_typer(runs_app, name="runs")

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from mlsecops.pipeline.history import RunSummary, list_runs, run_report
 from mlsecops.pipeline.policy import GateResult, MaxSeverityRule, MetricRule, Rule, RuleResult, parse_rules
 from mlsecops.pipeline.runner import RunResult, StageResult, run_pipeline
 from mlsecops.pipeline.spec import Pipeline, Stage, load_pipeline
@@ -20,9 +21,12 @@ __all__ = [
     "Rule",
     "RuleResult",
     "RunResult",
+    "RunSummary",
     "Stage",
     "StageResult",
+    "list_runs",
     "load_pipeline",
     "parse_rules",
     "run_pipeline",
+    "run_report",
 ]

@@ -165,3 +165,17 @@ def test_cli_on_postgresql_through_the_same_code(cli: Cli, tmp_path: Path, postg
     assert not (tmp_path / ".mlsecops" / "mlsecops.db").exists()  # nothing went to SQLite
     log = json.loads(cli("audit", "log", "--format", "json", env=env).out)
     assert [e["action"] for e in log] == ["workspace.init", "pipeline.run"]
+
+
+def test_recorded_runs_can_be_listed_and_rendered(cli: Cli, tmp_path: Path) -> None:
+    cli("init")
+    p = _pipeline(tmp_path, "  - {metric: 'audit_events >= 100'}\n")
+    assert cli("run", str(p)).code == 1
+    listed = cli("runs", "list")
+    assert listed.code == 0 and "FAIL" in listed.out and "audit_events >= 100" in listed.out
+    combined = json.loads(cli("runs", "show", "1", "--format", "json").out)
+    assert combined["kind"] == "pipeline" and combined["verdict"] == "fail"
+    stage = json.loads(cli("runs", "show", "1", "--stage", "audit", "--format", "json").out)
+    assert stage["kind"] == "audit.verify" and stage["metrics"]["audit_events"] == 1.0
+    missing = cli("runs", "show", "7")
+    assert missing.code == 2 and "no pipeline run 7" in missing.err
