@@ -12,7 +12,7 @@ from mlsecops.core.errors import InputError
 from mlsecops.models.interface import ModelAdapter
 from mlsecops.models.loading import load_model
 
-__all__ = ["load_target_model", "opt_float_list", "opt_list", "tiny_contract_model"]
+__all__ = ["load_target_model", "opt_float", "opt_float_list", "opt_int", "opt_list", "tiny_contract_model"]
 
 
 def opt_list(value: Any) -> list[str]:
@@ -43,6 +43,39 @@ def opt_float_list(value: Any) -> list[float]:
         if not np.isfinite(f) or f < 0:
             raise InputError(f"budgets and radii must be finite and >= 0; got {v!r}")
         out.append(f)
+    return out
+
+
+def opt_int(opts: Mapping[str, Any], key: str, default: int) -> int:
+    """An integer option, or ``default`` when absent.
+
+    Raises:
+        InputError: the value is not an integer.
+    """
+    value = opts.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        return int(str(value))
+    except ValueError:
+        raise InputError(f"option {key!r} must be an integer; got {value!r}") from None
+
+
+def opt_float(opts: Mapping[str, Any], key: str, default: float) -> float:
+    """A number option, or ``default`` when absent.
+
+    Raises:
+        InputError: the value is not a finite number.
+    """
+    value = opts.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        out = float(str(value))
+    except ValueError:
+        raise InputError(f"option {key!r} must be a number; got {value!r}") from None
+    if not np.isfinite(out):
+        raise InputError(f"option {key!r} must be finite; got {value!r}")
     return out
 
 

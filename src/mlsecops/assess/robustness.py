@@ -25,7 +25,7 @@ import numpy as np
 
 from mlsecops.assess._data import encode_labels, load_dataset, subsample
 from mlsecops.assess._figures import curve_svg, image_pairs_svg
-from mlsecops.assess._options import load_target_model, opt_float_list, opt_list
+from mlsecops.assess._options import load_target_model, opt_float_list, opt_int, opt_list
 from mlsecops.assess.attack import ATTACKS, AttackResult, make_attack
 from mlsecops.assess.constraints import FeatureConstraints, parse_norm
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
@@ -233,7 +233,7 @@ class RobustnessCheck:
         opts = dict(target.options)
         seed = int(target.seed or 0)
         model, x, y, subject = _load_inputs(target)
-        idx = subsample(len(x), int(str(opts.get("max_examples") or 1000)), seed)
+        idx = subsample(len(x), opt_int(opts, "max_examples", 1000), seed)
         x, y = x[idx], y[idx]
         cons = FeatureConstraints.from_options(opts, x)
         names = [self.fixed_attack] if self.fixed_attack else opt_list(opts.get("attack"))
