@@ -197,6 +197,8 @@ def test_keras_zip_lambda_and_imports(scan: Scan) -> None:
     assert r.format == "keras" and r.verdict is Verdict.MALICIOUS
     imp = {"module": "os", "class_name": "system", "config": {"command": "id"}}
     assert scan(_keras_zip(_model(imp))).verdict is Verdict.MALICIOUS
+    fn = {"module": "builtins", "class_name": "function", "config": "exec", "registered_name": "exec"}
+    assert scan(_keras_zip(_model(_dense("d"), fn))).verdict is Verdict.MALICIOUS
     custom = {"module": "my_layers", "class_name": "Fancy", "config": {}, "registered_name": "Custom>Fancy"}
     assert scan(_keras_zip(_model(custom))).verdict is Verdict.SUSPICIOUS
     assert scan(_keras_zip(_model(_dense("a"), _dense("b")))).verdict is Verdict.SAFE
@@ -328,3 +330,20 @@ def test_legacy_checkpoint_storages_skipped_and_tail_scanned(tmp_path: Path, pk:
     r = scan_file(path)
     assert r.verdict is Verdict.MALICIOUS
     assert any(h.title == "data after the last tensor storage" for h in r.hits)
+
+
+def test_sklearn_pipelines_with_function_references_are_safe(tmp_path: Path) -> None:
+    import pickle
+
+    from sklearn.datasets import load_iris
+    from sklearn.feature_selection import SelectKBest, f_classif
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    x, y = load_iris(return_X_y=True)
+    model = make_pipeline(
+        FunctionTransformer(np.log1p, inverse_func=np.expm1), SelectKBest(f_classif, k=2)
+    ).fit(x, y)
+    path = tmp_path / "pipe.pkl"
+    path.write_bytes(pickle.dumps(model))
+    assert scan_file(path).verdict is Verdict.SAFE

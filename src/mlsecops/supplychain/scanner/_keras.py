@@ -106,7 +106,11 @@ def scan_keras_config(config: object, *, entry: str, report: Callable[[Hit], Non
                 )
             continue
         if isinstance(module, str) and module and not module.startswith(_KERAS_MODULES):
-            j = judge(module, cls)
+            # Keras 3 serialises a plain function as {"module": m, "class_name": "function", "config": name}.
+            j = judge(
+                module,
+                str(node["config"]) if cls == "function" and isinstance(node.get("config"), str) else cls,
+            )
             if j.name in reported:
                 continue
             reported.add(j.name)

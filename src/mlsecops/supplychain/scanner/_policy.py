@@ -290,6 +290,7 @@ _ALLOW_EXACT = frozenset(
         "numpy.core.numeric._frombuffer",
         "numpy.ma.core._mareconstruct",
         "numpy.ma.core.MaskedArray",
+        "numpy.ma.MaskedArray",
         "numpy.random._pickle.__randomstate_ctor",
         "numpy.random._pickle.__bit_generator_ctor",
         "numpy.random._pickle.__generator_ctor",
@@ -366,6 +367,23 @@ _TORCH_DTYPE = re.compile(
     r"^torch\.(u?int(8|16|32|64)|float(16|32|64)|bfloat16|half|double|long|short|bool|complex(32|64|128)"
     r"|cfloat|cdouble|qint8|quint8|qint32|quint4x2|float8_e4m3fn|float8_e5m2|bits8|contiguous_format"
     r"|channels_last|preserve_format)$"
+)
+_NUMPY_MATH = re.compile(
+    r"^numpy\.(log|log1p|log2|log10|exp|expm1|exp2|sqrt|cbrt|square|absolute|abs|fabs|sign|sin|cos|tan|tanh"
+    r"|sinh|cosh|arcsin|arccos|arctan|arcsinh|arctanh|floor|ceil|rint|round|clip|negative|reciprocal|maximum"
+    r"|minimum|add|subtract|multiply|divide|true_divide|power|float_power|mean|median|sum|std|var|max|min|amax"
+    r"|amin|nanmean|nanmedian|nanstd|nansum|nanmax|nanmin|argmax|argmin|isnan|isfinite|logical_not)$"
+)
+_ALLOW_FUNCTION_PREFIXES = (
+    "sklearn.metrics._classification.",
+    "sklearn.metrics._regression.",
+    "sklearn.metrics._ranking.",
+    "sklearn.metrics._scorer.",
+    "sklearn.metrics.pairwise.",
+    "sklearn.metrics.cluster.",
+    "sklearn.feature_selection._univariate_selection.",
+    "sklearn.feature_selection._mutual_info.",
+    "sklearn.preprocessing._function_transformer._identity",
 )
 _NUMPY_SCALAR = re.compile(
     r"^numpy\.(dtypes\.[A-Za-z0-9]+DType|u?int(8|16|32|64)?|float(16|32|64|128)?|complex(64|128|256)?|bool_?"
@@ -488,6 +506,10 @@ def judge(module: str, name: str) -> Judgement:
         return Judgement(Rule.ALLOW, full, "torch tensor rebuild")
     if _NUMPY_SCALAR.match(full):
         return Judgement(Rule.ALLOW, full, "numpy scalar type")
+    if _NUMPY_MATH.match(full):
+        return Judgement(Rule.ALLOW, full, "numpy math function (e.g. a FunctionTransformer's func)")
+    if full.startswith(_ALLOW_FUNCTION_PREFIXES):
+        return Judgement(Rule.ALLOW, full, "scikit-learn metric or score function")
     last = full.rsplit(".", 1)[-1]
     if last.startswith("__pyx_unpickle_") and any(full.startswith(p) for p in _ALLOW_CLASS_PREFIXES):
         # Cython's generated unpickle helper of an extension class: rebuilds that class only.
