@@ -1,74 +1,16 @@
-"""Small self-contained SVG figures for the HTML report: the robustness curve and adversarial examples.
+"""Adversarial examples as a self-contained SVG figure for the HTML report (curves use ``report.plots``).
 
 Written by hand (no plotting library), so reports render anywhere and the check stays light.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
 
 import numpy as np
 
-__all__ = ["curve_svg", "image_pairs_svg"]
-
-_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-
-
-def curve_svg(
-    series: Mapping[str, Sequence[tuple[float, float]]],
-    *,
-    xlabel: str = "eps",
-    ylabel: str = "accuracy",
-    width: int = 520,
-    height: int = 320,
-) -> str:
-    """A line chart of accuracy (0..1) against the budget, one line per named series."""
-    left, right, top, bottom = 56, 150, 20, 44
-    pw, ph = width - left - right, height - top - bottom
-    xs = [x for pts in series.values() for x, _ in pts] or [0.0, 1.0]
-    xmax = max(xs) if max(xs) > 0 else 1.0
-
-    def px(x: float) -> float:
-        return left + pw * x / xmax
-
-    def py(y: float) -> float:
-        return top + ph * (1 - y)
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>',
-    ]
-    for i in range(6):
-        yv = i / 5
-        parts.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{py(yv):.1f}" y2="{py(yv):.1f}" stroke="#eee"/>'
-        )
-        parts.append(f'<text x="{left - 6}" y="{py(yv) + 4:.1f}" text-anchor="end">{yv:.1f}</text>')
-    for i in range(5):
-        xv = xmax * i / 4
-        parts.append(f'<text x="{px(xv):.1f}" y="{top + ph + 16}" text-anchor="middle">{xv:.3g}</text>')
-    parts.append(f'<text x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">{escape(xlabel)}</text>')
-    parts.append(
-        f'<text x="14" y="{top + ph / 2}" text-anchor="middle" transform="rotate(-90 14 {top + ph / 2})">'
-        f"{escape(ylabel)}</text>"
-    )
-    for k, (name, pts) in enumerate(series.items()):
-        color = _COLORS[k % len(_COLORS)]
-        ordered = sorted(pts)
-        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in ordered)
-        parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
-        for x, y in ordered:
-            parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{color}"/>')
-        ly = top + 14 + 16 * k
-        parts.append(
-            f'<line x1="{left + pw + 10}" x2="{left + pw + 28}" y1="{ly - 4}" y2="{ly - 4}" '
-            f'stroke="{color}" stroke-width="2"/>'
-        )
-        parts.append(f'<text x="{left + pw + 32}" y="{ly}">{escape(name)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+__all__ = ["image_pairs_svg"]
 
 
 def image_pairs_svg(

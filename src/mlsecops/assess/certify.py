@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from mlsecops.assess._data import encode_labels, load_dataset, subsample
-from mlsecops.assess._figures import curve_svg
 from mlsecops.assess._options import (
     load_target_model,
     opt_float,
@@ -31,8 +30,9 @@ from mlsecops.assess._options import (
 from mlsecops.assess.attack import score_function
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.errors import InputError
-from mlsecops.core.findings import Figure, Finding, Report, Severity, utcnow
+from mlsecops.core.findings import Finding, Report, Severity, utcnow
 from mlsecops.models.interface import ModelAdapter, TorchNative, check_inputs, check_labels
+from mlsecops.report.plots import line_chart
 
 __all__ = ["Certification", "CertifyCheck", "certification_report", "certify", "clopper_pearson_lower"]
 
@@ -198,10 +198,12 @@ def certification_report(
     metrics["smoothed_accuracy"] = round(cert.certified_accuracy(0.0), 6)
     top = max([*radii, float(cert.radius.max()) if cert.radius.size else 0.0])
     grid = np.linspace(0, max(top, 1e-6), 26)
-    curve = curve_svg(
+    curve = line_chart(
+        "Certified accuracy vs L2 radius (randomized smoothing)",
         {f"sigma={cert.sigma:g}": [(float(r), cert.certified_accuracy(float(r))) for r in grid]},
         xlabel="L2 radius",
         ylabel="certified accuracy",
+        ylim=(0.0, 1.0),
     )
     findings = []
     clean = metrics["smoothed_accuracy"]
@@ -239,7 +241,7 @@ def certification_report(
                 "median_radius": float(np.median(cert.radius)) if cert.radius.size else 0.0,
             }
         },
-        figures=(Figure(title="Certified accuracy vs L2 radius (randomized smoothing)", content=curve),),
+        figures=(curve,),
     )
 
 

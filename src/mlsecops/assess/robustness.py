@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mlsecops.assess._data import encode_labels, load_dataset, subsample
-from mlsecops.assess._figures import curve_svg, image_pairs_svg
+from mlsecops.assess._figures import image_pairs_svg
 from mlsecops.assess._options import load_target_model, opt_float_list, opt_int, opt_list
 from mlsecops.assess.attack import ATTACKS, AttackResult, make_attack
 from mlsecops.assess.constraints import FeatureConstraints, parse_norm
@@ -32,6 +32,7 @@ from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.errors import InputError
 from mlsecops.core.findings import Figure, Finding, Report, Severity, utcnow
 from mlsecops.models.interface import ModelAdapter, TorchNative, check_inputs
+from mlsecops.report.plots import line_chart
 
 __all__ = ["Evaluation", "RobustnessCheck", "evaluate_robustness", "metric_key", "robustness_report"]
 
@@ -153,9 +154,12 @@ def robustness_report(
     if series:
         norms = sorted({r.norm for r in ev.results})
         figures.append(
-            Figure(
-                title="Robustness curve: accuracy under attack vs budget",
-                content=curve_svg(series, xlabel=f"eps ({', '.join(norms)})"),
+            line_chart(
+                "Robustness curve: accuracy under attack vs budget",
+                series,
+                xlabel=f"eps ({', '.join(norms)})",
+                ylabel="accuracy",
+                ylim=(0.0, 1.0),
             )
         )
     worst, fig = _worst_examples(ev, n_worst)

@@ -29,6 +29,7 @@ _COMMANDS = (
     "mlsecops.cli.scan",
     "mlsecops.cli.signing",
     "mlsecops.cli.registry",
+    "mlsecops.cli.robustness",
 )
 
 app = typer.Typer(

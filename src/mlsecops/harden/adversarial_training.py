@@ -95,9 +95,14 @@ def adversarial_train(
     gen = torch.Generator().manual_seed(seed)
     xt, yt = torch.from_numpy(arr), torch.from_numpy(labels)
     opt = torch.optim.Adam(module.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=lr, total_steps=epochs * ((len(arr) + batch_size - 1) // batch_size), pct_start=0.25
+    total_steps = epochs * ((len(arr) + batch_size - 1) // batch_size)
+    # one-cycle schedule for real runs; a constant rate for tiny ones (the schedule needs a few steps)
+    sched: Any = (
+        torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.25)
+        if total_steps >= 20
+        else None
     )
+    warmup_epochs = min(warmup_epochs, epochs - 1)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     for epoch in range(epochs):
@@ -135,7 +140,8 @@ def adversarial_train(
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]  # torch stub gap
             opt.step()
-            sched.step()
+            if sched is not None:
+                sched.step()
             losses.append(float(loss.detach()))
             correct += int((logits.detach().argmax(dim=1) == yb).sum())
         history.append(

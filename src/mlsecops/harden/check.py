@@ -73,7 +73,7 @@ def record_lineage(
     "harden.adversarial_training",
     kind=CheckKind.TRAINER,
     summary="PGD or TRADES adversarial training of a PyTorch model, with before/after robustness",
-    metrics=("clean_accuracy_*", "robust_accuracy_*", "training_seconds"),
+    metrics=("clean_accuracy_*", "robust_accuracy_*"),
 )
 class AdversarialTrainingCheck:
     """Adversarial training as a check (see the module docstring for options)."""
@@ -149,7 +149,6 @@ class AdversarialTrainingCheck:
             "clean_accuracy_after": after.clean_accuracy,
             f"robust_accuracy_before@{key}": before.robust_accuracy,
             f"robust_accuracy_after@{key}": after.robust_accuracy,
-            "training_seconds": round(result.seconds, 3),
         }
         lineage_recorded = False
         if target.home is not None and Path(model_ref).is_file():

@@ -1,0 +1,205 @@
+"""``mlsecops assess robustness``, ``mlsecops harden adversarial-training`` and ``mlsecops certify``.
+
+Thin: each command turns its options into a ``Target`` for the registered check (``assess.robustness``,
+``harden.adversarial_training``, ``assess.certify``), runs it and renders the report. Exit 1 when a
+finding is at or above ``--fail-on``; exit 2 with one line for a bad model, data file or option.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlsecops.cli._common import FailOnOpt, FormatOpt, OutputOpt, emit, exit_for, parse_fail_on
+from mlsecops.core.checks import Target, get_check
+from mlsecops.report import Format
+
+__all__ = ["register"]
+
+assess_app = typer.Typer(help="Assess a model: robustness under evasion attacks.", no_args_is_help=True)
+harden_app = typer.Typer(help="Harden a model: adversarial training.", no_args_is_help=True)
+
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m", help="Model: .pt (TorchScript), .onnx, .pkl/.joblib/.skops, URL or python:mod:attr."
+    ),
+]
+DataOpt = Annotated[
+    Path, typer.Option("--data", "-d", help="Data: .npz with X and y, or CSV/Parquet with --label.")
+]
+LabelOpt = Annotated[str | None, typer.Option(help="Label column of a CSV/Parquet data file.")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed; the same seed gives the same report.")]
+OutputKindOpt = Annotated[
+    str | None,
+    typer.Option("--model-output", help="What the model returns: logits (PyTorch default) or proba."),
+]
+
+
+def _run(check: str, target: Target, fmt: Format, output: Path | None, fail_on: str) -> None:
+    threshold = parse_fail_on(fail_on)
+    report = get_check(check).create().run(target)
+    emit(report, fmt, output)
+    raise typer.Exit(exit_for(report, threshold))
+
+
+def _options(**kw: Any) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+@assess_app.command("robustness")
+def robustness(
+    model: ModelOpt,
+    data: DataOpt,
+    attack: Annotated[
+        str | None,
+        typer.Option(
+            help="fgsm, pgd, apgd, square, hopskipjump (comma-separated); default pgd, or square for black-box models."
+        ),
+    ] = None,
+    eps: Annotated[
+        str | None, typer.Option(help="Budgets, comma-separated (default 0.05,0.1,0.2 for linf).")
+    ] = None,
+    norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
+    steps: Annotated[int | None, typer.Option(min=1, help="Iterations of iterative attacks.")] = None,
+    restarts: Annotated[int | None, typer.Option(min=1, help="Random restarts (pgd, apgd).")] = None,
+    max_queries: Annotated[
+        int | None, typer.Option(min=1, help="Query budget per example (black-box).")
+    ] = None,
+    max_examples: Annotated[int, typer.Option(min=1, help="Evaluate on at most this many examples.")] = 1000,
+    label: LabelOpt = None,
+    lower: Annotated[float | None, typer.Option(help="Lower feature bound (default: data minimum).")] = None,
+    upper: Annotated[float | None, typer.Option(help="Upper feature bound (default: data maximum).")] = None,
+    integer_features: Annotated[
+        str | None, typer.Option(help="Indices of integer features, comma-separated.")
+    ] = None,
+    immutable_features: Annotated[
+        str | None, typer.Option(help="Indices of features an attacker cannot change.")
+    ] = None,
+    model_output: OutputKindOpt = None,
+    timeout: Annotated[float, typer.Option(min=0.01, help="Seconds per request to a model endpoint.")] = 10.0,
+    seed: SeedOpt = 0,
+    fail_on: FailOnOpt = "high",
+    fmt: FormatOpt = Format.TEXT,
+    output: OutputOpt = None,
+) -> None:
+    """Accuracy under evasion attacks per budget, with a robustness curve and the worst examples."""
+    options = _options(
+        model=model,
+        data=str(data),
+        attack=attack,
+        eps=eps,
+        norm=norm,
+        steps=steps,
+        restarts=restarts,
+        max_queries=max_queries,
+        max_examples=max_examples,
+        label=label,
+        lower=lower,
+        upper=upper,
+        integer_features=_indices(integer_features, "--integer-features"),
+        immutable_features=_indices(immutable_features, "--immutable-features"),
+        output=model_output,
+        timeout=timeout,
+    )
+    _run("assess.robustness", Target(options=options, seed=seed), fmt, output, fail_on)
+
+
+@harden_app.command("adversarial-training")
+def adversarial_training(
+    model: ModelOpt,
+    data: DataOpt,
+    out_model: Annotated[
+        Path | None,
+        typer.Option("--out-model", help="Where to write the hardened model (default <model>.hardened.pt)."),
+    ] = None,
+    method: Annotated[str, typer.Option(help="pgd (Madry) or trades.")] = "pgd",
+    eps: Annotated[float, typer.Option(min=0.0, help="Training budget.")] = 0.1,
+    norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    steps: Annotated[int, typer.Option(min=1, help="PGD steps per batch.")] = 7,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 3e-3,
+    batch_size: Annotated[int, typer.Option(min=1)] = 128,
+    beta: Annotated[float, typer.Option(help="TRADES robustness weight.")] = 6.0,
+    label: LabelOpt = None,
+    weights: Annotated[Path | None, typer.Option(help="State-dict file for a python:mod:attr model.")] = None,
+    seed: SeedOpt = 0,
+    fail_on: FailOnOpt = "high",
+    fmt: FormatOpt = Format.TEXT,
+    output: OutputOpt = None,
+) -> None:
+    """Adversarially train a PyTorch model into a new file and report robustness before and after."""
+    from mlsecops.cli._common import settings
+
+    options = _options(
+        model=model,
+        data=str(data),
+        output=str(out_model) if out_model else None,
+        method=method,
+        eps=eps,
+        norm=norm,
+        epochs=epochs,
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        beta=beta,
+        label=label,
+        weights=str(weights) if weights else None,
+    )
+    cfg = settings()
+    home = cfg.home if (cfg.home / "mlsecops.db").exists() or cfg.database_url is not None else None
+    db = cfg.database_url.get_secret_value() if cfg.database_url is not None else None
+    target = Target(options=options, seed=seed, home=home, database_url=db, actor=cfg.actor)
+    _run("harden.adversarial_training", target, fmt, output, fail_on)
+
+
+def certify(
+    model: ModelOpt,
+    data: DataOpt,
+    sigma: Annotated[float, typer.Option(min=0.0, help="Gaussian noise standard deviation.")] = 0.25,
+    n: Annotated[int, typer.Option("--n", min=1, help="Noise samples for the estimate.")] = 1000,
+    n0: Annotated[int, typer.Option("--n0", min=1, help="Noise samples to choose the class.")] = 100,
+    alpha: Annotated[float, typer.Option(help="Failure probability of the certificate.")] = 0.001,
+    radii: Annotated[str, typer.Option(help="L2 radii to report, comma-separated.")] = "0.25,0.5",
+    max_examples: Annotated[int, typer.Option(min=1)] = 500,
+    label: LabelOpt = None,
+    model_output: OutputKindOpt = None,
+    seed: SeedOpt = 0,
+    fail_on: FailOnOpt = "high",
+    fmt: FormatOpt = Format.TEXT,
+    output: OutputOpt = None,
+) -> None:
+    """Certified L2 robustness by randomized smoothing: certified accuracy per radius, abstentions."""
+    options = _options(
+        model=model,
+        data=str(data),
+        sigma=sigma,
+        n=n,
+        n0=n0,
+        alpha=alpha,
+        radii=radii,
+        max_examples=max_examples,
+        label=label,
+        output=model_output,
+    )
+    _run("assess.certify", Target(options=options, seed=seed), fmt, output, fail_on)
+
+
+def _indices(value: str | None, flag: str) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected comma-separated feature indices; got {value!r}", param_hint=flag
+        ) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``assess``, ``harden`` and ``certify`` to the app."""
+    app.add_typer(assess_app, name="assess")
+    app.add_typer(harden_app, name="harden")
+    app.command("certify")(certify)
