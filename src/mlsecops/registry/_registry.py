@@ -144,6 +144,20 @@ class Registry:
                 closed.append(a.slot)
         return closed
 
+    def _deployment(self, s: Session, name: str, version: int, generation: int) -> None:
+        """Record in the lineage graph that ``version`` went to production (one node per generation)."""
+        node = lineage.add_node(
+            s,
+            kind="deployment",
+            name=f"{name}:production",
+            version=str(generation),
+            attributes={"model_version": version},
+            actor=self.actor.name,
+        )
+        mv = lineage.find_node(s, "model_version", name, str(version))
+        if mv is not None:
+            lineage.link(s, mv, node, "deployed_as", actor=self.actor.name)
+
     def _blob_files(self, v: ModelVersion) -> dict[str, Path]:
         import json
 
@@ -421,17 +435,7 @@ class Registry:
                 self._close_slots(s, v, "stage:")
                 before = self._open_slot(s, model, f"stage:{to}", v, "promote")
                 if to == "production":
-                    node = lineage.add_node(
-                        s,
-                        kind="deployment",
-                        name=f"{name}:production",
-                        version=str(expected + 1),
-                        attributes={"model_version": version},
-                        actor=self.actor.name,
-                    )
-                    mv = lineage.find_node(s, "model_version", name, str(version))
-                    if mv is not None:
-                        lineage.link(s, mv, node, "deployed_as", actor=self.actor.name)
+                    self._deployment(s, name, version, expected + 1)
                 audit.append(
                     s,
                     actor=self.actor.name,
@@ -486,6 +490,7 @@ class Registry:
                 target = get_version(s, model, to)
                 self._close_slots(s, target, "stage:")
                 self._open_slot(s, model, "stage:production", target, "rollback")
+                self._deployment(s, name, to, expected + 1)
                 audit.append(
                     s,
                     actor=self.actor.name,

@@ -13,7 +13,7 @@ import pytest
 
 from mlsecops.core.errors import InputError, PermissionDenied, VerificationError
 from mlsecops.registry import Role, authenticate, create_api_key, create_user, revoke_api_key
-from mlsecops.store import audit, lineage
+from mlsecops.store import LineageEdge, audit, lineage
 from mlsecops.supplychain import signing
 
 from .conftest import World  # noqa: TID252 - pytest's importlib mode needs the sibling conftest's class
@@ -122,6 +122,13 @@ def test_rollback_restores_previous_production_and_history_answers_dates(world: 
     assert dep.promote("fraud", v2, to="production") == v1
     assert dep.rollback("fraud") == (v2, v1)
     assert world.regs["viewer"].show("fraud@production").version == v1
+    with world.ws.session(readonly=True) as s:
+        v1_node = lineage.find_node(s, "model_version", "fraud", str(v1))
+        assert v1_node is not None
+        deployed = (
+            s.query(LineageEdge).filter_by(parent_id=v1_node.id, relation="deployed_as").count()
+        )
+    assert deployed == 2  # promoted, then rolled back to
     at_between = world.regs["viewer"].history("fraud", at=between)
     assert [(h.slot, h.version) for h in at_between] == [("stage:production", v1)]
     full = [(h.slot, h.version, h.reason) for h in world.regs["viewer"].history("fraud")]

@@ -14,6 +14,7 @@ is refused instead of read.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,8 +30,10 @@ __all__ = ["BUFFER", "HashAlgorithm", "HashTask", "default_workers", "hash_tasks
 
 BUFFER = 1 << 20
 """Bytes read at a time per worker (1 MiB stays in the CPU cache between the read and the hash)."""
-BLAKE3_BUFFER = 16 << 20
-"""BLAKE3 hashes one large file at a time with all cores; it needs big updates to spread the work."""
+BLAKE3_WINDOW = 32 << 20
+"""BLAKE3 hashes one large file at a time with all cores, through memory-mapped windows of this size:
+big updates spread the tree hash over the cores, no copy out of the page cache, and only one window
+is mapped at a time, so memory stays bounded (whole-file ``update_mmap`` maps the file at once)."""
 _BLAKE3_BIG = 8 << 20
 _BATCH_BYTES = 64 << 20
 _BATCH_FILES = 512
@@ -106,8 +109,36 @@ def _open_regular(path: Path) -> int:
     return fd
 
 
-def _digest(task: HashTask, algorithm: HashAlgorithm, buf: bytearray, *, all_threads: bool = False) -> str:
-    hasher = _new_hasher(algorithm, all_threads=all_threads)
+def _digest_windows(task: HashTask, algorithm: HashAlgorithm) -> str:
+    """Hash through memory-mapped windows (BLAKE3 on all cores). A file truncated by another process
+    while it is mapped can end the process with SIGBUS; the same holds for model-signing's mmap."""
+    hasher = _new_hasher(algorithm, all_threads=True)
+    fd = _open_regular(task.path)
+    try:
+        size = os.fstat(fd).st_size
+        end = size if task.end is None else task.end
+        if end > size:
+            raise InputError(f"{task.path} is shorter than expected (changed while it was read)")
+        offset = task.start - task.start % mmap.ALLOCATIONGRANULARITY
+        while offset < end:
+            length = min(BLAKE3_WINDOW, end - offset)
+            lo = max(0, task.start - offset)
+            with (
+                mmap.mmap(fd, length, access=mmap.ACCESS_READ, offset=offset) as window,
+                memoryview(window) as view,
+                view[lo:length] as part,
+            ):
+                hasher.update(part)
+            offset += length
+    except OSError as err:
+        raise InputError(f"cannot read {task.path}: {err.strerror or err}") from err
+    finally:
+        os.close(fd)
+    return hasher.hexdigest()
+
+
+def _digest(task: HashTask, algorithm: HashAlgorithm, buf: bytearray) -> str:
+    hasher = _new_hasher(algorithm)
     fd = _open_regular(task.path)
     view = memoryview(buf)
     try:
@@ -178,12 +209,11 @@ def hash_tasks(
     result: dict[str, str] = {}
     if algorithm is HashAlgorithm.BLAKE3 and n > 1:
         # BLAKE3 parallelises inside one file (a tree hash): big files go one at a time on all cores
-        # through a 16 MiB buffer (constant memory, unlike mmap); small ones share the thread pool.
+        # through mapped windows (bounded memory, see BLAKE3_WINDOW); small ones share the thread pool.
         big = [t for t in items if t.size >= _BLAKE3_BIG]
         items = [t for t in items if t.size < _BLAKE3_BIG]
-        buf = bytearray(BLAKE3_BUFFER) if big else bytearray(1)
         for t in big:
-            result[t.name] = _digest(t, algorithm, buf, all_threads=True)
+            result[t.name] = _digest_windows(t, algorithm)
             if on_progress is not None:
                 on_progress(t.size)
     if n == 1 or len(items) <= 1:

@@ -266,3 +266,25 @@ def test_many_tiny_files(tmp_path: Path) -> None:
     (root / "d042" / "f0999").write_bytes(b"x")
     with pytest.raises(VerificationError, match="modified: 'd042/f0999'"):
         signing.verify_model(root, signing.load_public_key(pub))
+
+
+@pytest.mark.parametrize("shard_size", [None, 9 * (1 << 20) + 7])
+def test_blake3_large_files_match_the_reference_digest(tmp_path: Path, shard_size: int | None) -> None:
+    """Large files take the memory-mapped, all-cores BLAKE3 path; digests equal plain BLAKE3."""
+    import blake3
+
+    from mlsecops.supplychain.signing._hashing import HashTask, hash_tasks
+
+    data = bytes(range(251)) * ((20 << 20) // 251)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    step = shard_size or len(data)
+    tasks = [
+        HashTask(
+            f"big:{a}:{min(a + step, len(data))}", path, a, min(a + step, len(data)), min(step, len(data) - a)
+        )
+        for a in range(0, len(data), step)
+    ]
+    got = hash_tasks(tasks, signing.HashAlgorithm.BLAKE3, workers=2)
+    for t in tasks:
+        assert got[t.name] == blake3.blake3(data[t.start : t.end]).hexdigest()

@@ -1,0 +1,87 @@
+"""Webhooks: registrations, promotions and rollbacks are POSTed with a verifiable HMAC-SHA256 signature;
+a failing endpoint is audited and never blocks the change."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from mlsecops.core.errors import InputError
+from mlsecops.registry import verify_signature
+from mlsecops.store import audit
+
+from .conftest import World  # noqa: TID252 - pytest's importlib mode needs the sibling conftest's class
+
+SECRET = "s3cret-for-webhook-tests"
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_events_are_delivered_signed(
+    world: World, receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
+) -> None:
+    url, received = receiver
+    world.regs["admin"].add_webhook(url, SECRET)
+    v1 = world.ready_for_production("fraud", b"one")
+    world.regs["deployer"].promote("fraud", v1, to="production")
+    v2 = world.ready_for_production("fraud", b"two")
+    world.regs["deployer"].promote("fraud", v2, to="production")
+    world.regs["deployer"].rollback("fraud")
+    events = [h["X-Mlsecops-Event"] for h, _ in received]
+    assert events == [
+        "model.registered",
+        "model.promoted",
+        "model.registered",
+        "model.promoted",
+        "model.rolled_back",
+    ]
+    for headers, body in received:
+        assert verify_signature(SECRET, body, headers["X-Mlsecops-Signature"])
+        assert not verify_signature("another-secret-of-16", body, headers["X-Mlsecops-Signature"])
+    last = json.loads(received[-1][1])
+    assert (last["model"], last["from"], last["to"], last["actor"]) == ("fraud", v2, v1, "deployer")
+
+
+def test_failing_endpoint_is_audited_and_does_not_block(world: World) -> None:
+    world.regs["admin"].add_webhook("http://127.0.0.1:9/unreachable", SECRET, ["model.registered"])
+    info = world.regs["deployer"].register("fraud", world.model("m"))
+    assert info.version == 1
+    with world.ws.session(readonly=True) as s:
+        assert [e.action for e in audit.iter_events(s, action="registry.webhook.failed")] == [
+            "registry.webhook.failed"
+        ]
+
+
+def test_bad_webhook_settings_are_refused(world: World) -> None:
+    with pytest.raises(InputError, match="https:// or http://"):
+        world.regs["admin"].add_webhook("file:///etc/passwd", SECRET)
+    with pytest.raises(InputError, match="at least 16"):
+        world.regs["admin"].add_webhook("https://example.invalid/x", "short")
+    with pytest.raises(InputError, match="unknown webhook event"):
+        world.regs["admin"].add_webhook("https://example.invalid/x", SECRET, ["model.exploded"])
