@@ -354,7 +354,7 @@ def _lineage_tree(ws: Workspace, ref: str) -> tuple[Tree, dict[str, Any]]:
     name, which = parse_ref(ref)
     with ws.session(readonly=True) as s:
         if which is None or not which.isdigit():
-            from mlsecops.registry._versions import resolve
+            from mlsecops.registry import resolve
 
             _, v = resolve(s, ref)
             which = str(v.version)

@@ -26,7 +26,7 @@ from mlsecops.registry._identity import (
 )
 from mlsecops.registry._registry import Registry
 from mlsecops.registry._scanning import ScanOutcome, scan_artifact
-from mlsecops.registry._versions import HistoryEntry, VersionInfo, parse_ref
+from mlsecops.registry._versions import HistoryEntry, VersionInfo, parse_ref, resolve
 from mlsecops.registry._webhooks import EVENTS, sign_body, verify_signature
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "create_user",
     "list_users",
     "parse_ref",
+    "resolve",
     "revoke_api_key",
     "scan_artifact",
     "set_user_disabled",

@@ -125,9 +125,7 @@ def test_rollback_restores_previous_production_and_history_answers_dates(world: 
     with world.ws.session(readonly=True) as s:
         v1_node = lineage.find_node(s, "model_version", "fraud", str(v1))
         assert v1_node is not None
-        deployed = (
-            s.query(LineageEdge).filter_by(parent_id=v1_node.id, relation="deployed_as").count()
-        )
+        deployed = s.query(LineageEdge).filter_by(parent_id=v1_node.id, relation="deployed_as").count()
     assert deployed == 2  # promoted, then rolled back to
     at_between = world.regs["viewer"].history("fraud", at=between)
     assert [(h.slot, h.version) for h in at_between] == [("stage:production", v1)]
