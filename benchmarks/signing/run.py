@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ OURS = ROOT / ".venv" / "bin"
 PEER = ROOT / "benchmarks" / ".venv-signing" / "bin"
 RESULTS = ROOT / "benchmarks" / "results"
 
-_REPORT = "import json, resource, sys; print(json.dumps({'seconds': t, 'rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+_REPORT = "import json, resource, sys; print(json.dumps({'seconds': t, 'rss_mib': max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024}))"
 
 SNIPPETS: dict[str, tuple[Path, str]] = {
     "hashlib floor (SHA-256, 2 processes)": (
@@ -219,15 +218,33 @@ def run_snippet(name: str, key: Path, sig: Path) -> dict[str, Any]:
 
 
 def run_cli(cmd: list[str]) -> dict[str, Any]:
+    """Wall time of the whole command; peak RSS from GNU time (``/usr/bin/time -f %M``, in KiB)."""
     env = {**os.environ, "MLSECOPS_HOME": str(WORK / "no-workspace")}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    rss_file = WORK / "rss.txt"
+    wrapper = ["/usr/bin/time", "-f", "%M", "-o", str(rss_file)] if Path("/usr/bin/time").exists() else []
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    done = subprocess.run([*wrapper, *cmd], capture_output=True, text=True, timeout=600, env=env)
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed: {done.stderr[-800:]}{done.stdout[-400:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"seconds": seconds, "rss_mib": max(before, after) / 1024 if after > before else None}
+    rss = float(rss_file.read_text().strip().splitlines()[-1]) / 1024 if wrapper else None
+    return {"seconds": seconds, "rss_mib": rss}
+
+
+def cli_startup() -> dict[str, float]:
+    """Median wall time of ``--help`` of both CLIs: the start-up cost inside every CLI row."""
+    out = {}
+    for name, cmd in (
+        ("mlsecops", [str(OURS / "mlsecops"), "sign", "--help"]),
+        ("model-signing", [str(PEER / "model_signing"), "sign", "key", "--help"]),
+    ):
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, timeout=120, check=True)
+            times.append(time.perf_counter() - t0)
+        out[name] = round(statistics.median(times), 3)
+    return out
 
 
 def main() -> int:
@@ -267,6 +284,7 @@ def main() -> int:
         for name, cmd in clis.items():
             samples[name].append(run_cli(cmd))
         print(f"round {r + 1}/{args.repeats} done", file=sys.stderr)
+    startup = cli_startup()
     floor = statistics.median(s["seconds"] for s in samples[order[0]])
     rows = []
     for name, runs in samples.items():
@@ -292,6 +310,7 @@ def main() -> int:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "load_avg_at_end": os.getloadavg(),
+        "cli_startup_s": startup,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
