@@ -222,3 +222,19 @@ def test_mutated_files_never_crash_the_scanner(tmp_path: Path, pk: Any) -> None:
         path.write_bytes(bytes(data))
         r = scan_file(path, limits=ScanLimits(max_seconds=5), sha256=False)
         assert not any(h.title == "scanner error" for h in r.hits), [h.detail for h in r.hits]
+
+
+def test_zip_inside_compressed_streams_is_opened(scan: Scan, pk: Any) -> None:
+    inner = pk.torch_zip(pk.SYSTEM)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        info = tarfile.TarInfo("model/pytorch_model.bin")
+        info.size = len(inner)
+        t.addfile(info, io.BytesIO(inner))
+    r = scan(buf.getvalue())
+    assert r.verdict is Verdict.MALICIOUS
+    assert any(h.entry == "model/pytorch_model.bin!archive/data.pkl" for h in r.hits)
+    deflated = _zip({"inner.zip": _zip({"m.pt": inner}, zipfile.ZIP_DEFLATED)}, zipfile.ZIP_DEFLATED)
+    assert scan(deflated).verdict is Verdict.MALICIOUS
+    tiny = scan(buf.getvalue(), limits=ScanLimits(max_spool=100))
+    assert tiny.verdict is Verdict.ERROR

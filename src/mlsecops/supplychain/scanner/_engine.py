@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import tarfile
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, cast
@@ -171,17 +172,7 @@ class ArtifactScanner:
     def _dispatch(self, s: Stream, fmt: str, entry: str, depth: int) -> str:
         if fmt == "zip":
             if s.region is None:
-                self.add(
-                    Hit(
-                        Severity.MEDIUM,
-                        "compressed zip inside a compressed stream not opened",
-                        "a zip archive inside a compressed stream needs random access",
-                        kind="container",
-                        entry=entry,
-                        error=True,
-                    )
-                )
-                return "zip"
+                return self._spooled_zip(s, entry, depth)
             return self._zip(s.region, entry, depth)
         if fmt == "tar":
             return self._tar(s, entry, depth)
@@ -432,6 +423,31 @@ class ArtifactScanner:
             )
         )
         self._zip(region, entry, depth, listing_hits=hits, listing=listing)
+
+    def _spooled_zip(self, s: Stream, entry: str, depth: int) -> str:
+        """A zip inside a compressed stream needs random access: copy it to an unnamed temporary file."""
+        with tempfile.TemporaryFile(prefix="mlsecops-scan-") as tmp:
+            copied = 0
+            while True:
+                chunk = s.read(CHUNK)
+                if not chunk:
+                    break
+                copied += len(chunk)
+                if copied > self.limits.max_spool:
+                    self.add(
+                        Hit(
+                            Severity.MEDIUM,
+                            "zip inside a compressed stream too large to open",
+                            f"more than {self.limits.max_spool} bytes; not inspected",
+                            kind="container",
+                            entry=entry,
+                            error=True,
+                        )
+                    )
+                    return "zip"
+                tmp.write(chunk)
+            tmp.flush()
+            return self._zip(FileRegion(tmp.fileno(), 0, copied), entry, depth)
 
     def _zip(
         self,

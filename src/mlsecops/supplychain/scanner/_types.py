@@ -70,6 +70,8 @@ class ScanLimits:
     """Symbolic stack depth per pickle."""
     max_blob_search: int = 256 << 20
     """Bytes of an unrecognised blob searched for embedded pickles."""
+    max_spool: int = 1 << 30
+    """Largest zip found inside a compressed stream that is copied to a private temporary file to be opened."""
 
 
 class LimitReached(Exception):
