@@ -160,10 +160,15 @@ def large_cmds(path: Path) -> dict[str, tuple[list[str], float, float | None, in
         "--fail-on",
         "never",
     ]
+    py = str(ROOT / ".venv" / "bin" / "python")
+    lib = "import sys; from mlsecops.supplychain.scanner import scan_file; r = scan_file(sys.argv[1], sha256={}); "
+    lib += "print(r.format, r.verdict, r.sha256)"
     return {
         "cat (floor)": (["sh", "-c", f"cat '{path}' > /dev/null"], 120, None, 3),
         "mlsecops": (ours, 300, None, 3),
         "mlsecops --no-hash": ([*ours, "--no-hash"], 300, None, 3),
+        "mlsecops library (scan_file, sha256)": ([py, "-c", lib.format(True), str(path)], 300, None, 3),
+        "mlsecops library (scan_file, no hash)": ([py, "-c", lib.format(False), str(path)], 300, None, 3),
         "picklescan": ([str(VENV / "picklescan"), "-p", str(path)], 300, None, 3),
         "modelscan": ([str(VENV / "modelscan"), "-p", str(path)], 300, None, 3),
         "fickling": ([str(VENV / "fickling"), "--check-safety", str(path)], 180, 14.0, 1),
@@ -201,7 +206,8 @@ def write_markdown(data: dict[str, Any]) -> str:
     lines = [
         "# Scanner benchmark",
         "",
-        f"Run: {data['when']} on {data['machine']} (2 cores shared with other jobs). Reproduce with "
+        f"Run: {data['when']} at commit {data.get('commit', '?')} on {data['machine']}, shared with other jobs "
+        f"(load average {data.get('load_average_at_start', '?')} at start). Reproduce with "
         "`benchmarks/scanner/setup_venv.sh && .venv/bin/python benchmarks/scanner/run.py`.",
         f"Peers: {', '.join(f'{k} {v}' for k, v in data['versions'].items())}.",
         "",
@@ -279,8 +285,14 @@ def main() -> None:
             [str(VENV / "pip"), "list", "--format", "json"], capture_output=True, text=True
         ).stdout
         versions = {p["name"]: p["version"] for p in json.loads(pl) if p["name"] in PEERS}
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    load = os.getloadavg()[0]
     data: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": commit,
+        "load_average_at_start": round(load, 2),
         "machine": f"{platform.machine()} {os.cpu_count()} CPU, Python {platform.python_version()}",
         "versions": versions,
         "summary": {t: summarise(labels, r) for t, r in rows.items()},
