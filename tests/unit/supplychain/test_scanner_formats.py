@@ -347,3 +347,10 @@ def test_sklearn_pipelines_with_function_references_are_safe(tmp_path: Path) -> 
     path = tmp_path / "pipe.pkl"
     path.write_bytes(pickle.dumps(model))
     assert scan_file(path).verdict is Verdict.SAFE
+
+
+def test_lz4_joblib(scan: Scan, pk: Any) -> None:
+    lz4_frame = pytest.importorskip("lz4.frame")
+    r = scan(lz4_frame.compress(pk.SYSTEM))
+    assert r.format == "joblib-lz4" and r.verdict is Verdict.MALICIOUS
+    assert scan(lz4_frame.compress(pk.BENIGN)).verdict is Verdict.SAFE
