@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from mlsecops.cli.main import app, main
+from mlsecops.cli.main import app, load_commands, main
 
-__all__ = ["app", "main"]
+__all__ = ["app", "load_commands", "main"]

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,7 +21,9 @@ from mlsecops.core.errors import InputError
 from mlsecops.core.findings import Report, Severity
 from mlsecops.core.settings import Settings
 from mlsecops.report import Format, render
-from mlsecops.store import Workspace
+
+if TYPE_CHECKING:
+    from mlsecops.store import Workspace
 
 __all__ = [
     "EXIT_ERROR",
@@ -59,6 +61,8 @@ def settings() -> Settings:
 
 def open_workspace(*, create: bool = False) -> Workspace:
     """Open the workspace the environment names (or create it)."""
+    from mlsecops.store import Workspace  # the database stack loads only for commands that need it
+
     return Workspace.from_settings(settings(), create=create)
 
 

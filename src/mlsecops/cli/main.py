@@ -19,18 +19,20 @@ from mlsecops._version import __version__
 from mlsecops.cli._common import EXIT_ERROR, err_console
 from mlsecops.core.errors import MlsecopsError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "load_commands", "main"]
 
-# One line per command module; each defines register(app).
-_COMMANDS = (
-    "mlsecops.cli.workspace",
-    "mlsecops.cli.audit",
-    "mlsecops.cli.pipeline",
-    "mlsecops.cli.scan",
-    "mlsecops.cli.signing",
-    "mlsecops.cli.registry",
-    "mlsecops.cli.robustness",
-)
+# One line per command module: the module and the top-level commands its register(app) adds. Only the
+# module of the command being run is imported, so `mlsecops scan` never loads torch or the database.
+_COMMANDS: dict[str, tuple[str, ...]] = {
+    "mlsecops.cli.workspace": ("init", "checks"),
+    "mlsecops.cli.audit": ("audit",),
+    "mlsecops.cli.pipeline": ("run", "demo", "runs"),
+    "mlsecops.cli.scan": ("scan",),
+    "mlsecops.cli.signing": ("sign", "verify", "bom", "keys"),
+    "mlsecops.cli.registry": ("registry", "lineage"),
+    "mlsecops.cli.robustness": ("assess", "harden", "certify"),
+}
+_registered: set[str] = set()
 
 app = typer.Typer(
     name="mlsecops",
@@ -63,8 +65,18 @@ def _root(
         logging.getLogger("mlsecops").addHandler(logging.StreamHandler(sys.stderr))
 
 
-for _module in _COMMANDS:
-    importlib.import_module(_module).register(app)
+def load_commands(argv: list[str] | None = None) -> None:
+    """Register the command modules ``argv`` needs: the one owning its first word, or all of them
+    (for help, or for an unknown word, so the error can list every command)."""
+    args = argv or []
+    first = next((a for a in args if not a.startswith("-")), None)
+    if first is None and "--version" in args:
+        return
+    wanted = [m for m, names in _COMMANDS.items() if first in names] or list(_COMMANDS)
+    for module in wanted:
+        if module not in _registered:
+            importlib.import_module(module).register(app)
+            _registered.add(module)
 
 
 def _fail(message: str) -> int:
@@ -78,9 +90,11 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
-    _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    _state["debug"] = "--debug" in args
     try:
-        result = app(args=argv, prog_name="mlsecops", standalone_mode=False)
+        load_commands(args)
+        result = app(args=args, prog_name="mlsecops", standalone_mode=False)
     except MlsecopsError as err:
         return _fail(err.diagnostics())
     except typer.Exit as err:

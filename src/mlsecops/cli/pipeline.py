@@ -22,7 +22,6 @@ from mlsecops.cli._common import (
     settings,
 )
 from mlsecops.pipeline import RunResult, list_runs, load_pipeline, run_pipeline, run_report
-from mlsecops.pipeline.demo import build_demo
 from mlsecops.report import Format
 from mlsecops.store import Workspace
 
@@ -98,6 +97,8 @@ def demo(
     ),
 ) -> None:
     """Build a demo project on bundled data (models, data, pipeline) and run the main job on it."""
+    from mlsecops.pipeline.demo import build_demo  # numpy, scikit-learn and torch load only here
+
     pipeline_file = build_demo(folder)
     console.print(f"demo project built in [bold]{folder}[/]; running {pipeline_file.name}")
     with Workspace.init(folder / ".mlsecops", actor=settings().actor) as ws:

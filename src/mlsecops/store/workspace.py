@@ -9,18 +9,17 @@ forward (recorded as ``workspace.migrate``).
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,20 +32,54 @@ from mlsecops.store._database import READONLY, make_engine, redact_url
 from mlsecops.store.artifacts import ArtifactStore
 from mlsecops.store.models import StoredArtifact
 
-__all__ = ["Workspace"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["Workspace", "schema_revisions"]
+
+_REVISION_RE = re.compile(r'^revision\s*=\s*"([^"]+)"', re.MULTILINE)
+_DOWN_RE = re.compile(r'^down_revision\s*=\s*(?:None|"([^"]+)")', re.MULTILINE)
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("mlsecops.store") / "migrations"))
     return cfg
 
 
+@functools.cache
+def schema_revisions() -> tuple[str, frozenset[str]]:
+    """The newest schema revision this mlsecops ships, and all revisions it knows.
+
+    Read from the migration scripts' ``revision``/``down_revision`` lines, so opening an up-to-date
+    workspace never imports Alembic (a test checks this agrees with Alembic's own view).
+    """
+    known: set[str] = set()
+    parents: set[str] = set()
+    for script in (resources.files("mlsecops.store") / "migrations" / "versions").iterdir():
+        if not script.name.endswith(".py") or script.name.startswith("__"):
+            continue
+        source = script.read_text(encoding="utf-8")
+        rev, down = _REVISION_RE.search(source), _DOWN_RE.search(source)
+        if rev is None or down is None:
+            raise WorkspaceError(
+                f"migration script {script.name} has no revision line; the installation is broken"
+            )
+        known.add(rev.group(1))
+        if down.group(1):
+            parents.add(down.group(1))
+    heads = known - parents
+    if len(heads) != 1:
+        raise WorkspaceError(
+            f"the shipped migrations have {len(heads)} heads {sorted(heads)}; the installation is broken"
+        )
+    return heads.pop(), frozenset(known)
+
+
 def _head_revision() -> str:
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    if head is None:  # pragma: no cover - the package always ships migrations
-        raise WorkspaceError("mlsecops ships no schema migrations; the installation is broken")
-    return head
+    return schema_revisions()[0]
 
 
 def _precreate_private_sqlite(url: str) -> None:
@@ -148,7 +181,16 @@ class Workspace:
 
     def _current_revision(self) -> str | None:
         with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            versions = [
+                str(v) for v in conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            ]
+        if len(versions) > 1:
+            raise WorkspaceError(
+                f"the workspace database has several schema versions {versions}; it is corrupt"
+            )
+        return versions[0] if versions else None
 
     def _migrate(self, *, actor: str, allow_create: bool) -> bool:
         """Bring the schema to the newest revision; return True when the database was empty."""
@@ -160,18 +202,16 @@ class Workspace:
                     tables = inspect(conn).get_table_names()
                 what = "has unknown tables" if tables else "is empty"
                 raise WorkspaceError(f"the workspace database {where} {what}; run `mlsecops init`")
-            script = ScriptDirectory.from_config(_alembic_config())
-            head = _head_revision()
-            if current is not None and current != head:
-                try:
-                    script.get_revision(current)
-                except Exception as err:
-                    raise SchemaTooNewError(
-                        f"the workspace database {where} has schema {current!r}, newer than this mlsecops "
-                        f"knows (newest {head!r}); upgrade mlsecops to use it"
-                    ) from err
+            head, known = schema_revisions()
+            if current is not None and current not in known:
+                raise SchemaTooNewError(
+                    f"the workspace database {where} has schema {current!r}, newer than this mlsecops "
+                    f"knows (newest {head!r}); upgrade mlsecops to use it"
+                )
             if current == head:
                 return False
+            from alembic import command
+
             cfg = _alembic_config()
             with self.engine.begin() as conn:
                 cfg.attributes["connection"] = conn

@@ -75,3 +75,27 @@ def test_artifact_store_rejects_bad_digest_and_missing_file(workspace: Workspace
         workspace.artifacts.path_for("../../etc/passwd")
     with pytest.raises(InputError):
         workspace.add_artifact(tmp_path / "absent.bin", actor="a")
+
+
+def test_schema_revisions_agree_with_alembic() -> None:
+    from alembic.script import ScriptDirectory
+
+    from mlsecops.store.workspace import _alembic_config, schema_revisions
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    head, known = schema_revisions()
+    assert script.get_heads() == [head]
+    assert known == {rev.revision for rev in script.walk_revisions()}
+
+
+def test_opening_an_up_to_date_workspace_does_not_import_alembic(workspace_home: Path) -> None:
+    import subprocess
+    import sys
+
+    Workspace.init(workspace_home).close()
+    code = (
+        "import sys; from pathlib import Path; from mlsecops.store import Workspace;"
+        f"Workspace.open(Path({str(workspace_home)!r})).close(); print('alembic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "False"
