@@ -9,7 +9,7 @@ A short tour::
     current = profile_chunks(iter_chunks(Path("new.csv")), label="label", reference=baseline)
     findings = validate(baseline, current)                 # schema, ranges, drift, label shift
 
-    X, y, _ = load_xy(Path("new.csv"), label="label")
+    X, y, _, _ = load_xy(Path("new.csv"), label="label")
     suspects = ConfidentLabelDetector().fit(X, y).suspect_  # rows whose label the data contradicts
 
 Readers stream CSV/Parquet/NumPy files in chunks (``_readers``); a profile is learned in one pass with

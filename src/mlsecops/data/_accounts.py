@@ -88,24 +88,68 @@ class CoordinatedAccountDetector:
         w = self.window_days * 86_400
         in_burst = burst_mask[i] & (t >= burst_start[i] - w) & (t < burst_start[i] + 2 * w)
         lockstep = self._lockstep(u, i, n_users, n_items)
-        candidate = burst_mask | lockstep
+        base_candidate = burst_mask | lockstep
+        flagged = np.zeros(n_users, dtype=bool)
+        # Later passes use the accounts found so far: their ratings leave every consensus, and items they
+        # concentrate on become candidates, so a campaign bigger than an item's genuine audience, or one
+        # spread over weeks, is followed from the items it was first seen on to the rest.
+        for _ in range(4):
+            candidate = base_candidate.copy()
+            if flagged.any():
+                by_flagged = np.bincount(i, weights=flagged[u].astype(float), minlength=n_items)
+                n_rated = np.bincount(i, minlength=n_items)
+                candidate |= (by_flagged >= 10) & (by_flagged >= 0.3 * n_rated)
+            direction, coordinated = self._campaign(
+                u, i, r, in_burst, burst_mask, candidate, flagged, n_users
+            )
+            n_campaign = int(np.count_nonzero(direction))
+            min_hits = min(self.min_hits, max(n_campaign, 1))
+            hits = np.bincount(u, weights=coordinated.astype(float), minlength=n_users)
+            now = hits >= min_hits
+            if np.array_equal(now, flagged):
+                break
+            flagged = now
+        self.consensus_shift_ = direction
+        self.users_ = users
+        self.hits_ = hits.astype(np.int64)
+        self.scores_ = hits / min_hits
+        self.suspect_ = hits >= min_hits
+        self.campaign_items_ = items[direction != 0]
+        self.candidate_items_ = items[candidate]
+        self.burst_items_ = items[burst_mask]
+        return self
+
+    def _campaign(
+        self,
+        u: np.ndarray,
+        i: np.ndarray,
+        r: np.ndarray,
+        in_burst: np.ndarray,
+        burst_mask: np.ndarray,
+        candidate: np.ndarray,
+        flagged: np.ndarray,
+        n_users: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n_items = candidate.size
         cand_rating = candidate[i]
         per_user = np.bincount(u, weights=cand_rating.astype(float), minlength=n_users)
-        group_rater = per_user[u] >= 2
-        # Consensus from the ratings that no coordinated group can have produced.
-        # A bursty item is judged by its burst window against the rest of its ratings; an item in lockstep
-        # only, by the accounts that rate several candidate items against the other accounts.
-        bursty_item = burst_mask[i]
-        suspicious = cand_rating & np.where(bursty_item, in_burst | group_rater, group_rater)
+        group_rater = (per_user[u] >= 2) | flagged[u]
+        # The core of a candidate item: its burst region if it has one, else the accounts that rate several
+        # candidate items (and accounts already found). Trusted: ratings outside the core by accounts that
+        # are neither group raters nor found.
+        core = cand_rating & (np.where(burst_mask[i], in_burst, group_rater) | flagged[u])
+        suspicious = cand_rating & (core | group_rater)
         trusted = cand_rating & ~suspicious
         direction = np.zeros(n_items)
         r_min, r_max = float(r.min()), float(r.max())
+        order = np.argsort(i, kind="stable")
+        bounds = np.searchsorted(i[order], np.arange(n_items + 1))
         for it in np.flatnonzero(candidate):
-            rows = i == it
-            sus = r[rows & suspicious]
+            rows = order[bounds[it] : bounds[it + 1]]
+            sus = r[rows[core[rows]]]
             if sus.size < 5:
                 continue
-            ok = r[rows & trusted]
+            ok = r[rows[trusted[rows]]]
             centre = float(np.mean(sus))
             if ok.size >= 3:
                 shift = centre - float(np.median(ok))
@@ -117,21 +161,9 @@ class CoordinatedAccountDetector:
                 top, bottom = float(np.mean(sus >= r_max)), float(np.mean(sus <= r_min))
                 if max(top, bottom) >= 0.9:
                     direction[it] = 1.0 if top >= bottom else -1.0
-        self.consensus_shift_ = direction
         push = direction[i]
-        extreme = ((push > 0) & (r >= 4)) | ((push < 0) & (r <= 2))
-        coordinated = suspicious & extreme
-        n_campaign = int(np.count_nonzero(direction))
-        min_hits = min(self.min_hits, max(n_campaign, 1))
-        hits = np.bincount(u, weights=coordinated.astype(float), minlength=n_users)
-        self.users_ = users
-        self.hits_ = hits.astype(np.int64)
-        self.scores_ = hits / min_hits
-        self.suspect_ = hits >= min_hits
-        self.campaign_items_ = items[direction != 0]
-        self.candidate_items_ = items[candidate]
-        self.burst_items_ = items[burst_mask]
-        return self
+        extreme = ((push > 0) & (r >= r_max - 1)) | ((push < 0) & (r <= r_min + 1))
+        return direction, suspicious & extreme
 
     def _bursts(self, i: np.ndarray, t: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         w = self.window_days * 86_400

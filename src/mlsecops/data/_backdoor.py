@@ -17,7 +17,8 @@ the poisoned rows of the target class form their own group. Three detectors, all
   whose median confidence reaches ``min_explained`` of that in-distribution reference is "explained by
   other classes" and flagged. Classes are decided most-suspicious first, and rows already flagged are left
   out of later reference models, so poison relabelled into one class cannot make a neighbouring clean
-  class look explained.
+  class look explained. Rows of a poisoned class that the clustering left on the clean side are flagged
+  too when the reference model is as sure of them as of its own held-out data.
 
 Per-class outlier methods (the first two) assume the poison is a small minority of its target class; when
 it is 10% of the training set it is a third or half of the class and they collapse (measured in
@@ -72,10 +73,10 @@ class _Base:
 
     def _features(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         if self.features is not None:
-            H = np.asarray(self.features, dtype=np.float64).reshape(len(y), -1)
-            if H.shape[0] != X.shape[0]:
+            H = np.asarray(self.features, dtype=np.float64)
+            if H.ndim < 1 or H.shape[0] != X.shape[0]:
                 raise InputError(f"features must have one row per sample; got {H.shape} for X {X.shape}")
-            return H
+            return H.reshape(H.shape[0], -1)
         return learned_features(X, y, random_state=self.random_state)
 
     def detect(self, X: np.ndarray | None = None, y: np.ndarray | None = None) -> np.ndarray:
@@ -258,45 +259,93 @@ class BackdoorClusterDetector(_Base):
         report: dict[int, list[dict[str, Any]]] = {}
         undecided = set(groups)
         while undecided:
-            best: tuple[float, int, np.ndarray, np.ndarray] | None = None
+            tentative: list[tuple[float, int, np.ndarray, np.ndarray]] = []
             for c in sorted(undecided):
                 ratios = []
-                for S in groups[c]:
-                    ratio, pred = self._explained(Xs, y, c, S, ~suspect)
+                explained = self._explained(Xs, y, c, groups[c], ~suspect)
+                for S, (ratio, pred) in zip(groups[c], explained, strict=True):
                     ratios.append({"size": int(S.size), "explained": round(ratio, 4)})
                     scores[S] = ratio
-                    if best is None or ratio > best[0]:
-                        best = (ratio, c, S, pred)
+                    if ratio >= self.min_explained:
+                        tentative.append((ratio, c, S, pred))
                 report[c] = ratios
-            if best is None or best[0] < self.min_explained:
+            if not tentative:
+                break
+            if len(tentative) > 1:
+                # Poison relabelled into class d can make a clean cluster of its source class look explained
+                # (by d). Re-test each candidate with the other candidates left out of the reference model:
+                # the artefact loses its explanation, the poison keeps it.
+                retest = []
+                for ratio, c, S, _ in tentative:
+                    others = np.zeros(len(y), dtype=bool)
+                    for _, c2, S2, _ in tentative:
+                        if c2 != c:
+                            others[S2] = True
+                    (r2, p2), *_ = self._explained(Xs, y, c, [S], ~suspect & ~others)
+                    retest.append((min(ratio, r2), c, S, p2))
+                tentative = retest
+            best = max(tentative, key=lambda t: t[0])
+            if best[0] < self.min_explained:
                 break
             _, c, S, pred = best
             suspect[S] = True
             explained_by[S] = pred
             undecided.discard(c)
+        # Rows of a poisoned class that clustering left on the clean side: a model of the other classes
+        # (trained without any suspect row) is as sure of them as of its own data.
+        for c in np.unique(y[suspect]):
+            rest = np.flatnonzero((y == c) & ~suspect)
+            got = self._reference(Xs, y, int(c), rest, ~suspect)
+            if got is None:
+                continue
+            proba, typical = got
+            conf = proba.max(axis=1)
+            extra = conf >= typical
+            suspect[rest[extra]] = True
+            explained_by[rest[extra]] = proba.argmax(axis=1)[extra]
+            scores[rest] = conf / typical
         self.scores_ = scores
         self.suspect_ = suspect
         self.explained_by_ = explained_by
         self.clusters_ = report
         return self
 
-    def _explained(
-        self, Xs: np.ndarray, y: np.ndarray, c: int, S: np.ndarray, usable: np.ndarray
-    ) -> tuple[float, np.ndarray]:
+    def _reference(
+        self, Xs: np.ndarray, y: np.ndarray, c: int, rows: np.ndarray, usable: np.ndarray
+    ) -> tuple[np.ndarray, float] | None:
+        """Class probabilities of ``rows`` from a model of the other classes, and that model's typical
+        (median) confidence on held-out rows of its own classes; ``None`` without two other classes."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold
 
         other = np.flatnonzero((y != c) & usable)
-        if np.unique(y[other]).size < 2:
-            return 0.0, np.full(S.size, -1)
-        ref = np.zeros(other.size)
-        proba = np.zeros((S.size, int(y.max()) + 1))
-        folds = StratifiedKFold(2, shuffle=True, random_state=self.random_state)
-        for tr, te in folds.split(Xs[other], y[other]):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                clf = LogisticRegression(C=1.0, max_iter=500).fit(Xs[other[tr]], y[other[tr]])
-            ref[te] = clf.predict_proba(Xs[other[te]]).max(axis=1)
-            proba[:, np.asarray(clf.classes_, dtype=int)] += clf.predict_proba(Xs[S]) / 2
-        ratio = float(np.median(proba.max(axis=1)) / max(float(np.median(ref)), 1e-9))
-        return ratio, proba.argmax(axis=1)
+        if np.unique(y[other]).size < 2 or rows.size == 0:
+            return None
+        # One half of the other classes trains the reference model; the other half says how confident it
+        # is on data it did not see but that belongs to its classes.
+        tr, te = next(
+            StratifiedKFold(2, shuffle=True, random_state=self.random_state).split(Xs[other], y[other])
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf = LogisticRegression(C=1.0, max_iter=300, tol=1e-3).fit(Xs[other[tr]], y[other[tr]])
+        ref = clf.predict_proba(Xs[other[te]]).max(axis=1)
+        proba = np.zeros((rows.size, int(y.max()) + 1))
+        proba[:, np.asarray(clf.classes_, dtype=int)] = clf.predict_proba(Xs[rows])
+        return proba, max(float(np.median(ref)), 1e-9)
+
+    def _explained(
+        self, Xs: np.ndarray, y: np.ndarray, c: int, clusters: list[np.ndarray], usable: np.ndarray
+    ) -> list[tuple[float, np.ndarray]]:
+        """Per cluster of class ``c``: (explained ratio, class the other-class model assigns per row)."""
+        got = self._reference(Xs, y, c, np.concatenate(clusters) if clusters else np.empty(0, int), usable)
+        if got is None:
+            return [(0.0, np.full(S.size, -1)) for S in clusters]
+        proba, typical = got
+        out = []
+        start = 0
+        for S in clusters:
+            p = proba[start : start + S.size]
+            start += S.size
+            out.append((float(np.median(p.max(axis=1))) / typical, p.argmax(axis=1)))
+        return out

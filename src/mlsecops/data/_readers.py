@@ -91,14 +91,14 @@ def load_table(path: Path) -> Chunk:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def load_xy(path: Path, *, label: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_xy(path: Path, *, label: str | None) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Read features and labels for the poisoning detectors.
 
     A ``.npz`` holds arrays ``X`` (any shape, first axis = samples; images are kept as they are) and
     ``y``; a CSV or Parquet file holds the label in column ``label`` and numeric features in the others.
 
     Returns:
-        ``(X, y, feature_names)`` with ``y`` as integer class codes.
+        ``(X, y, feature_names, classes)`` with ``y`` as integer codes into ``classes`` (display names).
 
     Raises:
         InputError: missing label column, non-numeric features, NaN/inf, mismatched lengths.
@@ -137,8 +137,12 @@ def load_xy(path: Path, *, label: str | None) -> tuple[np.ndarray, np.ndarray, l
         raise InputError(f"{path}: the label column has missing values")
     if y_raw.dtype.kind == "f" and not np.all(np.isfinite(y_raw)):
         raise InputError(f"{path}: the label column has missing or non-finite values")
-    _, y = np.unique(y_raw.astype(str) if y_raw.dtype == object else y_raw, return_inverse=True)
-    return x, y.astype(np.int64), names
+    values, y = np.unique(y_raw.astype(str) if y_raw.dtype == object else y_raw, return_inverse=True)
+    classes = [
+        str(int(v)) if isinstance(v, float | np.floating) and float(v).is_integer() else str(v)
+        for v in values
+    ]
+    return x, y.astype(np.int64), names, classes
 
 
 def _numeric(arr: np.ndarray, what: str) -> np.ndarray:
@@ -219,7 +223,19 @@ def _arrow_to_numpy(col: object) -> np.ndarray:
     return np.asarray(pc.cast(col, pa.string()).to_numpy(zero_copy_only=False), dtype=object)
 
 
+def _sniff_text(path: Path) -> None:
+    # A CSV is text with a header line: refuse binary content and absurd first lines up front, so a
+    # multi-gigabyte blob named .csv gives a one-line error instead of a long parse into memory.
+    with path.open("rb") as fh:
+        head = fh.read(1 << 20)
+    if b"\x00" in head:
+        raise InputError(f"{path}: binary content (NUL bytes), not a CSV text file")
+    if b"\n" not in head and len(head) == 1 << 20:
+        raise InputError(f"{path}: no line break in the first MiB; not a CSV file with a header line")
+
+
 def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
+    _sniff_text(path)
     try:
         import pyarrow  # noqa: F401
     except ImportError:

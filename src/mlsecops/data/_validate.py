@@ -153,7 +153,7 @@ def _numeric(
     if cur.out_of_range:
         share = cur.out_of_range / max(cur.count - cur.nulls, 1)
         add(
-            Severity.MEDIUM if share >= 0.001 else Severity.LOW,
+            Severity.MEDIUM if share >= 0.01 else Severity.LOW,
             f"values outside the baseline range in {name!r}",
             f"{cur.out_of_range} values ({share:.2%}) outside [{base.min:g}, {base.max:g}]; now [{cur.min:g}, {cur.max:g}].",
             name,

@@ -1,0 +1,251 @@
+"""Running the poisoning detectors on one data set and turning their output into findings.
+
+``scan_rows`` runs the row detectors (label issues, backdoor clusters, outliers, near-duplicates) on a
+feature matrix and labels; ``scan_accounts`` runs the coordinated-account detector on a ratings table.
+Both return the suspects (0-based row or account id, a score in [0, 1] and a readable reason) and one
+summary finding per detector that found something; ``checks`` puts them into the ``data.poison`` report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import JsonValue
+
+from mlsecops.core.errors import InputError
+from mlsecops.core.findings import Finding, Severity
+from mlsecops.data._accounts import CoordinatedAccountDetector
+from mlsecops.data._backdoor import BackdoorClusterDetector
+from mlsecops.data._labels import ConfidentLabelDetector
+from mlsecops.data._outliers import NearDuplicateDetector, OutlierDetector
+
+__all__ = ["ROW_DETECTORS", "PoisonResult", "scan_accounts", "scan_rows"]
+
+CHECK = "data.poison"
+ATLAS = "AML.T0020"
+ROW_DETECTORS = ("labels", "backdoor", "outliers", "duplicates")
+"""Names of the row detectors, in the order they run."""
+
+
+@dataclass
+class PoisonResult:
+    """Suspects and findings of one poisoning scan."""
+
+    suspects: list[dict[str, JsonValue]] = field(default_factory=list)
+    """``{row, score, reason}`` (or ``{user, score, reason}``), sorted by row / descending score."""
+    findings: list[Finding] = field(default_factory=list)
+    """One summary finding per detector that flagged something."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Counts per detector."""
+    mask: np.ndarray | None = None
+    """Boolean mask of suspect rows (row scans only)."""
+
+
+def _finding(
+    name: str, sev: Severity, title: str, detail: str, artifact: str | None, **ev: JsonValue
+) -> Finding:
+    return Finding(
+        check=f"{CHECK}.{name}",
+        severity=sev,
+        title=title,
+        detail=detail,
+        artifact=artifact,
+        evidence=dict(ev),
+        remediation="Review the suspect rows (`--quarantine DIR` writes them apart) before training on the data.",
+        atlas=ATLAS,
+    )
+
+
+def scan_rows(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    detectors: tuple[str, ...] = ROW_DETECTORS,
+    classes: list[str] | None = None,
+    artifact: str | None = None,
+    seed: int = 0,
+) -> PoisonResult:
+    """Run the row detectors on ``(X, y)``.
+
+    Args:
+        X: features, one row per sample (images are flattened).
+        y: integer class codes.
+        detectors: which of ``ROW_DETECTORS`` to run.
+        classes: display names of the class codes.
+        artifact: path named in the findings.
+        seed: random seed of every detector.
+
+    Raises:
+        InputError: an unknown detector name, or data the detectors cannot use.
+    """
+    unknown = set(detectors) - set(ROW_DETECTORS)
+    if unknown:
+        raise InputError(f"unknown detectors {sorted(unknown)}; choose from {', '.join(ROW_DETECTORS)}")
+    X = X.reshape(X.shape[0], -1)
+    n = X.shape[0]
+    names = classes or [str(c) for c in range(int(y.max()) + 1)]
+    score = np.zeros(n)
+    reasons: dict[int, list[str]] = {}
+    res = PoisonResult(metrics={"rows": float(n)})
+
+    def flag(rows: np.ndarray, scores: np.ndarray, text: list[str]) -> None:
+        for r, s, t in zip(rows.tolist(), scores.tolist(), text, strict=True):
+            score[r] = max(score[r], float(np.clip(s, 0.0, 1.0)))
+            reasons.setdefault(r, []).append(t)
+
+    n_classes = np.unique(y).size
+    if "labels" in detectors and n_classes >= 2:
+        lab = ConfidentLabelDetector(random_state=seed).fit(X, y)
+        rows = np.flatnonzero(lab.suspect_)
+        res.metrics["label_issues"] = float(rows.size)
+        text = [
+            f"label {names[y[r]]} contradicted: out-of-sample p={lab.proba_[r, y[r]]:.2f}, class"
+            f" {names[lab.suggested_labels_[r]]} p={lab.proba_[r, lab.suggested_labels_[r]]:.2f}"
+            for r in rows
+        ]
+        flag(rows, (lab.scores_[rows] + 1) / 2, text)
+        if rows.size:
+            share = rows.size / n
+            res.findings.append(
+                _finding(
+                    "labels",
+                    Severity.HIGH if share >= 0.02 else Severity.MEDIUM,
+                    f"{rows.size} rows with suspected label errors or flips ({share:.1%})",
+                    "Models trained without these rows assign another class clearly more probability"
+                    " than the given label (confident learning, two rounds).",
+                    artifact,
+                    rows=[int(r) for r in rows[:50]],
+                )
+            )
+    if "backdoor" in detectors and n_classes >= 3:
+        bd = BackdoorClusterDetector(random_state=seed).fit(X, y)
+        rows = np.flatnonzero(bd.suspect_)
+        res.metrics["backdoor_rows"] = float(rows.size)
+        text = [
+            f"backdoor: in a cluster of class {names[y[r]]} that the other classes explain"
+            f" (ratio {bd.scores_[r]:.2f}); looks like class {names[bd.explained_by_[r]]}"
+            for r in rows
+        ]
+        flag(rows, bd.scores_[rows], text)
+        if rows.size:
+            targets = sorted({names[y[r]] for r in rows})
+            res.findings.append(
+                _finding(
+                    "backdoor",
+                    Severity.CRITICAL,
+                    f"{rows.size} rows look like a backdoor relabelled to class {', '.join(targets)}",
+                    "A cluster of one class, in features a model learned, is classified as confidently as"
+                    " genuine data by a model of the other classes: the rows are other classes' inputs"
+                    " carrying a shared pattern (trigger) and the target label.",
+                    artifact,
+                    target_classes=list(targets),
+                    rows=[int(r) for r in rows[:50]],
+                    clusters={names[c]: _jsonify(v) for c, v in bd.clusters_.items()},
+                )
+            )
+    if "outliers" in detectors:
+        od = OutlierDetector().fit(X)
+        rows = np.flatnonzero(od.suspect_)
+        res.metrics["outliers"] = float(rows.size)
+        flag(
+            rows,
+            od.scores_[rows] / (2 * od.threshold),
+            [f"outlier: neighbour distance z={od.scores_[r]:.1f}" for r in rows],
+        )
+        if rows.size:
+            res.findings.append(
+                _finding(
+                    "outliers",
+                    Severity.MEDIUM if rows.size / n >= 0.005 else Severity.LOW,
+                    f"{rows.size} outlying rows",
+                    "Rows far from every other row (robust z-score of the mean"
+                    f" distance to their neighbours above {od.threshold:g}).",
+                    artifact,
+                    rows=[int(r) for r in rows[:50]],
+                )
+            )
+    if "duplicates" in detectors:
+        nd = NearDuplicateDetector().fit(X)
+        rows = np.flatnonzero(nd.suspect_)
+        res.metrics["near_duplicates"] = float(rows.size)
+        flag(
+            rows,
+            np.ones(rows.size),
+            [f"near-duplicate of row {nd.original_[r]} (group of {int(nd.scores_[r])})" for r in rows],
+        )
+        if rows.size:
+            res.findings.append(
+                _finding(
+                    "duplicates",
+                    Severity.MEDIUM,
+                    f"{rows.size} injected near-duplicate rows in {len(nd.groups_)} groups",
+                    "Groups of rows far closer to each other than rows of this"
+                    " data normally are: copies that over-weight a few points.",
+                    artifact,
+                    groups=[[int(v) for v in g[:20]] for g in nd.groups_[:20]],
+                )
+            )
+    mask = np.zeros(n, dtype=bool)
+    mask[list(reasons)] = True
+    res.mask = mask
+    res.suspects = [
+        {"row": int(r), "score": round(float(score[r]), 4), "reason": "; ".join(reasons[r])}
+        for r in sorted(reasons)
+    ]
+    res.metrics["suspect_rows"] = float(len(reasons))
+    res.metrics["suspect_share"] = round(len(reasons) / n, 6)
+    return res
+
+
+def scan_accounts(
+    user: np.ndarray, item: np.ndarray, rating: np.ndarray, time: np.ndarray, *, artifact: str | None = None
+) -> PoisonResult:
+    """Run the coordinated-account detector on a ratings table.
+
+    Raises:
+        InputError: columns of different lengths or non-numeric ratings/times.
+    """
+    det = CoordinatedAccountDetector().fit(user, item, rating, time)
+    res = PoisonResult(metrics={"ratings": float(len(user)), "accounts": float(det.users_.size)})
+    sus = np.flatnonzero(det.suspect_)
+    order = sus[np.argsort(-det.scores_[sus], kind="stable")]
+    campaign = [_json_id(v) for v in det.campaign_items_.tolist()]
+    res.suspects = [
+        {
+            "user": _json_id(det.users_[k]),
+            "score": round(float(min(1.0, det.scores_[k] / 2)), 4),
+            "reason": f"{int(det.hits_[k])} coordinated ratings on campaign items (burst or lockstep, against the"
+            " items' consensus)",
+        }
+        for k in order
+    ]
+    res.metrics["suspect_accounts"] = float(sus.size)
+    res.metrics["campaign_items"] = float(len(campaign))
+    if sus.size:
+        res.findings.append(
+            _finding(
+                "accounts",
+                Severity.HIGH,
+                f"{sus.size} accounts act as a coordinated campaign on {len(campaign)} items",
+                "These accounts rate the same items in the same bursts (or in"
+                " lockstep) with ratings far from what the other accounts think of those items.",
+                artifact,
+                campaign_items=campaign[:50],
+                users=[s["user"] for s in res.suspects[:50]],
+            )
+        )
+    return res
+
+
+def _jsonify(value: list[dict[str, Any]]) -> JsonValue:
+    return [{k: v for k, v in d.items() if isinstance(v, int | float | str)} for d in value]
+
+
+def _json_id(value: object) -> JsonValue:
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    return str(value)

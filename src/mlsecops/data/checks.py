@@ -1,0 +1,292 @@
+"""The registered data checks: ``data.check`` (validation against a baseline) and ``data.poison``.
+
+``data.check`` options: ``baseline`` (a profile JSON written by ``mlsecops data profile``, or a trusted
+data file profiled on the fly), ``label``, ``chunk_rows``, ``alpha``, ``min_effect``, and ``dataset``
+(the name of a registered data set: the files must match its newest manifest). Metrics: ``rows``,
+``violations``, ``drifted_columns``, ``duplicate_rows`` (the report's timestamps give the run time).
+
+``data.poison`` options: ``label`` (label column of a CSV/Parquet; a ``.npz`` holds ``X`` and ``y``),
+``kind`` (``rows`` or ``ratings``; ratings when the columns are ``user, item, rating, time`` and no label
+is named), ``detectors`` (list; default all row detectors), ``quarantine`` (folder for the clean and
+suspect files; recorded in the workspace when the target has a ``home``). Its report's ``data`` holds
+``suspect_rows`` (``{row, score, reason}``, 0-based rows) or ``suspect_accounts``
+(``{user, score, reason}``), and ``quarantine`` when files were written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import JsonValue
+
+from mlsecops.core.checks import CheckKind, ContractCases, Target, register
+from mlsecops.core.errors import InputError, VerificationError
+from mlsecops.core.findings import Finding, Report, Severity, utcnow
+from mlsecops.data._poison import ROW_DETECTORS, PoisonResult, scan_accounts, scan_rows
+from mlsecops.data._profile import DataProfile, profile_chunks
+from mlsecops.data._readers import DEFAULT_CHUNK_ROWS, iter_chunks, load_table, load_xy
+from mlsecops.data._validate import ValidationOptions, validate
+from mlsecops.data.manifest import verify_dataset
+from mlsecops.data.quarantine import record_quarantine, write_quarantine
+
+__all__ = ["DataPoisonCheck", "DataValidationCheck", "load_baseline"]
+
+RATINGS_COLUMNS = ("user", "item", "rating", "time")
+
+
+def _opt_str(options: dict[str, JsonValue], key: str) -> str | None:
+    value = options.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InputError(f"option {key} must be a non-empty string; got {value!r}")
+    return value
+
+
+def _opt_num(options: dict[str, JsonValue], key: str, default: float, *, lo: float, hi: float) -> float:
+    value = options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= float(value) <= hi:
+        raise InputError(f"option {key} must be a number in [{lo:g}, {hi:g}]; got {value!r}")
+    return float(value)
+
+
+def load_baseline(path: Path, *, label: str | None = None, seed: int = 0) -> DataProfile:
+    """A baseline from a profile JSON, or by profiling a trusted data file.
+
+    Raises:
+        InputError: the file is neither a profile nor readable data.
+    """
+    if path.suffix.lower() == ".json":
+        return DataProfile.load(path)
+    return profile_chunks(iter_chunks(path), label=label, seed=seed)
+
+
+@register(
+    "data.check",
+    kind=CheckKind.DATA,
+    summary="Validate data against a trusted baseline: schema, ranges, categories, missingness, drift, labels",
+    metrics=("rows", "violations", "drifted_columns", "duplicate_rows"),
+)
+class DataValidationCheck:
+    """Profile each data file in one streaming pass and compare it with the baseline."""
+
+    def run(self, target: Target) -> Report:
+        """Validate every path of ``target`` against ``options["baseline"]``.
+
+        Raises:
+            InputError: no path or baseline, an unreadable file, a bad option.
+        """
+        started = utcnow()
+        opts = dict(target.options)
+        if not target.paths:
+            raise InputError("data.check needs at least one data file")
+        base_path = _opt_str(opts, "baseline")
+        if base_path is None:
+            raise InputError(
+                "data.check needs a baseline: a profile JSON (`mlsecops data profile`) or trusted data"
+            )
+        label = _opt_str(opts, "label")
+        seed = target.seed or 0
+        baseline = load_baseline(Path(base_path), label=label, seed=seed)
+        label = label or baseline.label
+        vopts = ValidationOptions(
+            alpha=_opt_num(opts, "alpha", 1e-3, lo=0.0, hi=1.0),
+            min_effect=_opt_num(opts, "min_effect", 0.1, lo=0.0, hi=1.0),
+        )
+        chunk_rows = int(_opt_num(opts, "chunk_rows", DEFAULT_CHUNK_ROWS, lo=1000, hi=50_000_000))
+        findings: list[Finding] = []
+        rows = 0
+        dup = 0.0
+        dataset = _opt_str(opts, "dataset")
+        if dataset is not None:
+            findings.extend(self._manifest(target, dataset))
+        for path in target.paths:
+            current = profile_chunks(
+                iter_chunks(path, chunk_rows=chunk_rows), label=label, reference=baseline, seed=seed
+            )
+            rows += current.rows
+            dup += current.duplicate_rows
+            findings.extend(validate(baseline, current, artifact=str(path), options=vopts))
+        drifted = sum(1 for f in findings if f.evidence.get("test") in ("ks", "chi2"))
+        worst = max((f.severity for f in findings), default=None)
+        return Report(
+            subject=", ".join(str(p) for p in target.paths),
+            kind="data.check",
+            started=started,
+            finished=utcnow(),
+            findings=tuple(findings),
+            metrics={
+                "rows": float(rows),
+                "violations": float(len(findings)),
+                "drifted_columns": float(drifted),
+                "duplicate_rows": round(dup, 1),
+            },
+            verdict="pass" if worst is None or worst < Severity.MEDIUM else "fail",
+            data={"baseline": str(base_path), "baseline_fingerprint": baseline.fingerprint},
+        )
+
+    @staticmethod
+    def _manifest(target: Target, dataset: str) -> list[Finding]:
+        if target.home is None:
+            raise InputError("option dataset needs a workspace (MLSECOPS_HOME or --home)")
+        try:
+            verify_dataset(list(target.paths), dataset, home=target.home, database_url=target.database_url)
+        except VerificationError as err:
+            return [
+                Finding(
+                    check="data.check.manifest",
+                    severity=Severity.CRITICAL,
+                    title="data changed without a new manifest",
+                    detail=err.diagnostics(),
+                    artifact=dataset,
+                    remediation="find out who changed the data; if intended, run `mlsecops data register` again",
+                    atlas="AML.T0020",
+                )
+            ]
+        return []
+
+    @classmethod
+    def contract_cases(cls, tmp_dir: Path) -> ContractCases:
+        """A baseline and a shifted batch; and a ragged CSV."""
+        rng = np.random.default_rng(0)
+        base, new, bad = tmp_dir / "base.csv", tmp_dir / "new.csv", tmp_dir / "ragged.csv"
+        for path, shift in ((base, 0.0), (new, 1.0)):
+            lines = ["a,b,label"] + [
+                f"{x:.4f},{z:.4f},{int(x > 0)}" for x, z in rng.normal(shift, 1.0, size=(300, 2))
+            ]
+            path.write_text("\n".join(lines) + "\n")
+        bad.write_text("a,b,label\n1,2,0\n3,4\n")
+        opts: dict[str, JsonValue] = {"baseline": str(base), "label": "label"}
+        return ContractCases(
+            valid=Target(paths=(new,), options=opts), corrupt=Target(paths=(bad,), options=opts)
+        )
+
+
+@register(
+    "data.poison",
+    kind=CheckKind.DATA,
+    summary="Poisoning detection: label flips, backdoor triggers, outliers, near-duplicates, fake accounts",
+    metrics=(
+        "rows",
+        "ratings",
+        "accounts",
+        "suspect_*",
+        "label_issues",
+        "backdoor_rows",
+        "outliers",
+        "near_duplicates",
+        "campaign_items",
+    ),
+)
+class DataPoisonCheck:
+    """Flag suspect rows (or accounts) of one data file, optionally quarantining them."""
+
+    def run(self, target: Target) -> Report:
+        """Scan ``target.paths[0]``.
+
+        Raises:
+            InputError: not exactly one path, unreadable data, a missing label column, a bad option.
+        """
+        started = utcnow()
+        if len(target.paths) != 1:
+            raise InputError("data.poison scans exactly one data file")
+        path = target.paths[0]
+        opts = dict(target.options)
+        label = _opt_str(opts, "label")
+        kind = _opt_str(opts, "kind")
+        if kind not in (None, "rows", "ratings"):
+            raise InputError(f"option kind must be 'rows' or 'ratings'; got {kind!r}")
+        table: dict[str, np.ndarray] | None = None
+        if kind is None and label is None and path.suffix.lower() != ".npz":
+            table = load_table(path)
+            kind = "ratings" if set(RATINGS_COLUMNS) <= set(table) else "rows"
+        seed = target.seed or 0
+        if kind == "ratings":
+            table = table if table is not None else load_table(path)
+            res = self._ratings(table, str(path))
+            key = "suspect_accounts"
+            mask = self._account_mask(table, res)
+        else:
+            detectors = self._detectors(opts.get("detectors"))
+            X, y, _, classes = load_xy(path, label=label)
+            res = scan_rows(X, y, detectors=detectors, classes=classes, artifact=str(path), seed=seed)
+            key = "suspect_rows"
+            mask = res.mask if res.mask is not None else np.zeros(X.shape[0], dtype=bool)
+        data: dict[str, JsonValue] = {key: list(res.suspects)}
+        qdir = _opt_str(opts, "quarantine")
+        if qdir is not None:
+            rows_info: list[dict[str, Any]] = (
+                res.suspects if key == "suspect_rows" else [{"row": int(r)} for r in np.flatnonzero(mask)]
+            )
+            q = write_quarantine(path, mask, rows_info, Path(qdir))
+            qjson: dict[str, JsonValue] = dict(q.as_json())
+            if target.home is not None:
+                qjson.update(
+                    record_quarantine(
+                        q, home=target.home, database_url=target.database_url, actor=target.actor
+                    )
+                )
+            data["quarantine"] = qjson
+        metrics = dict(res.metrics)
+        return Report(
+            subject=str(path),
+            kind="data.poison",
+            started=started,
+            finished=utcnow(),
+            findings=tuple(res.findings),
+            metrics=metrics,
+            verdict="suspect" if res.suspects else "clean",
+            data=data,
+        )
+
+    @staticmethod
+    def _detectors(value: JsonValue) -> tuple[str, ...]:
+        if value is None:
+            return ROW_DETECTORS
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            raise InputError(f"option detectors must be a list of names from {', '.join(ROW_DETECTORS)}")
+        return tuple(str(v).strip() for v in items if str(v).strip())
+
+    @staticmethod
+    def _ratings(table: dict[str, np.ndarray], artifact: str) -> PoisonResult:
+        missing = [c for c in RATINGS_COLUMNS if c not in table]
+        if missing:
+            raise InputError(f"ratings data needs columns {', '.join(RATINGS_COLUMNS)}; missing {missing}")
+        for col in ("rating", "time"):
+            if table[col].dtype == object:
+                raise InputError(
+                    f"ratings column {col!r} must be numeric (time: seconds or an ISO timestamp)"
+                )
+        if table["user"].dtype == object and any(v is None for v in table["user"]):
+            raise InputError("ratings column 'user' has missing values")
+        return scan_accounts(table["user"], table["item"], table["rating"], table["time"], artifact=artifact)
+
+    @staticmethod
+    def _account_mask(table: dict[str, np.ndarray], res: PoisonResult) -> np.ndarray:
+        users = table["user"]
+        flagged = [s["user"] for s in res.suspects]
+        if users.dtype == object:
+            return np.isin(users.astype(str), [str(u) for u in flagged])
+        return np.isin(users, np.asarray(flagged, dtype=float))
+
+    @classmethod
+    def contract_cases(cls, tmp_dir: Path) -> ContractCases:
+        """Three well-separated classes with a few flipped labels; and a file without the label column."""
+        rng = np.random.default_rng(0)
+        y = np.repeat(np.arange(3), 60)
+        X = rng.normal(0.0, 1.0, (180, 4)) + 4.0 * np.eye(3, 4)[y]
+        y_noisy = y.copy()
+        y_noisy[[0, 70, 130]] = [1, 2, 0]
+        good, bad = tmp_dir / "train.csv", tmp_dir / "nolabel.csv"
+        lines = ["f0,f1,f2,f3,label"] + [
+            ",".join(f"{v:.4f}" for v in x) + f",{c}" for x, c in zip(X, y_noisy, strict=True)
+        ]
+        good.write_text("\n".join(lines) + "\n")
+        bad.write_text("f0,f1\n1,2\n3,4\n5,6\n")
+        opts: dict[str, JsonValue] = {"label": "label", "detectors": ["labels", "outliers", "duplicates"]}
+        return ContractCases(
+            valid=Target(paths=(good,), options=opts), corrupt=Target(paths=(bad,), options=opts)
+        )

@@ -1,0 +1,53 @@
+"""Coordinated fake accounts in synthetic ratings: campaigns of every size are found, genuine users are not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlsecops.core.errors import InputError, NotFittedError
+from mlsecops.data import CoordinatedAccountDetector, generate_ratings
+
+
+def _rates(det: CoordinatedAccountDetector, fake: np.ndarray) -> tuple[float, float]:
+    is_fake = np.isin(det.users_, fake)
+    recall = float((det.suspect_ & is_fake).sum() / max(is_fake.sum(), 1))
+    fpr = float((det.suspect_ & ~is_fake).sum() / (~is_fake).sum())
+    return recall, fpr
+
+
+@pytest.mark.parametrize(("n_fake", "campaign_days"), [(100, 4.0), (537, 4.0), (1000, 4.0), (537, 60.0)])
+def test_campaign_accounts_are_found(n_fake: int, campaign_days: float) -> None:
+    data = generate_ratings(
+        n_users=3000, n_items=1500, n_fake=n_fake, campaign_days=campaign_days, seed=n_fake
+    )
+    det = CoordinatedAccountDetector().fit(data.user, data.item, data.rating, data.time)
+    recall, fpr = _rates(det, data.fake_users)
+    assert recall >= 0.95 and fpr <= 0.02, (recall, fpr)
+    assert set(data.target_items) <= set(det.campaign_items_.tolist())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_genuine_stream_has_no_campaign(seed: int) -> None:
+    data = generate_ratings(n_users=3000, n_items=1500, n_fake=0, seed=seed)
+    det = CoordinatedAccountDetector().fit(data.user, data.item, data.rating, data.time)
+    assert det.suspect_.sum() == 0 and det.campaign_items_.size == 0
+
+
+def test_generator_shape_and_ground_truth() -> None:
+    data = generate_ratings(n_users=500, n_items=300, n_fake=50, seed=3)
+    assert len(data) == data.item.size == data.rating.size == data.time.size
+    assert set(np.unique(data.rating)) <= {1, 2, 3, 4, 5}
+    assert np.all(np.diff(data.time) >= 0)
+    assert data.fake_users.size == 50 and np.isin(data.fake_users, data.user).all()
+    counts = np.bincount(data.item, minlength=300)
+    assert counts[:10].sum() > counts[-100:].sum()  # Zipf: the head outweighs the long tail
+
+
+def test_account_detector_errors() -> None:
+    with pytest.raises(NotFittedError):
+        CoordinatedAccountDetector().detect()
+    with pytest.raises(InputError, match="equal length"):
+        CoordinatedAccountDetector().fit(np.arange(3), np.arange(2), np.ones(3), np.ones(3))
+    with pytest.raises(InputError, match="finite"):
+        CoordinatedAccountDetector().fit(np.arange(3), np.arange(3), np.array([1.0, np.nan, 2.0]), np.ones(3))
