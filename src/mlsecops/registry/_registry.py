@@ -432,6 +432,11 @@ class Registry:
                 holder = current_holder(s, model.id, f"stage:{to}")
                 if holder is not None and holder.version_id == v.id:
                     raise InputError(f"{subject} is in {to} already")
+                prod = current_holder(s, model.id, "stage:production")
+                if to != "production" and prod is not None and prod.version_id == v.id:
+                    raise InputError(
+                        f"{subject} is in production; promote another version to production or roll back first"
+                    )
                 self._close_slots(s, v, "stage:")
                 before = self._open_slot(s, model, f"stage:{to}", v, "promote")
                 if to == "production":

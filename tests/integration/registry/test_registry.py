@@ -174,6 +174,9 @@ def test_production_version_cannot_be_archived(world: World) -> None:
     world.regs["deployer"].promote("fraud", v1, to="production")
     with pytest.raises(InputError, match="is in production"):
         world.regs["deployer"].archive("fraud", v1)
+    with pytest.raises(InputError, match="is in production"):
+        world.regs["deployer"].promote("fraud", v1, to="staging")
+    assert world.regs["viewer"].show("fraud@production").version == v1
 
 
 def test_api_keys_are_hashed_shown_once_and_revocable(world: World) -> None:
