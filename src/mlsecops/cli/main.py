@@ -31,6 +31,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "mlsecops.cli.signing": ("sign", "verify", "bom", "keys"),
     "mlsecops.cli.registry": ("registry", "lineage"),
     "mlsecops.cli.robustness": ("assess", "harden", "certify"),
+    "mlsecops.cli.data": ("data",),
 }
 _registered: set[str] = set()
 

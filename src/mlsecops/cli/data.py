@@ -1,0 +1,194 @@
+"""``mlsecops data profile | check | poison | register``: thin wrappers over ``mlsecops.data``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import JsonValue
+from rich.markup import escape
+from rich.table import Table
+
+from mlsecops.cli._common import (
+    FailOnOpt,
+    FormatOpt,
+    OutputOpt,
+    console,
+    emit,
+    err_console,
+    exit_for,
+    parse_fail_on,
+    settings,
+)
+from mlsecops.core.checks import Target
+from mlsecops.core.errors import InputError
+from mlsecops.report import Format
+
+__all__ = ["register"]
+
+data_app = typer.Typer(
+    help="Validate data against a baseline, detect poisoning, quarantine, register manifests.",
+    no_args_is_help=True,
+)
+
+LabelOpt = Annotated[str | None, typer.Option("--label", "-l", help="Label column (CSV/Parquet).")]
+
+
+def _workspace_target(paths: tuple[Path, ...], options: dict[str, JsonValue], *, need: bool) -> Target:
+    cfg = settings()
+    has_ws = cfg.home.is_dir() or cfg.database_url is not None
+    if need and not has_ws:
+        raise InputError(f"no mlsecops workspace at {cfg.home}; create one with `mlsecops init`")
+    url = cfg.database_url.get_secret_value() if cfg.database_url is not None else None
+    return Target(
+        paths=paths, options=options, home=cfg.home if has_ws else None, database_url=url, actor=cfg.actor
+    )
+
+
+@data_app.command("profile")
+def profile(
+    data: Annotated[Path, typer.Argument(help="Trusted data: CSV, Parquet, .npy or .npz.")],
+    label: LabelOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the baseline JSON here.")
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1000, help="Rows per chunk (memory bound).")] = 200_000,
+) -> None:
+    """Learn a baseline profile (schema, ranges, quantiles, categories, missingness, labels, duplicates)."""
+    from mlsecops.data import iter_chunks, profile_chunks
+
+    prof = profile_chunks(iter_chunks(data, chunk_rows=chunk_rows), label=label)
+    if output is None:
+        typer.echo(prof.model_dump_json(indent=1))
+        return
+    try:
+        prof.save(output)
+    except OSError as err:
+        raise InputError(f"cannot write {output}: {err.strerror or err}") from err
+    err_console.print(
+        f"profiled {prof.rows} rows x {len(prof.columns)} columns; baseline written to {escape(str(output))}"
+    )
+
+
+@data_app.command("check")
+def check(
+    data: Annotated[list[Path], typer.Argument(help="Data files to validate.")],
+    baseline: Annotated[
+        Path, typer.Option("--baseline", "-b", help="Baseline profile JSON, or trusted data to profile.")
+    ],
+    label: LabelOpt = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Registered data set the files must match (see `data register`).")
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1000, help="Rows per chunk (memory bound).")] = 200_000,
+    fail_on: FailOnOpt = "medium",
+    fmt: FormatOpt = Format.TEXT,
+    output: OutputOpt = None,
+) -> None:
+    """Report schema, range, category, missingness, drift and label-shift violations against a baseline."""
+    from mlsecops.data.checks import DataValidationCheck
+
+    threshold = parse_fail_on(fail_on)
+    options: dict[str, JsonValue] = {"baseline": str(baseline), "chunk_rows": chunk_rows}
+    if label:
+        options["label"] = label
+    if dataset:
+        options["dataset"] = dataset
+    target = _workspace_target(tuple(data), options, need=dataset is not None)
+    report = DataValidationCheck().run(target)
+    emit(report, fmt, output)
+    raise typer.Exit(exit_for(report, threshold))
+
+
+@data_app.command("poison")
+def poison(
+    data: Annotated[
+        Path, typer.Argument(help="CSV/Parquet (features + label, or user,item,rating,time) or .npz.")
+    ],
+    label: LabelOpt = None,
+    kind: Annotated[
+        str | None, typer.Option(help="'rows' or 'ratings' (default: ratings for user,item,rating,time).")
+    ] = None,
+    detectors: Annotated[
+        str | None, typer.Option(help="Comma-separated: labels,backdoor,outliers,duplicates (default all).")
+    ] = None,
+    quarantine: Annotated[
+        Path | None, typer.Option(help="Write clean and suspect rows to separate files in this folder.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    fail_on: FailOnOpt = "medium",
+    fmt: FormatOpt = Format.TEXT,
+    output: OutputOpt = None,
+) -> None:
+    """Flag rows (label flips, backdoor triggers, outliers, near-duplicates) or coordinated accounts."""
+    from mlsecops.data.checks import DataPoisonCheck
+
+    threshold = parse_fail_on(fail_on)
+    options: dict[str, JsonValue] = {}
+    for key, value in (("label", label), ("kind", kind), ("detectors", detectors)):
+        if value:
+            options[key] = value
+    if quarantine is not None:
+        options["quarantine"] = str(quarantine)
+    target = _workspace_target((data,), options, need=False).model_copy(update={"seed": seed})
+    if quarantine is not None and target.home is None:
+        err_console.print("[yellow]no workspace: the quarantine files are written but not recorded[/]")
+    report = DataPoisonCheck().run(target)
+    if fmt is Format.TEXT and output is None:
+        _suspects_table(report.data)
+    emit(report, fmt, output)
+    raise typer.Exit(exit_for(report, threshold))
+
+
+def _suspects_table(data: dict[str, JsonValue]) -> None:
+    key = "suspect_rows" if "suspect_rows" in data else "suspect_accounts"
+    rows = data.get(key)
+    if not isinstance(rows, list) or not rows:
+        return
+    table = Table(title=f"{len(rows)} {key.replace('_', ' ')} (first 20)")
+    first = "row" if key == "suspect_rows" else "user"
+    for col in (first, "score", "reason"):
+        table.add_column(col, overflow="fold")
+    for r in rows[:20]:
+        if isinstance(r, dict):
+            table.add_row(escape(str(r.get(first))), str(r.get("score")), escape(str(r.get("reason"))))
+    console.print(table)
+
+
+@data_app.command("register")
+def register_cmd(
+    data: Annotated[list[Path], typer.Argument(help="The data set's files (same columns).")],
+    name: Annotated[str | None, typer.Option(help="Data set name (default: the first file's stem).")] = None,
+    label: LabelOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+) -> None:
+    """Store a manifest (per-file SHA-256, rows, schema fingerprint, profile) as a lineage node."""
+    from mlsecops.data.manifest import build_manifest, register_dataset
+
+    target = _workspace_target(tuple(data), {}, need=True)
+    assert target.home is not None
+    manifest = build_manifest(list(data), name=name, label=label)
+    version, digest = register_dataset(
+        manifest, home=target.home, database_url=target.database_url, actor=target.actor
+    )
+    result = {
+        "name": manifest.name,
+        "version": version,
+        "digest": digest,
+        "files": [f.model_dump() for f in manifest.files],
+        "schema_fingerprint": manifest.schema_fingerprint,
+    }
+    if fmt == "json":
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        console.print(
+            f"registered data set [bold]{escape(manifest.name)}[/] version {version} "
+            f"({len(manifest.files)} file(s), digest {digest[:12]}...)"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``data`` command group to the app."""
+    app.add_typer(data_app, name="data")
