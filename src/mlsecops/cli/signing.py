@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -201,11 +201,15 @@ def bom(
     """Write a CycloneDX 1.6 ML-BOM for a model, validated against the CycloneDX JSON schema."""
     from mlsecops.supplychain.bom import build_bom, validate_bom
 
-    context = None
+    context: dict[str, Any]
     if ref is not None:
         from mlsecops.cli.registry import bom_context
 
         context = bom_context(ref)
+    else:
+        from mlsecops.registry import scan_artifact
+
+        context = {"scan": scan_artifact(path).summary()}
     document = build_bom(path, name=name, card=card, signature=signature, context=context)
     validate_bom(document)
     text = json.dumps(document, indent=2) + "\n"

@@ -191,7 +191,8 @@ def build_bom(
             ``architecture``, ``datasets``, ``inputs``, ``outputs``, ``metrics``, ``considerations``.
         signature: model-signing bundle (default ``<path>.sig`` when present).
         context: what the registry knows: ``version`` (a ``VersionInfo`` JSON), ``datasets`` (lineage
-            nodes), ``metrics`` (from the attached policy-gate run).
+            nodes), ``metrics`` (from the attached policy-gate run); or just ``scan`` (a scan summary:
+            ``verdict`` and ``counts``) for a model outside the registry.
 
     Raises:
         InputError: the model or a file cannot be read.
@@ -233,13 +234,17 @@ def build_bom(
         model_card["considerations"] = considerations
     sig_refs, sig_props = _signature(signature or signing.default_signature_path(path))
     props = [{"name": "mlsecops:size", "value": str(size)}, *sig_props]
+    scan = info.get("scan") or ctx.get("scan") or {}
     if info:
         props += [
             {"name": "mlsecops:registry:version", "value": str(info.get("version"))},
-            {"name": "mlsecops:scan:verdict", "value": str(info.get("scan_verdict"))},
             {"name": "mlsecops:signature:trusted_key", "value": str(info.get("signed_by") or "none")},
         ]
-        for sev, count in (info.get("scan", {}).get("counts") or {}).items():
+    if scan:
+        props.append(
+            {"name": "mlsecops:scan:verdict", "value": str(scan.get("verdict", info.get("scan_verdict")))}
+        )
+        for sev, count in (scan.get("counts") or {}).items():
             props.append({"name": f"mlsecops:scan:{sev}", "value": str(count)})
     component: dict[str, Any] = {
         "type": "machine-learning-model",

@@ -140,3 +140,20 @@ def test_register_refuses_malicious_model_cli(cli: Cli, tmp_path: Path, env: dic
     (bad / "model.pkl").write_bytes(b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.")
     r = cli("registry", "register", "evil", str(bad), env={**env, "MLSECOPS_API_KEY": admin})
     assert r.code == 2 and "malicious" in r.err and "os.system" in r.err
+
+
+def test_bom_without_registry_scans_and_validates(cli: Cli, tmp_path: Path, env: dict[str, str]) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"\x00" * 128)
+    card = tmp_path / "card.yaml"
+    card.write_text("approach: supervised\ntask: classification\n")
+    out = tmp_path / "bom.json"
+    r = cli("bom", str(model), "--card", str(card), "--output", str(out), env=env)
+    assert r.code == 0 and "schema-valid" in r.err
+    component = json.loads(out.read_text())["metadata"]["component"]
+    props = {p["name"]: p["value"] for p in component["properties"]}
+    assert props["mlsecops:scan:verdict"] == "safe" and props["mlsecops:signature"] == "none"
+    card.write_text("approach: guessing\n")
+    r = cli("bom", str(model), "--card", str(card), env=env)
+    assert r.code == 2 and "approach must be one of" in r.err
