@@ -257,3 +257,8 @@ def test_joblib_object_array_is_walked(tmp_path: object, scan: Scan) -> None:
     buf = io.BytesIO()
     joblib.dump({"x": np.array([1, "a", None], dtype=object), "y": np.arange(1000.0)}, buf)
     assert scan(buf.getvalue()).verdict is Verdict.SAFE
+
+
+def test_word_lists_are_not_mistaken_for_pickles(scan: Scan) -> None:
+    vocab = b"[PAD]\nmacos\nsystem\nios\nsystem\ntest\ncos\nsystem\nthe\n" * 50
+    assert scan(vocab, name="vocab.txt").verdict is Verdict.SAFE

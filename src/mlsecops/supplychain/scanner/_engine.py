@@ -46,7 +46,11 @@ __all__ = ["ArtifactScanner"]
 _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 _PICKLE_NAMES = (".pkl", ".pickle", ".debug_pkl", ".joblib")
 _STORAGE = re.compile(r"^(.*/)?data/\d+$")
-_P0_GLOBAL = re.compile(rb"[ci]([A-Za-z_][\w.]{0,120})\n([A-Za-z_][\w.]{0,120})\n")
+# A protocol-0 GLOBAL/INST at an opcode boundary (not inside a word) followed by a plausible next opcode,
+# so that word lists ("macos\nsystem\n") in text files are not mistaken for pickles.
+_P0_GLOBAL = re.compile(
+    rb"(?<![\w.])[ci]([A-Za-z_][\w.]{0,120})\n([A-Za-z_][\w.]{0,120})\n(?=[(q\x94)RSVX\x8c\x85\x86\x87N}\]]|p\d)"
+)
 _PROTO = re.compile(rb"\x80[\x02-\x05]")
 _MAX_PROBES = 20_000
 _ELEMENT_SIZE = {
