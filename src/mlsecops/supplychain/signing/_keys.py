@@ -119,7 +119,7 @@ def create_keypair(
     )
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     public_path = private_path.with_name(private_path.name + ".pub")
-    private_path.parent.mkdir(parents=True, exist_ok=True)
+    private_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     _write_exclusive(private_path, pem, 0o600, overwrite=overwrite)
     _write_exclusive(public_path, public_pem(private.public_key()), 0o644, overwrite=overwrite)
     return public_path, key_hint(private.public_key())
