@@ -27,7 +27,7 @@ def _bootstrap(ws: Workspace, target: Target) -> None:
     """With ``bootstrap: true``, a workspace without users gets its first admin, whose key is written
     to ``api_key_file`` (0600): the same first-user rule as ``mlsecops registry users add``."""
     path = target.path_option("api_key_file")
-    if target.options.get("bootstrap") is not True or path is None or path.exists():
+    if target.options.get("bootstrap") is not True or path is None:
         return
     from sqlalchemy import func, select
 
@@ -39,8 +39,10 @@ def _bootstrap(ws: Workspace, target: Target) -> None:
     create_user(ws, "pipeline", Role.ADMIN, actor=None)
     key = create_api_key(ws, "pipeline", actor=None, label="pipeline bootstrap")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # No users means no key can be valid: a key file left from an earlier workspace is replaced.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), 0o600)
         fh.write(key + "\n")
 
 
