@@ -87,7 +87,8 @@ class HopSkipJumpAttack(Attack):
         budget = int(self.max_queries)
 
         def adv(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-            queries[rows.cpu()] += 1
+            # index_add_, not ``+=``: probes repeat a row, and every probe is one query
+            queries.index_add_(0, rows.cpu(), torch.ones(len(rows), dtype=torch.long))
             return scores(x).argmax(dim=1) != y[rows]
 
         def dist(a: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

@@ -78,3 +78,37 @@ def test_black_box_check_on_sklearn_model_by_default(tmp_path, logreg, digits, m
     assert "robust_accuracy@square_linf_0.2" in rep.metrics
     assert rep.metrics["robust_accuracy@square_linf_0.2"] < rep.metrics["clean_accuracy"]
     assert rep.data["robustness"][0]["median_queries"] is not None
+
+
+class _Counting:
+    """An adapter that counts every row it is asked about."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.rows = 0
+
+    @property
+    def n_classes(self) -> int:
+        return self.inner.n_classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.inner.input_shape
+
+    def predict_proba(self, x):
+        self.rows += len(x)
+        return self.inner.predict_proba(x)
+
+
+@pytest.mark.parametrize(("name", "norm"), [("square", "linf"), ("hopskipjump", "l2")])
+def test_reported_queries_are_the_rows_the_model_saw(logreg, digits, name, norm):
+    # regression: HopSkipJump once counted a batch of probes for one example as a single query
+    x, y = digits.x_test[:10], digits.y_test[:10]
+    model = _Counting(logreg)
+    res = (
+        make_attack(name, norm=norm, max_queries=200, stop_at_eps=False).generate(model, x, y, eps=0.5)
+        if name == "hopskipjump"
+        else make_attack(name, max_queries=200).generate(model, x, y, eps=0.05)
+    )
+    # every row the model saw is attributed to one example, except the final check of the results
+    assert int(res.queries.sum()) == model.rows - len(x)
