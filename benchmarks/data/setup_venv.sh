@@ -12,5 +12,5 @@ site_main="$("$here/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_
 site_bench="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 "$venv/bin/pip" install -q "cleanlab>=2.6" "adversarial-robustness-toolbox>=1.17" "pandas>=2.1"
 # Appended last on sys.path: the bench venv's own packages win, the project venv fills the rest.
-echo "$site_main" > "$site_bench/zz_mlsecops_main.pth"
+printf '%s\n%s\n' "$site_main" "$here/src" > "$site_bench/zz_mlsecops_main.pth"
 echo "benchmark venv ready: $venv"

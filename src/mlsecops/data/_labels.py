@@ -59,11 +59,13 @@ def out_of_sample_proba(
     n_repeats: int = 2,
     random_state: int = 0,
     models: Any = None,
+    trusted: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Class probabilities for every row from models that did not train on it.
 
     Rows in ``fit_mask`` are scored out of fold; the others are scored by every fold's models (which
     never include them). ``models`` is a callable ``(n_samples, seed) -> list of sklearn classifiers``.
+    ``trusted`` rows ``(X, y)`` join every fold's training set and are never scored.
 
     Raises:
         InputError: a class has fewer rows than folds.
@@ -92,7 +94,7 @@ def out_of_sample_proba(
                 m = clone(model)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    m.fit(X[idx_fit[tr]], y[idx_fit[tr]])
+                    m.fit(*_with_trusted(X[idx_fit[tr]], y[idx_fit[tr]], trusted))
                 for rows in (idx_fit[te], idx_out):
                     if rows.size:
                         p = np.zeros((rows.size, n_classes))
@@ -100,6 +102,14 @@ def out_of_sample_proba(
                         total[rows] += p
                         seen[rows] += 1
     return total / np.maximum(seen, 1)[:, None]
+
+
+def _with_trusted(
+    X: np.ndarray, y: np.ndarray, trusted: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if trusted is None:
+        return X, y
+    return np.vstack([X, trusted[0]]), np.concatenate([y, trusted[1]])
 
 
 class ConfidentLabelDetector:
@@ -132,8 +142,13 @@ class ConfidentLabelDetector:
         self.random_state = random_state
         self.models = models
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, *, trusted: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> Self:
         """Learn out-of-sample probabilities and the suspect rows of ``(X, y)``.
+
+        ``trusted``: optional rows ``(X, y)`` known to be clean (the baseline); they join every training
+        fold, which helps most when the batch under test is small. Their labels use the same codes.
 
         Raises:
             InputError: shapes disagree, values are not finite, or a class is too small.
@@ -144,6 +159,12 @@ class ConfidentLabelDetector:
             )
         X2, y2 = _check_xy(X, y)
         self.n_classes_ = int(y2.max()) + 1
+        if trusted is not None:
+            tX, ty = _check_xy(trusted[0], trusted[1])
+            if tX.shape[1] != X2.shape[1]:
+                raise InputError(f"trusted rows have {tX.shape[1]} features, the data {X2.shape[1]}")
+            trusted = (tX, ty)
+            self.n_classes_ = max(self.n_classes_, int(ty.max()) + 1)
         keep = np.ones(y2.shape[0], dtype=bool)
         for r in range(self.n_rounds):
             proba = out_of_sample_proba(
@@ -155,6 +176,7 @@ class ConfidentLabelDetector:
                 n_repeats=self.n_repeats,
                 random_state=self.random_state + r,
                 models=self.models,
+                trusted=trusted,
             )
             scores = _margin_scores(proba, y2)
             keep = scores <= self.margin

@@ -66,6 +66,7 @@ def scan_rows(
     classes: list[str] | None = None,
     artifact: str | None = None,
     seed: int = 0,
+    trusted: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> PoisonResult:
     """Run the row detectors on ``(X, y)``.
 
@@ -76,6 +77,7 @@ def scan_rows(
         classes: display names of the class codes.
         artifact: path named in the findings.
         seed: random seed of every detector.
+        trusted: known-clean rows ``(X, y)`` (same label codes) that the label models also learn from.
 
     Raises:
         InputError: an unknown detector name, or data the detectors cannot use.
@@ -97,7 +99,7 @@ def scan_rows(
 
     n_classes = np.unique(y).size
     if "labels" in detectors and n_classes >= 2:
-        lab = ConfidentLabelDetector(random_state=seed).fit(X, y)
+        lab = ConfidentLabelDetector(random_state=seed).fit(X, y, trusted=trusted)
         rows = np.flatnonzero(lab.suspect_)
         res.metrics["label_issues"] = float(rows.size)
         text = [

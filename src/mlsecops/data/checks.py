@@ -7,7 +7,8 @@ data file profiled on the fly), ``label``, ``chunk_rows``, ``alpha``, ``min_effe
 
 ``data.poison`` options: ``label`` (label column of a CSV/Parquet; a ``.npz`` holds ``X`` and ``y``),
 ``kind`` (``rows`` or ``ratings``; ratings when the columns are ``user, item, rating, time`` and no label
-is named), ``detectors`` (list; default all row detectors), ``quarantine`` (folder for the clean and
+is named), ``trusted`` (known-clean data with the same columns: the label models learn from it too, which
+matters for small batches), ``detectors`` (list; default all row detectors), ``quarantine`` (folder for the clean and
 suspect files; recorded in the workspace when the target has a ``home``). Its report's ``data`` holds
 ``suspect_rows`` (``{row, score, reason}``, 0-based rows) or ``suspect_accounts``
 (``{user, score, reason}``), and ``quarantine`` when files were written.
@@ -82,14 +83,15 @@ class DataValidationCheck:
         opts = dict(target.options)
         if not target.paths:
             raise InputError("data.check needs at least one data file")
-        base_path = _opt_str(opts, "baseline")
+        _opt_str(opts, "baseline")
+        base_path = target.path_option("baseline")
         if base_path is None:
             raise InputError(
                 "data.check needs a baseline: a profile JSON (`mlsecops data profile`) or trusted data"
             )
         label = _opt_str(opts, "label")
         seed = target.seed or 0
-        baseline = load_baseline(Path(base_path), label=label, seed=seed)
+        baseline = load_baseline(base_path, label=label, seed=seed)
         label = label or baseline.label
         vopts = ValidationOptions(
             alpha=_opt_num(opts, "alpha", 1e-3, lo=0.0, hi=1.0),
@@ -211,16 +213,34 @@ class DataPoisonCheck:
         else:
             detectors = self._detectors(opts.get("detectors"))
             X, y, _, classes = load_xy(path, label=label)
-            res = scan_rows(X, y, detectors=detectors, classes=classes, artifact=str(path), seed=seed)
+            trusted = None
+            _opt_str(opts, "trusted")
+            trusted_path = target.path_option("trusted")
+            if trusted_path is not None:
+                tX, ty, _, tclasses = load_xy(trusted_path, label=label)
+                if tX.shape[1:] != X.shape[1:]:
+                    raise InputError(
+                        f"{trusted_path}: {tX.shape[1:]} features per row, the data has {X.shape[1:]}"
+                    )
+                batch_classes = classes
+                classes = sorted(set(classes) | set(tclasses))
+                code = {c: k for k, c in enumerate(classes)}
+                y = np.array([code[c] for c in np.asarray(batch_classes)[y]], dtype=np.int64)
+                ty = np.array([code[c] for c in np.asarray(tclasses)[ty]], dtype=np.int64)
+                trusted = (tX, ty)
+            res = scan_rows(
+                X, y, detectors=detectors, classes=classes, artifact=str(path), seed=seed, trusted=trusted
+            )
             key = "suspect_rows"
             mask = res.mask if res.mask is not None else np.zeros(X.shape[0], dtype=bool)
         data: dict[str, JsonValue] = {key: list(res.suspects)}
-        qdir = _opt_str(opts, "quarantine")
+        _opt_str(opts, "quarantine")
+        qdir = target.path_option("quarantine")
         if qdir is not None:
             rows_info: list[dict[str, Any]] = (
                 res.suspects if key == "suspect_rows" else [{"row": int(r)} for r in np.flatnonzero(mask)]
             )
-            q = write_quarantine(path, mask, rows_info, Path(qdir))
+            q = write_quarantine(path, mask, rows_info, qdir)
             qjson: dict[str, JsonValue] = dict(q.as_json())
             if target.home is not None:
                 qjson.update(
