@@ -92,10 +92,12 @@ def white_box(
                     ours = make_attack("fgsm")
                 else:
                     ours = make_attack("pgd", steps=steps, restarts=1, rel_step=0.1)
+                reps = 3 if attack == "fgsm" else 2
                 r, t = timed(
                     lambda ours=ours, eps=eps, adapter=adapter, x=x: ours.generate(
                         adapter, x, yte, eps=eps, seed=0
-                    )
+                    ),
+                    reps,
                 )
                 res["mlsecops"] = {
                     "robust": r.robust_accuracy,
