@@ -23,7 +23,6 @@ from mlsecops.cli._common import (
 from mlsecops.core.checks import Target
 from mlsecops.core.errors import InputError, WorkspaceError
 from mlsecops.report import Format
-from mlsecops.store import Workspace, audit
 
 __all__ = ["register"]
 
@@ -42,6 +41,8 @@ def _audit(action: str, subject: str, details: dict[str, object]) -> None:
     cfg = settings()
     if not cfg.home.is_dir():
         return
+    from mlsecops.store import Workspace, audit  # the database layer only when there is a workspace
+
     try:
         with Workspace.from_settings(cfg) as ws, ws.session() as s:
             audit.append(s, actor=cfg.actor, action=action, subject=subject, details=details)
