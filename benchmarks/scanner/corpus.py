@@ -655,6 +655,116 @@ def build_malicious(out: Path, h5_specs: list[dict[str, Any]]) -> None:
     # GGUF
     ssti = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"
     put(out, "ssti.gguf", gguf_bytes(7, ssti), "malicious", "gguf", "chat template SSTI (CVE-2024-34359)")
+    # More Keras, ONNX, GGUF and safetensors variants
+    wrapped_lam = {
+        "module": "keras.layers",
+        "class_name": "TimeDistributed",
+        "registered_name": None,
+        "config": {"name": "td", "layer": lam},
+    }
+    fn_exec = {
+        "module": "keras.layers",
+        "class_name": "Activation",
+        "registered_name": None,
+        "config": {
+            "name": "act",
+            "activation": {
+                "module": "builtins",
+                "class_name": "function",
+                "config": "exec",
+                "registered_name": "exec",
+            },
+        },
+    }
+    put(
+        out,
+        "wrapped_lambda.keras",
+        keras_zip(keras_config(101, [wrapped_lam]), b"\x89HDF\r\n\x1a\n" + bytes(64)),
+        "malicious",
+        "keras",
+        "Lambda inside a TimeDistributed wrapper",
+    )
+    put(
+        out,
+        "function_exec.keras",
+        keras_zip(keras_config(102, [fn_exec]), b"\x89HDF\r\n\x1a\n" + bytes(64)),
+        "malicious",
+        "keras",
+        "activation function resolved to builtins.exec",
+    )
+    kz = io.BytesIO()
+    with zipfile.ZipFile(kz, "w") as z:
+        z.writestr("config.json", json.dumps(keras_config(103)))
+        z.writestr("metadata.json", "{}")
+        z.writestr("assets/tokenizer.pkl", PAYLOADS["os-system-global"][0])
+    put(out, "pickle_asset.keras", kz.getvalue(), "malicious", "keras", "pickle payload among the assets")
+    for n, layer in (("module_import", imp), ("wrapped_lambda", wrapped_lam)):
+        h5_specs.append(
+            {
+                "path": str(out / "malicious" / "keras-h5" / f"{n}.h5"),
+                "config": {"class_name": "Sequential", "config": {"layers": [layer]}},
+            }
+        )
+        LABELS.append(
+            {"path": f"malicious/keras-h5/{n}.h5", "label": "malicious", "format": "keras-h5", "technique": n}
+        )
+    for n, loc in (
+        ("windows_traversal", "..\\..\\..\\Windows\\win.ini"),
+        ("drive_absolute", "C:\\secrets.txt"),
+    ):
+        put(out, f"{n}.onnx", onnx_mlp([6, 3], 4, external=loc), "malicious", "onnx", f"external data {n}")
+    sub_tensor = pb(1, 4) + pb(2, 1) + pb(8, "w") + pb(13, pb(1, "location") + pb(2, "../../x")) + pb(14, 1)
+    subgraph = pb(5, sub_tensor) + pb(2, "then")
+    if_node = pb(
+        1,
+        pb(1, "cond") + pb(2, "y") + pb(4, "If") + pb(5, pb(1, "then_branch") + pb(6, subgraph) + pb(20, 5)),
+    )
+    put(
+        out,
+        "subgraph_traversal.onnx",
+        onnx_mlp([6, 3], 5, extra_nodes=[if_node]),
+        "malicious",
+        "onnx",
+        "external data traversal inside an If subgraph",
+    )
+    for i, tpl in enumerate(
+        [
+            "{{ self.__init__.__globals__.__builtins__.__import__('os').popen('id').read() }}",
+            "{% for c in [].__class__.__base__.__subclasses__() %}{% if c.__name__ == 'Popen' %}{{ c('id') }}{% endif %}{% endfor %}",
+            "{{ lipsum.__globals__['os'].system('id') }}",
+        ]
+    ):
+        put(out, f"ssti{i}.gguf", gguf_bytes(20 + i, tpl), "malicious", "gguf", "chat template SSTI variant")
+    put(
+        out,
+        "huge_counts.gguf",
+        b"GGUF" + struct.pack("<IQQ", 3, 1 << 60, 1 << 60) + bytes(64),
+        "malicious",
+        "gguf",
+        "counts far beyond the file (GGML parser overflows)",
+    )
+    hdr = json.dumps(
+        {
+            "w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+            "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]},
+        }
+    ).encode()
+    put(
+        out,
+        "overlap.safetensors",
+        struct.pack("<Q", len(hdr)) + hdr + bytes(16),
+        "malicious",
+        "safetensors",
+        "overlapping tensors",
+    )
+    put(
+        out,
+        "header_too_big.safetensors",
+        struct.pack("<Q", 50 << 20) + b'{"w": 1}' + bytes(32),
+        "malicious",
+        "safetensors",
+        "header length beyond the file",
+    )
     # Hostile containers
     sevenz = b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(200)
     put(out, "pytorch_model.bin", sevenz, "malicious", "7z", "7z archive renamed .bin")
