@@ -397,9 +397,8 @@ class ArtifactScanner:
         buf: list[Hit] = []
         w = PickleWalker(sub, self.limits, entry=f"{entry}@{off}", report=buf.append)
         res = w.walk(pb)
+        # A complete pickle, or a strong hit before the bytes stopped making sense: report what it names.
         if res.ok or any(h.severity >= Severity.HIGH for h in buf):
-            if res.ok or not buf:
-                pass
             for h in buf:
                 self.add(replace(h, offset=off + (h.offset or 0), title=f"embedded pickle: {h.title}"))
 

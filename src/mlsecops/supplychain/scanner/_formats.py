@@ -284,8 +284,6 @@ def scan_gguf(s: Stream, *, entry: str, report: Report) -> None:
                             remediation="Replace the chat template with a reviewed one.",
                         )
                     )
-                if key == "general.alignment":
-                    pass
             elif vtype == 9:
                 itype = struct.unpack("<I", s.read_exact(4))[0]
                 count = struct.unpack("<Q", s.read_exact(8))[0]

@@ -10,7 +10,7 @@ not a valid model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from mlsecops.core.findings import Severity
 from mlsecops.supplychain.scanner._io import Stream, Truncated
@@ -59,7 +59,7 @@ def _varint(s: Stream) -> int:
             raise _Bad("varint too long")
 
 
-def _fields(s: Stream, end: int) -> object:
+def _fields(s: Stream, end: int) -> Iterator[tuple[int, int, int]]:
     """Yield (field number, wire type, value-or-length) until ``end``; length-delimited fields are
     left for the caller to read or skip."""
     while s.tell() < end:
@@ -107,7 +107,7 @@ class _Walker:
         return self.s.read_exact(n).decode("utf-8", "replace")
 
     def model(self, end: int) -> None:
-        for num, wt, v in _fields(self.s, end):  # type: ignore[attr-defined]
+        for num, wt, v in _fields(self.s, end):
             if wt != 2:
                 continue
             stop = self.s.tell() + v
@@ -122,7 +122,7 @@ class _Walker:
                 self.s.skip(v)
 
     def opset(self, end: int) -> None:
-        for num, wt, v in _fields(self.s, end):  # type: ignore[attr-defined]
+        for num, wt, v in _fields(self.s, end):
             if wt == 2:
                 if num == 1:
                     self.domain(self.text(v), "opset import")
@@ -130,7 +130,7 @@ class _Walker:
                     self.s.skip(v)
 
     def function(self, end: int, depth: int) -> None:
-        for num, wt, v in _fields(self.s, end):  # type: ignore[attr-defined]
+        for num, wt, v in _fields(self.s, end):
             if wt != 2:
                 continue
             stop = self.s.tell() + v
@@ -142,7 +142,7 @@ class _Walker:
     def graph(self, end: int, depth: int) -> None:
         if depth > _MAX_DEPTH:
             raise _Bad("subgraphs nested too deep")
-        for num, wt, v in _fields(self.s, end):  # type: ignore[attr-defined]
+        for num, wt, v in _fields(self.s, end):
             if wt != 2:
                 continue
             stop = self.s.tell() + v
@@ -157,7 +157,7 @@ class _Walker:
         self.nodes += 1
         op_type = ""
         domain = ""
-        for num, wt, v in _fields(self.s, end):  # type: ignore[attr-defined]
+        for num, wt, v in _fields(self.s, end):
             if wt != 2:
                 continue
             stop = self.s.tell() + v
@@ -172,7 +172,7 @@ class _Walker:
         self.domain(domain, op_type)
 
     def attribute(self, end: int, depth: int) -> None:
-        for num, wt, v in _fields(self.s, end):  # type: ignore[attr-defined]
+        for num, wt, v in _fields(self.s, end):
             if wt != 2:
                 continue
             stop = self.s.tell() + v
@@ -187,7 +187,7 @@ class _Walker:
         name = ""
         external = False
         locations: list[str] = []
-        for num, wt, v in _fields(self.s, end):  # type: ignore[attr-defined]
+        for num, wt, v in _fields(self.s, end):
             if wt == 0 and num == 14:
                 external = v == 1
                 continue
@@ -198,7 +198,7 @@ class _Walker:
                 name = self.text(v)
             elif num == 13:
                 key = val = ""
-                for n2, w2, v2 in _fields(self.s, stop):  # type: ignore[attr-defined]
+                for n2, w2, v2 in _fields(self.s, stop):
                     if w2 == 2 and n2 == 1:
                         key = self.text(v2)
                     elif w2 == 2 and n2 == 2:

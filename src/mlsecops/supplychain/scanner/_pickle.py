@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from mlsecops.core.findings import Severity
-from mlsecops.supplychain.scanner._io import FileRegion, Stream, Truncated
+from mlsecops.supplychain.scanner._io import Stream, Truncated
 from mlsecops.supplychain.scanner._policy import Rule, judge
 from mlsecops.supplychain.scanner._types import Budget, Hit, LimitReached, ScanLimits
 
@@ -665,8 +665,3 @@ def _describe(v: object) -> str:
     if isinstance(v, tuple):
         return "a tuple"
     return "an opaque value"
-
-
-def is_region_backed(s: Stream) -> FileRegion | None:
-    """Return the file region of a stream, if any (helper for callers that re-open at an offset)."""
-    return s.region
