@@ -1,4 +1,5 @@
-"""The model registry: register, promote, roll back, archive, alias, approve, and trust signing keys.
+"""The model registry: register, promote, roll back, archive and alias versions (trust, approvals, gate
+reports and webhooks come from ``Governance`` in ``_governance``).
 
 ``Registry(ws, actor)`` performs every action as ``actor`` (from ``authenticate``): each checks the
 actor's role, and each change writes an audit event in its own transaction. Registration scans the
@@ -26,18 +27,15 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mlsecops.core.errors import ConflictError, InputError, PermissionDenied, VerificationError
+from mlsecops.core.errors import ConflictError, InputError, PermissionDenied
 from mlsecops.core.findings import utcnow
-from mlsecops.registry._identity import Actor, Permission, Role, audited, check
+from mlsecops.registry._governance import Governance
+from mlsecops.registry._identity import Permission, audited, check
 from mlsecops.registry._register import register_version
 from mlsecops.registry._tables import (
-    Approval,
     Assignment,
     ModelVersion,
     RegisteredModel,
-    TrustedKey,
-    User,
-    Webhook,
 )
 from mlsecops.registry._versions import (
     STAGES,
@@ -51,9 +49,8 @@ from mlsecops.registry._versions import (
     history_rows,
     resolve,
 )
-from mlsecops.registry._webhooks import EVENTS, check_url, deliver
-from mlsecops.store import PipelineRun, Workspace, audit, lineage
-from mlsecops.supplychain import signing
+from mlsecops.registry._webhooks import deliver
+from mlsecops.store import audit, lineage
 
 __all__ = ["Registry"]
 
@@ -67,11 +64,8 @@ class _Lost(Exception):
 
 
 @dataclass
-class Registry:
+class Registry(Governance):
     """The model registry of a workspace, acting as ``actor``."""
-
-    ws: Workspace
-    actor: Actor
 
     # ------------------------------------------------------------------ helpers
 
@@ -158,11 +152,6 @@ class Registry:
         if mv is not None:
             lineage.link(s, mv, node, "deployed_as", actor=self.actor.name)
 
-    def _blob_files(self, v: ModelVersion) -> dict[str, Path]:
-        import json
-
-        return {name: self.ws.artifacts.path_for(sha) for name, sha, _ in json.loads(v.files)}
-
     # ------------------------------------------------------------------ registering
 
     def register(
@@ -232,172 +221,7 @@ class Registry:
             check(self.actor, Permission.READ, name)
             return history_rows(s, get_model(s, name), at=at)
 
-    # ------------------------------------------------------------------ trust, approvals, gate
-
-    def trust_key(self, name: str, public_key: Path) -> str:
-        """Trust a public key for promotion to production; return its hint."""
-        key = signing.load_public_key(public_key)
-        hint = signing.key_hint(key)
-        with audited(self.ws), self.ws.session() as s:
-            check(self.actor, Permission.ADMIN, f"trusted-key:{name}")
-            if s.execute(
-                select(TrustedKey.id).where((TrustedKey.name == name) | (TrustedKey.key_hint == hint))
-            ).first():
-                raise ConflictError(
-                    f"a trusted key named {name!r} or with hint {hint[:16]}... exists already"
-                )
-            s.add(
-                TrustedKey(
-                    name=name,
-                    key_hint=hint,
-                    pem=signing.public_pem(key).decode(),
-                    created=_now(),
-                    created_by=self.actor.name,
-                )
-            )
-            audit.append(
-                s,
-                actor=self.actor.name,
-                action="registry.key.trust",
-                subject=f"trusted-key:{name}",
-                details={"hint": hint, "type": signing.key_type_of(key)},
-            )
-        return hint
-
-    def distrust_key(self, name: str) -> None:
-        """Revoke trust in a key; versions signed only by it can no longer be promoted to production."""
-        with audited(self.ws), self.ws.session() as s:
-            check(self.actor, Permission.ADMIN, f"trusted-key:{name}")
-            row = s.execute(select(TrustedKey).where(TrustedKey.name == name)).scalar_one_or_none()
-            if row is None:
-                raise InputError(f"no trusted key named {name!r}")
-            row.revoked = row.revoked or _now()
-            audit.append(
-                s,
-                actor=self.actor.name,
-                action="registry.key.distrust",
-                subject=f"trusted-key:{name}",
-                details={"hint": row.key_hint},
-            )
-
-    def approve(self, ref: str, *, comment: str = "") -> None:
-        """Approve a version for production (approver or admin; not the user who registered it)."""
-        with audited(self.ws), self.ws.session() as s:
-            check(self.actor, Permission.APPROVE, ref)
-            model, v = resolve(s, ref)
-            if v.created_by == self.actor.name:
-                raise PermissionDenied(
-                    f"{self.actor.name} registered {model.name}@{v.version} and may not approve it too (four eyes)"
-                )
-            if s.execute(
-                select(Approval.id).where(Approval.version_id == v.id, Approval.user_name == self.actor.name)
-            ).first():
-                raise ConflictError(f"{self.actor.name} approved {model.name}@{v.version} already")
-            s.add(
-                Approval(version_id=v.id, user_name=self.actor.name, comment=comment[:2000], created=_now())
-            )
-            audit.append(
-                s,
-                actor=self.actor.name,
-                action="registry.approve",
-                subject=f"{model.name}@{v.version}",
-                details={"comment": comment[:200]},
-            )
-
-    def attach_gate(self, ref: str, run_id: int) -> None:
-        """Attach a passing pipeline run (its policy gate report) to a version."""
-        with audited(self.ws), self.ws.session() as s:
-            check(self.actor, Permission.ATTACH, ref)
-            model, v = resolve(s, ref)
-            run = s.get(PipelineRun, run_id)
-            if run is None:
-                raise InputError(f"no pipeline run {run_id}; `mlsecops run` records runs")
-            if not run.passed:
-                raise InputError(
-                    f"pipeline run {run_id} ({run.pipeline}) failed its policy gate; only a passing run can be attached"
-                )
-            v.gate_run_id = run.id
-            audit.append(
-                s,
-                actor=self.actor.name,
-                action="registry.gate.attach",
-                subject=f"{model.name}@{v.version}",
-                details={"run_id": run_id, "pipeline": run.pipeline},
-            )
-
-    def add_webhook(self, url: str, secret: str, events: Sequence[str] = ("*",)) -> int:
-        """Subscribe ``url`` to registry events (``*`` for all); return the webhook id."""
-        check_url(url)
-        unknown = [e for e in events if e != "*" and e not in EVENTS]
-        if unknown:
-            raise InputError(f"unknown webhook event(s) {unknown}; known: {', '.join(EVENTS)}")
-        if len(secret) < 16:
-            raise InputError("the webhook secret must be at least 16 characters")
-        with audited(self.ws), self.ws.session() as s:
-            check(self.actor, Permission.ADMIN, "webhooks")
-            hook = Webhook(
-                url=url,
-                secret=secret,
-                events=",".join(events),
-                created=_now(),
-                created_by=self.actor.name,
-                active=True,
-            )
-            s.add(hook)
-            s.flush()
-            audit.append(
-                s,
-                actor=self.actor.name,
-                action="registry.webhook.add",
-                subject=f"webhook:{hook.id}",
-                details={"url": url, "events": list(events)},
-            )
-            return hook.id
-
     # ------------------------------------------------------------------ promotion
-
-    def _signature_problem(self, s: Session, v: ModelVersion) -> str | None:
-        if not v.signature:
-            return "it has no signature (register it with its .sig bundle)"
-        trusted = s.execute(
-            select(TrustedKey).where(
-                TrustedKey.key_hint == v.signature_key_hint, TrustedKey.revoked.is_(None)
-            )
-        ).scalar_one_or_none()
-        if trusted is None:
-            return f"its signature's key {str(v.signature_key_hint)[:16]}... is not a trusted key"
-        try:
-            signing.verify_files(
-                self._blob_files(v), v.signature.encode(), signing.public_key_from_pem(trusted.pem.encode())
-            )
-        except (VerificationError, InputError) as err:
-            return f"its signature does not verify: {err.diagnostics()}"
-        return None
-
-    def production_blockers(self, s: Session, model: RegisteredModel, v: ModelVersion) -> list[str]:
-        """Every unmet requirement for promoting ``v`` to production (empty when it may go)."""
-        problems = []
-        if v.archived:
-            problems.append("it is archived")
-        if v.scan_verdict != "safe":
-            problems.append(f"its scan verdict is {v.scan_verdict}, not safe")
-        sig = self._signature_problem(s, v)
-        if sig:
-            problems.append(sig)
-        run = s.get(PipelineRun, v.gate_run_id) if v.gate_run_id is not None else None
-        if run is None or not run.passed:
-            problems.append("no passing policy gate report is attached (`mlsecops registry attach-gate`)")
-        approvers = [
-            a
-            for a in s.execute(select(Approval).where(Approval.version_id == v.id)).scalars()
-            if (u := s.execute(select(User).where(User.name == a.user_name)).scalar_one_or_none()) is not None
-            and not u.disabled
-            and u.role in (Role.APPROVER, Role.ADMIN)
-            and a.user_name != v.created_by
-        ]
-        if not approvers:
-            problems.append("no approver has approved it (`mlsecops registry approve`)")
-        return problems
 
     def promote(
         self, name: str, version: int, *, to: str, expected_generation: int | None = None
