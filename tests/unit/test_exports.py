@@ -6,7 +6,21 @@ import importlib
 
 import pytest
 
-PACKAGES = ["mlsecops.core", "mlsecops.store", "mlsecops.report", "mlsecops.pipeline", "mlsecops.cli"]
+PACKAGES = [
+    "mlsecops.core",
+    "mlsecops.store",
+    "mlsecops.report",
+    "mlsecops.pipeline",
+    "mlsecops.cli",
+    "mlsecops.registry",
+    "mlsecops.supplychain",
+    "mlsecops.supplychain.signing",
+    "mlsecops.supplychain.scanner",
+    "mlsecops.data",
+    "mlsecops.models",
+    "mlsecops.assess",
+    "mlsecops.harden",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
