@@ -37,6 +37,10 @@ pre{background:#f7f7f7;padding:.6rem;overflow:auto;max-height:30rem}figure{margi
 <span><b>mlsecops</b> {{ r.tool_version }}</span>
 </div>
 <p>{% for name, n in counts.items() %}<span class="sev {{ name }}">{{ name }}: {{ n }}</span> {% endfor %}</p>
+{% for t in tables %}<h2>{{ t.title }}</h2>
+<table><tr>{% for c in t.columns %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for row in t.rows %}<tr>{% for c in t.columns %}{% set v = row.get(c) %}<td>{% if v is sameas true %}<span class="ok">yes</span>{% elif v is sameas false %}<span class="sev critical">no</span>{% elif v is none %}{% else %}{{ v }}{% endif %}</td>{% endfor %}</tr>{% endfor %}</table>
+{% if t.more %}<p>{{ t.more }} more row(s) in the JSON report.</p>{% endif %}{% endfor %}
 {% if figures %}<h2>Figures</h2>{% for f in figures %}
 <figure><figcaption>{{ f.title }}</figcaption><img alt="{{ f.title }}" src="{{ f.uri }}"></figure>{% endfor %}{% endif %}
 {% if r.metrics %}<h2>Metrics</h2><table><tr><th>metric</th><th>value</th></tr>
@@ -48,9 +52,31 @@ pre{background:#f7f7f7;padding:.6rem;overflow:auto;max-height:30rem}figure{margi
 <td><b>{{ f.title }}</b>{% if f.detail %}<br>{{ f.detail }}{% endif %}{% if f.evidence %}<details><summary>evidence</summary><pre>{{ f.evidence|tojson(indent=2) }}</pre></details>{% endif %}</td>
 <td>{{ f.artifact or "" }}</td><td>{% for k, v in f.location.items() %}{{ k }}={{ v }}<br>{% endfor %}</td>
 <td>{{ f.atlas or "" }}</td><td>{{ f.remediation }}</td></tr>{% endfor %}</table>{% endif %}
-{% for key, value in data.items() %}<h2>{{ key }}</h2><details open><summary>{{ key }} (JSON)</summary><pre>{{ value }}</pre></details>{% endfor %}
+{% for key, value in blobs.items() %}<h2>{{ key }}</h2><details><summary>{{ key }} (JSON)</summary><pre>{{ value }}</pre></details>{% endfor %}
 </body></html>
 """
+
+
+_MAX_ROWS = 500
+
+
+def _table(key: str, value: object) -> dict[str, object] | None:
+    """A list of flat objects (gate rules, stages, artifacts, suspect rows) as a table, else None."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+        return None
+    columns: list[str] = []
+    for row in value:
+        for k, v in row.items():
+            if k not in columns and not isinstance(v, dict | list):
+                columns.append(k)
+    if not columns:
+        return None
+    return {
+        "title": key.replace("_", " "),
+        "columns": columns,
+        "rows": value[:_MAX_ROWS],
+        "more": max(0, len(value) - _MAX_ROWS),
+    }
 
 
 def _uri(figure: Figure) -> str:
@@ -77,6 +103,7 @@ class HtmlRenderer:
             counts=report.counts(),
             findings=sorted(report.findings, key=lambda f: -int(f.severity)),
             figures=[{"title": f.title, "uri": _uri(f)} for f in report.figures],
-            data={k: json.dumps(v, indent=2, ensure_ascii=False)[:200_000] for k, v in report.data.items()},
+            tables=[t for k, v in report.data.items() if (t := _table(k, v)) is not None],
+            blobs={k: json.dumps(v, indent=2, ensure_ascii=False)[:200_000] for k, v in report.data.items()},
             severities=[str(s) for s in Severity],
         )

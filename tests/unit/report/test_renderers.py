@@ -117,3 +117,16 @@ def test_schema_doc_lists_every_top_level_and_finding_key() -> None:
     data = report_to_dict(_report())
     for key in [k for k in data if k != "artifacts"] + list(data["findings"][0]):
         assert f"| `{key}` |" in doc, f"docs/report-schema.md does not document {key!r}"
+
+
+def test_html_renders_lists_of_records_as_tables() -> None:
+    report = Report(
+        subject="p",
+        kind="pipeline",
+        data={
+            "gate": [{"rule": "scan: max_severity low", "passed": False, "observed": "worst finding high"}]
+        },
+    )
+    page = render(report, Format.HTML)
+    assert "<th>rule</th>" in page and "scan: max_severity low" in page
+    assert '<span class="sev critical">no</span>' in page
