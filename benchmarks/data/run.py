@@ -319,7 +319,7 @@ def bench_timing(n_rows: int) -> dict[str, Any]:
 def _agg(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["scenario"].split(" (target")[0], r["method"]), []).append(r)
+        groups.setdefault((r["scenario"].split(" (")[0], r["method"]), []).append(r)
     out = []
     for (scen, method), rs in groups.items():
         out.append(
@@ -366,6 +366,11 @@ def write_results(result: dict[str, Any]) -> None:
         lines += [
             "",
             f"## `data check` on {t['rows']:,} rows x {t['columns']} columns (CSV, {t['file_bytes'] / 1e9:.2f} GB)",
+            "",
+            "Each in a fresh process; peak RSS is the process's maximum resident memory. Our check streams the"
+            " file in 32 MB blocks (its memory does not grow with the file: the profile pass peaks at 395 MB on"
+            " a 300 MB slice and 412 MB on the whole 1.48 GB file; the check process also imports the workspace"
+            " stack); the pandas profile loads the whole file.",
             "",
             "| tool | seconds | peak RSS MB |",
             "|---|---|---|",
@@ -417,6 +422,17 @@ def main() -> None:
             " because neither reference library has a shilling-attack detector."
         ),
     }
+    previous: dict[str, Any] = {}
+    if args.only is not None and (RESULTS / "data.json").exists():
+        # Re-running one part keeps the other parts' rows from the last full run.
+        previous = json.loads((RESULTS / "data.json").read_text())
+        keep = {"labels": "label flips", "backdoor": "trigger", "ratings": "ratings", "timing": "\0"}[
+            args.only
+        ]
+        result["rows"] = [r for r in previous.get("rows", []) if keep not in r["scenario"]]
+        result["args"] = previous.get("args", result["args"]) + f"; then --only {args.only}"
+        if "timing" in previous:
+            result["timing"] = previous["timing"]
     if args.only in (None, "labels"):
         result["rows"] += bench_labels(seeds)
     if args.only in (None, "backdoor"):

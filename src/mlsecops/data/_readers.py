@@ -10,9 +10,11 @@ was expected and what came; nothing here executes content from the file (``allow
 from __future__ import annotations
 
 import csv
+import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -244,48 +246,69 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
     yield from _csv_chunks_arrow(path, chunk_rows)
 
 
+_BLOCK_BYTES = 32 << 20
+"""Bytes of CSV text parsed at a time. pyarrow's own streaming reader keeps memory that grows with the
+file (measured: ~700 MB RSS for a 750 MB file), so we cut the file into blocks at line ends ourselves
+and parse each block on its own, with the column types the first block set."""
+
+
+def _csv_blocks(fh: BinaryIO) -> Iterator[bytes]:
+    carry = b""
+    while True:
+        data = fh.read(_BLOCK_BYTES)
+        if not data:
+            if carry.strip():
+                yield carry
+            return
+        buf = carry + data
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            carry = buf
+            continue
+        carry = buf[cut + 1 :]
+        yield buf[: cut + 1]
+
+
 def _csv_chunks_arrow(path: Path, chunk_rows: int) -> Iterator[Chunk]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
-        )
-    except pa.ArrowInvalid as err:
-        raise InputError(f"{path}: not a readable CSV file ({_arrow_msg(err)})") from err
-    names = reader.schema.names
-    if len(set(names)) != len(names):
-        raise InputError(f"{path}: duplicate column names in the header")
-    types = {f.name: f.type for f in reader.schema}
-    rows = 0
-    pending: list[Chunk] = []
-    pending_rows = 0
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
-        except pa.ArrowInvalid as err:
-            raise InputError(f"{path}: malformed CSV ({_arrow_msg(err)})") from err
-        for f in batch.schema:
-            if f.type != types[f.name] and not pa.types.is_null(types[f.name]):
-                raise InputError(
-                    f"{path}: column {f.name!r} changes type within the file ({types[f.name]} then {f.type});"
-                    " a value of the wrong type appears after row ~{rows}"
+    parse = pacsv.ParseOptions(delimiter=delimiter)
+    with path.open("rb") as fh:
+        header = fh.readline()
+        if not header.strip():
+            raise InputError(f"{path}: the first line (the header) is empty")
+        names = next(csv.reader([header.decode("utf-8", errors="replace")], delimiter=delimiter))
+        if len(set(names)) != len(names):
+            raise InputError(f"{path}: duplicate column names in the header")
+        types: dict[str, Any] | None = None
+        rows = 0
+        for block in _csv_blocks(fh):
+            convert = pacsv.ConvertOptions(column_types=types) if types else None
+            try:
+                table = pacsv.read_csv(
+                    io.BytesIO(header + block), parse_options=parse, convert_options=convert
                 )
-        chunk = {name: _arrow_to_numpy(batch.column(i)) for i, name in enumerate(batch.schema.names)}
-        rows += batch.num_rows
-        pending.append(chunk)
-        pending_rows += batch.num_rows
-        if pending_rows >= chunk_rows:
-            yield _concat(pending)
-            pending, pending_rows = [], 0
-    if pending:
-        yield _concat(pending)
+            except pa.ArrowInvalid as err:
+                where = f" after data row {rows}" if rows else ""
+                raise InputError(f"{path}: malformed CSV{where} ({_arrow_msg(err)})") from err
+            if types is None:
+                # Pin the first block's types so a wrong-typed value later is an error, not a new type;
+                # all-empty columns stay free (their type shows up in a later block).
+                # Integers are pinned as float64: a column of whole numbers may hold decimals further down.
+                types = {
+                    f.name: pa.float64() if pa.types.is_integer(f.type) else f.type
+                    for f in table.schema
+                    if not pa.types.is_null(f.type)
+                }
+            for batch in table.to_batches(max_chunksize=chunk_rows):
+                if batch.num_rows:
+                    yield {
+                        name: _arrow_to_numpy(batch.column(i)) for i, name in enumerate(batch.schema.names)
+                    }
+            rows += table.num_rows
+            del table
     if rows == 0:
         raise InputError(f"{path}: no data rows (header only)")
 

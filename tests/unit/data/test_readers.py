@@ -66,6 +66,20 @@ def test_wrong_dtype_against_baseline_is_a_finding(tmp_path: Path) -> None:
     assert {f.title for f in findings} >= {"column 'a' changed type", "column 'b' changed type"}
 
 
+def test_wrong_dtype_after_the_first_block_is_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlsecops.data import _readers
+
+    monkeypatch.setattr(_readers, "_BLOCK_BYTES", 1000)
+    rows = [f"{i},{i}" for i in range(3000)] + ["2.5,7", "x,oops"]
+    path = _csv(tmp_path / "d.csv", "a,b\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match="after data row"):
+        load_table(path)
+    ok = _csv(tmp_path / "ok.csv", "a,b\n" + "\n".join(rows[:-1]) + "\n")
+    assert load_table(ok)["a"][-1] == 2.5
+
+
 def test_missing_label_column_and_text_features(tmp_path: Path) -> None:
     path = _csv(tmp_path / "d.csv", "a,b\n1,2\n3,4\n")
     with pytest.raises(InputError, match="label column 'label' not found"):
