@@ -8,8 +8,8 @@ adversarial. The distance to the original shrinks with every round.
 
 Success at a budget means an adversarial point within ``eps``; with ``stop_at_eps`` (the default) an
 example stops once it gets there, which is what a robust-accuracy evaluation needs and saves queries.
-Queries are counted per example; no new round starts once an example reached ``max_queries`` (the round
-in progress may finish). Vectorised over the batch in torch.
+Queries are counted per example (every probe is one query) and stay within ``max_queries``: a round
+starts only where it fits in the remaining budget. Vectorised over the batch in torch.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class HopSkipJumpAttack(Attack):
         # 1. a misclassified starting point: uniform noise inside the bounds
         x_adv = x0.clone()
         found = torch.zeros(n, dtype=torch.bool, device=dev)
-        for _ in range(int(self.init_tries)):
+        for _ in range(max(1, min(int(self.init_tries), budget - _BISECTION_STEPS - 1))):
             rows = (~found).nonzero().flatten()
             if len(rows) == 0:
                 break
@@ -116,14 +116,17 @@ class HopSkipJumpAttack(Attack):
         theta = 1.0 / (d * math.sqrt(d)) if norm == "l2" else 1.0 / (d * d)
         span = float((proj.hi - proj.lo).max())
         for t in range(1, int(self.max_iter) + 1):
-            live = found & (queries.to(dev) < budget)
+            n_evals = min(int(self.init_evals * math.sqrt(t)), int(self.max_evals))
+            # a round costs at most n_evals probes + the step search + the bisection: start it only
+            # where the whole round fits in the example's remaining budget
+            round_cost = n_evals + _STEP_HALVINGS + _BISECTION_STEPS
+            live = found & (queries.to(dev) + round_cost <= budget)
             if self.stop_at_eps:
                 live &= cur > eps
             rows = live.nonzero().flatten()
             if len(rows) == 0:
                 break
             # 2. estimate the boundary normal at x_adv from the labels of random probes
-            n_evals = min(int(self.init_evals * math.sqrt(t)), int(self.max_evals))
             delta = (
                 (math.sqrt(d) * theta * cur[rows])
                 if t > 1
