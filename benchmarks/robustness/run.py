@@ -427,7 +427,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller settings, for a smoke run")
     parser.add_argument("--sections", default="whitebox,blackbox,training,certify")
+    parser.add_argument(
+        "--part",
+        help="write only this part's results (robustness-part-NAME.json), to run sections in parallel",
+    )
+    parser.add_argument(
+        "--merge", help="comma-separated part names to merge into robustness.json/.md, then exit"
+    )
+    parser.add_argument("--epochs", type=int, default=10, help="adversarial-training epochs (both tools)")
     args = parser.parse_args()
+    if args.merge:
+        merged: dict[str, Any] = {}
+        for part in args.merge.split(","):
+            path = RESULTS / f"robustness-part-{part}.json"
+            if path.exists():
+                merged.update(json.loads(path.read_text()))
+            else:
+                print(f"part {part} has no results ({path.name} missing); left out")
+        (RESULTS / "robustness.json").write_text(json.dumps(merged, indent=2))
+        from _report import write_markdown
+
+        write_markdown(merged, RESULTS / "robustness.md")
+        print(f"merged {args.merge} into {RESULTS / 'robustness.json'}")
+        return
     import art
     import sklearn
     import torchattacks
@@ -448,9 +470,12 @@ def main() -> None:
         },
         "data": {"train": len(xtr), "test": len(xte)},
     }
-    out_json = RESULTS / ("robustness-quick.json" if args.quick else "robustness.json")
-    previous = json.loads(out_json.read_text()) if out_json.exists() else {}
-    results.update({k: v for k, v in previous.items() if k not in ("environment", "data")})
+    if args.part:
+        out_json = RESULTS / f"robustness-part-{args.part}.json"
+    else:
+        out_json = RESULTS / ("robustness-quick.json" if args.quick else "robustness.json")
+        previous = json.loads(out_json.read_text()) if out_json.exists() else {}
+        results.update({k: v for k, v in previous.items() if k not in ("environment", "data")})
     if "whitebox" in sections:
         cnn, mlp = make_cnn(), make_mlp()
         train_clean(cnn, xtr.reshape(-1, 1, 8, 8), ytr)
@@ -486,9 +511,9 @@ def main() -> None:
             ytr,
             xte,
             yte,
-            epochs=2 if args.quick else 20,
+            epochs=2 if args.quick else args.epochs,
             steps=7,
-            art_epochs=2 if args.quick else 20,
+            art_epochs=2 if args.quick else args.epochs,
             ours_kw={"lr": 3e-3},
         )
     if "certify" in sections:
@@ -499,7 +524,8 @@ def main() -> None:
     out_json.write_text(json.dumps(results, indent=2))
     from _report import write_markdown
 
-    write_markdown(results, out_json.with_suffix(".md"))
+    if not args.part:
+        write_markdown(results, out_json.with_suffix(".md"))
     print(f"wrote {out_json} and {out_json.with_suffix('.md')}")
 
 
