@@ -1,0 +1,401 @@
+"""Containers: zip (our own directory reader), tar, compressed streams, zip-in-compressed-stream spooling.
+
+Every member is scanned through ``scan`` one level deeper, so its hits name the whole path
+(``outer.tar.gz!model.zip!archive/data.pkl``). The storages of a PyTorch zip are skipped by name (torch
+never unpickles them); traversal names, links, bombs and parser differentials become hits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+import tempfile
+from collections.abc import Callable
+from typing import Any, cast
+
+from mlsecops.core.findings import Severity
+from mlsecops.supplychain.scanner._base import ScannerBase
+from mlsecops.supplychain.scanner._formats import scan_torchscript_code
+from mlsecops.supplychain.scanner._io import CHUNK, Bomb, FileRegion, Stream, Truncated, open_decompressed
+from mlsecops.supplychain.scanner._keras import scan_keras_config
+from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit, LimitReached
+from mlsecops.supplychain.scanner._zip import (
+    ZipEntry,
+    ZipListing,
+    bad_member_name,
+    find_eocd,
+    list_zip,
+    walk_local_headers,
+)
+
+__all__ = ["ContainerScanning", "join_entry"]
+
+_PICKLE_NAMES = (".pkl", ".pickle", ".debug_pkl", ".joblib")
+_STORAGE = re.compile(r"^(.*/)?data/\d+$")
+
+
+def join_entry(parent: str, name: str) -> str:
+    """The entry path of ``name`` inside ``parent`` (``parent!name``)."""
+    return f"{parent}!{name}" if parent else name
+
+
+class ContainerScanning(ScannerBase):
+    """Opening containers (a part of ``ArtifactScanner``)."""
+
+    def _polyglot(self, region: FileRegion, entry: str, depth: int) -> None:
+        if find_eocd(region) is None:
+            return
+        hits: list[Hit] = []
+        try:
+            listing = list_zip(region, self.budget, self.limits, entry=entry, report=hits)
+        except (ValueError, Truncated):
+            return
+        if not listing.entries:
+            return
+        self.add(
+            Hit(
+                Severity.HIGH,
+                "file is also a zip archive",
+                "the file starts as one format and ends with a zip directory: loaders that check the "
+                "first bytes and loaders that read the zip directory see different content",
+                kind="container",
+                entry=entry,
+                atlas=ATLAS_ARTIFACT,
+            )
+        )
+        self._zip(region, entry, depth, listing_hits=hits, listing=listing)
+
+    def _spooled_zip(self, s: Stream, entry: str, depth: int) -> str:
+        """A zip inside a compressed stream needs random access: copy it to an unnamed temporary file."""
+        with tempfile.TemporaryFile(prefix="mlsecops-scan-") as tmp:
+            copied = 0
+            while True:
+                chunk = s.read(CHUNK)
+                if not chunk:
+                    break
+                copied += len(chunk)
+                if copied > self.limits.max_spool:
+                    self.add(
+                        Hit(
+                            Severity.MEDIUM,
+                            "zip inside a compressed stream too large to open",
+                            f"more than {self.limits.max_spool} bytes; not inspected",
+                            kind="container",
+                            entry=entry,
+                            error=True,
+                        )
+                    )
+                    return "zip"
+                tmp.write(chunk)
+            tmp.flush()
+            return self._zip(FileRegion(tmp.fileno(), 0, copied), entry, depth)
+
+    def _zip(
+        self,
+        region: FileRegion,
+        entry: str,
+        depth: int,
+        *,
+        listing_hits: list[Hit] | None = None,
+        listing: ZipListing | None = None,
+    ) -> str:
+        hits: list[Hit] = listing_hits if listing_hits is not None else []
+        if listing is None:
+            try:
+                listing = list_zip(region, self.budget, self.limits, entry=entry, report=hits)
+            except (ValueError, Truncated) as err:
+                self.hits.extend(hits)
+                self.add(
+                    Hit(
+                        Severity.MEDIUM,
+                        "unreadable zip archive",
+                        f"{err}; entries were recovered from their local headers",
+                        kind="container",
+                        entry=entry,
+                        error=True,
+                    )
+                )
+                listing = ZipListing(walk_local_headers(region, self.limits), 0)
+        self.hits.extend(hits)
+        entries: list[ZipEntry] = listing.entries
+        prefix = listing.prefix
+        names = [e.name for e in entries]
+        if prefix > 0:
+            self.add(
+                Hit(
+                    Severity.MEDIUM,
+                    "data before the first zip entry",
+                    f"{prefix} bytes precede the archive; they were scanned on their own",
+                    kind="container",
+                    entry=entry,
+                    offset=0,
+                )
+            )
+            self.scan(Stream(region.sub(0, prefix), self.budget), join_entry(entry, "<prefix>"), depth + 1)
+        torch_prefixes = {n[: -len("data.pkl")] for n in names if n == "data.pkl" or n.endswith("/data.pkl")}
+        is_ts = any("code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names)
+        is_keras = "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
+        fmt = "torchscript" if is_ts else "pytorch-zip" if torch_prefixes else "keras" if is_keras else "zip"
+        if (
+            not is_ts
+            and not torch_prefixes
+            and not is_keras
+            and names
+            and all(n.endswith(".npy") for n in names)
+        ):
+            fmt = "npz"
+        for e in entries:
+            self._zip_entry(region, e, entry, depth, torch_prefixes, is_ts or is_keras)
+        return fmt
+
+    def _zip_entry(
+        self,
+        region: FileRegion,
+        e: ZipEntry,
+        entry: str,
+        depth: int,
+        torch_prefixes: set[str],
+        config_aware: bool,
+    ) -> None:
+        path = join_entry(entry, e.name)
+        why = bad_member_name(e.name)
+        if why:
+            self.add(
+                Hit(
+                    Severity.HIGH,
+                    "zip entry escapes the extraction directory",
+                    f"{e.name!r}: {why}",
+                    kind="container",
+                    entry=path,
+                    atlas=ATLAS_ARTIFACT,
+                )
+            )
+        if e.is_symlink:
+            self.add(
+                Hit(
+                    Severity.HIGH,
+                    "symbolic link in zip archive",
+                    "extracting it creates a link that later writes or reads can follow out of the directory",
+                    kind="container",
+                    entry=path,
+                    atlas=ATLAS_ARTIFACT,
+                )
+            )
+            return
+        if e.is_dir or e.data_offset < 0:
+            return
+        if _STORAGE.match(e.name) and any(e.name.startswith(p + "data/") for p in torch_prefixes):
+            return  # tensor storage bytes: torch never unpickles them
+        if e.csize and e.usize > 64 << 20 and e.usize / e.csize > self.limits.max_ratio:
+            self.add(
+                Hit(
+                    Severity.HIGH,
+                    "compression bomb",
+                    f"{e.name!r} expands {e.csize} -> {e.usize} bytes (ratio {e.usize / e.csize:.0f})",
+                    kind="container",
+                    entry=path,
+                    atlas=ATLAS_ARTIFACT,
+                )
+            )
+            return
+        raw = Stream(region.sub(e.data_offset, e.csize), self.budget)
+        codec = {8: "deflate", 12: "bz2", 14: "zip-lzma"}.get(e.method)
+        if e.method == 0:
+            s = raw
+        elif codec is None:
+            self.add(
+                Hit(
+                    Severity.MEDIUM,
+                    f"zip compression method {e.method} not supported",
+                    "the entry was not inspected",
+                    kind="container",
+                    entry=path,
+                    error=True,
+                )
+            )
+            return
+        else:
+            s = open_decompressed(raw, codec, ratio_check=self._ratio(path), size=e.usize)
+        hint = "pickle" if e.name.endswith(_PICKLE_NAMES) else ""
+        if config_aware and e.name.endswith(".json"):
+            self._json_config(s, path)
+            return
+        if config_aware and "code/" in e.name and e.name.endswith(".py"):
+            text = s.read(16 << 20).decode("utf-8", "replace")
+            scan_torchscript_code(text, entry=path, report=self.add)
+            return
+        try:
+            self.scan(s, path, depth + 1, hint=hint)
+        except Bomb as err:
+            self.add(Hit(Severity.HIGH, "decompression bomb", str(err), kind="container", entry=path))
+
+    def _json_config(self, s: Stream, path: str) -> None:
+        raw = s.read(64 << 20)
+        try:
+            cfg = json.loads(raw)
+        except (ValueError, RecursionError):
+            self.add(Hit(Severity.LOW, "unparsable JSON", "", kind="keras", entry=path, atlas=None))
+            return
+        scan_keras_config(cfg, entry=path, report=self.add)
+
+    def _ratio(self, path: str) -> Callable[[int, int], None]:
+        limit = self.limits.max_ratio
+
+        def check(consumed: int, produced: int) -> None:
+            if produced > 64 << 20 and produced > limit * max(consumed, 1):
+                raise Bomb(
+                    f"{path or 'stream'}: {consumed} compressed bytes expanded to more than {produced}"
+                )
+
+        return check
+
+    def _compressed(self, s: Stream, codec: str, entry: str, depth: int) -> str:
+        try:
+            inner = open_decompressed(s, codec, ratio_check=self._ratio(entry))
+        except ModuleNotFoundError:
+            self.add(
+                Hit(
+                    Severity.MEDIUM,
+                    f"{codec} stream cannot be inspected",
+                    f"install the '{codec}' package to scan {codec}-compressed files",
+                    kind="container",
+                    entry=entry,
+                    error=True,
+                )
+            )
+            return codec
+        inner_fmt = self.scan(inner, entry, depth + 1)
+        if inner_fmt in ("pickle", "joblib"):
+            return f"joblib-{codec}"
+        return f"{codec}+{inner_fmt}"
+
+    def _tar(self, s: Stream, entry: str, depth: int) -> str:
+        region = s.region
+        fobj = _TarIO(s)
+        try:
+            if region is not None:
+                tf = tarfile.open(fileobj=cast(Any, fobj), mode="r:")  # noqa: SIM115  # closed with the stream
+            else:
+                tf = tarfile.open(fileobj=cast(Any, fobj), mode="r|")  # noqa: SIM115  # closed with the stream
+        except tarfile.TarError as err:
+            self.add(
+                Hit(
+                    Severity.MEDIUM,
+                    "unreadable tar archive",
+                    str(err),
+                    kind="container",
+                    entry=entry,
+                    error=True,
+                )
+            )
+            return "tar"
+        names = []
+        count = 0
+        try:
+            for m in tf:
+                count += 1
+                if count > self.limits.max_entries:
+                    self.add(
+                        Hit(
+                            Severity.HIGH,
+                            "too many tar entries",
+                            f"more than {self.limits.max_entries}",
+                            kind="container",
+                            entry=entry,
+                            error=True,
+                        )
+                    )
+                    break
+                tf.members = []  # type: ignore[attr-defined]  # keep memory flat on archives with many members
+                path = join_entry(entry, m.name)
+                names.append(m.name)
+                why = bad_member_name(m.name)
+                if why:
+                    self.add(
+                        Hit(
+                            Severity.HIGH,
+                            "tar entry escapes the extraction directory",
+                            f"{m.name!r}: {why}",
+                            kind="container",
+                            entry=path,
+                            atlas=ATLAS_ARTIFACT,
+                        )
+                    )
+                if m.issym() or m.islnk():
+                    target_why = bad_member_name(m.linkname)
+                    self.add(
+                        Hit(
+                            Severity.HIGH if target_why else Severity.MEDIUM,
+                            "link in tar archive",
+                            f"{m.name!r} links to {m.linkname!r}"
+                            + (f" ({target_why})" if target_why else ""),
+                            kind="container",
+                            entry=path,
+                            atlas=ATLAS_ARTIFACT,
+                        )
+                    )
+                    continue
+                if m.isdev() or m.isfifo():
+                    self.add(
+                        Hit(
+                            Severity.MEDIUM,
+                            "device or fifo in tar archive",
+                            m.name,
+                            kind="container",
+                            entry=path,
+                        )
+                    )
+                    continue
+                if not m.isreg():
+                    continue
+                if region is not None:
+                    sub = Stream(region.sub(m.offset_data, m.size), self.budget)
+                else:
+                    f = tf.extractfile(m)
+                    if f is None:
+                        continue
+                    sub = Stream(f, self.budget, size=m.size)
+                self.scan(sub, path, depth + 1, hint="pickle" if m.name in ("pickle",) else "")
+        except tarfile.TarError as err:
+            self.add(
+                Hit(
+                    Severity.LOW,
+                    "tar archive ends badly",
+                    str(err),
+                    kind="container",
+                    entry=entry,
+                    error=True,
+                    atlas=None,
+                )
+            )
+        legacy = {"sys_info", "pickle", "storages"}.issubset(set(names))
+        return "pytorch-legacy-tar" if legacy else "tar"
+
+
+class _TarIO:
+    """File object over a ``Stream`` for ``tarfile`` (seekable when the stream is)."""
+
+    def __init__(self, s: Stream) -> None:
+        self._s = s
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            raise LimitReached("size", "tar reader asked to read a whole stream")
+        return self._s.read(n)
+
+    def tell(self) -> int:
+        return self._s.tell()
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 1:
+            pos += self._s.tell()
+        elif whence == 2:
+            if self._s.size is None:
+                raise OSError("cannot seek from the end")
+            pos += self._s.size
+        self._s.seek(pos)
+        return pos
+
+    def seekable(self) -> bool:
+        return self._s.seekable

@@ -1,0 +1,248 @@
+"""Pickle streams and unrecognised bytes: consecutive pickles, legacy torch tails, embedded-pickle search.
+
+A file may hold several pickles in a row (PyTorch's legacy format reads five), a pickle after junk, or
+a pickle hidden in data no parser claims. ``PickleScanning`` walks every pickle of a stream, skips the
+raw storages of a legacy checkpoint by their sizes and looks at whatever follows them, and searches
+unrecognised bytes for pickle headers (probing each one) and protocol-0 globals.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from mlsecops.core.findings import Severity
+from mlsecops.supplychain.scanner._base import ScannerBase
+from mlsecops.supplychain.scanner._io import CHUNK, Stream
+from mlsecops.supplychain.scanner._pickle import PICKLE_REMEDIATION, PickleWalker
+from mlsecops.supplychain.scanner._policy import Rule, judge
+from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Budget, Hit
+
+__all__ = ["PickleScanning"]
+
+_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+# A protocol-0 GLOBAL/INST at an opcode boundary (not inside a word) followed by a plausible next opcode,
+# so that word lists ("macos\nsystem\n") in text files are not mistaken for pickles.
+_P0_GLOBAL = re.compile(
+    rb"(?<![\w.])[ci]([A-Za-z_][\w.]{0,120})\n([A-Za-z_][\w.]{0,120})\n(?=[(q\x94)RSVX\x8c\x85\x86\x87N}\]]|p\d)"
+)
+_PROTO = re.compile(rb"\x80[\x02-\x05]")
+_MAX_PROBES = 20_000
+_ELEMENT_SIZE = {
+    "FloatStorage": 4,
+    "DoubleStorage": 8,
+    "HalfStorage": 2,
+    "BFloat16Storage": 2,
+    "LongStorage": 8,
+    "IntStorage": 4,
+    "ShortStorage": 2,
+    "CharStorage": 1,
+    "ByteStorage": 1,
+    "BoolStorage": 1,
+    "ComplexFloatStorage": 8,
+    "ComplexDoubleStorage": 16,
+    "UntypedStorage": 1,
+    "QInt8Storage": 1,
+    "QUInt8Storage": 1,
+    "QInt32Storage": 4,
+    "QUInt4x2Storage": 1,
+    "QUInt2x4Storage": 1,
+}
+
+
+class _ProbeBudget(Budget):
+    """Budget for embedded-pickle probes: bytes re-read from memory are not charged, time is."""
+
+    def __init__(self, main: Budget) -> None:
+        super().__init__(main.limits, started=main.started)
+
+    def charge(self, nbytes: int) -> None:
+        self.check_time()
+
+
+class _MemReader:
+    def __init__(self, data: memoryview) -> None:
+        self._d = data
+        self._p = 0
+
+    def read(self, n: int) -> bytes:
+        out = bytes(self._d[self._p : self._p + n])
+        self._p += len(out)
+        return out
+
+
+class PickleScanning(ScannerBase):
+    """Walking pickle sequences and searching unrecognised bytes (a part of ``ArtifactScanner``)."""
+
+    def _nested(self, s: Stream, entry: str, single: bool) -> None:
+        depth = entry.count("@") + entry.count("!")
+        if depth > self.limits.max_depth + 4:
+            self.add(Hit(Severity.HIGH, "pickles nested too deep", "", entry=entry))
+            return
+        if single:
+            w = PickleWalker(s, self.limits, entry=entry, report=self.add, nested=self._nested)
+            res = w.walk(self.budget)
+            if not res.ok:
+                self.add(
+                    Hit(
+                        Severity.LOW,
+                        "malformed nested pickle",
+                        res.error,
+                        entry=entry,
+                        error=True,
+                        atlas=None,
+                    )
+                )
+        else:
+            self._pickles(s, entry, 0, forced=True)
+
+    def _pickles(self, s: Stream, entry: str, depth: int, *, forced: bool) -> str | None:
+        """Walk consecutive pickles; return the format, or None if the stream is not a pickle."""
+        fmt = "pickle"
+        count = 0
+        legacy = False
+        storages: dict[str, str] = {}
+        while not s.at_eof():
+            start = s.tell()
+            buf: list[Hit] = []
+            w = PickleWalker(s, self.limits, entry=entry, report=buf.append, nested=self._nested, depth=depth)
+            res = w.walk(self.budget)
+            if res.ok:
+                self.hits.extend(buf)
+                count += 1
+                if count == 1 and res.value == _TORCH_MAGIC:
+                    legacy, fmt = True, "pytorch-legacy"
+                if any(g.startswith("joblib.") for g in res.globals) and not legacy:
+                    fmt = "joblib"
+                if legacy:
+                    storages.update(res.storages)
+                if legacy and count >= 5:
+                    # Raw storage bytes follow; skip them by their sizes and look at what is left.
+                    self._legacy_tail(s, entry, storages)
+                    return fmt
+                continue
+            if count == 0:
+                if not (forced or buf or res.protocol):
+                    return None
+                self.hits.extend(buf)
+                self.add(
+                    Hit(
+                        Severity.LOW,
+                        "malformed or truncated pickle",
+                        f"{res.error}; a loader stops here (after running what came before)",
+                        entry=entry,
+                        offset=res.end,
+                        error=True,
+                        atlas=None,
+                        remediation=PICKLE_REMEDIATION,
+                    )
+                )
+                return fmt
+            # Something that is not a pickle follows a complete one: search it for hidden pickles.
+            self.hits.extend(h for h in buf if h.severity >= Severity.HIGH)
+            if s.seekable:
+                s.seek(start)
+            self.add(
+                Hit(
+                    Severity.INFO,
+                    "data after the last pickle",
+                    f"non-pickle bytes start at offset {start}; they were searched for embedded pickles",
+                    entry=entry,
+                    offset=start,
+                    atlas=None,
+                )
+            )
+            self._blob(s, entry)
+            break
+        if count == 0:
+            return None if not forced else fmt
+        return fmt
+
+    def _legacy_tail(self, s: Stream, entry: str, storages: dict[str, str]) -> None:
+        """Skip the storages of a legacy torch checkpoint; scan anything that follows them."""
+        for key in sorted(storages):
+            size = _ELEMENT_SIZE.get(storages[key].rsplit(".", 1)[-1])
+            raw = s.read(8)
+            if size is None or len(raw) < 8:
+                return
+            s.skip(int.from_bytes(raw, "little") * size)
+        if s.at_eof():
+            return
+        start = s.tell()
+        self.add(
+            Hit(
+                Severity.MEDIUM,
+                "data after the last tensor storage",
+                f"a legacy checkpoint should end after its storages; {entry or 'the file'} continues at "
+                f"offset {start}",
+                entry=entry,
+                offset=start,
+                atlas=ATLAS_ARTIFACT,
+            )
+        )
+        if self._pickles(s, entry, 1, forced=False) is None:
+            if s.seekable:
+                s.seek(start)
+            self._blob(s, entry)
+
+    def _blob(self, s: Stream, entry: str) -> None:
+        """Search unrecognised bytes for pickle headers and protocol-0 globals."""
+        limit = self.limits.max_blob_search
+        base = s.tell()
+        carry = b""
+        searched = 0
+        probes = 0
+        seen_off: set[int] = set()
+        while searched < limit:
+            chunk = s.read(min(8 * CHUNK, limit - searched))
+            if not chunk:
+                return
+            buf = carry + chunk
+            buf_base = base + searched - len(carry)
+            searched += len(chunk)
+            for m in _P0_GLOBAL.finditer(buf):
+                module, name = m.group(1).decode(), m.group(2).decode()
+                j = judge(module, name)
+                off = buf_base + m.start()
+                if j.rule is Rule.DENY and off not in seen_off:
+                    seen_off.add(off)
+                    self.add(
+                        Hit(
+                            Severity.CRITICAL,
+                            f"embedded pickle global {j.name}",
+                            f"bytes at offset {off} name {j.name} ({j.reason}) the way a pickle does",
+                            entry=entry,
+                            offset=off,
+                            callable=j.name,
+                            remediation=PICKLE_REMEDIATION,
+                        )
+                    )
+            view = memoryview(buf)
+            for m in _PROTO.finditer(buf):
+                off = buf_base + m.start()
+                if off in seen_off or probes >= _MAX_PROBES:
+                    continue
+                probes += 1
+                self._probe(view[m.start() :], s, off, entry)
+            carry = buf[-512:]
+        self.add(
+            Hit(
+                Severity.INFO,
+                "search for embedded pickles stopped",
+                f"only the first {limit} bytes of unrecognised data were searched",
+                entry=entry,
+                offset=base + limit,
+                atlas=None,
+            )
+        )
+
+    def _probe(self, data: memoryview, s: Stream, off: int, entry: str) -> None:
+        pb = _ProbeBudget(self.budget)
+        sub = Stream(_MemReader(data[: 4 << 20]), pb)
+        buf: list[Hit] = []
+        w = PickleWalker(sub, self.limits, entry=f"{entry}@{off}", report=buf.append)
+        res = w.walk(pb)
+        # A complete pickle, or a strong hit before the bytes stopped making sense: report what it names.
+        if res.ok or any(h.severity >= Severity.HIGH for h in buf):
+            for h in buf:
+                self.add(replace(h, offset=off + (h.offset or 0), title=f"embedded pickle: {h.title}"))
