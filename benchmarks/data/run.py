@@ -110,7 +110,15 @@ def bench_labels(seeds: list[int]) -> list[dict[str, Any]]:
                 t0 = time.perf_counter()
                 cl = find_label_issues(labels=noisy, pred_probs=proba)
                 t_cl = time.perf_counter() - t0 + t_proba
-                for method, flag, secs in (("mlsecops", ours.suspect_, t_ours), ("cleanlab", cl, t_cl)):
+                # The same flag budget as cleanlab: our top-k rows by score, k = cleanlab's count. This
+                # compares the rankings at one operating point, apart from where each draws its line.
+                budget = np.zeros(y.size, dtype=bool)
+                budget[np.argsort(-ours.scores_, kind="stable")[: int(np.sum(cl))]] = True
+                for method, flag, secs in (
+                    ("mlsecops", ours.suspect_, t_ours),
+                    ("cleanlab", cl, t_cl),
+                    ("mlsecops at cleanlab's flag count", budget, t_ours),
+                ):
                     rows.append(
                         {
                             "scenario": f"{name} {int(rate * 100)}% label flips",
@@ -120,7 +128,7 @@ def bench_labels(seeds: list[int]) -> list[dict[str, Any]]:
                             **rates(np.asarray(flag, dtype=bool), truth),
                         }
                     )
-                print(rows[-2], rows[-1], flush=True)
+                print(rows[-3], rows[-2], rows[-1], flush=True)
     return rows
 
 
@@ -419,7 +427,11 @@ def main() -> None:
             " (it flags 1.5x that share of every class), ActivationDefence runs with 2 clusters, 10 PCA"
             " dimensions and its default 'smaller' analysis. Our backdoor detector learns its own features"
             " (scikit-learn MLP) and gets no hint about the poison rate. RDMA is the reference for ratings"
-            " because neither reference library has a shilling-attack detector."
+            " because neither reference library has a shilling-attack detector. Reading: our default"
+            " operating point trades precision for recall (it meets the goal on digits, backdoors and ratings);"
+            " on breast-cancer no setting we tried (margins 0.1-0.4, quantile-normalised and three-model"
+            " ensembles) reaches recall 0.95 at FPR 0.02, and at cleanlab's flag count cleanlab's ranking is"
+            " better there (row 'at cleanlab's flag count'), while ours is better on digits."
         ),
     }
     previous: dict[str, Any] = {}
