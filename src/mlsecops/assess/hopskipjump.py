@@ -113,6 +113,7 @@ class HopSkipJumpAttack(Attack):
         x_adv[rows] = self._bisect(x0, x_adv, rows, proj, norm, adv)
         cur = torch.full((n,), float("inf"), device=dev)
         cur[rows] = dist(x_adv[rows], rows)
+        best = x_adv.clone()  # the closest adversarial point found so far, per example
         theta = 1.0 / (d * math.sqrt(d)) if norm == "l2" else 1.0 / (d * d)
         span = float((proj.hi - proj.lo).max())
         for t in range(1, int(self.max_iter) + 1):
@@ -171,10 +172,13 @@ class HopSkipJumpAttack(Attack):
                 step[idx[~ok]] /= 2
             # 4. back to the boundary
             x_adv[rows] = self._bisect(x0, moved_into(x_adv, rows, moved), rows, proj, norm, adv)
-            cur[rows] = torch.minimum(cur[rows], dist(x_adv[rows], rows))
+            new = dist(x_adv[rows], rows)
+            closer = new < cur[rows]
+            best[rows[closer]] = x_adv[rows[closer]]
+            cur[rows] = torch.where(closer, new, cur[rows])
         # the final point within the budget: the adversarial point itself when it is close enough,
         # otherwise its projection on the eps ball (reported as not fooled unless it still is)
-        out = proj(x_adv, eps, norm)
+        out = proj(best, eps, norm)
         return out, queries, {"distance": cur.cpu()}
 
     @staticmethod

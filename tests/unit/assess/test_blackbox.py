@@ -112,3 +112,15 @@ def test_reported_queries_are_the_rows_the_model_saw(logreg, digits, name, norm)
     )
     # every row the model saw is attributed to one example, except the final check of the results
     assert int(res.queries.sum()) == model.rows - len(x)
+
+
+def test_hopskipjump_returns_its_closest_point(logreg, digits):
+    # regression: without early stopping the attack once returned its last boundary point, which can be
+    # farther than the closest one it found, so examples broken within eps were reported as robust
+    x, y = digits.x_test[:15], digits.y_test[:15]
+    res = make_attack("hopskipjump", norm="l2", max_queries=800, stop_at_eps=False).generate(
+        logreg, x, y, eps=1.0
+    )
+    within = res.extra["distance"] <= 1.0
+    assert within.any()
+    assert np.all(res.fooled[within])
