@@ -43,7 +43,7 @@ def test_onnx_probabilities_and_logits(tmp_path):
     expected = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(p, expected, rtol=1e-4)
     _linear_graph(tmp_path / "z.onnx", w, softmax=False)
-    with pytest.raises(ModelError, match="not probabilities|outside"):
+    with pytest.raises(ModelError, match=r"not probabilities|outside"):
         load_model(tmp_path / "z.onnx").predict_proba(x)
     np.testing.assert_allclose(
         load_model(tmp_path / "z.onnx", output="logits").predict_proba(x), expected, rtol=1e-4
