@@ -117,6 +117,13 @@ def poison(
     quarantine: Annotated[
         Path | None, typer.Option(help="Write clean and suspect rows to separate files in this folder.")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model trained on the data (.pkl/.joblib/.skops via the scanner, TorchScript .pt,"
+            " python:module:attr, URL): its features drive backdoor detection, its probabilities flag labels."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     fail_on: FailOnOpt = "medium",
     fmt: FormatOpt = Format.TEXT,
@@ -127,7 +134,7 @@ def poison(
 
     threshold = parse_fail_on(fail_on)
     options: dict[str, JsonValue] = {}
-    for key, value in (("label", label), ("kind", kind), ("detectors", detectors)):
+    for key, value in (("label", label), ("kind", kind), ("detectors", detectors), ("model", model)):
         if value:
             options[key] = value
     if quarantine is not None:

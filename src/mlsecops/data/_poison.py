@@ -8,6 +8,7 @@ summary finding per detector that found something; ``checks`` puts them into the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,14 +20,17 @@ from mlsecops.core.findings import Finding, Severity
 from mlsecops.data._accounts import CoordinatedAccountDetector
 from mlsecops.data._backdoor import BackdoorClusterDetector
 from mlsecops.data._labels import ConfidentLabelDetector
+from mlsecops.data._model_features import ModelSignals
 from mlsecops.data._outliers import NearDuplicateDetector, OutlierDetector
 
-__all__ = ["ROW_DETECTORS", "PoisonResult", "scan_accounts", "scan_rows"]
+__all__ = ["MODEL_MIN_PROBA", "ROW_DETECTORS", "PoisonResult", "scan_accounts", "scan_rows"]
 
 CHECK = "data.poison"
 ATLAS = "AML.T0020"
 ROW_DETECTORS = ("labels", "backdoor", "outliers", "duplicates")
 """Names of the row detectors, in the order they run."""
+MODEL_MIN_PROBA = 0.01
+"""A supplied model giving a row's label less probability than this flags the row."""
 
 
 @dataclass
@@ -67,6 +71,8 @@ def scan_rows(
     artifact: str | None = None,
     seed: int = 0,
     trusted: tuple[np.ndarray, np.ndarray] | None = None,
+    model: ModelSignals | None = None,
+    model_min_proba: float = MODEL_MIN_PROBA,
 ) -> PoisonResult:
     """Run the row detectors on ``(X, y)``.
 
@@ -78,6 +84,10 @@ def scan_rows(
         artifact: path named in the findings.
         seed: random seed of every detector.
         trusted: known-clean rows ``(X, y)`` (same label codes) that the label models also learn from.
+        model: a supplied model's outputs on ``X`` (``model_signals``): its features replace the learned
+            ones of the backdoor detector, and rows whose given label it assigns less than
+            ``model_min_proba`` are label issues too.
+        model_min_proba: see ``model``.
 
     Raises:
         InputError: an unknown detector name, or data the detectors cannot use.
@@ -108,6 +118,11 @@ def scan_rows(
             for r in rows
         ]
         flag(rows, (lab.scores_[rows] + 1) / 2, text)
+        if model is not None:
+            rows = _model_label_issues(model, y, names, model_min_proba, flag, lab.suspect_)
+            res.metrics["model_label_issues"] = float(rows.size)
+            res.metrics["label_issues"] += float(np.sum(~lab.suspect_[rows]))
+            rows = np.union1d(np.flatnonzero(lab.suspect_), rows)
         if rows.size:
             share = rows.size / n
             res.findings.append(
@@ -116,17 +131,24 @@ def scan_rows(
                     Severity.HIGH if share >= 0.02 else Severity.MEDIUM,
                     f"{rows.size} rows with suspected label errors or flips ({share:.1%})",
                     "Models trained without these rows assign another class clearly more probability"
-                    " than the given label (confident learning, two rounds).",
+                    " than the given label (confident learning, two rounds)"
+                    + (
+                        f", or the supplied model gives the label less than {model_min_proba:g}."
+                        if model is not None
+                        else "."
+                    ),
                     artifact,
                     rows=[int(r) for r in rows[:50]],
                 )
             )
     if "backdoor" in detectors and n_classes >= 3:
-        bd = BackdoorClusterDetector(random_state=seed).fit(X, y)
+        feats = model.features if model is not None else None
+        bd = BackdoorClusterDetector(random_state=seed, features=feats).fit(X, y)
         rows = np.flatnonzero(bd.suspect_)
+        via = f" (in the {model.source} features of the model)" if model is not None else ""
         res.metrics["backdoor_rows"] = float(rows.size)
         text = [
-            f"backdoor: in a cluster of class {names[y[r]]} that the other classes explain"
+            f"backdoor: in a cluster of class {names[y[r]]}{via} that the other classes explain"
             f" (ratio {bd.scores_[r]:.2f}); looks like class {names[bd.explained_by_[r]]}"
             for r in rows
         ]
@@ -239,6 +261,29 @@ def scan_accounts(
             )
         )
     return res
+
+
+def _model_label_issues(
+    model: ModelSignals,
+    y: np.ndarray,
+    names: list[str],
+    min_proba: float,
+    flag: Callable[[np.ndarray, np.ndarray, list[str]], None],
+    already: np.ndarray,
+) -> np.ndarray:
+    """Flag rows whose label the supplied model gives less than ``min_proba``; return those rows."""
+    if model.proba.shape[0] != y.size or model.proba.shape[1] <= int(y.max()):
+        raise InputError(f"model probabilities have shape {model.proba.shape} for {y.size} rows")
+    own = model.proba[np.arange(y.size), y]
+    rows = np.flatnonzero(own < min_proba)
+    best = model.proba.argmax(axis=1)
+    text = [
+        f"label {names[y[r]]} {'also ' if already[r] else ''}contradicted by the supplied model:"
+        f" p={own[r]:.3f}, class {names[best[r]]} p={model.proba[r, best[r]]:.2f}"
+        for r in rows
+    ]
+    flag(rows, 1.0 - own[rows], text)
+    return rows
 
 
 def _jsonify(value: list[dict[str, Any]]) -> JsonValue:

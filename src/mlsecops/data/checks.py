@@ -9,9 +9,13 @@ data file profiled on the fly), ``label``, ``chunk_rows``, ``alpha``, ``min_effe
 ``kind`` (``rows`` or ``ratings``; ratings when the columns are ``user, item, rating, time`` and no label
 is named), ``trusted`` (known-clean data with the same columns: the label models learn from it too, which
 matters for small batches), ``detectors`` (list; default all row detectors), ``quarantine`` (folder for the clean and
-suspect files; recorded in the workspace when the target has a ``home``). Its report's ``data`` holds
+suspect files; recorded in the workspace when the target has a ``home``), ``model`` (a model file, URL or
+``python:module:attr`` loaded with ``mlsecops.models.load_model``: its penultimate-layer activations, or
+its probabilities for models without internals, are the backdoor detector's features, and rows whose label
+it gives less than ``model_min_proba``, default 0.01, are label issues). Its report's ``data`` holds
 ``suspect_rows`` (``{row, score, reason}``, 0-based rows) or ``suspect_accounts``
-(``{user, score, reason}``), and ``quarantine`` when files were written.
+(``{user, score, reason}``), ``quarantine`` when files were written, and ``model`` (``{model, features}``)
+when a model was used.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from pydantic import JsonValue
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.errors import InputError, VerificationError
 from mlsecops.core.findings import Finding, Report, Severity, utcnow
-from mlsecops.data._poison import ROW_DETECTORS, PoisonResult, scan_accounts, scan_rows
+from mlsecops.data._model_features import model_signals
+from mlsecops.data._poison import MODEL_MIN_PROBA, ROW_DETECTORS, PoisonResult, scan_accounts, scan_rows
 from mlsecops.data._profile import DataProfile, profile_chunks
 from mlsecops.data._readers import DEFAULT_CHUNK_ROWS, iter_chunks, load_table, load_xy
 from mlsecops.data._validate import ValidationOptions, validate
@@ -176,6 +181,7 @@ class DataValidationCheck:
         "accounts",
         "suspect_*",
         "label_issues",
+        "model_label_issues",
         "backdoor_rows",
         "outliers",
         "near_duplicates",
@@ -205,7 +211,10 @@ class DataPoisonCheck:
             table = load_table(path)
             kind = "ratings" if set(RATINGS_COLUMNS) <= set(table) else "rows"
         seed = target.seed or 0
+        model_info: dict[str, JsonValue] = {}
         if kind == "ratings":
+            if opts.get("model") is not None:
+                raise InputError("option model applies to row data (--label or .npz), not to ratings")
             table = table if table is not None else load_table(path)
             res = self._ratings(table, str(path))
             key = "suspect_accounts"
@@ -228,12 +237,31 @@ class DataPoisonCheck:
                 y = np.array([code[c] for c in np.asarray(batch_classes)[y]], dtype=np.int64)
                 ty = np.array([code[c] for c in np.asarray(tclasses)[ty]], dtype=np.int64)
                 trusted = (tX, ty)
+            spec = _opt_str(opts, "model")
+            signals = None
+            if spec is not None:
+                mpath = target.path_option("model")
+                if mpath is not None and not spec.startswith(("python:", "http://", "https://")):
+                    spec = str(mpath)
+                signals = model_signals(spec, X, classes)
             res = scan_rows(
-                X, y, detectors=detectors, classes=classes, artifact=str(path), seed=seed, trusted=trusted
+                X,
+                y,
+                detectors=detectors,
+                classes=classes,
+                artifact=str(path),
+                seed=seed,
+                trusted=trusted,
+                model=signals,
+                model_min_proba=_opt_num(opts, "model_min_proba", MODEL_MIN_PROBA, lo=0.0, hi=0.5),
             )
+            if signals is not None:
+                model_info = {"model": signals.model, "features": signals.source}
             key = "suspect_rows"
             mask = res.mask if res.mask is not None else np.zeros(X.shape[0], dtype=bool)
         data: dict[str, JsonValue] = {key: list(res.suspects)}
+        if model_info:
+            data["model"] = model_info
         _opt_str(opts, "quarantine")
         qdir = target.path_option("quarantine")
         if qdir is not None:
