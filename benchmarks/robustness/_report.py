@@ -84,6 +84,10 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
             f"| undefended | - | {_f(u['clean'])} | {_f(u['pgd40_mlsecops'])} | {_f(u['pgd40_art'])} | - |",
             f"| mlsecops PGD-AT | {o['epochs']} | {_f(o['clean'])} | {_f(o['pgd40_mlsecops'])} | {_f(o['pgd40_art'])} | {_f(o['seconds'], 1)} |",
             f"| ART AdversarialTrainerMadryPGD | {a['epochs']} | {_f(a['clean'])} | {_f(a['pgd40_mlsecops'])} | {_f(a['pgd40_art'])} | {_f(a['seconds'], 1)} |",
+            *[
+                f"| mlsecops PGD-AT | {m['epochs']} | {_f(m['clean'])} | {_f(m['pgd40_mlsecops'])} | {_f(m['pgd40_art'])} | {_f(m['seconds'], 1)} |"
+                for m in at.get("mlsecops_more", [])
+            ],
             "",
             f"Training time ratio mlsecops/ART: {_f(at['time_ratio'], 2)}.",
             "",

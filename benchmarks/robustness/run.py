@@ -301,6 +301,7 @@ def adversarial_training(
     steps: int,
     art_epochs: int,
     ours_kw: dict[str, Any],
+    extra_epochs: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """PGD adversarial training of the digits CNN: mlsecops vs ART's AdversarialTrainerMadryPGD."""
     from art.attacks.evasion import ProjectedGradientDescent
@@ -365,6 +366,15 @@ def adversarial_training(
     _, t = timed(lambda: trainer.fit(x_tr, np.eye(10)[ytr]))
     out["art"] = {**evaluate(net_art), "seconds": t, "epochs": art_epochs}
     print(f"adv-training ART: {out['art']}", flush=True)
+    for more in extra_epochs:
+        net_more = make_cnn()
+        _, t = timed(
+            lambda net_more=net_more, more=more: adversarial_train(
+                net_more, x_tr, ytr, method="pgd", eps=0.1, epochs=more, steps=steps, seed=0, **ours_kw
+            )
+        )
+        out.setdefault("mlsecops_more", []).append({**evaluate(net_more), "seconds": t, "epochs": more})
+        print(f"adv-training ours, {more} epochs: {out['mlsecops_more'][-1]}", flush=True)
     out["time_ratio"] = out["mlsecops"]["seconds"] / out["art"]["seconds"]
     return out
 
@@ -435,6 +445,9 @@ def main() -> None:
         "--merge", help="comma-separated part names to merge into robustness.json/.md, then exit"
     )
     parser.add_argument("--epochs", type=int, default=10, help="adversarial-training epochs (both tools)")
+    parser.add_argument(
+        "--more-epochs", default="", help="extra mlsecops training runs with these epoch counts"
+    )
     args = parser.parse_args()
     if args.merge:
         merged: dict[str, Any] = {}
@@ -515,6 +528,7 @@ def main() -> None:
             steps=7,
             art_epochs=2 if args.quick else args.epochs,
             ours_kw={"lr": 3e-3},
+            extra_epochs=tuple(int(e) for e in args.more_epochs.split(",") if e),
         )
     if "certify" in sections:
         results["certification"] = certification(

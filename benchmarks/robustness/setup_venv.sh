@@ -13,6 +13,6 @@ fi
 "$venv/bin/pip" install -q "adversarial-robustness-toolbox==1.20.1" scikit-learn numpy scipy pydantic pydantic-settings
 # torchattacks declares torchvision, which has no build for this torch; the attacks we use do not need it.
 "$venv/bin/pip" install -q --no-deps torchattacks
-"$venv/bin/pip" install -q requests tqdm packaging
+"$venv/bin/pip" install -q requests tqdm packaging statsmodels  # statsmodels: ART randomized smoothing
 "$venv/bin/pip" install -q -e "$root"
 echo "ready: $venv"
