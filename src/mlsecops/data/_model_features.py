@@ -51,8 +51,13 @@ class ModelSignals:
 
 
 def _one_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    """The message of ``err`` on one line; for a TorchScript failure, its first line plus the cause."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(err).__name__
+    if len(lines) > 1 and "TorchScript interpreter" in lines[0]:
+        return f"{lines[0]} {lines[-1]}"
+    return lines[0]
 
 
 def model_signals(spec: str, X: np.ndarray, classes: list[str], *, batch_size: int = 512) -> ModelSignals:
