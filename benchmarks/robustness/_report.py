@@ -88,6 +88,10 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
                 f"| mlsecops PGD-AT | {m['epochs']} | {_f(m['clean'])} | {_f(m['pgd40_mlsecops'])} | {_f(m['pgd40_art'])} | {_f(m['seconds'], 1)} |"
                 for m in at.get("mlsecops_more", [])
             ],
+            *[
+                f"| ART AdversarialTrainerMadryPGD | {m['epochs']} | {_f(m['clean'])} | {_f(m['pgd40_mlsecops'])} | {_f(m['pgd40_art'])} | {_f(m['seconds'], 1)} |"
+                for m in results.get("adversarial_training_art_more", [])
+            ],
             "",
             f"Training time ratio mlsecops/ART: {_f(at['time_ratio'], 2)}.",
             "",

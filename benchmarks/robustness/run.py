@@ -379,6 +379,55 @@ def adversarial_training(
     return out
 
 
+def art_training(
+    xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray, *, epochs: int, steps: int
+) -> dict[str, Any]:
+    """ART's AdversarialTrainerMadryPGD alone, for a longer run than the side-by-side one."""
+    from art.attacks.evasion import ProjectedGradientDescent
+    from art.defences.trainer import AdversarialTrainerMadryPGD
+
+    from mlsecops.assess import make_attack
+    from mlsecops.models import TorchModel
+
+    shape = (1, 8, 8)
+    x_tr, x_te = xtr.reshape(-1, *shape), xte.reshape(-1, *shape)
+    net = make_cnn()
+    clf = art_classifier(net, shape, lr=1e-3)
+    trainer = AdversarialTrainerMadryPGD(
+        clf,
+        nb_epochs=epochs,
+        batch_size=128,
+        eps=0.1,
+        eps_step=2.5 * 0.1 / steps,
+        max_iter=steps,
+        num_random_init=1,
+    )
+    _, t = timed(lambda: trainer.fit(x_tr, np.eye(10)[ytr]))
+    ours = make_attack("pgd", steps=40, restarts=1, rel_step=0.1).generate(
+        TorchModel(net, input_shape=shape), x_te, yte, eps=0.1, seed=0
+    )
+    np.random.seed(0)
+    art_adv = ProjectedGradientDescent(
+        art_classifier(net, shape),
+        norm=np.inf,
+        eps=0.1,
+        eps_step=0.01,
+        max_iter=40,
+        num_random_init=1,
+        batch_size=256,
+        verbose=False,
+    ).generate(x=x_te)
+    out = {
+        "clean": accuracy(net, x_te, yte),
+        "pgd40_mlsecops": ours.robust_accuracy,
+        "pgd40_art": accuracy(net, art_adv.astype(np.float32), yte),
+        "seconds": t,
+        "epochs": epochs,
+    }
+    print(f"adv-training ART, {epochs} epochs: {out}", flush=True)
+    return out
+
+
 def certification(
     xtr: np.ndarray,
     ytr: np.ndarray,
@@ -530,6 +579,10 @@ def main() -> None:
             ours_kw={"lr": 3e-3},
             extra_epochs=tuple(int(e) for e in args.more_epochs.split(",") if e),
         )
+    if "art-training" in sections:
+        results["adversarial_training_art_more"] = [
+            art_training(xtr, ytr, xte, yte, epochs=args.epochs, steps=7)
+        ]
     if "certify" in sections:
         results["certification"] = certification(
             xtr, ytr, xte, yte, n=200 if args.quick else 1000, n0=100, sigma=0.25, radii=[0.25, 0.5]
