@@ -44,11 +44,16 @@ class OnnxModel:
         p = Path(path)
         if not p.is_file():
             raise InputError(f"model file {p} does not exist")
+        from mlsecops.supplychain import safe_load
+
+        # The scanner judges the file first (external-data paths leaving the model's folder, unknown
+        # custom-op domains); onnxruntime then parses exactly the bytes that were judged.
+        model_bytes = safe_load(p)
         try:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 2
             self._session = ort.InferenceSession(
-                str(p), sess_options=opts, providers=["CPUExecutionProvider"]
+                model_bytes, sess_options=opts, providers=["CPUExecutionProvider"]
             )
         except Exception as err:  # onnxruntime raises its own untyped errors on bad graphs
             raise ModelError(f"{p} is not a loadable ONNX model: {err}") from err
