@@ -20,13 +20,11 @@ from mlsecops.cli._common import (
     emit,
     err_console,
     open_workspace,
-    settings,
 )
-from mlsecops.core.checks import Target
 from mlsecops.core.errors import InputError
 from mlsecops.report import Format
 from mlsecops.store import audit as audit_trail
-from mlsecops.store.checks import AuditChainCheck
+from mlsecops.store.checks import chain_report
 
 __all__ = ["register"]
 
@@ -106,10 +104,8 @@ def log(
 def verify(fmt: FormatOpt = Format.TEXT, output: OutputOpt = None) -> None:
     """Walk the hash chain; exit 1 naming the first bad event when anything was edited, deleted,
     reordered or inserted by hand."""
-    cfg = settings()
     with open_workspace() as ws:  # refuses a missing, corrupt or too-new workspace (exit 2)
-        target = Target(home=ws.home, database_url=ws.url, actor=cfg.actor)
-    report = AuditChainCheck().run(target)
+        report = chain_report(ws)
     if fmt is Format.TEXT and output is None:
         if report.verdict == "intact":
             console.print(

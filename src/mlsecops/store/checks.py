@@ -6,6 +6,7 @@ name. Both fail closed: a workspace that cannot be read is a critical finding, n
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from mlsecops.store import audit
 from mlsecops.store.models import StoredArtifact
 from mlsecops.store.workspace import Workspace
 
-__all__ = ["ArtifactStoreCheck", "AuditChainCheck"]
+__all__ = ["ArtifactStoreCheck", "AuditChainCheck", "chain_report"]
 
 
 def _home(target: Target) -> Path:
@@ -52,6 +53,35 @@ def _cases(tmp_dir: Path) -> ContractCases:
     return ContractCases(valid=Target(home=good), corrupt=Target(home=bad))
 
 
+def chain_report(ws: Workspace, *, subject: str | None = None, started: dt.datetime | None = None) -> Report:
+    """The ``audit.verify`` report of an open workspace: a broken chain is a critical finding."""
+    started = started or utcnow()
+    subject = subject or str(ws.home)
+    with ws.session(readonly=True) as s:
+        status = audit.verify(s)
+    findings: tuple[Finding, ...] = ()
+    if not status.ok:
+        findings = (
+            Finding(
+                check="audit.verify",
+                severity=Severity.CRITICAL,
+                title=f"audit trail tampered at event {status.bad_seq}",
+                detail=status.reason,
+                artifact=subject,
+                location={"event": status.bad_seq or 0},
+                remediation="treat the workspace as compromised: investigate who changed the database",
+            ),
+        )
+    return Report(
+        subject=subject,
+        kind="audit.verify",
+        started=started,
+        findings=findings,
+        metrics={"audit_events": float(status.events)},
+        verdict="intact" if status.ok else "tampered",
+    )
+
+
 @register(
     "audit.verify",
     kind=CheckKind.WORKSPACE,
@@ -66,8 +96,8 @@ class AuditChainCheck:
         started = utcnow()
         subject = str(_home(target))
         try:
-            with _open(target) as ws, ws.session(readonly=True) as s:
-                status = audit.verify(s)
+            with _open(target) as ws:
+                return chain_report(ws, subject=subject, started=started)
         except MlsecopsError as err:
             return Report(
                 subject=subject,
@@ -76,27 +106,6 @@ class AuditChainCheck:
                 findings=(_unreadable("audit.verify", subject, err),),
                 verdict="error",
             )
-        findings: tuple[Finding, ...] = ()
-        if not status.ok:
-            findings = (
-                Finding(
-                    check="audit.verify",
-                    severity=Severity.CRITICAL,
-                    title=f"audit trail tampered at event {status.bad_seq}",
-                    detail=status.reason,
-                    artifact=subject,
-                    location={"event": status.bad_seq or 0},
-                    remediation="treat the workspace as compromised: investigate who changed the database",
-                ),
-            )
-        return Report(
-            subject=subject,
-            kind="audit.verify",
-            started=started,
-            findings=findings,
-            metrics={"audit_events": float(status.events)},
-            verdict="intact" if status.ok else "tampered",
-        )
 
     @classmethod
     def contract_cases(cls, tmp_dir: Path) -> ContractCases:
