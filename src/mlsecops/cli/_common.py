@@ -14,16 +14,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mlsecops.core.errors import InputError
-from mlsecops.core.findings import Report, Severity
-from mlsecops.core.settings import Settings
+from mlsecops.core.severity import Severity
 from mlsecops.report import Format, render
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from mlsecops.core.findings import Report
+    from mlsecops.core.settings import Settings
     from mlsecops.store import Workspace
+
+    console: Console
+    err_console: Console
 
 __all__ = [
     "EXIT_ERROR",
@@ -44,8 +49,25 @@ __all__ = [
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
-console = Console()
-err_console = Console(stderr=True)
+_consoles: dict[bool, Console] = {}
+
+
+def _console(*, stderr: bool) -> Console:
+    if stderr not in _consoles:
+        from rich.console import Console
+
+        _consoles[stderr] = Console(stderr=stderr)
+    return _consoles[stderr]
+
+
+def __getattr__(name: str) -> Console:
+    # ``console`` / ``err_console`` are built on first use: rich costs start-up time JSON output never needs.
+    if name == "console":
+        return _console(stderr=False)
+    if name == "err_console":
+        return _console(stderr=True)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")]
@@ -56,6 +78,8 @@ FailOnOpt = Annotated[
 
 def settings() -> Settings:
     """Settings from the environment (``MLSECOPS_HOME``, ``MLSECOPS_DATABASE_URL``, ``MLSECOPS_ACTOR``)."""
+    from mlsecops.core.settings import Settings
+
     return Settings()
 
 
@@ -80,12 +104,12 @@ def emit(report: Report, fmt: Format, output: Path | None) -> None:
     """Render ``report`` to ``output`` (mode 0600) or stdout (coloured text on a terminal)."""
     if output is not None:
         _write_private(output, render(report, fmt))
-        err_console.print(f"report written to {output}")
+        _console(stderr=True).print(f"report written to {output}")
         return
     if fmt is Format.TEXT:
         from mlsecops.report import report_renderable
 
-        console.print(report_renderable(report))
+        _console(stderr=False).print(report_renderable(report))
     else:
         sys.stdout.write(render(report, fmt))
         sys.stdout.flush()
@@ -111,15 +135,18 @@ def exit_for(report: Report, fail_on: Severity | None) -> int:
 @contextmanager
 def progress(total: int, description: str, *, quiet: bool = False) -> Iterator[Progress | None]:
     """A rich progress bar on a terminal; ``None`` (nothing drawn) when quiet or not a terminal."""
-    if quiet or not err_console.is_terminal:
+    err = _console(stderr=True)
+    if quiet or not err.is_terminal:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err_console,
+        console=err,
         transient=True,
     )
     with bar:

@@ -16,7 +16,8 @@ from typing import Annotated
 import typer
 
 from mlsecops._version import __version__
-from mlsecops.cli._common import EXIT_ERROR, err_console
+from mlsecops.cli import _common
+from mlsecops.cli._common import EXIT_ERROR
 from mlsecops.core.errors import MlsecopsError
 
 __all__ = ["app", "load_commands", "main"]
@@ -81,11 +82,11 @@ def load_commands(argv: list[str] | None = None) -> None:
 
 
 def _fail(message: str) -> int:
-    err_console.print(
+    _common.err_console.print(
         f"[bold red]mlsecops: error:[/] {message}", markup=True, highlight=False, soft_wrap=True
     )
     if _state["debug"]:
-        err_console.print(traceback.format_exc(), markup=False, highlight=False)
+        _common.err_console.print(traceback.format_exc(), markup=False, highlight=False)
     return EXIT_ERROR
 
 
@@ -105,13 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         if callable(show):
             show()
         else:
-            err_console.print(f"mlsecops: error: {err.format_message()}", markup=False)
+            _common.err_console.print(f"mlsecops: error: {err.format_message()}", markup=False)
         return EXIT_ERROR
     except typer.Abort:
-        err_console.print("aborted")
+        _common.err_console.print("aborted")
         return 130
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        _common.err_console.print("interrupted")
         return 130
     except Exception as err:  # a bug of ours: still one line unless --debug
         return _fail(f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)")

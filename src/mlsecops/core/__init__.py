@@ -10,17 +10,9 @@ catalogue. Imports nothing of ours and nothing heavy.
 
 from __future__ import annotations
 
-from mlsecops.core.checks import (
-    Check,
-    CheckKind,
-    CheckSpec,
-    ContractCases,
-    Target,
-    all_checks,
-    get_check,
-    load_builtin_checks,
-    register,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from mlsecops.core.errors import (
     ConfigError,
     ConflictError,
@@ -32,8 +24,59 @@ from mlsecops.core.errors import (
     VerificationError,
     WorkspaceError,
 )
-from mlsecops.core.findings import REPORT_SCHEMA, Figure, Finding, Report, Severity, merge_reports, utcnow
-from mlsecops.core.settings import Settings
+from mlsecops.core.severity import Severity, utcnow
+
+if TYPE_CHECKING:
+    from mlsecops.core.checks import (
+        Check,
+        CheckKind,
+        CheckSpec,
+        ContractCases,
+        Target,
+        all_checks,
+        get_check,
+        load_builtin_checks,
+        register,
+    )
+    from mlsecops.core.findings import REPORT_SCHEMA, Figure, Finding, Report, merge_reports
+    from mlsecops.core.settings import Settings
+
+# The pydantic-based names load on first use (PEP 562), so that importing ``mlsecops.core.severity`` or
+# ``mlsecops.core.errors`` (the scanner's hot path, ``mlsecops scan``) does not pay for pydantic.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "Check",
+            "CheckKind",
+            "CheckSpec",
+            "ContractCases",
+            "Target",
+            "all_checks",
+            "get_check",
+            "load_builtin_checks",
+            "register",
+        ),
+        "mlsecops.core.checks",
+    ),
+    **dict.fromkeys(
+        ("REPORT_SCHEMA", "Figure", "Finding", "Report", "merge_reports"), "mlsecops.core.findings"
+    ),
+    "Settings": "mlsecops.core.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "REPORT_SCHEMA",

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from enum import IntEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from mlsecops._version import __version__
+from mlsecops.core.severity import Severity, utcnow
 
 __all__ = [
     "REPORT_SCHEMA",
@@ -51,41 +51,6 @@ RESERVED_REPORT_KEYS = frozenset(
     }
 )
 """Top-level JSON keys owned by the report itself; ``Report.data`` may not use them."""
-
-
-def utcnow() -> dt.datetime:
-    """Return the current time as an aware UTC datetime."""
-    return dt.datetime.now(dt.UTC)
-
-
-class Severity(IntEnum):
-    """How bad a finding is. Ordered, so ``max()``, ``>=`` and thresholds work directly."""
-
-    INFO = 0
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-    CRITICAL = 4
-
-    def __str__(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, value: str | int | Severity) -> Severity:
-        """Turn ``"high"``, ``"HIGH"``, ``3`` or a ``Severity`` into a ``Severity``.
-
-        Raises:
-            ValueError: the value names no severity.
-        """
-        if isinstance(value, Severity):
-            return value
-        if isinstance(value, int):
-            return cls(value)
-        try:
-            return cls[str(value).strip().upper()]
-        except KeyError:
-            names = ", ".join(str(s) for s in cls)
-            raise ValueError(f"severity must be one of {names}; got {value!r}") from None
 
 
 class Finding(BaseModel):

@@ -8,15 +8,46 @@ True
 
 from __future__ import annotations
 
-from typing import assert_never
+import importlib
+from typing import TYPE_CHECKING, Any, assert_never
 
-from mlsecops.core.findings import Report
-from mlsecops.report.html import HtmlRenderer
 from mlsecops.report.interface import Format, Renderer
-from mlsecops.report.json import JsonRenderer, report_from_dict, report_to_dict
-from mlsecops.report.plots import bar_chart, line_chart
-from mlsecops.report.sarif import SarifRenderer, report_to_sarif
-from mlsecops.report.text import TextRenderer, report_renderable
+
+if TYPE_CHECKING:
+    from mlsecops.core.findings import Report
+    from mlsecops.report.html import HtmlRenderer
+    from mlsecops.report.json import JsonRenderer, report_from_dict, report_to_dict
+    from mlsecops.report.plots import bar_chart, line_chart
+    from mlsecops.report.sarif import SarifRenderer, report_to_sarif
+    from mlsecops.report.text import TextRenderer, report_renderable
+
+# Renderers load on first use (PEP 562): jinja2 and rich cost start-up time a JSON-only command never needs.
+_LAZY = {
+    "HtmlRenderer": "mlsecops.report.html",
+    "JsonRenderer": "mlsecops.report.json",
+    "report_from_dict": "mlsecops.report.json",
+    "report_to_dict": "mlsecops.report.json",
+    "bar_chart": "mlsecops.report.plots",
+    "line_chart": "mlsecops.report.plots",
+    "SarifRenderer": "mlsecops.report.sarif",
+    "report_to_sarif": "mlsecops.report.sarif",
+    "TextRenderer": "mlsecops.report.text",
+    "report_renderable": "mlsecops.report.text",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Format",
@@ -40,12 +71,20 @@ def renderer_for(fmt: Format, *, color: bool = False) -> Renderer:
     """The renderer of one format."""
     match fmt:
         case Format.TEXT:
+            from mlsecops.report.text import TextRenderer
+
             return TextRenderer(color=color)
         case Format.JSON:
+            from mlsecops.report.json import JsonRenderer
+
             return JsonRenderer()
         case Format.SARIF:
+            from mlsecops.report.sarif import SarifRenderer
+
             return SarifRenderer()
         case Format.HTML:
+            from mlsecops.report.html import HtmlRenderer
+
             return HtmlRenderer()
         case _:
             assert_never(fmt)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from mlsecops.core.findings import Report
+if TYPE_CHECKING:
+    from mlsecops.core.findings import Report
 
 __all__ = ["Format", "Renderer"]
 
