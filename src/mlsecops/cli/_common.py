@@ -6,7 +6,6 @@ Commands stay thin: parse, call the library, render. ``emit`` writes a report in
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlsecops.core.errors import InputError
+from mlsecops.cli._output import EXIT_ERROR, EXIT_FAIL, EXIT_OK, write_private
 from mlsecops.core.severity import Severity
 from mlsecops.report import Format, render
 
@@ -47,7 +46,6 @@ __all__ = [
     "settings",
 ]
 
-EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 _consoles: dict[bool, Console] = {}
 
@@ -90,20 +88,10 @@ def open_workspace(*, create: bool = False) -> Workspace:
     return Workspace.from_settings(settings(), create=create)
 
 
-def _write_private(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError as err:
-        raise InputError(f"cannot write {path}: {err.strerror or err}") from err
-
-
 def emit(report: Report, fmt: Format, output: Path | None) -> None:
     """Render ``report`` to ``output`` (mode 0600) or stdout (coloured text on a terminal)."""
     if output is not None:
-        _write_private(output, render(report, fmt))
+        write_private(output, render(report, fmt))
         _console(stderr=True).print(f"report written to {output}")
         return
     if fmt is Format.TEXT:

@@ -3,71 +3,147 @@
 Thin: expands the paths, calls ``mlsecops.supplychain.scanner.scan_paths`` (a process pool for
 directories, a progress bar on a terminal), builds the ``artifact.scan`` report and renders it. Exit 1
 when a finding is at or above ``--fail-on``; exit 2 for a missing path or a bad option.
+
+It is the command people run on every model they download and in tight CI loops, so it parses its own
+arguments (argparse) and, for ``--format json``, writes the scanner's report document directly: neither
+typer, rich nor pydantic is imported, and scanning a checkpoint costs the scan rather than the start-up
+of the CLI stack. The typer app only lists it in ``mlsecops --help`` and forwards to ``run_scan``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-import typer
-from rich.markup import escape
-from rich.table import Table
+from mlsecops.cli._output import EXIT_FAIL, EXIT_OK, write_private
+from mlsecops.core.severity import Severity, utcnow
 
-from mlsecops.cli._common import (
-    FailOnOpt,
-    FormatOpt,
-    OutputOpt,
-    console,
-    emit,
-    exit_for,
-    parse_fail_on,
-    progress,
-)
-from mlsecops.core.findings import utcnow
-from mlsecops.report import Format
-from mlsecops.supplychain.scanner import ArtifactScan, ScanLimits, iter_files, scan_paths, scan_report
+if TYPE_CHECKING:
+    import typer
 
-__all__ = ["register"]
+    from mlsecops.supplychain.scanner import ArtifactScan
 
+__all__ = ["register", "run_scan"]
+
+HELP = "Scan model artifacts for code-execution payloads without loading them."
+FORMATS = ("text", "json", "sarif", "html")
 _VERDICT_STYLE = {"safe": "green", "suspicious": "yellow", "malicious": "bold red", "error": "magenta"}
 
 
-def scan(
-    paths: Annotated[list[Path], typer.Argument(help="Model files, archives or directories to scan.")],
-    fail_on: FailOnOpt = "medium",
-    fmt: FormatOpt = Format.TEXT,
-    output: OutputOpt = None,
-    workers: Annotated[
-        int | None, typer.Option(min=1, help="Parallel processes (default: CPU count).")
-    ] = None,
-    max_seconds: Annotated[float, typer.Option(min=0.001, help="Time limit per file, in seconds.")] = 120.0,
-    max_gb: Annotated[
-        float, typer.Option(min=0.001, help="Bytes read per file before giving up, in GB.")
-    ] = 4.0,
-    no_hash: Annotated[bool, typer.Option("--no-hash", help="Skip the SHA-256 of each file.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-) -> None:
-    """Scan model artifacts for code-execution payloads without loading them."""
-    threshold = parse_fail_on(fail_on)
+def _fail_on(value: str) -> Severity | None:
+    if value.strip().lower() == "never":
+        return None
+    try:
+        return Severity.parse(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{err} (or 'never')") from None
+
+
+def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    def parse(value: str) -> int | float:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a{'n integer' if kind is int else ' number'}"
+            ) from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum {minimum}")
+        return number
+
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``mlsecops scan``."""
+    p = argparse.ArgumentParser(prog="mlsecops scan", description=HELP)
+    p.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="Model files, archives or directories."
+    )
+    p.add_argument(
+        "--fail-on",
+        type=_fail_on,
+        default=Severity.MEDIUM,
+        metavar="SEVERITY",
+        help="Exit 1 when a finding is at or above this severity, or 'never' (default: medium).",
+    )
+    p.add_argument(
+        "--format", "-f", dest="fmt", type=str.lower, choices=FORMATS, default="text", help="Output format."
+    )
+    p.add_argument("--output", "-o", type=Path, help="Write the report to this file (mode 0600).")
+    p.add_argument("--workers", type=_at_least(1, int), help="Parallel processes (default: CPU count).")
+    p.add_argument(
+        "--max-seconds", type=_at_least(0.001, float), default=120.0, help="Time limit per file, s."
+    )
+    p.add_argument("--max-gb", type=_at_least(0.001, float), default=4.0, help="Bytes read per file, in GB.")
+    p.add_argument("--no-hash", action="store_true", help="Skip the SHA-256 of each file.")
+    p.add_argument("--quiet", "-q", action="store_true", help="No progress bar.")
+    p.add_argument("--debug", action="store_true", help="Show tracebacks and debug logs.")
+    return p
+
+
+def run_scan(argv: list[str]) -> int:
+    """Run ``mlsecops scan`` with the arguments after ``scan``; return the exit code.
+
+    Raises:
+        InputError: a path does not exist, or the report cannot be written.
+    """
+    try:
+        ns = parser().parse_args(argv)
+    except SystemExit as stop:  # argparse has printed the usage line and the error (or the help)
+        return stop.code if isinstance(stop.code, int) else EXIT_OK
+    from mlsecops.supplychain.scanner import ScanLimits, iter_files, scan_document, scan_paths
+
     started = utcnow()
-    limits = ScanLimits(max_seconds=max_seconds, max_read_bytes=int(max_gb * (1 << 30)))
-    total = sum(1 for _ in iter_files(paths))
-    with progress(total, "scanning", quiet=quiet) as bar:
+    limits = ScanLimits(max_seconds=ns.max_seconds, max_read_bytes=int(ns.max_gb * (1 << 30)))
+    total = sum(1 for _ in iter_files(ns.paths))
+    subject = ", ".join(str(p) for p in ns.paths)
+    if ns.quiet or not sys.stderr.isatty():
+        results = scan_paths(ns.paths, limits=limits, workers=ns.workers, sha256=not ns.no_hash)
+    else:
+        from mlsecops.cli._common import progress
 
-        def tick(_: ArtifactScan) -> None:
-            if bar is not None:
-                bar.advance(bar.tasks[0].id)
+        with progress(total, "scanning") as bar:
 
-        results = scan_paths(paths, limits=limits, workers=workers, sha256=not no_hash, progress=tick)
-    report = scan_report(results, subject=", ".join(str(p) for p in paths), started=started)
-    if fmt is Format.TEXT and output is None:
-        _table(results)
-    emit(report, fmt, output)
-    raise typer.Exit(exit_for(report, threshold))
+            def tick(_: ArtifactScan) -> None:
+                if bar is not None:
+                    bar.advance(bar.tasks[0].id)
+
+            results = scan_paths(
+                ns.paths, limits=limits, workers=ns.workers, sha256=not ns.no_hash, progress=tick
+            )
+    threshold: Severity | None = ns.fail_on
+    failed = threshold is not None and any(h.severity >= threshold for r in results for h in r.hits)
+    if ns.fmt == "json":
+        doc = scan_document(results, subject=subject, started=started)
+        text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        if ns.output is not None:
+            write_private(ns.output, text)
+            sys.stderr.write(f"report written to {ns.output}\n")
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    else:
+        from mlsecops.cli._common import emit
+        from mlsecops.report import Format
+        from mlsecops.supplychain.scanner import scan_report
+
+        if ns.fmt == "text" and ns.output is None:
+            _table(results)
+        emit(scan_report(results, subject=subject, started=started), Format(ns.fmt), ns.output)
+    return EXIT_FAIL if failed else EXIT_OK
 
 
 def _table(results: list[ArtifactScan]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from mlsecops.cli._common import console
+
     table = Table(title=f"{len(results)} artifact(s)")
     for col in ("path", "format", "verdict", "worst finding"):
         table.add_column(col, overflow="fold")
@@ -85,5 +161,17 @@ def _table(results: list[ArtifactScan]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``scan`` to the app."""
-    app.command("scan")(scan)
+    """List ``scan`` in the typer app; it forwards its arguments to ``run_scan``."""
+    import typer
+
+    def scan(ctx: typer.Context) -> None:
+        raise typer.Exit(run_scan(list(ctx.args)))
+
+    scan.__doc__ = HELP
+    scan.__annotations__["ctx"] = typer.Context  # typer resolves annotations; this module's are strings
+    app.command(
+        "scan",
+        help=HELP + " Run 'mlsecops scan --help' for the options.",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+        add_help_option=False,
+    )(scan)

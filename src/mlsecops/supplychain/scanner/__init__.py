@@ -15,6 +15,7 @@ from __future__ import annotations
 from mlsecops.supplychain.scanner._api import (
     CHECK_NAME,
     iter_files,
+    scan_document,
     scan_fd,
     scan_file,
     scan_paths,
@@ -38,6 +39,7 @@ __all__ = [
     "iter_files",
     "judge",
     "safe_load",
+    "scan_document",
     "scan_fd",
     "scan_file",
     "scan_paths",

@@ -17,18 +17,28 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-
-from pydantic import JsonValue
+from typing import TYPE_CHECKING
 
 from mlsecops.core.errors import InputError
-from mlsecops.core.findings import Finding, Report, Severity, utcnow
+from mlsecops.core.severity import Severity
+from mlsecops.supplychain.scanner._document import CHECK_NAME, finding_dict, scan_document
 from mlsecops.supplychain.scanner._engine import ArtifactScanner
 from mlsecops.supplychain.scanner._io import FileRegion, Stream
-from mlsecops.supplychain.scanner._types import ArtifactScan, Budget, Hit, LimitReached, ScanLimits, Verdict
+from mlsecops.supplychain.scanner._types import ArtifactScan, Budget, Hit, LimitReached, ScanLimits
 
-__all__ = ["CHECK_NAME", "iter_files", "scan_fd", "scan_file", "scan_paths", "scan_report", "to_findings"]
+if TYPE_CHECKING:
+    from mlsecops.core.findings import Finding, Report
 
-CHECK_NAME = "artifact.scan"
+__all__ = [
+    "CHECK_NAME",
+    "iter_files",
+    "scan_document",
+    "scan_fd",
+    "scan_file",
+    "scan_paths",
+    "scan_report",
+    "to_findings",
+]
 
 
 def _hash_file(fd: int, size: int, out: list[str]) -> None:
@@ -266,41 +276,9 @@ def scan_paths(
 
 def to_findings(result: ArtifactScan) -> list[Finding]:
     """Turn the hits of one artifact into ``Finding`` values."""
-    out = []
-    for h in result.hits:
-        location: dict[str, str | int] = {"format": result.format}
-        if h.entry:
-            location["entry"] = h.entry
-        if h.offset is not None:
-            location["offset"] = h.offset
-        evidence: dict[str, JsonValue] = {}
-        if h.callable:
-            evidence["callable"] = h.callable
-        out.append(
-            Finding(
-                check=f"{CHECK_NAME}.{h.kind}",
-                severity=h.severity,
-                title=h.title,
-                detail=h.detail,
-                artifact=result.path,
-                location=location,
-                evidence=evidence,
-                remediation=h.remediation,
-                atlas=h.atlas,
-            )
-        )
-    return out
+    from mlsecops.core.findings import Finding
 
-
-def _artifact_json(result: ArtifactScan, findings: list[Finding]) -> dict[str, JsonValue]:
-    return {
-        "path": result.path,
-        "sha256": result.sha256,
-        "size": result.size,
-        "format": result.format,
-        "verdict": str(result.verdict),
-        "findings": [f.model_dump(mode="json") for f in findings],
-    }
+    return [Finding.model_validate(finding_dict(result, h)) for h in result.hits]
 
 
 def scan_report(
@@ -308,27 +286,9 @@ def scan_report(
 ) -> Report:
     """Build the ``artifact.scan`` report: findings of all artifacts, metrics, and ``data["artifacts"]``.
 
-    The report verdict is the worst artifact verdict (``safe`` when there is nothing to scan).
+    It is ``scan_document`` read back as a ``Report``; the verdict is the worst artifact verdict
+    (``safe`` when there is nothing to scan).
     """
-    findings: list[Finding] = []
-    artifacts: list[JsonValue] = []
-    verdicts = {v: 0 for v in Verdict}
-    for r in results:
-        fs = to_findings(r)
-        findings.extend(fs)
-        artifacts.append(_artifact_json(r, fs))
-        verdicts[r.verdict] += 1
-    order = [Verdict.MALICIOUS, Verdict.ERROR, Verdict.SUSPICIOUS, Verdict.SAFE]
-    worst = next((v for v in order if verdicts[v]), Verdict.SAFE)
-    metrics = {f"artifacts_{v.value}": float(c) for v, c in verdicts.items()}
-    metrics["artifacts"] = float(len(results))
-    metrics["bytes_scanned"] = float(sum(r.size for r in results))
-    return Report(
-        subject=subject or ", ".join(r.path for r in results[:3]) + (" ..." if len(results) > 3 else ""),
-        kind=CHECK_NAME,
-        started=started if started is not None else utcnow(),
-        findings=tuple(findings),
-        metrics=metrics,
-        verdict=str(worst),
-        data={"artifacts": artifacts},
-    )
+    from mlsecops.report.json import report_from_dict
+
+    return report_from_dict(scan_document(results, subject=subject, started=started))

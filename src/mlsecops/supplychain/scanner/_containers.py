@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any, cast
 
-from mlsecops.core.findings import Severity
+from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._base import ScannerBase
 from mlsecops.supplychain.scanner._formats import scan_torchscript_code
 from mlsecops.supplychain.scanner._io import CHUNK, Bomb, FileRegion, Stream, Truncated, open_decompressed

@@ -7,7 +7,9 @@ zip, a ``.pt`` that is a pickle is a pickle, a ``.h5`` that is a 7z archive is r
 
 from __future__ import annotations
 
+import lzma
 import struct
+import zlib
 
 from mlsecops.supplychain.scanner._onnx import looks_like_onnx
 
@@ -54,19 +56,17 @@ def detect(head: bytes) -> str:
         return "lz4"
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "tar"
+    if _v7_tar(head):
+        return "tar"
     if len(head) >= 10 and head[8:10] in (b'{"', b"{}", b"{ ", b"{\n"):
         n = struct.unpack("<Q", head[:8])[0]
         if 2 <= n <= 100 << 20:
             return "safetensors"
     if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
         return "pickle"
-    if head[:3] == b"\x5d\x00\x00" and len(head) > 13:
+    if _lzma_alone(head):
         return "lzma"
-    if (
-        head[0] == 0x78
-        and head[1:2] in (b"\x01", b"\x5e", b"\x9c", b"\xda")
-        and (head[0] * 256 + head[1]) % 31 == 0
-    ):
+    if _zlib(head):
         return "zlib"
     if looks_like_onnx(head):
         return "onnx"
@@ -81,7 +81,56 @@ def detect(head: bytes) -> str:
 
 # First opcodes of protocol 0 (text) and protocol 1 (binary) pickles.
 _PICKLE_P0 = {b"(", b"c", b"i", b"]", b"}", b")", b"N", b"I", b"L", b"F", b"S", b"V", b"l", b"d", b"t", b"p"}
-_PICKLE_P1 = {b"(", b"c", b"]", b"}", b")", b"N", b"K", b"J", b"M", b"G", b"U", b"T", b"X", b"q", b"h"}
+# Every opcode a pickle can open with: the unpickler needs no PROTO header, so a stream that starts with
+# protocol-4 opcodes (SHORT_BINUNICODE, FRAME, ...) loads as well as one that starts with 0x80.
+_PICKLE_P1 = {
+    bytes([c])
+    for c in b"(c]})NKJMGUTXqhBCIFLSVPid\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x95\x96"
+}
+
+
+def _v7_tar(head: bytes) -> bool:
+    """A pre-POSIX tar header (no ``ustar`` magic): a valid header checksum and a sane name."""
+    if len(head) < 512 or head[0] == 0 or head[:512] == bytes(512):
+        return False
+    field = head[148:156].replace(b"\x00", b" ").strip()
+    if not field or any(c not in b"01234567" for c in field):
+        return False
+    hdr = bytearray(head[:512])
+    hdr[148:156] = b" " * 8
+    if int(field, 8) != sum(hdr):
+        return False
+    name = head[:100].split(b"\x00", 1)[0]
+    return _printable(name) and head[156:157] in (b"\x00", b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7")
+
+
+def _lzma_alone(head: bytes) -> bool:
+    """An lzma-alone (``.lzma``) stream: the properties byte every encoder writes (joblib requires it),
+    any dictionary size, a plausible length and a zero first range-coder byte; confirmed by decoding."""
+    if len(head) < 14 or head[0] != 0x5D or head[13] != 0:
+        return False
+    size = struct.unpack("<Q", head[5:13])[0]
+    if size != 0xFFFFFFFFFFFFFFFF and size > 1 << 48:
+        return False
+    try:
+        lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(head, 64)
+    except lzma.LZMAError:
+        return False
+    return True
+
+
+def _zlib(head: bytes) -> bool:
+    """A zlib stream with any window size (joblib writes 0x78; ``zlib.decompress`` takes them all)."""
+    if len(head) < 3 or head[0] & 0x0F != 8 or head[0] >> 4 > 7 or head[1] & 0x20:
+        return False
+    if (head[0] * 256 + head[1]) % 31:
+        return False
+    if head[0] == 0x78:
+        return True
+    try:
+        return bool(zlib.decompressobj(15).decompress(head, 64))
+    except zlib.error:
+        return False
 
 
 def _printable(data: bytes) -> bool:

@@ -10,12 +10,14 @@ embedded pickles (bounded by ``ScanLimits.max_blob_search``).
 
 from __future__ import annotations
 
-from mlsecops.core.findings import Severity
+import json
+
+from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._containers import ContainerScanning
 from mlsecops.supplychain.scanner._detect import COMPRESSED, OPAQUE_ARCHIVES, detect
 from mlsecops.supplychain.scanner._formats import scan_gguf, scan_npy_header, scan_safetensors
 from mlsecops.supplychain.scanner._io import Bomb, Stream, Truncated
-from mlsecops.supplychain.scanner._keras import scan_h5
+from mlsecops.supplychain.scanner._keras import HDF5_MAGIC, scan_h5, scan_keras_config
 from mlsecops.supplychain.scanner._onnx import scan_onnx
 from mlsecops.supplychain.scanner._sequences import PickleScanning
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
@@ -136,5 +138,66 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
             fmt = "text" if fmt == "pickle-text" else "unknown"
         if fmt == "empty":
             return "empty"
+        if fmt in ("text", "unknown") and s.region is not None:
+            base = _hdf5_userblock(s)
+            if base:
+                # HDF5 allows a user block of 512 * 2^k bytes before the superblock; h5py finds it.
+                scan_h5(
+                    Stream(s.region.sub(base, s.region.length - base), self.budget),
+                    entry=entry,
+                    report=self.add,
+                    max_search=self.limits.max_blob_search // 4,
+                )
+                return "hdf5"
+        if fmt == "text" and head_is_json(s.peek(64)) and self._json_text(s, entry):
+            return "json"
         self._blob(s, entry)
         return fmt
+
+    def _json_text(self, s: Stream, entry: str) -> bool:
+        """A JSON document (a bare Keras model config for ``model_from_json``): judge it as one."""
+        start = s.tell()
+        raw = s.read(_MAX_JSON + 1)
+        if len(raw) <= _MAX_JSON:
+            try:
+                cfg = json.loads(raw)
+            except (ValueError, RecursionError):
+                cfg = None
+            if isinstance(cfg, (dict, list)):
+                scan_keras_config(cfg, entry=entry, report=self.add)
+                return True
+        if s.seekable:
+            s.seek(start)
+            return False
+        self.add(
+            Hit(
+                Severity.MEDIUM,
+                "JSON document not inspected",
+                "the text is not JSON we could parse within the size limit, and the stream cannot be re-read",
+                kind="keras",
+                entry=entry,
+                error=True,
+            )
+        )
+        return True
+
+
+_MAX_JSON = 64 << 20
+
+
+def head_is_json(head: bytes) -> bool:
+    """Whether text starts like a JSON object or array."""
+    return head.lstrip()[:1] in (b"{", b"[")
+
+
+def _hdf5_userblock(s: Stream) -> int:
+    """The offset of an HDF5 superblock after a user block (512, 1024, 2048... bytes), or 0."""
+    region = s.region
+    if region is None:
+        return 0
+    off = 512
+    while off + 8 <= region.length:
+        if region.pread(8, off) == HDF5_MAGIC:
+            return off
+        off *= 2
+    return 0

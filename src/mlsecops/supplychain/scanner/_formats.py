@@ -18,7 +18,7 @@ import re
 import struct
 from collections.abc import Callable
 
-from mlsecops.core.findings import Severity
+from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._io import Stream, Truncated
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
 

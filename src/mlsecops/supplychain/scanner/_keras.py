@@ -17,12 +17,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from mlsecops.core.findings import Severity
+from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._io import CHUNK, Stream
 from mlsecops.supplychain.scanner._policy import Rule, judge
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
 
-__all__ = ["scan_h5", "scan_keras_config"]
+__all__ = ["HDF5_MAGIC", "scan_h5", "scan_keras_config"]
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 _REMEDIATION = (
     "Load with keras.saving.load_model(..., safe_mode=True) only after review, or rebuild the "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from mlsecops.core.findings import Severity
+from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._io import Stream, Truncated
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
 

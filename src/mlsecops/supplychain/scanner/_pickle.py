@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from mlsecops.core.findings import Severity
+from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._io import Stream, Truncated
 from mlsecops.supplychain.scanner._policy import Rule, judge
 from mlsecops.supplychain.scanner._types import Budget, Hit, LimitReached, ScanLimits
@@ -84,6 +84,20 @@ class _Lst:
     __slots__ = ()
 
 
+@dataclass(eq=False)
+class Blob:
+    """A bytes argument we did not keep whole: where it is, and its bytes when short."""
+
+    start: int
+    size: int
+    data: bytes | None = None
+    seekable: bool = False
+    scanned: bool = False
+    """Already scanned where it was read (a nested pickle or zip)."""
+    codec: str | None = None
+    """How the raw bytes decode to text (``utf-8``, ``raw_unicode_escape``); ``None`` for bytes."""
+
+
 _MARK = object()
 
 
@@ -104,9 +118,21 @@ class PickleResult:
     """Legacy torch storages named by persistent ids: key -> storage type (``torch.FloatStorage``)."""
     error: str = ""
     opcodes: int = 0
+    calls: int = 0
+    """REDUCE, INST, OBJ, NEWOBJ(_EX) and BUILD opcodes executed (a probe that calls nothing is noise)."""
 
 
 _ARRAY_WRAPPERS = {"joblib.numpy_pickle.NumpyArrayWrapper"}
+# Allow-listed callables that hand a bytes argument to a full loader: torch.storage._load_from_bytes is
+# torch.load(io.BytesIO(b), weights_only=False), which runs any pickle (zip, legacy or bare).
+_BYTES_LOADERS = {"torch.storage._load_from_bytes"}
+# Generic constructors whose first argument is the class they build (copyreg's pickle helpers).
+_CONSTRUCTORS = {"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"}
+# State keys kept however large the dict is: what planting and joblib's array reader depend on.
+_KEY_STATE = frozenset({"dtype", "shape", "order", "numpy_array_alignment_bytes", "allow_mmap", "subclass"})
+_KEEP_BLOB = 256
+_KEEP_TOTAL = 64 << 20
+_TEXT_TO_BYTES = {"_codecs.encode", "codecs.encode"}
 _DUNDER_STATE = {
     "__setstate__",
     "__reduce__",
@@ -127,6 +153,7 @@ class PickleWalker:
         report: receives each hit.
                 nested: called to scan a nested pickle (stream, entry, single): ``single`` walks exactly one pickle
             and leaves the stream after it (joblib object arrays); otherwise the stream holds only pickles.
+        embedded: called to scan bytes an allow-listed loader reads as a whole artifact (stream, entry).
     """
 
     def __init__(
@@ -138,6 +165,7 @@ class PickleWalker:
         report: Callable[[Hit], None],
         nested: Callable[[Stream, str, bool], None] | None = None,
         depth: int = 0,
+        embedded: Callable[[Stream, str], None] | None = None,
     ) -> None:
         self.s = stream
         self.limits = limits
@@ -145,7 +173,9 @@ class PickleWalker:
         self.report = report
         self.nested = nested
         self.depth = depth
+        self.embedded = embedded
         self._seen: dict[str, int] = {}
+        self._kept = 0
 
     # -- reporting -------------------------------------------------------------------------------------
 
@@ -264,7 +294,14 @@ class PickleWalker:
                 elif op == 0x56:  # UNICODE (raw-unicode-escape line)
                     line = s.readline(1 << 20).rstrip(b"\n")
                     txt = line.decode("raw_unicode_escape", "replace")
-                    stack.append(txt if len(txt) <= _MAX_STR else OPAQUE)
+                    if len(txt) <= _MAX_STR:
+                        stack.append(txt)
+                    elif self._kept + len(line) <= _KEEP_TOTAL:
+                        # Kept for torch.storage._load_from_bytes(codecs.encode(text, "latin1")).
+                        self._kept += len(line)
+                        stack.append(Blob(op_off + 1, len(line), line, codec="raw_unicode_escape"))
+                    else:
+                        stack.append(OPAQUE)
                 # -- containers ---------------------------------------------------------------------
                 elif op == 0x28:  # MARK
                     meta.append(stack)
@@ -381,6 +418,7 @@ class PickleWalker:
                     args = stack
                     stack = self._pop_mark(meta, op_off)
                     g = self._judge(module, name, op_off, res)
+                    res.calls += 1
                     stack.append(Call(g, tuple(args[:256]), op_off))
                 elif op == 0x6F:  # OBJ
                     args = stack
@@ -388,18 +426,23 @@ class PickleWalker:
                     if not args:
                         raise Malformed(f"OBJ without a class at offset {op_off}")
                     self._check_callable(args[0], op_off, "OBJ")
+                    res.calls += 1
                     stack.append(Call(args[0], tuple(args[1:257]), op_off))
                 elif op == 0x52:  # REDUCE
                     self._need(stack, 2, op_off)
                     args_v = stack.pop()
                     func = stack.pop()
                     self._check_callable(func, op_off, "REDUCE")
+                    res.calls += 1
+                    if isinstance(func, Glob) and func.full in _BYTES_LOADERS:
+                        self._load_bytes(args_v, op_off)
                     stack.append(Call(func, args_v, op_off))
                 elif op == 0x81:  # NEWOBJ
                     self._need(stack, 2, op_off)
                     args_v = stack.pop()
                     cls = stack.pop()
                     self._check_callable(cls, op_off, "NEWOBJ")
+                    res.calls += 1
                     stack.append(Call(cls, args_v, op_off))
                 elif op == 0x92:  # NEWOBJ_EX
                     self._need(stack, 3, op_off)
@@ -407,16 +450,22 @@ class PickleWalker:
                     args_v = stack.pop()
                     cls = stack.pop()
                     self._check_callable(cls, op_off, "NEWOBJ_EX")
+                    res.calls += 1
                     stack.append(Call(cls, args_v, op_off))
                 elif op == 0x62:  # BUILD
                     self._need(stack, 2, op_off)
                     state = stack.pop()
                     inst = stack[-1]
                     self._check_build(inst, state, op_off)
+                    res.calls += 1
                     if isinstance(inst, Call):
                         inst.state = state
-                        if isinstance(inst.func, Glob) and inst.func.full in _ARRAY_WRAPPERS:
+                        cls_full = _built_class(inst)
+                        if cls_full in _ARRAY_WRAPPERS:
                             self._skip_joblib_array(inst, op_off)
+                            # joblib replaces the wrapper with the array it read (a later BUILD on the
+                            # array reads nothing); the memo keeps the wrapper, as joblib's does.
+                            stack[-1] = OPAQUE
                 elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4
                     code = int.from_bytes(s.read_exact({0x82: 1, 0x83: 2, 0x84: 4}[op]), "little")
                     self._hit(
@@ -491,26 +540,32 @@ class PickleWalker:
                 return self.s.read_exact(n).decode("utf-8", "surrogatepass")
             except UnicodeDecodeError:
                 raise Malformed(f"string is not UTF-8 at offset {op_off}") from None
-        return self._blob(n, op_off, text=False, res=res)
+        out = self._blob(n, op_off, text=False, res=res)
+        if isinstance(out, Blob):
+            out.codec = "utf-8"
+        return out
 
     def _blob(self, n: int, op_off: int, *, text: bool, res: PickleResult) -> object:
+        """Read or skip a bytes/str argument; nested pickles and zips inside it are scanned."""
         s = self.s
         if text and n <= _MAX_STR:
             return s.read_exact(n).decode("latin-1")
-        if n <= 64:
-            s.read_exact(n)
-            return OPAQUE
-        head = s.peek(2)
+        start = s.tell()
+        if n <= _KEEP_BLOB:
+            data = s.read_exact(n)
+            if self.nested is not None and n > 64 and data[:1] == b"\x80" and 2 <= data[1:2][0] <= 5:
+                self.nested(Stream(_BytesReader(data), s.budget, size=n), f"{self.entry}@{start}", False)
+                return Blob(start, n, None, scanned=True)
+            return Blob(start, n, data)
+        head = s.peek(4)
+        region = s.region
         if (
             self.nested is not None
-            and len(head) == 2
-            and head[0] == 0x80
-            and 2 <= head[1] <= 5
+            and head[:1] == b"\x80"
+            and 2 <= head[1:2][0] <= 5
             and n <= _NESTED_MAX
             and self.depth < 8
         ):
-            start = s.tell()
-            region = s.region
             if region is not None:
                 sub = Stream(region.sub(start, n), s.budget)
             else:
@@ -518,9 +573,79 @@ class PickleWalker:
             self.nested(sub, f"{self.entry}@{start}", False)
             if region is not None:
                 s.seek(start + n)
-            return OPAQUE
+            return Blob(start, n, None, scanned=True)
+        if self.embedded is not None and head == b"PK\x03\x04" and (region is not None or n <= _NESTED_MAX):
+            # A zip inside a pickle (the torch.save bytes of a pickled storage): torch.load reads it whole.
+            if region is not None:
+                self.embedded(Stream(region.sub(start, n), s.budget), f"{self.entry}@{start}")
+                s.seek(start + n)
+            else:
+                self.embedded(Stream(_BytesReader(s.read_exact(n)), s.budget, size=n), f"{self.entry}@{start}")
+            return Blob(start, n, None, scanned=True)
         s.skip(n)
-        return OPAQUE
+        return Blob(start, n, None, seekable=region is not None)
+
+    def _load_bytes(self, args: object, op_off: int) -> None:
+        """Scan the bytes an allow-listed loader (``torch.storage._load_from_bytes``) will load.
+
+        Protocols 0-2 have no bytes opcode: bytes arrive as ``_codecs.encode(text, "latin1")``.
+        """
+        arg = args[0] if isinstance(args, tuple) and args else None
+        as_latin1 = False
+        if (
+            isinstance(arg, Call)
+            and isinstance(arg.func, Glob)
+            and arg.func.full in _TEXT_TO_BYTES
+            and isinstance(arg.args, tuple)
+            and arg.args
+        ):
+            arg, as_latin1 = arg.args[0], True
+        if isinstance(arg, Blob) and arg.scanned:
+            return
+        if isinstance(arg, str) and not as_latin1:
+            return  # torch.load of a str opens that path, which a model file cannot supply
+        data = self._blob_bytes(arg, as_latin1)
+        if data is not None and self.embedded is not None:
+            start = arg.start if isinstance(arg, Blob) else op_off
+            self.embedded(Stream(_BytesReader(data), self.s.budget, size=len(data)), f"{self.entry}@{start}")
+            return
+        if isinstance(arg, Blob) and arg.codec is None and arg.seekable and self.s.region is not None:
+            if self.embedded is not None:
+                region = self.s.region.sub(arg.start, arg.size)
+                self.embedded(Stream(region, self.s.budget), f"{self.entry}@{arg.start}")
+                return
+        self._hit(
+            Severity.MEDIUM,
+            "bytes handed to a loader were not inspected",
+            "torch.storage._load_from_bytes loads its argument with torch.load(weights_only=False); the "
+            f"argument ({_describe(arg)}) could not be followed",
+            op_off,
+            "torch.storage._load_from_bytes",
+        )
+
+    def _blob_bytes(self, arg: object, as_latin1: bool) -> bytes | None:
+        """The bytes a loader receives for ``arg``, when we can know them (bounded)."""
+        if isinstance(arg, str):
+            raw_text: str | None = arg
+        elif isinstance(arg, Blob):
+            raw = arg.data
+            if raw is None and arg.codec is not None and arg.seekable and self.s.region is not None:
+                if arg.size > _NESTED_MAX:
+                    return None
+                raw = self.s.region.pread(arg.size, arg.start)
+            if raw is None:
+                return None
+            if arg.codec is None:
+                return raw if not as_latin1 else None
+            raw_text = raw.decode(arg.codec, "replace")
+        else:
+            return None
+        if not as_latin1:
+            return raw_text.encode("utf-8", "surrogatepass")
+        try:
+            return raw_text.encode("latin-1")
+        except UnicodeEncodeError:
+            return None  # the real loader fails here too
 
     def _decode_quoted(self, raw: bytes) -> object:
         if len(raw) > _MAX_STR:
@@ -558,7 +683,9 @@ class PickleWalker:
     def _set_items(d: Dct, items: list[object]) -> None:
         for i in range(0, len(items) - 1, 2):
             k = items[i]
-            if isinstance(k, str) and (k in d.items or len(d.items) < 64):
+            if isinstance(k, str) and (
+                k in d.items or len(d.items) < 64 or k in _KEY_STATE or k.startswith("__")
+            ):
                 d.items[k] = items[i + 1]
 
     def _check_callable(self, func: object, op_off: int, opname: str) -> None:
@@ -625,6 +752,17 @@ class _BytesReader:
         return out
 
 
+def _built_class(inst: Call) -> str | None:
+    """The class an instance-building call makes: its callable, or the class copyreg is given."""
+    func = inst.func
+    if not isinstance(func, Glob):
+        return None
+    if func.full in _CONSTRUCTORS and isinstance(inst.args, tuple) and inst.args:
+        first = inst.args[0]
+        return first.full if isinstance(first, Glob) else None
+    return func.full
+
+
 _DTYPE_RE = re.compile(r"^[<>|=]?([biufcOSUVMm?])(\d*)")
 
 
@@ -643,7 +781,9 @@ def _dtype_size(dtype: object) -> tuple[str | None, int | None]:
     elsize = st[5] if isinstance(st, tuple) and len(st) > 5 and isinstance(st[5], int) else -1
     if kind == "O":
         return "O", 8
-    if elsize and elsize > 0:
+    # numpy takes the item size from the pickled state only for flexible types (S, U, V); for the
+    # others it keeps the size the type string names, whatever the state says.
+    if kind in "SUV" and elsize and elsize > 0:
         return kind, elsize
     if not digits:
         return (kind, 1) if kind in "b?" else (kind, None)

@@ -216,6 +216,18 @@ _DENY_MODULES: dict[str, str] = {
     "torch.utils.bottleneck": "code execution",
     "torch._dynamo.guards": "code execution",
     "__main__.exec": "code execution",
+    "pkg_resources": "module import (entry points)",
+    "test": "code execution (CPython test helpers run scripts)",
+    "zipapp": "code execution",
+    "tkinter": "code execution",
+    "huggingface_hub": "remote download",
+    "transformers.dynamic_module_utils": "remote code loading",
+    "keras.utils.get_file": "remote download / file write",
+    "keras.src.utils.file_utils": "remote download / file write",
+    "keras.config": "safe_mode switch",
+    "keras.src.saving": "nested model loading",
+    "keras.saving": "nested model loading",
+    "sklearn.datasets": "network/file system (fetch_*, load_svmlight_file)",
 }
 
 _DENY_BUILTINS: dict[str, str] = {
@@ -424,7 +436,7 @@ def _deny_reason(full: str) -> str | None:
     # (``torch.load.__globals__``, ``x.__reduce__``, ``__class__.__subclasses__``).
     if any(p.startswith("__") and p.endswith("__") and p not in _SAFE_DUNDERS for p in parts[1:]):
         return "dunder attribute access"
-    if any(p in _DENY_WORDS for p in parts[1:]):
+    if any(p in _DENY_WORDS or _DENY_PREFIX.match(p) for p in parts[1:]):
         return "code execution, import or nested loading"
     # Private interpreter modules (``_interpreters.run_string``, ``_posixsubprocess.fork_exec``...).
     if parts[0].startswith("_") and parts[0] not in {"_codecs", "__main__", "__torch__"}:
@@ -475,6 +487,45 @@ _DENY_WORDS = frozenset(
 )
 
 
+# Function names that load, run or fetch whatever they are given (``load_config``, ``execfile``,
+# ``unpickle_...``, ``fetch_openml``): no model file needs to call one.
+_DENY_PREFIX = re.compile(r"^_*(load|exec|unpickle|deserializ|spawn|popen|system|fork|fetch)")
+
+# Short names that modules bind to other modules (``import numpy as np``), followed when a dotted name
+# walks through them.
+_ATTR_MODULE_ALIASES = {"np": "numpy", "pd": "pandas", "sp": "scipy", "tf": "tensorflow", "th": "torch"}
+
+
+def _walk_reason(name: str) -> str | None:
+    """Judge the attribute walk of a dotted qualified name (protocol 4 resolves ``a.b.c`` with getattr).
+
+    ``sklearn.base`` + ``np.f2py.subprocess.Popen`` is ``subprocess.Popen`` reached through module
+    attributes; every tail of the walk is judged as if it were a module path of its own.
+    """
+    parts = name.split(".")
+    for i in range(len(parts) - 1):
+        head = _ATTR_MODULE_ALIASES.get(parts[i], parts[i])
+        tail = normalise(head, ".".join(parts[i + 1 :]))
+        tparts = tail.split(".")
+        for k in range(len(tparts), 0, -1):
+            prefix = ".".join(tparts[:k])
+            if prefix in _DENY_MODULES:
+                return f"attribute walk reaches {tail} ({_DENY_MODULES[prefix]})"
+        if tparts[0] == "builtins" and len(tparts) > 1 and tparts[1] in _DENY_BUILTINS:
+            return f"attribute walk reaches {tail} ({_DENY_BUILTINS[tparts[1]]})"
+    return None
+
+
+def _walks_through_module(name: str) -> bool:
+    """Whether a dotted qualified name passes through a lower-case (module or function) attribute.
+
+    Classes nest as ``Outer.Inner`` and methods hang off classes (``Model.from_config``); a lower-case
+    part before the last one is a module attribute or a function, which no class reference needs.
+    """
+    parts = name.split(".")
+    return any(p.lstrip("_")[:1].islower() for p in parts[:-1])
+
+
 _UNKNOWN_EXACT = frozenset({"functools.partial", "builtins.type", "builtins.property", "builtins.super"})
 
 _SAFE_DUNDERS = frozenset({"__newobj__", "__newobj_ex__", "__randomstate_ctor", "__bit_generator_ctor"})
@@ -498,10 +549,14 @@ def judge(module: str, name: str) -> Judgement:
     if full.startswith("__torch__."):
         return Judgement(Rule.ALLOW, full, "TorchScript class")
     reason = _deny_reason(full)
+    if reason is None and "." in name:
+        reason = _walk_reason(name.strip())
     if reason is not None and full not in _ALLOW_EXACT:
         return Judgement(Rule.DENY, full, reason)
     if full in _ALLOW_EXACT:
         return Judgement(Rule.ALLOW, full, "allow-list")
+    if _walks_through_module(name.strip()):
+        return Judgement(Rule.UNKNOWN, full, "dotted name walks through a module or function attribute")
     if _TORCH_REBUILD.match(full) or _TORCH_STORAGE.match(full) or _TORCH_DTYPE.match(full):
         return Judgement(Rule.ALLOW, full, "torch tensor rebuild")
     if _NUMPY_SCALAR.match(full):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from mlsecops.core.findings import Severity
+from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._base import ScannerBase
 from mlsecops.supplychain.scanner._io import CHUNK, Stream
 from mlsecops.supplychain.scanner._pickle import PICKLE_REMEDIATION, PickleWalker
@@ -74,13 +74,23 @@ class _MemReader:
 class PickleScanning(ScannerBase):
     """Walking pickle sequences and searching unrecognised bytes (a part of ``ArtifactScanner``)."""
 
+    def _embedded(self, s: Stream, entry: str) -> None:
+        """Scan bytes inside a pickle that a loader reads as a whole file (``_load_from_bytes``)."""
+        depth = entry.count("@") + entry.count("!")
+        if depth > self.limits.max_depth + 4:
+            self.add(Hit(Severity.HIGH, "pickles nested too deep", "", entry=entry))
+            return
+        self.scan(s, entry, min(depth, self.limits.max_depth), hint="pickle")
+
     def _nested(self, s: Stream, entry: str, single: bool) -> None:
         depth = entry.count("@") + entry.count("!")
         if depth > self.limits.max_depth + 4:
             self.add(Hit(Severity.HIGH, "pickles nested too deep", "", entry=entry))
             return
         if single:
-            w = PickleWalker(s, self.limits, entry=entry, report=self.add, nested=self._nested)
+            w = PickleWalker(
+                s, self.limits, entry=entry, report=self.add, nested=self._nested, embedded=self._embedded
+            )
             res = w.walk(self.budget)
             if not res.ok:
                 self.add(
@@ -105,7 +115,15 @@ class PickleScanning(ScannerBase):
         while not s.at_eof():
             start = s.tell()
             buf: list[Hit] = []
-            w = PickleWalker(s, self.limits, entry=entry, report=buf.append, nested=self._nested, depth=depth)
+            w = PickleWalker(
+                s,
+                self.limits,
+                entry=entry,
+                report=buf.append,
+                nested=self._nested,
+                depth=depth,
+                embedded=self._embedded,
+            )
             res = w.walk(self.budget)
             if res.ok:
                 self.hits.extend(buf)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from mlsecops.core.findings import Severity
+from mlsecops.core.severity import Severity
 
 __all__ = [
     "ATLAS_ARTIFACT",

@@ -15,7 +15,7 @@ import itertools
 import struct
 from dataclasses import dataclass
 
-from mlsecops.core.findings import Severity
+from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._io import FileRegion, Stream
 from mlsecops.supplychain.scanner._types import Budget, Hit, ScanLimits
 
