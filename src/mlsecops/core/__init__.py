@@ -10,9 +10,9 @@ catalogue. Imports nothing of ours and nothing heavy.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from mlsecops.core._lazy import lazy_attributes as _lazy_attributes
 from mlsecops.core.errors import (
     ConfigError,
     ConflictError,
@@ -65,19 +65,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __all__ = [
     "REPORT_SCHEMA",
     "Check",
@@ -106,3 +93,5 @@ __all__ = [
     "register",
     "utcnow",
 ]
+
+__getattr__, __dir__ = _lazy_attributes(__name__, _LAZY, __all__)

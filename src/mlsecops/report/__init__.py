@@ -8,9 +8,9 @@ True
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, assert_never
+from typing import TYPE_CHECKING, assert_never
 
+from mlsecops.core._lazy import lazy_attributes as _lazy_attributes
 from mlsecops.report.interface import Format, Renderer
 
 if TYPE_CHECKING:
@@ -36,19 +36,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __all__ = [
     "Format",
     "HtmlRenderer",
@@ -65,6 +52,8 @@ __all__ = [
     "report_to_dict",
     "report_to_sarif",
 ]
+
+__getattr__, __dir__ = _lazy_attributes(__name__, _LAZY, __all__)
 
 
 def renderer_for(fmt: Format, *, color: bool = False) -> Renderer:
