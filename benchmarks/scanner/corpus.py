@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from payloads import CORE, PAYLOADS, u
+from unseen import build_unseen
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELS: list[dict[str, str]] = []
@@ -793,6 +794,7 @@ def main() -> None:
     h5_specs: list[dict[str, Any]] = []
     build_benign(out, h5_specs)
     build_malicious(out, h5_specs)
+    h5_specs.extend(build_unseen(lambda *a: put(out, *a), out))
     venv_py = ROOT / "benchmarks" / ".venv-scanner" / "bin" / "python"
     spec = out / "h5_specs.json"
     spec.write_text(json.dumps(h5_specs))

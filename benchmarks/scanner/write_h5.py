@@ -19,16 +19,22 @@ def main() -> None:
         path = Path(spec["path"])
         path.parent.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng(i)
-        with h5py.File(path, "w") as f:
+        userblock = int(spec.get("userblock", 0))
+        text = spec.get("config_text") or json.dumps(spec["config"])
+        with h5py.File(path, "w", userblock_size=userblock) as f:
             f.attrs["keras_version"] = "2.15.0"
             f.attrs["backend"] = "tensorflow"
-            f.attrs["model_config"] = json.dumps(spec["config"])
+            # Keras 2 stored bytes (a fixed-length string attribute), Keras 3 a str (variable length).
+            f.attrs["model_config"] = text.encode() if spec.get("as_bytes") else text
             weights = f.create_group("model_weights")
             for j in range(3):
                 g = weights.create_group(f"dense_{j}")
                 g.attrs["weight_names"] = [f"dense_{j}/kernel:0".encode(), f"dense_{j}/bias:0".encode()]
                 g.create_dataset(f"dense_{j}/kernel:0", data=rng.normal(size=(16, 16)).astype("float32"))
                 g.create_dataset(f"dense_{j}/bias:0", data=np.zeros(16, "float32"))
+        if userblock:
+            with path.open("r+b") as fh:
+                fh.write(bytes(range(256)) * (userblock // 256))  # junk where the user block is
 
 
 if __name__ == "__main__":

@@ -83,10 +83,7 @@ def detect(head: bytes) -> str:
 _PICKLE_P0 = {b"(", b"c", b"i", b"]", b"}", b")", b"N", b"I", b"L", b"F", b"S", b"V", b"l", b"d", b"t", b"p"}
 # Every opcode a pickle can open with: the unpickler needs no PROTO header, so a stream that starts with
 # protocol-4 opcodes (SHORT_BINUNICODE, FRAME, ...) loads as well as one that starts with 0x80.
-_PICKLE_P1 = {
-    bytes([c])
-    for c in b"(c]})NKJMGUTXqhBCIFLSVPid\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x95\x96"
-}
+_PICKLE_P1 = {bytes([c]) for c in b"(c]})NKJMGUTXqhBCIFLSVPid\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x95\x96"}
 
 
 def _v7_tar(head: bytes) -> bool:

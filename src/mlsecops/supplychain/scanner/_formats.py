@@ -69,7 +69,10 @@ def scan_npy_header(s: Stream, *, entry: str, report: Report) -> tuple[bool, int
         report(Hit(Severity.MEDIUM, "malformed .npy header", repr(header)[:200], kind="numpy", entry=entry))
         return False, None
     descr = header["descr"]
-    has_object = "O" in repr(descr)
+    has_object, itemsize = _npy_dtype(descr)
+    if has_object is None:
+        report(Hit(Severity.MEDIUM, "invalid .npy dtype", repr(descr)[:200], kind="numpy", entry=entry))
+        return False, None
     if has_object:
         report(
             Hit(
@@ -91,9 +94,26 @@ def scan_npy_header(s: Stream, *, entry: str, report: Report) -> tuple[bool, int
         return False, None
     for d in shape:
         count *= d
-    m = re.match(r"^[<>|=]?[biufcSUVMm?](\d+)$", descr) if isinstance(descr, str) else None
-    size = int(m.group(1)) * (4 if "U" in descr else 1) if m else None
-    return False, None if size is None else count * size
+    return False, None if itemsize is None else count * itemsize
+
+
+def _npy_dtype(descr: object) -> tuple[bool | None, int | None]:
+    """(has objects, item size) of a ``.npy`` descr, as numpy.load reads it; (None, None) if invalid.
+
+    numpy's own parser decides: ``descr_to_dtype`` builds a dtype from literals and imports or runs
+    nothing, and it accepts spellings a text test misses (``'object'``, nested fields, subarrays).
+    """
+    try:
+        from numpy.lib.format import descr_to_dtype
+
+        dt = descr_to_dtype(descr)  # type: ignore[arg-type]  # any literal; numpy validates it
+    except ImportError:
+        # Without numpy fall back to the letter test (over-reports "Out" field names, never misses "O").
+        text = repr(descr)
+        return ("O" in text or "object" in text), None
+    except (TypeError, ValueError, KeyError, IndexError, RecursionError):
+        return None, None
+    return bool(dt.hasobject), int(dt.itemsize)
 
 
 _ST_DTYPES = {

@@ -580,7 +580,9 @@ class PickleWalker:
                 self.embedded(Stream(region.sub(start, n), s.budget), f"{self.entry}@{start}")
                 s.seek(start + n)
             else:
-                self.embedded(Stream(_BytesReader(s.read_exact(n)), s.budget, size=n), f"{self.entry}@{start}")
+                self.embedded(
+                    Stream(_BytesReader(s.read_exact(n)), s.budget, size=n), f"{self.entry}@{start}"
+                )
             return Blob(start, n, None, scanned=True)
         s.skip(n)
         return Blob(start, n, None, seekable=region is not None)
@@ -609,11 +611,16 @@ class PickleWalker:
             start = arg.start if isinstance(arg, Blob) else op_off
             self.embedded(Stream(_BytesReader(data), self.s.budget, size=len(data)), f"{self.entry}@{start}")
             return
-        if isinstance(arg, Blob) and arg.codec is None and arg.seekable and self.s.region is not None:
-            if self.embedded is not None:
-                region = self.s.region.sub(arg.start, arg.size)
-                self.embedded(Stream(region, self.s.budget), f"{self.entry}@{arg.start}")
-                return
+        if (
+            isinstance(arg, Blob)
+            and arg.codec is None
+            and arg.seekable
+            and self.s.region is not None
+            and self.embedded is not None
+        ):
+            region = self.s.region.sub(arg.start, arg.size)
+            self.embedded(Stream(region, self.s.budget), f"{self.entry}@{arg.start}")
+            return
         self._hit(
             Severity.MEDIUM,
             "bytes handed to a loader were not inspected",
@@ -626,7 +633,7 @@ class PickleWalker:
     def _blob_bytes(self, arg: object, as_latin1: bool) -> bytes | None:
         """The bytes a loader receives for ``arg``, when we can know them (bounded)."""
         if isinstance(arg, str):
-            raw_text: str | None = arg
+            raw_text = arg
         elif isinstance(arg, Blob):
             raw = arg.data
             if raw is None and arg.codec is not None and arg.seekable and self.s.region is not None:

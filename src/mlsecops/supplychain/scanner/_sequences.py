@@ -21,11 +21,13 @@ from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Budget, Hit
 __all__ = ["PickleScanning"]
 
 _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
-# A protocol-0 GLOBAL/INST at an opcode boundary (not inside a word) followed by a plausible next opcode,
-# so that word lists ("macos\nsystem\n") in text files are not mistaken for pickles.
-_P0_GLOBAL = re.compile(
-    rb"(?<![\w.])[ci]([A-Za-z_][\w.]{0,120})\n([A-Za-z_][\w.]{0,120})\n(?=[(q\x94)RSVX\x8c\x85\x86\x87N}\]]|p\d)"
-)
+# A protocol-0 GLOBAL/INST at an opcode boundary (not inside a word). Each match is confirmed by walking
+# a pickle from it: only one that calls something or reaches STOP is reported, so word lists
+# ("cos\nsine\n(tangent)") in text files are not mistaken for pickles.
+_P0_GLOBAL = re.compile(rb"(?<![\w.])[ci]([A-Za-z_][\w.]{0,120})\n([A-Za-z_][\w.]{0,120})\n")
+# Protocol-4 STACK_GLOBAL from two SHORT_BINUNICODE names (optionally memoized), with or without a
+# PROTO header before it: where a loader started reading cannot be known inside unrecognised bytes.
+_SG_GLOBAL = re.compile(rb"\x8c([\x01-\x78])", re.DOTALL)
 _PROTO = re.compile(rb"\x80[\x02-\x05]")
 _MAX_PROBES = 20_000
 _ELEMENT_SIZE = {
@@ -48,6 +50,30 @@ _ELEMENT_SIZE = {
     "QUInt4x2Storage": 1,
     "QUInt2x4Storage": 1,
 }
+
+
+def _stack_global_at(buf: bytes, i: int) -> tuple[str, str] | None:
+    """(module, name) when ``buf[i:]`` is SHORT_BINUNICODE x2 (each maybe memoized) then STACK_GLOBAL."""
+    names = []
+    for _ in range(2):
+        if buf[i : i + 1] != b"\x8c" or i + 2 > len(buf):
+            return None
+        n = buf[i + 1]
+        raw = buf[i + 2 : i + 2 + n]
+        if len(raw) != n:
+            return None
+        try:
+            names.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return None
+        i += 2 + n
+        if buf[i : i + 1] == b"\x94":
+            i += 1
+        elif buf[i : i + 1] == b"q":
+            i += 2
+    if buf[i : i + 1] != b"\x93":
+        return None
+    return names[0], names[1]
 
 
 class _ProbeBudget(Budget):
@@ -218,30 +244,22 @@ class PickleScanning(ScannerBase):
             buf = carry + chunk
             buf_base = base + searched - len(carry)
             searched += len(chunk)
-            for m in _P0_GLOBAL.finditer(buf):
-                module, name = m.group(1).decode(), m.group(2).decode()
-                j = judge(module, name)
-                off = buf_base + m.start()
-                if j.rule is Rule.DENY and off not in seen_off:
-                    seen_off.add(off)
-                    self.add(
-                        Hit(
-                            Severity.CRITICAL,
-                            f"embedded pickle global {j.name}",
-                            f"bytes at offset {off} name {j.name} ({j.reason}) the way a pickle does",
-                            entry=entry,
-                            offset=off,
-                            callable=j.name,
-                            remediation=PICKLE_REMEDIATION,
-                        )
-                    )
             view = memoryview(buf)
-            for m in _PROTO.finditer(buf):
-                off = buf_base + m.start()
+            starts = [m.start() for m in _PROTO.finditer(buf)]
+            for m in _P0_GLOBAL.finditer(buf):
+                if judge(m.group(1).decode(), m.group(2).decode()).rule is Rule.DENY:
+                    starts.append(m.start())
+            for m in _SG_GLOBAL.finditer(buf):
+                name = _stack_global_at(buf, m.start())
+                if name is not None and judge(*name).rule is Rule.DENY:
+                    starts.append(m.start())
+            for i in sorted(set(starts)):
+                off = buf_base + i
                 if off in seen_off or probes >= _MAX_PROBES:
                     continue
+                seen_off.add(off)
                 probes += 1
-                self._probe(view[m.start() :], s, off, entry)
+                self._probe(view[i:], s, off, entry)
             carry = buf[-512:]
         self.add(
             Hit(
@@ -260,7 +278,7 @@ class PickleScanning(ScannerBase):
         buf: list[Hit] = []
         w = PickleWalker(sub, self.limits, entry=f"{entry}@{off}", report=buf.append)
         res = w.walk(pb)
-        # A complete pickle, or a strong hit before the bytes stopped making sense: report what it names.
-        if res.ok or any(h.severity >= Severity.HIGH for h in buf):
+        # A complete pickle, or a strong hit and a call before the bytes stopped making sense.
+        if (res.ok and buf) or (res.calls and any(h.severity >= Severity.HIGH for h in buf)):
             for h in buf:
                 self.add(replace(h, offset=off + (h.offset or 0), title=f"embedded pickle: {h.title}"))
