@@ -183,7 +183,7 @@ class ContainerScanning(ScannerBase):
                 )
             )
             return
-        if e.is_dir or e.data_offset < 0:
+        if e.data_offset < 0 or (e.is_dir and e.csize == 0):
             return
         if _STORAGE.match(e.name) and any(e.name.startswith(p + "data/") for p in torch_prefixes):
             return  # tensor storage bytes: torch never unpickles them
@@ -218,8 +218,10 @@ class ContainerScanning(ScannerBase):
         else:
             s = open_decompressed(raw, codec, ratio_check=self._ratio(path), size=e.usize)
         hint = "pickle" if e.name.endswith(_PICKLE_NAMES) else ""
-        if config_aware and e.name.endswith(".json"):
-            self._json_config(s, path)
+        if e.name.endswith(".json"):
+            # config.json of a .keras file (whatever else the zip holds), or any JSON a loader may read.
+            strict = config_aware or e.name.rsplit("/", 1)[-1] == "config.json"
+            self._json_config(s, path, depth + 1, strict=strict)
             return
         if config_aware and "code/" in e.name and e.name.endswith(".py"):
             text = s.read(16 << 20).decode("utf-8", "replace")
@@ -230,12 +232,28 @@ class ContainerScanning(ScannerBase):
         except Bomb as err:
             self.add(Hit(Severity.HIGH, "decompression bomb", str(err), kind="container", entry=path))
 
-    def _json_config(self, s: Stream, path: str) -> None:
-        raw = s.read(64 << 20)
+    def _json_config(self, s: Stream, path: str, depth: int, *, strict: bool) -> None:
+        raw = s.read(_MAX_JSON + 1)
+        if len(raw) > _MAX_JSON:
+            # Whitespace padding compresses to nothing: a configuration past the limit is not "clean".
+            self.add(
+                Hit(
+                    Severity.MEDIUM,
+                    "JSON configuration too large to inspect",
+                    f"more than {_MAX_JSON} bytes; a loader would still read all of it",
+                    kind="keras",
+                    entry=path,
+                    error=True,
+                )
+            )
+            return
         try:
             cfg = json.loads(raw)
         except (ValueError, RecursionError):
-            self.add(Hit(Severity.LOW, "unparsable JSON", "", kind="keras", entry=path, atlas=None))
+            if strict:
+                self.add(Hit(Severity.LOW, "unparsable JSON", "", kind="keras", entry=path, atlas=None))
+            # Not JSON: scan it by its content like any other entry.
+            self.scan(Stream(_Mem(raw), self.budget, size=len(raw)), path, depth)
             return
         scan_keras_config(cfg, entry=path, report=self.add)
 
@@ -371,6 +389,20 @@ class ContainerScanning(ScannerBase):
             )
         legacy = {"sys_info", "pickle", "storages"}.issubset(set(names))
         return "pytorch-legacy-tar" if legacy else "tar"
+
+
+_MAX_JSON = 64 << 20
+
+
+class _Mem:
+    def __init__(self, data: bytes) -> None:
+        self._d = data
+        self._p = 0
+
+    def read(self, n: int) -> bytes:
+        out = self._d[self._p : self._p + n]
+        self._p += len(out)
+        return out
 
 
 class _TarIO:

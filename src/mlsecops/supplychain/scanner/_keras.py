@@ -6,18 +6,21 @@ whose ``module``/``class_name`` Keras imports while deserialising (arbitrary imp
 ``config.json`` were the CVE-2025-1550 ``safe_mode`` bypass). Custom objects (``registered_name`` outside
 Keras) need user code and are reported as unknown.
 
-For ``.h5`` we do not use h5py: the ``model_config`` attribute is stored as contiguous JSON text, so we
-search the file's bytes for Keras JSON objects and parse them with ``json`` (which builds plain data
-only). This is a content search, not an HDF5 parse; a configuration split across HDF5 chunks would
-not be found, and we say so in an info finding when an HDF5 file holds no configuration we can see.
+For ``.h5`` we do not use h5py (the HDF5 C library parsing a hostile file is an attack surface of its
+own): ``_hdf5`` reads the root group's ``model_config`` and ``training_config`` attributes from the file
+format, as Keras does. Where that reader cannot follow the file (attributes in dense storage), we
+search the bytes for JSON objects, in any key order, and parse them with ``json`` (which builds plain
+data only), and say so in an info finding.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 from mlsecops.core.severity import Severity
+from mlsecops.supplychain.scanner._hdf5 import Hdf5Unsupported, root_string_attributes
 from mlsecops.supplychain.scanner._io import CHUNK, Stream
 from mlsecops.supplychain.scanner._policy import Rule, judge
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
@@ -78,16 +81,18 @@ def scan_keras_config(config: object, *, entry: str, report: Callable[[Hit], Non
             continue
         stack.extend((v, depth + 1) for v in node.values())
         cls = node.get("class_name")
+        if node.get("function_type") == "lambda" and "lambda-function" not in reported:
+            # Keras 2 stores a Lambda's bytecode beside "function_type": whatever the class is called.
+            reported.add("lambda-function")
+            _hit(
+                report,
+                Severity.CRITICAL,
+                "Keras Lambda function",
+                "a serialised lambda (marshal bytecode) is part of the configuration",
+                entry,
+                "keras.layers.Lambda",
+            )
         if not isinstance(cls, str):
-            if node.get("function_type") == "lambda":
-                _hit(
-                    report,
-                    Severity.CRITICAL,
-                    "Keras Lambda function",
-                    "a serialised lambda (marshal bytecode) is part of the configuration",
-                    entry,
-                    "keras.layers.Lambda",
-                )
             continue
         seen += 1
         module = node.get("module")
@@ -107,7 +112,13 @@ def scan_keras_config(config: object, *, entry: str, report: Callable[[Hit], Non
                     "keras.layers.Lambda",
                 )
             continue
-        if isinstance(module, str) and module and not module.startswith(_KERAS_MODULES):
+        if cls in _TF_OP_LAMBDAS:
+            _tf_op(cfg, entry, report, reported)
+            continue
+        if isinstance(module, str) and _is_keras_module(module) and cls == "function":
+            _keras_function(module, node.get("config"), entry, report, reported)
+            continue
+        if isinstance(module, str) and module and not _is_keras_module(module):
             # Keras 3 serialises a plain function as {"module": m, "class_name": "function", "config": name}.
             j = judge(
                 module,
@@ -155,11 +166,133 @@ def scan_keras_config(config: object, *, entry: str, report: Callable[[Hit], Non
     return seen
 
 
-_MARKERS = (b'{"class_name"', b'{"module"')
+def _is_keras_module(module: str) -> bool:
+    """Whether ``module`` is inside a Keras package (``keras_evil`` is not ``keras``)."""
+    return any(module == k or module.startswith(k + ".") for k in _KERAS_MODULES)
+
+
+# Keras functions that a configuration can name and that act outside the model: downloads and file
+# writes (keras.utils.get_file, the CVE-2025-8747 safe_mode bypass), the safe_mode switch itself
+# (CVE-2025-9906), nested loading. Numeric functions (activations, losses, initializers) are fine.
+_KERAS_FN_DENY = re.compile(
+    r"(get_file|enable_unsafe_deserialization|load_model|load_weights|model_from_|deserialize|"
+    r"register_keras_serializable|set_|file_utils|io_utils|saving|download|\bexec|\beval|system)"
+)
+_KERAS_FN_OK = re.compile(
+    r"\.(activations|losses|metrics|initializers|regularizers|constraints|ops|optimizers|layers|"
+    r"applications|random|backend)(\.|$)"
+)
+_TF_OP_LAMBDAS = ("TFOpLambda", "SlicingOpLambda")
+# TensorFlow symbols a TFOpLambda may call that touch files, run Python or reach the raw op registry.
+_TF_OP_DENY = re.compile(
+    r"(^|\.)(io|gfile|raw_ops|py_function|numpy_function|py_func|saved_model|summary|debugging|"
+    r"print|autograph|compat\.v1\.(io|gfile|py_func)|data\.experimental|distribute|keras\.utils)(\.|$)"
+)
+
+
+def _keras_function(
+    module: str, name: object, entry: str, report: Callable[[Hit], None], reported: set[str]
+) -> None:
+    full = f"{module}.{name}" if isinstance(name, str) else module
+    if full in reported:
+        return
+    reported.add(full)
+    if _KERAS_FN_DENY.search(full):
+        _hit(
+            report,
+            Severity.CRITICAL,
+            f"Keras configuration calls {full}",
+            f"deserialising calls {full}, a Keras function that acts outside the model (download, file "
+            "write, safe_mode switch or nested loading)",
+            entry,
+            full,
+        )
+    elif not _KERAS_FN_OK.search(module + "."):
+        _hit(
+            report,
+            Severity.MEDIUM,
+            f"Keras function {full}",
+            f"deserialising references {full}, outside Keras' numeric modules",
+            entry,
+            full,
+        )
+
+
+def _tf_op(cfg: dict[str, object], entry: str, report: Callable[[Hit], None], reported: set[str]) -> None:
+    fn = cfg.get("function")
+    fn_name = fn if isinstance(fn, str) else repr(fn)[:80]
+    if fn_name in reported:
+        return
+    reported.add(fn_name)
+    if not isinstance(fn, str) or _TF_OP_DENY.search(fn):
+        _hit(
+            report,
+            Severity.CRITICAL,
+            f"TFOpLambda calls tf.{fn_name}",
+            f"a TFOpLambda layer calls tf.{fn_name} when the model runs; that symbol reads or writes files "
+            "or runs Python",
+            entry,
+            f"tensorflow.{fn_name}",
+        )
 
 
 def scan_h5(s: Stream, *, entry: str, report: Callable[[Hit], None], max_search: int) -> None:
-    """Search an HDF5 file for Keras JSON configurations and judge each one."""
+    """Judge the Keras configurations of an HDF5 file: parsed root attributes, else a text search."""
+    if s.region is not None:
+        try:
+            attrs = root_string_attributes(s.region)
+        except Hdf5Unsupported as err:
+            report(
+                Hit(
+                    Severity.INFO,
+                    "HDF5 attributes searched as text",
+                    f"{err}; the file's bytes were searched for Keras configurations instead",
+                    kind="keras",
+                    entry=entry,
+                    atlas=None,
+                )
+            )
+        else:
+            _judge_attributes(attrs, entry, report)
+            return
+    _search_h5(s, entry=entry, report=report, max_search=max_search)
+
+
+def _judge_attributes(
+    attrs: dict[str, str | bytes | None], entry: str, report: Callable[[Hit], None]
+) -> None:
+    seen = False
+    for key in ("model_config", "training_config"):
+        value = attrs.get(key)
+        if value is None:
+            continue
+        seen = True
+        where = f"{entry}@{key}" if entry else f"@{key}"
+        try:
+            cfg = json.loads(value)
+        except (ValueError, RecursionError):
+            report(Hit(Severity.LOW, f"unparsable {key}", "", kind="keras", entry=where, atlas=None))
+            continue
+        scan_keras_config(cfg, entry=where, report=report)
+    if not seen:
+        report(
+            Hit(
+                Severity.INFO,
+                "no Keras configuration in HDF5 file",
+                "the root group has no model_config attribute; weights-only files look like this",
+                kind="keras",
+                entry=entry,
+                atlas=None,
+            )
+        )
+
+
+# Any JSON object start: the keys of a configuration may come in any order ('{"config": ...').
+_OBJECT_START = re.compile(rb'\{\s*"')
+
+
+def _search_h5(s: Stream, *, entry: str, report: Callable[[Hit], None], max_search: int) -> None:
+    """Search an HDF5 file's bytes for JSON objects and judge each one (when parsing was not possible)."""
     found = 0
     carry = b""
     pos = 0
@@ -173,20 +306,17 @@ def scan_h5(s: Stream, *, entry: str, report: Callable[[Hit], None], max_search:
         pos += len(chunk)
         i = 0
         while True:
-            hits = [j for j in (buf.find(m, i) for m in _MARKERS) if j >= 0]
-            if not hits:
+            m = _OBJECT_START.search(buf, i)
+            if m is None:
                 break
-            j = min(hits)
-            text = buf[j:]
-            if len(text) < 1 << 20 and not s.at_eof():
+            j = m.start()
+            if len(buf) - j < 1 << 20 and not s.at_eof():
                 # Make sure a whole configuration (up to 16 MB) is in memory before decoding it.
                 more = s.read(16 << 20)
                 pos += len(more)
                 buf = buf + more
-                text = buf[j:]
-            try:
-                obj, used = decoder.raw_decode(text.decode("utf-8", "replace"))
-            except (ValueError, RecursionError):
+            obj, used = _decode_at(decoder, buf, j)
+            if obj is None:
                 i = j + 1
                 continue
             found += 1
@@ -206,3 +336,21 @@ def scan_h5(s: Stream, *, entry: str, report: Callable[[Hit], None], max_search:
                 atlas=None,
             )
         )
+
+
+def _decode_at(decoder: json.JSONDecoder, buf: bytes, j: int) -> tuple[object, int]:
+    """Decode one JSON object at ``buf[j]``: a 4 KiB window first, the rest only when it ran out."""
+    for window in (4096, 16 << 20):
+        text = buf[j : j + window].decode("utf-8", "replace")
+        try:
+            obj, used = decoder.raw_decode(text)
+        except json.JSONDecodeError as err:
+            if err.pos < len(text) - 1 or len(text) < window:
+                return None, 0
+            continue
+        except (ValueError, RecursionError):
+            return None, 0
+        return (
+            (obj, len(text[:used].encode("utf-8", "surrogatepass"))) if isinstance(obj, dict) else (None, 0)
+        )
+    return None, 0

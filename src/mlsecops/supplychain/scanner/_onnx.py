@@ -116,8 +116,21 @@ class _Walker:
                 self.graph(stop, 0)
             elif num == 8:
                 self.opset(stop)
+            elif num == 20:
+                self.training(stop)
             elif num == 25:
                 self.function(stop, 0)
+            else:
+                self.s.skip(v)
+
+    def training(self, end: int) -> None:
+        """TrainingInfoProto: the initialization (1) and algorithm (2) graphs run in training runtimes."""
+        for num, wt, v in _fields(self.s, end):
+            if wt != 2:
+                continue
+            stop = self.s.tell() + v
+            if num in (1, 2):
+                self.graph(stop, 1)
             else:
                 self.s.skip(v)
 
@@ -136,6 +149,10 @@ class _Walker:
             stop = self.s.tell() + v
             if num == 7:
                 self.node(stop, depth + 1)
+            elif num == 11:
+                self.attribute(stop, depth + 1)  # attribute_proto: defaults, which may hold tensors
+            elif num == 9:
+                self.opset(stop)
             else:
                 self.s.skip(v)
 
@@ -148,7 +165,20 @@ class _Walker:
             stop = self.s.tell() + v
             if num == 1:
                 self.node(stop, depth)
-            elif num in (5, 15):
+            elif num == 5:
+                self.tensor(stop, depth)
+            elif num == 15:
+                self.sparse(stop, depth)
+            else:
+                self.s.skip(v)
+
+    def sparse(self, end: int, depth: int) -> None:
+        """SparseTensorProto: values (1) and indices (2) are tensors, each may be external data."""
+        for num, wt, v in _fields(self.s, end):
+            if wt != 2:
+                continue
+            stop = self.s.tell() + v
+            if num in (1, 2):
                 self.tensor(stop, depth)
             else:
                 self.s.skip(v)
@@ -176,10 +206,13 @@ class _Walker:
             if wt != 2:
                 continue
             stop = self.s.tell() + v
+            # AttributeProto: t=5, g=6, tensors=10, graphs=11, sparse_tensor=22, sparse_tensors=23.
             if num in (6, 11):
                 self.graph(stop, depth + 1)
-            elif num in (5, 12):
+            elif num in (5, 10):
                 self.tensor(stop, depth)
+            elif num in (22, 23):
+                self.sparse(stop, depth)
             else:
                 self.s.skip(v)
 

@@ -127,21 +127,23 @@ def list_zip(
     delta = cd_start - cd_offset
     if cd_start < 0 or delta < 0:
         raise ValueError("central directory offset points outside the file")
-    if n_total > limits.max_entries:
-        report.append(
-            Hit(
-                Severity.HIGH,
-                "too many zip entries",
-                f"{n_total} entries (limit {limits.max_entries})",
-                kind="container",
-                entry=entry,
-                error=True,
-            )
-        )
-        n_total = limits.max_entries
     cd = Stream(region.sub(cd_start, cd_size), budget)
     entries: list[ZipEntry] = []
-    for _ in range(n_total):
+    # Python's zipfile reads the directory by its size, miniz (PyTorch) by the entry count: walk every
+    # record the size covers and report a count that disagrees, so neither reader sees a hidden entry.
+    while True:
+        if len(entries) >= limits.max_entries:
+            report.append(
+                Hit(
+                    Severity.HIGH,
+                    "too many zip entries",
+                    f"more than {limits.max_entries} entries",
+                    kind="container",
+                    entry=entry,
+                    error=True,
+                )
+            )
+            break
         head = cd.read(46)
         if len(head) < 46 or head[:4] != _CDH:
             break
@@ -157,6 +159,17 @@ def list_zip(
             usize, csize, hoff = _zip64_extra(extra, usize, csize, hoff)
         name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", "replace")
         entries.append(ZipEntry(name, method, flags, csize, usize, hoff + delta, ext_attr, create_system))
+    if len(entries) != n_total and n_total != 0xFFFF:
+        report.append(
+            Hit(
+                Severity.HIGH,
+                "zip entry count disagrees with its directory",
+                f"the end record counts {n_total} entries, the directory holds {len(entries)}; readers that "
+                "trust the count and readers that walk the directory see different files. All were scanned.",
+                kind="container",
+                entry=entry,
+            )
+        )
     _check_local_headers(region, entries, budget, entry=entry, report=report)
     first = min((e.header_offset for e in entries), default=cd_start)
     return ZipListing(entries, first)
