@@ -196,7 +196,41 @@ def _onnx_models() -> dict[str, tuple[bytes, str]]:
     m3 = helper.make_model(g3, opset_imports=[helper.make_opsetid("", 17)])
     m3.training_info.append(ti)
     out["onnx_training_info_pyop.onnx"] = (m3.SerializeToString(), "PyOp hidden in training_info")
+    g4 = helper.make_graph([helper.make_node("PyOp", ["x"], ["y"], domain="ai.onnx.contrib")], "g", [x], [y])
+    m4 = helper.make_model(g4, opset_imports=[helper.make_opsetid("", 17)])
+    m4.ir_version = 8
+    raw = m4.SerializeToString()
+    out["onnx_fields_reversed.onnx"] = (
+        b"".join(reversed(_pb_fields(raw))),
+        "ModelProto fields in reverse order (graph before ir_version); onnx.load accepts any order",
+    )
     return out
+
+
+def _pb_fields(raw: bytes) -> list[bytes]:
+    """Split a protobuf message into its top-level fields (raw bytes each)."""
+
+    def varint(i: int) -> tuple[int, int]:
+        out = shift = 0
+        while True:
+            c = raw[i]
+            i += 1
+            out |= (c & 0x7F) << shift
+            shift += 7
+            if not c & 0x80:
+                return out, i
+
+    fields, i = [], 0
+    while i < len(raw):
+        start = i
+        key, i = varint(i)
+        if key & 7 == 0:
+            _, i = varint(i)
+        else:
+            n, i = varint(i)
+            i += n
+        fields.append(raw[start:i])
+    return fields
 
 
 def _benign_onnx() -> dict[str, bytes]:

@@ -219,3 +219,15 @@ def _npy_bytes(arr: object) -> bytes:
     buf = io.BytesIO()
     np.save(buf, arr)
     return buf.getvalue()
+
+
+def test_random_binaries_starting_like_pickles_are_not_flagged(tmp_path: Path) -> None:
+    # Headerless pickles are now tried from any opcode byte; ordinary binary data must still pass.
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    for first in b"(c]})NKJMGUTXqhBCIFLSVPid\x88\x8a\x8c\x8d\x8e\x95\x96\x5d\x78":
+        data = bytes([first]) + rng.normal(size=1024).astype("float32").tobytes()
+        (tmp_path / "w.bin").write_bytes(data)
+        result = scan_file(tmp_path / "w.bin")
+        assert result.verdict is Verdict.SAFE, (hex(first), [h.title for h in result.hits])

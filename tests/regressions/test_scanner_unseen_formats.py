@@ -99,6 +99,9 @@ def _onnx(kind: str) -> bytes:
             )
         )
         model.training_info.append(info)
+    if kind == "reversed":
+        model.graph.node.append(helper.make_node("PyOp", ["x"], ["z"], domain="ai.onnx.contrib"))
+        return b"".join(reversed(_fields(model.SerializeToString())))
     if kind == "benign":
         info = onnx.TrainingInfoProto()
         info.algorithm.CopyFrom(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "a", [x], [y]))
@@ -108,6 +111,31 @@ def _onnx(kind: str) -> bytes:
         )
     data: bytes = model.SerializeToString()
     return data
+
+
+def _fields(raw: bytes) -> list[bytes]:
+    """The top-level fields of a protobuf message, as raw bytes."""
+
+    def varint(i: int) -> tuple[int, int]:
+        out = shift = 0
+        while True:
+            out |= (raw[i] & 0x7F) << shift
+            shift += 7
+            i += 1
+            if not raw[i - 1] & 0x80:
+                return out, i
+
+    out, i = [], 0
+    while i < len(raw):
+        start = i
+        key, i = varint(i)
+        if key & 7 == 0:
+            i = varint(i)[1]
+        else:
+            n, i = varint(i)
+            i += n
+        out.append(raw[start:i])
+    return out
 
 
 def _count_zero(files: dict[str, bytes | str]) -> bytes:
@@ -152,6 +180,8 @@ MALICIOUS = {
     "onnx-sparse-external": lambda: _onnx("sparse"),
     "onnx-attribute-tensors-external": lambda: _onnx("attr-tensors"),
     "onnx-training-info-pyop": lambda: _onnx("training-info"),
+    # Protobuf fixes no field order: a ModelProto may start with its graph, not ir_version.
+    "onnx-fields-reversed": lambda: _onnx("reversed"),
     # Jinja SSTI whose dunders are assembled at render time.
     "gguf-ssti-concat": lambda: _gguf("{% set u = '_' * 2 %}{{ ''[u ~ 'class' ~ u][u ~ 'mro' ~ u] }}"),
     "h5-reordered-keys": lambda: _h5("reordered_lambda"),

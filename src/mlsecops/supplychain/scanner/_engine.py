@@ -18,7 +18,7 @@ from mlsecops.supplychain.scanner._detect import COMPRESSED, OPAQUE_ARCHIVES, de
 from mlsecops.supplychain.scanner._formats import scan_gguf, scan_npy_header, scan_safetensors
 from mlsecops.supplychain.scanner._io import Bomb, Stream, Truncated
 from mlsecops.supplychain.scanner._keras import HDF5_MAGIC, scan_h5, scan_keras_config
-from mlsecops.supplychain.scanner._onnx import scan_onnx
+from mlsecops.supplychain.scanner._onnx import is_onnx_model, scan_onnx
 from mlsecops.supplychain.scanner._sequences import PickleScanning
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
 
@@ -138,6 +138,9 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
             fmt = "text" if fmt == "pickle-text" else "unknown"
         if fmt == "empty":
             return "empty"
+        if fmt == "unknown" and is_onnx_model(s):
+            scan_onnx(s, entry=entry, report=self.add)
+            return "onnx"
         if fmt in ("text", "unknown") and s.region is not None:
             base = _hdf5_userblock(s)
             if base:

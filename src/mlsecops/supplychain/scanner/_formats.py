@@ -242,7 +242,7 @@ _SSTI = re.compile(
     r"|config\.__class__|\|attr\("
     # Dunders assembled at render time: '_' * 2, '__' ~ 'class', or the attribute names as strings.
     r"|['\"]_['\"]\s*\*\s*2|['\"]__['\"]\s*~|~\s*['\"]__['\"]"
-    r"|['\"](class|mro|subclasses|globals|builtins|getattribute|base|bases|init|func_globals|f_globals)['\"]",
+    r"|['\"](class|mro|subclasses|globals|builtins|getattribute|bases|func_globals|f_globals)['\"]",
     re.IGNORECASE,
 )
 _GGUF_FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}

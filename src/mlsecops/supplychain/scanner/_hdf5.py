@@ -22,6 +22,8 @@ from mlsecops.supplychain.scanner._io import FileRegion
 
 __all__ = ["Hdf5Unsupported", "root_string_attributes"]
 
+Attributes = list[tuple[str, "str | bytes | None"]]
+
 _MAGIC = b"\x89HDF\r\n\x1a\n"
 _MAX_VALUE = 64 << 20
 _MAX_MESSAGES = 10_000
@@ -177,16 +179,18 @@ class _Reader:
         raise Hdf5Unsupported("global heap object not found")
 
 
-def root_string_attributes(region: FileRegion) -> dict[str, str | bytes | None]:
-    """Read the root group's attributes: name -> string value (``None`` for non-string values).
+def root_string_attributes(region: FileRegion) -> Attributes:
+    """Read the root group's attributes: (name, string value or ``None``), every message in order.
+
+    A crafted header may repeat a name; the caller judges every copy, not the one a reader picks.
 
     Raises:
         Hdf5Unsupported: not HDF5, or attributes this reader does not follow (dense storage).
     """
     r = _Reader(region)
-    out: dict[str, str | bytes | None] = {}
+    out: Attributes = []
     try:
-        for mtype, _flags, body in r.messages(r.root_header()):
+        for mtype, mflags, body in r.messages(r.root_header()):
             if mtype == 0x15:
                 # Attribute info: with a fractal heap address, attributes live in dense storage.
                 if len(body) >= 2 + r.o and r.uint(body, 2 + (2 if body[1] & 1 else 0), r.o) not in (
@@ -195,8 +199,9 @@ def root_string_attributes(region: FileRegion) -> dict[str, str | bytes | None]:
                 ):
                     raise Hdf5Unsupported("attributes in dense storage")
             elif mtype == 0x0C and len(body) >= 8:
-                name, value = r.attribute(body)
-                out[name] = value
+                if mflags & 0x02:
+                    raise Hdf5Unsupported("shared attribute message")
+                out.append(r.attribute(body))
     except (IndexError, struct.error, ValueError) as err:
         raise Hdf5Unsupported(f"malformed HDF5 structure: {err}") from None
     return out

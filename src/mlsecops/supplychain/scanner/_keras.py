@@ -259,12 +259,11 @@ def scan_h5(s: Stream, *, entry: str, report: Callable[[Hit], None], max_search:
 
 
 def _judge_attributes(
-    attrs: dict[str, str | bytes | None], entry: str, report: Callable[[Hit], None]
+    attrs: list[tuple[str, str | bytes | None]], entry: str, report: Callable[[Hit], None]
 ) -> None:
     seen = False
-    for key in ("model_config", "training_config"):
-        value = attrs.get(key)
-        if value is None:
+    for key, value in attrs:
+        if key not in ("model_config", "training_config") or value is None:
             continue
         seen = True
         where = f"{entry}@{key}" if entry else f"@{key}"

@@ -16,7 +16,7 @@ from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._io import Stream, Truncated
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
 
-__all__ = ["KNOWN_DOMAINS", "looks_like_onnx", "scan_onnx"]
+__all__ = ["KNOWN_DOMAINS", "is_onnx_model", "looks_like_onnx", "scan_onnx"]
 
 KNOWN_DOMAINS = frozenset(
     {
@@ -89,6 +89,40 @@ def looks_like_onnx(head: bytes) -> bool:
     if len(head) < 4 or head[0] != 0x08 or not 1 <= head[1] <= 20:
         return False
     return head[2] in (0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA)
+
+
+# ModelProto field -> wire type. Protobuf fixes no field order: onnx.load accepts a graph first.
+_MODEL_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
+
+
+def is_onnx_model(s: Stream) -> bool:
+    """Whether the whole (seekable) stream is ModelProto fields in any order, with a graph.
+
+    Fields are skipped with seeks; the stream is left where it was.
+    """
+    if s.size is None or not s.seekable:
+        return False
+    start = s.tell()
+    graph = False
+    try:
+        while s.tell() < s.size:
+            key = _varint(s)
+            num, wt = key >> 3, key & 7
+            if _MODEL_FIELDS.get(num) != wt:
+                return False
+            if wt == 0:
+                _varint(s)
+            else:
+                n = _varint(s)
+                if s.tell() + n > s.size:
+                    return False
+                s.skip(n)
+            graph = graph or num == 7
+        return graph and s.tell() == s.size
+    except (_Bad, Truncated):
+        return False
+    finally:
+        s.seek(start)
 
 
 class _Walker:

@@ -436,7 +436,7 @@ def _deny_reason(full: str) -> str | None:
     # (``torch.load.__globals__``, ``x.__reduce__``, ``__class__.__subclasses__``).
     if any(p.startswith("__") and p.endswith("__") and p not in _SAFE_DUNDERS for p in parts[1:]):
         return "dunder attribute access"
-    if any(p in _DENY_WORDS or _DENY_PREFIX.match(p) for p in parts[1:]):
+    if any(p in _DENY_WORDS for p in parts[1:]) or (len(parts) > 1 and _DENY_PREFIX.match(parts[-1])):
         return "code execution, import or nested loading"
     # Private interpreter modules (``_interpreters.run_string``, ``_posixsubprocess.fork_exec``...).
     if parts[0].startswith("_") and parts[0] not in {"_codecs", "__main__", "__torch__"}:

@@ -166,7 +166,9 @@ class PickleScanning(ScannerBase):
                     return fmt
                 continue
             if count == 0:
-                if not (forced or buf or res.protocol):
+                # A guessed pickle (no PROTO header, no pickle name) that neither reaches STOP nor calls
+                # anything is most likely other binary data: leave it to the embedded-pickle search.
+                if not (forced or res.protocol or (buf and res.calls)):
                     return None
                 self.hits.extend(buf)
                 self.add(
