@@ -411,6 +411,20 @@ def malicious() -> dict[str, tuple[bytes, str, str]]:
         "keras",
         "end record says 0 entries; Python's zipfile (Keras) reads the directory by its size",
     )
+    tp = io.BytesIO()
+    with zipfile.ZipFile(tp, "w") as z:
+        z.writestr("pkg/.data/version", "6\n")
+        z.writestr("pkg/.data/extern_modules", "os\n")
+        z.writestr(
+            "pkg/collections.py", f"import os\nos.system({CMD!r})\nclass OrderedDict(dict):\n    pass\n"
+        )
+        z.writestr("pkg/model/model.pkl", b"\x80\x04" + u("collections") + u("OrderedDict") + b"\x93)R.")
+    add(
+        "torch_package_shadow.pt",
+        tp.getvalue(),
+        "zip",
+        "torch.package whose collections.py shadows the allow-listed collections.OrderedDict its pickle uses",
+    )
     # -- keras -----------------------------------------------------------------------------------------
     kz = io.BytesIO()
     with zipfile.ZipFile(kz, "w", zipfile.ZIP_DEFLATED) as z:

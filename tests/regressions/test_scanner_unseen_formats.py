@@ -184,6 +184,15 @@ MALICIOUS = {
     "onnx-fields-reversed": lambda: _onnx("reversed"),
     # Jinja SSTI whose dunders are assembled at render time.
     "gguf-ssti-concat": lambda: _gguf("{% set u = '_' * 2 %}{{ ''[u ~ 'class' ~ u][u ~ 'mro' ~ u] }}"),
+    # torch.package imports its own collections.py for the allow-listed "collections.OrderedDict".
+    "torch-package-shadow": lambda: _zip(
+        {
+            "pkg/.data/version": "6\n",
+            "pkg/.data/extern_modules": "os\n",
+            "pkg/collections.py": "import os\nos.system('id')\nclass OrderedDict(dict): pass\n",
+            "pkg/model/model.pkl": b"\x80\x04\x8c\x0bcollections\x8c\x0bOrderedDict\x93)R.",
+        }
+    ),
     "h5-reordered-keys": lambda: _h5("reordered_lambda"),
     "h5-userblock": lambda: _h5("userblock_lambda"),
     "h5-bytes-attribute": lambda: _h5("bytes_lambda"),

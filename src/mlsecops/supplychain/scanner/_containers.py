@@ -32,6 +32,21 @@ from mlsecops.supplychain.scanner._zip import (
 __all__ = ["ContainerScanning", "join_entry"]
 
 _PICKLE_NAMES = (".pkl", ".pickle", ".debug_pkl", ".joblib")
+_CODE_NAMES = (
+    ".py",
+    ".pyc",
+    ".pyo",
+    ".pyw",
+    ".so",
+    ".dll",
+    ".dylib",
+    ".pyd",
+    ".exe",
+    ".sh",
+    ".bat",
+    ".ps1",
+    ".pth",
+)
 _STORAGE = re.compile(r"^(.*/)?data/\d+$")
 
 
@@ -146,7 +161,7 @@ class ContainerScanning(ScannerBase):
         ):
             fmt = "npz"
         for e in entries:
-            self._zip_entry(region, e, entry, depth, torch_prefixes, is_ts or is_keras)
+            self._zip_entry(region, e, entry, depth, torch_prefixes, is_ts or is_keras, names)
         return fmt
 
     def _zip_entry(
@@ -157,6 +172,7 @@ class ContainerScanning(ScannerBase):
         depth: int,
         torch_prefixes: set[str],
         config_aware: bool,
+        names: list[str],
     ) -> None:
         path = join_entry(entry, e.name)
         why = bad_member_name(e.name)
@@ -227,6 +243,27 @@ class ContainerScanning(ScannerBase):
             text = s.read(16 << 20).decode("utf-8", "replace")
             scan_torchscript_code(text, entry=path, report=self.add)
             return
+        if e.name.lower().endswith(_CODE_NAMES):
+            # torch.package runs the Python modules it carries, and they shadow the modules its pickles
+            # import (an in-archive collections.py serves "collections.OrderedDict"); remote-code model
+            # repositories import theirs too; native libraries load as code.
+            package = any(n.endswith(".data/extern_modules") for n in names)
+            self.add(
+                Hit(
+                    Severity.HIGH if package else Severity.MEDIUM,
+                    "Python module in torch.package archive" if package else "code file in model archive",
+                    f"{e.name!r} is program code that a loader of this archive may import or run"
+                    + (
+                        " (torch.package imports it in place of the module of the same name)"
+                        if package
+                        else ""
+                    ),
+                    kind="container",
+                    entry=path,
+                    atlas=ATLAS_ARTIFACT,
+                    remediation="Review the code, or load only the weights from a format without code.",
+                )
+            )
         try:
             self.scan(s, path, depth + 1, hint=hint)
         except Bomb as err:

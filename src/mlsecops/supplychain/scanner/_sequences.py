@@ -27,7 +27,9 @@ _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 _P0_GLOBAL = re.compile(rb"(?<![\w.])[ci]([A-Za-z_][\w.]{0,120})\n([A-Za-z_][\w.]{0,120})\n")
 # Protocol-4 STACK_GLOBAL from two SHORT_BINUNICODE names (optionally memoized), with or without a
 # PROTO header before it: where a loader started reading cannot be known inside unrecognised bytes.
-_SG_GLOBAL = re.compile(rb"\x8c([\x01-\x78])", re.DOTALL)
+_SG_GLOBAL = re.compile(rb"\x8c[\x01-\x78]|[XT][\x01-\x78]\x00\x00\x00|\x8d[\x01-\x78]\x00{7}")
+# String opcodes a STACK_GLOBAL name can come from: opcode -> width of its length field.
+_STR_OPS = {0x8C: 1, 0x58: 4, 0x55: 1, 0x54: 4, 0x8D: 8}
 _PROTO = re.compile(rb"\x80[\x02-\x05]")
 _MAX_PROBES = 20_000
 _ELEMENT_SIZE = {
@@ -53,20 +55,21 @@ _ELEMENT_SIZE = {
 
 
 def _stack_global_at(buf: bytes, i: int) -> tuple[str, str] | None:
-    """(module, name) when ``buf[i:]`` is SHORT_BINUNICODE x2 (each maybe memoized) then STACK_GLOBAL."""
+    """(module, name) when ``buf[i:]`` is two string pushes (each maybe memoized) then STACK_GLOBAL."""
     names = []
     for _ in range(2):
-        if buf[i : i + 1] != b"\x8c" or i + 2 > len(buf):
+        width = _STR_OPS.get(buf[i]) if i < len(buf) else None
+        if width is None:
             return None
-        n = buf[i + 1]
-        raw = buf[i + 2 : i + 2 + n]
-        if len(raw) != n:
+        n = int.from_bytes(buf[i + 1 : i + 1 + width], "little")
+        raw = buf[i + 1 + width : i + 1 + width + n]
+        if n > 256 or len(raw) != n:
             return None
         try:
             names.append(raw.decode("utf-8"))
         except UnicodeDecodeError:
             return None
-        i += 2 + n
+        i += 1 + width + n
         if buf[i : i + 1] == b"\x94":
             i += 1
         elif buf[i : i + 1] == b"q":
