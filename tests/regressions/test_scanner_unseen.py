@@ -231,3 +231,20 @@ def test_random_binaries_starting_like_pickles_are_not_flagged(tmp_path: Path) -
         (tmp_path / "w.bin").write_bytes(data)
         result = scan_file(tmp_path / "w.bin")
         assert result.verdict is Verdict.SAFE, (hex(first), [h.title for h in result.hits])
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"7z\xbc\xaf\x27\x1c\x00\x04",
+        b"Rar!\x1a\x07\x01\x00",
+        b"\x28\xb5\x2f\xfd",
+        b"\x5f\x2a\x4d\x18\x04\x00\x00\x00",
+    ],
+    ids=["7z", "rar5", "zstd", "zstd-skippable-frame"],
+)
+def test_archives_we_cannot_open_are_suspicious(tmp_path: Path, head: bytes) -> None:
+    (tmp_path / "weights.bin").write_bytes(head + bytes(200))
+    result = scan_file(tmp_path / "weights.bin")
+    assert result.verdict is Verdict.SUSPICIOUS
+    assert any("cannot be inspected" in h.title for h in result.hits)

@@ -44,8 +44,8 @@ def detect(head: bytes) -> str:
         return "7z"
     if head[:6] == b"Rar!\x1a\x07":
         return "rar"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "zstd"
+    if head[:4] == b"\x28\xb5\x2f\xfd" or (head[0] & 0xF0 == 0x50 and head[1:4] == b"\x2a\x4d\x18"):
+        return "zstd"  # a frame, or a skippable frame (any of 16 magics) before one
     if head[:2] == b"\x1f\x8b":
         return "gzip"
     if head[:3] == b"BZh" and head[3:4].isdigit():
