@@ -9,10 +9,10 @@ second the scale-free DLR loss, which defeats models whose cross-entropy gradien
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mlsecops.assess._losses import attack_loss
-from mlsecops.assess.attack import Attack, register_attack
+from mlsecops.assess.attack import Attack, BatchOutcome, register_attack
 from mlsecops.assess.constraints import Norm
 from mlsecops.assess.whitebox import gradient_step, random_start
 from mlsecops.models.interface import ModelAdapter, TorchNative
@@ -44,7 +44,7 @@ class ApgdAttack(Attack):
         steps: iterations per run.
         restarts: random restarts per loss.
         losses: losses to run one after the other (each only on examples not yet fooled).
-        batch_size: examples attacked together.
+        batch_size: examples attacked together (``None``: from the input size).
     """
 
     name = "apgd"
@@ -56,7 +56,7 @@ class ApgdAttack(Attack):
         steps: int = 100,
         restarts: int = 1,
         losses: tuple[str, ...] | list[str] = ("ce", "dlr"),
-        batch_size: int = 256,
+        batch_size: int | None = None,
     ) -> None:
         super().__init__(norm=norm, batch_size=batch_size)
         self.steps = steps
@@ -72,10 +72,10 @@ class ApgdAttack(Attack):
         norm: Norm,
         proj: Any,
         gen: torch.Generator,
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    ) -> BatchOutcome:
         import torch
 
-        assert isinstance(model, TorchNative)
+        native = cast("TorchNative", model)
         best = x0.clone()
         fooled = torch.zeros(len(x0), dtype=torch.bool, device=x0.device)
         queries = torch.zeros(len(x0), dtype=torch.long)
@@ -83,12 +83,12 @@ class ApgdAttack(Attack):
             for _ in range(max(1, int(self.restarts))):
                 idx = (~fooled).nonzero().flatten()
                 if len(idx) == 0:
-                    return best, queries, {}
-                adv, hit, q = self._run(model, x0[idx], y[idx], eps, norm, proj.subset(idx), gen, loss)
+                    return BatchOutcome(best, queries, {}, fooled)
+                adv, hit, q = self._run(native, x0[idx], y[idx], eps, norm, proj.subset(idx), gen, loss)
                 queries[idx.cpu()] += q
                 best[idx] = adv
                 fooled[idx[hit]] = True
-        return best, queries, {}
+        return BatchOutcome(best, queries, {}, fooled)
 
     def _run(
         self,

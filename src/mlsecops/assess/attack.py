@@ -8,6 +8,13 @@ black-box ones need only ``predict_proba`` (and use torch logits without gradien
 
 Only examples the model classifies correctly are attacked; the others count as fooled from the start,
 so ``robust_accuracy = 1 - fooled.mean()``.
+
+Cost: ``generate`` validates the inputs once (shape, NaN, labels, bounds: numpy checks, no model call)
+and each batch gets one clean pass, the attack, and one pass to check the adversarial inputs. Attacks
+that already know their verdict skip that last pass (white-box attacks read it from the logits of the
+passes they make anyway, see ``BatchOutcome.fooled``), and FGSM folds the clean pass into its gradient
+pass. Torch-native models are scored from their logits; the first batch's logits are checked for shape
+and NaN, so a model answering garbage gives a ``ModelError``.
 """
 
 from __future__ import annotations
@@ -15,18 +22,29 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 
 import numpy as np
 
 from mlsecops.assess.constraints import FeatureConstraints, Norm, parse_norm
 from mlsecops.core.errors import InputError
-from mlsecops.models.interface import ModelAdapter, TorchNative, check_inputs, check_labels
+from mlsecops.models.interface import ModelAdapter, ModelError, TorchNative, check_inputs, check_labels
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ATTACKS", "Attack", "AttackResult", "make_attack", "register_attack", "score_function"]
+__all__ = [
+    "ATTACKS",
+    "Attack",
+    "AttackResult",
+    "BatchOutcome",
+    "check_logits",
+    "is_torch_native",
+    "label_function",
+    "make_attack",
+    "register_attack",
+    "score_function",
+]
 
 
 @dataclass(frozen=True)
@@ -40,7 +58,8 @@ class AttackResult:
     clean_correct: np.ndarray
     """Per example: the model was right on the clean input."""
     queries: np.ndarray
-    """Per example: model evaluations the attack spent on it (forward passes count for white-box)."""
+    """Per example: model evaluations spent on it, the clean pass included (for white-box attacks, forward
+    passes, with or without a backward pass)."""
     attack: str = ""
     norm: str = "linf"
     eps: float = 0.0
@@ -64,19 +83,34 @@ class AttackResult:
         return float((self.fooled & self.clean_correct).sum() / n) if n else 0.0
 
 
+class BatchOutcome(NamedTuple):
+    """What ``_attack_batch`` returns for the examples it attacked."""
+
+    x_adv: torch.Tensor
+    """Adversarial inputs, one per attacked example."""
+    queries: torch.Tensor
+    """Model evaluations spent per example (on the CPU)."""
+    extra: dict[str, Any]
+    """Per-example details (arrays of the batch's length)."""
+    fooled: torch.Tensor | None = None
+    """Per example: the model's label on ``x_adv`` is wrong, when the attack evaluated ``x_adv`` itself
+    (white-box attacks do); ``None`` makes ``generate`` check ``x_adv`` with one more pass."""
+
+
 class Attack(abc.ABC):
     """Base of every attack: validation, batching and seeding around ``_attack_batch``.
 
     Args:
         norm: ``linf`` or ``l2``.
-        batch_size: examples attacked together.
+        batch_size: examples attacked together; ``None`` picks it from the input size (every row of a
+            small tabular or 8x8 image set in one batch, fewer for large images).
     """
 
     name: ClassVar[str] = ""
     norms: ClassVar[tuple[Norm, ...]] = ("linf", "l2")
     white_box: ClassVar[bool] = True
 
-    def __init__(self, *, norm: str = "linf", batch_size: int = 256) -> None:
+    def __init__(self, *, norm: str = "linf", batch_size: int | None = None) -> None:
         self.norm = norm
         self.batch_size = batch_size
 
@@ -103,6 +137,7 @@ class Attack(abc.ABC):
         Raises:
             InputError: bad inputs or labels, an unsupported norm, a negative eps, or a white-box attack
                 on a model without gradients.
+            ModelError: the model's scores have the wrong shape or are not finite.
         """
         import torch
 
@@ -111,42 +146,34 @@ class Attack(abc.ABC):
             raise InputError(f"attack {self.name!r} supports norms {', '.join(self.norms)}; got {norm!r}")
         if not np.isfinite(eps) or eps < 0:
             raise InputError(f"eps must be a finite number >= 0; got {eps}")
-        if self.white_box and not isinstance(model, TorchNative):
+        native = is_torch_native(model)
+        if self.white_box and not native:
             raise InputError(
                 f"attack {self.name!r} is white-box and needs a PyTorch model; for models without "
                 "gradients use 'square' or 'hopskipjump'"
             )
         arr = check_inputs(x, model.input_shape)
         labels = check_labels(y, len(arr), model.n_classes)
-        cons = constraints if constraints is not None else FeatureConstraints.from_data(arr)
-        cons.check_inside(arr)
-        device = model.device if isinstance(model, TorchNative) else torch.device("cpu")
+        if constraints is None:  # the data's own range holds the data: nothing to check
+            cons = FeatureConstraints.from_data(arr)
+        else:
+            cons = constraints
+            cons.check_inside(arr)
+        device = cast("TorchNative", model).device if native else torch.device("cpu")
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        scores = score_function(model)
+        predict = label_function(model)
+        xs = torch.from_numpy(arr).to(device)
+        ys = torch.from_numpy(labels).to(device)
+        proj = cons.torch_projector(xs) if len(arr) else None
+        rows = self._rows_per_batch(arr)
         outs, fooled, correct, queries, extras = [], [], [], [], []
-        for start in range(0, len(arr), self.batch_size):
-            x0 = torch.from_numpy(arr[start : start + self.batch_size]).to(device)
-            yb = torch.from_numpy(labels[start : start + self.batch_size]).to(device)
-            with torch.no_grad():
-                ok = scores(x0).argmax(dim=1) == yb
-            x_adv = x0.clone()
-            q = torch.ones(len(x0), dtype=torch.long)
-            idx = ok.nonzero().flatten()
-            extra: dict[str, Any] = {}
-            if len(idx) and eps > 0:
-                proj = cons.torch_projector(x0[idx])
-                adv_sub, q_sub, sub_extra = self._attack_batch(
-                    model, x0[idx], yb[idx], float(eps), norm, proj, gen
-                )
-                x_adv[idx] = adv_sub.detach()
-                q[idx.cpu()] += q_sub.cpu()
-                for key, value in sub_extra.items():  # per-example extras, NaN where not attacked
-                    full = np.full(len(x0), np.nan)
-                    full[idx.cpu().numpy()] = np.asarray(value, dtype=np.float64)
-                    extra[key] = full
-            with torch.no_grad():
-                wrong = scores(x_adv).argmax(dim=1) != yb
-            outs.append(x_adv.cpu().numpy())
+        for start in range(0, len(arr), rows):
+            part = slice(start, start + rows)
+            assert proj is not None  # there is at least one row here
+            x_adv, ok, wrong, q, extra = self._run_batch(
+                model, xs[part], ys[part], float(eps), norm, proj.subset(part), gen, predict
+            )
+            outs.append(x_adv.detach().cpu().numpy())
             fooled.append(wrong.cpu().numpy())
             correct.append(ok.cpu().numpy())
             queries.append(q.numpy())
@@ -157,15 +184,61 @@ class Attack(abc.ABC):
                 [e.get(key, np.full(len(c), np.nan)) for e, c in zip(extras, correct, strict=True)]
             )
         return AttackResult(
-            x_adv=np.concatenate(outs) if outs else arr.copy(),
-            fooled=np.concatenate(fooled) if fooled else np.zeros(0, dtype=bool),
-            clean_correct=np.concatenate(correct) if correct else np.zeros(0, dtype=bool),
-            queries=np.concatenate(queries) if queries else np.zeros(0, dtype=np.int64),
+            x_adv=_join(outs, arr.copy()),
+            fooled=_join(fooled, np.zeros(0, dtype=bool)),
+            clean_correct=_join(correct, np.zeros(0, dtype=bool)),
+            queries=_join(queries, np.zeros(0, dtype=np.int64)),
             attack=self.name,
             norm=norm,
             eps=float(eps),
             extra=merged,
         )
+
+    def _rows_per_batch(self, arr: np.ndarray) -> int:
+        if self.batch_size is not None:
+            return max(1, int(self.batch_size))
+        # about 2M input values per batch, between 256 and 4096 rows
+        per_row = max(1, int(arr[0].size)) if len(arr) else 1
+        return int(min(4096, max(256, (1 << 21) // per_row)))
+
+    def _run_batch(
+        self,
+        model: ModelAdapter,
+        x0: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        norm: Norm,
+        proj: Any,
+        gen: torch.Generator,
+        predict: Callable[[torch.Tensor], torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, np.ndarray]]:
+        """One batch: a clean pass, the attack on the correctly classified rows, and the verdict.
+
+        Returns ``(x_adv, clean_correct, fooled, queries, extra)``. The adversarial inputs are checked
+        with one more pass only when the attack did not evaluate them itself.
+        """
+        import torch
+
+        ok = predict(x0) == y
+        x_adv = x0.clone()
+        wrong = ~ok
+        q = torch.ones(len(x0), dtype=torch.long)
+        idx = ok.nonzero().flatten()
+        extra: dict[str, np.ndarray] = {}
+        if len(idx) == 0 or eps <= 0:
+            return x_adv, ok, wrong, q, extra
+        out = self._attack_batch(model, x0[idx], y[idx], eps, norm, proj.subset(idx), gen)
+        x_adv[idx] = out.x_adv.detach()
+        q[idx.cpu()] += out.queries.cpu()
+        for key, value in out.extra.items():  # per-example extras, NaN where not attacked
+            full = np.full(len(x0), np.nan)
+            full[idx.cpu().numpy()] = np.asarray(value, dtype=np.float64)
+            extra[key] = full
+        if out.fooled is not None:
+            wrong[idx] = out.fooled.to(wrong.device)
+        else:
+            wrong[idx] = predict(x_adv[idx]) != y[idx]
+        return x_adv, ok, wrong, q, extra
 
     @abc.abstractmethod
     def _attack_batch(
@@ -177,8 +250,79 @@ class Attack(abc.ABC):
         norm: Norm,
         proj: Any,
         gen: torch.Generator,
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-        """Attack a batch of correctly classified examples; return (x_adv, queries, extra)."""
+    ) -> BatchOutcome:
+        """Attack a batch of correctly classified examples."""
+
+
+def label_function(model: ModelAdapter) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function from an input batch (tensor) to the model's predicted labels, without gradients.
+
+    For torch-native models it reads the logits directly (one forward pass, no softmax, no numpy) and
+    checks that they are a finite ``(n, n_classes)`` matrix; other models answer through
+    ``predict_proba``, which validates their probabilities.
+
+    Raises:
+        ModelError: (from the returned function) scores of the wrong shape or with NaN or infinity.
+    """
+    import torch
+
+    if is_torch_native(model):
+        native = cast("TorchNative", model)
+        checked = False
+
+        def torch_labels(x: torch.Tensor) -> torch.Tensor:
+            nonlocal checked
+            with torch.no_grad():
+                logits = native.logits(x)
+            if not checked:  # the first batch proves the shape; NaN checks cost a pass over the logits
+                check_logits(logits, len(x), native.n_classes)
+                checked = True
+            return logits.argmax(dim=1)
+
+        return torch_labels
+
+    scores = score_function(model)
+
+    def numpy_labels(x: torch.Tensor) -> torch.Tensor:
+        return scores(x).argmax(dim=1)
+
+    return numpy_labels
+
+
+def _join(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+    if len(parts) == 1:  # one batch: no copy
+        return parts[0]
+    return np.concatenate(parts) if parts else empty
+
+
+_NATIVE: dict[type, bool] = {}
+
+
+def is_torch_native(model: object) -> bool:
+    """``isinstance(model, TorchNative)``, remembered per class (a runtime protocol check is slow)."""
+    kind = type(model)
+    if kind not in _NATIVE:
+        _NATIVE[kind] = isinstance(model, TorchNative)
+    return _NATIVE[kind]
+
+
+def check_logits(logits: torch.Tensor, n: int, n_classes: int, *, finite: bool = True) -> torch.Tensor:
+    """Return ``logits`` after checking they are a finite ``(n, n_classes)`` matrix.
+
+    The shape check is free; the finite check (``finite=True``) is one pass over the logits.
+
+    Raises:
+        ModelError: wrong shape, NaN or infinity.
+    """
+    import torch
+
+    if logits.ndim != 2 or logits.shape[0] != n or logits.shape[1] != n_classes:
+        raise ModelError(
+            f"the model returned scores of shape {tuple(logits.shape)}; expected ({n}, {n_classes})"
+        )
+    if finite and not bool(torch.isfinite(logits).all()):
+        raise ModelError("the model returned NaN or infinite scores")
+    return logits
 
 
 def score_function(model: ModelAdapter) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -139,17 +139,55 @@ class _Projector:
     def __init__(self, constraints: FeatureConstraints, x0: torch.Tensor) -> None:
         import torch
 
-        n_features = int(x0[0].numel())
-        lo, hi, integer, immutable = constraints.arrays(n_features)
-        shape = tuple(x0.shape[1:])
         self.x0 = x0
-        self.lo = torch.from_numpy(lo).reshape(shape).to(x0.device)
-        self.hi = torch.from_numpy(hi).reshape(shape).to(x0.device)
-        self.integer = torch.from_numpy(integer).reshape(shape).to(x0.device) if integer.any() else None
-        self.mutable = (~torch.from_numpy(immutable)).reshape(shape).to(x0.device).to(x0.dtype)
+        self.shape = tuple(x0.shape[1:])
+        c = constraints
+        plain = not c.integer and not c.immutable
+        if plain and isinstance(c.lower, int | float) and isinstance(c.upper, int | float):
+            # the common case (one range for every feature): no per-feature tensors, one clamp
+            if c.lower > c.upper:
+                raise InputError("every lower bound must be at most its upper bound")
+            self.bounds: tuple[float, float] | None = (float(c.lower), float(c.upper))
+            self._lo: torch.Tensor | None = None
+            self._hi: torch.Tensor | None = None
+            self.integer: torch.Tensor | None = None
+            self.mutable: torch.Tensor | None = None
+            return
+        lo, hi, integer, immutable = c.arrays(int(x0[0].numel()))
+        self._lo = torch.from_numpy(lo).reshape(self.shape).to(x0.device)
+        self._hi = torch.from_numpy(hi).reshape(self.shape).to(x0.device)
+        same = lo.size > 0 and bool(np.all(lo == lo[0])) and bool(np.all(hi == hi[0]))
+        self.bounds = (float(lo[0]), float(hi[0])) if same else None
+        self.integer = torch.from_numpy(integer).reshape(self.shape).to(x0.device) if integer.any() else None
+        # None when every feature may move: the mask multiply is skipped in the attacks' inner loops
+        self.mutable = (
+            (~torch.from_numpy(immutable)).reshape(self.shape).to(x0.device).to(x0.dtype)
+            if immutable.any()
+            else None
+        )
 
-    def subset(self, idx: torch.Tensor) -> _Projector:
-        """The same projector for a subset of the batch."""
+    @property
+    def lo(self) -> torch.Tensor:
+        """Lower bound of one input (shape of one input)."""
+        if self._lo is None:
+            self._lo = self._full(0)
+        return self._lo
+
+    @property
+    def hi(self) -> torch.Tensor:
+        """Upper bound of one input (shape of one input)."""
+        if self._hi is None:
+            self._hi = self._full(1)
+        return self._hi
+
+    def _full(self, which: int) -> torch.Tensor:
+        import torch
+
+        assert self.bounds is not None  # per-feature tensors exist whenever bounds is None
+        return torch.full(self.shape, self.bounds[which], dtype=self.x0.dtype, device=self.x0.device)
+
+    def subset(self, idx: torch.Tensor | slice) -> _Projector:
+        """The same projector for a subset of the batch (index tensor, boolean mask or slice)."""
         out = object.__new__(_Projector)
         out.__dict__.update(self.__dict__)
         out.x0 = self.x0[idx]
@@ -161,24 +199,31 @@ class _Projector:
         import torch
 
         base = self.x0 if x0 is None else x0
-        delta = (x - base) * self.mutable
+        delta = x - base if self.mutable is None else (x - base) * self.mutable
         if norm == "linf":
             delta = delta.clamp(-eps, eps)
         else:
             norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
             factor = torch.clamp(eps / norms, max=1.0)
             delta = delta * factor.view(-1, *([1] * (delta.ndim - 1)))
-        out = torch.maximum(torch.minimum(base + delta, self.hi), self.lo)
+        out = self._bound(base + delta)
         if self.integer is not None:
             out = torch.where(self.integer, base + torch.trunc(out - base), out)
         return out
+
+    def _bound(self, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        if self.bounds is not None:
+            return x.clamp(*self.bounds)
+        return torch.maximum(torch.minimum(x, self.hi), self.lo)  # per-feature bounds
 
     def clip(self, x: torch.Tensor) -> torch.Tensor:
         """Bounds and immutable features only, no eps ball (for decision-based starting points)."""
         import torch
 
-        out = self.x0 + (x - self.x0) * self.mutable
-        out = torch.maximum(torch.minimum(out, self.hi), self.lo)
+        out = x if self.mutable is None else self.x0 + (x - self.x0) * self.mutable
+        out = self._bound(out)
         if self.integer is not None:
             out = torch.where(self.integer, self.x0 + torch.trunc(out - self.x0), out)
         return out

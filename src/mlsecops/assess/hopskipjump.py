@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from mlsecops.assess.attack import Attack, register_attack, score_function
+from mlsecops.assess.attack import Attack, BatchOutcome, register_attack, score_function
 from mlsecops.assess.constraints import Norm
 from mlsecops.models.interface import ModelAdapter
 
@@ -77,7 +77,7 @@ class HopSkipJumpAttack(Attack):
         norm: Norm,
         proj: Any,
         gen: torch.Generator,
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    ) -> BatchOutcome:
         import torch
 
         scores = score_function(model)
@@ -109,7 +109,7 @@ class HopSkipJumpAttack(Attack):
             found[rows[ok]] = True
         rows = found.nonzero().flatten()
         if len(rows) == 0:
-            return x_adv, queries, {"distance": torch.full((n,), float("inf"))}
+            return BatchOutcome(x_adv, queries, {"distance": torch.full((n,), float("inf"))})
         x_adv[rows] = self._bisect(x0, x_adv, rows, proj, norm, adv)
         cur = torch.full((n,), float("inf"), device=dev)
         cur[rows] = dist(x_adv[rows], rows)
@@ -179,7 +179,7 @@ class HopSkipJumpAttack(Attack):
         # the final point within the budget: the adversarial point itself when it is close enough,
         # otherwise its projection on the eps ball (reported as not fooled unless it still is)
         out = proj(best, eps, norm)
-        return out, queries, {"distance": cur.cpu()}
+        return BatchOutcome(out, queries, {"distance": cur.cpu()})
 
     @staticmethod
     def _bisect(

@@ -16,7 +16,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mlsecops.assess._losses import margin
-from mlsecops.assess.attack import Attack, register_attack, score_function
+from mlsecops.assess.attack import Attack, BatchOutcome, register_attack, score_function
 from mlsecops.assess.constraints import Norm
 from mlsecops.models.interface import ModelAdapter
 
@@ -79,7 +79,7 @@ class SquareAttack(Attack):
         norm: Norm,
         proj: Any,
         gen: torch.Generator,
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    ) -> BatchOutcome:
         import torch
 
         scores = score_function(model)
@@ -123,7 +123,7 @@ class SquareAttack(Attack):
             if better.any():
                 x_best[act[better]] = cand[better]
                 m_best[act[better]] = m_new[better]
-        return x_best, queries, {}
+        return BatchOutcome(x_best, queries, {})
 
 
 def _grid(shape: tuple[int, ...]) -> tuple[int, int, int]:

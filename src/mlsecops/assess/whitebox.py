@@ -2,19 +2,23 @@
 
 PGD keeps, per example, the first iterate that fools the model and stops attacking it; examples still
 standing keep being attacked through every step of every restart. Every iterate is projected onto the
-eps ball and the feature constraints, so any iterate is a valid adversarial input.
+eps ball and the feature constraints, so any iterate is a valid adversarial input. Both attacks read
+the model's verdict from the logits of passes they make anyway (FGSM's gradient pass gives the clean
+labels, PGD's step passes give the labels of its iterates), so ``generate`` needs no extra passes.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from mlsecops.assess._losses import attack_loss
-from mlsecops.assess.attack import Attack, register_attack
+from mlsecops.assess.attack import Attack, BatchOutcome, check_logits, register_attack
 from mlsecops.assess.constraints import Norm
 from mlsecops.models.interface import ModelAdapter, TorchNative
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 __all__ = ["FgsmAttack", "PgdAttack", "gradient_step", "random_start"]
@@ -53,13 +57,14 @@ def random_start(x0: torch.Tensor, eps: float, norm: Norm, gen: torch.Generator)
 def _loss_grad(
     model: TorchNative, x: torch.Tensor, y: torch.Tensor, loss: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward and backward pass: the gradient of the summed loss and the (detached) logits."""
     import torch
 
     x = x.detach().requires_grad_(True)
     logits = model.logits(x)
     values = attack_loss(loss, logits, y)
     (grad,) = torch.autograd.grad(values.sum(), x)
-    return grad.detach(), logits.detach()
+    return grad, logits.detach()
 
 
 @register_attack
@@ -67,17 +72,47 @@ class FgsmAttack(Attack):
     """Fast gradient sign method (Goodfellow et al. 2015): one step of size eps; L2 steps along the
     normalised gradient.
 
+    A batch costs one forward and backward pass, whose logits also say which examples were right
+    before the attack, and one forward pass to check the result.
+
     Args:
         norm: ``linf`` or ``l2``.
         loss: ``ce`` (default) or ``margin``.
-        batch_size: examples attacked together.
+        batch_size: examples attacked together (``None``: from the input size).
     """
 
     name = "fgsm"
 
-    def __init__(self, *, norm: str = "linf", loss: str = "ce", batch_size: int = 256) -> None:
+    def __init__(self, *, norm: str = "linf", loss: str = "ce", batch_size: int | None = None) -> None:
         super().__init__(norm=norm, batch_size=batch_size)
         self.loss = loss
+
+    def _run_batch(
+        self,
+        model: ModelAdapter,
+        x0: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        norm: Norm,
+        proj: Any,
+        gen: torch.Generator,
+        predict: Callable[[torch.Tensor], torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, np.ndarray]]:
+        import torch
+
+        native = cast("TorchNative", model)
+        q = torch.ones(len(x0), dtype=torch.long)
+        if eps <= 0:
+            ok = predict(x0) == y
+            return x0.clone(), ok, ~ok, q, {}
+        grad, logits = _loss_grad(native, x0, y, self.loss)
+        # shape here; NaN or infinite scores reach x_adv through the gradient and fail predict's check
+        ok = check_logits(logits, len(x0), native.n_classes, finite=False).argmax(dim=1) == y
+        if not bool(ok.any()):
+            return x0.clone(), ok, ~ok, q, {}
+        stepped = proj(gradient_step(x0, grad, eps, norm), eps, norm)
+        x_adv = torch.where(ok.view(-1, *([1] * (x0.ndim - 1))), stepped, x0)
+        return x_adv, ok, predict(x_adv) != y, q, {}
 
     def _attack_batch(
         self,
@@ -88,18 +123,22 @@ class FgsmAttack(Attack):
         norm: Norm,
         proj: Any,
         gen: Any,
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-        import torch
-
-        assert isinstance(model, TorchNative)
-        grad, _ = _loss_grad(model, x0, y, self.loss)
+    ) -> BatchOutcome:
+        grad, _ = _loss_grad(cast("TorchNative", model), x0, y, self.loss)
         x_adv = proj(gradient_step(x0, grad, eps, norm), eps, norm)
-        return x_adv, torch.ones(len(x0), dtype=torch.long), {}
+        return BatchOutcome(x_adv, _ones(len(x0)), {})
 
 
 @register_attack
 class PgdAttack(Attack):
     """Projected gradient descent (Madry et al. 2018) with random restarts and early stopping per example.
+
+    Each step evaluates the current point (one forward and backward pass); an example whose point is
+    misclassified keeps it and leaves the batch, so it costs no further passes. After the last step of
+    a restart the final points get one forward pass. A restart attacks only the examples still standing.
+    The gradient budget per example is at most ``steps * restarts``: for a fixed budget, several short
+    restarts from random points usually beat one long run (on the digits benchmark, 4 restarts of 10
+    steps of ``0.25 eps`` find more adversarial examples than 1 run of 40 steps of ``0.1 eps``).
 
     Args:
         norm: ``linf`` or ``l2``.
@@ -110,7 +149,7 @@ class PgdAttack(Attack):
         rel_step: step as a fraction of eps when ``step_size`` is ``None`` (default 2.5 / steps).
         random_init: start each restart at a random point of the ball.
         loss: ``ce`` (default), ``margin`` or ``dlr``.
-        batch_size: examples attacked together.
+        batch_size: examples attacked together (``None``: from the input size).
     """
 
     name = "pgd"
@@ -125,7 +164,7 @@ class PgdAttack(Attack):
         rel_step: float | None = None,
         random_init: bool = True,
         loss: str = "ce",
-        batch_size: int = 256,
+        batch_size: int | None = None,
     ) -> None:
         super().__init__(norm=norm, batch_size=batch_size)
         self.steps = steps
@@ -144,43 +183,44 @@ class PgdAttack(Attack):
         norm: Norm,
         proj: Any,
         gen: torch.Generator,
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    ) -> BatchOutcome:
         import torch
 
-        assert isinstance(model, TorchNative)
+        native = cast("TorchNative", model)
         steps = max(1, int(self.steps))
         step = self.step_size if self.step_size is not None else eps * (self.rel_step or 2.5 / steps)
         best = x0.clone()
         fooled = torch.zeros(len(x0), dtype=torch.bool, device=x0.device)
-        queries = torch.zeros(len(x0), dtype=torch.long)
+        queries = torch.zeros(len(x0), dtype=torch.long, device=x0.device)
         for _restart in range(max(1, int(self.restarts)) if self.random_init else 1):
             idx = (~fooled).nonzero().flatten()
             if len(idx) == 0:
                 break
             sub = proj.subset(idx)
-            start = x0[idx]
-            if self.random_init:
-                start = random_start(start, eps, norm, gen)
-            x = sub(start, eps, norm)
-            yb = y[idx]
-            live = torch.arange(len(idx), device=x0.device)
-            for _ in range(steps):
-                grad, logits = _loss_grad(model, x, yb, self.loss)
-                queries[idx[live].cpu()] += 1
+            start = random_start(x0[idx], eps, norm, gen) if self.random_init else x0[idx]
+            x, yb, live = sub(start, eps, norm), y[idx], idx
+            for k in range(steps):
+                grad, logits = _loss_grad(native, x, yb, self.loss)
                 done = logits.argmax(dim=1) != yb
-                if done.any():
-                    best[idx[live[done]]] = x[done]
-                    fooled[idx[live[done]]] = True
-                keep = ~done
-                if not keep.any():
-                    break
-                x, grad, yb, live = x[keep], grad[keep], yb[keep], live[keep]
-                x = sub.subset(live)(gradient_step(x, grad, step, norm), eps, norm)
-            else:
-                if len(live):
-                    with torch.no_grad():
-                        hit = model.logits(x).argmax(dim=1) != yb
-                    queries[idx[live].cpu()] += 1
-                    best[idx[live]] = x
-                    fooled[idx[live[hit]]] = True
-        return best, queries, {}
+                if bool(done.any()):  # these examples are fooled at x: keep it, stop attacking them
+                    best[live[done]] = x[done]
+                    fooled[live[done]] = True
+                    queries[live[done]] += k + 1
+                    keep = ~done
+                    if not bool(keep.any()):
+                        break
+                    x, grad, yb, live, sub = x[keep], grad[keep], yb[keep], live[keep], sub.subset(keep)
+                x = sub(gradient_step(x, grad, step, norm), eps, norm)
+            else:  # the points after the last step: one forward pass
+                with torch.no_grad():
+                    hit = native.logits(x).argmax(dim=1) != yb
+                best[live] = x
+                fooled[live[hit]] = True
+                queries[live] += steps + 1
+        return BatchOutcome(best, queries.cpu(), {}, fooled)
+
+
+def _ones(n: int) -> torch.Tensor:
+    import torch
+
+    return torch.ones(n, dtype=torch.long)

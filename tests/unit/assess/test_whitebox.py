@@ -15,6 +15,9 @@ WHITE_BOX = [
     ("fgsm", {"norm": "l2"}, 1.0),
     ("pgd", {"norm": "linf", "steps": 20, "restarts": 2}, 0.1),
     ("pgd", {"norm": "l2", "steps": 20, "restarts": 2}, 1.0),
+    ("pgd", {"norm": "linf", "steps": 10, "restarts": 4, "rel_step": 0.25}, 0.1),
+    ("pgd", {"norm": "linf", "steps": 10, "restarts": 2, "loss": "margin"}, 0.1),
+    ("pgd", {"norm": "l2", "steps": 10, "restarts": 2, "loss": "dlr"}, 1.0),
     ("apgd", {"norm": "linf", "steps": 20}, 0.1),
     ("apgd", {"norm": "l2", "steps": 20}, 1.0),
 ]
@@ -113,3 +116,87 @@ def test_apgd_checkpoints_follow_the_schedule():
     marks = checkpoints(100)
     assert marks[0] == 22 and marks[1] == 41  # p1=0.22, p2=0.22+0.19
     assert all(b > a for a, b in itertools.pairwise(marks)) and marks[-1] < 100
+
+
+class _CountingNet:
+    """Wraps a torch module and counts forward calls and the rows they saw."""
+
+    def __init__(self, net):
+        self.net, self.calls, self.rows = net, 0, 0
+
+    def __call__(self, x):
+        self.calls += 1
+        self.rows += len(x)
+        return self.net(x)
+
+
+def _counting(adapter):
+    from mlsecops.models import TorchModel
+
+    model = TorchModel(adapter.module, input_shape=adapter.input_shape)
+    counter = _CountingNet(model.module)
+    model.module = counter  # TorchModel calls self.module(x) on every pass
+    return model, counter
+
+
+def test_fgsm_costs_one_gradient_pass_and_one_check(mlp, digits):
+    model, counter = _counting(mlp)
+    res = make_attack("fgsm").generate(model, digits.x_test, digits.y_test, eps=0.1)
+    # one forward (with backward) that also gives the clean labels, one forward to check the result
+    assert counter.calls == 2 and counter.rows == 2 * len(digits.x_test)
+    assert res.robust_accuracy < res.clean_accuracy
+    assert np.all(res.queries == 1)
+
+
+def test_pgd_reads_its_verdict_from_its_own_passes(mlp, digits):
+    model, counter = _counting(mlp)
+    x, y = digits.x_test, digits.y_test
+    res = make_attack("pgd", steps=10, restarts=4, rel_step=0.25).generate(model, x, y, eps=0.1)
+    # clean pass + at most 10 gradient passes and one closing check per restart; no re-evaluation
+    assert counter.calls <= 1 + 4 * 11
+    assert counter.rows == res.queries.sum()
+    assert res.queries.max() <= 1 + 4 * 11
+    pred = mlp.predict_proba(res.x_adv).argmax(axis=1)
+    np.testing.assert_array_equal(pred != y, res.fooled)
+
+
+def test_short_restarts_beat_one_long_run_at_the_same_gradient_budget(mlp, digits):
+    x, y = digits.x_test, digits.y_test
+    long = [
+        make_attack("pgd", steps=40, restarts=1, rel_step=0.1).generate(mlp, x, y, eps=0.1, seed=s)
+        for s in range(3)
+    ]
+    short = [
+        make_attack("pgd", steps=10, restarts=4, rel_step=0.25).generate(mlp, x, y, eps=0.1, seed=s)
+        for s in range(3)
+    ]
+    # same 40 gradient passes per example; 4 random starts of 10 steps find more adversarial examples
+    assert np.mean([r.robust_accuracy for r in short]) < np.mean([r.robust_accuracy for r in long])
+
+
+def test_non_finite_or_misshapen_scores_are_model_errors(digits):
+    import torch
+
+    from mlsecops.models import ModelError, TorchModel
+
+    x, y = digits.x_test[:20], digits.y_test[:20]
+
+    class NanNet(torch.nn.Module):
+        def forward(self, t):
+            return torch.full((len(t), 10), float("nan")) + 0 * t.sum()
+
+    class WideNet(torch.nn.Module):
+        def forward(self, t):
+            return torch.zeros((len(t), 12)) + 0 * t.sum()
+
+    nan_model = TorchModel(NanNet(), input_shape=(64,), n_classes=10)
+    wide_model = TorchModel(WideNet(), input_shape=(64,), n_classes=10)
+    for name in ("fgsm", "pgd", "apgd"):
+        with pytest.raises(ModelError, match="NaN"):
+            make_attack(name, steps=2).generate(nan_model, x, y, eps=0.1) if name != "fgsm" else make_attack(
+                name
+            ).generate(nan_model, x, y, eps=0.1)
+        with pytest.raises(ModelError, match="shape"):
+            make_attack(name, steps=2).generate(wide_model, x, y, eps=0.1) if name != "fgsm" else make_attack(
+                name
+            ).generate(wide_model, x, y, eps=0.1)
