@@ -294,8 +294,39 @@ def write_markdown(data: dict[str, Any]) -> str:
                     f"| {label} ({res['bytes'] / 1e9:.2f} GB) | {tool} | {sec} | {r.get('x_floor', '-')} | "
                     f"{r.get('peak_mb', '-')} | {r.get('exit', '-')} | {note.replace('|', '/')} |"
                 )
+    lines += unseen_table(data)
     lines += ["", "Per-file outcomes, missed files and flagged benign files are in `scanner.json`.", ""]
     return "\n".join(lines)
+
+
+def unseen_table(data: dict[str, Any]) -> list[str]:
+    """Per-sample outcome of the round-two red-team samples (``unseen.py``), every tool side by side."""
+    labels_path = CORPUS / "labels.json"
+    if not labels_path.exists():
+        return []
+    labels = [r for r in json.loads(labels_path.read_text()) if "/unseen/" in r["path"]]
+    tools = [t for t in TOOLS if t in data["per_file"]]
+    rows = {t: {r["path"]: r for r in data["per_file"][t]} for t in tools}
+    bad = [r for r in labels if r["label"] == "malicious"]
+    good = [r for r in labels if r["label"] == "benign"]
+    if not bad:
+        return []
+    out = [
+        "",
+        f"### Round-two red-team samples ({len(bad)} malicious, {len(good)} benign, `unseen.py`)",
+        "",
+        "| sample | technique | " + " | ".join(tools) + " |",
+        "|---|---|" + "---|" * len(tools),
+    ]
+    for r in bad:
+        cells = ["yes" if rows[t].get(r["path"], {}).get("flag") else "**no**" for t in tools]
+        tech = r["technique"].removeprefix("unseen: ").replace("|", "/")
+        out.append(f"| {r['path'].rsplit('/', 1)[-1]} | {tech} | " + " | ".join(cells) + " |")
+    det = [sum(bool(rows[t].get(r["path"], {}).get("flag")) for r in bad) for t in tools]
+    fp = [sum(bool(rows[t].get(r["path"], {}).get("flag")) for r in good) for t in tools]
+    out.append("| **detected** | | " + " | ".join(f"{d}/{len(bad)}" for d in det) + " |")
+    out.append("| **benign twins flagged** | | " + " | ".join(f"{f}/{len(good)}" for f in fp) + " |")
+    return out
 
 
 def main() -> None:
