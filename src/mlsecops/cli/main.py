@@ -9,7 +9,6 @@ which imports only the module owning the command (the table below).
 
 from __future__ import annotations
 
-import logging
 import sys
 import traceback
 
@@ -41,10 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     args = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in args
-    log = logging.getLogger("mlsecops")
-    log.setLevel(logging.DEBUG if debug else logging.WARNING)
-    if debug and not log.handlers:
-        log.addHandler(logging.StreamHandler(sys.stderr))
+    if debug:  # logging is imported only then: it is start-up time every other run would pay
+        import logging
+
+        log = logging.getLogger("mlsecops")
+        log.setLevel(logging.DEBUG)
+        if not log.handlers:
+            log.addHandler(logging.StreamHandler(sys.stderr))
     try:
         words = args[1:] if args[:1] == ["--debug"] else args
         if words[:1] == ["scan"]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import tarfile
-import tempfile
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -83,6 +81,8 @@ class ContainerScanning(ScannerBase):
 
     def _spooled_zip(self, s: Stream, entry: str, depth: int) -> str:
         """A zip inside a compressed stream needs random access: copy it to an unnamed temporary file."""
+        import tempfile  # imported when needed: a JSON scan of one checkpoint should start fast
+
         with tempfile.TemporaryFile(prefix="mlsecops-scan-") as tmp:
             copied = 0
             while True:
@@ -326,6 +326,8 @@ class ContainerScanning(ScannerBase):
         return f"{codec}+{inner_fmt}"
 
     def _tar(self, s: Stream, entry: str, depth: int) -> str:
+        import tarfile  # with shutil it costs ~10 ms of start-up that scans without a tar never need
+
         region = s.region
         fobj = _TarIO(s)
         try:
