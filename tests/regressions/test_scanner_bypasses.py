@@ -221,25 +221,38 @@ def test_keras_lambda_safe_mode_bypass(tmp_path: Path) -> None:
         assert scan_file(path).verdict is Verdict.MALICIOUS, layer
 
 
-def test_onnx_external_data_traversal(tmp_path: Path) -> None:
-    # CVE-2024-27318 / CVE-2024-5187, external_data path traversal: https://nvd.nist.gov/vuln/detail/CVE-2024-27318
+def _onnx_with_external(location: str) -> bytes:
     def pb(num: int, raw: bytes | str | int) -> bytes:
         if isinstance(raw, int):
             return bytes([num << 3, raw])
         data = raw.encode() if isinstance(raw, str) else raw
         return bytes([num << 3 | 2, len(data)]) + data
 
-    tensor = (
-        pb(1, 4)
-        + pb(2, 1)
-        + pb(8, "w")
-        + pb(13, pb(1, "location") + pb(2, "../../../etc/passwd"))
-        + pb(14, 1)
-    )
-    model = pb(1, 8) + pb(7, pb(5, tensor) + pb(2, "g"))
+    tensor = pb(1, 4) + pb(2, 1) + pb(8, "w") + pb(13, pb(1, "location") + pb(2, location)) + pb(14, 1)
+    return pb(1, 8) + pb(7, pb(5, tensor) + pb(2, "g"))
+
+
+def test_onnx_external_data_traversal(tmp_path: Path) -> None:
+    # CVE-2024-27318 / CVE-2024-5187, external_data path traversal: https://nvd.nist.gov/vuln/detail/CVE-2024-27318
     path = tmp_path / "m.onnx"
-    path.write_bytes(model)
+    path.write_bytes(_onnx_with_external("../../../etc/passwd"))
     assert scan_file(path).verdict is Verdict.MALICIOUS
+
+
+def test_onnx_external_data_through_a_symlink_in_the_model_directory(tmp_path: Path) -> None:
+    # The same read of an arbitrary file with a harmless-looking relative name: weights.bin -> /etc/passwd.
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "weights.bin").symlink_to("/etc/passwd")
+    (model_dir / "m.onnx").write_bytes(_onnx_with_external("weights.bin"))
+    result = scan_file(model_dir / "m.onnx")
+    assert result.verdict is Verdict.MALICIOUS and "symbolic link" in result.hits[0].detail
+    # a real file (or a link that stays inside the directory) is fine
+    (model_dir / "real.bin").write_bytes(b"\0" * 16)
+    (model_dir / "inside.bin").symlink_to("real.bin")
+    for name in ("real.bin", "inside.bin"):
+        (model_dir / "ok.onnx").write_bytes(_onnx_with_external(name))
+        assert scan_file(model_dir / "ok.onnx").verdict is Verdict.SAFE, name
 
 
 def test_gguf_chat_template_injection(tmp_path: Path) -> None:

@@ -105,6 +105,7 @@ def scan_fd(
         hasher.start()
     budget = Budget(limits)
     scanner = ArtifactScanner(limits, budget)
+    scanner.base_dir = os.path.dirname(os.path.abspath(p))
     if limits.max_file_bytes is not None and size > limits.max_file_bytes:
         scanner.add(
             Hit(

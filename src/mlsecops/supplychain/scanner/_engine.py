@@ -28,6 +28,9 @@ __all__ = ["ArtifactScanner"]
 class ArtifactScanner(ContainerScanning, PickleScanning):
     """Scan one artifact; collects ``hits`` and the format of every entry in ``formats``."""
 
+    base_dir: str | None = None
+    """Directory of the scanned file on disk (for ONNX external data behind symbolic links)."""
+
     # -- dispatch ----------------------------------------------------------------------------------------
 
     def scan(self, s: Stream, entry: str, depth: int, *, hint: str = "") -> str:
@@ -126,7 +129,7 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
             scan_gguf(s, entry=entry, report=self.add)
             return "gguf"
         if fmt == "onnx":
-            scan_onnx(s, entry=entry, report=self.add)
+            scan_onnx(s, entry=entry, report=self.add, base_dir=None if entry else self.base_dir)
             return "onnx"
         if fmt in ("pickle", "pickle-text", "pickle-maybe"):
             start = s.tell()
@@ -139,7 +142,7 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
         if fmt == "empty":
             return "empty"
         if fmt == "unknown" and is_onnx_model(s):
-            scan_onnx(s, entry=entry, report=self.add)
+            scan_onnx(s, entry=entry, report=self.add, base_dir=None if entry else self.base_dir)
             return "onnx"
         if fmt in ("text", "unknown") and s.region is not None:
             base = _hdf5_userblock(s)

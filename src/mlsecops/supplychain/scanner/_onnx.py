@@ -10,6 +10,7 @@ not a valid model.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 from mlsecops.core.severity import Severity
@@ -126,10 +127,11 @@ def is_onnx_model(s: Stream) -> bool:
 
 
 class _Walker:
-    def __init__(self, s: Stream, entry: str, report: Callable[[Hit], None]) -> None:
+    def __init__(self, s: Stream, entry: str, report: Callable[[Hit], None], base_dir: str | None) -> None:
         self.s = s
         self.entry = entry
         self.report = report
+        self.base_dir = base_dir
         self.domains: set[str] = set()
         self.nodes = 0
         self.graph_seen = False
@@ -289,6 +291,12 @@ class _Walker:
             why = "a path that climbs out of the model directory"
         elif "\x00" in norm or norm.startswith("~"):
             why = "an unusual path"
+        elif self.base_dir is not None:
+            # A relative name can still leave the directory through a symbolic link inside it.
+            root = os.path.realpath(self.base_dir)
+            real = os.path.realpath(os.path.join(root, norm))
+            if os.path.commonpath([root, real]) != root:
+                why = f"a path that a symbolic link in the model directory turns into {real!r}"
         if why:
             self.report(
                 Hit(
@@ -324,10 +332,14 @@ class _Walker:
         )
 
 
-def scan_onnx(s: Stream, *, entry: str, report: Callable[[Hit], None]) -> None:
-    """Walk an ONNX ModelProto from ``s`` (to the end of the stream)."""
+def scan_onnx(s: Stream, *, entry: str, report: Callable[[Hit], None], base_dir: str | None = None) -> None:
+    """Walk an ONNX ModelProto from ``s`` (to the end of the stream).
+
+    ``base_dir`` is the directory of a model file on disk: external-data names are then also resolved
+    there, so that a symbolic link inside the directory cannot point them elsewhere.
+    """
     end = s.size if s.size is not None else 1 << 62
-    w = _Walker(s, entry, report)
+    w = _Walker(s, entry, report, base_dir)
     try:
         w.model(end)
     except (_Bad, Truncated) as err:
