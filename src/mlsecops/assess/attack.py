@@ -20,6 +20,7 @@ and NaN, so a model answering garbage gives a ``ModelError``.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
@@ -144,7 +145,11 @@ class Attack(abc.ABC):
         norm = parse_norm(self.norm)
         if norm not in self.norms:
             raise InputError(f"attack {self.name!r} supports norms {', '.join(self.norms)}; got {norm!r}")
-        if not np.isfinite(eps) or eps < 0:
+        try:
+            eps = float(eps)
+        except (TypeError, ValueError):
+            raise InputError(f"eps must be a finite number >= 0; got {eps!r}") from None
+        if not math.isfinite(eps) or eps < 0:
             raise InputError(f"eps must be a finite number >= 0; got {eps}")
         native = is_torch_native(model)
         if self.white_box and not native:
@@ -184,10 +189,10 @@ class Attack(abc.ABC):
                 [e.get(key, np.full(len(c), np.nan)) for e, c in zip(extras, correct, strict=True)]
             )
         return AttackResult(
-            x_adv=_join(outs, arr.copy()),
-            fooled=_join(fooled, np.zeros(0, dtype=bool)),
-            clean_correct=_join(correct, np.zeros(0, dtype=bool)),
-            queries=_join(queries, np.zeros(0, dtype=np.int64)),
+            x_adv=_join(outs) if outs else arr.copy(),
+            fooled=_join(fooled) if fooled else np.zeros(0, dtype=bool),
+            clean_correct=_join(correct) if correct else np.zeros(0, dtype=bool),
+            queries=_join(queries) if queries else np.zeros(0, dtype=np.int64),
             attack=self.name,
             norm=norm,
             eps=float(eps),
@@ -272,7 +277,7 @@ def label_function(model: ModelAdapter) -> Callable[[torch.Tensor], torch.Tensor
 
         def torch_labels(x: torch.Tensor) -> torch.Tensor:
             nonlocal checked
-            with torch.no_grad():
+            with torch.inference_mode():  # labels only: no autograd bookkeeping at all
                 logits = native.logits(x)
             if not checked:  # the first batch proves the shape; NaN checks cost a pass over the logits
                 check_logits(logits, len(x), native.n_classes)
@@ -289,10 +294,8 @@ def label_function(model: ModelAdapter) -> Callable[[torch.Tensor], torch.Tensor
     return numpy_labels
 
 
-def _join(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
-    if len(parts) == 1:  # one batch: no copy
-        return parts[0]
-    return np.concatenate(parts) if parts else empty
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)  # one batch: no copy
 
 
 _NATIVE: dict[type, bool] = {}
