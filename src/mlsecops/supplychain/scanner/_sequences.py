@@ -24,10 +24,24 @@ _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 # A protocol-0 GLOBAL/INST at an opcode boundary (not inside a word). Each match is confirmed by walking
 # a pickle from it: only one that calls something or reaches STOP is reported, so word lists
 # ("cos\nsine\n(tangent)") in text files are not mistaken for pickles.
-_P0_GLOBAL = re.compile(rb"(?<![\w.])[ci]([A-Za-z_][\w.]{0,120})\n([A-Za-z_][\w.]{0,120})\n")
+# (The "not inside a word" test is done on each match: a look-behind at the front of the pattern costs
+# the regex engine its fast scan, 7x slower on unrecognised bytes.)
+_P0_GLOBAL = re.compile(rb"[ci]([A-Za-z_][\w.]{0,120})\n([A-Za-z_][\w.]{0,120})\n")
+_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\Z")  # module.qualname, as the walker resolves it
+_WORDISH = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
 # Protocol-4 STACK_GLOBAL from two SHORT_BINUNICODE names (optionally memoized), with or without a
 # PROTO header before it: where a loader started reading cannot be known inside unrecognised bytes.
-_SG_GLOBAL = re.compile(rb"\x8c[\x01-\x78]|[XT][\x01-\x78]\x00\x00\x00|\x8d[\x01-\x78]\x00{7}")
+# One pattern per string opcode, each starting with its literal opcode byte and requiring a name's first
+# character: literal-prefixed patterns are scanned at memchr speed, an alternation is 20x slower.
+_SG_GLOBALS = tuple(
+    re.compile(p)
+    for p in (
+        rb"\x8c[\x01-\x78][A-Za-z_]",
+        rb"X[\x01-\x78]\x00\x00\x00[A-Za-z_]",
+        rb"T[\x01-\x78]\x00\x00\x00[A-Za-z_]",
+        rb"\x8d[\x01-\x78]\x00{7}[A-Za-z_]",
+    )
+)
 # String opcodes a STACK_GLOBAL name can come from: opcode -> width of its length field.
 _STR_OPS = {0x8C: 1, 0x58: 4, 0x55: 1, 0x54: 4, 0x8D: 8}
 _PROTO = re.compile(rb"\x80[\x02-\x05]")
@@ -251,13 +265,20 @@ class PickleScanning(ScannerBase):
             searched += len(chunk)
             view = memoryview(buf)
             starts = [m.start() for m in _PROTO.finditer(buf)]
-            for m in _P0_GLOBAL.finditer(buf):
+            pos = 0
+            while (m := _P0_GLOBAL.search(buf, pos)) is not None:
+                i = m.start()
+                if i and buf[i - 1] in _WORDISH:  # inside a word: a later candidate may start within it
+                    pos = i + 1
+                    continue
+                pos = m.end()
                 if judge(m.group(1).decode(), m.group(2).decode()).rule is Rule.DENY:
-                    starts.append(m.start())
-            for m in _SG_GLOBAL.finditer(buf):
-                name = _stack_global_at(buf, m.start())
-                if name is not None and judge(*name).rule is Rule.DENY:
-                    starts.append(m.start())
+                    starts.append(i)
+            for pattern in _SG_GLOBALS:
+                for m in pattern.finditer(buf):
+                    name = _stack_global_at(buf, m.start())
+                    if name is not None and judge(*name).rule is Rule.DENY:
+                        starts.append(m.start())
             for i in sorted(set(starts)):
                 off = buf_base + i
                 if off in seen_off or probes >= _MAX_PROBES:
@@ -283,7 +304,10 @@ class PickleScanning(ScannerBase):
         buf: list[Hit] = []
         w = PickleWalker(sub, self.limits, entry=f"{entry}@{off}", report=buf.append)
         res = w.walk(pb)
+        # Evidence must name a real module.qualname: in random bytes (raw weights, compressed data) a walk
+        # often meets an EXT opcode or a call on an opaque value, which resolve to nothing a loader runs.
+        named = [h for h in buf if h.callable and _DOTTED.match(h.callable)]
         # A complete pickle, or a strong hit and a call before the bytes stopped making sense.
-        if (res.ok and buf) or (res.calls and any(h.severity >= Severity.HIGH for h in buf)):
+        if (res.ok and named) or (res.calls and any(h.severity >= Severity.HIGH for h in named)):
             for h in buf:
                 self.add(replace(h, offset=off + (h.offset or 0), title=f"embedded pickle: {h.title}"))
