@@ -680,6 +680,14 @@ def benign() -> dict[str, tuple[bytes, str, str]]:
         "text",
         "word list that looks a little like protocol-0 globals",
     )
+    rng = np.random.default_rng(7)
+    add(
+        "variables.data-00000-of-00001",
+        rng.standard_normal(8 << 20).astype(np.float32).tobytes(),
+        "unknown",
+        "raw float32 weights (TensorFlow checkpoint data shard), 32 MiB",
+    )
+    add("random.bin", rng.bytes(64 << 20), "unknown", "64 MiB of random bytes (encrypted or compressed blob)")
     template = "{% for m in messages %}{{ '<|' ~ m['role'] ~ '|>' ~ m['content'] }}{% endfor %}"
     add("chat.gguf", _gguf({"tokenizer.chat_template": template}), "gguf", "ordinary chat template with ~")
     return b
