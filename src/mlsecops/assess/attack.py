@@ -157,10 +157,14 @@ class Attack(abc.ABC):
                 f"attack {self.name!r} is white-box and needs a PyTorch model; for models without "
                 "gradients use 'square' or 'hopskipjump'"
             )
-        arr = check_inputs(x, model.input_shape)
+        arr = check_inputs(x, model.input_shape, finite=False)
+        # one pass for the range, which is NaN or infinite exactly when some value is
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 1.0)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            check_inputs(arr, model.input_shape)  # raises the usual error, with the row count
         labels = check_labels(y, len(arr), model.n_classes)
-        if constraints is None:  # the data's own range holds the data: nothing to check
-            cons = FeatureConstraints.from_data(arr)
+        if constraints is None:  # the data's own range: it holds the data, nothing to check
+            cons = FeatureConstraints(lower=lo, upper=hi)
         else:
             cons = constraints
             cons.check_inside(arr)

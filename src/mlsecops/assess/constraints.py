@@ -167,6 +167,11 @@ class _Projector:
         )
 
     @property
+    def plain(self) -> bool:
+        """One range for every feature, none integer or immutable: projection is a clamp."""
+        return self.bounds is not None and self.integer is None and self.mutable is None
+
+    @property
     def lo(self) -> torch.Tensor:
         """Lower bound of one input (shape of one input)."""
         if self._lo is None:

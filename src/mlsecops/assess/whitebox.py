@@ -110,8 +110,13 @@ class FgsmAttack(Attack):
         ok = check_logits(logits, len(x0), native.n_classes, finite=False).argmax(dim=1) == y
         if not bool(ok.any()):
             return x0.clone(), ok, ~ok, q, {}
-        stepped = proj(gradient_step(x0, grad, eps, norm), eps, norm)
-        x_adv = torch.where(ok.view(-1, *([1] * (x0.ndim - 1))), stepped, x0)
+        col = ok.view(-1, *([1] * (x0.ndim - 1)))
+        if norm == "linf" and proj.plain:
+            # x0 + eps * sign(grad) is inside the ball already; bounds are one clamp. In place on the
+            # new sign tensor, with the step zeroed where the model was already wrong.
+            x_adv = grad.sign().mul_(col.to(grad.dtype) * eps).add_(x0).clamp_(*proj.bounds)
+        else:
+            x_adv = torch.where(col, proj(gradient_step(x0, grad, eps, norm), eps, norm), x0)
         return x_adv, ok, predict(x_adv) != y, q, {}
 
     def _attack_batch(

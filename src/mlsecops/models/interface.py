@@ -88,7 +88,9 @@ class TorchNative(GradientModel, Protocol):
         ...
 
 
-def check_inputs(x: Any, input_shape: tuple[int, ...], *, what: str = "inputs") -> np.ndarray:
+def check_inputs(
+    x: Any, input_shape: tuple[int, ...], *, what: str = "inputs", finite: bool = True
+) -> np.ndarray:
     """Validate a batch of inputs and return it as a float32 array.
 
     Args:
@@ -96,6 +98,8 @@ def check_inputs(x: Any, input_shape: tuple[int, ...], *, what: str = "inputs") 
             the sizes agree.
         input_shape: the model's expected shape of one input.
         what: name used in error messages.
+        finite: check for NaN and infinity (a caller that scans the values anyway, e.g. for their
+            range, may skip this pass and call again with ``finite=True`` to get the error).
 
     Returns:
         The batch as a C-contiguous float32 array of shape ``(n, *input_shape)``.
@@ -118,7 +122,7 @@ def check_inputs(x: Any, input_shape: tuple[int, ...], *, what: str = "inputs") 
                 f"{what} have shape {tuple(arr.shape)}; the model expects (n, {_fmt(input_shape)}). "
                 "Reshape the data or pass the model's input shape explicitly."
             )
-    if not np.all(np.isfinite(arr)):
+    if finite and not np.all(np.isfinite(arr)):
         bad = int(np.count_nonzero(~np.isfinite(arr).reshape(arr.shape[0], -1).all(axis=1)))
         raise InputError(f"{what} contain NaN or infinite values in {bad} row(s); clean or impute them first")
     return np.ascontiguousarray(arr)
