@@ -132,7 +132,8 @@ def scan_rows(
                     Severity.HIGH if share >= 0.02 else Severity.MEDIUM,
                     f"{rows.size} rows with suspected label errors or flips ({share:.1%})",
                     "Models trained without these rows assign another class clearly more probability"
-                    " than the given label (confident learning, two rounds)"
+                    " than the given label (confident learning, two rounds; estimated share of wrong"
+                    f" labels {lab.noise_rate_:.1%})"
                     + (
                         f", or the supplied model gives the label less than {model_min_proba:g}"
                         " and the cross-validated models do not confirm it."
@@ -141,6 +142,7 @@ def scan_rows(
                     ),
                     artifact,
                     rows=[int(r) for r in rows[:50]],
+                    estimated_noise_rate=round(lab.noise_rate_, 4),
                 )
             )
     if "backdoor" in detectors and n_classes >= 3:
