@@ -12,8 +12,8 @@ pass (measured in ``benchmarks/data``):
   rows by the models trained on kept rows only);
 * a cap from an estimated noise rate. Where classes genuinely overlap, many correctly labelled rows get
   more probability for another class, and a fixed margin would flag them all. A noise-aware calibration
-  fits two numbers to the final probabilities by maximum likelihood: a temperature and the share of
-  labels replaced by a random other class (``noise_rate_``). At most that share of the rows plus
+  fits the final probabilities by maximum likelihood: a temperature and a class-pair label-noise matrix,
+  which give the share of wrong labels (``noise_rate_``). At most that share of the rows plus
   ``max_clean_rate`` of the others is flagged (the highest calibrated margins first).
 
 The score of a row is ``max_{j != y} p_j - p_y`` in [-1, 1]; a row is suspect when it exceeds ``margin``
@@ -242,54 +242,56 @@ class ConfidentLabelDetector:
         return np.asarray(self.suspect_).copy()
 
 
-_T_BOUNDS = (0.3, 1.0)
-"""Temperatures the noise-aware calibration may choose (probabilities are raised to 1/T)."""
+_TEMPERATURES = np.geomspace(0.3, 1.0, 8)
+"""Temperatures the noise-aware calibration tries (probabilities are raised to 1/T)."""
 
 
-def noise_calibration(proba: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Fit a temperature and a random-flip rate to out-of-sample probabilities of noisy labels.
+def noise_calibration(
+    proba: np.ndarray, y: np.ndarray, *, n_iter: int = 50
+) -> tuple[np.ndarray, float, float]:
+    """Fit a temperature and a label-noise transition matrix to out-of-sample probabilities of noisy labels.
 
-    The observed label of a row is modelled as its true class with probability ``1 - rho`` and a random
-    other class with probability ``rho``; the true class follows the tempered probabilities
-    ``p ** (1 / T)`` (renormalised). Both are fit by maximum likelihood over every row. A plain
-    temperature fit on noisy labels would flatten the probabilities to explain the flipped rows; the
-    mixture leaves those to ``rho``.
+    The true class of a row follows the tempered probabilities ``p ** (1 / T)`` (renormalised); its
+    observed label is class ``j`` with probability ``M[true, j]``. For each temperature, expectation-
+    maximisation fits ``M`` (a class-pair matrix, so one-way flips such as "a relabelled b" are modelled
+    as well as random ones); the temperature of the highest likelihood wins. A plain temperature fit on
+    noisy labels would flatten the probabilities to explain the flipped rows; the mixture leaves those to
+    ``M``. The noise rate is the mean posterior probability that a row's label is not its true class.
 
-    ``T`` stays within ``_T_BOUNDS``: an average of calibrated models is at worst underconfident, so
-    ``T <= 1``; and with few rows between the classes the likelihood is flat in ``T`` (the lower bound
-    keeps it from running off to a hard 0/1 split).
+    ``T`` stays within [0.3, 1]: an average of calibrated models is at worst underconfident, so ``T <= 1``;
+    and with few rows between the classes the likelihood is flat in ``T`` (the lower bound keeps it from
+    running off to a hard 0/1 split).
 
     Args:
         proba: out-of-sample class probabilities, one row per sample.
         y: integer labels, codes into the columns of ``proba``.
+        n_iter: expectation-maximisation steps per temperature.
 
     Returns:
-        The tempered probabilities, the temperature and the estimated flip rate ``rho``.
+        The tempered probabilities, the temperature and the estimated noise rate.
     """
-    from scipy.optimize import minimize
-
     n, k = proba.shape
     logp = np.log(np.clip(proba, 1e-12, 1.0))
     rows = np.arange(n)
-
-    def tempered(t: float) -> np.ndarray:
+    best: tuple[float, np.ndarray, float, float] | None = None
+    for t in _TEMPERATURES:
         z = logp / t
         z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return np.asarray(e / e.sum(axis=1, keepdims=True))
-
-    def nll(v: np.ndarray) -> float:
-        rho = 1.0 / (1.0 + np.exp(-v[1]))
-        own = tempered(float(np.exp(v[0])))[rows, y]
-        return float(-np.log((1.0 - rho) * own + rho * (1.0 - own) / max(k - 1, 1) + 1e-300).sum())
-
-    bounds = [(float(np.log(_T_BOUNDS[0])), float(np.log(_T_BOUNDS[1]))), (-9.0, 0.0)]
-    best = min(
-        (minimize(nll, np.array([t0, -2.5]), method="L-BFGS-B", bounds=bounds) for t0 in (-0.7, -0.1)),
-        key=lambda r: float(r.fun),
-    )
-    t = float(np.exp(best.x[0]))
-    return tempered(t), t, float(1.0 / (1.0 + np.exp(-best.x[1])))
+        q = np.exp(z)
+        q /= q.sum(axis=1, keepdims=True)
+        trans = np.full((k, k), 0.02 / max(k - 1, 1))
+        np.fill_diagonal(trans, 0.98)
+        for _ in range(n_iter):
+            joint = q * trans[:, y].T  # joint[i, c] = P(true c) * P(label y_i | true c)
+            like = joint.sum(axis=1)
+            post = joint / like[:, None]
+            counts = np.stack([post[y == j].sum(axis=0) for j in range(k)], axis=1) + 1e-3
+            trans = counts / counts.sum(axis=1, keepdims=True)
+        loglik = float(np.log(like).sum())
+        if best is None or loglik > best[0]:
+            best = (loglik, q, float(t), float(1.0 - post[rows, y].mean()))
+    assert best is not None
+    return best[1], best[2], best[3]
 
 
 def _best_other(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
