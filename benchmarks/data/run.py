@@ -58,12 +58,20 @@ def rates(flag: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
-def flip(y: np.ndarray, rate: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def flip(
+    y: np.ndarray, rate: float, seed: int, one_way: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flip ``rate`` of the labels to a random other class, or, ``one_way=(a, b)``, ``rate`` of class a to b."""
     rng = np.random.default_rng(seed)
     k = int(y.max()) + 1
-    idx = rng.choice(y.size, round(rate * y.size), replace=False)
     noisy = y.copy()
-    noisy[idx] = (y[idx] + rng.integers(1, k, idx.size)) % k
+    if one_way is None:
+        idx = rng.choice(y.size, round(rate * y.size), replace=False)
+        noisy[idx] = (y[idx] + rng.integers(1, k, idx.size)) % k
+    else:
+        cand = np.flatnonzero(y == one_way[0])
+        idx = rng.choice(cand, round(rate * cand.size), replace=False)
+        noisy[idx] = one_way[1]
     mask = np.zeros(y.size, dtype=bool)
     mask[idx] = True
     return noisy, mask
@@ -87,48 +95,119 @@ def trigger(
 # ----------------------------------------------------------------------------------------- label flips
 
 
+def _overlapping(*, return_X_y: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import make_classification
+
+    # Three classes whose clusters overlap: ~10% of the correct labels look like another class.
+    return make_classification(
+        n_samples=1000, n_features=20, n_informative=8, n_classes=3, class_sep=1.5, flip_y=0, random_state=0
+    )
+
+
+def _label_scenarios() -> list[tuple[str, Any, float, tuple[int, int] | None]]:
+    from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
+
+    main = [
+        (n, ld, r, None)
+        for n, ld in (("digits", load_digits), ("breast-cancer", load_breast_cancer))
+        for r in (0.05, 0.10, 0.20)
+    ]
+    # Scenarios the detector was not designed on: clean data, very low and very high rates, one-way
+    # flips (breast-cancer malignant -> benign, digits 1 -> 7, as a share of the source class), other data.
+    extra = [
+        ("breast-cancer", load_breast_cancer, 0.0, None),
+        ("breast-cancer", load_breast_cancer, 0.02, None),
+        ("breast-cancer", load_breast_cancer, 0.30, None),
+        ("breast-cancer", load_breast_cancer, 0.10, (0, 1)),
+        ("digits", load_digits, 0.0, None),
+        ("digits", load_digits, 0.20, (1, 7)),
+        ("wine", load_wine, 0.0, None),
+        ("wine", load_wine, 0.10, None),
+        ("wine", load_wine, 0.20, None),
+        ("iris", load_iris, 0.0, None),
+        ("iris", load_iris, 0.10, None),
+        ("overlapping 3-class", _overlapping, 0.0, None),
+        ("overlapping 3-class", _overlapping, 0.10, None),
+    ]
+    return main + extra
+
+
+def _best_recall(score: np.ndarray, truth: np.ndarray, max_fpr: float = 0.02) -> float:
+    """Recall of the best threshold on ``score`` (chosen knowing ``truth``) with FPR <= ``max_fpr``."""
+    order = np.argsort(-score, kind="stable")
+    t = truth[order]
+    ok = np.cumsum(~t) <= max_fpr * max(int((~truth).sum()), 1)
+    return float(np.cumsum(t)[ok].max() / max(int(truth.sum()), 1)) if ok.any() else 0.0
+
+
 def bench_labels(seeds: list[int]) -> list[dict[str, Any]]:
     from cleanlab.filter import find_label_issues
-    from sklearn.datasets import load_breast_cancer, load_digits
 
     from mlsecops.data import ConfidentLabelDetector, out_of_sample_proba
 
     rows = []
-    for name, loader in (("digits", load_digits), ("breast-cancer", load_breast_cancer)):
+    clean_proba: dict[str, np.ndarray] = {}
+    for name, loader, rate, one_way in _label_scenarios():
         X, y = loader(return_X_y=True)
         X = X.astype(np.float64)
-        for rate in (0.05, 0.10, 0.20):
-            for seed in seeds:
-                noisy, truth = flip(y, rate, seed)
-                t0 = time.perf_counter()
-                ours = ConfidentLabelDetector(random_state=seed).fit(X, noisy)
-                t_ours = time.perf_counter() - t0
-                k = int(noisy.max()) + 1
-                t0 = time.perf_counter()
-                proba = out_of_sample_proba(X, noisy, n_classes=k, n_repeats=1, random_state=seed)
-                t_proba = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                cl = find_label_issues(labels=noisy, pred_probs=proba)
-                t_cl = time.perf_counter() - t0 + t_proba
-                # The same flag budget as cleanlab: our top-k rows by score, k = cleanlab's count. This
-                # compares the rankings at one operating point, apart from where each draws its line.
-                budget = np.zeros(y.size, dtype=bool)
-                budget[np.argsort(-ours.scores_, kind="stable")[: int(np.sum(cl))]] = True
-                for method, flag, secs in (
-                    ("mlsecops", ours.suspect_, t_ours),
-                    ("cleanlab", cl, t_cl),
-                    ("mlsecops at cleanlab's flag count", budget, t_ours),
+        k = int(y.max()) + 1
+        if name not in clean_proba:
+            # The ceiling: the same models trained on the clean labels (10-fold, 2 repeats).
+            clean_proba[name] = out_of_sample_proba(X, y, n_classes=k, cv=10, n_repeats=2, random_state=99)
+        how = f" one-way {one_way[0]}->{one_way[1]}" if one_way else ""
+        scen = f"{name} {round(rate * 100)}%{how} label flips"
+        for seed in seeds:
+            noisy, truth = flip(y, rate, seed, one_way)
+            t0 = time.perf_counter()
+            ours = ConfidentLabelDetector(random_state=seed).fit(X, noisy)
+            t_ours = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            proba = out_of_sample_proba(X, noisy, n_classes=k, n_repeats=1, random_state=seed)
+            t_proba = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            cl = find_label_issues(labels=noisy, pred_probs=proba)
+            t_cl = time.perf_counter() - t0 + t_proba
+            # The same flag budget as cleanlab: our top-k rows by score, k = cleanlab's count. This
+            # compares the rankings at one operating point, apart from where each draws its line.
+            budget = np.zeros(y.size, dtype=bool)
+            budget[np.argsort(-ours.scores_, kind="stable")[: int(np.sum(cl))]] = True
+            base = {"scenario": scen, "seed": seed}
+            for method, flag, secs in (
+                ("mlsecops", ours.suspect_, t_ours),
+                ("cleanlab", cl, t_cl),
+                ("mlsecops at cleanlab's flag count", budget, t_ours),
+            ):
+                extra = {"estimated_noise_rate": round(ours.noise_rate_, 4)} if method == "mlsecops" else {}
+                rows.append(
+                    {
+                        **base,
+                        "method": method,
+                        "seconds": round(secs, 2),
+                        **rates(np.asarray(flag, bool), truth),
+                        **extra,
+                    }
+                )
+            if truth.any():
+                # Ranking quality apart from the threshold: the best threshold chosen knowing the truth,
+                # FPR <= 0.02 by construction; for our scores and for the clean-trained ceiling.
+                own = clean_proba[name][np.arange(y.size), noisy]
+                for method, score in (
+                    ("mlsecops ranking, best threshold", ours.scores_),
+                    ("ceiling: clean-trained models, best threshold", -own),
                 ):
                     rows.append(
                         {
-                            "scenario": f"{name} {int(rate * 100)}% label flips",
-                            "seed": seed,
+                            **base,
                             "method": method,
-                            "seconds": round(secs, 2),
-                            **rates(np.asarray(flag, dtype=bool), truth),
+                            "seconds": None,
+                            "precision": None,
+                            "recall": round(_best_recall(score, truth), 4),
+                            "fpr": None,
+                            "flagged": None,
+                            "planted": int(truth.sum()),
                         }
                     )
-                print(rows[-3], rows[-2], rows[-1], flush=True)
+            print(*rows[-5:], sep="\n", flush=True)
     return rows
 
 
@@ -324,26 +403,49 @@ def bench_timing(n_rows: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------- report
 
 
+def _mean(rs: list[dict[str, Any]], key: str) -> float | None:
+    vals = [r[key] for r in rs if r.get(key) is not None]
+    return round(float(np.mean(vals)), 4) if vals else None
+
+
 def _agg(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["scenario"].split(" (")[0], r["method"]), []).append(r)
     out = []
     for (scen, method), rs in groups.items():
+        planted = any(r.get("planted") for r in rs)
         out.append(
             {
                 "scenario": scen,
                 "method": method,
                 "runs": len(rs),
-                **{
-                    k: round(float(np.mean([r[k] for r in rs])), 4)
-                    for k in ("precision", "recall", "fpr", "seconds")
-                },
-                "min_recall": min(r["recall"] for r in rs),
-                "max_fpr": max(r["fpr"] for r in rs),
+                **{k: _mean(rs, k) for k in ("precision", "recall", "fpr", "seconds")},
+                "min_recall": min(r["recall"] for r in rs) if planted else None,
+                "max_fpr": max((r["fpr"] for r in rs if r.get("fpr") is not None), default=None),
+                "planted": planted,
             }
         )
+        if not planted:
+            out[-1]["recall"] = None
+        if "estimated_noise_rate" in rs[0]:
+            out[-1]["estimated_noise_rate"] = _mean(rs, "estimated_noise_rate")
     return out
+
+
+def _goal(r: dict[str, Any]) -> str:
+    """'yes' when every seed meets the goal, 'mean' when only the means do, else 'no' ('-': not a detector)."""
+    if r["fpr"] is None:
+        return "-"
+    if not r["planted"]:
+        return "yes" if r["max_fpr"] <= 0.02 else ("mean" if r["fpr"] <= 0.02 else "no")
+    if r["min_recall"] >= 0.95 and r["max_fpr"] <= 0.02:
+        return "yes"
+    return "mean" if r["recall"] >= 0.95 and r["fpr"] <= 0.02 else "no"
+
+
+def _f(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
 
 
 def write_results(result: dict[str, Any]) -> None:
@@ -358,16 +460,19 @@ def write_results(result: dict[str, Any]) -> None:
         "",
         "Planted rows are known exactly; precision, recall and false-positive rate (FPR = clean rows flagged /"
         " clean rows) are means over the seeds; `min recall` / `max FPR` are the worst seed. Goal: recall >= 0.95"
-        " at FPR <= 0.02 on every scenario.",
+        " at FPR <= 0.02 on every scenario ('goal met': yes = on every seed, mean = on the means only; on"
+        " clean data (0% flips) FPR alone). Rows 'best threshold' rate a ranking apart from its threshold:"
+        " the recall of the best cut with FPR <= 0.02, chosen knowing the truth; the 'ceiling' row ranks by"
+        " the same models trained on the clean labels (10-fold), i.e. what is reachable at all.",
         "",
         "| scenario | method | runs | precision | recall | FPR | min recall | max FPR | seconds | goal met |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["summary"]:
-        ok = "yes" if r["min_recall"] >= 0.95 and r["max_fpr"] <= 0.02 else "no"
         lines.append(
-            f"| {r['scenario']} | {r['method']} | {r['runs']} | {r['precision']:.3f} | {r['recall']:.3f} |"
-            f" {r['fpr']:.4f} | {r['min_recall']:.3f} | {r['max_fpr']:.4f} | {r['seconds']:.1f} | {ok} |"
+            f"| {r['scenario']} | {r['method']} | {r['runs']} | {_f(r['precision'], '.3f')} |"
+            f" {_f(r['recall'], '.3f')} | {_f(r['fpr'], '.4f')} | {_f(r['min_recall'], '.3f')} |"
+            f" {_f(r['max_fpr'], '.4f')} | {_f(r['seconds'], '.1f')} | {_goal(r)} |"
         )
     t = result.get("timing")
     if t:
@@ -400,12 +505,51 @@ def write_results(result: dict[str, Any]) -> None:
     (RESULTS / "data.md").write_text("\n".join(lines))
 
 
+NOTES = (
+    "cleanlab receives the same out-of-sample probabilities our first round computes (5-fold, logistic"
+    " regression C=1 + Platt-scaled RBF SVM, one repeat) and runs with its defaults (prune_by_noise_rate)."
+    " ART's defences inspect a 64-128-64-10 PyTorch MLP trained 60 epochs on the poisoned data;"
+    " SpectralSignatureDefense gets the true poison rate of the training set as expected_pp_poison"
+    " (it flags 1.5x that share of every class), ActivationDefence runs with 2 clusters, 10 PCA"
+    " dimensions and its default 'smaller' analysis. Our backdoor detector learns its own features"
+    " (scikit-learn MLP) and gets no hint about the poison rate. RDMA is the reference for ratings"
+    " because neither reference library has a shilling-attack detector."
+    "\n\nReading, label flips (issue 5). The detector averages logistic regression (C=1) and a Platt-scaled"
+    " RBF SVM over repeated 5-fold splits, refits on the rows its first round keeps, and caps its flags at a"
+    " noise rate it estimates itself (EM over a class-pair noise matrix with a fitted temperature) plus 2% of"
+    " the other rows. Breast-cancer 5/10/20%: mean recall 0.964/0.944/0.953 at mean FPR 0.017/0.016/0.019"
+    " (the previous detector, 3 seeds: 0.929/0.918/0.936 at 0.020/0.021/0.024); cleanlab 0.871/0.891/0.921"
+    " at 0.004/0.012/0.019. The goal holds on the means at 5% and 20%, not at 10%, and not on every seed."
+    " The ceiling rows say why: the same models trained on the clean labels, with the best threshold chosen"
+    " knowing the truth, reach 0.993/0.958/0.970 on the mean and 0.964/0.912/0.956 on the worst seed."
+    " About 2% of breast-cancer's own rows (10-13 of 569; the FPR budget is 10-11 rows) look like the"
+    " other class to any model trained on the rest, and flipped rows near the boundary look right. Our"
+    " ranking equals the ceiling at 10% (0.958) and is within 0.02 of it at 5% and 20%; at 10% the fixed"
+    " margin (0.2) leaves part of the FPR budget unused (seed 1: 0.877 at FPR 0.010, ceiling 0.912)."
+    " At cleanlab's own flag count our ranking is better on five of the six main scenarios and worse on"
+    " breast-cancer 5% (0.850 vs 0.871). Scenarios the detector was not designed on: clean data is flagged"
+    " at <= 0.02 on breast-cancer (0.018), digits (0.011), wine (0.006) and iris (0.020, 3 of 150 rows from"
+    " the versicolor/virginica overlap); one-way flips (20% of digit 1 relabelled 7) 0.989 at 0.012"
+    " (cleanlab 0.744); wine 10% meets the goal on the mean. Below the goal for every method: three"
+    " overlapping classes (make_classification, class_sep 1.5: about 10% of the correct labels look like"
+    " another class; the noise-rate cap cuts our clean flags from 0.08-0.09 with the margin alone to 0.036,"
+    " cleanlab 0.033, and even the ceiling ranking reaches only 0.756), breast-cancer 30% (ours 0.896,"
+    " ceiling 0.970), breast-cancer one-way malignant->benign (0.895, ceiling 0.962), iris 10% (15 flips:"
+    " 0.893, ceiling 0.947) and wine 20% (0.928: the noise rate is underestimated on 178 rows, ranking"
+    " 0.989). Backdoor rows are unchanged in level; the ratings row with 100 fake accounts misses 'every"
+    " seed' only at seed 4 (recall 0.91), which the previous 3-seed run did not include; that detector did"
+    " not change. Seconds: label detector 1-4.5 s per breast-cancer run and about 4 s per digits run (load"
+    " average 1.7 at the start of the run, shared 2-core machine)."
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--only", choices=["labels", "backdoor", "ratings", "timing"], default=None)
+    parser.add_argument("--render", action="store_true", help="rewrite data.md from data.json, run nothing")
     args = parser.parse_args()
     seeds = list(range(args.seeds))
     import art
@@ -419,22 +563,19 @@ def main() -> None:
         "versions": f"cleanlab {cleanlab.__version__}, adversarial-robustness-toolbox {art.__version__},"
         f" pandas {pandas.__version__}",
         "rows": [],
-        "notes": (
-            "cleanlab receives the same out-of-sample probabilities our first round computes (5-fold, logistic"
-            " regression + temperature-calibrated RBF SVM) and runs with its defaults (prune_by_noise_rate)."
-            " ART's defences inspect a 64-128-64-10 PyTorch MLP trained 60 epochs on the poisoned data;"
-            " SpectralSignatureDefense gets the true poison rate of the training set as expected_pp_poison"
-            " (it flags 1.5x that share of every class), ActivationDefence runs with 2 clusters, 10 PCA"
-            " dimensions and its default 'smaller' analysis. Our backdoor detector learns its own features"
-            " (scikit-learn MLP) and gets no hint about the poison rate. RDMA is the reference for ratings"
-            " because neither reference library has a shilling-attack detector. Reading: our default"
-            " operating point trades precision for recall (it meets the goal on digits, backdoors and ratings);"
-            " on breast-cancer no setting we tried (margins 0.1-0.4, quantile-normalised and three-model"
-            " ensembles) reaches recall 0.95 at FPR 0.02, and at cleanlab's flag count cleanlab's ranking is"
-            " better there (row 'at cleanlab's flag count'), while ours is better on digits."
-        ),
+        "notes": NOTES,
     }
     previous: dict[str, Any] = {}
+    if args.render:
+        previous = json.loads((RESULTS / "data.json").read_text())
+        previous["notes"] = result["notes"]
+        previous["summary"] = _agg(previous["rows"])
+        write_results(previous)
+        return
+    if args.skip_timing and (RESULTS / "data.json").exists():
+        # Skipping the 10-million-row timing keeps the last measured one.
+        result["timing"] = json.loads((RESULTS / "data.json").read_text()).get("timing")
+        result["args"] += " (timing: from the previous run)"
     if args.only is not None and (RESULTS / "data.json").exists():
         # Re-running one part keeps the other parts' rows from the last full run.
         previous = json.loads((RESULTS / "data.json").read_text())
