@@ -9,7 +9,9 @@ Run from the repository root (the benchmark venv holds cleanlab, adversarial-rob
 Scenarios (every planted row is known, so precision, recall and false-positive rate are exact):
 - label flips: scikit-learn digits and breast-cancer, 5/10/20% of labels flipped to a random other class;
   mlsecops ``ConfidentLabelDetector`` vs cleanlab ``find_label_issues`` on the same out-of-sample
-  probabilities (the first round of our ensemble: logistic regression + calibrated RBF SVM, 5-fold);
+  probabilities (the first round of our ensemble: logistic regression + Platt-scaled RBF SVM, 5-fold);
+  also clean data, 2%/30% and one-way flips, wine, iris and overlapping classes, with a ceiling row
+  (the same models trained on the clean labels, best threshold);
 - backdoor: digits with a 2x2 patch (value 16, bottom-right corner) stamped on 5% / 10% of the images,
   taken from other classes and relabelled to one target class; mlsecops ``BackdoorClusterDetector`` vs
   ART ``SpectralSignatureDefense`` and ``ActivationDefence`` on a small PyTorch network trained on the
