@@ -135,7 +135,9 @@ def _timed(cmd: list[str], *, timeout: float, mem_cap_gb: float | None = None) -
     env = dict(os.environ, PROMPTFOO_DISABLE_TELEMETRY="1", DO_NOT_TRACK="1")
     try:
         t0 = time.perf_counter()
-        p = subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=env)
+        p = subprocess.run(
+            full, capture_output=True, text=True, timeout=timeout, env=env, cwd=WORK
+        )  # fickling writes safety_results.json in its cwd
         wall = (
             time.perf_counter() - t0
         )  # /usr/bin/time prints 10 ms steps: too coarse for start-up-bound runs
