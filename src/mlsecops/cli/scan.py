@@ -60,7 +60,11 @@ def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], 
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``mlsecops scan``."""
-    p = argparse.ArgumentParser(prog="mlsecops scan", description=HELP)
+    p = argparse.ArgumentParser(
+        prog="mlsecops scan",
+        description=HELP,
+        epilog="Exit codes: 0 nothing at or above --fail-on, 1 a finding at or above it, 2 bad input or usage.",
+    )
     p.add_argument(
         "paths", nargs="+", type=Path, metavar="PATH", help="Model files, archives or directories."
     )
@@ -74,12 +78,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format", "-f", dest="fmt", type=str.lower, choices=FORMATS, default="text", help="Output format."
     )
-    p.add_argument("--output", "-o", type=Path, help="Write the report to this file (mode 0600).")
-    p.add_argument("--workers", type=_at_least(1, int), help="Parallel processes (default: CPU count).")
     p.add_argument(
-        "--max-seconds", type=_at_least(0.001, float), default=120.0, help="Time limit per file, s."
+        "--output", "-o", type=Path, metavar="FILE", help="Write the report to this file (mode 0600)."
     )
-    p.add_argument("--max-gb", type=_at_least(0.001, float), default=4.0, help="Bytes read per file, in GB.")
+    p.add_argument(
+        "--workers", type=_at_least(1, int), metavar="N", help="Parallel processes (default: CPU count)."
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=_at_least(0.001, float),
+        default=120.0,
+        metavar="S",
+        help="Time limit per file, s.",
+    )
+    p.add_argument(
+        "--max-gb",
+        type=_at_least(0.001, float),
+        default=4.0,
+        metavar="GB",
+        help="Bytes read per file, in GB.",
+    )
     p.add_argument("--no-hash", action="store_true", help="Skip the SHA-256 of each file.")
     p.add_argument("--quiet", "-q", action="store_true", help="No progress bar.")
     p.add_argument("--debug", action="store_true", help="Show tracebacks and debug logs.")
