@@ -17,6 +17,7 @@ from mlsecops.supplychain.scanner._base import ScannerBase
 from mlsecops.supplychain.scanner._formats import scan_torchscript_code
 from mlsecops.supplychain.scanner._io import CHUNK, Bomb, FileRegion, Stream, Truncated, open_decompressed
 from mlsecops.supplychain.scanner._keras import scan_keras_config
+from mlsecops.supplychain.scanner._targets import scan_targets
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit, LimitReached
 from mlsecops.supplychain.scanner._zip import (
     ZipEntry,
@@ -293,6 +294,7 @@ class ContainerScanning(ScannerBase):
             self.scan(Stream(_Mem(raw), self.budget, size=len(raw)), path, depth)
             return
         scan_keras_config(cfg, entry=path, report=self.add)
+        scan_targets(raw, base=0, entry=path, report=self.add)
 
     def _ratio(self, path: str) -> Callable[[int, int], None]:
         limit = self.limits.max_ratio

@@ -20,6 +20,7 @@ from mlsecops.supplychain.scanner._io import Bomb, Stream, Truncated
 from mlsecops.supplychain.scanner._keras import HDF5_MAGIC, scan_h5, scan_keras_config
 from mlsecops.supplychain.scanner._onnx import is_onnx_model, scan_onnx
 from mlsecops.supplychain.scanner._sequences import PickleScanning
+from mlsecops.supplychain.scanner._targets import scan_targets
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
 
 __all__ = ["ArtifactScanner"]
@@ -171,6 +172,7 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
                 cfg = None
             if isinstance(cfg, (dict, list)):
                 scan_keras_config(cfg, entry=entry, report=self.add)
+                scan_targets(raw, base=start, entry=entry, report=self.add)
                 return True
         if s.seekable:
             s.seek(start)

@@ -16,6 +16,7 @@ from mlsecops.supplychain.scanner._base import ScannerBase
 from mlsecops.supplychain.scanner._io import CHUNK, Stream
 from mlsecops.supplychain.scanner._pickle import PICKLE_REMEDIATION, PickleWalker
 from mlsecops.supplychain.scanner._policy import Rule, judge
+from mlsecops.supplychain.scanner._targets import scan_targets
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Budget, Hit
 
 __all__ = ["PickleScanning"]
@@ -256,6 +257,7 @@ class PickleScanning(ScannerBase):
         searched = 0
         probes = 0
         seen_off: set[int] = set()
+        seen_targets: set[int] = set()
         while searched < limit:
             chunk = s.read(min(8 * CHUNK, limit - searched))
             if not chunk:
@@ -264,6 +266,7 @@ class PickleScanning(ScannerBase):
             buf_base = base + searched - len(carry)
             searched += len(chunk)
             view = memoryview(buf)
+            scan_targets(buf, base=buf_base, entry=entry, report=self.add, seen=seen_targets)
             starts = [m.start() for m in _PROTO.finditer(buf)]
             pos = 0
             while (m := _P0_GLOBAL.search(buf, pos)) is not None:
