@@ -1,5 +1,6 @@
 """Hydra / OmegaConf ``_target_`` in model configurations: ``instantiate`` imports and calls the named
-callable (the vector of NeMo's 2025 ``.nemo`` advisories: a model_config.yaml inside the archive)."""
+callable. CVE-2025-23304 (NVIDIA NeMo): a ``_target_`` in the model_config.yaml of a ``.nemo`` archive.
+https://nvd.nist.gov/vuln/detail/CVE-2025-23304"""
 
 from __future__ import annotations
 
@@ -61,3 +62,14 @@ def test_ordinary_targets_are_not_flagged(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(data)
         result = scan_file(tmp_path / name, sha256=False)
         assert result.verdict is Verdict.SAFE, (name, [h.title for h in result.hits])
+
+
+def test_config_switching_on_trust_remote_code_is_suspicious(tmp_path: Path) -> None:
+    # NeMo passes hf_data_cfg from model_config.yaml to datasets.load_dataset (NVIDIA-NeMo/Speech#15598).
+    cfg = b"train_ds:\n  hf_data_cfg:\n    path: someone/dataset\n    trust_remote_code: true\n"
+    (tmp_path / "model.nemo").write_bytes(_nemo(cfg))
+    result = scan_file(tmp_path / "model.nemo", sha256=False)
+    assert result.verdict is Verdict.SUSPICIOUS
+    assert any("trust_remote_code" in h.title for h in result.hits)
+    (tmp_path / "off.yaml").write_bytes(cfg.replace(b"true", b"false"))
+    assert scan_file(tmp_path / "off.yaml", sha256=False).verdict is Verdict.SAFE

@@ -6,6 +6,10 @@ sibling keys as arguments, so a model configuration (a NeMo ``.nemo`` archive ca
 model is built. Found in any text we search (YAML, JSON, unrecognised bytes, entries of archives) and
 judged with the same policy as pickle globals. Only deny-listed targets are reported: ordinary configs
 name arbitrary model classes, which are not evidence of anything.
+
+A configuration that switches ``trust_remote_code`` on is reported too (medium): code that reads it
+(for example a data-loading section handed to ``datasets.load_dataset``) fetches and runs code from
+another repository.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
 __all__ = ["scan_targets"]
 
 # Literal prefix first: the regex engine then scans at memchr speed through large unrecognised data.
+_REMOTE_CODE = re.compile(rb"""trust_remote_code["']?[ \t]*[:=][ \t]*["']?(?:true|True|TRUE|yes|1)\b""")
 _TARGET = re.compile(
     rb"""_target_["']?[ \t]*[:=][ \t]*["']?([A-Za-z_]\w{0,100}(?:\.[A-Za-z_]\w{0,100}){1,20})"""
 )
@@ -28,7 +33,7 @@ _TARGET = re.compile(
 def scan_targets(
     data: bytes, *, base: int, entry: str, report: Callable[[Hit], None], seen: set[int] | None = None
 ) -> None:
-    """Report every ``_target_`` in ``data`` that names a deny-listed callable.
+    """Report every ``_target_`` in ``data`` that names a deny-listed callable, and ``trust_remote_code``.
 
     Args:
         data: text to search (any encoding that keeps ASCII as is).
@@ -37,6 +42,25 @@ def scan_targets(
         report: receives each hit.
         seen: offsets already reported (for overlapping chunks).
     """
+    for m in _REMOTE_CODE.finditer(data):
+        offset = base + m.start()
+        if seen is not None:
+            if offset in seen:
+                continue
+            seen.add(offset)
+        report(
+            Hit(
+                Severity.MEDIUM,
+                "config enables trust_remote_code",
+                "The configuration switches trust_remote_code on; a loader that passes it on fetches and runs "
+                "code from another repository.",
+                kind="config",
+                entry=entry,
+                offset=offset,
+                atlas=ATLAS_ARTIFACT,
+                remediation="Remove trust_remote_code from the configuration, or review the code it would load.",
+            )
+        )
     for m in _TARGET.finditer(data):
         offset = base + m.start()
         if seen is not None:
