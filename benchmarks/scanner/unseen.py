@@ -258,6 +258,22 @@ def _benign_onnx() -> dict[str, bytes]:
     return {"sparse_external_training.onnx": m.SerializeToString()}
 
 
+def _nemo(config: bytes) -> bytes:
+    """A ``.nemo`` archive (tar.gz) with ``model_config.yaml`` and a weights file."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in (("model_config.yaml", config), ("model_weights.ckpt", bytes(256))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+_NEMO_CFG = (
+    "model:\n  encoder:\n    _target_: nemo.collections.asr.modules.ConformerEncoder\n    d_model: 256\n"
+)
+
+
 def malicious() -> dict[str, tuple[bytes, str, str]]:
     """name -> (bytes, format, technique)."""
     m: dict[str, tuple[bytes, str, str]] = {}
@@ -485,6 +501,20 @@ def malicious() -> dict[str, tuple[bytes, str, str]]:
         "gguf",
         "SSTI with dunders built by ~",
     )
+    add(
+        "hydra_target.nemo",
+        _nemo((_NEMO_CFG + "  hook:\n    _target_: subprocess.run\n    args: [id]\n").encode()),
+        "tar",
+        "NeMo .nemo whose model_config.yaml has a Hydra _target_ subprocess.run (CVE-2025-23304)",
+    )
+    add(
+        "remote_code.nemo",
+        _nemo(
+            (_NEMO_CFG + "train_ds:\n  hf_data_cfg:\n    path: x/y\n    trust_remote_code: true\n").encode()
+        ),
+        "tar",
+        "NeMo config handing trust_remote_code=true to datasets.load_dataset",
+    )
     return m
 
 
@@ -688,6 +718,12 @@ def benign() -> dict[str, tuple[bytes, str, str]]:
         "raw float32 weights (TensorFlow checkpoint data shard), 32 MiB",
     )
     add("random.bin", rng.bytes(64 << 20), "unknown", "64 MiB of random bytes (encrypted or compressed blob)")
+    add(
+        "ordinary.nemo",
+        _nemo(_NEMO_CFG.encode()),
+        "tar",
+        "NeMo .nemo with ordinary Hydra _target_ model classes",
+    )
     template = "{% for m in messages %}{{ '<|' ~ m['role'] ~ '|>' ~ m['content'] }}{% endfor %}"
     add("chat.gguf", _gguf({"tokenizer.chat_template": template}), "gguf", "ordinary chat template with ~")
     return b
