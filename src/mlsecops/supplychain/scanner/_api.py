@@ -10,10 +10,8 @@ one ``Report`` type of the project, with the ``artifacts`` list in ``Report.data
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -42,6 +40,8 @@ __all__ = [
 
 
 def _hash_file(fd: int, size: int, out: list[str]) -> None:
+    import hashlib  # here, not at the top: a --no-hash scan should not pay for OpenSSL's start-up
+
     h = hashlib.sha256()
     pos = 0
     step = 4 << 20  # pread into a small buffer keeps RSS flat (an mmap would count the file in RSS)
@@ -101,6 +101,8 @@ def scan_fd(
     digest: list[str] = []
     hasher = None
     if sha256:
+        import threading
+
         hasher = threading.Thread(target=_hash_file, args=(fd, size, digest), daemon=True)
         hasher.start()
     budget = Budget(limits)
