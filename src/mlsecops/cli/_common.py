@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlsecops.cli._output import EXIT_ERROR, EXIT_FAIL, EXIT_OK, write_private
+from mlsecops.cli._output import EXIT_ERROR, EXIT_FAIL, EXIT_OK, fail_on_threshold, write_private
 from mlsecops.core.severity import Severity
 from mlsecops.report import Format, render
 
@@ -105,10 +105,8 @@ def emit(report: Report, fmt: Format, output: Path | None) -> None:
 
 def parse_fail_on(value: str) -> Severity | None:
     """``--fail-on`` as a severity, or ``None`` for ``never``."""
-    if value.strip().lower() == "never":
-        return None
     try:
-        return Severity.parse(value)
+        return fail_on_threshold(value)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--fail-on") from None
 

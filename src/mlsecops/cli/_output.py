@@ -7,10 +7,25 @@ import sys
 from pathlib import Path
 
 from mlsecops.core.errors import InputError
+from mlsecops.core.severity import Severity
 
-__all__ = ["EXIT_ERROR", "EXIT_FAIL", "EXIT_OK", "print_error", "write_private"]
+__all__ = ["EXIT_ERROR", "EXIT_FAIL", "EXIT_OK", "fail_on_threshold", "print_error", "write_private"]
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+
+def fail_on_threshold(value: str) -> Severity | None:
+    """``--fail-on`` as a severity, or ``None`` for ``never``.
+
+    Raises:
+        ValueError: the value names no severity.
+    """
+    if value.strip().lower() == "never":
+        return None
+    try:
+        return Severity.parse(value)
+    except ValueError as err:
+        raise ValueError(f"{err} (or 'never')") from None
 
 
 def write_private(path: Path, text: str) -> None:

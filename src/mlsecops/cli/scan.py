@@ -16,10 +16,11 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mlsecops.cli._output import EXIT_FAIL, EXIT_OK, write_private
+from mlsecops.cli._output import EXIT_FAIL, EXIT_OK, fail_on_threshold, write_private
 from mlsecops.core.severity import Severity, utcnow
 
 if TYPE_CHECKING:
@@ -35,12 +36,10 @@ _VERDICT_STYLE = {"safe": "green", "suspicious": "yellow", "malicious": "bold re
 
 
 def _fail_on(value: str) -> Severity | None:
-    if value.strip().lower() == "never":
-        return None
     try:
-        return Severity.parse(value)
+        return fail_on_threshold(value)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{err} (or 'never')") from None
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], int | float]:
@@ -118,22 +117,21 @@ def run_scan(argv: list[str]) -> int:
 
     started = utcnow()
     limits = ScanLimits(max_seconds=ns.max_seconds, max_read_bytes=int(ns.max_gb * (1 << 30)))
-    total = sum(1 for _ in iter_files(ns.paths))
     subject = ", ".join(str(p) for p in ns.paths)
-    if ns.quiet or not sys.stderr.isatty():
-        results = scan_paths(ns.paths, limits=limits, workers=ns.workers, sha256=not ns.no_hash)
-    else:
-        from mlsecops.cli._common import progress
+    bars: AbstractContextManager[Any] = nullcontext()
+    if not ns.quiet and sys.stderr.isatty():
+        from mlsecops.cli._common import progress  # rich only when a bar is drawn
 
-        with progress(total, "scanning") as bar:
+        bars = progress(sum(1 for _ in iter_files(ns.paths)), "scanning")
+    with bars as bar:
 
-            def tick(_: ArtifactScan) -> None:
-                if bar is not None:
-                    bar.advance(bar.tasks[0].id)
+        def tick(_: ArtifactScan) -> None:
+            if bar is not None:
+                bar.advance(bar.tasks[0].id)
 
-            results = scan_paths(
-                ns.paths, limits=limits, workers=ns.workers, sha256=not ns.no_hash, progress=tick
-            )
+        results = scan_paths(
+            ns.paths, limits=limits, workers=ns.workers, sha256=not ns.no_hash, progress=tick
+        )
     threshold: Severity | None = ns.fail_on
     failed = threshold is not None and any(h.severity >= threshold for r in results for h in r.hits)
     if ns.fmt == "json":

@@ -15,7 +15,7 @@ another repository.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._policy import Rule, judge
@@ -42,12 +42,8 @@ def scan_targets(
         report: receives each hit.
         seen: offsets already reported (for overlapping chunks).
     """
-    for m in _REMOTE_CODE.finditer(data):
-        offset = base + m.start()
-        if seen is not None:
-            if offset in seen:
-                continue
-            seen.add(offset)
+    seen = set() if seen is None else seen
+    for offset, _ in _new_matches(_REMOTE_CODE, data, base, seen):
         report(
             Hit(
                 Severity.MEDIUM,
@@ -61,12 +57,7 @@ def scan_targets(
                 remediation="Remove trust_remote_code from the configuration, or review the code it would load.",
             )
         )
-    for m in _TARGET.finditer(data):
-        offset = base + m.start()
-        if seen is not None:
-            if offset in seen:
-                continue
-            seen.add(offset)
+    for offset, m in _new_matches(_TARGET, data, base, seen):
         module, _, name = m.group(1).decode("ascii").rpartition(".")
         j = judge(module, name)
         if j.rule is not Rule.DENY:
@@ -85,3 +76,14 @@ def scan_targets(
                 remediation="Do not instantiate this configuration; review every _target_ it names.",
             )
         )
+
+
+def _new_matches(
+    pattern: re.Pattern[bytes], data: bytes, base: int, seen: set[int]
+) -> Iterator[tuple[int, re.Match[bytes]]]:
+    """Matches of ``pattern`` whose artifact offset was not reported yet (chunks overlap)."""
+    for m in pattern.finditer(data):
+        offset = base + m.start()
+        if offset not in seen:
+            seen.add(offset)
+            yield offset, m
