@@ -85,11 +85,10 @@ def scan_document(
     metrics = {f"artifacts_{v.value}": float(c) for v, c in verdicts.items()}
     metrics["artifacts"] = float(len(results))
     metrics["bytes_scanned"] = float(sum(r.size for r in results))
-    counts = {str(s): 0 for s in sorted(Severity, reverse=True)}
-    for r in results:
-        for h in r.hits:
-            counts[str(h.severity)] += 1
-    top = max((h.severity for r in results for h in r.hits), default=None)
+    counts = {str(s): 0 for s in sorted(Severity, reverse=True)}  # worst first
+    for f in findings:
+        counts[f["severity"]] += 1
+    top = next((name for name, c in counts.items() if c), None)
     start = started if started is not None else utcnow()
     return {
         "schema": REPORT_SCHEMA,
@@ -100,7 +99,7 @@ def scan_document(
         "started": start.isoformat(),
         "finished": (finished if finished is not None else utcnow()).isoformat(),
         "verdict": str(worst),
-        "max_severity": None if top is None else str(top),
+        "max_severity": top,
         "counts": counts,
         "findings": findings,
         "metrics": {k: _number(v) for k, v in metrics.items()},
