@@ -7,9 +7,12 @@ pass (measured in ``benchmarks/data``):
 * an ensemble of two model families (logistic regression and an RBF support-vector machine with Platt
   probabilities, both on standardised features), averaged over repeated K-fold splits, so no single
   model's blind spot decides;
-* a second round: the models are refit on the rows the first round kept, which removes the flipped
-  labels' pull on the decision boundary, and every row is scored again (kept rows out of fold, suspect
-  rows by the models trained on kept rows only);
+* later rounds (three in all by default): the models are refit on the rows whose label the previous
+  round's calibrated posterior (below) finds more likely right than wrong, which removes the flipped
+  labels' pull on the decision boundary, and every row is scored again (kept rows out of fold, the
+  others by the models trained on kept rows only). A posterior adapts to how sure the models are: at
+  30% flips or under one-way flips the raw probabilities are flattened or shifted, and a fixed margin
+  would keep most flipped rows in the refit (benchmarks/data);
 * a cap from an estimated noise rate. Where classes genuinely overlap, many correctly labelled rows get
   more probability for another class, and a fixed margin would flag them all. A noise-aware calibration
   fits the final probabilities by maximum likelihood: a temperature and a class-pair label-noise matrix,
@@ -23,7 +26,7 @@ and lies within the cap.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 
@@ -128,7 +131,8 @@ class ConfidentLabelDetector:
             by more than this.
         max_clean_rate: share of the correctly labelled rows the detector may flag on top of the estimated
             noise rate; caps the flags where classes overlap (see the module docstring).
-        n_rounds: fitting rounds; later rounds refit on the rows earlier rounds kept.
+        n_rounds: fitting rounds; later rounds refit on the rows whose label the previous round's
+            calibrated posterior finds more likely right than wrong.
         cv: folds of the cross-validation.
         n_repeats: repeated K-fold splits averaged per round.
         random_state: seed of the splits.
@@ -148,7 +152,7 @@ class ConfidentLabelDetector:
         *,
         margin: float = 0.2,
         max_clean_rate: float = 0.02,
-        n_rounds: int = 2,
+        n_rounds: int = 3,
         cv: int = 5,
         n_repeats: int = 2,
         random_state: int = 0,
@@ -194,6 +198,7 @@ class ConfidentLabelDetector:
             trusted = (tX, ty)
             self.n_classes_ = max(self.n_classes_, int(ty.max()) + 1)
         keep = np.ones(y2.shape[0], dtype=bool)
+        fit: NoiseFit | None = None
         for r in range(self.n_rounds):
             proba = out_of_sample_proba(
                 X2,
@@ -206,15 +211,17 @@ class ConfidentLabelDetector:
                 models=self.models,
                 trusted=trusted,
             )
-            scores = _margin_scores(proba, y2)
-            keep = scores <= self.margin
-        calibrated, self.temperature_, self.noise_rate_ = noise_calibration(proba, y2)
+            fit = noise_calibration(proba, y2)
+            keep = fit.label_correct > 0.5
+        assert fit is not None
+        scores = _margin_scores(proba, y2)
+        self.temperature_, self.noise_rate_ = fit.temperature, fit.noise_rate
         # The cap: no more rows than the estimated wrong labels plus max_clean_rate of the others, taken
         # in order of the calibrated margin (the same order as ``scores_`` for two classes).
         n = y2.size
         budget = int(np.floor((self.noise_rate_ + self.max_clean_rate * (1.0 - self.noise_rate_)) * n))
         within = np.zeros(n, dtype=bool)
-        within[np.argsort(-_margin_scores(calibrated, y2), kind="stable")[:budget]] = True
+        within[np.argsort(-_margin_scores(fit.tempered, y2), kind="stable")[:budget]] = True
         self.proba_ = proba
         self.scores_ = scores
         self.suspect_ = (scores > self.margin) & within
@@ -246,9 +253,19 @@ _TEMPERATURES = np.geomspace(0.3, 1.0, 8)
 """Temperatures the noise-aware calibration tries (probabilities are raised to 1/T)."""
 
 
-def noise_calibration(
-    proba: np.ndarray, y: np.ndarray, *, n_iter: int = 50
-) -> tuple[np.ndarray, float, float]:
+class NoiseFit(NamedTuple):
+    """Result of ``noise_calibration``."""
+
+    tempered: np.ndarray
+    """The probabilities raised to ``1 / temperature``, renormalised."""
+    temperature: float
+    noise_rate: float
+    """Estimated share of rows whose label is not their true class."""
+    label_correct: np.ndarray
+    """Per row, the posterior probability that its label is its true class."""
+
+
+def noise_calibration(proba: np.ndarray, y: np.ndarray, *, n_iter: int = 50) -> NoiseFit:
     """Fit a temperature and a label-noise transition matrix to out-of-sample probabilities of noisy labels.
 
     The true class of a row follows the tempered probabilities ``p ** (1 / T)`` (renormalised); its
@@ -268,12 +285,13 @@ def noise_calibration(
         n_iter: expectation-maximisation steps per temperature.
 
     Returns:
-        The tempered probabilities, the temperature and the estimated noise rate.
+        The tempered probabilities, the temperature, the estimated noise rate and, per row, the
+        posterior probability that the label is right.
     """
     n, k = proba.shape
     logp = np.log(np.clip(proba, 1e-12, 1.0))
     rows = np.arange(n)
-    best: tuple[float, np.ndarray, float, float] | None = None
+    best: tuple[float, NoiseFit] | None = None
     for t in _TEMPERATURES:
         z = logp / t
         z -= z.max(axis=1, keepdims=True)
@@ -289,9 +307,10 @@ def noise_calibration(
             trans = counts / counts.sum(axis=1, keepdims=True)
         loglik = float(np.log(like).sum())
         if best is None or loglik > best[0]:
-            best = (loglik, q, float(t), float(1.0 - post[rows, y].mean()))
+            correct = post[rows, y]
+            best = (loglik, NoiseFit(q, float(t), float(1.0 - correct.mean()), correct))
     assert best is not None
-    return best[1], best[2], best[3]
+    return best[1]
 
 
 def _best_other(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
