@@ -30,6 +30,13 @@ from mlsecops.core.errors import InputError, NotFittedError
 
 __all__ = ["CoordinatedAccountDetector"]
 
+_ALPHA = 0.01
+"""An account is suspect when the chance that all its coordinated ratings are genuine is at most this."""
+_MIN_T = 3.5
+"""Standard errors by which a campaign item's excess ratings must differ from its trusted ratings."""
+_GROUP_P = 1e-2
+"""Poisson tail below which an account's share of ratings in the suspicious zone makes it a group rater."""
+
 
 class CoordinatedAccountDetector:
     """Finds accounts that act together against the consensus (see module doc).
@@ -50,7 +57,7 @@ class CoordinatedAccountDetector:
         burst_z: float = 6.0,
         lift: float = 4.0,
         min_pair_count: int = 15,
-        min_deviation: float = 1.5,
+        min_deviation: float = 1.0,
         min_hits: int = 2,
     ) -> None:
         self.window_days = window_days
@@ -63,9 +70,10 @@ class CoordinatedAccountDetector:
     def fit(self, user: np.ndarray, item: np.ndarray, rating: np.ndarray, time: np.ndarray) -> Self:
         """Score every account of the ratings stream.
 
-        Learned attributes: ``users_`` (account ids), ``scores_``, ``suspect_`` (aligned with ``users_``),
-        ``hits_`` (coordinated ratings per account), ``candidate_items_``, ``burst_items_`` and
-        ``campaign_items_`` (item ids), ``consensus_shift_`` (per item index: +1 push, -1 smear, 0 none).
+        Learned attributes: ``users_`` (account ids), ``scores_`` (suspect at 1 or more), ``suspect_``
+        (aligned with ``users_``), ``hits_`` (coordinated ratings per account), ``candidate_items_``,
+        ``burst_items_`` and ``campaign_items_`` (item ids), ``consensus_shift_`` (per item index: +1 push,
+        -1 smear, 0 none).
 
         Raises:
             InputError: arrays of different lengths, non-finite values, or no ratings.
@@ -82,11 +90,11 @@ class CoordinatedAccountDetector:
         items, i = np.unique(i_raw, return_inverse=True)
         n_users, n_items = users.size, items.size
 
-        burst_start, burst_mask = self._bursts(i, t, n_items)
-        # The burst region reaches one window either side of the busiest window: a campaign longer than one
-        # window must not leak its own ratings into the item's consensus.
-        w = self.window_days * 86_400
-        in_burst = burst_mask[i] & (t >= burst_start[i] - w) & (t < burst_start[i] + 2 * w)
+        lo, hi, burst_mask = self._bursts(i, t, n_items)
+        in_burst = burst_mask[i] & (t >= lo[i]) & (t < hi[i])
+        # Share of the stream's time that each item's burst region covers (genuine ratings land there by chance).
+        span = max(float(t.max() - t.min()), self.window_days * 86_400)
+        region_share = np.clip((hi - lo) / span, 0.0, 0.95)
         lockstep = self._lockstep(u, i, n_users, n_items)
         base_candidate = burst_mask | lockstep
         flagged = np.zeros(n_users, dtype=bool)
@@ -99,25 +107,39 @@ class CoordinatedAccountDetector:
                 by_flagged = np.bincount(i, weights=flagged[u].astype(float), minlength=n_items)
                 n_rated = np.bincount(i, minlength=n_items)
                 candidate |= (by_flagged >= 10) & (by_flagged >= 0.3 * n_rated)
-            direction, coordinated = self._campaign(
-                u, i, r, in_burst, burst_mask, candidate, flagged, n_users
+            direction, coordinated, q = self._campaign(
+                u, i, r, in_burst, burst_mask, region_share, candidate, flagged, n_users
             )
-            n_campaign = int(np.count_nonzero(direction))
-            min_hits = min(self.min_hits, max(n_campaign, 1))
             hits = np.bincount(u, weights=coordinated.astype(float), minlength=n_users)
-            now = hits >= min_hits
+            # Evidence of a coordinated rating: log(chance it is genuine) / log(_ALPHA), so an account is
+            # suspect when the product of those chances over its coordinated ratings is _ALPHA or less.
+            evidence = np.where(coordinated, np.log(q[i]) / np.log(_ALPHA), 0.0)
+            scores = np.bincount(u, weights=evidence, minlength=n_users)
+            now = scores >= 1.0 - 1e-9
             if np.array_equal(now, flagged):
                 break
             flagged = now
         self.consensus_shift_ = direction
         self.users_ = users
         self.hits_ = hits.astype(np.int64)
-        self.scores_ = hits / min_hits
-        self.suspect_ = hits >= min_hits
+        self.scores_ = scores
+        self.suspect_ = scores >= 1.0 - 1e-9
         self.campaign_items_ = items[direction != 0]
         self.candidate_items_ = items[candidate]
         self.burst_items_ = items[burst_mask]
         return self
+
+    @staticmethod
+    def _group_raters(u: np.ndarray, zones: tuple[np.ndarray, ...], n_users: int) -> np.ndarray:
+        """Accounts with far more ratings in one of the zones than their activity explains (Poisson)."""
+        from scipy import stats
+
+        d = np.bincount(u, minlength=n_users).astype(float)
+        out = np.zeros(n_users, dtype=bool)
+        for zone in zones:
+            c = np.bincount(u, weights=zone.astype(float), minlength=n_users)
+            out |= (c >= 2) & (stats.poisson.sf(c - 1, d * float(zone.mean())) <= _GROUP_P)
+        return out
 
     def _campaign(
         self,
@@ -126,49 +148,80 @@ class CoordinatedAccountDetector:
         r: np.ndarray,
         in_burst: np.ndarray,
         burst_mask: np.ndarray,
+        region_share: np.ndarray,
         candidate: np.ndarray,
         flagged: np.ndarray,
         n_users: int,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n_items = candidate.size
         cand_rating = candidate[i]
-        per_user = np.bincount(u, weights=cand_rating.astype(float), minlength=n_users)
-        group_rater = (per_user[u] >= 2) | flagged[u]
-        # The core of a candidate item: its burst region if it has one, else the accounts that rate several
-        # candidate items (and accounts already found). Trusted: ratings outside the core by accounts that
-        # are neither group raters nor found.
-        core = cand_rating & (np.where(burst_mask[i], in_burst, group_rater) | flagged[u])
-        suspicious = cand_rating & (core | group_rater)
-        trusted = cand_rating & ~suspicious
+        # Group raters concentrate on the candidate items, or on their burst regions (where a campaign
+        # that hides among popular candidate items shows), far beyond what their activity explains.
+        zone = cand_rating & np.where(burst_mask[i], in_burst, True)
+        group_rater = self._group_raters(u, (cand_rating, zone), n_users) | flagged
+        # The core of a candidate item: its burst region if it has one, else its group raters (and accounts
+        # already found). Trusted: ratings outside the core by accounts that are neither.
+        core = cand_rating & (np.where(burst_mask[i], in_burst, False) | group_rater[u])
+        trusted = cand_rating & ~core & ~group_rater[u]
         direction = np.zeros(n_items)
+        # Chance that a coordinated rating on the item is genuine; items without a burst get the prior that
+        # makes ``min_hits`` such ratings enough.
+        q = np.full(n_items, _ALPHA ** (1.0 / self.min_hits))
         r_min, r_max = float(r.min()), float(r.max())
+        var_all = float(r.var())
         order = np.argsort(i, kind="stable")
         bounds = np.searchsorted(i[order], np.arange(n_items + 1))
         for it in np.flatnonzero(candidate):
             rows = order[bounds[it] : bounds[it + 1]]
             sus = r[rows[core[rows]]]
-            if sus.size < 5:
-                continue
             ok = r[rows[trusted[rows]]]
-            centre = float(np.mean(sus))
+            # Genuine ratings expected inside the burst region, at the rate the trusted ratings arrive.
+            ratio = region_share[it] / (1.0 - region_share[it]) if burst_mask[it] else 0.0
+            g = ok.size * ratio
+            if sus.size - g < 5:
+                continue
+            # A (nearly) unanimous block of one rating near an end of the scale: genuine raters of an item,
+            # however well or badly liked, spread over the scale; a script gives everyone the same stars.
+            values, counts = np.unique(sus, return_counts=True)
+            mode = float(values[np.argmax(counts)])
+            block = counts.max() >= 0.9 * sus.size and (mode >= r_max - 1 or mode <= r_min + 1)
             if ok.size >= 3:
-                shift = centre - float(np.median(ok))
-                if abs(shift) >= self.min_deviation:
+                # Mean of the excess ratings: the core minus the genuine ratings expected in it.
+                n_x = sus.size - g
+                consensus = float(ok.mean())
+                shift = (float(sus.sum()) - g * consensus) / n_x - consensus
+                # The shift must also be far beyond its standard error (variances shrunk towards the whole
+                # stream's, so a handful of trusted ratings cannot look unanimous) ...
+                var_ok = (float(np.sum((ok - consensus) ** 2)) + 2 * var_all) / (ok.size + 1)
+                var_x = (float(np.sum((sus - sus.mean()) ** 2)) + 2 * var_all) / (sus.size + 1)
+                significant = abs(shift) >= _MIN_T * float(np.sqrt(var_ok / ok.size + var_x / n_x))
+                # ... except for a block, which needs half the deviation when significant, and the full
+                # deviation when the trusted ratings are too few to make it significant.
+                gap = abs(mode - consensus)
+                strong = abs(shift) >= self.min_deviation or (block and gap >= self.min_deviation / 2)
+                unanimous = block and gap >= self.min_deviation and (mode - consensus) * shift > 0
+                if (significant and strong) or unanimous:
                     direction[it] = np.sign(shift)
-            else:
-                # Too few independent ratings for a consensus: only a block of (nearly) unanimous extreme
-                # ratings decides; popular, well-liked items get many top ratings but not 90% of them.
-                top, bottom = float(np.mean(sus >= r_max)), float(np.mean(sus <= r_min))
-                if max(top, bottom) >= 0.9:
-                    direction[it] = 1.0 if top >= bottom else -1.0
+            elif block:
+                # Too few independent ratings for a consensus: only a block decides.
+                direction[it] = 1.0 if mode >= r_max - 1 else -1.0
+            if direction[it] != 0 and burst_mask[it]:
+                side = ok >= r_max - 1 if direction[it] > 0 else ok <= r_min + 1
+                n_side = int(np.count_nonzero(side)) + 1
+                hit = sus >= r_max - 1 if direction[it] > 0 else sus <= r_min + 1
+                q[it] = min(1.0, max(n_side * ratio, 1e-12) / max(int(np.count_nonzero(hit)), 1))
         push = direction[i]
         extreme = ((push > 0) & (r >= r_max - 1)) | ((push < 0) & (r <= r_min + 1))
-        return direction, suspicious & extreme
+        suspicious = cand_rating & (core | group_rater[u])
+        return direction, suspicious & extreme, np.maximum(q, 1e-12)
 
-    def _bursts(self, i: np.ndarray, t: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    def _bursts(
+        self, i: np.ndarray, t: np.ndarray, n_items: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per item: start and end of its burst region, and whether it has one."""
         w = self.window_days * 86_400
-        span = max(float(t.max() - t.min()), w)
-        start = np.zeros(n_items)
+        t0, span = float(t.min()), max(float(t.max() - t.min()), w)
+        lo, hi = np.zeros(n_items), np.zeros(n_items)
         bursty = np.zeros(n_items, dtype=bool)
         order = np.lexsort((t, i))
         i_s, t_s = i[order], t[order]
@@ -181,11 +234,21 @@ class CoordinatedAccountDetector:
             counts = ends - np.arange(ts.size)
             k = int(np.argmax(counts))
             expected = ts.size * w / span
-            z = (counts[k] - expected) / np.sqrt(expected + 1.0)
-            if z >= self.burst_z and counts[k] >= 10:
+            z = (counts - expected) / np.sqrt(expected + 1.0)
+            if z[k] >= self.burst_z and counts[k] >= 10:
                 bursty[it] = True
-                start[it] = ts[k]
-        return start, bursty
+                # The region: the run of windows around the busiest one that stay well above the item's
+                # usual rate, widened by one window either side, so a campaign longer than one window does
+                # not leak its own ratings into the item's consensus. The usual rate is the median count of
+                # the stream's windows: a campaign over weeks inflates the mean, not the median.
+                grid = np.histogram(ts, bins=max(int(span // w), 1), range=(t0, t0 + span))[0]
+                base = float(np.median(grid))
+                high = (counts - base) / np.sqrt(base + 1.0) >= self.burst_z / 2
+                a = k - int(np.argmin(high[k::-1])) if not high[: k + 1].all() else -1
+                b = k + int(np.argmin(high[k:])) if not high[k:].all() else ts.size
+                lo[it] = ts[a + 1] - w
+                hi[it] = ts[b - 1] + 2 * w
+        return lo, hi, bursty
 
     def _lockstep(self, u: np.ndarray, i: np.ndarray, n_users: int, n_items: int) -> np.ndarray:
         from scipy import sparse

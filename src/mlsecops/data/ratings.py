@@ -66,6 +66,11 @@ def generate_ratings(
     n_targets: int = 5,
     campaign_days: float = 4.0,
     camouflage: int = 6,
+    fake_rating: int = 5,
+    smear: bool = False,
+    popular_targets: bool = False,
+    target_share: float = 0.8,
+    viral_items: int = 0,
     seed: int = 0,
 ) -> RatingsData:
     """Generate a ratings stream, optionally with a coordinated campaign.
@@ -80,6 +85,13 @@ def generate_ratings(
         n_targets: low-quality items the campaign pushes.
         campaign_days: length of the window in which the campaign's accounts act.
         camouflage: popular items each fake account also rates, near their consensus.
+        fake_rating: stars a fake account gives a pushed target (a smear gives ``6 - fake_rating``).
+        smear: push good targets down instead of bad ones up.
+        popular_targets: pick the targets among the 100 most popular items instead of the long tail.
+        target_share: chance that a fake account rates a given target (each rates at least one).
+        viral_items: little-known, well-liked items that go viral on top of the genuine stream: each gets
+            300 genuine ratings (near its quality) within a few days, 100 of them from new accounts that rate
+            nothing else.
         seed: random seed.
     """
     rng = np.random.default_rng(seed)
@@ -102,15 +114,19 @@ def generate_ratings(
     fake_ids = np.empty(0, dtype=np.int64)
     targets = np.empty(0, dtype=np.int64)
     if n_fake > 0:
-        tail = np.arange(n_items // 4, n_items)
-        low = tail[quality[tail] < 3.0]
-        targets = rng.choice(low if low.size >= n_targets else tail, size=n_targets, replace=False)
-        quality[targets] = np.minimum(quality[targets], 2.2)
+        pool = np.arange(min(100, n_items)) if popular_targets else np.arange(n_items // 4, n_items)
+        fit = pool[quality[pool] > 4.0] if smear else pool[quality[pool] < 3.0]
+        targets = rng.choice(fit if fit.size >= n_targets else pool, size=n_targets, replace=False)
+        if smear:
+            quality[targets] = np.maximum(quality[targets], 4.3)
+        else:
+            quality[targets] = np.minimum(quality[targets], 2.2)
+        star = float(6 - fake_rating if smear else fake_rating)
         fake_ids = np.arange(n_users, n_users + n_fake)
         t0 = rng.uniform(0.4, 0.8) * span
         head = np.arange(min(100, n_items))
         for fu in fake_ids:
-            hit = targets[rng.random(n_targets) < 0.8]
+            hit = targets[rng.random(n_targets) < target_share]
             if hit.size == 0:
                 hit = targets[rng.integers(n_targets, size=1)]
             cover = rng.choice(
@@ -119,7 +135,7 @@ def generate_ratings(
             chosen = np.concatenate([hit, cover])
             r = np.concatenate(
                 [
-                    np.full(hit.size, 5.0),
+                    np.full(hit.size, star),
                     np.clip(np.rint(quality[cover] + rng.normal(0, 0.6, cover.size)), 1, 5),
                 ]
             )
@@ -127,8 +143,23 @@ def generate_ratings(
             items.append(chosen)
             stars.append(r)
             times.append(t0 + rng.uniform(0, campaign_days * 86_400, chosen.size))
+    n_new = 0
+    for _ in range(viral_items):
+        # A genuine hit: existing users and new accounts rate it within days, near its (high) quality.
+        tail = np.arange(n_items // 4, n_items)
+        liked = tail[quality[tail] > 4.0]
+        it = int(rng.choice(liked if liked.size else tail))
+        fans = rng.choice(n_users, size=200, replace=False)
+        newcomers = np.arange(n_users + n_fake + n_new, n_users + n_fake + n_new + 100)
+        n_new += newcomers.size
+        who = np.concatenate([fans, newcomers])
+        b = np.concatenate([bias[fans], rng.normal(0.0, 0.4, newcomers.size)])
+        users.append(who)
+        items.append(np.full(who.size, it))
+        stars.append(np.clip(np.rint(quality[it] + b + rng.normal(0, 0.8, who.size)), 1, 5))
+        times.append(np.minimum(rng.uniform(0.1, 0.9) * span + rng.exponential(86_400, who.size), span))
     # Shuffle account ids so fake accounts are not a contiguous block at the end.
-    total = n_users + n_fake
+    total = n_users + n_fake + n_new
     perm = rng.permutation(total)
     user = perm[np.concatenate(users)]
     time = np.concatenate(times).astype(np.int64)
