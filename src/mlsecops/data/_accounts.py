@@ -5,19 +5,30 @@ ratings far from what everyone else thinks of those items. ``CoordinatedAccountD
 items first, then for the accounts:
 
 1. **Bursts.** For every item, the busiest window of ``window_days`` holds far more ratings than the
-   item's own rate predicts (Poisson z-score above ``burst_z``).
+   item's own rate predicts (Poisson z-score above ``burst_z``). Its *burst region* is the run of windows
+   around it that stay above the item's usual rate (the median window count, which a campaign over weeks
+   does not inflate), widened by one window either side.
 2. **Lockstep.** Item pairs rated by far more common accounts than independent behaviour explains. The
    expected co-count of items ``i`` and ``j`` is ``n_i * n_j * sum(d_u^2) / M^2`` (``d_u`` the account's
    number of ratings, ``M`` all ratings), so heavy raters and popular items do not count as coordination.
-3. **Consensus.** A rating on a candidate item is *suspicious* when it comes from an account that rates
-   several candidate items or, on a bursty item, when it falls in the item's burst region; the others
-   are *trusted*. A candidate item is a campaign item when its suspicious ratings sit ``min_deviation`` stars (on average)
-   from the median trusted rating, or, when fewer than three trusted ratings exist, when the suspicious
-   ratings are 90% or more at the top (or bottom) of the rating scale. A campaign that outnumbers the genuine raters
-   of an item therefore cannot set its consensus, and camouflage ratings on popular items do not count.
-4. **Accounts.** A suspicious rating on a campaign item in the campaign's direction (4-5 stars for a push,
-   1-2 for a smear) is coordinated. An account is suspect with ``min_hits`` coordinated ratings (fewer if
-   there are fewer campaign items); its score is the number of coordinated ratings divided by that.
+3. **Consensus.** Bursty and lockstep items are *candidates*. A *group rater* puts far more of its ratings
+   on candidate items, or into their burst regions, than its activity explains (Poisson tail below 1%),
+   so heavy raters and fans of popular items are not group raters. A candidate item's *core* is its burst
+   region (else its group raters); its *trusted* ratings lie outside the core and come from other
+   accounts. The core holds the genuine ratings expected at the trusted rate plus an excess; the item is
+   a campaign item when the mean of that excess sits ``min_deviation`` stars from the trusted mean and
+   3.5 standard errors away, or when the core is a block of one rating (90% or more, near an end of the
+   scale) at half that distance (the full distance if too few trusted ratings make it significant, no
+   distance if there are fewer than three). A campaign that outnumbers the genuine raters of an item
+   therefore cannot set its consensus, and plausible camouflage ratings on popular items do not count.
+4. **Accounts.** A core or group-rater rating on a campaign item in the campaign's direction (4-5 stars
+   for a push, 1-2 for a smear) is coordinated. Each carries the chance ``q`` that it is genuine: on a
+   bursty item, the genuine ratings of that side expected in the burst region over the coordinated ones
+   there; elsewhere ``0.01 ** (1 / min_hits)``. An account is suspect when the product of its ``q`` is
+   0.01 or less, so one rating in a burst that genuine raters cannot explain is enough, ``min_hits``
+   lockstep ratings are, and two ratings among many genuine ones on a popular item are not. An account
+   with coordinated ratings that also crowds the other candidate items gets that Poisson tail as extra
+   evidence (at most half of what it takes). ``scores_`` is ``log(product) / log(0.01)`` (suspect at 1).
 """
 
 from __future__ import annotations
@@ -46,8 +57,8 @@ class CoordinatedAccountDetector:
         burst_z: Poisson z-score of an item's busiest window that makes it a burst.
         lift: co-rating lift above which an item pair is in lockstep.
         min_pair_count: smallest co-count considered for lockstep.
-        min_deviation: stars from the consensus that make a rating extreme.
-        min_hits: coordinated ratings that make an account suspect.
+        min_deviation: stars between a campaign item's excess ratings and its trusted consensus.
+        min_hits: coordinated ratings on items without a burst that make an account suspect.
     """
 
     def __init__(
@@ -107,7 +118,7 @@ class CoordinatedAccountDetector:
                 by_flagged = np.bincount(i, weights=flagged[u].astype(float), minlength=n_items)
                 n_rated = np.bincount(i, minlength=n_items)
                 candidate |= (by_flagged >= 10) & (by_flagged >= 0.3 * n_rated)
-            direction, coordinated, q = self._campaign(
+            direction, coordinated, q, cand_rating = self._campaign(
                 u, i, r, in_burst, burst_mask, region_share, candidate, flagged, n_users
             )
             hits = np.bincount(u, weights=coordinated.astype(float), minlength=n_users)
@@ -115,6 +126,11 @@ class CoordinatedAccountDetector:
             # suspect when the product of those chances over its coordinated ratings is _ALPHA or less.
             evidence = np.where(coordinated, np.log(q[i]) / np.log(_ALPHA), 0.0)
             scores = np.bincount(u, weights=evidence, minlength=n_users)
+            # An account with coordinated ratings that also crowds the other candidate items (say with
+            # camouflage ratings) gets that as extra evidence, at most half of what it takes.
+            p_rest = self._excess_p(u, cand_rating & ~coordinated, n_users)
+            extra = np.minimum(np.log(np.maximum(p_rest, 1e-300)) / np.log(_ALPHA), 0.5)
+            scores += np.where(scores > 0, extra, 0.0)
             now = scores >= 1.0 - 1e-9
             if np.array_equal(now, flagged):
                 break
@@ -130,16 +146,13 @@ class CoordinatedAccountDetector:
         return self
 
     @staticmethod
-    def _group_raters(u: np.ndarray, zones: tuple[np.ndarray, ...], n_users: int) -> np.ndarray:
-        """Accounts with far more ratings in one of the zones than their activity explains (Poisson)."""
+    def _excess_p(u: np.ndarray, zone: np.ndarray, n_users: int) -> np.ndarray:
+        """Per account: Poisson chance of at least its number of ratings in ``zone``, given its activity."""
         from scipy import stats
 
         d = np.bincount(u, minlength=n_users).astype(float)
-        out = np.zeros(n_users, dtype=bool)
-        for zone in zones:
-            c = np.bincount(u, weights=zone.astype(float), minlength=n_users)
-            out |= (c >= 2) & (stats.poisson.sf(c - 1, d * float(zone.mean())) <= _GROUP_P)
-        return out
+        c = np.bincount(u, weights=zone.astype(float), minlength=n_users)
+        return np.asarray(stats.poisson.sf(c - 1, d * float(zone.mean())), dtype=np.float64)
 
     def _campaign(
         self,
@@ -152,13 +165,15 @@ class CoordinatedAccountDetector:
         candidate: np.ndarray,
         flagged: np.ndarray,
         n_users: int,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         n_items = candidate.size
         cand_rating = candidate[i]
         # Group raters concentrate on the candidate items, or on their burst regions (where a campaign
         # that hides among popular candidate items shows), far beyond what their activity explains.
         zone = cand_rating & np.where(burst_mask[i], in_burst, True)
-        group_rater = self._group_raters(u, (cand_rating, zone), n_users) | flagged
+        n_cand = np.bincount(u, weights=cand_rating.astype(float), minlength=n_users)
+        p = np.minimum(self._excess_p(u, cand_rating, n_users), self._excess_p(u, zone, n_users))
+        group_rater = ((n_cand >= 2) & (p <= _GROUP_P)) | flagged
         # The core of a candidate item: its burst region if it has one, else its group raters (and accounts
         # already found). Trusted: ratings outside the core by accounts that are neither.
         core = cand_rating & (np.where(burst_mask[i], in_burst, False) | group_rater[u])
@@ -205,6 +220,13 @@ class CoordinatedAccountDetector:
             elif block:
                 # Too few independent ratings for a consensus: only a block decides.
                 direction[it] = 1.0 if mode >= r_max - 1 else -1.0
+            if direction[it] == 0 and block and burst_mask[it]:
+                # A block made mostly by accounts already found elsewhere is their campaign, however close
+                # to the consensus it sits: the others in the block act with them.
+                found = float(np.mean(flagged[u[rows[core[rows]]]]))
+                lean = mode - (float(ok.mean()) if ok.size else (r_min + r_max) / 2)
+                if found >= 0.5 and lean != 0:
+                    direction[it] = np.sign(lean)
             if direction[it] != 0 and burst_mask[it]:
                 side = ok >= r_max - 1 if direction[it] > 0 else ok <= r_min + 1
                 n_side = int(np.count_nonzero(side)) + 1
@@ -213,7 +235,7 @@ class CoordinatedAccountDetector:
         push = direction[i]
         extreme = ((push > 0) & (r >= r_max - 1)) | ((push < 0) & (r <= r_min + 1))
         suspicious = cand_rating & (core | group_rater[u])
-        return direction, suspicious & extreme, np.maximum(q, 1e-12)
+        return direction, suspicious & extreme, np.maximum(q, 1e-12), cand_rating
 
     def _bursts(
         self, i: np.ndarray, t: np.ndarray, n_items: int

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -25,6 +27,40 @@ def test_campaign_accounts_are_found(n_fake: int, campaign_days: float) -> None:
     recall, fpr = _rates(det, data.fake_users)
     assert recall >= 0.95 and fpr <= 0.02, (recall, fpr)
     assert set(data.target_items) <= set(det.campaign_items_.tolist())
+
+
+def _heavy_genuine_flagged(det: CoordinatedAccountDetector, data_user: np.ndarray, fake: np.ndarray) -> int:
+    users, counts = np.unique(data_user, return_counts=True)
+    genuine = ~np.isin(users, fake)
+    heavy = users[genuine][np.argsort(-counts[genuine])[:50]]
+    return int(np.isin(det.detect(), heavy).sum())
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"smear": True},  # nuke good items with 1 star
+        {"fake_rating": 4},  # 4 stars, not 5: a block of one rating near the top
+        {"n_targets": 10, "target_share": 0.1},  # most fakes rate one target only: one hit in a pure burst
+        {"popular_targets": True},  # targets with many genuine ratings around the burst
+        {"campaign_days": 28.0, "fake_rating": 4, "camouflage": 20, "n_targets": 8, "target_share": 0.4},
+    ],
+    ids=["smear", "four-stars", "one-target-each", "popular-targets", "stealth"],
+)
+def test_campaign_variants_are_found(variant: dict[str, Any]) -> None:
+    data = generate_ratings(n_users=3000, n_items=1500, n_fake=300, seed=11, **variant)
+    det = CoordinatedAccountDetector().fit(data.user, data.item, data.rating, data.time)
+    recall, fpr = _rates(det, data.fake_users)
+    assert recall >= 0.95 and fpr <= 0.02, (recall, fpr)
+    assert _heavy_genuine_flagged(det, data.user, data.fake_users) == 0
+
+
+def test_genuine_viral_items_are_not_a_campaign() -> None:
+    # Three well-liked items get 300 genuine ratings each within days, a third from brand-new accounts.
+    data = generate_ratings(n_users=3000, n_items=1500, n_fake=0, viral_items=3, seed=5)
+    det = CoordinatedAccountDetector().fit(data.user, data.item, data.rating, data.time)
+    assert det.burst_items_.size >= 3
+    assert det.suspect_.sum() == 0 and det.campaign_items_.size == 0
 
 
 @pytest.mark.parametrize("seed", [0, 1])
