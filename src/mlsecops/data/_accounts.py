@@ -19,12 +19,13 @@ items first, then for the accounts:
    a campaign item when the mean of that excess sits ``min_deviation`` stars from the trusted mean and
    3.5 standard errors away, or when the core is a block of one rating (90% or more, near an end of the
    scale) at half that distance (the full distance if too few trusted ratings make it significant, no
-   distance if there are fewer than three). A campaign that outnumbers the genuine raters of an item
-   therefore cannot set its consensus, and plausible camouflage ratings on popular items do not count.
+   distance if there are fewer than three), or when the block comes mostly from accounts already found
+   on other items. A campaign that outnumbers the genuine raters of an item therefore cannot set its
+   consensus, and plausible camouflage ratings on popular items do not count.
 4. **Accounts.** A core or group-rater rating on a campaign item in the campaign's direction (4-5 stars
-   for a push, 1-2 for a smear) is coordinated. Each carries the chance ``q`` that it is genuine: on a
-   bursty item, the genuine ratings of that side expected in the burst region over the coordinated ones
-   there; elsewhere ``0.01 ** (1 / min_hits)``. An account is suspect when the product of its ``q`` is
+   for a push, 1-2 for a smear) is coordinated. Each carries the chance ``q`` that it is genuine: in a
+   burst region, the genuine ratings of that side expected (at the trusted rate) in the window around it
+   over the campaign's ratings in that window; elsewhere ``0.01 ** (1 / min_hits)``. An account is suspect when the product of its ``q`` is
    0.01 or less, so one rating in a burst that genuine raters cannot explain is enough, ``min_hits``
    lockstep ratings are, and two ratings among many genuine ones on a popular item are not. An account
    with coordinated ratings that also crowds the other candidate items gets that Poisson tail as extra
@@ -119,12 +120,12 @@ class CoordinatedAccountDetector:
                 n_rated = np.bincount(i, minlength=n_items)
                 candidate |= (by_flagged >= 10) & (by_flagged >= 0.3 * n_rated)
             direction, coordinated, q, cand_rating = self._campaign(
-                u, i, r, in_burst, burst_mask, region_share, candidate, flagged, n_users
+                u, i, r, t, in_burst, burst_mask, region_share, candidate, flagged, n_users
             )
             hits = np.bincount(u, weights=coordinated.astype(float), minlength=n_users)
             # Evidence of a coordinated rating: log(chance it is genuine) / log(_ALPHA), so an account is
             # suspect when the product of those chances over its coordinated ratings is _ALPHA or less.
-            evidence = np.where(coordinated, np.log(q[i]) / np.log(_ALPHA), 0.0)
+            evidence = np.where(coordinated, np.log(q) / np.log(_ALPHA), 0.0)
             scores = np.bincount(u, weights=evidence, minlength=n_users)
             # An account with coordinated ratings that also crowds the other candidate items (say with
             # camouflage ratings) gets that as extra evidence, at most half of what it takes.
@@ -159,6 +160,7 @@ class CoordinatedAccountDetector:
         u: np.ndarray,
         i: np.ndarray,
         r: np.ndarray,
+        t: np.ndarray,
         in_burst: np.ndarray,
         burst_mask: np.ndarray,
         region_share: np.ndarray,
@@ -182,6 +184,9 @@ class CoordinatedAccountDetector:
         # Chance that a coordinated rating on the item is genuine; items without a burst get the prior that
         # makes ``min_hits`` such ratings enough.
         q = np.full(n_items, _ALPHA ** (1.0 / self.min_hits))
+        q_row = np.full(r.size, np.nan)
+        w = self.window_days * 86_400
+        span = max(float(t.max() - t.min()), w)
         r_min, r_max = float(r.min()), float(r.max())
         var_all = float(r.var())
         order = np.argsort(i, kind="stable")
@@ -232,10 +237,21 @@ class CoordinatedAccountDetector:
                 n_side = int(np.count_nonzero(side)) + 1
                 hit = sus >= r_max - 1 if direction[it] > 0 else sus <= r_min + 1
                 q[it] = min(1.0, max(n_side * ratio, 1e-12) / max(int(np.count_nonzero(hit)), 1))
+                # Per rating in the core: genuine ratings of that side expected in one window around it, at
+                # the trusted rate, over the campaign's ratings in that window (the edges of a burst are
+                # thinner than its middle).
+                hit_rows = rows[core[rows]][hit]
+                ts = np.sort(t[hit_rows])
+                local = np.searchsorted(ts, t[hit_rows] + w / 2, "right") - np.searchsorted(
+                    ts, t[hit_rows] - w / 2
+                )
+                rate = n_side / max((1.0 - region_share[it]) * span, w)
+                q_row[hit_rows] = np.minimum(1.0, rate * w / np.maximum(local, 1))
         push = direction[i]
         extreme = ((push > 0) & (r >= r_max - 1)) | ((push < 0) & (r <= r_min + 1))
         suspicious = cand_rating & (core | group_rater[u])
-        return direction, suspicious & extreme, np.maximum(q, 1e-12), cand_rating
+        q_row = np.where(np.isnan(q_row), q[i], q_row)
+        return direction, suspicious & extreme, np.maximum(q_row, 1e-12), cand_rating
 
     def _bursts(
         self, i: np.ndarray, t: np.ndarray, n_items: int
