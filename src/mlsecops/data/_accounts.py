@@ -46,6 +46,8 @@ _ALPHA = 0.01
 """An account is suspect when the chance that all its coordinated ratings are genuine is at most this."""
 _MIN_T = 3.5
 """Standard errors by which a campaign item's excess ratings must differ from its trusted ratings."""
+_MAX_SPAN_S = 100 * 365.25 * 86_400
+"""Longest plausible stream in seconds; longer spans are read as milli- or microseconds."""
 _GROUP_P = 1e-2
 """Poisson tail below which an account's share of ratings in the suspicious zone makes it a group rater."""
 
@@ -82,6 +84,8 @@ class CoordinatedAccountDetector:
     def fit(self, user: np.ndarray, item: np.ndarray, rating: np.ndarray, time: np.ndarray) -> Self:
         """Score every account of the ratings stream.
 
+        ``time`` is in seconds; epoch milli- and microseconds are recognised and scaled.
+
         Learned attributes: ``users_`` (account ids), ``scores_`` (suspect at 1 or more), ``suspect_``
         (aligned with ``users_``), ``hits_`` (coordinated ratings per account), ``candidate_items_``,
         ``burst_items_`` and ``campaign_items_`` (item ids), ``consensus_shift_`` (per item index: +1 push,
@@ -98,6 +102,10 @@ class CoordinatedAccountDetector:
             raise InputError("user, item, rating and time must be non-empty and of equal length")
         if not (np.all(np.isfinite(r)) and np.all(np.isfinite(t))):
             raise InputError("ratings and times must be finite numbers")
+        # Times in milli- or microseconds (as many exporters write them): epoch seconds stay below 1e11
+        # until the year 5138, and no ratings stream spans a century, so scale down until both hold.
+        while float(np.abs(t).max()) > 1e11 or float(t.max() - t.min()) > _MAX_SPAN_S:
+            t = t / 1000.0
         users, u = np.unique(u_raw, return_inverse=True)
         items, i = np.unique(i_raw, return_inverse=True)
         n_users, n_items = users.size, items.size

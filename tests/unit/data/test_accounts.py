@@ -63,6 +63,15 @@ def test_genuine_viral_items_are_not_a_campaign() -> None:
     assert det.suspect_.sum() == 0 and det.campaign_items_.size == 0
 
 
+def test_millisecond_times_find_the_same_accounts() -> None:
+    data = generate_ratings(n_users=3000, n_items=1500, n_fake=300, seed=12)
+    seconds = CoordinatedAccountDetector().fit(data.user, data.item, data.rating, data.time).detect()
+    millis = data.time * 1000 + 1_700_000_000_000  # epoch milliseconds, as many exporters write them
+    found = CoordinatedAccountDetector().fit(data.user, data.item, data.rating, millis).detect()
+    assert np.isin(data.fake_users, seconds).mean() >= 0.95
+    assert np.array_equal(found, seconds)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_genuine_stream_has_no_campaign(seed: int) -> None:
     data = generate_ratings(n_users=3000, n_items=1500, n_fake=0, seed=seed)
