@@ -55,6 +55,31 @@ def test_campaign_variants_are_found(variant: dict[str, Any]) -> None:
     assert _heavy_genuine_flagged(det, data.user, data.fake_users) == 0
 
 
+def test_small_slow_smear_over_many_targets_is_found() -> None:
+    # 100 accounts give 2 stars to ~3 of 10 good items each over four weeks: no burst, and each target pair
+    # shares only ~9 accounts, so only the co-count's significance reveals the lockstep. Accounts with a
+    # single target and nothing else in common with the campaign cannot be told from genuine raters.
+    data = generate_ratings(
+        n_users=3000,
+        n_items=1500,
+        n_fake=100,
+        smear=True,
+        fake_rating=4,
+        campaign_days=28.0,
+        n_targets=10,
+        target_share=0.3,
+        seed=13,
+    )
+    det = CoordinatedAccountDetector().fit(data.user, data.item, data.rating, data.time)
+    on_targets = np.bincount(
+        data.user, weights=np.isin(data.item, data.target_items), minlength=det.users_.size
+    )
+    several = data.fake_users[on_targets[data.fake_users] >= 2]
+    assert np.isin(several, det.detect()).all()
+    recall, fpr = _rates(det, data.fake_users)
+    assert recall >= 0.8 and fpr == 0.0, (recall, fpr)
+
+
 def test_genuine_viral_items_are_not_a_campaign() -> None:
     # Three well-liked items get 300 genuine ratings each within days, a third from brand-new accounts.
     data = generate_ratings(n_users=3000, n_items=1500, n_fake=0, viral_items=3, seed=5)
