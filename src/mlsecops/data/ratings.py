@@ -4,8 +4,10 @@
 items by Zipf popularity and rate them near each item's hidden quality, plus an optional campaign: a
 few hundred fake accounts, created within a few days, that give five stars to a handful of low-quality,
 little-known target items and rate some popular items plausibly as camouflage (the shape of the 537-account
-case in the issue). The generator returns the ground truth with the data, so tests and benchmarks can
-measure a detector's precision and recall, and the demo can show one.
+case in the issue). Knobs vary the attack (a smear of good items, 4 stars instead of 5, popular targets,
+each account on a subset of the targets, a campaign over weeks) and add genuine viral items, bursts a
+detector must leave alone. The generator returns the ground truth with the data, so tests and benchmarks
+can measure a detector's precision and recall, and the demo can show one.
 """
 
 from __future__ import annotations
