@@ -20,6 +20,7 @@ from mlsecops.cli._common import (
     err_console,
     exit_for,
     parse_fail_on,
+    progress,
     settings,
 )
 from mlsecops.core.checks import Target
@@ -125,24 +126,43 @@ def poison(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    max_rows: Annotated[
+        int | None,
+        typer.Option(
+            help="Refuse larger files (default 1,000,000 rows; 20,000,000 ratings): every row is held in memory.",
+            min=1,
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     fail_on: FailOnOpt = "medium",
     fmt: FormatOpt = Format.TEXT,
     output: OutputOpt = None,
 ) -> None:
     """Flag rows (label flips, backdoor triggers, outliers, near-duplicates) or coordinated accounts."""
-    from mlsecops.data.checks import DataPoisonCheck
+    from mlsecops.data.checks import ROW_DETECTORS, DataPoisonCheck
 
     threshold = parse_fail_on(fail_on)
     options: dict[str, JsonValue] = {}
     for key, value in (("label", label), ("kind", kind), ("detectors", detectors), ("model", model)):
         if value:
             options[key] = value
+    if max_rows is not None:
+        options["max_rows"] = max_rows
     if quarantine is not None:
         options["quarantine"] = str(quarantine)
     target = _workspace_target((data,), options, need=False).model_copy(update={"seed": seed})
     if quarantine is not None and target.home is None:
         err_console.print("[yellow]no workspace: the quarantine files are written but not recorded[/]")
-    report = DataPoisonCheck().run(target)
+    steps = len(detectors.split(",")) if detectors else len(ROW_DETECTORS)
+    with progress(steps, "poison detectors", quiet=quiet) as bar:
+
+        def hook(name: str) -> None:
+            if bar is not None:
+                task = bar.task_ids[0]
+                done = bar.tasks[0].description != "poison detectors"
+                bar.update(task, advance=1 if done else 0, description=f"detector: {name}")
+
+        report = DataPoisonCheck(progress=hook).run(target)
     if fmt is Format.TEXT and output is None:
         _suspects_table(report.data)
     emit(report, fmt, output)

@@ -33,7 +33,7 @@ from mlsecops.data._backdoor import (
 from mlsecops.data._labels import ConfidentLabelDetector, out_of_sample_proba
 from mlsecops.data._outliers import NearDuplicateDetector, OutlierDetector
 from mlsecops.data._profile import ColumnProfile, DataProfile, ProfileBuilder, profile_chunks
-from mlsecops.data._readers import Chunk, file_format, iter_chunks, load_table, load_xy
+from mlsecops.data._readers import Chunk, count_rows, file_format, iter_chunks, load_table, load_xy
 from mlsecops.data._validate import ValidationOptions, validate
 from mlsecops.data.ratings import RatingsData, generate_ratings
 
@@ -51,6 +51,7 @@ __all__ = [
     "RatingsData",
     "SpectralSignatureDetector",
     "ValidationOptions",
+    "count_rows",
     "file_format",
     "generate_ratings",
     "iter_chunks",

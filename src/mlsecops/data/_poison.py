@@ -73,6 +73,7 @@ def scan_rows(
     trusted: tuple[np.ndarray, np.ndarray] | None = None,
     model: ModelSignals | None = None,
     model_min_proba: float = MODEL_MIN_PROBA,
+    progress: Callable[[str], None] | None = None,
 ) -> PoisonResult:
     """Run the row detectors on ``(X, y)``.
 
@@ -89,6 +90,7 @@ def scan_rows(
             ``model_min_proba`` (and that the cross-validated label models do not confirm) are label
             issues too.
         model_min_proba: see ``model``.
+        progress: called with a detector's name as it starts (the CLI draws a bar from it).
 
     Raises:
         InputError: an unknown detector name, or data the detectors cannot use.
@@ -109,7 +111,9 @@ def scan_rows(
             reasons.setdefault(r, []).append(t)
 
     n_classes = np.unique(y).size
+    step = progress or (lambda _name: None)
     if "labels" in detectors and n_classes >= 2:
+        step("labels")
         lab = ConfidentLabelDetector(random_state=seed).fit(X, y, trusted=trusted)
         rows = np.flatnonzero(lab.suspect_)
         res.metrics["label_issues"] = float(rows.size)
@@ -132,7 +136,7 @@ def scan_rows(
                     Severity.HIGH if share >= 0.02 else Severity.MEDIUM,
                     f"{rows.size} rows with suspected label errors or flips ({share:.1%})",
                     "Models trained without these rows assign another class clearly more probability"
-                    " than the given label (confident learning, two rounds; estimated share of wrong"
+                    " than the given label (confident learning, three rounds; estimated share of wrong"
                     f" labels {lab.noise_rate_:.1%})"
                     + (
                         f", or the supplied model gives the label less than {model_min_proba:g}"
@@ -146,6 +150,7 @@ def scan_rows(
                 )
             )
     if "backdoor" in detectors and n_classes >= 3:
+        step("backdoor")
         feats = model.features if model is not None else None
         bd = BackdoorClusterDetector(random_state=seed, features=feats).fit(X, y)
         rows = np.flatnonzero(bd.suspect_)
@@ -174,6 +179,7 @@ def scan_rows(
                 )
             )
     if "outliers" in detectors:
+        step("outliers")
         od = OutlierDetector().fit(X)
         rows = np.flatnonzero(od.suspect_)
         res.metrics["outliers"] = float(rows.size)
@@ -195,6 +201,7 @@ def scan_rows(
                 )
             )
     if "duplicates" in detectors:
+        step("duplicates")
         nd = NearDuplicateDetector().fit(X)
         rows = np.flatnonzero(nd.suspect_)
         res.metrics["near_duplicates"] = float(rows.size)

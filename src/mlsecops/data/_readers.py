@@ -20,7 +20,15 @@ import numpy as np
 
 from mlsecops.core.errors import InputError
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "Chunk", "file_format", "iter_chunks", "load_table", "load_xy"]
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "Chunk",
+    "count_rows",
+    "file_format",
+    "iter_chunks",
+    "load_table",
+    "load_xy",
+]
 
 Chunk = dict[str, np.ndarray]
 """Column name -> 1-D array (float64 for numbers, object for strings; missing values as NaN / None)."""
@@ -79,6 +87,84 @@ def iter_chunks(path: Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator
             if y is not None:
                 chunk["y"] = np.asarray(y[start : start + chunk_rows])
             yield chunk
+
+
+def count_rows(path: Path, *, stop_after: int | None = None) -> int:
+    """Count the data rows of a file without parsing its values, in constant memory.
+
+    CSV: line breaks (a quoted field spanning lines counts once per line, so this is an upper bound);
+    Parquet: the footer's row count; ``.npy``: the array header; ``.npz``: the header of array ``X`` (or
+    the first array), read without inflating the rest, so a compressed bomb is measured before it is
+    opened. With ``stop_after`` a CSV count stops as soon as it exceeds that many rows.
+
+    Raises:
+        InputError: as ``file_format``, or a header that cannot be read.
+    """
+    fmt = file_format(path)
+    if fmt == "csv":
+        lines, last = 0, b"\n"
+        with path.open("rb") as fh:
+            while block := fh.read(_BLOCK_BYTES):
+                lines += block.count(b"\n")
+                last = block[-1:]
+                if stop_after is not None and lines - 1 > stop_after:
+                    break
+        return max(lines + (last != b"\n") - 1, 0)  # minus the header line
+    if fmt == "parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except ImportError as err:  # pragma: no cover - depends on the installed extras
+            raise InputError("reading Parquet needs pyarrow: pip install 'mlsecops[data]'") from err
+        except Exception as err:  # pyarrow raises several types for corrupt files
+            raise InputError(f"{path}: not a readable Parquet file ({err})") from err
+    try:
+        if fmt == "npy":
+            with path.open("rb") as fh:
+                return _npy_rows(fh)
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.endswith(".npy")]
+            if not names:
+                raise InputError(f"{path}: the .npz holds no arrays")
+            with zf.open("X.npy" if "X.npy" in names else names[0]) as fh:
+                return _npy_rows(fh)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        raise InputError(f"{path}: not a readable NumPy file ({err})") from err
+
+
+def _npy_rows(fh: Any) -> int:
+    shape, _ = _npy_header(fh)
+    return int(shape[0]) if shape else 1
+
+
+def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    # Only the header is read; version 3.0 (UTF-8 field names) is 2.0 with another text encoding.
+    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, _, dtype = read(fh)
+    return tuple(int(d) for d in shape), dtype
+
+
+MAX_ARRAY_BYTES = 4 << 30
+"""Largest array a ``.npz`` may declare before it is inflated into memory."""
+
+
+def _check_npz_sizes(path: Path) -> None:
+    """Refuse a ``.npz`` whose arrays declare more than ``MAX_ARRAY_BYTES`` (a compressed bomb)."""
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            if not name.endswith(".npy"):
+                continue
+            with zf.open(name) as fh:
+                shape, dtype = _npy_header(fh)
+            size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            if size > MAX_ARRAY_BYTES:
+                raise InputError(
+                    f"{path}: array {name[:-4]!r} of shape {shape} would take {size / 2**30:.1f} GiB in memory"
+                    f" (limit {MAX_ARRAY_BYTES / 2**30:.0f} GiB); split the data"
+                )
 
 
 def load_table(path: Path) -> Chunk:
@@ -160,6 +246,7 @@ def _numeric(arr: np.ndarray, what: str) -> np.ndarray:
 
 def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
     try:
+        _check_npz_sizes(path)
         npz: np.lib.npyio.NpzFile = np.load(path, allow_pickle=False)
         return npz
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:

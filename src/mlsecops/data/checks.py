@@ -12,7 +12,9 @@ matters for small batches), ``detectors`` (list; default all row detectors), ``q
 suspect files; recorded in the workspace when the target has a ``home``), ``model`` (a model file, URL or
 ``python:module:attr`` loaded with ``mlsecops.models.load_model``: its penultimate-layer activations, or
 its probabilities for models without internals, are the backdoor detector's features, and rows whose label
-it gives less than ``model_min_proba``, default 0.01, are label issues). Its report's ``data`` holds
+it gives less than ``model_min_proba``, default 0.01, are label issues), ``max_rows`` (default
+1,000,000 rows, 20,000,000 ratings: the detectors hold every row in memory and cross-validate models on
+them, so a larger file is refused before it is read, counted in constant memory). Its report's ``data`` holds
 ``suspect_rows`` (``{row, score, reason}``, 0-based rows) or ``suspect_accounts``
 (``{user, score, reason}``), ``quarantine`` when files were written, and ``model`` (``{model, features}``)
 when a model was used.
@@ -20,6 +22,7 @@ when a model was used.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +35,18 @@ from mlsecops.core.findings import Finding, Report, Severity, utcnow
 from mlsecops.data._model_features import model_signals
 from mlsecops.data._poison import MODEL_MIN_PROBA, ROW_DETECTORS, PoisonResult, scan_accounts, scan_rows
 from mlsecops.data._profile import DataProfile, profile_chunks
-from mlsecops.data._readers import DEFAULT_CHUNK_ROWS, iter_chunks, load_table, load_xy
+from mlsecops.data._readers import DEFAULT_CHUNK_ROWS, count_rows, iter_chunks, load_table, load_xy
 from mlsecops.data._validate import ValidationOptions, validate
 from mlsecops.data.manifest import verify_dataset
 from mlsecops.data.quarantine import record_quarantine, write_quarantine
 
-__all__ = ["DataPoisonCheck", "DataValidationCheck", "load_baseline"]
+__all__ = ["ROW_DETECTORS", "DataPoisonCheck", "DataValidationCheck", "load_baseline"]
 
 RATINGS_COLUMNS = ("user", "item", "rating", "time")
+MAX_POISON_ROWS = 1_000_000
+"""Default row limit of ``data.poison`` on row data (option ``max_rows``)."""
+MAX_POISON_RATINGS = 20_000_000
+"""Default row limit of ``data.poison`` on ratings."""
 
 
 def _opt_str(options: dict[str, JsonValue], key: str) -> str | None:
@@ -56,6 +63,15 @@ def _opt_num(options: dict[str, JsonValue], key: str, default: float, *, lo: flo
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= float(value) <= hi:
         raise InputError(f"option {key} must be a number in [{lo:g}, {hi:g}]; got {value!r}")
     return float(value)
+
+
+def _row_limit(path: Path, rows: int, option: int | None, default: int) -> None:
+    limit = option or default
+    if rows > limit:
+        raise InputError(
+            f"{path}: more than {limit:,} rows; data poison holds every row in memory and cross-validates"
+            " models on them. Split or sample the file, or raise the limit with --max-rows"
+        )
 
 
 def load_baseline(path: Path, *, label: str | None = None, seed: int = 0) -> DataProfile:
@@ -189,7 +205,14 @@ class DataValidationCheck:
     ),
 )
 class DataPoisonCheck:
-    """Flag suspect rows (or accounts) of one data file, optionally quarantining them."""
+    """Flag suspect rows (or accounts) of one data file, optionally quarantining them.
+
+    Args:
+        progress: called with each detector's name as it starts (``scan_rows``).
+    """
+
+    def __init__(self, *, progress: Callable[[str], None] | None = None) -> None:
+        self.progress = progress
 
     def run(self, target: Target) -> Report:
         """Scan ``target.paths[0]``.
@@ -206,7 +229,10 @@ class DataPoisonCheck:
         kind = _opt_str(opts, "kind")
         if kind not in (None, "rows", "ratings"):
             raise InputError(f"option kind must be 'rows' or 'ratings'; got {kind!r}")
+        max_rows = int(_opt_num(opts, "max_rows", 0, lo=1, hi=1e12)) if "max_rows" in opts else None
         table: dict[str, np.ndarray] | None = None
+        n_rows = count_rows(path, stop_after=max_rows or MAX_POISON_RATINGS)
+        _row_limit(path, n_rows, max_rows, MAX_POISON_RATINGS)
         if kind is None and label is None and path.suffix.lower() != ".npz":
             table = load_table(path)
             kind = "ratings" if set(RATINGS_COLUMNS) <= set(table) else "rows"
@@ -221,6 +247,7 @@ class DataPoisonCheck:
             mask = self._account_mask(table, res)
         else:
             detectors = self._detectors(opts.get("detectors"))
+            _row_limit(path, n_rows, max_rows, MAX_POISON_ROWS)
             X, y, _, classes = load_xy(path, label=label)
             trusted = None
             _opt_str(opts, "trusted")
@@ -254,6 +281,7 @@ class DataPoisonCheck:
                 trusted=trusted,
                 model=signals,
                 model_min_proba=_opt_num(opts, "model_min_proba", MODEL_MIN_PROBA, lo=0.0, hi=0.5),
+                progress=self.progress,
             )
             if signals is not None:
                 model_info = {"model": signals.model, "features": signals.source}

@@ -39,6 +39,8 @@ def test_bad_input_is_one_line_exit_2(cli: Callable[..., Any], tmp_path: Path) -
     (tmp_path / "ok.csv").write_text("a,b\n1,2\n3,4\n")
     res = cli("data", "poison", str(tmp_path / "ok.csv"), "--label", "nope")
     assert res.code == 2 and "label column 'nope' not found" in res.err
+    res = cli("data", "poison", str(tmp_path / "ok.csv"), "--label", "b", "--max-rows", "1")
+    assert res.code == 2 and "more than 1 rows" in res.err and "--max-rows" in res.err
 
 
 def test_poison_ratings_quarantine_and_register(cli: Callable[..., Any], tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mlsecops.core.errors import InputError
-from mlsecops.data import iter_chunks, load_table, load_xy
+from mlsecops.data import count_rows, iter_chunks, load_table, load_xy
 
 
 def _csv(path: Path, text: str) -> Path:
@@ -119,3 +119,30 @@ def test_unknown_extension_and_missing_file(tmp_path: Path) -> None:
     _csv(tmp_path / "d.txt", "a\n1\n")
     with pytest.raises(InputError, match="unsupported"):
         load_table(tmp_path / "d.txt")
+
+
+def test_count_rows_reads_no_values(tmp_path: Path) -> None:
+    assert count_rows(_csv(tmp_path / "a.csv", "a,b\n1,2\n3,4\n")) == 2
+    assert count_rows(_csv(tmp_path / "b.csv", "a,b\n1,2\n3,4")) == 2  # no final line break
+    assert count_rows(_csv(tmp_path / "c.csv", "a,b\n")) == 0
+    np.save(tmp_path / "x.npy", np.zeros((7, 3)))
+    assert count_rows(tmp_path / "x.npy") == 7
+    np.savez_compressed(tmp_path / "x.npz", X=np.zeros((5000, 4)), y=np.zeros(5000))
+    assert count_rows(tmp_path / "x.npz") == 5000
+    big = _csv(tmp_path / "big.csv", "a\n" + "1\n" * 100_000)
+    assert 10 < count_rows(big, stop_after=10) <= 100_000
+
+
+def test_npz_declaring_a_huge_array_is_refused_before_inflating(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (100_000, 100_000)}
+    )
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("X.npy", header.getvalue() + bytes(1000))
+        zf.writestr("y.npy", header.getvalue())
+    with pytest.raises(InputError, match=r"74\.5 GiB"):
+        load_xy(tmp_path / "bomb.npz", label=None)
