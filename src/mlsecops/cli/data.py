@@ -129,7 +129,7 @@ def poison(
     max_rows: Annotated[
         int | None,
         typer.Option(
-            help="Refuse larger files (default 1,000,000 rows; 20,000,000 ratings): every row is held in memory.",
+            help="Refuse larger files (default 200,000 rows; 20,000,000 ratings): every row is held in memory.",
             min=1,
         ),
     ] = None,

@@ -13,7 +13,7 @@ suspect files; recorded in the workspace when the target has a ``home``), ``mode
 ``python:module:attr`` loaded with ``mlsecops.models.load_model``: its penultimate-layer activations, or
 its probabilities for models without internals, are the backdoor detector's features, and rows whose label
 it gives less than ``model_min_proba``, default 0.01, are label issues), ``max_rows`` (default
-1,000,000 rows, 20,000,000 ratings: the detectors hold every row in memory and cross-validate models on
+200,000 rows, 20,000,000 ratings: the detectors hold every row in memory and cross-validate models on
 them, so a larger file is refused before it is read, counted in constant memory). Its report's ``data`` holds
 ``suspect_rows`` (``{row, score, reason}``, 0-based rows) or ``suspect_accounts``
 (``{user, score, reason}``), ``quarantine`` when files were written, and ``model`` (``{model, features}``)
@@ -43,7 +43,7 @@ from mlsecops.data.quarantine import record_quarantine, write_quarantine
 __all__ = ["ROW_DETECTORS", "DataPoisonCheck", "DataValidationCheck", "load_baseline"]
 
 RATINGS_COLUMNS = ("user", "item", "rating", "time")
-MAX_POISON_ROWS = 1_000_000
+MAX_POISON_ROWS = 200_000
 """Default row limit of ``data.poison`` on row data (option ``max_rows``)."""
 MAX_POISON_RATINGS = 20_000_000
 """Default row limit of ``data.poison`` on ratings."""
