@@ -68,19 +68,26 @@ def learned_features(X: np.ndarray, y: np.ndarray, *, hidden: int = 64, random_s
     return np.asarray(np.maximum(Xs @ mlp.coefs_[0] + mlp.intercepts_[0], 0.0))
 
 
-def _consistency(Xr: np.ndarray, y: np.ndarray, S: np.ndarray, pred: np.ndarray, usable: np.ndarray) -> float:
-    """Largest per-feature t-like statistic of how consistently rows ``S`` differ from the mean of the class
-    they are explained by: a trigger is the same change in every row."""
+def _class_means(Xr: np.ndarray, y: np.ndarray, usable: np.ndarray) -> np.ndarray:
     means = np.zeros((int(y.max()) + 1, Xr.shape[1]))
-    for k in np.unique(pred):
-        if k >= 0:
-            rows = usable & (y == k)
-            if rows.any():
-                means[k] = Xr[rows].mean(axis=0)
+    for k in np.unique(y[usable]):
+        means[k] = Xr[usable & (y == k)].mean(axis=0)
+    return means
+
+
+def _shift(
+    means: np.ndarray, Xr: np.ndarray, S: np.ndarray, pred: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature, the median change of rows ``S`` from the mean of the class they are explained by, and
+    how consistent it is (median over scaled MAD + 0.05): a trigger is the same change in every row."""
     D = Xr[S] - means[np.maximum(pred, 0)]
     med = np.median(D, axis=0)
-    z = np.abs(med) / (1.4826 * np.median(np.abs(D - med), axis=0) + 0.05)
-    return float(z.max())
+    return med, np.abs(med) / (1.4826 * np.median(np.abs(D - med), axis=0) + 0.05)
+
+
+def _consistency(Xr: np.ndarray, y: np.ndarray, S: np.ndarray, pred: np.ndarray, usable: np.ndarray) -> float:
+    """Largest per-feature consistency of the change shared by rows ``S`` (see ``_shift``)."""
+    return float(_shift(_class_means(Xr, y, usable), Xr, S, pred)[1].max())
 
 
 def _separation(Z: np.ndarray, lab: np.ndarray) -> float:
@@ -386,7 +393,15 @@ class BackdoorClusterDetector(_Base):
                 continue
             proba, typical = got
             conf = proba.max(axis=1)
-            extra = conf >= typical
+            # ... and they carry the trigger: on the features where the flagged rows change consistently,
+            # they change the same way (in tabular data the model is confident on genuine rows too).
+            means = _class_means(Xr, y, ~suspect)
+            flagged = np.flatnonzero((y == c) & suspect)
+            med, shared = _shift(means, Xr, flagged, explained_by[flagged])
+            feats = np.argsort(-shared)[: max(1, min(50, int(np.sum(shared >= self.min_consistency))))]
+            d = Xr[rest][:, feats] - means[proba.argmax(axis=1)][:, feats]
+            carries = np.mean(np.abs(d - med[feats]) <= 0.5 * np.abs(med[feats]), axis=1) >= 0.5
+            extra = (conf >= typical) & carries
             suspect[rest[extra]] = True
             explained_by[rest[extra]] = proba.argmax(axis=1)[extra]
             scores[rest] = conf / typical
