@@ -307,10 +307,29 @@ def rdma(user: np.ndarray, item: np.ndarray, rating: np.ndarray) -> tuple[np.nda
 def bench_ratings(seeds: list[int]) -> list[dict[str, Any]]:
     from mlsecops.data import CoordinatedAccountDetector, generate_ratings
 
+    # The three campaign sizes, then attacker variants the detector was not first designed on
+    # (red-teamed in session 3) and a clean stream with genuine viral items (FPR only).
+    variants: list[tuple[str, int, dict[str, Any]]] = [
+        (f"ratings, {n} fake accounts", n, {}) for n in (100, 537, 1000)
+    ]
+    for label, kw in (
+        ("spread over 4 weeks", {"campaign_days": 28.0}),
+        ("4 stars instead of 5", {"fake_rating": 4}),
+        ("popular target items", {"popular_targets": True}),
+        ("10 targets, each fake rates ~30%", {"n_targets": 10, "target_share": 0.3}),
+        ("30 camouflage ratings each", {"camouflage": 30}),
+        ("smear: 1 star on good items", {"smear": True}),
+        (
+            "stealth: 4 weeks, 4 stars, 20 camouflage, 8 targets at 40%",
+            {"campaign_days": 28.0, "fake_rating": 4, "camouflage": 20, "n_targets": 8, "target_share": 0.4},
+        ),
+    ):
+        variants += [(f"ratings variant, {n} fake accounts, {label}", n, kw) for n in (100, 537)]
+    variants.append(("ratings, no campaign, 3 genuine viral items", 0, {"viral_items": 3}))
     rows = []
-    for n_fake in (100, 537, 1000):
+    for name, n_fake, kw in variants:
         for seed in seeds:
-            data = generate_ratings(n_fake=n_fake, seed=seed)
+            data = generate_ratings(n_fake=n_fake, seed=seed, **kw)
             t0 = time.perf_counter()
             det = CoordinatedAccountDetector().fit(data.user, data.item, data.rating, data.time)
             t_ours = time.perf_counter() - t0
@@ -323,7 +342,7 @@ def bench_ratings(seeds: list[int]) -> list[dict[str, Any]]:
             for method, flag, secs in (("mlsecops", det.suspect_, t_ours), ("RDMA z>2", z > 2.0, t_rdma)):
                 rows.append(
                     {
-                        "scenario": f"ratings, {n_fake} fake accounts ({len(data)} ratings)",
+                        "scenario": f"{name} ({len(data)} ratings)",
                         "seed": seed,
                         "method": method,
                         "seconds": round(secs, 2),
