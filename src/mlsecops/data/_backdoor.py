@@ -23,7 +23,7 @@ the poisoned rows of the target class form their own group. Three detectors, all
   least ``min_consistency`` (a trigger: a patch, a blended pattern, a constant in one column); (2) it stands
   apart: its class splits far more cleanly than the other classes (robust z of the Mahalanobis distance
   between the two clusters >= ``min_separation``), or it is explained ``min_gap`` better than its class's
-  other cluster and is an upper outlier (robust z >= 2) among all clusters' explained ratios. Classes are
+  other cluster and is an upper outlier (robust z >= 1.5) among all clusters' explained ratios. Classes are
   decided most-suspicious first, and rows already flagged are left
   out of later reference models, so poison relabelled into one class cannot make a neighbouring clean
   class look explained. Rows of a poisoned class that the clustering left on the clean side are flagged
@@ -356,7 +356,7 @@ class BackdoorClusterDetector(_Base):
                     # cleanly than the other classes do, or it is explained clearly better than its class's
                     # other cluster and than the clusters of other classes.
                     apart = z.get(c, 0.0) >= self.min_separation or (
-                        lowest is not None and ratio - lowest >= self.min_gap and ratio_z[i] >= 2.0
+                        lowest is not None and ratio - lowest >= self.min_gap and ratio_z[i] >= 1.5
                     )
                     i += 1
                     if ratio >= self.min_explained and cons >= self.min_consistency and apart:
