@@ -23,7 +23,11 @@ the poisoned rows of the target class form their own group. Three detectors, all
   least ``min_consistency`` (a trigger: a patch, a blended pattern, a constant in one column); (2) it stands
   apart: its class splits far more cleanly than the other classes (robust z of the Mahalanobis distance
   between the two clusters >= ``min_separation``), or it is explained ``min_gap`` better than its class's
-  other cluster and is an upper outlier (robust z >= 1.5) among all clusters' explained ratios. Classes are
+  other cluster and is an upper outlier (robust z >= 1.5) among all clusters' explained ratios, or its
+  change is novel: on one of its most consistent features, the share of its rows near the cluster's value
+  exceeds the share of the other classes' rows near it by ``min_novelty`` (a patch or a constant that the
+  genuine data never shows; genuine subgroups share values other classes have too: at most 0.76 on
+  clean MNIST, 0.65 on clean tabular data, against 0.93-1.0 for patches the other gates missed). Classes are
   decided most-suspicious first, and rows already flagged are left
   out of later reference models, so poison relabelled into one class cannot make a neighbouring clean
   class look explained. Rows of a poisoned class that the clustering left on the clean side are flagged
@@ -85,9 +89,14 @@ def _shift(
     return med, np.abs(med) / (1.4826 * np.median(np.abs(D - med), axis=0) + 0.05)
 
 
-def _consistency(Xr: np.ndarray, y: np.ndarray, S: np.ndarray, pred: np.ndarray, usable: np.ndarray) -> float:
-    """Largest per-feature consistency of the change shared by rows ``S`` (see ``_shift``)."""
-    return float(_shift(_class_means(Xr, y, usable), Xr, S, pred)[1].max())
+def _novelty(Xr: np.ndarray, S: np.ndarray, rest: np.ndarray, tstat: np.ndarray, top: int = 8) -> float:
+    """How much more often rows ``S`` sit at their own median than rows ``rest`` do (within 0.1 of the
+    feature's range), at best over the ``top`` features with the most consistent change ``tstat``."""
+    feats = np.argsort(-tstat, kind="stable")[:top]
+    med = np.median(Xr[S][:, feats], axis=0)
+    near_s = np.mean(np.abs(Xr[S][:, feats] - med) <= 0.1, axis=0)
+    near_rest = np.mean(np.abs(Xr[rest][:, feats] - med) <= 0.1, axis=0) if rest.any() else 0.0
+    return float(np.max(near_s - near_rest))
 
 
 def _separation(Z: np.ndarray, lab: np.ndarray) -> float:
@@ -268,6 +277,8 @@ class BackdoorClusterDetector(_Base):
             when its class does not split unusually cleanly.
         min_consistency: smallest per-feature robust t-statistic of the change shared by a cluster's rows
             relative to the classes that explain them (the trigger).
+        min_novelty: share of a cluster's rows at its own value of a trigger feature, minus the share of
+            the other classes' rows at that value, that makes the change novel (see the module doc).
         n_components: dimensions kept by PCA before clustering.
         features: precomputed learned features; learned from ``X`` when None.
         random_state: seed.
@@ -281,6 +292,7 @@ class BackdoorClusterDetector(_Base):
         min_separation: float = 3.5,
         min_gap: float = 0.2,
         min_consistency: float = 3.0,
+        min_novelty: float = 0.85,
         n_components: int = 5,
         features: np.ndarray | None = None,
         random_state: int = 0,
@@ -290,6 +302,7 @@ class BackdoorClusterDetector(_Base):
         self.min_separation = min_separation
         self.min_gap = min_gap
         self.min_consistency = min_consistency
+        self.min_novelty = min_novelty
         self.n_components = n_components
         self.features = features
         self.random_state = random_state
@@ -345,9 +358,16 @@ class BackdoorClusterDetector(_Base):
                 ratios = []
                 lowest = min(r for r, _ in explained) if len(explained) > 1 else None
                 for S, (ratio, pred) in zip(groups[c], explained, strict=True):
-                    cons = _consistency(Xr, y, S, pred, ~suspect)
+                    _, tstat = _shift(_class_means(Xr, y, ~suspect), Xr, S, pred)
+                    cons = float(tstat.max())
+                    novel = _novelty(Xr, S, (y != c) & ~suspect, tstat)
                     ratios.append(
-                        {"size": int(S.size), "explained": round(ratio, 4), "consistency": round(cons, 2)}
+                        {
+                            "size": int(S.size),
+                            "explained": round(ratio, 4),
+                            "consistency": round(cons, 2),
+                            "novelty": round(novel, 3),
+                        }
                     )
                     scores[S] = ratio
                     # Other classes explain some genuine subgroups too (a 4 written like a 9; in tabular data,
@@ -355,8 +375,10 @@ class BackdoorClusterDetector(_Base):
                     # the same change in every row (the trigger), and stands apart: its class splits far more
                     # cleanly than the other classes do, or it is explained clearly better than its class's
                     # other cluster and than the clusters of other classes.
-                    apart = z.get(c, 0.0) >= self.min_separation or (
-                        lowest is not None and ratio - lowest >= self.min_gap and ratio_z[i] >= 1.5
+                    apart = (
+                        novel >= self.min_novelty
+                        or z.get(c, 0.0) >= self.min_separation
+                        or (lowest is not None and ratio - lowest >= self.min_gap and ratio_z[i] >= 1.5)
                     )
                     i += 1
                     if ratio >= self.min_explained and cons >= self.min_consistency and apart:
