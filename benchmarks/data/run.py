@@ -568,9 +568,10 @@ NOTES = (
     " the goal; ART's defences 0.19-0.48 at FPR 0.07-0.34. Session 3 added two gates against genuine"
     " subgroups that other classes explain (clean tabular data with two blobs per class had been flagged at"
     " 15-49%): a flagged cluster must share one consistent change (the trigger) and stand apart from its"
-    " class. The red-team on scenarios beyond these two (benchmarks/data/redteam_backdoor.py, results in"
-    " data-backdoor-redteam.md) finds gaps: on real MNIST and on some digits seeds with 10-20% poison the"
-    " poisoned cluster is found but fails the 'stands apart' gate, so the whole backdoor is missed."
+    " class (a clean split, a clear gap to its sibling cluster, or a novel value on its trigger features)."
+    " The red-team on scenarios beyond these two (benchmarks/data/redteam_backdoor.py, results in"
+    " data-backdoor-redteam.md) finds gaps: on real MNIST and on some digits seeds with 1% or 10-20% poison"
+    " the two-cluster split mixes poisoned and clean rows and the whole backdoor is missed."
     "\n\nSeconds are informative only: the label rows ran at load average 5-8 (two other engineers'"
     " experiments on the same 2 cores)."
 )
