@@ -139,7 +139,7 @@ def poison(
     output: OutputOpt = None,
 ) -> None:
     """Flag rows (label flips, backdoor triggers, outliers, near-duplicates) or coordinated accounts."""
-    from mlsecops.data.checks import ROW_DETECTORS, DataPoisonCheck
+    from mlsecops.data.checks import DataPoisonCheck
 
     threshold = parse_fail_on(fail_on)
     options: dict[str, JsonValue] = {}
@@ -153,14 +153,11 @@ def poison(
     target = _workspace_target((data,), options, need=False).model_copy(update={"seed": seed})
     if quarantine is not None and target.home is None:
         err_console.print("[yellow]no workspace: the quarantine files are written but not recorded[/]")
-    steps = len(detectors.split(",")) if detectors else len(ROW_DETECTORS)
-    with progress(steps, "poison detectors", quiet=quiet) as bar:
+    with progress(1, "poison detectors", quiet=quiet) as bar:
 
-        def hook(name: str) -> None:
-            if bar is not None:
-                task = bar.task_ids[0]
-                done = bar.tasks[0].description != "poison detectors"
-                bar.update(task, advance=1 if done else 0, description=f"detector: {name}")
+        def hook(name: str, done: int, total: int) -> None:
+            if bar is not None:  # the total is known once the data is read
+                bar.update(bar.task_ids[0], completed=done, total=total, description=f"detector: {name}")
 
         report = DataPoisonCheck(progress=hook).run(target)
     if fmt is Format.TEXT and output is None:

@@ -353,12 +353,13 @@ class BackdoorClusterDetector(_Base):
             tentative: list[tuple[float, int, np.ndarray, np.ndarray]] = []
             per_class = {c: self._explained(Xs, y, c, groups[c], ~suspect) for c in sorted(undecided)}
             ratio_z = _robust_z({i: r for i, (r, _) in enumerate(e for c in per_class for e in per_class[c])})
+            means = _class_means(Xr, y, ~suspect)  # the same for every cluster of this pass
             i = 0
             for c, explained in per_class.items():
                 ratios = []
                 lowest = min(r for r, _ in explained) if len(explained) > 1 else None
                 for S, (ratio, pred) in zip(groups[c], explained, strict=True):
-                    _, tstat = _shift(_class_means(Xr, y, ~suspect), Xr, S, pred)
+                    _, tstat = _shift(means, Xr, S, pred)
                     cons = float(tstat.max())
                     novel = _novelty(Xr, S, (y != c) & ~suspect, tstat)
                     ratios.append(

@@ -299,7 +299,8 @@ def noise_calibration(proba: np.ndarray, y: np.ndarray, *, n_iter: int = 50) -> 
     n, k = proba.shape
     logp = np.log(np.clip(proba, 1e-12, 1.0))
     rows = np.arange(n)
-    fits: list[tuple[float, np.ndarray, float, np.ndarray]] = []
+    best: tuple[float, np.ndarray, float, np.ndarray] | None = None
+    noise_by_loglik: list[tuple[float, float]] = []
     for t in _TEMPERATURES:
         z = logp / t
         z -= z.max(axis=1, keepdims=True)
@@ -314,10 +315,14 @@ def noise_calibration(proba: np.ndarray, y: np.ndarray, *, n_iter: int = 50) -> 
             counts = np.stack([post[y == j].sum(axis=0) for j in range(k)], axis=1) + 1e-3
             trans = counts / counts.sum(axis=1, keepdims=True)
         loglik = float(np.log(like).sum())
-        fits.append((loglik, q, float(t), post[rows, y]))
-    loglik, q, t, correct = max(fits, key=lambda f: f[0])
-    upper = max(1.0 - f[3].mean() for f in fits if f[0] >= loglik - 1.0)
-    return NoiseFit(q, t, float(1.0 - correct.mean()), correct, float(upper))
+        correct = post[rows, y]
+        noise_by_loglik.append((loglik, float(1.0 - correct.mean())))
+        if best is None or loglik > best[0]:
+            best = (loglik, q, float(t), correct)
+    assert best is not None
+    loglik, q, t, correct = best
+    upper = max(noise for ll, noise in noise_by_loglik if ll >= loglik - 1.0)
+    return NoiseFit(q, t, float(1.0 - correct.mean()), correct, upper)
 
 
 def _best_other(proba: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -73,7 +73,7 @@ def scan_rows(
     trusted: tuple[np.ndarray, np.ndarray] | None = None,
     model: ModelSignals | None = None,
     model_min_proba: float = MODEL_MIN_PROBA,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> PoisonResult:
     """Run the row detectors on ``(X, y)``.
 
@@ -90,7 +90,8 @@ def scan_rows(
             ``model_min_proba`` (and that the cross-validated label models do not confirm) are label
             issues too.
         model_min_proba: see ``model``.
-        progress: called with a detector's name as it starts (the CLI draws a bar from it).
+        progress: called as each detector starts with its name, the number of detectors done and the
+            number that will run (a detector needing more classes than the data has is not counted).
 
     Raises:
         InputError: an unknown detector name, or data the detectors cannot use.
@@ -111,8 +112,15 @@ def scan_rows(
             reasons.setdefault(r, []).append(t)
 
     n_classes = np.unique(y).size
-    step = progress or (lambda _name: None)
-    if "labels" in detectors and n_classes >= 2:
+    # Detectors that run, in order: label models need two classes, the backdoor test three.
+    needs = {"labels": 2, "backdoor": 3, "outliers": 0, "duplicates": 0}
+    planned = [d for d in ROW_DETECTORS if d in detectors and n_classes >= needs[d]]
+
+    def step(name: str) -> None:
+        if progress is not None:
+            progress(name, planned.index(name), len(planned))
+
+    if "labels" in planned:
         step("labels")
         lab = ConfidentLabelDetector(random_state=seed).fit(X, y, trusted=trusted)
         rows = np.flatnonzero(lab.suspect_)
@@ -149,7 +157,7 @@ def scan_rows(
                     estimated_noise_rate=round(lab.noise_rate_, 4),
                 )
             )
-    if "backdoor" in detectors and n_classes >= 3:
+    if "backdoor" in planned:
         step("backdoor")
         feats = model.features if model is not None else None
         bd = BackdoorClusterDetector(random_state=seed, features=feats).fit(X, y)
@@ -178,7 +186,7 @@ def scan_rows(
                     clusters={names[c]: _jsonify(v) for c, v in bd.clusters_.items()},
                 )
             )
-    if "outliers" in detectors:
+    if "outliers" in planned:
         step("outliers")
         od = OutlierDetector().fit(X)
         rows = np.flatnonzero(od.suspect_)
@@ -200,7 +208,7 @@ def scan_rows(
                     rows=[int(r) for r in rows[:50]],
                 )
             )
-    if "duplicates" in detectors:
+    if "duplicates" in planned:
         step("duplicates")
         nd = NearDuplicateDetector().fit(X)
         rows = np.flatnonzero(nd.suspect_)

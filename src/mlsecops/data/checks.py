@@ -40,7 +40,7 @@ from mlsecops.data._validate import ValidationOptions, validate
 from mlsecops.data.manifest import verify_dataset
 from mlsecops.data.quarantine import record_quarantine, write_quarantine
 
-__all__ = ["ROW_DETECTORS", "DataPoisonCheck", "DataValidationCheck", "load_baseline"]
+__all__ = ["DataPoisonCheck", "DataValidationCheck", "load_baseline"]
 
 RATINGS_COLUMNS = ("user", "item", "rating", "time")
 MAX_POISON_ROWS = 200_000
@@ -208,10 +208,11 @@ class DataPoisonCheck:
     """Flag suspect rows (or accounts) of one data file, optionally quarantining them.
 
     Args:
-        progress: called with each detector's name as it starts (``scan_rows``).
+        progress: called as each row detector starts with its name, the detectors done and the
+            detectors that will run (``scan_rows``).
     """
 
-    def __init__(self, *, progress: Callable[[str], None] | None = None) -> None:
+    def __init__(self, *, progress: Callable[[str, int, int], None] | None = None) -> None:
         self.progress = progress
 
     def run(self, target: Target) -> Report:
