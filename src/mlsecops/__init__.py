@@ -1,6 +1,6 @@
 """mlsecops: security checks and controls for every stage of the machine-learning lifecycle.
 
-The packages form layers; imports point downward only (see ARCHITECTURE.md)::
+The packages form layers; imports point downward only (see docs/architecture.md)::
 
     cli/  web/                     thin: parse, call the library, render
     runtime/                       guard service in front of a model
