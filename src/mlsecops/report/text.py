@@ -1,17 +1,21 @@
-"""Terminal renderer: rich tables of findings and metrics, coloured by severity on a terminal."""
+"""Terminal renderer: rich tables of findings and metrics, coloured by severity on a terminal.
+
+Every text that comes from the input (subject, titles, details, artifact names, locations, metric
+names) passes through ``visible`` and goes into rich as a ``Text``, never as markup: an escape sequence
+or a ``[bold]`` in a file name is shown as characters, never acted on.
+"""
 
 from __future__ import annotations
 
 import io
-import json
 
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from mlsecops.core.findings import Report, Severity
+from mlsecops.report._safe import json_dumps, visible
 
 __all__ = ["SEVERITY_STYLE", "TextRenderer", "report_renderable"]
 
@@ -28,18 +32,23 @@ def _where(location: dict[str, str | int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in location.items())
 
 
+def _safe(value: object, *, lines: bool = False) -> Text:
+    """Untrusted text as a rich ``Text`` (no markup) with controls shown as escapes."""
+    return Text(visible(str(value), keep_newlines=lines))
+
+
 def report_renderable(report: Report) -> Group:
     """The report as rich renderables (header, findings table, metrics table)."""
     top = report.max_severity
     head = Text.assemble(
         ("subject ", "bold"),
-        escape(report.subject),
+        _safe(report.subject),
         "   ",
         ("check ", "bold"),
-        report.kind,
+        _safe(report.kind),
         "   ",
         ("verdict ", "bold"),
-        str(report.verdict or "-"),
+        _safe(report.verdict or "-"),
         "   ",
         ("worst ", "bold"),
         (
@@ -55,10 +64,10 @@ def report_renderable(report: Report) -> Group:
         for f in sorted(report.findings, key=lambda f: -f.severity):
             table.add_row(
                 Text(str(f.severity), style=SEVERITY_STYLE[f.severity]),
-                f.check,
-                escape(f.title if not f.detail else f"{f.title}\n{f.detail}"),
-                escape(f.artifact or ""),
-                escape(_where(f.location)),
+                _safe(f.check),
+                Text("\n").join(_safe(t) for t in (f.title, f.detail) if t) or _safe(f.title),
+                _safe(f.artifact or ""),
+                _safe(_where(f.location)),
             )
         parts.append(table)
     else:
@@ -68,13 +77,17 @@ def report_renderable(report: Report) -> Group:
         metrics.add_column("metric")
         metrics.add_column("value", justify="right")
         for name, value in report.metrics.items():
-            metrics.add_row(escape(name), f"{value:.4g}")
+            metrics.add_row(_safe(name), f"{value:.4g}")
         parts.append(metrics)
     for key, item in report.data.items():
         if isinstance(item, list):
-            parts.append(Text(f"{key}: {len(item)} item(s) (see --format json for all)", style="dim"))
+            parts.append(
+                Text(visible(f"{key}: {len(item)} item(s) (see --format json for all)"), style="dim")
+            )
         elif not isinstance(item, dict):
-            parts.append(Text(f"{key}: {json.dumps(item)}", style="dim"))
+            parts.append(
+                Text(visible(f"{key}: {json_dumps(item, indent=None, allow_nan=True)}"), style="dim")
+            )
     return Group(*parts)
 
 
@@ -93,6 +106,8 @@ class TextRenderer:
             width=self.width,
             force_terminal=self.color,
             color_system="standard" if self.color else None,
+            emoji=False,
+            highlight=False,
         )
         console.print(report_renderable(report))
         return buffer.getvalue()
