@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         register,
     )
     from mlsecops.core.findings import REPORT_SCHEMA, Figure, Finding, Report, merge_reports
+    from mlsecops.core.inputs import load_json, load_yaml, parse_json, parse_yaml, read_regular_file
     from mlsecops.core.settings import Settings
 
 # The pydantic-based names load on first use (PEP 562), so that importing ``mlsecops.core.severity`` or
@@ -62,6 +63,9 @@ _LAZY = {
         ("REPORT_SCHEMA", "Figure", "Finding", "Report", "merge_reports"), "mlsecops.core.findings"
     ),
     "Settings": "mlsecops.core.settings",
+    **dict.fromkeys(
+        ("load_json", "load_yaml", "parse_json", "parse_yaml", "read_regular_file"), "mlsecops.core.inputs"
+    ),
 }
 
 
@@ -89,7 +93,12 @@ __all__ = [
     "all_checks",
     "get_check",
     "load_builtin_checks",
+    "load_json",
+    "load_yaml",
     "merge_reports",
+    "parse_json",
+    "parse_yaml",
+    "read_regular_file",
     "register",
     "utcnow",
 ]

@@ -23,15 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlsecops.core.checks import CheckSpec, get_check
-from mlsecops.core.errors import ConfigError, InputError
+from mlsecops.core.errors import ConfigError
+from mlsecops.core.inputs import load_yaml
 from mlsecops.pipeline.policy import Rule, parse_rules
 
 __all__ = ["MAX_PIPELINE_BYTES", "Pipeline", "Stage", "load_pipeline"]
 
 MAX_PIPELINE_BYTES = 1 << 20
+"""Largest pipeline or policy file read (1 MiB); larger files are refused before parsing."""
 _STAGE_KEYS = {"name", "check", "paths", "options", "description"}
 _TOP_KEYS = {"name", "description", "seed", "stages", "policy"}
 
@@ -66,26 +66,8 @@ class Pipeline:
 
 
 def _read_yaml(path: Path, what: str) -> tuple[Any, bytes]:
-    try:
-        if path.stat().st_size > MAX_PIPELINE_BYTES:
-            raise InputError(f"{what} {path} is larger than {MAX_PIPELINE_BYTES} bytes")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise InputError(f"{what} {path} is a directory, not a YAML file") from None
-    except OSError as err:
-        raise InputError(f"cannot read {what} {path}: {err.strerror or err}") from err
-    try:
-        # safe_load builds plain data only: no Python objects from YAML tags.
-        return yaml.safe_load(raw.decode("utf-8")), raw
-    except UnicodeDecodeError:
-        raise InputError(f"{what} {path} is not UTF-8 text") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{what} {path} is not valid YAML{at}: {problem}") from None
+    # The one bounded YAML reader: regular files only, size, nesting and alias expansion limited.
+    return load_yaml(path, what=what, max_bytes=MAX_PIPELINE_BYTES)
 
 
 def _stage(raw: Any, index: int, base: Path, seen: set[str]) -> Stage:

@@ -25,15 +25,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlsecops._version import __version__
 from mlsecops.core.errors import ConfigError, InputError
 from mlsecops.core.findings import utcnow
+from mlsecops.core.inputs import load_yaml
 from mlsecops.supplychain import signing
 from mlsecops.supplychain.signing._hashing import HashAlgorithm, HashTask, hash_tasks
 
-__all__ = ["APPROACHES", "build_bom", "validate_bom"]
+__all__ = ["APPROACHES", "CARD_KEYS", "MAX_CARD_BYTES", "build_bom", "validate_bom"]
 
 APPROACHES = ("supervised", "unsupervised", "reinforcement-learning", "semi-supervised", "self-supervised")
 _CONSIDERATION_LISTS = {
@@ -45,18 +44,46 @@ _CONSIDERATION_LISTS = {
 MAX_FILE_COMPONENTS = 10_000
 
 
+MAX_CARD_BYTES = 1 << 20
+"""Largest model-card file read (1 MiB)."""
+CARD_KEYS = (
+    "approach",
+    "architecture",
+    "architecture_family",
+    "considerations",
+    "datasets",
+    "description",
+    "inputs",
+    "metrics",
+    "outputs",
+    "task",
+)
+"""Keys a model card may hold; anything else is refused (a typo would otherwise vanish from the BOM)."""
+_CONSIDERATION_KEYS = (*_CONSIDERATION_LISTS, "ethical_considerations")
+
+
 def _load_card(card: Path | None) -> dict[str, Any]:
     if card is None:
         return {}
-    try:
-        data = yaml.safe_load(card.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise InputError(f"cannot read the model card {card}: {err.strerror or err}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"the model card {card} is not valid YAML/JSON: {err}") from None
+    # The one bounded YAML reader (JSON is YAML too): regular files only, size, depth and aliases bounded.
+    data, _ = load_yaml(card, what="model card", max_bytes=MAX_CARD_BYTES)
     if not isinstance(data, dict):
         raise ConfigError(f"the model card {card} must be a mapping (approach, task, datasets, ...)")
+    _known_keys(data, CARD_KEYS, "model card")
+    for key in ("approach", "task", "architecture_family", "architecture", "description"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int | float)):
+            raise ConfigError(f"model card: {key} must be a string; got {type(value).__name__}")
+    metrics = data.get("metrics")
+    if metrics is not None and (not isinstance(metrics, dict) or not all(isinstance(k, str) for k in metrics)):
+        raise ConfigError("model card: metrics must be a mapping of metric name to value")
     return data
+
+
+def _known_keys(raw: Mapping[Any, Any], allowed: tuple[str, ...], what: str) -> None:
+    unknown = sorted(str(k) for k in raw if k not in allowed)
+    if unknown:
+        raise ConfigError(f"{what}: unknown key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
 
 
 def _strings(value: Any, what: str) -> list[str]:
@@ -74,6 +101,7 @@ def _considerations(raw: Any) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError("model card: considerations must be a mapping")
+    _known_keys(raw, _CONSIDERATION_KEYS, "model card: considerations")
     out: dict[str, Any] = {}
     for key, target in _CONSIDERATION_LISTS.items():
         if key in raw:
@@ -82,16 +110,24 @@ def _considerations(raw: Any) -> dict[str, Any]:
     if ethical:
         if not isinstance(ethical, list):
             raise ConfigError("model card: considerations.ethical_considerations must be a list")
-        out["ethicalConsiderations"] = [
-            {"name": str(e.get("name", e)) if isinstance(e, dict) else str(e)}
-            | (
-                {"mitigationStrategy": str(e["mitigation"])}
-                if isinstance(e, dict) and "mitigation" in e
-                else {}
-            )
-            for e in ethical
-        ]
+        out["ethicalConsiderations"] = [_ethical(e) for e in ethical]
     return out
+
+
+def _ethical(entry: Any) -> dict[str, str]:
+    """One ethical consideration: a string, or ``{name, mitigation}`` with string values."""
+    if isinstance(entry, str):
+        return {"name": entry}
+    if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+        _known_keys(entry, ("mitigation", "name"), "model card: an ethical consideration")
+        mitigation = entry.get("mitigation")
+        if mitigation is None:
+            return {"name": entry["name"]}
+        if isinstance(mitigation, str):
+            return {"name": entry["name"], "mitigationStrategy": mitigation}
+    raise ConfigError(
+        "model card: each ethical consideration must be a string or {name: ..., mitigation: ...} of strings"
+    )
 
 
 def _metrics(card: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
