@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsecops.core.errors import InputError, VerificationError
+from mlsecops.core.inputs import parse_json
 from mlsecops.supplychain.signing._keys import (
     PrivateKey,
     PublicKey,
@@ -139,10 +140,11 @@ def read_bundle(data: bytes) -> Bundle:
         VerificationError: not JSON, truncated, or missing a required part.
     """
     try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        # The bounded JSON reader: nesting is limited before decoding (no RecursionError on deep input).
+        raw = parse_json(data, what="the signature bundle")
+    except InputError as err:
         raise VerificationError(
-            f"the signature bundle is truncated or not JSON ({type(err).__name__} at byte {getattr(err, 'pos', 0)})"
+            f"the signature bundle is truncated or not JSON: {err.diagnostics()}"
         ) from None
     media = _get(raw, "mediaType", "mediaType")
     if not isinstance(media, str) or not media.startswith("application/vnd.dev.sigstore.bundle"):
@@ -205,9 +207,9 @@ def open_bundle(bundle: Bundle, key: PublicKey) -> Manifest:
             "the signature does not match: the statement was altered or another key signed it"
         )
     try:
-        statement = json.loads(bundle.payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise VerificationError("the signed payload is not JSON") from None
+        statement = parse_json(bundle.payload, what="the signed payload")
+    except InputError as err:
+        raise VerificationError(f"the signed payload is not usable JSON: {err.diagnostics()}") from None
     if _get(statement, "_type", "statement _type") != STATEMENT_TYPE:
         raise VerificationError(f"the payload is not an in-toto {STATEMENT_TYPE} statement")
     if _get(statement, "predicateType", "predicateType") != PREDICATE_TYPE:
