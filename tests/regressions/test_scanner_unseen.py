@@ -18,6 +18,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from tests._deps import require
 
 from mlsecops.supplychain.scanner import Verdict, scan_file
 
@@ -192,7 +193,7 @@ def test_dunder_key_after_64_state_keys_is_reported(tmp_path: Path) -> None:
 
 
 def test_benign_twins_stay_safe(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
+    torch = require("torch", "torch")
     import joblib
     import numpy as np
 

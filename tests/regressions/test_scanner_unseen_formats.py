@@ -15,6 +15,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from tests._deps import require
 from tests.regressions._h5_fixtures import FIXTURES
 
 from mlsecops.supplychain.scanner import ArtifactScan, Verdict, scan_file
@@ -62,7 +63,7 @@ def _gguf(template: str) -> bytes:
 
 
 def _onnx(kind: str) -> bytes:
-    onnx = pytest.importorskip("onnx")
+    onnx = require("onnx", "test")
     from onnx import TensorProto, helper
 
     def ext(name: str, location: str) -> object:

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests._deps import require
 
 Cli = Callable[..., Any]
-torch = pytest.importorskip("torch")
+torch = require("torch", "torch")
 torch.set_num_threads(2)
 
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from tests._deps import require
 
-torch = pytest.importorskip("torch")
+torch = require("torch", "torch")
 torch.set_num_threads(2)
 
 

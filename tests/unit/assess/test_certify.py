@@ -3,12 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.stats import binomtest
+from tests._deps import require
 
 from mlsecops.assess.certify import certify, clopper_pearson_lower
 from mlsecops.core.checks import Target, get_check
 from mlsecops.core.errors import InputError
 
-torch = pytest.importorskip("torch")
+torch = require("torch", "torch")
 
 
 def test_clopper_pearson_matches_the_exact_interval():

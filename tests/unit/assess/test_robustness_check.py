@@ -31,6 +31,18 @@ def test_report_metrics_curve_and_worst_examples(cnn, digits):
     assert worst and all(w["distance"] <= 0.05 + 1e-6 for w in worst)  # from the smallest budget
 
 
+def test_robust_verdict_when_no_input_is_broken(cnn, digits):
+    # A budget far below any input's margin breaks nothing: verdict robust, no finding, and the
+    # accuracy under attack equals the clean accuracy. The same model at 0.2 is vulnerable (above).
+    x, y = digits.x_test.reshape(-1, 1, 8, 8)[:64], digits.y_test[:64]
+    ev = evaluate_robustness(cnn, x, y, attacks=[("pgd", {"steps": 5, "restarts": 1})], eps=[1e-5], seed=0)
+    rep = robustness_report(ev, subject="cnn.pt")
+    assert rep.verdict == "robust"
+    assert not rep.findings
+    assert rep.metrics["robust_accuracy@pgd_linf_1e-05"] == rep.metrics["clean_accuracy"] > 0.9
+    assert rep.metrics["attack_success@pgd_linf_1e-05"] == 0
+
+
 def _save(tmp_path, mlp, digits):
     model_path = mlp.save(tmp_path / "mlp.pt")
     data_path = tmp_path / "test.npz"

@@ -10,7 +10,7 @@ import pytest
 from tests.unit.data.conftest import flip_labels
 
 from mlsecops.core.checks import Target, get_check
-from mlsecops.core.errors import InputError
+from mlsecops.core.errors import InputError, VerificationError
 from mlsecops.data import generate_ratings
 from mlsecops.data.manifest import build_manifest, register_dataset, verify_dataset
 from mlsecops.store import Workspace, audit
@@ -120,7 +120,7 @@ def test_data_check_with_baseline_file_and_manifest(tmp_path: Path) -> None:
         f.title == "data changed without a new manifest" and str(f.severity) == "critical"
         for f in report.findings
     )
-    with pytest.raises(Exception, match="changed since"):
+    with pytest.raises(VerificationError, match="changed since"):
         verify_dataset([new], "batch", home=home)
     version, _ = register_dataset(build_manifest([new], name="batch"), home=home, actor="bob")
     assert version == "2" and verify_dataset([new], "batch", home=home) == "2"

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests._deps import require
 from tests.unit.data.conftest import flip_labels, plant_trigger, rates
 
 from mlsecops.core.checks import Target, get_check
@@ -20,7 +21,7 @@ from mlsecops.core.errors import InputError
 from mlsecops.data._model_features import model_signals
 from mlsecops.data._poison import scan_rows
 
-torch = pytest.importorskip("torch")
+torch = require("torch", "torch")
 
 CLASSES = [str(c) for c in range(10)]
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests._deps import require
 
 from mlsecops.assess.attack import make_attack
 from mlsecops.core.checks import Target, get_check
 from mlsecops.core.errors import InputError
 
-torch = pytest.importorskip("torch")
+torch = require("torch", "torch")
 torch.set_num_threads(2)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests._deps import require
 
-torch = pytest.importorskip("torch")
+torch = require("torch", "torch")
 torch.set_num_threads(2)
 
 

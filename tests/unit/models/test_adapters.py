@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
+from tests._deps import require
 
 from mlsecops.core.errors import InputError, VerificationError
 from mlsecops.models import (
@@ -20,7 +21,7 @@ from mlsecops.models import (
     load_model,
 )
 
-torch = pytest.importorskip("torch")
+torch = require("torch", "torch")
 sys.path.insert(0, str(Path(__file__).parent))
 from adapter_helpers import ProbaNet, make_linear  # noqa: E402
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests._deps import require
 
 from mlsecops.core.errors import InputError
 from mlsecops.models import ModelError, OnnxModel, load_model
 
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
+onnx = require("onnx", "test")
+require("onnxruntime", "onnx")
 
 
 def _linear_graph(path, w: np.ndarray, *, softmax: bool) -> None:

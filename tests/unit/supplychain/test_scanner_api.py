@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests._deps import require
 
 from mlsecops.core.checks import Target, get_check
 from mlsecops.core.errors import InputError, VerificationError
@@ -94,7 +95,7 @@ def test_safe_load_loads_benign_formats(tmp_path: Path) -> None:
     assert type(safe_load(tmp_path / "lr.joblib")).__name__ == "LogisticRegression"
     np.save(tmp_path / "a.npy", np.arange(4))
     assert safe_load(tmp_path / "a.npy").tolist() == [0, 1, 2, 3]
-    torch = pytest.importorskip("torch")
+    torch = require("torch", "torch")
     torch.save({"w": torch.ones(2)}, tmp_path / "sd.pt")
     assert safe_load(tmp_path / "sd.pt")["w"].tolist() == [1.0, 1.0]
     (tmp_path / "notes.txt").write_text("hi")

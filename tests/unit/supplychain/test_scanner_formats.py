@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests._deps import require
 
 from mlsecops.supplychain.scanner import ArtifactScan, Verdict, scan_file
 
@@ -39,7 +40,7 @@ def test_torch_zip_pickle_under_any_entry_name(scan: Scan, pk: Any) -> None:
 
 
 def test_real_torch_checkpoints_are_safe(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
+    torch = require("torch", "torch")
     net = torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 3),
         torch.nn.BatchNorm2d(4),
@@ -318,7 +319,7 @@ def test_opaque_archives_are_not_safe(scan: Scan) -> None:
 
 
 def test_legacy_checkpoint_storages_skipped_and_tail_scanned(tmp_path: Path, pk: Any) -> None:
-    torch = pytest.importorskip("torch")
+    torch = require("torch", "torch")
     path = tmp_path / "legacy.pt"
     torch.save(
         {"w": torch.ones(300), "b": torch.zeros(7, dtype=torch.int64)},
@@ -350,7 +351,7 @@ def test_sklearn_pipelines_with_function_references_are_safe(tmp_path: Path) -> 
 
 
 def test_lz4_joblib(scan: Scan, pk: Any) -> None:
-    lz4_frame = pytest.importorskip("lz4.frame")
+    lz4_frame = require("lz4.frame", "scan")
     r = scan(lz4_frame.compress(pk.SYSTEM))
     assert r.format == "joblib-lz4" and r.verdict is Verdict.MALICIOUS
     assert scan(lz4_frame.compress(pk.BENIGN)).verdict is Verdict.SAFE

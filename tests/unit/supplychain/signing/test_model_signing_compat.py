@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests._deps import require
 
 from mlsecops.core.errors import VerificationError
 from mlsecops.supplychain import signing
@@ -20,7 +21,7 @@ from mlsecops.supplychain import signing
 if os.environ.get("CI"):
     import model_signing
 else:
-    model_signing = pytest.importorskip("model_signing", reason="pip install 'mlsecops[signing-compat]'")
+    model_signing = require("model_signing", "signing-compat")
 
 
 @pytest.fixture
