@@ -1,9 +1,12 @@
 """Run a pipeline: every stage's check in order, then the policy gate, then record it all.
 
 A stage that cannot run (its check raises) does not stop the others: its report carries a critical
-``pipeline.stage_error`` finding and the gate fails (fail closed). The run, each stage's report, the
-combined report and the gate decision are written to the workspace in one transaction together with a
-``pipeline.run`` audit event, and the combined report is written as HTML, JSON and SARIF under
+``pipeline.stage_error`` finding and the gate fails (fail closed). A stage that would touch an artifact
+an earlier scanner stage of the same run did not judge ``safe`` (or could not scan) is not run at all:
+its report carries a critical ``pipeline.unsafe_artifact`` finding and the gate fails (``_verdicts``).
+The run, each stage's report, the combined report and the gate decision are written to the workspace in
+one transaction together with a ``pipeline.run`` audit event (each model-facing stage's row also records the digests of the paths it
+evaluated, see ``pipeline.evaluated``), and the combined report is written as HTML, JSON and SARIF under
 ``<workspace>/reports/run-<id>/``.
 """
 
@@ -13,12 +16,15 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from mlsecops.core.checks import Target
 from mlsecops.core.errors import MlsecopsError
 from mlsecops.core.findings import Finding, Report, Severity, utcnow
+from mlsecops.pipeline._verdicts import Flagged, Judgements, refusal
+from mlsecops.pipeline.evaluated import judged_stages, read_paths, stage_record
 from mlsecops.pipeline.policy import GateResult, evaluate
 from mlsecops.pipeline.spec import Pipeline, Stage
 from mlsecops.report import Format, render, report_to_dict
@@ -37,6 +43,8 @@ class StageResult:
     stage: Stage
     report: Report
     error: str | None = None
+    evaluated: dict[str, Any] | None = None
+    """The digests of the paths a model-facing stage evaluated (``pipeline.evaluated``)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,12 @@ def _run_stage(stage: Stage, pipeline: Pipeline, workspace: Workspace | None, ac
         subject=stage.name, kind=stage.check.name, started=started, findings=(finding,), verdict="error"
     )
     return StageResult(stage, report, why)
+
+
+def _refused_stage(stage: Stage, flag: Flagged) -> StageResult:
+    finding = refusal(stage, flag)
+    report = Report(subject=stage.name, kind=stage.check.name, findings=(finding,), verdict="refused")
+    return StageResult(stage, report, finding.title)
 
 
 def _combine(pipeline: Pipeline, results: list[StageResult], gate: GateResult) -> Report:
@@ -141,8 +155,8 @@ def _record(workspace: Workspace, result: RunResult, actor: str) -> int:
         )
         s.add(run)
         s.flush()
-        rows = [(r.stage.name, r.report) for r in result.stages] + [(None, result.report)]
-        for stage, report in rows:
+        rows = [(r.stage.name, r.report, r.evaluated) for r in result.stages] + [(None, result.report, None)]
+        for stage, report, evaluated in rows:
             top = report.max_severity
             s.add(
                 StoredReport(
@@ -154,6 +168,7 @@ def _record(workspace: Workspace, result: RunResult, actor: str) -> int:
                     max_severity=None if top is None else str(top),
                     verdict=report.verdict,
                     body=json.dumps(report_to_dict(report)),
+                    artifacts=None if evaluated is None else json.dumps(evaluated),
                 )
             )
         audit.append(
@@ -189,10 +204,19 @@ def run_pipeline(
     """
     results: list[StageResult] = []
     total = len(pipeline.stages)
+    judged = judged_stages(pipeline.rules, pipeline.stages)
+    verdicts = Judgements()  # what earlier scanner stages did not judge safe: later stages leave it alone
     for i, stage in enumerate(pipeline.stages):
         if progress is not None:
             progress(stage.name, i, total)
-        results.append(_run_stage(stage, pipeline, workspace, actor))
+        flag = verdicts.blocking(stage, pipeline.base_dir)
+        if flag is not None:
+            results.append(_refused_stage(stage, flag))
+            continue
+        before = read_paths(stage)  # the digests of what the stage evaluates, bound to the run record
+        result = _run_stage(stage, pipeline, workspace, actor)
+        verdicts.record(stage, result.report, result.error, pipeline.base_dir)
+        results.append(replace(result, evaluated=stage_record(stage, before, judged=stage.name in judged)))
     if progress is not None:
         progress("gate", total, total)
     reports = {r.stage.name: r.report for r in results}

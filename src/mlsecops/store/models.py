@@ -96,6 +96,10 @@ class StoredReport(Base):
     verdict: Mapped[str | None] = mapped_column(String(50), nullable=True)
     body: Mapped[str] = mapped_column(Text)
     """The report as JSON (``mlsecops.report/1`` schema)."""
+    artifacts: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """JSON list, for a pipeline stage, of the paths it evaluated: ``path``, ``digest`` (the registry's
+    content identity of the file or directory) and ``files`` (``[name, sha256]``), read before and after
+    the stage ran; a path that changed meanwhile has ``digest`` null (migration ``0004``)."""
 
 
 class LineageNode(Base):

@@ -47,24 +47,18 @@ def upgrade() -> None:
         sqlite_where=_OPEN,
         postgresql_where=_OPEN,
     )
-    with op.batch_alter_table("registry_users") as batch:
-        batch.add_column(sa.Column("bootstrap", sa.Integer, nullable=True))
-        batch.create_unique_constraint("uq_registry_users_bootstrap", ["bootstrap"])
-    with op.batch_alter_table("registry_api_keys") as batch:
-        batch.add_column(sa.Column("bootstrap", sa.Integer, nullable=True))
-        batch.create_unique_constraint("uq_registry_api_keys_bootstrap", ["bootstrap"])
-    with op.batch_alter_table("reports") as batch:
-        batch.add_column(sa.Column("artifacts", sa.Text, nullable=True))
-
+    # Plain ADD COLUMN and CREATE INDEX: both databases do them in place (no table copy on SQLite).
+    for table in ("registry_users", "registry_api_keys"):
+        op.add_column(table, sa.Column("bootstrap", sa.Integer, nullable=True))
+        op.create_index(f"uq_{table}_bootstrap", table, ["bootstrap"], unique=True)
+    op.add_column("reports", sa.Column("artifacts", sa.Text, nullable=True))
 
 def downgrade() -> None:
     """Drop what ``upgrade`` added (the closed duplicate holders stay closed)."""
     with op.batch_alter_table("reports") as batch:
         batch.drop_column("artifacts")
-    with op.batch_alter_table("registry_api_keys") as batch:
-        batch.drop_constraint("uq_registry_api_keys_bootstrap", type_="unique")
-        batch.drop_column("bootstrap")
-    with op.batch_alter_table("registry_users") as batch:
-        batch.drop_constraint("uq_registry_users_bootstrap", type_="unique")
-        batch.drop_column("bootstrap")
+    for table in ("registry_api_keys", "registry_users"):
+        op.drop_index(f"uq_{table}_bootstrap", table_name=table)
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("bootstrap")
     op.drop_index("uq_registry_open_slot", table_name="registry_assignments")
