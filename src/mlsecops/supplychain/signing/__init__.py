@@ -13,7 +13,8 @@ lists a digest per file (or per shard) of the model, so models signed here verif
 1
 
 Layers: ``_hashing`` (streamed, parallel digests) <- ``_manifest`` (walk, path safety, compare) <-
-``_bundle`` (wire format) <- ``_api`` (sign, verify); ``_keys`` stands alone; ``checks`` registers
+``_bundle`` (wire format) <- ``_api`` (sign, verify); ``_snapshot`` (read a model once into a private
+copy, so what is checked is what is used); ``_keys`` stands alone; ``checks`` registers
 ``sign.model`` and ``sign.verify`` for pipelines.
 """
 
@@ -48,6 +49,14 @@ from mlsecops.supplychain.signing._keys import (
     public_pem,
 )
 from mlsecops.supplychain.signing._manifest import Manifest, Serialization, model_files
+from mlsecops.supplychain.signing._snapshot import (
+    Snapshot,
+    content_files,
+    open_regular_file,
+    read_regular,
+    snapshot,
+    tree_digest,
+)
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
@@ -59,7 +68,9 @@ __all__ = [
     "PublicKey",
     "Serialization",
     "SignResult",
+    "Snapshot",
     "VerifyResult",
+    "content_files",
     "create_keypair",
     "default_signature_path",
     "key_hint",
@@ -69,10 +80,14 @@ __all__ = [
     "load_public_key",
     "model_files",
     "open_bundle",
+    "open_regular_file",
     "public_key_from_pem",
     "public_pem",
     "read_bundle",
+    "read_regular",
     "sign_model",
+    "snapshot",
+    "tree_digest",
     "verify_files",
     "verify_model",
 ]

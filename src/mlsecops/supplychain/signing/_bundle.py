@@ -23,12 +23,14 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlsecops.core.errors import InputError, VerificationError
 from mlsecops.core.inputs import parse_json
+from mlsecops.supplychain.signing._hashing import open_regular
 from mlsecops.supplychain.signing._keys import (
     PrivateKey,
     PublicKey,
@@ -169,23 +171,30 @@ def read_bundle(data: bytes) -> Bundle:
 
 
 def load_bundle_file(path: Path) -> bytes:
-    """Read a bundle file with a size bound.
+    """Read a bundle file through one descriptor, never more than ``MAX_BUNDLE_BYTES`` bytes.
+
+    The size is judged by what is read, not by an earlier ``stat``, and a FIFO or device is refused on
+    the open descriptor, so a file swapped after a check can neither hang the reader nor exhaust memory.
 
     Raises:
-        InputError: missing or unreadable.
+        InputError: missing, unreadable, or not a regular file.
         VerificationError: larger than ``MAX_BUNDLE_BYTES``.
     """
+    if not path.exists() and not path.is_symlink():
+        raise InputError(f"no signature at {path}; sign the model first with `mlsecops sign`")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a signature bundle")
+    fd = open_regular(path, follow_symlinks=True)
     try:
-        size = path.stat().st_size
-        if size > MAX_BUNDLE_BYTES:
-            raise VerificationError(f"the signature bundle {path} is too large ({size} bytes)")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"no signature at {path}; sign the model first with `mlsecops sign`") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory, not a signature bundle") from None
+        with open(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_BUNDLE_BYTES + 1)
     except OSError as err:
         raise InputError(f"cannot read the signature {path}: {err.strerror or err}") from err
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise VerificationError(f"the signature bundle {path} is too large (over {MAX_BUNDLE_BYTES} bytes)")
+    return data
 
 
 def open_bundle(bundle: Bundle, key: PublicKey) -> Manifest:

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from mlsecops.core.errors import InputError
 
-__all__ = ["BUFFER", "HashAlgorithm", "HashTask", "default_workers", "hash_tasks"]
+__all__ = ["BUFFER", "HashAlgorithm", "HashTask", "default_workers", "hash_tasks", "open_regular"]
 
 BUFFER = 1 << 20
 """Bytes read at a time per worker (1 MiB stays in the CPU cache between the read and the hash)."""
@@ -88,6 +88,9 @@ class HashTask:
     """End offset (exclusive); ``None`` reads to the end of the file."""
     size: int = 0
     """Expected number of bytes, for batching."""
+    file_size: int | None = None
+    """Size of the whole file when the walk saw it; for a shard, reading checks that the file still has
+    exactly that size, so bytes appended after the walk cannot pass unhashed."""
 
 
 def default_workers() -> int:
@@ -95,12 +98,20 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _open_regular(path: Path) -> int:
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+def open_regular(path: Path, *, follow_symlinks: bool = False) -> int:
+    """A read-only descriptor of ``path``: no symlink followed at the last step (unless
+    ``follow_symlinks``), never blocking on a FIFO, and refused unless ``fstat`` of the open descriptor
+    says it is a regular file.
+
+    Raises:
+        InputError: missing, unreadable, a symlink, or not a regular file.
+    """
+    nofollow = 0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_RDONLY | nofollow | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags)
     except OSError as err:
-        if os.path.islink(path):
+        if not follow_symlinks and os.path.islink(path):
             raise InputError(f"{path} became a symlink while it was being read; refused") from None
         raise InputError(f"cannot read {path}: {err.strerror or err}") from err
     if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -113,12 +124,12 @@ def _digest_windows(task: HashTask, algorithm: HashAlgorithm) -> str:
     """Hash through memory-mapped windows (BLAKE3 on all cores). A file truncated by another process
     while it is mapped can end the process with SIGBUS; the same holds for model-signing's mmap."""
     hasher = _new_hasher(algorithm, all_threads=True)
-    fd = _open_regular(task.path)
+    fd = open_regular(task.path)
     try:
         size = os.fstat(fd).st_size
         end = size if task.end is None else task.end
-        if end > size:
-            raise InputError(f"{task.path} is shorter than expected (changed while it was read)")
+        if end > size or (task.file_size is not None and size != task.file_size):
+            raise InputError(f"{task.path} changed size while it was read; refused")
         offset = task.start - task.start % mmap.ALLOCATIONGRANULARITY
         while offset < end:
             length = min(BLAKE3_WINDOW, end - offset)
@@ -139,7 +150,7 @@ def _digest_windows(task: HashTask, algorithm: HashAlgorithm) -> str:
 
 def _digest(task: HashTask, algorithm: HashAlgorithm, buf: bytearray) -> str:
     hasher = _new_hasher(algorithm)
-    fd = _open_regular(task.path)
+    fd = open_regular(task.path)
     view = memoryview(buf)
     try:
         if task.start:
@@ -156,6 +167,8 @@ def _digest(task: HashTask, algorithm: HashAlgorithm, buf: bytearray) -> str:
                     remaining -= n
         if remaining:
             raise InputError(f"{task.path} is shorter than expected (changed while it was read)")
+        if task.file_size is not None and os.fstat(fd).st_size != task.file_size:
+            raise InputError(f"{task.path} changed size while it was read; refused")
     except OSError as err:
         raise InputError(f"cannot read {task.path}: {err.strerror or err}") from err
     finally:

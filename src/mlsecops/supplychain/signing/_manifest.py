@@ -198,7 +198,7 @@ def _tasks(files: Iterator[tuple[str, Path, int]], ser: Serialization) -> Iterat
         # being added or removed (the files method can, and is the default).
         for start in range(0, size, shard):
             end = min(size, start + shard)
-            yield HashTask(f"{name}:{start}:{end}", path, start, end, end - start)
+            yield HashTask(f"{name}:{start}:{end}", path, start, end, end - start, file_size=size)
 
 
 def build_manifest(
