@@ -13,7 +13,7 @@ drawn and evaluated in torch, in large batches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,7 @@ def certify(
     alpha: float = 0.001,
     batch_size: int = 20000,
     seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Certification:
     """Certify each example of ``x`` by randomized smoothing.
 
@@ -98,6 +99,8 @@ def certify(
         alpha: failure probability of the certificate.
         batch_size: noisy inputs per forward pass.
         seed: random seed.
+        progress: called as ``(step, done, total)`` after each group of examples, over both passes
+            (``done`` and ``total`` count examples: ``2 * len(x)``).
 
     Raises:
         InputError: bad inputs or parameters.
@@ -115,9 +118,14 @@ def certify(
     device = model.device if isinstance(model, TorchNative) else torch.device("cpu")
     gen = torch.Generator().manual_seed(int(seed))
     xt = torch.from_numpy(arr).to(device)
-    counts0 = _counts(scores, xt, n0, sigma, model.n_classes, batch_size, gen)
+    total = 2 * len(arr)
+
+    def tick(step: str, offset: int) -> Callable[[int], None]:
+        return lambda done: progress(step, offset + done, total) if progress is not None else None
+
+    counts0 = _counts(scores, xt, n0, sigma, model.n_classes, batch_size, gen, tick("choose class", 0))
     top = counts0.argmax(dim=1)
-    counts = _counts(scores, xt, n, sigma, model.n_classes, batch_size, gen)
+    counts = _counts(scores, xt, n, sigma, model.n_classes, batch_size, gen, tick("estimate", len(arr)))
     k = counts.gather(1, top[:, None]).squeeze(1).cpu().numpy()
     p_lower = clopper_pearson_lower(k, n, alpha)
     certified = p_lower > 0.5
@@ -126,8 +134,17 @@ def certify(
     return Certification(prediction, radius, p_lower, labels, float(sigma), int(n), float(alpha))
 
 
-def _counts(scores: Any, x: Any, n: int, sigma: float, n_classes: int, batch_size: int, gen: Any) -> Any:
-    """Per example, how often each class wins under ``n`` noisy copies."""
+def _counts(
+    scores: Any,
+    x: Any,
+    n: int,
+    sigma: float,
+    n_classes: int,
+    batch_size: int,
+    gen: Any,
+    done: Callable[[int], None] | None = None,
+) -> Any:
+    """Per example, how often each class wins under ``n`` noisy copies (``done(examples)`` after each group)."""
     import torch
 
     counts = torch.zeros((len(x), n_classes), dtype=torch.long, device=x.device)
@@ -141,6 +158,8 @@ def _counts(scores: Any, x: Any, n: int, sigma: float, n_classes: int, batch_siz
             pred = scores(chunk + noise).argmax(dim=1)
             owner = torch.arange(s, s + len(chunk), device=x.device) // n
             counts[start : start + len(xb)].index_put_((owner, pred), torch.ones_like(pred), accumulate=True)
+        if done is not None:
+            done(start + len(xb))
     return counts
 
 
@@ -155,7 +174,13 @@ class CertifyCheck:
 
     Options: ``sigma`` (0.25), ``n`` (1000), ``n0`` (100), ``alpha`` (0.001), ``radii`` (``0.25,0.5``),
     ``max_examples`` (500), ``label``, ``output``, ``timeout``. ``paths`` = (model, data).
+
+    Args:
+        progress: called as ``(step, done, total)`` while certifying (a UI draws a bar from it).
     """
+
+    def __init__(self, *, progress: Callable[[str, int, int], None] | None = None) -> None:
+        self.progress = progress
 
     def run(self, target: Target) -> Report:
         """Certify the data set and report certified accuracy per radius."""
@@ -180,6 +205,7 @@ class CertifyCheck:
             n0=opt_int(opts, "n0", 100),
             alpha=opt_float(opts, "alpha", 0.001),
             seed=seed,
+            progress=self.progress,
         )
         return certification_report(cert, radii, subject=str(model_ref), started=started)
 

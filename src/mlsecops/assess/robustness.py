@@ -17,7 +17,7 @@ Every attack is also registered on its own (``assess.fgsm``, ``assess.pgd``...).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -70,6 +70,7 @@ def evaluate_robustness(
     eps: Sequence[float],
     constraints: FeatureConstraints | None = None,
     seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Evaluation:
     """Run each attack at each budget on the same examples.
 
@@ -80,6 +81,8 @@ def evaluate_robustness(
         eps: budgets, in each attack's norm.
         constraints: feature domain; defaults to the data's global range.
         seed: random seed shared by every attack.
+        progress: called as ``("<attack> eps=<eps>", done, total)`` as each attack and budget starts
+            and once at the end (``total`` = attacks x budgets).
 
     Raises:
         InputError: bad data, unknown attack or parameters, or a white-box attack on a black-box model.
@@ -88,12 +91,18 @@ def evaluate_robustness(
     cons = constraints if constraints is not None else FeatureConstraints.from_data(arr)
     results: list[AttackResult] = []
     clean: np.ndarray | None = None
+    total, done = len(attacks) * len(eps), 0
     for name, params in attacks:
         attack = make_attack(name, **dict(params))
         for e in eps:
+            if progress is not None:
+                progress(f"{name} eps={float(e):g}", done, total)
+            done += 1
             res = attack.generate(model, arr, y, eps=float(e), constraints=cons, seed=seed)
             clean = res.clean_correct if clean is None else clean
             results.append(res)
+    if progress is not None:
+        progress("done", done, total)
     if clean is None:
         clean = model.predict_proba(arr).argmax(axis=1) == np.asarray(y)
     return Evaluation(x=arr, y=np.asarray(y), clean_correct=clean, results=tuple(results), constraints=cons)
@@ -222,10 +231,17 @@ def _worst_examples(ev: Evaluation, n: int) -> tuple[list[Any], Figure | None]:
 
 
 class RobustnessCheck:
-    """Accuracy under evasion attacks at several budgets (``assess.robustness``)."""
+    """Accuracy under evasion attacks at several budgets (``assess.robustness``).
+
+    Args:
+        progress: called as ``(step, done, total)`` per attack and budget (a UI draws a bar from it).
+    """
 
     fixed_attack: ClassVar[str | None] = None
     check_name: ClassVar[str] = "assess.robustness"
+
+    def __init__(self, *, progress: Callable[[str, int, int], None] | None = None) -> None:
+        self.progress = progress
 
     def run(self, target: Target) -> Report:
         """Load model and data from the target, attack, and report.
@@ -246,7 +262,9 @@ class RobustnessCheck:
         norm = parse_norm(str(opts.get("norm", "linf")))
         eps = opt_float_list(opts.get("eps")) or list(_DEFAULT_EPS[norm])
         attacks = [(n, _attack_params(n, opts, norm)) for n in names]
-        ev = evaluate_robustness(model, x, y, attacks=attacks, eps=eps, constraints=cons, seed=seed)
+        ev = evaluate_robustness(
+            model, x, y, attacks=attacks, eps=eps, constraints=cons, seed=seed, progress=self.progress
+        )
         return robustness_report(ev, subject=subject, kind=self.check_name, started=started)
 
     @classmethod

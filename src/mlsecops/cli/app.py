@@ -8,6 +8,7 @@ typer's own outcomes (usage errors, ``Exit``, ``Abort``) into exit codes; ``main
 from __future__ import annotations
 
 import importlib
+import io
 import sys
 from typing import Annotated
 
@@ -16,6 +17,7 @@ import typer
 from mlsecops._version import __version__
 from mlsecops.cli._output import EXIT_ERROR, print_error
 from mlsecops.cli.main import _COMMANDS
+from mlsecops.report._safe import visible
 
 __all__ = ["app", "load_commands", "run_app"]
 
@@ -25,6 +27,9 @@ app = typer.Typer(
     name="mlsecops",
     help="Security for every stage of the machine-learning lifecycle.",
     no_args_is_help=True,
+    # help as plain text (the sub-apps inherit it): rich markup would eat "[default: ...]" in help
+    # strings and clip comma lists at 80 columns; plain help wraps, and matches `scan --help`
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -71,8 +76,11 @@ def run_app(args: list[str]) -> int:
         return int(err.exit_code)
     except typer.TyperException as err:  # usage errors: bad option, missing argument, bad value
         show = getattr(err, "show", None)
-        if callable(show):
-            show()
+        if callable(show):  # the usage line and the error, which may quote the input: shown safely
+            buffer = io.StringIO()
+            show(file=buffer)
+            sys.stderr.write(visible(buffer.getvalue(), keep_newlines=True))
+            sys.stderr.flush()
         else:
             print_error(err.format_message())
         return EXIT_ERROR

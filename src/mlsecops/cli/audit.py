@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from mlsecops.cli._common import (
     EXIT_FAIL,
     EXIT_OK,
     FormatOpt,
+    Listing,
     OutputOpt,
+    cell,
     console,
     emit,
+    emit_listing,
     err_console,
     open_workspace,
+    resolve_format,
+    safe,
+    short_time,
 )
 from mlsecops.core.errors import InputError
 from mlsecops.report import Format
@@ -29,13 +32,6 @@ from mlsecops.store.checks import chain_report
 __all__ = ["register"]
 
 audit_app = typer.Typer(help="Read and verify the tamper-evident audit trail.", no_args_is_help=True)
-
-
-class LogFormat(StrEnum):
-    """Formats of ``audit log``."""
-
-    TEXT = "text"
-    JSON = "json"
 
 
 def _when(value: str | None, flag: str) -> dt.datetime | None:
@@ -60,9 +56,11 @@ def log(
     since: Annotated[str | None, typer.Option(help="From this UTC time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Up to this UTC time (ISO 8601).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many events.")] = None,
-    fmt: Annotated[LogFormat, typer.Option("--format", "-f", case_sensitive=False)] = LogFormat.TEXT,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
 ) -> None:
-    """List audit events, oldest first."""
+    """List audit events, oldest first (JSON: a list of events with their hashes)."""
+    fmt = resolve_format(fmt, output)
     since_dt, until_dt = _when(since, "--since"), _when(until, "--until")
     with open_workspace() as ws, ws.session(readonly=True) as s:
         events = list(
@@ -82,28 +80,52 @@ def log(
             }
             for e in events
         ]
-    if fmt is LogFormat.JSON:
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-        return
-    table = Table(title=f"{len(rows)} audit event(s)")
-    for col in ("seq", "time (UTC)", "actor", "action", "subject", "details"):
-        table.add_column(col, overflow="fold")
+    listing = Listing(
+        kind="audit.log",
+        subject=subject or "audit trail",
+        title=f"{len(rows)} audit event(s)",
+        key="events",
+        rows=rows,
+        document=rows,
+    )
+    emit_listing(listing, fmt, output, text=lambda: _event_lines(rows))
+
+
+def _event_lines(rows: list[dict[str, Any]]) -> Any:
+    """One event per record, readable at 80 columns (CI logs): ``#seq time actor action subject``,
+    then the details indented and wrapped below."""
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.text import Text
+
+    parts: list[Any] = [Text(f"{len(rows)} audit event(s), times in UTC", style="bold")]
     for r in rows:
-        table.add_row(
-            str(r["seq"]),
-            r["ts"],
-            escape(r["actor"]),
-            escape(r["action"]),
-            escape(r["subject"]),
-            escape(json.dumps(r["details"], ensure_ascii=False)),
+        head = Text.assemble(
+            (f"#{r['seq']} ", "bold"),
+            short_time(r["ts"]),
+            " ",
+            cell(r["actor"]),
+            " ",
+            (cell(r["action"]).plain, "cyan"),
+            " ",
+            cell(r["subject"]),
         )
-    console.print(table)
+        parts.append(head)
+        if r["details"]:
+            details = ", ".join(f"{k}={_compact(v)}" for k, v in r["details"].items())
+            parts.append(Padding(cell(details), (0, 0, 0, 4), expand=False))
+    return Group(*parts)
+
+
+def _compact(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 @audit_app.command("verify")
-def verify(fmt: FormatOpt = Format.TEXT, output: OutputOpt = None) -> None:
+def verify(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     """Walk the hash chain; exit 1 naming the first bad event when anything was edited, deleted,
     reordered or inserted by hand."""
+    fmt = resolve_format(fmt, output)
     with open_workspace() as ws:  # refuses a missing, corrupt or too-new workspace (exit 2)
         report = chain_report(ws)
     if fmt is Format.TEXT and output is None:
@@ -113,7 +135,7 @@ def verify(fmt: FormatOpt = Format.TEXT, output: OutputOpt = None) -> None:
             )
         else:
             for f in report.findings:
-                err_console.print(f"[bold red]{escape(f.title)}[/]: {escape(f.detail)}")
+                err_console.print(f"[bold red]{safe(f.title)}[/]: {safe(f.detail)}")
     else:
         emit(report, fmt, output)
     raise typer.Exit(EXIT_OK if report.verdict == "intact" else EXIT_FAIL)

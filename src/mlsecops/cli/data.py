@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import JsonValue
-from rich.markup import escape
 from rich.table import Table
 
 from mlsecops.cli._common import (
+    DEFAULT_FAIL_ON,
     FailOnOpt,
     FormatOpt,
+    Listing,
     OutputOpt,
+    QuietOpt,
+    cell,
     console,
     emit,
+    emit_listing,
     err_console,
     exit_for,
     parse_fail_on,
-    progress,
+    progress_hook,
+    resolve_format,
+    safe,
     settings,
 )
 from mlsecops.core.checks import Target
@@ -52,25 +57,52 @@ def _workspace_target(paths: tuple[Path, ...], options: dict[str, JsonValue], *,
 def profile(
     data: Annotated[Path, typer.Argument(help="Trusted data: CSV, Parquet, .npy or .npz.")],
     label: LabelOpt = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the baseline JSON here.")
-    ] = None,
     chunk_rows: Annotated[int, typer.Option(min=1000, help="Rows per chunk (memory bound).")] = 200_000,
+    fmt: FormatOpt = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the profile here: the baseline JSON for `data check`, unless --format or the"
+            " suffix (.txt, .html, .sarif) asks for another form.",
+        ),
+    ] = None,
 ) -> None:
-    """Learn a baseline profile (schema, ranges, quantiles, categories, missingness, labels, duplicates)."""
+    """Learn a baseline profile (schema, ranges, quantiles, categories, missingness, labels, duplicates).
+
+    The JSON form (the default) is the baseline `data check --baseline` reads.
+    """
     from mlsecops.data import iter_chunks, profile_chunks
 
+    chosen = resolve_format(fmt, output, default=Format.JSON)
     prof = profile_chunks(iter_chunks(data, chunk_rows=chunk_rows), label=label)
-    if output is None:
-        typer.echo(prof.model_dump_json(indent=1))
-        return
-    try:
-        prof.save(output)
-    except OSError as err:
-        raise InputError(f"cannot write {output}: {err.strerror or err}") from err
-    err_console.print(
-        f"profiled {prof.rows} rows x {len(prof.columns)} columns; baseline written to {escape(str(output))}"
+    rows = [
+        {
+            "column": c.name,
+            "type": c.type,
+            "count": c.count,
+            "nulls": c.nulls,
+            "min": c.min,
+            "max": c.max,
+            "mean": None if c.mean is None else round(c.mean, 6),
+            "categories": len(c.categories) or None,
+        }
+        for c in prof.columns.values()
+    ]
+    listing = Listing(
+        kind="data.profile",
+        subject=str(data),
+        title=f"{prof.rows} rows x {len(prof.columns)} columns"
+        + (f", label {prof.label}" if prof.label else ""),
+        key="columns",
+        rows=rows,
+        document=prof.model_dump(mode="json"),
+        no_wrap=("count", "nulls"),
     )
+    emit_listing(listing, chosen, output)
+    if output is not None and chosen is Format.JSON:
+        err_console.print(f"profiled {prof.rows} rows x {len(prof.columns)} columns (the baseline)")
 
 
 @data_app.command("check")
@@ -84,14 +116,15 @@ def check(
         str | None, typer.Option(help="Registered data set the files must match (see `data register`).")
     ] = None,
     chunk_rows: Annotated[int, typer.Option(min=1000, help="Rows per chunk (memory bound).")] = 200_000,
-    fail_on: FailOnOpt = "medium",
-    fmt: FormatOpt = Format.TEXT,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Report schema, range, category, missingness, drift and label-shift violations against a baseline."""
     from mlsecops.data.checks import DataValidationCheck
 
     threshold = parse_fail_on(fail_on)
+    fmt = resolve_format(fmt, output)
     options: dict[str, JsonValue] = {"baseline": str(baseline), "chunk_rows": chunk_rows}
     if label:
         options["label"] = label
@@ -133,15 +166,16 @@ def poison(
             min=1,
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    fail_on: FailOnOpt = "medium",
-    fmt: FormatOpt = Format.TEXT,
+    quiet: QuietOpt = False,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Flag rows (label flips, backdoor triggers, outliers, near-duplicates) or coordinated accounts."""
     from mlsecops.data.checks import DataPoisonCheck
 
     threshold = parse_fail_on(fail_on)
+    fmt = resolve_format(fmt, output)
     options: dict[str, JsonValue] = {}
     for key, value in (("label", label), ("kind", kind), ("detectors", detectors), ("model", model)):
         if value:
@@ -153,12 +187,7 @@ def poison(
     target = _workspace_target((data,), options, need=False).model_copy(update={"seed": seed})
     if quarantine is not None and target.home is None:
         err_console.print("[yellow]no workspace: the quarantine files are written but not recorded[/]")
-    with progress(1, "poison detectors", quiet=quiet) as bar:
-
-        def hook(name: str, done: int, total: int) -> None:
-            if bar is not None:  # the total is known once the data is read
-                bar.update(bar.task_ids[0], completed=done, total=total, description=f"detector: {name}")
-
+    with progress_hook("detector", quiet=quiet) as hook:  # the total is known once the data is read
         report = DataPoisonCheck(progress=hook).run(target)
     if fmt is Format.TEXT and output is None:
         _suspects_table(report.data)
@@ -177,7 +206,7 @@ def _suspects_table(data: dict[str, JsonValue]) -> None:
         table.add_column(col, overflow="fold")
     for r in rows[:20]:
         if isinstance(r, dict):
-            table.add_row(escape(str(r.get(first))), str(r.get("score")), escape(str(r.get("reason"))))
+            table.add_row(cell(r.get(first)), cell(r.get("score")), cell(r.get("reason")))
     console.print(table)
 
 
@@ -186,11 +215,13 @@ def register_cmd(
     data: Annotated[list[Path], typer.Argument(help="The data set's files (same columns).")],
     name: Annotated[str | None, typer.Option(help="Data set name (default: the first file's stem).")] = None,
     label: LabelOpt = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
 ) -> None:
     """Store a manifest (per-file SHA-256, rows, schema fingerprint, profile) as a lineage node."""
     from mlsecops.data.manifest import build_manifest, register_dataset
 
+    fmt = resolve_format(fmt, output)
     target = _workspace_target(tuple(data), {}, need=True)
     assert target.home is not None
     manifest = build_manifest(list(data), name=name, label=label)
@@ -204,13 +235,21 @@ def register_cmd(
         "files": [f.model_dump() for f in manifest.files],
         "schema_fingerprint": manifest.schema_fingerprint,
     }
-    if fmt == "json":
-        typer.echo(json.dumps(result, indent=2))
-    else:
+    if fmt is Format.TEXT and output is None:
         console.print(
-            f"registered data set [bold]{escape(manifest.name)}[/] version {version} "
+            f"registered data set [bold]{safe(manifest.name)}[/] version {version} "
             f"({len(manifest.files)} file(s), digest {digest[:12]}...)"
         )
+        return
+    listing = Listing(
+        kind="data.register",
+        subject=f"{manifest.name}@{version}",
+        title=f"data set {manifest.name} version {version}, digest {digest}",
+        key="files",
+        rows=[f.model_dump(mode="json") for f in manifest.files],
+        document=result,
+    )
+    emit_listing(listing, fmt, output)
 
 
 def register(app: typer.Typer) -> None:

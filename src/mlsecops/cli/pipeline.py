@@ -6,20 +6,26 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from mlsecops.cli._common import (
     EXIT_FAIL,
     EXIT_OK,
     FormatOpt,
+    Listing,
     OutputOpt,
+    QuietOpt,
+    cell,
     console,
     emit,
+    emit_listing,
     err_console,
     open_workspace,
-    progress,
+    progress_hook,
+    resolve_format,
+    safe,
     settings,
+    short_time,
 )
 from mlsecops.pipeline import RunResult, list_runs, load_pipeline, run_pipeline, run_report
 from mlsecops.report import Format
@@ -29,15 +35,15 @@ __all__ = ["register"]
 
 
 def _show(result: RunResult) -> None:
-    stages = Table(title=f"pipeline {escape(result.pipeline.name)}")
+    stages = Table(title=f"pipeline {safe(result.pipeline.name)}")
     for col in ("stage", "check", "verdict", "worst finding", "findings"):
         stages.add_column(col)
     for r in result.stages:
         top = r.report.max_severity
         stages.add_row(
-            escape(r.stage.name),
-            r.stage.check.name,
-            escape(str(r.report.verdict or "-")),
+            cell(r.stage.name),
+            cell(r.stage.check.name),
+            cell(r.report.verdict or "-"),
             str(top) if top is not None else "none",
             str(len(r.report.findings)),
         )
@@ -47,7 +53,7 @@ def _show(result: RunResult) -> None:
         gate.add_column(col, overflow="fold")
     for rule in result.gate.results:
         mark = "[green]PASS[/]" if rule.passed else "[bold red]FAIL[/]"
-        gate.add_row(escape(rule.rule), mark, escape(rule.observed))
+        gate.add_row(cell(rule.rule), mark, cell(rule.observed))
     if not result.gate.results:
         gate.add_row("(no rules)", "[green]PASS[/]", "")
     console.print(gate)
@@ -55,15 +61,19 @@ def _show(result: RunResult) -> None:
     console.print(f"gate {verdict}  (run {result.run_id})")
 
 
-def _run(pipeline_file: Path, policy: Path | None, fmt: Format, output: Path | None, ws: Workspace) -> int:
+def _run(
+    pipeline_file: Path,
+    policy: Path | None,
+    fmt: Format | None,
+    output: Path | None,
+    ws: Workspace,
+    *,
+    quiet: bool = False,
+) -> int:
+    fmt = resolve_format(fmt, output)
     pipeline = load_pipeline(pipeline_file, policy_path=policy)
-    quiet = fmt is not Format.TEXT and output is None
-    with progress(len(pipeline.stages), f"pipeline {pipeline.name}", quiet=quiet) as bar:
-
-        def hook(stage: str, done: int, total: int) -> None:
-            if bar is not None:
-                bar.update(bar.task_ids[0], completed=done, description=f"stage {stage}")
-
+    quiet = quiet or (fmt is not Format.TEXT and output is None)
+    with progress_hook(f"pipeline {pipeline.name}", quiet=quiet) as hook:
         result = run_pipeline(pipeline, workspace=ws, actor=settings().actor, progress=hook)
     if fmt is Format.TEXT and output is None:
         _show(result)
@@ -71,7 +81,7 @@ def _run(pipeline_file: Path, policy: Path | None, fmt: Format, output: Path | N
         emit(result.report, fmt, output)
     if result.report_dir is not None:
         err_console.print(
-            f"HTML report: {result.report_dir / 'report.html'}", highlight=False, soft_wrap=True
+            f"HTML report: {safe(result.report_dir / 'report.html')}", highlight=False, soft_wrap=True
         )
     return EXIT_OK if result.passed else EXIT_FAIL
 
@@ -81,13 +91,14 @@ def run(
     policy: Annotated[
         Path | None, typer.Option(help="A policy file that replaces the pipeline's policy.")
     ] = None,
-    fmt: FormatOpt = Format.TEXT,
+    quiet: QuietOpt = False,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Run the pipeline's stages in order, gate them on the policy, record everything; exit 1 when
     the gate fails."""
     with open_workspace() as ws:
-        code = _run(pipeline_file, policy, fmt, output, ws)
+        code = _run(pipeline_file, policy, fmt, output, ws, quiet=quiet)
     raise typer.Exit(code)
 
 
@@ -100,7 +111,7 @@ def demo(
     from mlsecops.pipeline.demo import build_demo  # numpy, scikit-learn and torch load only here
 
     pipeline_file = build_demo(folder)
-    console.print(f"demo project built in [bold]{folder}[/]; running {pipeline_file.name}")
+    console.print(f"demo project built in [bold]{safe(folder)}[/]; running {safe(pipeline_file.name)}")
     with Workspace.init(folder / ".mlsecops", actor=settings().actor) as ws:
         code = _run(pipeline_file, None, Format.TEXT, None, ws)
     raise typer.Exit(code)
@@ -113,24 +124,50 @@ runs_app = typer.Typer(help="Recorded pipeline runs and their reports.", no_args
 def runs_list(
     pipeline: Annotated[str | None, typer.Option(help="Only runs of this pipeline.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many runs.")] = 50,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
 ) -> None:
     """List recorded runs, newest first."""
+    fmt = resolve_format(fmt, output)
     with open_workspace() as ws:
         runs = list_runs(ws, pipeline=pipeline, limit=limit)
-    table = Table(title=f"{len(runs)} run(s)")
-    for col in ("run", "pipeline", "finished (UTC)", "actor", "gate", "failed rules"):
-        table.add_column(col, overflow="fold")
-    for r in runs:
-        gate = "[green]PASS[/]" if r.passed else "[bold red]FAIL[/]"
-        table.add_row(
-            str(r.id),
-            escape(r.pipeline),
-            r.finished,
-            escape(r.actor),
-            gate,
-            escape("; ".join(r.failed_rules)),
-        )
-    console.print(table)
+    rows = [
+        {
+            "run": r.id,
+            "pipeline": r.pipeline,
+            "finished": r.finished,
+            "actor": r.actor,
+            "passed": r.passed,
+            "failed_rules": list(r.failed_rules),
+        }
+        for r in runs
+    ]
+    listing = Listing(
+        kind="pipeline.runs",
+        subject=pipeline or "all pipelines",
+        title=f"{len(runs)} run(s)",
+        key="runs",
+        rows=rows,
+        document=rows,
+    )
+
+    def text() -> Table:
+        table = Table(title=f"{len(runs)} run(s)")
+        for col in ("run", "pipeline", "finished (UTC)", "actor", "gate", "failed rules"):
+            table.add_column(col, overflow="fold", no_wrap=col in ("run", "gate"))
+        for r in runs:
+            gate = "[green]PASS[/]" if r.passed else "[bold red]FAIL[/]"
+            table.add_row(
+                str(r.id),
+                cell(r.pipeline),
+                short_time(r.finished),
+                cell(r.actor),
+                gate,
+                cell("; ".join(r.failed_rules)),
+            )
+        return table
+
+    emit_listing(listing, fmt, output, text=text)
 
 
 @runs_app.command("show")
@@ -139,7 +176,7 @@ def runs_show(
     stage: Annotated[
         str | None, typer.Option(help="Show this stage's report instead of the combined one.")
     ] = None,
-    fmt: FormatOpt = Format.TEXT,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Render a recorded run's report in any format."""

@@ -12,7 +12,18 @@ from typing import Annotated, Any
 
 import typer
 
-from mlsecops.cli._common import FailOnOpt, FormatOpt, OutputOpt, emit, exit_for, parse_fail_on
+from mlsecops.cli._common import (
+    DEFAULT_FAIL_ON,
+    FailOnOpt,
+    FormatOpt,
+    OutputOpt,
+    QuietOpt,
+    emit,
+    exit_for,
+    parse_fail_on,
+    progress_hook,
+    resolve_format,
+)
 from mlsecops.core.checks import Target, get_check
 from mlsecops.report import Format
 
@@ -38,10 +49,15 @@ OutputKindOpt = Annotated[
 ]
 
 
-def _run(check: str, target: Target, fmt: Format, output: Path | None, fail_on: str) -> None:
+def _run(
+    check: str, target: Target, fmt: Format | None, output: Path | None, fail_on: str, *, quiet: bool
+) -> None:
     threshold = parse_fail_on(fail_on)
-    report = get_check(check).create().run(target)
-    emit(report, fmt, output)
+    chosen = resolve_format(fmt, output)  # a contradiction is refused before the long run
+    with progress_hook(check, quiet=quiet) as hook:
+        factory: Any = get_check(check).factory  # every check here takes a progress callback
+        report = factory(progress=hook).run(target)
+    emit(report, chosen, output)
     raise typer.Exit(exit_for(report, threshold))
 
 
@@ -81,8 +97,9 @@ def robustness(
     model_output: OutputKindOpt = None,
     timeout: Annotated[float, typer.Option(min=0.01, help="Seconds per request to a model endpoint.")] = 10.0,
     seed: SeedOpt = 0,
-    fail_on: FailOnOpt = "high",
-    fmt: FormatOpt = Format.TEXT,
+    quiet: QuietOpt = False,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Accuracy under evasion attacks per budget, with a robustness curve and the worst examples."""
@@ -104,7 +121,7 @@ def robustness(
         output=model_output,
         timeout=timeout,
     )
-    _run("assess.robustness", Target(options=options, seed=seed), fmt, output, fail_on)
+    _run("assess.robustness", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
 
 
 @harden_app.command("adversarial-training")
@@ -126,8 +143,9 @@ def adversarial_training(
     label: LabelOpt = None,
     weights: Annotated[Path | None, typer.Option(help="State-dict file for a python:mod:attr model.")] = None,
     seed: SeedOpt = 0,
-    fail_on: FailOnOpt = "high",
-    fmt: FormatOpt = Format.TEXT,
+    quiet: QuietOpt = False,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Adversarially train a PyTorch model into a new file and report robustness before and after."""
@@ -152,7 +170,7 @@ def adversarial_training(
     home = cfg.home if (cfg.home / "mlsecops.db").exists() or cfg.database_url is not None else None
     db = cfg.database_url.get_secret_value() if cfg.database_url is not None else None
     target = Target(options=options, seed=seed, home=home, database_url=db, actor=cfg.actor)
-    _run("harden.adversarial_training", target, fmt, output, fail_on)
+    _run("harden.adversarial_training", target, fmt, output, fail_on, quiet=quiet)
 
 
 def certify(
@@ -167,8 +185,9 @@ def certify(
     label: LabelOpt = None,
     model_output: OutputKindOpt = None,
     seed: SeedOpt = 0,
-    fail_on: FailOnOpt = "high",
-    fmt: FormatOpt = Format.TEXT,
+    quiet: QuietOpt = False,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Certified L2 robustness by randomized smoothing: certified accuracy per radius, abstentions."""
@@ -184,7 +203,7 @@ def certify(
         label=label,
         output=model_output,
     )
-    _run("assess.certify", Target(options=options, seed=seed), fmt, output, fail_on)
+    _run("assess.certify", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
 
 
 def _indices(value: str | None, flag: str) -> list[int] | None:

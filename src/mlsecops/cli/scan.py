@@ -13,15 +13,25 @@ of the CLI stack. The typer app only lists it in ``mlsecops --help`` and forward
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsecops.cli._output import EXIT_FAIL, EXIT_OK, fail_on_threshold, write_private
+from mlsecops.cli._output import (
+    DEFAULT_FAIL_ON,
+    EXIT_ERROR,
+    EXIT_FAIL,
+    EXIT_OK,
+    FORMATS,
+    fail_on_threshold,
+    format_for,
+    write_private,
+)
+from mlsecops.core.errors import InputError
 from mlsecops.core.severity import Severity, utcnow
+from mlsecops.report._safe import json_dumps, visible
 
 if TYPE_CHECKING:
     import typer
@@ -31,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["register", "run_scan"]
 
 HELP = "Scan model artifacts for code-execution payloads without loading them."
-FORMATS = ("text", "json", "sarif", "html")
 _VERDICT_STYLE = {"safe": "green", "suspicious": "yellow", "malicious": "bold red", "error": "magenta"}
 
 
@@ -57,11 +66,42 @@ def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], 
     return parse
 
 
+class _Help(argparse.HelpFormatter):
+    """The layout of the other commands' help (click's): ``Usage:``, ``-o, --output FILE``."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, "Usage: ")
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings:
+            return super()._format_action_invocation(action)
+        names = ", ".join(sorted(action.option_strings, key=len))
+        if action.nargs == 0:
+            return names
+        return f"{names} {self._format_args(action, self._get_default_metavar_for_optional(action))}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose messages quote arguments safely (a path may hold escape sequences) and exit 2."""
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message:
+            (file or sys.stderr).write(visible(message, keep_newlines=True))
+
+    def error(self, message: str) -> Any:
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"mlsecops: error: {visible(message)}\n")
+        raise SystemExit(EXIT_ERROR)
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``mlsecops scan``."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="mlsecops scan",
+        usage="mlsecops scan [OPTIONS] PATH...",
         description=HELP,
+        add_help=False,
+        formatter_class=_Help,
         epilog="Exit codes: 0 nothing at or above --fail-on, 1 a finding at or above it, 2 bad input or usage.",
     )
     p.add_argument(
@@ -70,12 +110,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fail-on",
         type=_fail_on,
-        default=Severity.MEDIUM,
+        default=fail_on_threshold(DEFAULT_FAIL_ON),
         metavar="SEVERITY",
         help="Exit 1 when a finding is at or above this severity, or 'never' (default: medium).",
     )
     p.add_argument(
-        "--format", "-f", dest="fmt", type=str.lower, choices=FORMATS, default="text", help="Output format."
+        "--format",
+        "-f",
+        dest="fmt",
+        type=str.lower,
+        choices=FORMATS,
+        metavar="FORMAT",
+        default=None,
+        help="Output format: text, json, sarif or html (default: from the --output suffix, else text).",
     )
     p.add_argument(
         "--output", "-o", type=Path, metavar="FILE", help="Write the report to this file (mode 0600)."
@@ -100,6 +147,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-hash", action="store_true", help="Skip the SHA-256 of each file.")
     p.add_argument("--quiet", "-q", action="store_true", help="No progress bar.")
     p.add_argument("--debug", action="store_true", help="Show tracebacks and debug logs.")
+    p.add_argument("-h", "--help", action="help", help="Show this message and exit.")
+    # the section titles of every other command's help (click's)
+    p._positionals.title, p._optionals.title = "Arguments", "Options"
     return p
 
 
@@ -113,6 +163,13 @@ def run_scan(argv: list[str]) -> int:
         ns = parser().parse_args(argv)
     except SystemExit as stop:  # argparse has printed the usage line and the error (or the help)
         return stop.code if isinstance(stop.code, int) else EXIT_OK
+    try:
+        fmt = format_for(ns.fmt, ns.output)
+    except InputError as err:
+        from mlsecops.cli._output import print_error
+
+        print_error(err.diagnostics())
+        return EXIT_ERROR
     from mlsecops.supplychain.scanner import ScanLimits, iter_files, scan_document, scan_paths
 
     started = utcnow()
@@ -134,12 +191,12 @@ def run_scan(argv: list[str]) -> int:
         )
     threshold: Severity | None = ns.fail_on
     failed = threshold is not None and any(h.severity >= threshold for r in results for h in r.hits)
-    if ns.fmt == "json":
+    if fmt == "json":
         doc = scan_document(results, subject=subject, started=started)
-        text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        text = json_dumps(doc) + "\n"
         if ns.output is not None:
             write_private(ns.output, text)
-            sys.stderr.write(f"report written to {ns.output}\n")
+            sys.stderr.write(f"report written to {visible(str(ns.output))}\n")
         else:
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -148,17 +205,16 @@ def run_scan(argv: list[str]) -> int:
         from mlsecops.report import Format
         from mlsecops.supplychain.scanner import scan_report
 
-        if ns.fmt == "text" and ns.output is None:
+        if fmt == "text" and ns.output is None:
             _table(results)
-        emit(scan_report(results, subject=subject, started=started), Format(ns.fmt), ns.output)
+        emit(scan_report(results, subject=subject, started=started), Format(fmt), ns.output)
     return EXIT_FAIL if failed else EXIT_OK
 
 
 def _table(results: list[ArtifactScan]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
-    from mlsecops.cli._common import console
+    from mlsecops.cli._common import cell, console
 
     table = Table(title=f"{len(results)} artifact(s)")
     for col in ("path", "format", "verdict", "worst finding"):
@@ -168,10 +224,10 @@ def _table(results: list[ArtifactScan]) -> None:
         worst = max(r.hits, key=lambda h: h.severity, default=None)
         where = f" [{worst.entry}]" if worst is not None and worst.entry else ""
         table.add_row(
-            escape(r.path),
-            r.format,
+            cell(r.path),
+            cell(r.format),
             f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]",
-            escape(f"{worst.title}{where}") if worst is not None else "",
+            cell(f"{worst.title}{where}") if worst is not None else "",
         )
     console.print(table)
 

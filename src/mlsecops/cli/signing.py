@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from mlsecops.cli._common import (
     EXIT_FAIL,
@@ -18,6 +17,8 @@ from mlsecops.cli._common import (
     console,
     emit,
     err_console,
+    resolve_format,
+    safe,
     settings,
 )
 from mlsecops.core.checks import Target
@@ -47,7 +48,7 @@ def _audit(action: str, subject: str, details: dict[str, object]) -> None:
         with Workspace.from_settings(cfg) as ws, ws.session() as s:
             audit.append(s, actor=cfg.actor, action=action, subject=subject, details=details)
     except WorkspaceError:
-        err_console.print(f"note: not recorded in the audit trail (no usable workspace at {cfg.home})")
+        err_console.print(f"note: not recorded in the audit trail (no usable workspace at {safe(cfg.home)})")
 
 
 def sign(
@@ -112,7 +113,7 @@ def sign(
         return
     console.print(
         f"[green]signed[/] {result.files} file(s), {result.bytes / 1e6:.1f} MB, {result.algorithm}, in "
-        f"{result.seconds:.2f} s with {result.key_type} key {result.key_hint[:16]}... -> {escape(str(result.signature))}"
+        f"{result.seconds:.2f} s with {result.key_type} key {result.key_hint[:16]}... -> {safe(str(result.signature))}"
     )
 
 
@@ -122,12 +123,13 @@ def verify(
     signature: Annotated[
         Path | None, typer.Option("--signature", "-s", help="Bundle [default: PATH.sig].")
     ] = None,
-    fmt: FormatOpt = Format.TEXT,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Verify a model against its signature: exit 1 naming every changed, added, removed or renamed file."""
     from mlsecops.supplychain.signing.checks import VerifyCheck
 
+    fmt = resolve_format(fmt, output)
     options: dict[str, str] = {"key": str(key)}
     if signature is not None:
         options["signature"] = str(signature)
@@ -135,10 +137,10 @@ def verify(
     failed = bool(report.findings)
     if fmt is Format.TEXT and output is None:
         if failed:
-            err_console.print(f"[bold red]VERIFICATION FAILED[/]: {escape(report.findings[0].detail)}")
+            err_console.print(f"[bold red]VERIFICATION FAILED[/]: {safe(report.findings[0].detail)}")
         else:
             console.print(
-                f"[green]verified[/] {int(report.metrics['verified_files'])} file(s) of {escape(str(path))} ({report.data['algorithm']}, key {str(report.data['key_hint'])[:16]}...)"
+                f"[green]verified[/] {int(report.metrics['verified_files'])} file(s) of {safe(str(path))} ({report.data['algorithm']}, key {str(report.data['key_hint'])[:16]}...)"
             )
     else:
         emit(report, fmt, output)
@@ -172,7 +174,7 @@ def keys_create(
     )
     _audit("key.create", f"key:{name}", {"key_hint": hint, "type": str(kind), "public_key": str(pub)})
     console.print(
-        f"created {kind} key [bold]{escape(name)}[/] {hint[:16]}...: private {escape(str(folder / (name + '.key')))} (0600), public {escape(str(pub))}"
+        f"created {kind} key [bold]{safe(name)}[/] {hint[:16]}...: private {safe(str(folder / (name + '.key')))} (0600), public {safe(str(pub))}"
     )
 
 
@@ -221,7 +223,7 @@ def bom(
         output.write_text(text, encoding="utf-8")
     except OSError as err:
         raise InputError(f"cannot write {output}: {err.strerror or err}") from err
-    err_console.print(f"CycloneDX 1.6 ML-BOM written to {output} (schema-valid)")
+    err_console.print(f"CycloneDX 1.6 ML-BOM written to {safe(output)} (schema-valid)")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ linear eps ramp keep small models from collapsing early. Everything is seeded.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -60,6 +61,7 @@ def adversarial_train(
     ramp_epochs: int = 3,
     constraints: FeatureConstraints | None = None,
     seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> TrainingResult:
     """Train ``module`` adversarially, in place.
 
@@ -75,6 +77,7 @@ def adversarial_train(
         warmup_epochs: first epochs on clean data only; ramp_epochs: epochs over which eps grows linearly.
         constraints: feature domain (default: the data's global range).
         seed: random seed (shuffling, PGD starts).
+        progress: called as ``("epoch N", done, epochs)`` after each epoch.
 
     Raises:
         InputError: bad data or parameters.
@@ -152,6 +155,8 @@ def adversarial_train(
                 "adv_accuracy": correct / len(arr),
             }
         )
+        if progress is not None:
+            progress(f"epoch {epoch + 1}", epoch + 1, epochs)
     module.eval()
     return TrainingResult(method=method, epochs=epochs, seconds=time.perf_counter() - start, history=history)
 

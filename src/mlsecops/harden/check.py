@@ -14,6 +14,7 @@ Options: ``method`` (pgd), ``eps`` (0.1), ``norm`` (linf), ``epochs`` (10), ``st
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,18 @@ def record_lineage(
     metrics=("clean_accuracy_*", "robust_accuracy_*"),
 )
 class AdversarialTrainingCheck:
-    """Adversarial training as a check (see the module docstring for options)."""
+    """Adversarial training as a check (see the module docstring for options).
+
+    Args:
+        progress: called as ``(step, done, total)``: the attack before, each epoch, the attack after.
+    """
+
+    def __init__(self, *, progress: Callable[[str, int, int], None] | None = None) -> None:
+        self.progress = progress
+
+    def _step(self, step: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(step, done, total)
 
     def run(self, target: Target) -> Report:
         """Train, write the new model, and report before/after metrics.
@@ -111,6 +123,8 @@ class AdversarialTrainingCheck:
         val, train = order[:n_val], order[n_val:]
         cons = FeatureConstraints.from_options(opts, x)
         attack = make_attack("pgd", norm=norm, steps=opt_int(opts, "eval_steps", 40), restarts=1)
+        epochs = opt_int(opts, "epochs", 10)
+        self._step("attack before", 0, epochs + 2)
         before = attack.generate(model, x[val], y[val], eps=eps, constraints=cons, seed=seed)
         # a fresh load to train (deep copies of TorchScript modules do not give leaf parameters)
         fresh = load_model(
@@ -129,16 +143,18 @@ class AdversarialTrainingCheck:
             method=str(opts.get("method", "pgd")),  # type: ignore[arg-type]  # validated inside
             eps=eps,
             norm=norm,
-            epochs=opt_int(opts, "epochs", 10),
+            epochs=epochs,
             steps=opt_int(opts, "steps", 7),
             lr=opt_float(opts, "lr", 3e-3),
             batch_size=opt_int(opts, "batch_size", 128),
             beta=opt_float(opts, "beta", 6.0),
             constraints=cons,
             seed=seed,
+            progress=lambda step, done, _: self._step(step, 1 + done, epochs + 2),
         )
         hardened = TorchModel(module, input_shape=model.input_shape, n_classes=model.n_classes)
         after = attack.generate(hardened, x[val], y[val], eps=eps, constraints=cons, seed=seed)
+        self._step("attack after", epochs + 2, epochs + 2)
         out = Path(str(opts.get("output") or _default_output(model_ref)))
         if out.resolve() == Path(model_ref).resolve():
             raise InputError("the hardened model must not overwrite the original; choose another output")
