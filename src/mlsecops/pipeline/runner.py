@@ -214,9 +214,9 @@ def run_pipeline(
             results.append(_refused_stage(stage, flag))
             continue
         before = read_paths(stage)  # the digests of what the stage evaluates, bound to the run record
-        result = _run_stage(stage, pipeline, workspace, actor)
-        verdicts.record(stage, result.report, result.error, pipeline.base_dir)
-        results.append(replace(result, evaluated=stage_record(stage, before, judged=stage.name in judged)))
+        ran = _run_stage(stage, pipeline, workspace, actor)
+        verdicts.record(stage, ran.report, ran.error, pipeline.base_dir)
+        results.append(replace(ran, evaluated=stage_record(stage, before, judged=stage.name in judged)))
     if progress is not None:
         progress("gate", total, total)
     reports = {r.stage.name: r.report for r in results}
