@@ -8,7 +8,9 @@ with the same message (no hint which part was wrong).
 Roles: ``viewer`` reads; ``approver`` reads and approves versions; ``deployer`` reads, registers,
 promotes, rolls back, archives and sets aliases; ``admin`` does everything, including users, keys,
 trusted signing keys and webhooks. The first user of a workspace can be created without a key, and
-must be an admin (bootstrap).
+must be an admin (bootstrap), and gets the first key; both are marked ``bootstrap`` under a unique
+constraint, so of concurrent bootstraps (on PostgreSQL, or across processes) exactly one succeeds and
+the others get ``ConflictError``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session
 from mlsecops.core.errors import ConflictError, InputError, PermissionDenied
 from mlsecops.core.findings import utcnow
 from mlsecops.registry._tables import ApiKey, User
+from mlsecops.registry._txn import writing
 from mlsecops.store import Workspace, audit
 
 __all__ = [
@@ -177,7 +180,12 @@ def create_user(ws: Workspace, name: str, role: Role, *, actor: Actor | None) ->
         ConflictError: the name is taken.
     """
     _check_name(name)
-    with audited(ws), ws.session() as session:
+    conflict = (
+        "another first admin was created at the same moment; creating more users needs an admin's API key"
+        if actor is None
+        else f"a user named {name!r} was created at the same moment"
+    )
+    with audited(ws), writing(ws, conflict) as session:
         _create_user(session, name, role, actor)
 
 
@@ -196,7 +204,16 @@ def _create_user(session: Session, name: str, role: Role, actor: Actor | None) -
         by = actor.name
     if session.execute(select(User.id).where(User.name == name)).first() is not None:
         raise ConflictError(f"a user named {name!r} exists already")
-    user = User(name=name, role=str(role), created=_now(), created_by=by, disabled=False)
+    # The bootstrap marker is unique: of two first-admin bootstraps racing past the count above, the
+    # database lets exactly one insert (the other gets ConflictError from ``writing``).
+    user = User(
+        name=name,
+        role=str(role),
+        created=_now(),
+        created_by=by,
+        disabled=False,
+        bootstrap=1 if actor is None else None,
+    )
     session.add(user)
     session.flush()
     audit.append(
@@ -213,7 +230,8 @@ def create_api_key(ws: Workspace, user_name: str, *, actor: Actor | None, label:
         InputError: no such user.
         PermissionDenied: not allowed.
     """
-    with audited(ws), ws.session() as session:
+    conflict = "another API key was created at the same moment without credentials; ask an admin for one"
+    with audited(ws), writing(ws, conflict) as session:
         return _create_api_key(session, user_name, actor, label)
 
 
@@ -240,6 +258,7 @@ def _create_api_key(session: Session, user_name: str, actor: Actor | None, label
             hash=_hash(secret, salt),
             label=label[:200],
             created=_now(),
+            bootstrap=1 if actor is None else None,
         )
     )
     session.flush()

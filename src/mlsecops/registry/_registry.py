@@ -11,10 +11,15 @@ the stored files with a trusted (not revoked) key, a ``safe`` scan, a passing po
 (pipeline run) attached to the version, and an approval by an approver other than the registrant.
 A refusal names every unmet requirement and is audited.
 
-Concurrency: stage and alias changes compare-and-set the model's ``generation``: the caller's view of
+Rollback meets the same bar as promotion (``production_blockers``, one function for both), checked
+in full before the change and re-checked cheaply inside the write transaction.
+
+Concurrency: promotions and rollbacks compare-and-set the model's ``generation``: the caller's view of
 the model is read first (``expected_generation``, or read at the start of the call), checks run, then
 one transaction bumps the generation only if it is unchanged. Of two concurrent promotions exactly one
-wins; the other gets ``ConflictError``, and both attempts are in the audit trail.
+wins; the other gets ``ConflictError``, and both attempts are in the audit trail. Aliases and archiving
+lock the model's row (``_txn.lock_model``) so concurrent changes run one after the other on both
+databases, and a partial unique index makes two open holders of one stage or alias impossible.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from mlsecops.registry._tables import (
     ModelVersion,
     RegisteredModel,
 )
+from mlsecops.registry._txn import lock_model, writing
 from mlsecops.registry._versions import (
     STAGES,
     HistoryEntry,
@@ -63,6 +69,17 @@ class _Lost(Exception):
     """The compare-and-set found another change first."""
 
 
+class _Refused(Exception):
+    """A production requirement failed on the re-check inside the write transaction."""
+
+    def __init__(self, blockers: list[str]) -> None:
+        super().__init__("; ".join(blockers))
+        self.blockers = blockers
+
+
+_RACE = "{name} changed at the same moment; re-read it with `mlsecops registry show` and retry"
+
+
 @dataclass
 class Registry(Governance):
     """The model registry of a workspace, acting as ``actor``."""
@@ -72,6 +89,20 @@ class Registry(Governance):
     def _audit(self, action: str, subject: str, details: dict[str, Any]) -> None:
         with self.ws.session() as s:
             audit.append(s, actor=self.actor.name, action=action, subject=subject, details=details)
+
+    def _refuse(
+        self, action: str, subject: str, details: dict[str, Any], blockers: list[str], what: str
+    ) -> None:
+        """Audit ``<action>.refused`` with the unmet requirements, then raise ``PermissionDenied``."""
+        self._audit(f"{action}.refused", subject, {**details, "blockers": blockers})
+        raise PermissionDenied(f"{what}: " + "; ".join(blockers))
+
+    def _still_allowed(self, s: Session, model: RegisteredModel, v: ModelVersion) -> None:
+        """Re-check, inside the write transaction, what may have changed since the full check (a key
+        distrusted, an approver disabled, the gate run): the same requirements, without re-hashing."""
+        late = self.production_blockers(s, model, v, verify_blobs=False)
+        if late:
+            raise _Refused(late)
 
     def _notify(self, event: str, payload: dict[str, Any]) -> None:
         deliver(self.ws, event, payload, actor=self.actor.name)
@@ -116,6 +147,7 @@ class Registry(Governance):
             prev = s.get(ModelVersion, holder.version_id)
             before = prev.version if prev is not None else None
             holder.ended, holder.ended_by = now, self.actor.name
+            s.flush()  # the old holding ends before the new one starts (one open holder per slot)
         s.add(
             Assignment(
                 model_id=model.id,
@@ -245,14 +277,16 @@ class Registry(Governance):
             if v.archived:
                 raise InputError(f"{subject} is archived and cannot be promoted")
             blockers = self.production_blockers(s, model, v) if to == "production" else []
+        what = f"{subject} cannot go to production"
         if blockers:
-            self._audit("registry.promote.refused", subject, {"to": to, "blockers": blockers})
-            raise PermissionDenied(f"{subject} cannot go to production: " + "; ".join(blockers))
+            self._refuse("registry.promote", subject, {"to": to}, blockers, what)
         try:
-            with self.ws.session() as s:
+            with writing(self.ws, _RACE.format(name=name)) as s:
                 self._cas(s, model.id, expected)
                 model = get_model(s, name)
                 v = get_version(s, model, version)
+                if to == "production":
+                    self._still_allowed(s, model, v)
                 holder = current_holder(s, model.id, f"stage:{to}")
                 if holder is not None and holder.version_id == v.id:
                     raise InputError(f"{subject} is in {to} already")
@@ -274,14 +308,21 @@ class Registry(Governance):
                 )
         except _Lost:
             raise self._conflict("registry.promote", subject, name, expected, {"to": to}) from None
+        except _Refused as refused:
+            self._refuse("registry.promote", subject, {"to": to}, refused.blockers, what)
         self._notify("model.promoted", {"model": name, "version": version, "stage": to, "previous": before})
         return before
 
     def rollback(self, name: str, *, expected_generation: int | None = None) -> tuple[int, int]:
         """Put the previous production version back into production; return ``(from, to)`` versions.
 
+        The version rolled back to must meet the production bar of ``promote`` now (trusted, unrevoked
+        signature re-verified over its stored blobs, a ``safe`` scan, a gate run over its bytes, an
+        approval): a version whose key was distrusted since, for one, cannot come back.
+
         Raises:
             InputError: nothing in production, or no earlier (non-archived) production version.
+            PermissionDenied: the role does not allow it, or the earlier version fails a requirement.
             ConflictError: the model changed meanwhile.
         """
         with audited(self.ws), self.ws.session(readonly=True) as s:
@@ -312,11 +353,17 @@ class Registry(Governance):
             cur_v, prev_v = s.get(ModelVersion, current.version_id), s.get(ModelVersion, earlier.version_id)
             assert cur_v is not None and prev_v is not None
             frm, to = cur_v.version, prev_v.version
+            blockers = self.production_blockers(s, model, prev_v)
+        what = f"{name} cannot roll back to version {to}"
+        details = {"from": frm, "to": to}
+        if blockers:
+            self._refuse("registry.rollback", f"{name}@{to}", details, blockers, what)
         try:
-            with self.ws.session() as s:
+            with writing(self.ws, _RACE.format(name=name)) as s:
                 self._cas(s, model.id, expected)
                 model = get_model(s, name)
                 target = get_version(s, model, to)
+                self._still_allowed(s, model, target)
                 self._close_slots(s, target, "stage:")
                 self._open_slot(s, model, "stage:production", target, "rollback")
                 self._deployment(s, name, to, expected + 1)
@@ -328,7 +375,9 @@ class Registry(Governance):
                     details={"from": frm, "to": to, "generation": expected + 1},
                 )
         except _Lost:
-            raise self._conflict("registry.rollback", name, name, expected, {"from": frm, "to": to}) from None
+            raise self._conflict("registry.rollback", name, name, expected, details) from None
+        except _Refused as refused:
+            self._refuse("registry.rollback", f"{name}@{to}", details, refused.blockers, what)
         self._notify("model.rolled_back", {"model": name, "from": frm, "to": to})
         return frm, to
 
@@ -339,9 +388,9 @@ class Registry(Governance):
             InputError: it is in production (roll back or promote another version first).
         """
         subject = f"{name}@{version}"
-        with audited(self.ws), self.ws.session() as s:
+        with audited(self.ws), writing(self.ws, _RACE.format(name=name)) as s:
             check(self.actor, Permission.ARCHIVE, subject)
-            model = get_model(s, name)
+            model = lock_model(s, name)
             v = get_version(s, model, version)
             if v.archived:
                 raise InputError(f"{subject} is archived already")
@@ -360,9 +409,9 @@ class Registry(Governance):
         """Point ``alias`` (e.g. ``champion``) at ``version``; return the version it pointed at before."""
         check_alias(alias)
         subject = f"{name}@{version}"
-        with audited(self.ws), self.ws.session() as s:
+        with audited(self.ws), writing(self.ws, _RACE.format(name=name)) as s:
             check(self.actor, Permission.ALIAS, subject)
-            model = get_model(s, name)
+            model = lock_model(s, name)
             v = get_version(s, model, version)
             if v.archived:
                 raise InputError(f"{subject} is archived; an alias cannot point at it")
@@ -379,9 +428,9 @@ class Registry(Governance):
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove an alias."""
-        with audited(self.ws), self.ws.session() as s:
+        with audited(self.ws), writing(self.ws, _RACE.format(name=name)) as s:
             check(self.actor, Permission.ALIAS, f"{name}@{alias}")
-            model = get_model(s, name)
+            model = lock_model(s, name)
             holder = current_holder(s, model.id, f"alias:{alias}")
             if holder is None:
                 raise InputError(f"{name} has no alias {alias!r}")

@@ -7,12 +7,14 @@ strings with microseconds, like the audit trail, so they compare as text on ever
 
 ``RegisteredModel.generation`` grows with every change to a model's stages or aliases; a promotion
 states the generation it decided on and writes only if it is unchanged (compare-and-set), so of two
-concurrent promotions exactly one wins.
+concurrent promotions exactly one wins. Constraints (migration ``0004``) hold the invariants whatever
+the code does: one open holder per model and slot (a partial unique index), and one bootstrap user and
+one bootstrap key (``bootstrap`` is 1 on them, NULL elsewhere, and unique).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mlsecops.store.models import Base
@@ -33,6 +35,7 @@ class User(Base):
     """A person or service that acts on the registry."""
 
     __tablename__ = "registry_users"
+    __table_args__ = (Index("uq_registry_users_bootstrap", "bootstrap", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -41,12 +44,15 @@ class User(Base):
     created: Mapped[str] = mapped_column(String(40))
     created_by: Mapped[str] = mapped_column(String(200))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    bootstrap: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """1 on the first admin, created without credentials; unique, so only one bootstrap can win."""
 
 
 class ApiKey(Base):
     """An API key: a public id plus the salted scrypt hash of its secret (the secret is never stored)."""
 
     __tablename__ = "registry_api_keys"
+    __table_args__ = (Index("uq_registry_api_keys_bootstrap", "bootstrap", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key_id: Mapped[str] = mapped_column(String(32), unique=True)
@@ -56,6 +62,8 @@ class ApiKey(Base):
     label: Mapped[str] = mapped_column(String(200), default="")
     created: Mapped[str] = mapped_column(String(40))
     revoked: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    bootstrap: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """1 on the first admin's key, created without credentials; unique, so only one can be made so."""
 
 
 class TrustedKey(Base):
@@ -123,6 +131,16 @@ class Assignment(Base):
     until ``ended`` (empty while it still does)."""
 
     __tablename__ = "registry_assignments"
+    __table_args__ = (
+        Index(
+            "uq_registry_open_slot",
+            "model_id",
+            "slot",
+            unique=True,
+            sqlite_where=text("ended IS NULL"),
+            postgresql_where=text("ended IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("registry_models.id"), index=True)

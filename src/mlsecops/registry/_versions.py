@@ -29,6 +29,7 @@ __all__ = [
     "history_rows",
     "parse_ref",
     "resolve",
+    "resolve_pinned",
 ]
 
 STAGES = ("staging", "production")
@@ -163,6 +164,23 @@ def resolve(s: Session, ref: str) -> tuple[RegisteredModel, ModelVersion]:
     version = s.get(ModelVersion, holder.version_id)
     assert version is not None
     return model, version
+
+
+def resolve_pinned(s: Session, ref: str, *, action: str) -> tuple[RegisteredModel, ModelVersion]:
+    """Resolve ``NAME@VERSION`` only: a decision about one version must name it, not ``latest``, a stage
+    or an alias, whose target can change between reading and acting.
+
+    Raises:
+        InputError: ``ref`` is not pinned to a version number, or names no such version.
+    """
+    name, which = parse_ref(ref)
+    if which is None or not which.isdigit():
+        raise InputError(
+            f"{action} needs a pinned version such as {name}@3, not {ref!r} (latest, stages and aliases "
+            "move); `mlsecops registry show` tells which version a stage or alias holds"
+        )
+    model = get_model(s, name)
+    return model, get_version(s, model, int(which))
 
 
 def describe(s: Session, model: RegisteredModel, v: ModelVersion) -> VersionInfo:

@@ -3,14 +3,18 @@ a trusted key and a passing pipeline run."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from mlsecops.core.checks import get_check
+from mlsecops.pipeline import Stage
+from mlsecops.pipeline.evaluated import read_paths, stage_record
 from mlsecops.registry import Registry, Role, authenticate, create_api_key, create_user
-from mlsecops.store import PipelineRun, Workspace
+from mlsecops.store import PipelineRun, StoredReport, Workspace
 from mlsecops.supplychain import signing
 
 
@@ -34,8 +38,13 @@ class World:
             signing.sign_model(root, signing.load_private_key(self.key_path))
         return root
 
-    def passing_run(self) -> int:
-        """A recorded pipeline run whose gate passed."""
+    def passing_run(self, model: Path | None = None, *, check: str = "artifact.scan") -> int:
+        """A recorded pipeline run whose gate passed; with ``model``, its judged ``check`` stage
+        evaluated that model (recorded by the pipeline's own code, ``pipeline.evaluated``)."""
+        record = None
+        if model is not None:
+            stage = Stage(name="scan", check=get_check(check), paths=(model,))
+            record = stage_record(stage, read_paths(stage), judged=True)
         with self.ws.session() as s:
             run = PipelineRun(
                 pipeline="gate",
@@ -48,12 +57,26 @@ class World:
             )
             s.add(run)
             s.flush()
+            if record is not None:
+                s.add(
+                    StoredReport(
+                        run_id=run.id,
+                        stage="scan",
+                        kind=check,
+                        subject=str(model),
+                        created="2026-01-01T00:00:01+00:00",
+                        verdict="safe",
+                        body="{}",
+                        artifacts=json.dumps(record),
+                    )
+                )
             return run.id
 
     def ready_for_production(self, name: str, content: bytes = b"weights") -> int:
-        """Register a signed model, attach a passing gate and approve it; return its version."""
-        info = self.regs["deployer"].register(name, self.model(f"{name}-{content.hex()[:8]}", content))
-        self.regs["deployer"].attach_gate(f"{name}@{info.version}", self.passing_run())
+        """Register a signed model, attach a passing gate over it and approve it; return its version."""
+        model = self.model(f"{name}-{content.hex()[:8]}", content)
+        info = self.regs["deployer"].register(name, model)
+        self.regs["deployer"].attach_gate(f"{name}@{info.version}", self.passing_run(model))
         self.regs["approver"].approve(f"{name}@{info.version}")
         return info.version
 

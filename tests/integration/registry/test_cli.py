@@ -92,13 +92,27 @@ def test_registry_lifecycle_cli(cli: Cli, tmp_path: Path, env: dict[str, str]) -
     env_dep, env_app = {**env, "MLSECOPS_API_KEY": dep}, {**env, "MLSECOPS_API_KEY": app}
     r = cli("registry", "promote", "fraud", "1", "--to", "production", env=env_dep)
     assert r.code == 2 and "policy gate" in r.err
-    pipeline = tmp_path / "gate.yaml"
-    pipeline.write_text(
-        "name: gate\nstages:\n  - {name: audit, check: audit.verify}\npolicy:\n  - {stage: audit, max_severity: info}\n"
+    # A run that never looked at the model gates nothing; a run that scanned it gates only that version.
+    blind = tmp_path / "blind.yaml"
+    blind.write_text(
+        "name: blind\nstages:\n  - {name: audit, check: audit.verify}\npolicy:\n  - {stage: audit, max_severity: info}\n"
     )
-    assert cli("run", str(pipeline), env=env).code == 0
+    assert cli("run", str(blind), env=env).code == 0
+    r = cli("registry", "attach-gate", "fraud@1", "1", env=env_dep)
+    assert r.code == 2 and "judged no stage that evaluated a model" in r.err
     for v in versions:
-        assert cli("registry", "attach-gate", f"fraud@{v}", "1", env=env_dep).code == 0
+        gate = tmp_path / f"gate{v}.yaml"
+        gate.write_text(
+            f"name: gate{v}\nstages:\n  - {{name: scan, check: artifact.scan, paths: [m{v}]}}\n"
+            "policy:\n  - {stage: scan, max_severity: low}\n"
+        )
+        assert cli("run", str(gate), env=env).code == 0
+    r = cli("registry", "attach-gate", "fraud@2", "2", env=env_dep)
+    assert r.code == 2 and "other bytes than this version" in r.err
+    r = cli("registry", "approve", "fraud@latest", env=env_app)
+    assert r.code == 2 and "pinned version" in r.err
+    for v in versions:
+        assert cli("registry", "attach-gate", f"fraud@{v}", str(v + 1), env=env_dep).code == 0, v
         assert cli("registry", "approve", f"fraud@{v}", env=env_app).code == 0
         assert cli("registry", "promote", "fraud", str(v), "--to", "production", env=env_dep).code == 0
     r = cli("registry", "rollback", "fraud", env=env_dep)
