@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -204,7 +205,8 @@ def bom(
     """Write a CycloneDX 1.6 ML-BOM for a model, validated against the CycloneDX JSON schema."""
     from mlsecops.supplychain.bom import build_bom, validate_bom
 
-    context: dict[str, Any]
+    context: dict[str, Any] = {}
+    scan: Callable[[Path], dict[str, object]] | None = None
     if ref is not None:
         from mlsecops.cli.registry import bom_context
 
@@ -212,8 +214,10 @@ def bom(
     else:
         from mlsecops.registry import scan_artifact
 
-        context = {"scan": scan_artifact(path).summary()}
-    document = build_bom(path, name=name, card=card, signature=signature, context=context)
+        def scan(copy: Path) -> dict[str, object]:  # judged on the BOM's own snapshot of the files
+            return scan_artifact(copy).summary()
+
+    document = build_bom(path, name=name, card=card, signature=signature, context=context, scan=scan)
     validate_bom(document)
     text = json.dumps(document, indent=2) + "\n"
     if output is None:

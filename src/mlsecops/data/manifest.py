@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ConfigDict
 
@@ -30,6 +33,8 @@ __all__ = [
 ]
 
 MANIFEST_SCHEMA = "mlsecops.dataset-manifest/1"
+COPY_CHUNK = 1 << 20
+"""Bytes read at a time while a data file is copied and hashed (memory stays constant)."""
 
 
 class FileEntry(BaseModel):
@@ -70,29 +75,83 @@ class DatasetManifest(BaseModel):
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _open_data(src: Path) -> BinaryIO:
+    """Open a data file without blocking (a FIFO cannot hang it), refused unless ``fstat`` of the open
+    descriptor says it is a regular file.
+
+    Raises:
+        InputError: missing, unreadable or not a regular file.
+    """
+    try:
+        fd = os.open(src, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        raise InputError(f"{src}: cannot read it: {err.strerror or err}") from err
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{src}: not a regular file (FIFO, socket, device or directory)")
+    return open(fd, "rb")
+
+
+def _sha256(src: Path) -> str:
+    digest = hashlib.sha256()
+    with _open_data(src) as fh:
+        while chunk := fh.read(COPY_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _private_copy(src: Path, dest: Path) -> tuple[str, int]:
+    """Copy ``src`` to the new file ``dest`` (0600) through one descriptor; return ``(sha256, size)``.
+
+    Raises:
+        InputError: the source is missing, unreadable or not a regular file, or the copy fails.
+    """
+    digest, size = hashlib.sha256(), 0
+    with _open_data(src) as fh:
+        try:
+            out_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with open(out_fd, "wb") as out:
+                while chunk := fh.read(COPY_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+        except OSError as err:
+            raise InputError(f"{src}: cannot make a private copy: {err.strerror or err}") from err
+    return digest.hexdigest(), size
+
+
 def build_manifest(
     paths: list[Path], *, name: str | None = None, label: str | None = None
 ) -> DatasetManifest:
     """Hash, count and profile every file.
 
+    What is hashed is what is profiled: each file is read once, through one descriptor, into a private
+    temporary copy (hashed while copied), and the rows and the profile come from that copy; a file
+    swapped or rewritten meanwhile cannot give the manifest one file's digest and another's profile.
+
     Raises:
         InputError: no file, an unreadable file, or files whose schemas differ.
     """
-    from mlsecops.store import sha256_file
-
     if not paths:
         raise InputError("a dataset manifest needs at least one file")
     entries: list[FileEntry] = []
     first: DataProfile | None = None
-    for p in paths:
-        prof = profile_chunks(iter_chunks(p), label=label)
-        if first is None:
-            first = prof
-        elif prof.fingerprint != first.fingerprint:
-            raise InputError(
-                f"{p}: its columns differ from {paths[0]}'s; register different schemas separately"
-            )
-        entries.append(FileEntry(path=str(p), sha256=sha256_file(p), size=p.stat().st_size, rows=prof.rows))
+    with tempfile.TemporaryDirectory(prefix="mlsecops-manifest-") as tmp:
+        for i, p in enumerate(paths):
+            copy = Path(tmp) / f"{i}{p.suffix}"
+            sha, size = _private_copy(p, copy)
+            try:
+                prof = profile_chunks(iter_chunks(copy), label=label)
+            except InputError as err:  # name the user's file, not the private copy
+                raise InputError(err.diagnostics().replace(str(copy), str(p))) from err
+            if first is None:
+                first = prof
+            elif prof.fingerprint != first.fingerprint:
+                raise InputError(
+                    f"{p}: its columns differ from {paths[0]}'s; register different schemas separately"
+                )
+            entries.append(FileEntry(path=str(p), sha256=sha, size=size, rows=prof.rows))
+            copy.unlink()
     assert first is not None
     return DatasetManifest(
         name=name or paths[0].stem, files=entries, schema_fingerprint=first.fingerprint, profile=first
@@ -172,8 +231,6 @@ def verify_dataset(paths: list[Path], name: str, *, home: Path, database_url: st
     Raises:
         VerificationError: no manifest, a file changed, or the set of files differs.
     """
-    from mlsecops.store import sha256_file
-
     found = latest_manifest(name, home=home, database_url=database_url)
     if found is None:
         raise VerificationError(
@@ -187,7 +244,7 @@ def verify_dataset(paths: list[Path], name: str, *, home: Path, database_url: st
             raise VerificationError(
                 f"{p}: not part of data set {name!r} version {version}; register a new manifest"
             )
-        digest = sha256_file(p)
+        digest = _sha256(p)
         if digest != entry.sha256:
             raise VerificationError(
                 f"{p}: changed since data set {name!r} version {version} was registered (sha256 {digest[:12]}..., "

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ from mlsecops.core.errors import ConfigError, InputError
 from mlsecops.core.findings import utcnow
 from mlsecops.core.inputs import load_yaml
 from mlsecops.supplychain import signing
-from mlsecops.supplychain.signing._hashing import HashAlgorithm, HashTask, hash_tasks
 
 __all__ = ["APPROACHES", "CARD_KEYS", "MAX_CARD_BYTES", "build_bom", "validate_bom"]
 
@@ -75,7 +74,9 @@ def _load_card(card: Path | None) -> dict[str, Any]:
         if value is not None and (isinstance(value, bool) or not isinstance(value, str | int | float)):
             raise ConfigError(f"model card: {key} must be a string; got {type(value).__name__}")
     metrics = data.get("metrics")
-    if metrics is not None and (not isinstance(metrics, dict) or not all(isinstance(k, str) for k in metrics)):
+    if metrics is not None and (
+        not isinstance(metrics, dict) or not all(isinstance(k, str) for k in metrics)
+    ):
         raise ConfigError("model card: metrics must be a mapping of metric name to value")
     return data
 
@@ -142,22 +143,34 @@ def _metrics(card: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[s
     return out
 
 
-def _file_components(path: Path) -> tuple[list[dict[str, Any]], str, int]:
-    entries = signing.model_files(path, extra_ignore=(signing.default_signature_path(path),))
-    tasks = [HashTask(name, real, size=size) for name, real, size in entries]
-    digests = hash_tasks(tasks, HashAlgorithm.SHA256)
-    canon = json.dumps([[n, digests[n]] for n, _, _ in entries], separators=(",", ":"))
+def _file_components(path: Path, files: list[tuple[str, str, int]]) -> tuple[list[dict[str, Any]], str, int]:
+    """File components from ``(name, sha256, size)`` (``"."`` for a single file, shown by its name)."""
+    named = sorted(((path.name if n == "." else n), sha, size) for n, sha, size in files)
+    canon = json.dumps([[n, sha] for n, sha, _ in named], separators=(",", ":"))
     components = [
         {
             "type": "file",
             "bom-ref": f"file:{name}",
             "name": name,
-            "hashes": [{"alg": "SHA-256", "content": digests[name]}],
+            "hashes": [{"alg": "SHA-256", "content": sha}],
             "properties": [{"name": "mlsecops:size", "value": str(size)}],
         }
-        for name, _, size in entries[:MAX_FILE_COMPONENTS]
+        for name, sha, size in named[:MAX_FILE_COMPONENTS]
     ]
-    return components, hashlib.sha256(canon.encode()).hexdigest(), sum(s for _, _, s in entries)
+    return components, hashlib.sha256(canon.encode()).hexdigest(), sum(s for _, _, s in named)
+
+
+def _check_version(info: Mapping[str, Any], files: list[tuple[str, str, int]], path: Path) -> None:
+    """Refuse a BOM that would describe ``path`` with a registry version's facts about other bytes."""
+    expected = info.get("digest")
+    if not expected:
+        return
+    actual = signing.tree_digest((n, sha) for n, sha, _ in files)
+    if actual != expected:
+        raise InputError(
+            f"{path} is not {info.get('name')}@{info.get('version')}: its files' digest {actual[:12]}... "
+            f"differs from the registered {str(expected)[:12]}...; describe the registered files"
+        )
 
 
 def _datasets(card: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -217,8 +230,14 @@ def build_bom(
     card: Path | None = None,
     signature: Path | None = None,
     context: Mapping[str, Any] | None = None,
+    scan: Callable[[Path], Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Build the CycloneDX 1.6 ML-BOM of the model at ``path``.
+
+    Every file is read once. With ``scan``, the model is first copied into a private snapshot (each file
+    hashed while copied) and ``scan`` judges that copy, so the verdict in the BOM and the hashes in the
+    BOM are about the same bytes whatever happens to ``path`` meanwhile. With a registry ``version`` in
+    ``context``, the files must be that version's (same digest), or the BOM is refused.
 
     Args:
         path: model file or directory.
@@ -229,15 +248,25 @@ def build_bom(
         context: what the registry knows: ``version`` (a ``VersionInfo`` JSON), ``datasets`` (lineage
             nodes), ``metrics`` (from the attached policy-gate run); or just ``scan`` (a scan summary:
             ``verdict`` and ``counts``) for a model outside the registry.
+        scan: judges a model path and returns its scan summary (``verdict``, ``counts``); run on the
+            snapshot, and its result replaces ``context["scan"]``.
 
     Raises:
-        InputError: the model or a file cannot be read.
+        InputError: the model or a file cannot be read, or it is not the registry version of ``context``.
         ConfigError: the model card is malformed.
     """
     ctx = dict(context or {})
     info = ctx.get("version") or {}
     meta = _load_card(card)
-    files, digest, size = _file_components(path)
+    ignore = (signing.default_signature_path(path), *([signature] if signature is not None else []))
+    if scan is not None:
+        with signing.snapshot(path, extra_ignore=ignore) as snap:
+            ctx["scan"] = dict(scan(snap.path))
+            contents = list(snap.files)
+    else:
+        contents = signing.content_files(path, extra_ignore=ignore)
+    _check_version(info, contents, path)
+    files, digest, size = _file_components(path, contents)
     model_name = name or info.get("name") or path.resolve().name
     approach = meta.get("approach")
     if approach is not None and approach not in APPROACHES:
@@ -270,17 +299,17 @@ def build_bom(
         model_card["considerations"] = considerations
     sig_refs, sig_props = _signature(signature or signing.default_signature_path(path))
     props = [{"name": "mlsecops:size", "value": str(size)}, *sig_props]
-    scan = info.get("scan") or ctx.get("scan") or {}
+    summary = info.get("scan") or ctx.get("scan") or {}
     if info:
         props += [
             {"name": "mlsecops:registry:version", "value": str(info.get("version"))},
             {"name": "mlsecops:signature:trusted_key", "value": str(info.get("signed_by") or "none")},
         ]
-    if scan:
+    if summary:
         props.append(
-            {"name": "mlsecops:scan:verdict", "value": str(scan.get("verdict", info.get("scan_verdict")))}
+            {"name": "mlsecops:scan:verdict", "value": str(summary.get("verdict", info.get("scan_verdict")))}
         )
-        for sev, count in (scan.get("counts") or {}).items():
+        for sev, count in (summary.get("counts") or {}).items():
             props.append({"name": f"mlsecops:scan:{sev}", "value": str(count)})
     component: dict[str, Any] = {
         "type": "machine-learning-model",
