@@ -1,5 +1,5 @@
 """Core data model shared by every layer: severities, findings, reports, errors, settings, the check
-catalogue. Imports nothing of ours and nothing heavy.
+catalogue, and ``redact`` (credentials out of URLs and messages). Imports nothing of ours and nothing heavy.
 
 >>> from mlsecops.core import Finding, Report, Severity
 >>> r = Report(subject="m.pkl", kind="artifact.pickle",
@@ -24,9 +24,11 @@ from mlsecops.core.errors import (
     VerificationError,
     WorkspaceError,
 )
+from mlsecops.core.redaction import redact
 from mlsecops.core.severity import Severity, utcnow
 
 if TYPE_CHECKING:
+    from mlsecops.core._http import HttpAnswer, HttpFailure, http_post, url_origin
     from mlsecops.core.checks import (
         Check,
         CheckKind,
@@ -63,6 +65,7 @@ _LAZY = {
         ("REPORT_SCHEMA", "Figure", "Finding", "Report", "merge_reports"), "mlsecops.core.findings"
     ),
     "Settings": "mlsecops.core.settings",
+    **dict.fromkeys(("HttpAnswer", "HttpFailure", "http_post", "url_origin"), "mlsecops.core._http"),
     **dict.fromkeys(
         ("load_json", "load_yaml", "parse_json", "parse_yaml", "read_regular_file"), "mlsecops.core.inputs"
     ),
@@ -79,6 +82,8 @@ __all__ = [
     "ContractCases",
     "Figure",
     "Finding",
+    "HttpAnswer",
+    "HttpFailure",
     "InputError",
     "MlsecopsError",
     "NotFittedError",
@@ -92,6 +97,7 @@ __all__ = [
     "WorkspaceError",
     "all_checks",
     "get_check",
+    "http_post",
     "load_builtin_checks",
     "load_json",
     "load_yaml",
@@ -99,7 +105,9 @@ __all__ = [
     "parse_json",
     "parse_yaml",
     "read_regular_file",
+    "redact",
     "register",
+    "url_origin",
     "utcnow",
 ]
 

@@ -1,8 +1,11 @@
 """Black-box adapter for a model behind an HTTP endpoint: JSON in, probabilities out.
 
 Request: ``POST url`` with ``{"inputs": [[...], ...]}``. Answer: ``{"probabilities": [[...], ...]}``
-(``predictions`` or a bare list of rows are accepted too). Every call has a time-out; an unreachable
-host, a time-out, an HTTP error or a malformed answer raise ``EndpointError`` with one clear line.
+(``predictions`` or a bare list of rows are accepted too). ``timeout`` is a deadline for the whole
+request (connect, send, headers, body), not per socket read, so a server trickling bytes cannot hold a
+caller; answers over 64 MiB are refused (``mlsecops.core.http_post``). Redirects are not followed.
+An unreachable host, a time-out, an HTTP error or a malformed answer raise ``EndpointError`` with
+one clear line.
 Header values (API tokens) are sent but never put in messages or logs. Only the standard library is
 used, so this adapter has no extra dependency.
 """
@@ -10,20 +13,19 @@ used, so this adapter has no extra dependency.
 from __future__ import annotations
 
 import json
-import socket
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 
 import numpy as np
 
+from mlsecops.core import HttpFailure, http_post, url_origin
 from mlsecops.core.errors import InputError
 from mlsecops.models.interface import EndpointError, check_inputs, check_probabilities
 
 __all__ = ["HttpModel"]
 
 _MAX_ANSWER_BYTES = 64 * 1024 * 1024
+"""Largest answer body read from an endpoint; a bigger one is refused (memory bound)."""
 
 
 class HttpModel:
@@ -33,7 +35,7 @@ class HttpModel:
         url: the endpoint, ``http://`` or ``https://``.
         input_shape: shape of one input, without the batch axis.
         n_classes: number of classes; asked from the endpoint with one probe row when ``None``.
-        timeout: seconds to wait for each request.
+        timeout: seconds each request may take in total (deadline, not per read).
         batch_size: rows per request.
         headers: extra request headers (e.g. ``Authorization``); never logged.
     """
@@ -76,35 +78,25 @@ class HttpModel:
         return self._input_shape
 
     def _where(self) -> str:
-        parts = urllib.parse.urlsplit(self.url)
-        return (
-            f"model endpoint {parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"
-        )
+        return f"model endpoint {url_origin(self.url)}"
 
     def _post(self, rows: np.ndarray) -> object:
         body = json.dumps({"inputs": rows.tolist()}).encode()
-        req = urllib.request.Request(
-            self.url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "Accept": "application/json", **self._headers},
-        )
+        headers = {"Content-Type": "application/json", "Accept": "application/json", **self._headers}
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = resp.read(_MAX_ANSWER_BYTES + 1)
-        except urllib.error.HTTPError as err:
-            raise EndpointError(f"{self._where()} answered HTTP {err.code} {err.reason}") from err
-        except urllib.error.URLError as err:
-            if isinstance(err.reason, (TimeoutError, socket.timeout)):
+            answer = http_post(
+                self.url, body, headers=headers, deadline_s=self.timeout, max_bytes=_MAX_ANSWER_BYTES
+            )
+        except HttpFailure as err:
+            if err.kind == "timeout":
                 raise EndpointError(f"{self._where()} timed out after {self.timeout:g} s") from err
-            raise EndpointError(f"cannot reach {self._where()}: {err.reason}") from err
-        except TimeoutError as err:
-            raise EndpointError(f"{self._where()} timed out after {self.timeout:g} s") from err
-        except OSError as err:
-            raise EndpointError(f"cannot reach {self._where()}: {err}") from err
+            if err.kind == "too_large":
+                raise EndpointError(f"{self._where()} answered more than {_MAX_ANSWER_BYTES} bytes") from err
+            raise EndpointError(f"cannot reach {self._where()}: {err.detail}") from err
+        if not 200 <= answer.status < 300:
+            raise EndpointError(f"{self._where()} answered HTTP {answer.status} {answer.reason}")
+        raw = answer.body
         self.queries += len(rows)
-        if len(raw) > _MAX_ANSWER_BYTES:
-            raise EndpointError(f"{self._where()} answered more than {_MAX_ANSWER_BYTES} bytes")
         try:
             doc = json.loads(raw)
         except ValueError as err:

@@ -85,3 +85,63 @@ def test_bad_webhook_settings_are_refused(world: World) -> None:
         world.regs["admin"].add_webhook("https://example.invalid/x", "short")
     with pytest.raises(InputError, match="unknown webhook event"):
         world.regs["admin"].add_webhook("https://example.invalid/x", SECRET, ["model.exploded"])
+
+
+@pytest.fixture
+def trickling_receiver() -> Iterator[str]:
+    """Reads the delivery, then answers one byte every 0.2 s (a minute in all)."""
+    import socket
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            try:
+                while b"\r\n\r\n" not in conn.recv(65536):
+                    pass
+                for byte in b"HTTP/1.1 204 No Content\r\nX-Pad: " + b"a" * 300:
+                    if stop.is_set():
+                        return
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.2)
+            except OSError:
+                return
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_trickling_receiver_cannot_hold_a_change(
+    world: World, trickling_receiver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 item 14: the delivery time-out bounded each read, so a receiver answering a byte at a
+    time held `register` forever; the deadline now covers the whole delivery."""
+    import time
+
+    from mlsecops.registry import _webhooks
+
+    monkeypatch.setattr(_webhooks, "TIMEOUT_S", 1.0)
+    world.regs["admin"].add_webhook(trickling_receiver, SECRET, ["model.registered"])
+    start = time.monotonic()
+    assert _webhooks.deliver(world.ws, "model.registered", {"model": "fraud"}, actor="deployer") == 0
+    assert time.monotonic() - start < 1.0 + 1.0
+    with world.ws.session(readonly=True) as s:
+        failed = list(audit.iter_events(s, action="registry.webhook.failed"))
+    assert len(failed) == 1 and "did not answer within 1 s" in json.loads(failed[0].details)["error"]
+    # the change itself still goes through
+    assert world.regs["deployer"].register("fraud", world.model("m")).version == 1

@@ -93,3 +93,52 @@ def test_endpoint_http_error_and_non_probabilities(server):
 def test_endpoint_rejects_other_schemes():
     with pytest.raises(InputError, match="http"):
         HttpModel("file:///etc/passwd", input_shape=(4,))
+
+
+@pytest.fixture
+def trickling_server() -> Iterator[str]:
+    """Reads the request, then sends its status line one byte every 0.2 s (a minute in all)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            try:
+                while b"\r\n\r\n" not in conn.recv(65536):
+                    pass
+                for byte in b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 300:
+                    if stop.is_set():
+                        return
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.2)
+            except OSError:
+                return
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/predict"
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_endpoint_timeout_bounds_the_whole_request(trickling_server, server):
+    """Issue 11 item 14: a server trickling a byte every 0.2 s held the adapter forever (each read
+    arrived within the per-read time-out); now the time-out is a deadline for the request."""
+    m = HttpModel(trickling_server, input_shape=(4,), n_classes=3, timeout=1.0)
+    start = time.monotonic()
+    with pytest.raises(EndpointError, match=r"timed out after 1 s"):
+        m.predict_proba(np.zeros((2, 4), dtype=np.float32))
+    assert time.monotonic() - start < 2.0
+    # the benign twin: a normal server under the same deadline answers
+    ok = HttpModel(f"{server}/predict", input_shape=(4,), n_classes=3, timeout=1.0)
+    assert ok.predict_proba(np.zeros((2, 4), dtype=np.float32)).shape == (2, 3)
