@@ -405,26 +405,44 @@ class Registry(Governance):
             )
         self._notify("model.archived", {"model": name, "version": version})
 
-    def set_alias(self, name: str, alias: str, version: int) -> int | None:
-        """Point ``alias`` (e.g. ``champion``) at ``version``; return the version it pointed at before."""
+    def set_alias(
+        self, name: str, alias: str, version: int, *, expected_generation: int | None = None
+    ) -> int | None:
+        """Point ``alias`` (e.g. ``champion``) at ``version``; return the version it pointed at before.
+
+        Concurrent alias changes of one model run one after the other (the model's row is locked);
+        with ``expected_generation`` the change is also compare-and-set, like ``promote``.
+
+        Raises:
+            ConflictError: the model changed since ``expected_generation``.
+            InputError: invalid alias, unknown or archived version.
+        """
         check_alias(alias)
         subject = f"{name}@{version}"
-        with audited(self.ws), writing(self.ws, _RACE.format(name=name)) as s:
-            check(self.actor, Permission.ALIAS, subject)
-            model = lock_model(s, name)
-            v = get_version(s, model, version)
-            if v.archived:
-                raise InputError(f"{subject} is archived; an alias cannot point at it")
-            before = self._open_slot(s, model, f"alias:{alias}", v, "alias")
-            model.generation += 1
-            audit.append(
-                s,
-                actor=self.actor.name,
-                action="registry.alias",
-                subject=subject,
-                details={"alias": alias, "previous": before},
-            )
-            return before
+        try:
+            with audited(self.ws), writing(self.ws, _RACE.format(name=name)) as s:
+                check(self.actor, Permission.ALIAS, subject)
+                model = lock_model(s, name)
+                if expected_generation is not None and model.generation != expected_generation:
+                    raise _Lost
+                v = get_version(s, model, version)
+                if v.archived:
+                    raise InputError(f"{subject} is archived; an alias cannot point at it")
+                before = self._open_slot(s, model, f"alias:{alias}", v, "alias")
+                model.generation += 1
+                audit.append(
+                    s,
+                    actor=self.actor.name,
+                    action="registry.alias",
+                    subject=subject,
+                    details={"alias": alias, "previous": before, "generation": model.generation},
+                )
+                return before
+        except _Lost:
+            assert expected_generation is not None
+            raise self._conflict(
+                "registry.alias", subject, name, expected_generation, {"alias": alias}
+            ) from None
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove an alias."""
