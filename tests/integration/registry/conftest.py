@@ -38,13 +38,16 @@ class World:
             signing.sign_model(root, signing.load_private_key(self.key_path))
         return root
 
-    def passing_run(self, model: Path | None = None, *, check: str = "artifact.scan") -> int:
-        """A recorded pipeline run whose gate passed; with ``model``, its judged ``check`` stage
-        evaluated that model (recorded by the pipeline's own code, ``pipeline.evaluated``)."""
+    def passing_run(
+        self, model: Path | None = None, *, check: str = "artifact.scan", judged: bool = True
+    ) -> int:
+        """A recorded pipeline run whose gate passed; with ``model``, its ``check`` stage (judged by the
+        policy unless ``judged`` is false) evaluated that model, as the pipeline records it
+        (``pipeline.evaluated``)."""
         record = None
         if model is not None:
             stage = Stage(name="scan", check=get_check(check), paths=(model,))
-            record = stage_record(stage, read_paths(stage), judged=True)
+            record = stage_record(stage, read_paths(stage), judged=judged)
         with self.ws.session() as s:
             run = PipelineRun(
                 pipeline="gate",
