@@ -87,8 +87,8 @@ def test_torchscript_code_with_file_operation(scan: Scan, pk: Any) -> None:
             "m/code/__torch__/m.py", "def forward(self):\n  return ops.aten.from_file('/etc/passwd')\n"
         )
     r = scan(buf.getvalue())
-    assert r.format == "torchscript" and r.verdict is Verdict.SUSPICIOUS
-    assert any(h.kind == "torchscript" for h in r.hits)
+    assert r.format == "torchscript" and r.verdict is Verdict.MALICIOUS
+    assert any(h.kind == "torchscript" and h.callable == "ops.aten.from_file" for h in r.hits)
 
 
 # -- joblib and compression ----------------------------------------------------------------------------

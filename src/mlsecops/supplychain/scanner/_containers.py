@@ -14,10 +14,10 @@ from typing import Any, cast
 
 from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._base import ScannerBase
-from mlsecops.supplychain.scanner._formats import scan_torchscript_code
 from mlsecops.supplychain.scanner._io import CHUNK, Bomb, FileRegion, Stream, Truncated, open_decompressed
 from mlsecops.supplychain.scanner._keras import scan_keras_config
 from mlsecops.supplychain.scanner._targets import scan_targets
+from mlsecops.supplychain.scanner._torchscript import MAX_CODE_BYTES, scan_torchscript_sources
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit, LimitReached
 from mlsecops.supplychain.scanner._zip import (
     ZipEntry,
@@ -161,8 +161,11 @@ class ContainerScanning(ScannerBase):
             and all(n.endswith(".npy") for n in names)
         ):
             fmt = "npz"
+        ts_sources: list[tuple[str, bytes]] | None = [] if is_ts else None
         for e in entries:
-            self._zip_entry(region, e, entry, depth, torch_prefixes, is_ts or is_keras, names)
+            self._zip_entry(region, e, entry, depth, torch_prefixes, is_ts or is_keras, names, ts_sources)
+        if ts_sources:
+            scan_torchscript_sources(ts_sources, report=self.add)
         return fmt
 
     def _zip_entry(
@@ -174,6 +177,7 @@ class ContainerScanning(ScannerBase):
         torch_prefixes: set[str],
         config_aware: bool,
         names: list[str],
+        ts_sources: list[tuple[str, bytes]] | None = None,
     ) -> None:
         path = join_entry(entry, e.name)
         why = bad_member_name(e.name)
@@ -240,9 +244,9 @@ class ContainerScanning(ScannerBase):
             strict = config_aware or e.name.rsplit("/", 1)[-1] == "config.json"
             self._json_config(s, path, depth + 1, strict=strict)
             return
-        if config_aware and "code/" in e.name and e.name.endswith(".py"):
-            text = s.read(16 << 20).decode("utf-8", "replace")
-            scan_torchscript_code(text, entry=path, report=self.add)
+        if ts_sources is not None and "code/" in e.name and e.name.endswith(".py"):
+            # torch.jit.load compiles these: judged together once the whole archive is listed.
+            ts_sources.append((path, s.read(MAX_CODE_BYTES + 1)))
             return
         if e.name.lower().endswith(_CODE_NAMES):
             # torch.package runs the Python modules it carries, and they shadow the modules its pickles

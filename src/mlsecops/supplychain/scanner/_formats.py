@@ -7,7 +7,6 @@
 - GGUF: magic, version, counts and string lengths against the file size (the heap overflows reported
   against GGML parsers came from unchecked counts), tensor offsets and dimensions, and the Jinja chat
   template, where server-side template injection payloads live.
-- TorchScript ``code/`` entries: calls that reach files or foreign operator namespaces.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._io import Stream, Truncated
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
 
-__all__ = ["scan_gguf", "scan_npy_header", "scan_safetensors", "scan_torchscript_code"]
+__all__ = ["scan_gguf", "scan_npy_header", "scan_safetensors"]
 
 Report = Callable[[Hit], None]
 
@@ -354,29 +353,3 @@ def scan_gguf(s: Stream, *, entry: str, report: Report) -> None:
                 return
     except Truncated as err:
         bad("truncated GGUF header", str(err), Severity.MEDIUM)
-
-
-_TS_BAD = re.compile(
-    r"\bops\.aten\.(from_file|save|_save|load)\b|torch\.(load|save|from_file)\b|__import__|\bos\.|subprocess"
-    r"|\bops\.(?!aten\b|prim\b|quantized\b|_caffe2\b|profiler\b|_quantized\b|fbgemm\b)([A-Za-z_][\w]*)\."
-)
-
-
-def scan_torchscript_code(text: str, *, entry: str, report: Report) -> None:
-    """Flag TorchScript source that reads or writes files or calls custom operator namespaces."""
-    for m in _TS_BAD.finditer(text):
-        token = m.group(0)
-        custom = token.startswith("ops.") and ".aten." not in token
-        report(
-            Hit(
-                Severity.HIGH if not custom else Severity.MEDIUM,
-                "TorchScript calls "
-                + ("a custom operator namespace" if custom else "a file/system operation"),
-                f"code contains {token!r}; TorchScript runs this when the module is loaded or called",
-                kind="torchscript",
-                entry=entry,
-                callable=token,
-                atlas=ATLAS_ARTIFACT,
-                remediation="Load only the state dict (weights) and rebuild the module from reviewed code.",
-            )
-        )
