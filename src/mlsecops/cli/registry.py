@@ -222,7 +222,8 @@ def promote(
     version: Annotated[int, typer.Argument()],
     to: Annotated[str, typer.Option("--to", help="staging or production.")],
 ) -> None:
-    """Promote a version (production needs a trusted signature, a clean scan, a passing gate and an approval)."""
+    """Promote a version (production needs a trusted signature, a clean scan, a passing gate run over its
+    files and an approval)."""
     with _registry() as reg:
         before = reg.promote(name, version, to=to)
     console.print(
@@ -232,7 +233,7 @@ def promote(
 
 @registry_app.command("rollback")
 def rollback(name: Annotated[str, typer.Argument()]) -> None:
-    """Put the previous production version back into production."""
+    """Put the previous production version back into production (it must meet the production bar now)."""
     with _registry() as reg:
         frm, to = reg.rollback(name)
     console.print(f"{escape(name)}: production rolled back from version {frm} to version {to}")
@@ -267,10 +268,10 @@ def alias(
 
 @registry_app.command("approve")
 def approve(
-    ref: Annotated[str, typer.Argument(help="NAME@VERSION.")],
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION, pinned (not latest, a stage or an alias).")],
     comment: Annotated[str, typer.Option(help="Why.")] = "",
 ) -> None:
-    """Approve a version for production (approver role; not your own registration)."""
+    """Approve one pinned version for production (approver role; not your own registration)."""
     with _registry() as reg:
         reg.approve(ref, comment=comment)
     console.print(f"{escape(ref)} approved")
@@ -279,9 +280,11 @@ def approve(
 @registry_app.command("attach-gate")
 def attach_gate(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION.")],
-    run_id: Annotated[int, typer.Argument(help="A passing `mlsecops run` id.")],
+    run_id: Annotated[
+        int, typer.Argument(help="A passing `mlsecops run` id whose judged stages scanned this version.")
+    ],
 ) -> None:
-    """Attach a passing pipeline run's policy gate report to a version."""
+    """Attach a passing pipeline run that evaluated this version's exact files as its gate report."""
     with _registry() as reg:
         reg.attach_gate(ref, run_id)
     console.print(f"gate report of run {run_id} attached to {escape(ref)}")
