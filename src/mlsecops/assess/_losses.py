@@ -1,13 +1,15 @@
-"""Per-example losses that white-box attacks maximise: cross-entropy, margin (C&W) and DLR."""
+"""Per-example losses that attacks maximise: cross-entropy, margin (C&W) and DLR (torch); margin in numpy."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["attack_loss", "margin"]
+__all__ = ["attack_loss", "margin", "margin_np"]
 
 
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -17,6 +19,16 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     true = logits.gather(1, y[:, None]).squeeze(1)
     other = logits.masked_fill(torch.nn.functional.one_hot(y, logits.shape[1]).bool(), float("-inf"))
     return other.max(dim=1).values - true
+
+
+def margin_np(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``margin`` in numpy (black-box attacks): best other score minus the true one, per example."""
+    rows = np.arange(len(y))
+    true = scores[rows, y]
+    other = scores.copy()
+    other[rows, y] = -np.inf
+    out: np.ndarray = other.max(axis=1) - true
+    return out
 
 
 def attack_loss(name: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

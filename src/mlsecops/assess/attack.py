@@ -4,7 +4,9 @@ An ``Attack`` is configured once (norm, steps, restarts...) and ``generate`` cra
 for a batch within ``eps`` of the originals and inside the ``FeatureConstraints``. It returns an
 ``AttackResult`` (adversarial inputs, which examples are fooled, queries per example). Attacks are
 deterministic for a given ``seed``. White-box attacks need a ``TorchNative`` model and run in torch;
-black-box ones need only ``predict_proba`` (and use torch logits without gradients when available).
+black-box ones (``BlackBoxAttack``) need only ``predict_proba`` and run in numpy, so a scikit-learn,
+ONNX or HTTP model is attacked without torch installed (a PyTorch model's logits are read without
+gradients).
 
 Only examples the model classifies correctly are attacked; the others count as fooled from the start,
 so ``robust_accuracy = 1 - fooled.mean()``.
@@ -39,10 +41,13 @@ __all__ = [
     "Attack",
     "AttackResult",
     "BatchOutcome",
+    "BlackBoxAttack",
+    "NumpyOutcome",
     "check_logits",
     "is_torch_native",
     "label_function",
     "make_attack",
+    "numpy_score_function",
     "register_attack",
     "score_function",
 ]
@@ -98,8 +103,28 @@ class BatchOutcome(NamedTuple):
     (white-box attacks do); ``None`` makes ``generate`` check ``x_adv`` with one more pass."""
 
 
+class NumpyOutcome(NamedTuple):
+    """What ``BlackBoxAttack._attack_batch_np`` returns for the examples it attacked (numpy arrays)."""
+
+    x_adv: np.ndarray
+    """Adversarial inputs, one per attacked example."""
+    queries: np.ndarray
+    """Model evaluations spent per example."""
+    extra: dict[str, Any]
+    """Per-example details (arrays of the batch's length)."""
+    fooled: np.ndarray | None = None
+    """Per example: the model's label on ``x_adv`` is wrong, when the attack knows it; ``None`` makes
+    ``generate`` check ``x_adv`` with one more pass."""
+
+
+# One batch's results: adversarial inputs, clean-correct, fooled, queries, per-example extras.
+_Batch = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]
+
+
 class Attack(abc.ABC):
     """Base of every attack: validation, batching and seeding around ``_attack_batch``.
+
+    The batches run in torch (``_batches``); ``BlackBoxAttack`` runs them in numpy instead.
 
     Args:
         norm: ``linf`` or ``l2``.
@@ -140,8 +165,6 @@ class Attack(abc.ABC):
                 on a model without gradients.
             ModelError: the model's scores have the wrong shape or are not finite.
         """
-        import torch
-
         norm = parse_norm(self.norm)
         if norm not in self.norms:
             raise InputError(f"attack {self.name!r} supports norms {', '.join(self.norms)}; got {norm!r}")
@@ -168,25 +191,12 @@ class Attack(abc.ABC):
         else:
             cons = constraints
             cons.check_inside(arr)
-        device = cast("TorchNative", model).device if native else torch.device("cpu")
-        gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        predict = label_function(model)
-        xs = torch.from_numpy(arr).to(device)
-        ys = torch.from_numpy(labels).to(device)
-        proj = cons.torch_projector(xs) if len(arr) else None
-        rows = self._rows_per_batch(arr)
-        outs, fooled, correct, queries, extras = [], [], [], [], []
-        for start in range(0, len(arr), rows):
-            part = slice(start, start + rows)
-            assert proj is not None  # there is at least one row here
-            x_adv, ok, wrong, q, extra = self._run_batch(
-                model, xs[part], ys[part], float(eps), norm, proj.subset(part), gen, predict
-            )
-            outs.append(x_adv.detach().cpu().numpy())
-            fooled.append(wrong.cpu().numpy())
-            correct.append(ok.cpu().numpy())
-            queries.append(q.numpy())
-            extras.append(extra)
+        batches = self._batches(model, arr, labels, float(eps), norm, cons, int(seed)) if len(arr) else []
+        outs = [b[0] for b in batches]
+        correct = [b[1] for b in batches]
+        fooled = [b[2] for b in batches]
+        queries = [b[3] for b in batches]
+        extras = [b[4] for b in batches]
         merged: dict[str, Any] = {}
         for key in {k for e in extras for k in e}:
             merged[key] = np.concatenate(
@@ -202,6 +212,38 @@ class Attack(abc.ABC):
             eps=float(eps),
             extra=merged,
         )
+
+    def _batches(
+        self,
+        model: ModelAdapter,
+        arr: np.ndarray,
+        labels: np.ndarray,
+        eps: float,
+        norm: Norm,
+        cons: FeatureConstraints,
+        seed: int,
+    ) -> list[_Batch]:
+        """Attack ``arr`` batch by batch in torch (on the model's device for a PyTorch model)."""
+        import torch
+
+        native = is_torch_native(model)
+        device = cast("TorchNative", model).device if native else torch.device("cpu")
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        predict = label_function(model)
+        xs = torch.from_numpy(arr).to(device)
+        ys = torch.from_numpy(labels).to(device)
+        proj = cons.torch_projector(xs)
+        rows = self._rows_per_batch(arr)
+        out: list[_Batch] = []
+        for start in range(0, len(arr), rows):
+            part = slice(start, start + rows)
+            x_adv, ok, wrong, q, extra = self._run_batch(
+                model, xs[part], ys[part], eps, norm, proj.subset(part), gen, predict
+            )
+            out.append(
+                (x_adv.detach().cpu().numpy(), ok.cpu().numpy(), wrong.cpu().numpy(), q.numpy(), extra)
+            )
+        return out
 
     def _rows_per_batch(self, arr: np.ndarray) -> int:
         if self.batch_size is not None:
@@ -261,6 +303,115 @@ class Attack(abc.ABC):
         gen: torch.Generator,
     ) -> BatchOutcome:
         """Attack a batch of correctly classified examples."""
+
+
+class BlackBoxAttack(Attack):
+    """Base of the attacks that need only the model's scores: the batches run in numpy.
+
+    Subclasses implement ``_attack_batch_np``; randomness comes from one ``numpy.random.Generator``
+    seeded by ``generate``'s ``seed``. No torch import on this path (a PyTorch model brings its own).
+    """
+
+    white_box = False
+
+    def _batches(
+        self,
+        model: ModelAdapter,
+        arr: np.ndarray,
+        labels: np.ndarray,
+        eps: float,
+        norm: Norm,
+        cons: FeatureConstraints,
+        seed: int,
+    ) -> list[_Batch]:
+        rng = np.random.default_rng(seed)
+        scores = numpy_score_function(model)
+        proj = cons.numpy_projector(arr)
+        rows = self._rows_per_batch(arr)
+        out: list[_Batch] = []
+        for start in range(0, len(arr), rows):
+            part = slice(start, start + rows)
+            x0, y = arr[part], labels[part]
+            ok = scores(x0).argmax(axis=1) == y
+            x_adv, wrong = x0.copy(), ~ok
+            q = np.ones(len(x0), dtype=np.int64)
+            extra: dict[str, np.ndarray] = {}
+            idx = np.flatnonzero(ok)
+            if len(idx) and eps > 0:
+                res = self._attack_batch_np(
+                    model, x0[idx], y[idx], eps, norm, proj.subset(part).subset(idx), rng
+                )
+                x_adv[idx] = res.x_adv
+                q[idx] += res.queries
+                for key, value in res.extra.items():  # per-example extras, NaN where not attacked
+                    full = np.full(len(x0), np.nan)
+                    full[idx] = np.asarray(value, dtype=np.float64)
+                    extra[key] = full
+                if res.fooled is not None:
+                    wrong[idx] = res.fooled
+                else:
+                    wrong[idx] = scores(x_adv[idx]).argmax(axis=1) != y[idx]
+            out.append((x_adv, ok, wrong, q, extra))
+        return out
+
+    def _attack_batch(
+        self,
+        model: ModelAdapter,
+        x0: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        norm: Norm,
+        proj: Any,
+        gen: torch.Generator,
+    ) -> BatchOutcome:
+        raise NotImplementedError(f"{self.name} runs in numpy: see _attack_batch_np")
+
+    @abc.abstractmethod
+    def _attack_batch_np(
+        self,
+        model: ModelAdapter,
+        x0: np.ndarray,
+        y: np.ndarray,
+        eps: float,
+        norm: Norm,
+        proj: Any,
+        rng: np.random.Generator,
+    ) -> NumpyOutcome:
+        """Attack a batch of correctly classified examples (numpy in, numpy out)."""
+
+
+def numpy_score_function(model: ModelAdapter) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from an input batch (numpy) to class probabilities (float32 numpy), no gradients.
+
+    A PyTorch model is read from its logits (softmax, no autograd; the first batch's logits are
+    checked for shape and NaN); any other adapter answers through ``predict_proba``, which validates
+    its probabilities. Nothing here imports torch for a model that is not a PyTorch one.
+
+    Raises:
+        ModelError: (from the returned function) scores of the wrong shape or with NaN or infinity.
+    """
+    if is_torch_native(model):
+        import torch
+
+        native = cast("TorchNative", model)
+        checked = False
+
+        def torch_scores(x: np.ndarray) -> np.ndarray:
+            nonlocal checked
+            with torch.inference_mode():
+                logits = native.logits(torch.from_numpy(np.ascontiguousarray(x)).to(native.device))
+                if not checked:
+                    check_logits(logits, len(x), native.n_classes)
+                    checked = True
+                out: np.ndarray = torch.softmax(logits.float(), dim=1).cpu().numpy()
+            return out
+
+        return torch_scores
+
+    def scores(x: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict_proba(x), dtype=np.float32)
+
+    return scores
 
 
 def label_function(model: ModelAdapter) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -3,7 +3,9 @@
 ``FeatureConstraints`` holds per-feature lower and upper bounds, integer features (which only move in
 whole steps) and immutable features (which never move). ``project`` maps any candidate back into
 ``ball(x0, eps) ∩ bounds``, with integer features moved toward the original by whole steps and
-immutable ones reset. Every attack calls it after every step, so no attack can leave the set.
+immutable ones reset. Every attack calls it after every step, so no attack can leave the set. The
+projection exists twice, with the same semantics: in torch for white-box attacks (``torch_projector``)
+and in numpy for black-box ones (``numpy_projector``), which therefore need no torch.
 
 Integer features are truncated toward the original (``x0 + trunc(x - x0)``): that never increases
 the perturbation, so the eps ball and (integer) bounds still hold after rounding.
@@ -22,7 +24,7 @@ from mlsecops.core.errors import InputError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FeatureConstraints", "Norm", "parse_norm"]
+__all__ = ["FeatureConstraints", "Norm", "NumpyProjector", "parse_norm"]
 
 Norm = Literal["linf", "l2"]
 
@@ -120,6 +122,10 @@ class FeatureConstraints:
     def torch_projector(self, x0: torch.Tensor) -> _Projector:
         """A projector bound to a batch of originals (bounds moved to its device and shape)."""
         return _Projector(self, x0)
+
+    def numpy_projector(self, x0: np.ndarray) -> NumpyProjector:
+        """The same projection in numpy, bound to a batch of originals."""
+        return NumpyProjector(self, x0)
 
 
 def _per_feature(value: float | tuple[float, ...], n_features: int, name: str) -> np.ndarray:
@@ -231,4 +237,53 @@ class _Projector:
         out = self._bound(out)
         if self.integer is not None:
             out = torch.where(self.integer, self.x0 + torch.trunc(out - self.x0), out)
+        return out
+
+
+class NumpyProjector:
+    """Projection onto ``ball(x0, eps) ∩ bounds`` with integer and immutable features, in numpy.
+
+    The twin of the torch projector (same order of operations, same results up to float rounding).
+    """
+
+    def __init__(self, constraints: FeatureConstraints, x0: np.ndarray) -> None:
+        self.x0 = x0
+        shape = tuple(x0.shape[1:])
+        lo, hi, integer, immutable = constraints.arrays(int(np.prod(shape)) if shape else 1)
+        self.lo = lo.reshape(shape).astype(x0.dtype)
+        """Lower bound of one input (shape of one input)."""
+        self.hi = hi.reshape(shape).astype(x0.dtype)
+        """Upper bound of one input (shape of one input)."""
+        self.integer = integer.reshape(shape) if integer.any() else None
+        # None when every feature may move: the mask multiply is skipped in the attacks' inner loops
+        self.mutable = (~immutable).reshape(shape).astype(x0.dtype) if immutable.any() else None
+
+    def subset(self, idx: np.ndarray | slice) -> NumpyProjector:
+        """The same projector for a subset of the batch (index array, boolean mask or slice)."""
+        out = object.__new__(NumpyProjector)
+        out.__dict__.update(self.__dict__)
+        out.x0 = self.x0[idx]
+        return out
+
+    def __call__(self, x: np.ndarray, eps: float, norm: Norm) -> np.ndarray:
+        """``x`` moved into the eps ball around the originals, then into the feature domain."""
+        base = self.x0
+        delta = x - base if self.mutable is None else (x - base) * self.mutable
+        if norm == "linf":
+            delta = np.clip(delta, -eps, eps)
+        else:
+            norms = np.maximum(np.linalg.norm(delta.reshape(len(delta), -1), axis=1), 1e-12)
+            factor = np.minimum(eps / norms, 1.0).astype(delta.dtype)
+            delta = delta * factor.reshape(-1, *([1] * (delta.ndim - 1)))
+        return self._finish(np.clip(base + delta, self.lo, self.hi), base)
+
+    def clip(self, x: np.ndarray) -> np.ndarray:
+        """Bounds and immutable features only, no eps ball (for decision-based starting points)."""
+        out = x if self.mutable is None else self.x0 + (x - self.x0) * self.mutable
+        return self._finish(np.clip(out, self.lo, self.hi), self.x0)
+
+    def _finish(self, out: np.ndarray, base: np.ndarray) -> np.ndarray:
+        out = out.astype(self.x0.dtype, copy=False)
+        if self.integer is not None:
+            out = np.where(self.integer, base + np.trunc(out - base), out).astype(self.x0.dtype, copy=False)
         return out

@@ -9,20 +9,19 @@ adversarial. The distance to the original shrinks with every round.
 Success at a budget means an adversarial point within ``eps``; with ``stop_at_eps`` (the default) an
 example stops once it gets there, which is what a robust-accuracy evaluation needs and saves queries.
 Queries are counted per example (every probe is one query) and stay within ``max_queries``: a round
-starts only where it fits in the remaining budget. Vectorised over the batch in torch.
+starts only where it fits in the remaining budget. Vectorised over the batch in numpy (no torch needed).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mlsecops.assess.attack import Attack, BatchOutcome, register_attack, score_function
+import numpy as np
+
+from mlsecops.assess.attack import BlackBoxAttack, NumpyOutcome, numpy_score_function, register_attack
 from mlsecops.assess.constraints import Norm
 from mlsecops.models.interface import ModelAdapter
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = ["HopSkipJumpAttack"]
 
@@ -31,7 +30,7 @@ _STEP_HALVINGS = 8
 
 
 @register_attack
-class HopSkipJumpAttack(Attack):
+class HopSkipJumpAttack(BlackBoxAttack):
     """Decision-based boundary attack.
 
     Args:
@@ -46,7 +45,6 @@ class HopSkipJumpAttack(Attack):
     """
 
     name = "hopskipjump"
-    white_box = False
 
     def __init__(
         self,
@@ -68,104 +66,98 @@ class HopSkipJumpAttack(Attack):
         self.init_tries = init_tries
         self.stop_at_eps = stop_at_eps
 
-    def _attack_batch(
+    def _attack_batch_np(
         self,
         model: ModelAdapter,
-        x0: torch.Tensor,
-        y: torch.Tensor,
+        x0: np.ndarray,
+        y: np.ndarray,
         eps: float,
         norm: Norm,
         proj: Any,
-        gen: torch.Generator,
-    ) -> BatchOutcome:
-        import torch
-
-        scores = score_function(model)
-        n, d = len(x0), int(x0[0].numel())
-        dev = x0.device
-        queries = torch.zeros(n, dtype=torch.long)
+        rng: np.random.Generator,
+    ) -> NumpyOutcome:
+        scores = numpy_score_function(model)
+        n, d = len(x0), int(x0[0].size)
+        dtype = x0.dtype
+        queries = np.zeros(n, dtype=np.int64)
         budget = int(self.max_queries)
 
-        def adv(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-            # index_add_, not ``+=``: probes repeat a row, and every probe is one query
-            queries.index_add_(0, rows.cpu(), torch.ones(len(rows), dtype=torch.long))
-            return scores(x).argmax(dim=1) != y[rows]
+        def adv(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            # add.at, not ``+=``: probes repeat a row, and every probe is one query
+            np.add.at(queries, rows, 1)
+            out: np.ndarray = scores(x.astype(dtype, copy=False)).argmax(axis=1) != y[rows]
+            return out
 
-        def dist(a: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-            diff = (a - x0[rows]).flatten(1)
-            return diff.abs().max(dim=1).values if norm == "linf" else diff.norm(dim=1)
+        def dist(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            diff = (a - x0[rows]).reshape(len(rows), -1)
+            out: np.ndarray = np.abs(diff).max(axis=1) if norm == "linf" else np.linalg.norm(diff, axis=1)
+            return out
 
         # 1. a misclassified starting point: uniform noise inside the bounds
-        x_adv = x0.clone()
-        found = torch.zeros(n, dtype=torch.bool, device=dev)
+        x_adv = x0.copy()
+        found = np.zeros(n, dtype=bool)
         for _ in range(max(1, min(int(self.init_tries), budget - _BISECTION_STEPS - 1))):
-            rows = (~found).nonzero().flatten()
+            rows = np.flatnonzero(~found)
             if len(rows) == 0:
                 break
-            noise = torch.rand(x0[rows].shape, generator=gen).to(dev)
+            noise = rng.random(x0[rows].shape).astype(dtype)
             cand = proj.subset(rows).clip(proj.lo + (proj.hi - proj.lo) * noise)
             ok = adv(cand, rows)
             x_adv[rows[ok]] = cand[ok]
             found[rows[ok]] = True
-        rows = found.nonzero().flatten()
+        rows = np.flatnonzero(found)
         if len(rows) == 0:
-            return BatchOutcome(x_adv, queries, {"distance": torch.full((n,), float("inf"))})
+            return NumpyOutcome(x_adv, queries, {"distance": np.full(n, np.inf)})
         x_adv[rows] = self._bisect(x0, x_adv, rows, proj, norm, adv)
-        cur = torch.full((n,), float("inf"), device=dev)
+        cur = np.full(n, np.inf)
         cur[rows] = dist(x_adv[rows], rows)
-        best = x_adv.clone()  # the closest adversarial point found so far, per example
+        best = x_adv.copy()  # the closest adversarial point found so far, per example
         theta = 1.0 / (d * math.sqrt(d)) if norm == "l2" else 1.0 / (d * d)
         span = float((proj.hi - proj.lo).max())
+        lo, hi = proj.lo.reshape(-1)[None, None, :], proj.hi.reshape(-1)[None, None, :]
+        shape = (-1, *([1] * (x0.ndim - 1)))
         for t in range(1, int(self.max_iter) + 1):
             n_evals = min(int(self.init_evals * math.sqrt(t)), int(self.max_evals))
             # a round costs at most n_evals probes + the step search + the bisection: start it only
             # where the whole round fits in the example's remaining budget
             round_cost = n_evals + _STEP_HALVINGS + _BISECTION_STEPS
-            live = found & (queries.to(dev) + round_cost <= budget)
+            live = found & (queries + round_cost <= budget)
             if self.stop_at_eps:
                 live &= cur > eps
-            rows = live.nonzero().flatten()
+            rows = np.flatnonzero(live)
             if len(rows) == 0:
                 break
             # 2. estimate the boundary normal at x_adv from the labels of random probes
-            delta = (
-                (math.sqrt(d) * theta * cur[rows])
-                if t > 1
-                else torch.full((len(rows),), 0.1 * span, device=dev)
-            )
+            delta = math.sqrt(d) * theta * cur[rows] if t > 1 else np.full(len(rows), 0.1 * span)
             if norm == "l2":
-                u = torch.randn((len(rows), n_evals, d), generator=gen).to(dev)
+                u = rng.standard_normal((len(rows), n_evals, d))
             else:
-                u = (torch.rand((len(rows), n_evals, d), generator=gen) * 2 - 1).to(dev)
-            u = u / u.norm(dim=2, keepdim=True).clamp_min(1e-12)
-            base = x_adv[rows].flatten(1)
-            probes = base[:, None, :] + delta[:, None, None] * u
-            lo, hi = proj.lo.flatten()[None, None, :], proj.hi.flatten()[None, None, :]
-            probes = torch.maximum(torch.minimum(probes, hi), lo)
-            u = (probes - base[:, None, :]) / delta[:, None, None].clamp_min(1e-12)
-            flat_rows = rows.repeat_interleave(n_evals)
-            phi = (
-                adv(probes.reshape(-1, *x0.shape[1:]), flat_rows).float().reshape(len(rows), n_evals) * 2 - 1
-            )
-            mean = phi.mean(dim=1, keepdim=True)
-            centred = torch.where((mean.abs() < 1).expand_as(phi), phi - mean, phi)
-            grad = (centred[:, :, None] * u).mean(dim=1)
+                u = rng.random((len(rows), n_evals, d)) * 2 - 1
+            u = u / np.maximum(np.linalg.norm(u, axis=2, keepdims=True), 1e-12)
+            base = x_adv[rows].reshape(len(rows), -1)
+            probes = np.clip(base[:, None, :] + delta[:, None, None] * u, lo, hi)
+            u = (probes - base[:, None, :]) / np.maximum(delta[:, None, None], 1e-12)
+            flat_rows = np.repeat(rows, n_evals)
+            hits = adv(probes.reshape(-1, *x0.shape[1:]), flat_rows)
+            phi = hits.astype(np.float64).reshape(len(rows), n_evals) * 2 - 1
+            mean = phi.mean(axis=1, keepdims=True)
+            centred = np.where(np.abs(mean) < 1, phi - mean, phi)
+            grad = (centred[:, :, None] * u).mean(axis=1)
             if norm == "l2":
-                direction = grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                direction = grad / np.maximum(np.linalg.norm(grad, axis=1, keepdims=True), 1e-12)
             else:
-                direction = grad.sign()
+                direction = np.sign(grad)
             direction = direction.reshape(x0[rows].shape)
             # 3. geometric step search: halve until the step stays adversarial
             step = cur[rows] / math.sqrt(t)
-            moved = x_adv[rows].clone()
-            pending = torch.ones(len(rows), dtype=torch.bool, device=dev)
+            moved = x_adv[rows].copy()
+            pending = np.ones(len(rows), dtype=bool)
             sub = proj.subset(rows)
             for _ in range(_STEP_HALVINGS):
-                idx = pending.nonzero().flatten()
+                idx = np.flatnonzero(pending)
                 if len(idx) == 0:
                     break
-                shape = (-1, *([1] * (x0.ndim - 1)))
-                cand = sub.subset(idx).clip(x_adv[rows[idx]] + step[idx].view(shape) * direction[idx])
+                cand = sub.subset(idx).clip(x_adv[rows[idx]] + step[idx].reshape(shape) * direction[idx])
                 ok = adv(cand, rows[idx])
                 moved[idx[ok]] = cand[ok]
                 pending[idx[ok]] = False
@@ -175,47 +167,44 @@ class HopSkipJumpAttack(Attack):
             new = dist(x_adv[rows], rows)
             closer = new < cur[rows]
             best[rows[closer]] = x_adv[rows[closer]]
-            cur[rows] = torch.where(closer, new, cur[rows])
+            cur[rows] = np.where(closer, new, cur[rows])
         # the final point within the budget: the adversarial point itself when it is close enough,
         # otherwise its projection on the eps ball (reported as not fooled unless it still is)
         out = proj(best, eps, norm)
-        return BatchOutcome(out, queries, {"distance": cur.cpu()})
+        return NumpyOutcome(out, queries, {"distance": cur})
 
     @staticmethod
     def _bisect(
-        x0: torch.Tensor, x_adv: torch.Tensor, rows: torch.Tensor, proj: Any, norm: Norm, adv: Any
-    ) -> torch.Tensor:
+        x0: np.ndarray, x_adv: np.ndarray, rows: np.ndarray, proj: Any, norm: Norm, adv: Any
+    ) -> np.ndarray:
         """Move each adversarial point toward its original, to just outside the decision boundary."""
-        import torch
-
         base, far = x0[rows], x_adv[rows]
         sub = proj.subset(rows)
         if norm == "linf":
-            high = (far - base).flatten(1).abs().max(dim=1).values
+            high = np.abs(far - base).reshape(len(rows), -1).max(axis=1).astype(np.float64)
         else:
-            high = torch.ones(len(rows), device=x0.device)
-        low = torch.zeros_like(high)
+            high = np.ones(len(rows))
+        low = np.zeros_like(high)
+        shape = (-1, *([1] * (x0.ndim - 1)))
 
-        def point(r: torch.Tensor) -> torch.Tensor:
-            shape = (-1, *([1] * (x0.ndim - 1)))
+        def point(r: np.ndarray) -> np.ndarray:
+            radius = r.reshape(shape).astype(x0.dtype)
             if norm == "linf":
-                out: torch.Tensor = sub.clip(
-                    torch.maximum(torch.minimum(far, base + r.view(shape)), base - r.view(shape))
-                )
+                out: np.ndarray = sub.clip(np.maximum(np.minimum(far, base + radius), base - radius))
             else:
-                out = sub.clip(base + r.view(shape) * (far - base))
+                out = sub.clip(base + radius * (far - base))
             return out
 
         for _ in range(_BISECTION_STEPS):
             mid = (low + high) / 2
             ok = adv(point(mid), rows)
-            high = torch.where(ok, mid, high)
-            low = torch.where(ok, low, mid)
+            high = np.where(ok, mid, high)
+            low = np.where(ok, low, mid)
         return point(high)
 
 
-def moved_into(x_adv: torch.Tensor, rows: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
+def moved_into(x_adv: np.ndarray, rows: np.ndarray, moved: np.ndarray) -> np.ndarray:
     """A copy of ``x_adv`` with ``rows`` replaced by ``moved``."""
-    out = x_adv.clone()
+    out = x_adv.copy()
     out[rows] = moved
     return out

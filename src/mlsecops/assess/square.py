@@ -4,7 +4,7 @@ Needs only class probabilities. Starts from vertical stripes of +-eps, then repe
 redraw one random square window (all channels, values +-eps) and keeps the proposal when it lowers the
 margin ``log p_true - max_other log p``; the window shrinks on a fixed schedule. Each proposal costs one
 query per example still standing; an example stops as soon as it is misclassified. Vectorised over the
-batch in torch; with a PyTorch model the logits are used without gradients.
+batch in numpy (no torch needed); with a PyTorch model the logits are used without gradients.
 
 Inputs of shape ``(C, H, W)`` use square windows; ``(H, W)`` one channel; flat rows ``(d,)`` are
 treated as one row of ``d`` features with windows of consecutive features.
@@ -13,15 +13,14 @@ treated as one row of ``d`` features with windows of consecutive features.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mlsecops.assess._losses import margin
-from mlsecops.assess.attack import Attack, BatchOutcome, register_attack, score_function
+import numpy as np
+
+from mlsecops.assess._losses import margin_np
+from mlsecops.assess.attack import BlackBoxAttack, NumpyOutcome, numpy_score_function, register_attack
 from mlsecops.assess.constraints import Norm
 from mlsecops.models.interface import ModelAdapter
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = ["SquareAttack", "square_fraction"]
 
@@ -49,7 +48,7 @@ def square_fraction(p_init: float, it: int, n_iters: int) -> float:
 
 
 @register_attack
-class SquareAttack(Attack):
+class SquareAttack(BlackBoxAttack):
     """Score-based random-search attack under L-inf.
 
     Args:
@@ -61,7 +60,6 @@ class SquareAttack(Attack):
 
     name = "square"
     norms = ("linf",)
-    white_box = False
 
     def __init__(
         self, *, norm: str = "linf", max_queries: int = 5000, p_init: float = 0.05, batch_size: int = 512
@@ -70,35 +68,33 @@ class SquareAttack(Attack):
         self.max_queries = max_queries
         self.p_init = p_init
 
-    def _attack_batch(
+    def _attack_batch_np(
         self,
         model: ModelAdapter,
-        x0: torch.Tensor,
-        y: torch.Tensor,
+        x0: np.ndarray,
+        y: np.ndarray,
         eps: float,
         norm: Norm,
         proj: Any,
-        gen: torch.Generator,
-    ) -> BatchOutcome:
-        import torch
-
-        scores = score_function(model)
+        rng: np.random.Generator,
+    ) -> NumpyOutcome:
+        scores = numpy_score_function(model)
         n = len(x0)
         c, h, w = _grid(tuple(x0.shape[1:]))
-        dev = x0.device
+        dtype = x0.dtype
 
-        def loss(x: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
-            return -margin(scores(x).clamp_min(1e-30).log(), yy)
+        def loss(x: np.ndarray, yy: np.ndarray) -> np.ndarray:
+            return -margin_np(np.log(np.maximum(scores(x), 1e-30)), yy)
 
-        stripes = (torch.randint(0, 2, (n, c, 1, w), generator=gen) * 2 - 1).float().to(dev)
-        delta = eps * stripes.expand(n, c, h, w)
+        stripes = (rng.integers(0, 2, (n, c, 1, w)) * 2 - 1).astype(dtype)
+        delta = eps * np.broadcast_to(stripes, (n, c, h, w))
         x_best = proj(x0 + delta.reshape(x0.shape), eps, norm)
         m_best = loss(x_best, y)
-        queries = torch.ones(n, dtype=torch.long)
+        queries = np.ones(n, dtype=np.int64)
         n_iters = max(1, int(self.max_queries) - 1)
-        rows, cols = torch.arange(h, device=dev), torch.arange(w, device=dev)
+        rows, cols = np.arange(h), np.arange(w)
         for it in range(n_iters):
-            act = (m_best > 0).nonzero().flatten()
+            act = np.flatnonzero(m_best > 0)
             if len(act) == 0:
                 break
             p = square_fraction(self.p_init, it, n_iters)
@@ -107,23 +103,23 @@ class SquareAttack(Attack):
             else:
                 side = max(1, min(h, w, round(math.sqrt(p * h * w))))
                 sh = sw = side
-            top = torch.randint(0, h - sh + 1, (len(act),), generator=gen).to(dev)
-            left = torch.randint(0, w - sw + 1, (len(act),), generator=gen).to(dev)
+            top = rng.integers(0, h - sh + 1, len(act))
+            left = rng.integers(0, w - sw + 1, len(act))
             mask_h = (rows[None, :] >= top[:, None]) & (rows[None, :] < top[:, None] + sh)
             mask_w = (cols[None, :] >= left[:, None]) & (cols[None, :] < left[:, None] + sw)
             mask = (mask_h[:, :, None] & mask_w[:, None, :])[:, None, :, :]
-            signs = (torch.randint(0, 2, (len(act), c, 1, 1), generator=gen) * 2 - 1).float().to(dev)
+            signs = (rng.integers(0, 2, (len(act), c, 1, 1)) * 2 - 1).astype(dtype)
             base = x0[act]
             cur = (x_best[act] - base).reshape(len(act), c, h, w)
-            cand_delta = torch.where(mask, eps * signs, cur)
+            cand_delta = np.where(mask, eps * signs, cur).astype(dtype)
             cand = proj.subset(act)(base + cand_delta.reshape(base.shape), eps, norm)
             m_new = loss(cand, y[act])
-            queries[act.cpu()] += 1
+            queries[act] += 1
             better = m_new < m_best[act]
             if better.any():
                 x_best[act[better]] = cand[better]
                 m_best[act[better]] = m_new[better]
-        return BatchOutcome(x_best, queries, {})
+        return NumpyOutcome(x_best, queries, {})
 
 
 def _grid(shape: tuple[int, ...]) -> tuple[int, int, int]:
