@@ -91,7 +91,6 @@ def load_target_model(ref: str, opts: Mapping[str, Any], x: np.ndarray) -> Model
         input_shape=shape,
         output=str(opts["output"]) if opts.get("output") else None,
         timeout=float(opts.get("timeout", 10.0)),
-        allow_unscanned=bool(opts.get("allow_unscanned", False)),
         weights=str(opts["weights"]) if opts.get("weights") else None,
     )
 

@@ -10,7 +10,8 @@ The registered checks read the model and data from the target: ``paths`` = (mode
 ``model`` and ``data``; other options: ``attack`` (name or list; default ``pgd`` for PyTorch models,
 ``square`` otherwise), ``eps`` (list or ``"0.05,0.1"``), ``norm``, ``steps``, ``restarts``,
 ``max_queries``, ``max_examples`` (default 1000), ``label``, feature ``lower``/``upper``,
-``integer_features``, ``immutable_features``, ``output``, ``timeout``, ``allow_unscanned``.
+``integer_features``, ``immutable_features``, ``output``, ``timeout``, ``weights``. A model file loads
+only through the artifact scanner (``safe_load``): one it does not judge ``safe`` is refused unrun.
 Every attack is also registered on its own (``assess.fgsm``, ``assess.pgd``...).
 """
 

@@ -1,14 +1,20 @@
 """The ``harden.adversarial_training`` check: harden a PyTorch model, write it, measure before and after.
 
-Reads a PyTorch model (TorchScript file or ``python:module:attr``) and a training set, holds out a
-validation split, trains adversarially (``method`` ``pgd`` or ``trades``), writes the hardened model as
-a new TorchScript file (never over the original), and reports clean and PGD robust accuracy on the
-held-out split before and after. With a workspace, the new file's lineage to the original is recorded
-(two ``model_file`` nodes and an ``adversarially_trained`` edge, each with its audit event).
+Reads a PyTorch model (a ``.pt2`` program, a TorchScript file, or ``python:module:attr``) and a training
+set, holds out a validation split, trains adversarially (``method`` ``pgd`` or ``trades``), writes the
+hardened model as a new file (never over the original), and reports clean and PGD robust accuracy on
+the held-out split before and after. Model files load only through the artifact scanner
+(``safe_load``); one it does not judge ``safe`` is refused before any of its code runs. The hardened
+model is a ``.pt2`` program, except that a TorchScript model stays TorchScript (torch.export cannot
+read it); a ``.pt2`` program keeps the mode it was exported in, so its dropout and batch-norm
+statistics stay frozen while its weights train. With a workspace, the new file's lineage to the
+original is recorded (two ``model_file`` nodes and an ``adversarially_trained`` edge, each with its
+audit event).
 
 Options: ``method`` (pgd), ``eps`` (0.1), ``norm`` (linf), ``epochs`` (10), ``steps`` (7), ``lr`` (3e-3),
 ``batch_size`` (128), ``beta`` (6, TRADES), ``val_fraction`` (0.2), ``output`` (default
-``<model>.hardened.pt`` beside the model), ``eval_steps`` (40), ``label``, ``weights``.
+``<model>.hardened.pt2`` beside the model, ``.hardened.pt`` for TorchScript; the suffix picks the
+format), ``eval_steps`` (40), ``label``, ``weights``.
 """
 
 from __future__ import annotations
@@ -155,7 +161,7 @@ class AdversarialTrainingCheck:
         hardened = TorchModel(module, input_shape=model.input_shape, n_classes=model.n_classes)
         after = attack.generate(hardened, x[val], y[val], eps=eps, constraints=cons, seed=seed)
         self._step("attack after", epochs + 2, epochs + 2)
-        out = Path(str(opts.get("output") or _default_output(model_ref)))
+        out = Path(str(opts.get("output") or _default_output(model_ref, scripted=_is_scripted(module))))
         if out.resolve() == Path(model_ref).resolve():
             raise InputError("the hardened model must not overwrite the original; choose another output")
         hardened.save(out)
@@ -229,8 +235,16 @@ class AdversarialTrainingCheck:
         )
 
 
-def _default_output(model_ref: str) -> Path:
+def _is_scripted(module: Any) -> bool:
+    import torch
+
+    return isinstance(module, torch.jit.ScriptModule)
+
+
+def _default_output(model_ref: str, *, scripted: bool) -> Path:
+    """``<model>.hardened.pt2`` beside the model; ``.pt`` (TorchScript) only for a TorchScript model."""
+    suffix = ".hardened.pt" if scripted else ".hardened.pt2"
     if model_ref.startswith("python:"):
-        return Path.cwd() / (model_ref.rsplit(":", 1)[-1] + ".hardened.pt")
+        return Path.cwd() / (model_ref.rsplit(":", 1)[-1] + suffix)
     p = Path(model_ref)
-    return p.with_name(p.stem + ".hardened.pt")
+    return p.with_name(p.stem + suffix)

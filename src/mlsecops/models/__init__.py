@@ -7,8 +7,11 @@
 >>> m.predict_proba(np.eye(3)).shape
 (3, 3)
 
-``load_model(spec)`` turns a file, URL or ``python:module:attr`` into an adapter. Heavy frameworks
-(torch, onnxruntime) are imported only by the adapter that needs them.
+``load_model(spec)`` turns a file, URL or ``python:module:attr`` into an adapter. Model files are read
+only through the artifact scanner's ``safe_load`` (nothing the scanner does not judge ``safe`` is
+loaded); ``python:module:attr`` imports and runs the named code, by the caller's explicit choice.
+``.pt2`` (``torch.export``) is the recommended PyTorch format. Heavy frameworks (torch, onnxruntime) are
+imported only by the adapter that needs them.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from mlsecops.models.interface import (
 )
 from mlsecops.models.loading import load_model
 from mlsecops.models.onnx import OnnxModel
-from mlsecops.models.pytorch import TorchModel, import_object
+from mlsecops.models.pytorch import SaveFormat, TorchModel, import_object
 from mlsecops.models.sklearn import SklearnModel, load_estimator
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "ModelAdapter",
     "ModelError",
     "OnnxModel",
+    "SaveFormat",
     "SklearnModel",
     "TorchModel",
     "TorchNative",

@@ -3,27 +3,43 @@
 ``load_model`` understands:
 
 - ``http://...`` / ``https://...``: a remote endpoint (``HttpModel``);
-- ``python:package.module:attr``: an object in importable code: a ``torch.nn.Module`` (or a class or
-  factory building one) becomes a ``TorchModel``, anything with ``predict_proba`` a ``SklearnModel``;
-- ``*.pt``, ``*.pth``, ``*.ts``, ``*.torchscript``: a TorchScript file;
-- ``*.onnx``: an ONNX graph (needs onnxruntime);
-- ``*.pkl``, ``*.pickle``, ``*.joblib``, ``*.skops``: a scikit-learn model, through the scanner's
-  ``safe_load`` (pickles) or skops.
+- a model file (``.pt2``, ``.pt``, ``.pth``, ``.ts``, ``.torchscript``, ``.onnx``, ``.pkl``,
+  ``.pickle``, ``.joblib``, ``.skops``): loaded only through the artifact scanner's ``safe_load``
+  (scan a private snapshot, refuse anything not judged ``safe``, load the same bytes). The adapter
+  follows the file's content, not its name: a ``torch.export`` program (``.pt2``, recommended) or a
+  TorchScript archive becomes a ``TorchModel``, an ONNX graph an ``OnnxModel`` (needs onnxruntime), a
+  scikit-learn pickle/joblib or skops file a ``SklearnModel``. A state dict is refused with what to give
+  instead;
+- ``python:package.module:attr``: **imports and runs that code** (a ``torch.nn.Module``, or a class or
+  factory building one, becomes a ``TorchModel``; anything with ``predict_proba`` a ``SklearnModel``).
+  The prefix is the explicit trust decision; it is never derived from a file under analysis.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from mlsecops.core.errors import InputError
 from mlsecops.models.interface import ModelAdapter, ModelError
 
-__all__ = ["load_model"]
+__all__ = ["MODEL_SUFFIXES", "adapter_for", "load_model"]
 
-_TORCH_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
-_SKLEARN_SUFFIXES = (".pkl", ".pickle", ".joblib", ".skops")
+MODEL_SUFFIXES = (
+    ".pt2",
+    ".pt",
+    ".pth",
+    ".ts",
+    ".torchscript",
+    ".onnx",
+    ".pkl",
+    ".pickle",
+    ".joblib",
+    ".skops",
+)
+"""File names ``load_model`` accepts as models (the content then decides the adapter)."""
 
 
 def load_model(
@@ -34,23 +50,23 @@ def load_model(
     output: str | None = None,
     weights: str | os.PathLike[str] | None = None,
     timeout: float = 10.0,
-    allow_unscanned: bool = False,
 ) -> ModelAdapter:
     """Load a model reference into an adapter.
 
     Args:
         spec: path, URL or ``python:module:attr`` (see the module docstring).
         input_shape: shape of one input; required for TorchScript files and endpoints (callers usually
-            pass the data's shape).
+            pass the data's shape); a ``.pt2`` program's own static shape takes precedence.
         n_classes: number of classes, when the model cannot say.
         output: what a PyTorch/ONNX model returns: ``logits`` (PyTorch default) or ``proba``.
-        weights: state-dict file for a ``python:`` PyTorch module.
+        weights: state-dict file for a ``python:`` PyTorch module (loaded through the scanner too).
         timeout: seconds per request for endpoints.
-        allow_unscanned: unpickle without the scanner (only for files you produced yourself).
 
     Raises:
+        UnsafeArtifactError: the scanner did not judge the file ``safe``; nothing of it was loaded
+            (a ``VerificationError``).
         InputError: unknown kind of reference, missing file, or missing input shape.
-        ModelError: the model could not be loaded.
+        ModelError: the file holds no usable model (a state dict, an array, a corrupt graph).
     """
     text = os.fspath(spec)
     if text.startswith(("http://", "https://")):
@@ -64,28 +80,71 @@ def load_model(
             text, input_shape=input_shape, n_classes=n_classes, output=output, weights=weights
         )
     path = Path(text)
-    suffix = path.suffix.lower()
-    if suffix in _TORCH_SUFFIXES:
-        if input_shape is None:
-            raise InputError(f"{path}: a TorchScript model needs the input shape")
-        from mlsecops.models.pytorch import TorchModel
-
-        return TorchModel.from_torchscript(
-            path, input_shape=input_shape, n_classes=n_classes, output=_torch_output(output)
+    if path.suffix.lower() not in MODEL_SUFFIXES:
+        raise InputError(
+            f"cannot tell what kind of model {text!r} is; use a .pt2/.pt/.onnx/.pkl/.joblib/.skops file, "
+            "an http(s):// URL or python:module:attr"
         )
-    if suffix == ".onnx":
+    if not path.is_file():
+        raise InputError(f"model file {path} does not exist")
+    from mlsecops.supplychain import safe_load
+
+    obj = safe_load(path)  # the one way a model file is read: scan, refuse unless safe, load the same bytes
+    return adapter_for(obj, source=str(path), input_shape=input_shape, n_classes=n_classes, output=output)
+
+
+def adapter_for(
+    obj: Any,
+    *,
+    source: str,
+    input_shape: tuple[int, ...] | None = None,
+    n_classes: int | None = None,
+    output: str | None = None,
+) -> ModelAdapter:
+    """The adapter for an object ``safe_load`` returned, chosen by what the object is.
+
+    Raises:
+        ModelError: the object is not a model (a state dict, arrays, anything without predictions).
+        InputError: a TorchScript module without ``input_shape``.
+    """
+    if isinstance(obj, bytes):  # safe_load hands ONNX graphs over as their bytes
         from mlsecops.models.onnx import OnnxModel
 
-        return OnnxModel(path, input_shape=input_shape, output="logits" if output == "logits" else "proba")
-    if suffix in _SKLEARN_SUFFIXES:
-        from mlsecops.models.sklearn import SklearnModel, load_estimator
+        return OnnxModel(
+            source,
+            input_shape=input_shape,
+            output="logits" if output == "logits" else "proba",
+            model_bytes=obj,
+        )
+    if _is_torch_object(obj):
+        from mlsecops.models.pytorch import TorchModel
 
-        est = load_estimator(path, allow_unscanned=allow_unscanned)
-        return SklearnModel(est, input_shape=input_shape, n_classes=n_classes)
-    raise InputError(
-        f"cannot tell what kind of model {text!r} is; use a .pt/.onnx/.pkl/.joblib/.skops file, "
-        "an http(s):// URL or python:module:attr"
+        return TorchModel.from_loaded(
+            obj, source=source, input_shape=input_shape, n_classes=n_classes, output=_torch_output(output)
+        )
+    if callable(getattr(obj, "predict_proba", None)) or callable(getattr(obj, "predict", None)):
+        from mlsecops.models.sklearn import SklearnModel
+
+        return SklearnModel(obj, input_shape=input_shape, n_classes=n_classes)
+    if isinstance(obj, dict) and obj:
+        from mlsecops.models.pytorch import is_state_dict, state_dict_message
+
+        if is_state_dict(obj):
+            raise ModelError(state_dict_message(source, obj))
+    raise ModelError(
+        f"{source} holds a {type(obj).__name__}, not a model; give a torch.export program (.pt2), a "
+        "TorchScript, ONNX or scikit-learn model file"
     )
+
+
+def _is_torch_object(obj: Any) -> bool:
+    """Whether ``obj`` is a torch module, exported program, or a state dict of torch tensors."""
+    torch = sys.modules.get("torch")
+    if torch is None:  # safe_load imports torch for every PyTorch format
+        return False
+    if isinstance(obj, (torch.nn.Module, torch.export.ExportedProgram)):
+        return True
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
 def _torch_output(output: str | None) -> Any:
@@ -103,6 +162,7 @@ def _from_python(
     output: str | None,
     weights: str | os.PathLike[str] | None,
 ) -> ModelAdapter:
+    """Import (and so run) the code ``spec`` names; see ``import_object``."""
     from mlsecops.models.pytorch import TorchModel, import_object
 
     obj = import_object(spec)

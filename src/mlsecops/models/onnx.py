@@ -27,6 +27,12 @@ class OnnxModel:
         input_shape: shape of one input; read from the graph when its dimensions are fixed.
         output: ``proba`` (default) or ``logits`` (softmax is applied).
         batch_size: rows per session run.
+        model_bytes: the graph as ``safe_load`` returned it for ``path`` (``load_model`` passes it, having
+            loaded the file once); when ``None`` the file is loaded here through ``safe_load``.
+
+    Raises:
+        UnsafeArtifactError: the scanner did not judge the file ``safe``.
+        ModelError: onnxruntime is missing, or the graph cannot be run.
     """
 
     def __init__(
@@ -36,19 +42,21 @@ class OnnxModel:
         input_shape: tuple[int, ...] | None = None,
         output: Literal["proba", "logits"] = "proba",
         batch_size: int = 1024,
+        model_bytes: bytes | None = None,
     ) -> None:
         try:
             import onnxruntime as ort
         except ImportError as err:
             raise ModelError("ONNX models need onnxruntime: pip install 'mlsecops[onnx]'") from err
         p = Path(path)
-        if not p.is_file():
-            raise InputError(f"model file {p} does not exist")
-        from mlsecops.supplychain import safe_load
+        if model_bytes is None:
+            if not p.is_file():
+                raise InputError(f"model file {p} does not exist")
+            from mlsecops.supplychain import safe_load
 
-        # The scanner judges the file first (external-data paths leaving the model's folder, unknown
-        # custom-op domains); onnxruntime then parses exactly the bytes that were judged.
-        model_bytes = safe_load(p)
+            # The scanner judges the file first (external-data paths leaving the model's folder, unknown
+            # custom-op domains); onnxruntime then parses exactly the bytes that were judged.
+            model_bytes = safe_load(p)
         try:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 2

@@ -2,7 +2,7 @@
 
 Pickle and joblib files can run arbitrary code when loaded, so we never unpickle them directly: they go
 through the artifact scanner's ``mlsecops.supplychain.safe_load``, which refuses files that fail the
-scan. ``.skops`` files load through skops with its list of untrusted types, which must be empty.
+scan. ``.skops`` files go through it too (scanned, then loaded by skops with no untrusted types).
 """
 
 from __future__ import annotations
@@ -86,61 +86,28 @@ class SklearnModel:
         return check_probabilities(raw, len(rows), self._n_classes, source=type(self.estimator).__name__)
 
 
-def load_estimator(path: str | os.PathLike[str], *, allow_unscanned: bool = False) -> Any:
-    """Load an estimator from a pickle/joblib file (through the scanner) or a ``.skops`` file.
+def load_estimator(path: str | os.PathLike[str]) -> Any:
+    """Load an estimator from a pickle, joblib or skops file, through the artifact scanner.
 
     Args:
         path: the file.
-        allow_unscanned: ignored (kept for compatibility): pickles always go through the scanner.
 
     Raises:
         InputError: missing file.
-        VerificationError: the scanner judged the file unsafe (``UnsafeArtifactError``).
-        ModelError: the file could not be read as a model.
+        VerificationError: the scanner did not judge the file ``safe`` (``UnsafeArtifactError``).
+        ModelError: the file holds no estimator, or could not be read as one.
     """
+    from mlsecops.supplychain import safe_load
+
     p = Path(path)
     if not p.is_file():
         raise InputError(f"model file {p} does not exist")
-    if p.suffix == ".skops":
-        return _load_skops(p)
-    return _load_pickled(p, allow_unscanned=allow_unscanned)
-
-
-def _load_pickled(path: Path, *, allow_unscanned: bool) -> Any:
-    """The one switch point for pickle/joblib loading: the artifact scanner's ``safe_load``.
-
-    ``safe_load`` scans the file and loads it only on a ``safe`` verdict; a refusal is a
-    ``VerificationError`` (``UnsafeArtifactError``) and propagates as the verdict it is.
-    ``allow_unscanned`` is accepted for callers written before the scanner landed; it no longer
-    bypasses the scan.
-    """
-    del allow_unscanned  # the scanner is always available now; never skip it
-    from mlsecops.supplychain import safe_load
-
     try:
-        return safe_load(path)
+        est = safe_load(p)
     except MlsecopsError:
         raise
-    except (
-        Exception
-    ) as err:  # a file that passed the scan can still fail to unpickle (truncated, version skew)
-        raise ModelError(f"{path} is not a loadable scikit-learn model: {err}") from err
-
-
-def _load_skops(path: Path) -> Any:
-    try:
-        import skops.io as sio
-    except ImportError as err:
-        raise ModelError(f"loading {path} needs skops: pip install skops") from err
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-        if untrusted:
-            raise ModelError(
-                f"{path} contains types skops does not trust: {', '.join(sorted(untrusted)[:5])}; "
-                "review them and load the file yourself if they are expected"
-            )
-        return sio.load(path, trusted=[])
-    except ModelError:
-        raise
-    except Exception as err:  # skops raises a mix of zipfile, json and its own errors on bad files
-        raise ModelError(f"{path} is not a readable skops file: {err}") from err
+    except Exception as err:  # a file that passed the scan can still fail to unpickle (version skew)
+        raise ModelError(f"{p} is not a loadable scikit-learn model: {err}") from err
+    if not callable(getattr(est, "predict_proba", None)) and not callable(getattr(est, "predict", None)):
+        raise ModelError(f"{p} holds a {type(est).__name__}, not a fitted estimator")
+    return est

@@ -61,7 +61,7 @@ class Judgements:
             for p in stage.paths:
                 self.flagged.append(Flagged(_resolve(p, base_dir), "not scanned", stage.name, error))
             return
-        artifacts = report.data.get("artifacts") if isinstance(report.data, Mapping) else None
+        artifacts = report.data.get("artifacts")
         if not isinstance(artifacts, list):
             if report.verdict not in ("safe", None):  # a scanner without a per-file list: all of it
                 for p in stage.paths:
@@ -70,7 +70,9 @@ class Judgements:
         for item in artifacts:
             if not isinstance(item, Mapping) or item.get("verdict") == "safe":
                 continue
-            findings = item.get("findings") or []
+            findings = item.get("findings")
+            if not isinstance(findings, list):
+                findings = []
             worst = max(
                 (f for f in findings if isinstance(f, Mapping)),
                 key=lambda f: _severity_rank(f.get("severity")),
