@@ -99,18 +99,20 @@ def read_regular_file(path: str | Path, *, limit: int, what: str = "file") -> by
         raise InputError(f"{what} {p} is a directory, not a file") from None
     except OSError as err:
         raise InputError(f"cannot read {what} {p}: {err.strerror or err}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{what} {p} is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{what} {p} is not a regular file (a device, FIFO or socket); give a file path")
+        if st.st_size > limit:
+            raise InputError(f"{what} {p} is {st.st_size} bytes; the limit is {limit} bytes")
+    except BaseException:
+        os.close(fd)
+        raise
+    chunks: list[bytes] = []
     with os.fdopen(fd, "rb", buffering=0, closefd=True) as fh:
         try:
-            st = os.fstat(fh.fileno())
-            if stat.S_ISDIR(st.st_mode):
-                raise InputError(f"{what} {p} is a directory, not a file")
-            if not stat.S_ISREG(st.st_mode):
-                raise InputError(
-                    f"{what} {p} is not a regular file (a device, FIFO or socket); give a file path"
-                )
-            if st.st_size > limit:
-                raise InputError(f"{what} {p} is {st.st_size} bytes; the limit is {limit} bytes")
-            chunks: list[bytes] = []
             remaining = limit + 1
             # A bounded number of reads: each returns at least one byte or ends the loop, and at most
             # ``limit + 1`` bytes are taken in all, so a file that grows while we read stays bounded.
