@@ -154,7 +154,7 @@ def poison(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Model trained on the data (.pkl/.joblib/.skops via the scanner, TorchScript .pt,"
+            help="Model trained on the data (.pt2, TorchScript .pt, .pkl/.joblib/.skops, all via the scanner;"
             " python:module:attr, URL): its features drive backdoor detection, its probabilities flag labels."
         ),
     ] = None,

@@ -35,7 +35,9 @@ harden_app = typer.Typer(help="Harden a model: adversarial training.", no_args_i
 ModelOpt = Annotated[
     str,
     typer.Option(
-        "--model", "-m", help="Model: .pt (TorchScript), .onnx, .pkl/.joblib/.skops, URL or python:mod:attr."
+        "--model",
+        "-m",
+        help="Model: .pt2, .pt (TorchScript), .onnx, .pkl/.joblib/.skops (loaded only if scanned safe), URL, python:mod:attr (runs it).",
     ),
 ]
 DataOpt = Annotated[
@@ -130,7 +132,10 @@ def adversarial_training(
     data: DataOpt,
     out_model: Annotated[
         Path | None,
-        typer.Option("--out-model", help="Where to write the hardened model (default <model>.hardened.pt)."),
+        typer.Option(
+            "--out-model",
+            help="Where to write the hardened model (default <model>.hardened.pt2; .pt for TorchScript models).",
+        ),
     ] = None,
     method: Annotated[str, typer.Option(help="pgd (Madry) or trades.")] = "pgd",
     eps: Annotated[float, typer.Option(min=0.0, help="Training budget.")] = 0.1,

@@ -1,8 +1,9 @@
 """A supplied model as the poisoning detectors' feature extractor and as a second opinion on labels.
 
-``model_signals(spec, X, classes)`` loads ``spec`` through ``mlsecops.models.load_model`` (pickles go
-through the artifact scanner's ``safe_load``; TorchScript files and ``python:module:attr`` modules through
-the PyTorch adapter) and returns, for every row of ``X``:
+``model_signals(spec, X, classes)`` loads ``spec`` through ``mlsecops.models.load_model`` (every model
+file through the artifact scanner's ``safe_load``: one it does not judge ``safe`` is refused before any
+of its code runs; ``python:module:attr`` imports the named code by the caller's choice) and returns,
+for every row of ``X``:
 
 * ``features``: what the backdoor detector clusters. For a PyTorch model these are the penultimate-layer
   activations, the input of the last ``Linear`` layer, captured with a forward hook (for a TorchScript
