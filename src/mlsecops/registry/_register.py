@@ -63,18 +63,19 @@ def _file_sha(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _store(ws: Workspace, entries: list[tuple[str, Path, int]]) -> list[tuple[str, str, int]]:
-    """Copy every file into the artifact store, reading each source once; ``(name, sha256, size)``."""
+def _store(ws: Workspace, model: Path, entries: list[tuple[str, Path, int]]) -> list[tuple[str, str, int]]:
+    """Copy every file into the artifact store, reading each source once, reached without following a
+    symlink anywhere below ``model``; ``(name, sha256, size)``."""
 
-    def put(real: Path) -> tuple[str, int]:
-        with signing.open_regular_file(real) as fh:
+    def put(name: str) -> tuple[str, int]:
+        with signing.open_model_file(model, name) as fh:
             return ws.artifacts.put_stream(fh)
 
     # The order of the result stays the order of ``entries``.
     with ThreadPoolExecutor(
         max_workers=min(STORE_THREADS, len(entries)), thread_name_prefix="mlsecops-store"
     ) as pool:
-        stored = list(pool.map(put, [real for _, real, _ in entries]))
+        stored = list(pool.map(put, [name for name, _, _ in entries]))
     return [(rel, sha, size) for (rel, _, _), (sha, size) in zip(entries, stored, strict=True)]
 
 
@@ -213,7 +214,7 @@ def register_version(
         raise InputError(f"{path} holds no files to register")
     # Read once, bounded: the bytes checked below are the bytes stored with the version.
     bundle = signing.load_bundle_file(sig_path) if (signature is not None or sig_path.is_file()) else None
-    files = _store(ws, entries)
+    files = _store(ws, path, entries)
     outcome = scan_stored(ws, files, path)
     if outcome.verdict in REFUSED_VERDICTS:
         what = "malicious" if outcome.verdict == "malicious" else "unscannable"

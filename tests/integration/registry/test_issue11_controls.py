@@ -102,9 +102,9 @@ def test_swap_before_the_copy_is_scanned_and_refused(
     model, pkl = _model(tmp_path, kind)
     real_store = _register._store
 
-    def swap_then_store(ws: Any, entries: Any) -> Any:
+    def swap_then_store(ws: Any, path: Path, entries: Any) -> Any:
         pkl.write_bytes(EVIL)  # after the walk, before the bytes are read
-        return real_store(ws, entries)
+        return real_store(ws, path, entries)
 
     monkeypatch.setattr(_register, "_store", swap_then_store)
     with pytest.raises(InputError, match="malicious"):
@@ -263,3 +263,26 @@ def test_approve_refuses_an_unpinned_reference(world: World) -> None:
             app.approve(ref)
     app.approve(f"fraud@{v}")
     assert world.regs["viewer"].show(f"fraud@{v}").approvals == ("approver",)
+
+
+def test_a_folder_swapped_for_a_symlink_after_the_walk_is_refused(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, _ = _model(tmp_path, "dir")
+    (model / "sub").mkdir()
+    (model / "sub" / "notes.txt").write_text("notes")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "notes.txt").write_text("a secret outside the model")
+    real_store = _register._store
+
+    def swap_then_store(ws: Any, path: Path, entries: Any) -> Any:
+        (model / "sub" / "notes.txt").unlink()
+        (model / "sub").rmdir()
+        (model / "sub").symlink_to(outside)
+        return real_store(ws, path, entries)
+
+    monkeypatch.setattr(_register, "_store", swap_then_store)
+    with pytest.raises(InputError, match="symlink"):
+        world.regs["deployer"].register("fraud", model)
+    assert world.regs["viewer"].list_models() == []

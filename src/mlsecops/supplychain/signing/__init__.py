@@ -52,6 +52,7 @@ from mlsecops.supplychain.signing._manifest import Manifest, Serialization, mode
 from mlsecops.supplychain.signing._snapshot import (
     Snapshot,
     content_files,
+    open_model_file,
     open_regular_file,
     read_regular,
     snapshot,
@@ -80,6 +81,7 @@ __all__ = [
     "load_public_key",
     "model_files",
     "open_bundle",
+    "open_model_file",
     "open_regular_file",
     "public_key_from_pem",
     "public_pem",

@@ -26,7 +26,15 @@ from typing import Protocol
 
 from mlsecops.core.errors import InputError
 
-__all__ = ["BUFFER", "HashAlgorithm", "HashTask", "default_workers", "hash_tasks", "open_regular"]
+__all__ = [
+    "BUFFER",
+    "HashAlgorithm",
+    "HashTask",
+    "default_workers",
+    "hash_tasks",
+    "open_beneath",
+    "open_regular",
+]
 
 BUFFER = 1 << 20
 """Bytes read at a time per worker (1 MiB stays in the CPU cache between the read and the hash)."""
@@ -118,6 +126,42 @@ def open_regular(path: Path, *, follow_symlinks: bool = False) -> int:
         os.close(fd)
         raise InputError(f"{path} is not a regular file (FIFO, socket or device); refused")
     return fd
+
+
+def open_beneath(root: Path, name: str) -> int:
+    """A read-only descriptor of the regular file ``root/name``, reached one folder at a time from
+    ``root`` without following any symlink on the way (``openat`` with ``O_NOFOLLOW``): a folder of the
+    model swapped for a symlink after the walk cannot redirect the read outside the model.
+
+    Raises:
+        InputError: a component is missing, a symlink or not a folder, or the file is not regular.
+    """
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise InputError(f"{name!r} is not a file name inside {root}")
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    folder = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    where = root / name
+    try:
+        fd = os.open(root, folder)
+    except OSError as err:
+        raise InputError(f"cannot read {where}: {err.strerror or err}") from err
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, folder | nofollow, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        leaf = os.open(parts[-1], os.O_RDONLY | nofollow | getattr(os, "O_NONBLOCK", 0), dir_fd=fd)
+    except OSError as err:
+        raise InputError(
+            f"cannot read {where}: {err.strerror or err} (a symlink, or a folder changed while it was read)"
+        ) from err
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(leaf).st_mode):
+        os.close(leaf)
+        raise InputError(f"{where} is not a regular file (FIFO, socket or device); refused")
+    return leaf
 
 
 def _digest_windows(task: HashTask, algorithm: HashAlgorithm) -> str:

@@ -24,10 +24,25 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mlsecops.core.errors import InputError
-from mlsecops.supplychain.signing._hashing import BUFFER, HashAlgorithm, HashTask, hash_tasks, open_regular
+from mlsecops.supplychain.signing._hashing import (
+    BUFFER,
+    HashAlgorithm,
+    HashTask,
+    hash_tasks,
+    open_beneath,
+    open_regular,
+)
 from mlsecops.supplychain.signing._manifest import model_files
 
-__all__ = ["Snapshot", "content_files", "open_regular_file", "read_regular", "snapshot", "tree_digest"]
+__all__ = [
+    "Snapshot",
+    "content_files",
+    "open_model_file",
+    "open_regular_file",
+    "read_regular",
+    "snapshot",
+    "tree_digest",
+]
 
 
 def open_regular_file(path: Path, *, follow_symlinks: bool = False) -> BinaryIO:
@@ -38,6 +53,19 @@ def open_regular_file(path: Path, *, follow_symlinks: bool = False) -> BinaryIO:
         InputError: missing, unreadable, a symlink or not a regular file.
     """
     return open(open_regular(path, follow_symlinks=follow_symlinks), "rb")
+
+
+def open_model_file(model: Path, name: str) -> BinaryIO:
+    """Open the file ``name`` of the model at ``model`` (a directory, or a single file whose one name is
+    ``"."`` or its own name): a directory's file is reached without following any symlink on the way
+    (``open_beneath``), a single file without following a final one.
+
+    Raises:
+        InputError: unsafe or unreadable.
+    """
+    if name == "." or not model.is_dir():
+        return open_regular_file(model)
+    return open(open_beneath(model, name), "rb")
 
 
 def read_regular(path: Path, *, limit: int, what: str) -> bytes:
@@ -95,14 +123,14 @@ class Snapshot:
         return tree_digest((n, sha) for n, sha, _ in self.files)
 
 
-def copy_regular(src: Path, dest: Path) -> tuple[str, int]:
-    """Copy ``src`` (opened safely, read once) to a new file ``dest`` (0600); return ``(sha256, size)``.
+def copy_regular(src: BinaryIO, dest: Path) -> tuple[str, int]:
+    """Copy the open ``src`` (read once) to a new file ``dest`` (0600); return ``(sha256, size)``.
 
     Raises:
-        InputError: the source is unsafe or unreadable, or the copy cannot be written.
+        InputError: the copy cannot be written.
     """
     digest, size = hashlib.sha256(), 0
-    with open_regular_file(src) as fh:
+    with src as fh:
         try:
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
             with os.fdopen(fd, "wb") as out:
@@ -111,7 +139,7 @@ def copy_regular(src: Path, dest: Path) -> tuple[str, int]:
                     size += len(chunk)
                     out.write(chunk)
         except OSError as err:
-            raise InputError(f"cannot copy {src}: {err.strerror or err}") from err
+            raise InputError(f"cannot copy {dest.name}: {err.strerror or err}") from err
     return digest.hexdigest(), size
 
 
@@ -142,13 +170,13 @@ def snapshot(
         raise InputError(f"cannot make a private copy of {path}: {err.strerror or err}") from err
     try:
         files = []
-        for name, real, _size in entries:
+        for name, _real, _size in entries:
             dest = root / name
             dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             st = os.lstat(dest.parent)
             if not stat.S_ISDIR(st.st_mode):  # pragma: no cover - names come from our own walk
                 raise InputError(f"{path}: unsafe file name {name!r}")
-            sha, size = copy_regular(real, dest)
+            sha, size = copy_regular(open_model_file(path, name), dest)
             files.append(("." if single else name, sha, size))
         yield Snapshot(path=root / entries[0][0] if single else root, files=tuple(sorted(files)))
     finally:

@@ -114,3 +114,17 @@ def test_sharded_verification_sees_appended_bytes(tmp_path: Path) -> None:
         fh.write(b"tail")
     with pytest.raises(VerificationError, match=r"added|modified"):
         signing.verify_model(model, public)
+
+
+def test_a_folder_swapped_for_a_symlink_cannot_redirect_the_read(tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    with signing.open_model_file(model, "sub/config.json") as fh:  # the benign twin
+        assert fh.read() == b"{}"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.json").write_text("secret")
+    (model / "sub" / "config.json").unlink()
+    (model / "sub").rmdir()
+    (model / "sub").symlink_to(outside)  # swapped in after a walk saw a real folder
+    with pytest.raises(InputError, match="symlink"):
+        signing.open_model_file(model, "sub/config.json")
