@@ -19,8 +19,12 @@ from mlsecops.core.findings import Finding, Report, Severity, utcnow
 from mlsecops.registry._identity import Role, authenticate, create_api_key, create_user
 from mlsecops.registry._register import register_version
 from mlsecops.store import Workspace
+from mlsecops.supplychain import signing
 
 __all__ = ["RegisterCheck"]
+
+MAX_KEY_FILE_BYTES = 4096
+"""An API key is ~60 characters; a key file larger than this is not one."""
 
 
 def _bootstrap(ws: Workspace, target: Target) -> None:
@@ -49,10 +53,10 @@ def _bootstrap(ws: Workspace, target: Target) -> None:
 def _api_key(target: Target) -> str:
     path = target.path_option("api_key_file")
     if path is not None:
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as err:
-            raise InputError(f"cannot read the API key file {path}: {err.strerror or err}") from err
+        # One bounded read through a descriptor checked to be a regular file: a FIFO or a huge file
+        # swapped in is refused, not waited on or loaded whole.
+        data = signing.read_regular(path, limit=MAX_KEY_FILE_BYTES, what="the API key file")
+        return data.decode("utf-8", "replace").strip()
     env = str(target.options.get("api_key_env", "MLSECOPS_API_KEY"))
     key = os.environ.get(env)
     if not key:
