@@ -6,9 +6,12 @@
 >>> # reg = Registry(ws, authenticate(ws, key))
 >>> # reg.register("fraud", Path("model/")); reg.promote("fraud", 1, to="staging")
 
-Every action checks the actor's role and is written to the audit trail. Promotion to production needs a
-signature by a trusted key, a safe scan, a passing gate report and an approver's approval; concurrent
-promotions are compare-and-set, so exactly one wins and the other gets ``ConflictError``.
+Every action checks the actor's role and is written to the audit trail. Registration scans the bytes
+it stores (never the path a second time). Promotion *and rollback* to production need a signature by a
+trusted key re-verified over the stored files, a safe scan, a passing gate run that evaluated this
+version's exact files, and an approval of this pinned version by another user; concurrent promotions
+are compare-and-set, so exactly one wins and the other gets ``ConflictError``, and database constraints
+keep one open holder per stage or alias and one bootstrap admin.
 """
 
 from __future__ import annotations
