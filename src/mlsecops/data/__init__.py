@@ -33,7 +33,16 @@ from mlsecops.data._backdoor import (
 from mlsecops.data._labels import ConfidentLabelDetector, out_of_sample_proba
 from mlsecops.data._outliers import NearDuplicateDetector, OutlierDetector
 from mlsecops.data._profile import ColumnProfile, DataProfile, ProfileBuilder, profile_chunks
-from mlsecops.data._readers import Chunk, count_rows, file_format, iter_chunks, load_table, load_xy
+from mlsecops.data._readers import (
+    Chunk,
+    count_rows,
+    file_format,
+    iter_chunks,
+    load_npz,
+    load_table,
+    load_xy,
+    read_labelled,
+)
 from mlsecops.data._validate import ValidationOptions, validate
 from mlsecops.data.ratings import RatingsData, generate_ratings
 
@@ -56,9 +65,11 @@ __all__ = [
     "generate_ratings",
     "iter_chunks",
     "learned_features",
+    "load_npz",
     "load_table",
     "load_xy",
     "out_of_sample_proba",
     "profile_chunks",
+    "read_labelled",
     "validate",
 ]

@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlsecops.core.errors import InputError
+from mlsecops.core.inputs import load_json
 from mlsecops.data._readers import Chunk
 
 __all__ = ["PROFILE_SCHEMA", "ColumnProfile", "DataProfile", "ProfileBuilder", "profile_chunks"]
@@ -28,7 +29,12 @@ PROFILE_SCHEMA = "mlsecops.data-profile/1"
 _QUANTILES = tuple(round(q, 2) for q in np.linspace(0.0, 1.0, 21))
 _MAX_CATEGORIES = 2_000
 _SAMPLE_ROWS = 20_000
+MAX_PROFILE_BYTES = 256 << 20
+"""Largest baseline profile file read (256 MiB: 2,000 categories for each of a thousand columns)."""
 _HASH_CAP = 500_000
+"""Most distinct row digests kept for the duplicate estimate (4 MB of digests plus 4 MB of counts)."""
+_HASH_BITS = 64
+"""Digest width: halving the sampling limit this many times leaves only digest 0, a single entry."""
 
 
 class ColumnProfile(BaseModel):
@@ -104,10 +110,8 @@ class DataProfile(BaseModel):
         Raises:
             InputError: the file is missing or not a profile.
         """
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise InputError(f"{path}: not a readable baseline profile ({err})") from err
+        # The bounded JSON reader: a regular file of at most MAX_PROFILE_BYTES, nesting limited.
+        raw = load_json(path, what="baseline profile", max_bytes=MAX_PROFILE_BYTES)
         if not isinstance(raw, dict) or raw.get("schema_id") != PROFILE_SCHEMA:
             raise InputError(f"{path}: not a baseline profile (expected schema_id {PROFILE_SCHEMA!r})")
         try:
@@ -157,6 +161,7 @@ class ProfileBuilder:
         self._keys = np.empty(0)
         self._sample: dict[str, np.ndarray] = {}
         self._hashes = np.empty(0, dtype=np.uint64)
+        self._hash_counts = np.empty(0, dtype=np.int64)
         self._hash_limit = np.uint64(2**64 - 1)
         self._hashed_rows = 0
 
@@ -246,10 +251,22 @@ class ProfileBuilder:
                 h = (h ^ col) * mult
                 h ^= h >> np.uint64(29)
         self._hashed_rows += n
-        self._hashes = np.concatenate([self._hashes, h[h <= self._hash_limit]])
-        while self._hashes.size > _HASH_CAP:
+        kept = h[h <= self._hash_limit]
+        self._hashes = np.concatenate([self._hashes, kept])
+        self._hash_counts = np.concatenate([self._hash_counts, np.ones(kept.size, dtype=np.int64)])
+        if self._hashes.size <= _HASH_CAP:
+            return
+        # Keep each digest once with its row count, so repeats of one digest cost one entry: then halving
+        # the limit _HASH_BITS times leaves at most one distinct digest (0), and the loop is bounded by
+        # construction whatever the data (a file whose every row hashes to 0 used to loop forever).
+        self._hashes, inverse = np.unique(self._hashes, return_inverse=True)
+        self._hash_counts = np.bincount(inverse, weights=self._hash_counts).astype(np.int64)
+        for _ in range(_HASH_BITS):
+            if self._hashes.size <= _HASH_CAP:
+                break
             self._hash_limit = np.uint64(int(self._hash_limit) // 2)
-            self._hashes = self._hashes[self._hashes <= self._hash_limit]
+            keep = self._hashes <= self._hash_limit
+            self._hashes, self._hash_counts = self._hashes[keep], self._hash_counts[keep]
 
     def result(self) -> DataProfile:
         """Return the profile of everything added so far.
@@ -292,7 +309,7 @@ class ProfileBuilder:
                     categories_truncated=acc.truncated,
                     unseen=acc.unseen,
                 )
-        kept = self._hashes.size
+        kept = int(self._hash_counts.sum())
         distinct = np.unique(self._hashes).size
         fraction = kept / self._hashed_rows if self._hashed_rows else 1.0
         dupes = (kept - distinct) / fraction if fraction > 0 and kept else 0.0

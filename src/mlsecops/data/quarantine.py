@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from mlsecops.core.errors import InputError
-from mlsecops.data._readers import file_format
+from mlsecops.data._readers import file_format, load_npz, open_data_file, text_lines
 
 __all__ = ["QuarantineResult", "record_quarantine", "write_quarantine"]
 
@@ -102,11 +102,11 @@ def _split_csv(
     delimiter = "\t" if source.suffix.lower() == ".tsv" else ","
     n = 0
     with (
-        source.open(newline="", encoding="utf-8", errors="replace") as fh,
+        open_data_file(source) as fh,
         _open_private(clean) as fc,
         _open_private(suspect) as fs,
     ):
-        reader = csv.reader(fh, delimiter=delimiter)
+        reader = csv.reader(text_lines(fh, source), delimiter=delimiter)  # lines bounded in length
         wc, ws = csv.writer(fc, delimiter=delimiter), csv.writer(fs, delimiter=delimiter)
         header = next(reader)
         wc.writerow(header)
@@ -146,8 +146,7 @@ def _split_parquet(
 def _split_npz(
     source: Path, mask: np.ndarray, info: dict[int, dict[str, Any]], clean: Path, suspect: Path
 ) -> int:
-    with np.load(source, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    arrays = load_npz(source)  # the bounded reader: every member checked before it inflates
     n = int(arrays["X"].shape[0]) if "X" in arrays else int(next(iter(arrays.values())).shape[0])
     if n != mask.shape[0]:
         return n
