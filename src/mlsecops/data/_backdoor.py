@@ -16,18 +16,19 @@ the poisoned rows of the target class form their own group. Three detectors, all
   held-out rows, while genuine rows of the class, which it has never seen, get low confidence. A cluster
   whose median confidence reaches ``min_explained`` of that in-distribution reference is "explained by
   other classes". Linear models are confident far from their data too, so genuine subgroups get explained
-  as well (on MNIST a 4 written like a 9; in tabular data any distant blob: 15-49% of clean
-  ``make_classification`` data was flagged on that test alone). An explained cluster is therefore flagged
+  as well (on MNIST a 4 written like a 9; in tabular data any distant blob). An explained cluster is
+  therefore flagged
   only when two more things hold: (1) its rows differ from the mean of the class that explains them by
-  the same change, i.e. some input feature has a robust t-statistic (median over scaled MAD + 0.05) of at
-  least ``min_consistency`` (a trigger: a patch, a blended pattern, a constant in one column); (2) it stands
+  the same change, i.e. some input feature has a robust t-statistic (median over scaled MAD, floored by
+  ``_TSTAT_FLOOR``) of at least ``min_consistency`` (a trigger: a patch, a blended pattern, a constant in one column); (2) it stands
   apart: its class splits far more cleanly than the other classes (robust z of the Mahalanobis distance
   between the two clusters >= ``min_separation``), or it is explained ``min_gap`` better than its class's
-  other cluster and is an upper outlier (robust z >= 1.5) among all clusters' explained ratios, or its
+  other cluster and is an upper outlier (robust z >= ``_RATIO_OUTLIER_Z``) among all clusters' explained
+  ratios, or its
   change is novel: on one of its most consistent features, the share of its rows near the cluster's value
   exceeds the share of the other classes' rows near it by ``min_novelty`` (a patch or a constant that the
-  genuine data never shows; genuine subgroups share values other classes have too: at most 0.76 on
-  clean MNIST, 0.65 on clean tabular data, against 0.93-1.0 for patches the other gates missed). Classes are
+  genuine data never shows; genuine subgroups share values other classes have too; the measured
+  values on clean and poisoned data are in ``benchmarks/results/data-backdoor-redteam.md``). Classes are
   decided most-suspicious first, and rows already flagged are left
   out of later reference models, so poison relabelled into one class cannot make a neighbouring clean
   class look explained. Rows of a poisoned class that the clustering left on the clean side are flagged
@@ -55,6 +56,32 @@ __all__ = [
     "learned_features",
 ]
 
+# Fixed constants of the cluster detector (its tunable thresholds are BackdoorClusterDetector's
+# parameters). Inputs are first scaled to [0, 1] per feature, so the distances below are in those units.
+_MAD_TO_SD = 1.4826
+"""Scales a median absolute deviation to a standard deviation under normality."""
+_TSTAT_FLOOR = 0.05
+"""Added to the scaled MAD in the consistency t-statistic, so a feature that never varies (MAD 0) cannot
+make a tiny shared change look like a perfectly consistent trigger."""
+_NEAR_VALUE = 0.1
+"""Window around a cluster's median value within which a row "sits at" it (novelty test)."""
+_NOVELTY_FEATURES = 8
+"""Most consistent features on which the novelty test looks for a value the other classes rarely show."""
+_RATIO_OUTLIER_Z = 1.5
+"""Robust z-score among all clusters' explained ratios above which a cluster is an upper outlier (the
+explained-gap path)."""
+_CARRY_TOLERANCE = 0.5
+"""A row carries the trigger on a feature when its change is within this share of the flagged rows' median
+change there."""
+_CARRY_SHARE = 0.5
+"""Share of the trigger features a row must carry to be flagged with its class's poisoned cluster."""
+_MAX_TRIGGER_FEATURES = 50
+"""At most this many trigger features are compared when extending a flagged cluster to its class."""
+_REFERENCE_DIMS = 64
+"""Wider inputs are projected on this many principal axes before the reference models are fitted."""
+_MAD_SCALE_FLOOR = 0.1
+"""The robust z-score's scale is at least this share of the median (few classes, near-equal values)."""
+
 
 def learned_features(X: np.ndarray, y: np.ndarray, *, hidden: int = 64, random_state: int = 0) -> np.ndarray:
     """Hidden-layer activations of a small neural network trained on ``(X, y)``.
@@ -65,37 +92,39 @@ def learned_features(X: np.ndarray, y: np.ndarray, *, hidden: int = 64, random_s
     from sklearn.neural_network import MLPClassifier
 
     lo, hi = X.min(axis=0), X.max(axis=0)
-    Xs = (X - lo) / np.where(hi > lo, hi - lo, 1.0)
+    X_unit = (X - lo) / np.where(hi > lo, hi - lo, 1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlp = MLPClassifier((hidden,), max_iter=500, random_state=random_state).fit(Xs, y)
-    return np.asarray(np.maximum(Xs @ mlp.coefs_[0] + mlp.intercepts_[0], 0.0))
+        mlp = MLPClassifier((hidden,), max_iter=500, random_state=random_state).fit(X_unit, y)
+    return np.asarray(np.maximum(X_unit @ mlp.coefs_[0] + mlp.intercepts_[0], 0.0))
 
 
-def _class_means(Xr: np.ndarray, y: np.ndarray, usable: np.ndarray) -> np.ndarray:
-    means = np.zeros((int(y.max()) + 1, Xr.shape[1]))
+def _class_means(X_unit: np.ndarray, y: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Per class, the mean of its usable rows (zeros for a class with none)."""
+    means = np.zeros((int(y.max()) + 1, X_unit.shape[1]))
     for k in np.unique(y[usable]):
-        means[k] = Xr[usable & (y == k)].mean(axis=0)
+        means[k] = X_unit[usable & (y == k)].mean(axis=0)
     return means
 
 
 def _shift(
-    means: np.ndarray, Xr: np.ndarray, S: np.ndarray, pred: np.ndarray
+    means: np.ndarray, X_unit: np.ndarray, S: np.ndarray, pred: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per feature, the median change of rows ``S`` from the mean of the class they are explained by, and
-    how consistent it is (median over scaled MAD + 0.05): a trigger is the same change in every row."""
-    D = Xr[S] - means[np.maximum(pred, 0)]
-    med = np.median(D, axis=0)
-    return med, np.abs(med) / (1.4826 * np.median(np.abs(D - med), axis=0) + 0.05)
+    how consistent it is (median over scaled MAD + ``_TSTAT_FLOOR``): a trigger is the same change in every
+    row."""
+    change = X_unit[S] - means[np.maximum(pred, 0)]
+    med = np.median(change, axis=0)
+    return med, np.abs(med) / (_MAD_TO_SD * np.median(np.abs(change - med), axis=0) + _TSTAT_FLOOR)
 
 
-def _novelty(Xr: np.ndarray, S: np.ndarray, rest: np.ndarray, tstat: np.ndarray, top: int = 8) -> float:
-    """How much more often rows ``S`` sit at their own median than rows ``rest`` do (within 0.1 of the
-    feature's range), at best over the ``top`` features with the most consistent change ``tstat``."""
-    feats = np.argsort(-tstat, kind="stable")[:top]
-    med = np.median(Xr[S][:, feats], axis=0)
-    near_s = np.mean(np.abs(Xr[S][:, feats] - med) <= 0.1, axis=0)
-    near_rest = np.mean(np.abs(Xr[rest][:, feats] - med) <= 0.1, axis=0) if rest.any() else 0.0
+def _novelty(X_unit: np.ndarray, S: np.ndarray, rest: np.ndarray, tstat: np.ndarray) -> float:
+    """How much more often rows ``S`` sit at their own median than rows ``rest`` do (within
+    ``_NEAR_VALUE``), at best over the ``_NOVELTY_FEATURES`` features with the most consistent change."""
+    feats = np.argsort(-tstat, kind="stable")[:_NOVELTY_FEATURES]
+    med = np.median(X_unit[S][:, feats], axis=0)
+    near_s = np.mean(np.abs(X_unit[S][:, feats] - med) <= _NEAR_VALUE, axis=0)
+    near_rest = np.mean(np.abs(X_unit[rest][:, feats] - med) <= _NEAR_VALUE, axis=0) if rest.any() else 0.0
     return float(np.max(near_s - near_rest))
 
 
@@ -115,25 +144,28 @@ def _robust_z(values: dict[int, float]) -> dict[int, float]:
         return {}
     v = np.array(list(values.values()))
     med = float(np.median(v))
-    scale = max(1.4826 * float(np.median(np.abs(v - med))), 0.1 * abs(med), 1e-9)
+    scale = max(_MAD_TO_SD * float(np.median(np.abs(v - med))), _MAD_SCALE_FLOOR * abs(med), 1e-9)
     return {c: (x - med) / scale for c, x in values.items()}
 
 
-def _inputs(Xs: np.ndarray, seed: int, max_dims: int = 64) -> np.ndarray:
-    """Scaled inputs, wide ones projected on their top ``max_dims`` principal axes (faster reference models)."""
-    if Xs.shape[1] <= max_dims:
-        return Xs
+def _inputs(X_unit: np.ndarray, seed: int) -> np.ndarray:
+    """Reference-model inputs: the scaled inputs, wide ones projected on their top ``_REFERENCE_DIMS``
+    principal axes (faster reference models)."""
+    if X_unit.shape[1] <= _REFERENCE_DIMS:
+        return X_unit
     from sklearn.decomposition import PCA
 
-    return np.asarray(PCA(max_dims, random_state=seed).fit_transform(Xs))
+    return np.asarray(PCA(_REFERENCE_DIMS, random_state=seed).fit_transform(X_unit))
 
 
-def _reduce(H: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+def _reduce(features: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+    """Standardised learned features reduced to ``n_components`` principal axes (clustering input)."""
     from sklearn.decomposition import PCA
 
-    Hs = (H - H.mean(axis=0)) / np.where(H.std(axis=0) > 0, H.std(axis=0), 1.0)
-    k = int(min(n_components, Hs.shape[0] - 1, Hs.shape[1]))
-    return np.asarray(PCA(k, random_state=seed).fit_transform(Hs)) if k >= 1 else Hs
+    std = features.std(axis=0)
+    standard = (features - features.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    k = int(min(n_components, standard.shape[0] - 1, standard.shape[1]))
+    return np.asarray(PCA(k, random_state=seed).fit_transform(standard)) if k >= 1 else standard
 
 
 class _Base:
@@ -142,10 +174,10 @@ class _Base:
 
     def _features(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         if self.features is not None:
-            H = np.asarray(self.features, dtype=np.float64)
-            if H.ndim < 1 or H.shape[0] != X.shape[0]:
-                raise InputError(f"features must have one row per sample; got {H.shape} for X {X.shape}")
-            return H.reshape(H.shape[0], -1)
+            given = np.asarray(self.features, dtype=np.float64)
+            if given.ndim < 1 or given.shape[0] != X.shape[0]:
+                raise InputError(f"features must have one row per sample; got {given.shape} for X {X.shape}")
+            return given.reshape(given.shape[0], -1)
         return learned_features(X, y, random_state=self.random_state)
 
     def detect(self, X: np.ndarray | None = None, y: np.ndarray | None = None) -> np.ndarray:
@@ -194,14 +226,14 @@ class SpectralSignatureDetector(_Base):
         if not 0 < self.contamination <= 0.5:
             raise InputError(f"contamination must be in (0, 0.5]; got {self.contamination}")
         X, y = _check_xy(X, y)
-        H = self._features(X, y)
+        learned = self._features(X, y)
         scores = np.zeros(len(y))
         suspect = np.zeros(len(y), dtype=bool)
         for c in np.unique(y):
             idx = np.flatnonzero(y == c)
             if idx.size < 3:
                 continue
-            R = H[idx] - H[idx].mean(axis=0)
+            R = learned[idx] - learned[idx].mean(axis=0)
             _, _, vt = np.linalg.svd(R, full_matrices=False)
             s = (R @ vt[0]) ** 2
             scores[idx] = s / (s.max() or 1.0)
@@ -244,7 +276,7 @@ class ActivationClusteringDetector(_Base):
         from sklearn.cluster import KMeans
 
         X, y = _check_xy(X, y)
-        H = self._features(X, y)
+        learned = self._features(X, y)
         scores = np.zeros(len(y))
         suspect = np.zeros(len(y), dtype=bool)
         for c in np.unique(y):
@@ -252,7 +284,7 @@ class ActivationClusteringDetector(_Base):
             if idx.size < 4:
                 continue
             lab = KMeans(2, n_init=10, random_state=self.random_state).fit_predict(
-                _reduce(H[idx], self.n_components, self.random_state)
+                _reduce(learned[idx], self.n_components, self.random_state)
             )
             small = int(np.argmin(np.bincount(lab, minlength=2)))
             share = float(np.mean(lab == small))
@@ -324,17 +356,17 @@ class BackdoorClusterDetector(_Base):
         classes = np.unique(y)
         if classes.size < 3:
             raise InputError("backdoor detection needs at least 3 classes (one target, two or more others)")
-        H = self._features(X, y)
+        learned = self._features(X, y)
         lo, hi = X.min(axis=0), X.max(axis=0)
-        Xr = (X - lo) / np.where(hi > lo, hi - lo, 1.0)
-        Xs = _inputs(Xr, self.random_state)
+        X_unit = (X - lo) / np.where(hi > lo, hi - lo, 1.0)
+        X_ref = _inputs(X_unit, self.random_state)
         groups: dict[int, list[np.ndarray]] = {}
         separation: dict[int, float] = {}
         for c in classes:
             idx = np.flatnonzero(y == c)
             if idx.size < 2 * self.min_cluster:
                 continue
-            Z = _reduce(H[idx], self.n_components, self.random_state)
+            Z = _reduce(learned[idx], self.n_components, self.random_state)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 lab = GaussianMixture(
@@ -354,17 +386,17 @@ class BackdoorClusterDetector(_Base):
             if not undecided:
                 break
             tentative: list[tuple[float, int, np.ndarray, np.ndarray]] = []
-            per_class = {c: self._explained(Xs, y, c, groups[c], ~suspect) for c in sorted(undecided)}
+            per_class = {c: self._explained(X_ref, y, c, groups[c], ~suspect) for c in sorted(undecided)}
             ratio_z = _robust_z({i: r for i, (r, _) in enumerate(e for c in per_class for e in per_class[c])})
-            means = _class_means(Xr, y, ~suspect)  # the same for every cluster of this pass
+            means = _class_means(X_unit, y, ~suspect)  # the same for every cluster of this pass
             i = 0
             for c, explained in per_class.items():
                 ratios = []
                 lowest = min(r for r, _ in explained) if len(explained) > 1 else None
                 for S, (ratio, pred) in zip(groups[c], explained, strict=True):
-                    _, tstat = _shift(means, Xr, S, pred)
+                    _, tstat = _shift(means, X_unit, S, pred)
                     cons = float(tstat.max())
-                    novel = _novelty(Xr, S, (y != c) & ~suspect, tstat)
+                    novel = _novelty(X_unit, S, (y != c) & ~suspect, tstat)
                     ratios.append(
                         {
                             "size": int(S.size),
@@ -382,7 +414,11 @@ class BackdoorClusterDetector(_Base):
                     apart = (
                         novel >= self.min_novelty
                         or z.get(c, 0.0) >= self.min_separation
-                        or (lowest is not None and ratio - lowest >= self.min_gap and ratio_z[i] >= 1.5)
+                        or (
+                            lowest is not None
+                            and ratio - lowest >= self.min_gap
+                            and ratio_z[i] >= _RATIO_OUTLIER_Z
+                        )
                     )
                     i += 1
                     if ratio >= self.min_explained and cons >= self.min_consistency and apart:
@@ -400,7 +436,7 @@ class BackdoorClusterDetector(_Base):
                     for _, c2, S2, _ in tentative:
                         if c2 != c:
                             others[S2] = True
-                    (r2, p2), *_ = self._explained(Xs, y, c, [S], ~suspect & ~others)
+                    (r2, p2), *_ = self._explained(X_ref, y, c, [S], ~suspect & ~others)
                     retest.append((min(ratio, r2), c, S, p2))
                 tentative = retest
             best = max(tentative, key=lambda t: t[0])
@@ -414,19 +450,21 @@ class BackdoorClusterDetector(_Base):
         # (trained without any suspect row) is as sure of them as of its own data.
         for c in np.unique(y[suspect]):
             rest = np.flatnonzero((y == c) & ~suspect)
-            got = self._reference(Xs, y, int(c), rest, ~suspect)
-            if got is None:
+            reference = self._reference(X_ref, y, int(c), rest, ~suspect)
+            if reference is None:
                 continue
-            proba, typical = got
+            proba, typical = reference
             conf = proba.max(axis=1)
             # ... and they carry the trigger: on the features where the flagged rows change consistently,
             # they change the same way (in tabular data the model is confident on genuine rows too).
-            means = _class_means(Xr, y, ~suspect)
+            means = _class_means(X_unit, y, ~suspect)
             flagged = np.flatnonzero((y == c) & suspect)
-            med, shared = _shift(means, Xr, flagged, explained_by[flagged])
-            feats = np.argsort(-shared)[: max(1, min(50, int(np.sum(shared >= self.min_consistency))))]
-            d = Xr[rest][:, feats] - means[proba.argmax(axis=1)][:, feats]
-            carries = np.mean(np.abs(d - med[feats]) <= 0.5 * np.abs(med[feats]), axis=1) >= 0.5
+            med, shared = _shift(means, X_unit, flagged, explained_by[flagged])
+            n_trigger = int(np.sum(shared >= self.min_consistency))
+            feats = np.argsort(-shared)[: max(1, min(_MAX_TRIGGER_FEATURES, n_trigger))]
+            change = X_unit[rest][:, feats] - means[proba.argmax(axis=1)][:, feats]
+            within = np.abs(change - med[feats]) <= _CARRY_TOLERANCE * np.abs(med[feats])
+            carries = np.mean(within, axis=1) >= _CARRY_SHARE
             extra = (conf >= typical) & carries
             suspect[rest[extra]] = True
             explained_by[rest[extra]] = proba.argmax(axis=1)[extra]
@@ -438,7 +476,7 @@ class BackdoorClusterDetector(_Base):
         return self
 
     def _reference(
-        self, Xs: np.ndarray, y: np.ndarray, c: int, rows: np.ndarray, usable: np.ndarray
+        self, X_ref: np.ndarray, y: np.ndarray, c: int, rows: np.ndarray, usable: np.ndarray
     ) -> tuple[np.ndarray, float] | None:
         """Class probabilities of ``rows`` from a model of the other classes, and that model's typical
         (median) confidence on held-out rows of its own classes; ``None`` without two other classes."""
@@ -451,24 +489,25 @@ class BackdoorClusterDetector(_Base):
         # One half of the other classes trains the reference model; the other half says how confident it
         # is on data it did not see but that belongs to its classes.
         tr, te = next(
-            StratifiedKFold(2, shuffle=True, random_state=self.random_state).split(Xs[other], y[other])
+            StratifiedKFold(2, shuffle=True, random_state=self.random_state).split(X_ref[other], y[other])
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            clf = LogisticRegression(C=1.0, max_iter=300, tol=1e-3).fit(Xs[other[tr]], y[other[tr]])
-        ref = clf.predict_proba(Xs[other[te]]).max(axis=1)
+            clf = LogisticRegression(C=1.0, max_iter=300, tol=1e-3).fit(X_ref[other[tr]], y[other[tr]])
+        ref = clf.predict_proba(X_ref[other[te]]).max(axis=1)
         proba = np.zeros((rows.size, int(y.max()) + 1))
-        proba[:, np.asarray(clf.classes_, dtype=int)] = clf.predict_proba(Xs[rows])
+        proba[:, np.asarray(clf.classes_, dtype=int)] = clf.predict_proba(X_ref[rows])
         return proba, max(float(np.median(ref)), 1e-9)
 
     def _explained(
-        self, Xs: np.ndarray, y: np.ndarray, c: int, clusters: list[np.ndarray], usable: np.ndarray
+        self, X_ref: np.ndarray, y: np.ndarray, c: int, clusters: list[np.ndarray], usable: np.ndarray
     ) -> list[tuple[float, np.ndarray]]:
         """Per cluster of class ``c``: (explained ratio, class the other-class model assigns per row)."""
-        got = self._reference(Xs, y, c, np.concatenate(clusters) if clusters else np.empty(0, int), usable)
-        if got is None:
+        rows = np.concatenate(clusters) if clusters else np.empty(0, int)
+        reference = self._reference(X_ref, y, c, rows, usable)
+        if reference is None:
             return [(0.0, np.full(S.size, -1)) for S in clusters]
-        proba, typical = got
+        proba, typical = reference
         out = []
         start = 0
         for S in clusters:
