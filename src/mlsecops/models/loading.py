@@ -65,10 +65,16 @@ def load_model(
     Raises:
         UnsafeArtifactError: the scanner did not judge the file ``safe``; nothing of it was loaded
             (a ``VerificationError``).
-        InputError: unknown kind of reference, missing file, or missing input shape.
+        InputError: unknown kind of reference, missing file, missing input shape, or ``weights`` for a
+            model that is not ``python:module:attr``.
         ModelError: the file holds no usable model (a state dict, an array, a corrupt graph).
     """
     text = os.fspath(spec)
+    if weights is not None and not text.startswith("python:"):
+        raise InputError(
+            "a weights file applies only to a python:module:attr model (the architecture); "
+            f"{text} carries its own weights"
+        )
     if text.startswith(("http://", "https://")):
         if input_shape is None:
             raise InputError("a model endpoint needs the input shape (the data's shape is used by default)")

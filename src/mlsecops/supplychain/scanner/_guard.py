@@ -200,7 +200,8 @@ def _snapshot(fd: int, path: Path) -> IO[bytes]:
     run forever.
 
     Raises:
-        InputError: ``fd`` is not a regular file, or it cannot be read.
+        InputError: ``fd`` is not a regular file, or it cannot be read or copied (e.g. no space left in
+            the temporary directory, which must hold a copy of the file).
     """
     import stat
 
@@ -220,7 +221,9 @@ def _snapshot(fd: int, path: Path) -> IO[bytes]:
         out.seek(0)
     except OSError as err:
         out.close()
-        raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
+        raise InputError(
+            f"{path}: cannot copy it into a private snapshot to scan ({err.strerror or err})"
+        ) from None
     except BaseException:
         out.close()
         raise
