@@ -1,4 +1,4 @@
-"""``mlsecops audit log`` and ``mlsecops audit verify``."""
+"""``mlsecops audit log``, ``mlsecops audit verify`` and ``mlsecops audit anchor``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,22 @@ from mlsecops.store.checks import chain_report
 __all__ = ["register"]
 
 audit_app = typer.Typer(help="Read and verify the tamper-evident audit trail.", no_args_is_help=True)
+
+
+_UNREADABLE = "unreadable_details"
+"""Key under which ``audit log`` shows stored details that are not a JSON object any more (edited)."""
+
+
+def _details(raw: object) -> dict[str, Any]:
+    """The stored details, or a marker holding their text when they are not a JSON object any more."""
+    if isinstance(raw, str):
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            return doc
+    return {_UNREADABLE: repr(raw)[:200]}
 
 
 def _when(value: str | None, flag: str) -> dt.datetime | None:
@@ -71,15 +87,21 @@ def log(
         rows = [
             {
                 "seq": e.seq,
-                "ts": e.ts,
-                "actor": e.actor,
-                "action": e.action,
-                "subject": e.subject,
-                "details": json.loads(e.details),
-                "hash": e.hash,
+                "ts": str(e.ts),
+                "actor": str(e.actor),
+                "action": str(e.action),
+                "subject": str(e.subject),
+                "details": _details(e.details),
+                "hash": str(e.hash),
             }
             for e in events
         ]
+    unreadable = [str(e.seq) for e in events if _UNREADABLE in _details(e.details)]
+    if unreadable:
+        err_console.print(
+            f"[bold red]event(s) {', '.join(unreadable[:10])} hold details that are not a JSON object[/]"
+            ": the trail was edited; run `mlsecops audit verify`"
+        )
     listing = Listing(
         kind="audit.log",
         subject=subject or "audit trail",
@@ -122,12 +144,24 @@ def _compact(value: Any) -> str:
 
 
 @audit_app.command("verify")
-def verify(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
+def verify(
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    anchor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--anchor",
+            help="SEQ:HASH printed earlier by `audit anchor` and kept elsewhere; the chain must still "
+            "hold it (repeatable).",
+        ),
+    ] = None,
+) -> None:
     """Walk the hash chain; exit 1 naming the first bad event when anything was edited, deleted,
-    reordered or inserted by hand."""
+    reordered or inserted by hand, the sealed head does not match, or an anchor is gone."""
     fmt = resolve_format(fmt, output)
+    anchors = [audit_trail.Anchor.parse(a) for a in anchor or ()]
     with open_workspace() as ws:  # refuses a missing, corrupt or too-new workspace (exit 2)
-        report = chain_report(ws)
+        report = chain_report(ws, anchors=anchors)
     if fmt is Format.TEXT and output is None:
         if report.verdict == "intact":
             console.print(
@@ -139,6 +173,25 @@ def verify(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     else:
         emit(report, fmt, output)
     raise typer.Exit(EXIT_OK if report.verdict == "intact" else EXIT_FAIL)
+
+
+@audit_app.command("anchor")
+def anchor() -> None:
+    """Verify the chain and print its head as SEQ:HASH.
+
+    Keep the line where whoever can write this workspace cannot (a ticket, another system's log, a
+    transparency log); `mlsecops audit verify --anchor SEQ:HASH` later proves that no event up to it
+    was changed or deleted, even by someone holding the database and the workspace's keys.
+    """
+    with open_workspace() as ws, ws.session(readonly=True) as s:
+        status = audit_trail.verify(s)
+    if not status.ok or status.head is None:
+        err_console.print(
+            f"[bold red]audit trail tampered at event {status.bad_seq}[/]: {safe(status.reason)}; "
+            "no anchor printed"
+        )
+        raise typer.Exit(EXIT_FAIL)
+    typer.echo(str(status.head))
 
 
 def register(app: typer.Typer) -> None:

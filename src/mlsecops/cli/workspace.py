@@ -8,7 +8,7 @@ import typer
 
 from mlsecops.cli._common import FormatOpt, Listing, OutputOpt, console, emit_listing, open_workspace, safe
 from mlsecops.core.checks import all_checks
-from mlsecops.store._database import redact_url
+from mlsecops.core.redaction import redact
 
 __all__ = ["register"]
 
@@ -16,7 +16,7 @@ __all__ = ["register"]
 def init() -> None:
     """Create the workspace (.mlsecops/ here, or MLSECOPS_HOME): database, artifacts/, keys/."""
     with open_workspace(create=True) as ws:
-        console.print(f"workspace ready at [bold]{safe(ws.home)}[/] (database {safe(redact_url(ws.url))})")
+        console.print(f"workspace ready at [bold]{safe(ws.home)}[/] (database {safe(redact(ws.url))})")
 
 
 def checks(

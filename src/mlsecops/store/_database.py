@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from mlsecops.core.errors import ConfigError
+from mlsecops.core.redaction import redact
 
 __all__ = ["READONLY", "make_engine", "redact_url"]
 
@@ -24,11 +25,8 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password hidden, safe for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
+    """The URL with every credential hidden (``mlsecops.core.redact``), safe for messages, logs, audit."""
+    return redact(url)
 
 
 def _sqlite_events(engine: Engine) -> None:

@@ -7,6 +7,7 @@ name. Both fail closed: a workspace that cannot be read is a critical finding, n
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import select
@@ -53,12 +54,24 @@ def _cases(tmp_dir: Path) -> ContractCases:
     return ContractCases(valid=Target(home=good), corrupt=Target(home=bad))
 
 
-def chain_report(ws: Workspace, *, subject: str | None = None, started: dt.datetime | None = None) -> Report:
-    """The ``audit.verify`` report of an open workspace: a broken chain is a critical finding."""
+def chain_report(
+    ws: Workspace,
+    *,
+    subject: str | None = None,
+    started: dt.datetime | None = None,
+    anchors: Sequence[audit.Anchor] = (),
+) -> Report:
+    """The ``audit.verify`` report of an open workspace: a broken chain is a critical finding.
+
+    ``anchors`` (positions and hashes kept elsewhere) are checked as in ``audit.verify``.
+
+    Raises:
+        WorkspaceError: the audit head key is missing, so the chain cannot be checked.
+    """
     started = started or utcnow()
     subject = subject or str(ws.home)
     with ws.session(readonly=True) as s:
-        status = audit.verify(s)
+        status = audit.verify(s, anchors=anchors)
     findings: tuple[Finding, ...] = ()
     if not status.ok:
         findings = (

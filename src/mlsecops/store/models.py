@@ -45,13 +45,16 @@ class AuditEvent(Base):
 
 
 class AuditHead(Base):
-    """The last position and hash of the chain, updated with every append, so a deleted tail shows."""
+    """The last position and hash of the chain, updated and MAC-sealed with every append."""
 
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
+    """Position of the last event, which is also the number of events (positions have no gaps)."""
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """HMAC-SHA256 of ``seq`` and ``hash`` with the workspace's audit key (``keys/``, not the database)."""
 
 
 class StoredArtifact(Base):

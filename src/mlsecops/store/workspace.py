@@ -2,9 +2,11 @@
 
 ``Workspace.init(home)`` creates ``home`` (mode 0700) with ``mlsecops.db`` (SQLite in WAL mode, unless a
 database URL points elsewhere, such as PostgreSQL), ``artifacts/`` and ``keys/`` (0700), brings the
-schema to the newest migration and records ``workspace.init`` in the audit trail. ``Workspace.open``
-refuses a missing or corrupt workspace and one written by a newer mlsecops; an older schema is migrated
-forward (recorded as ``workspace.migrate``).
+schema to the newest migration and records ``workspace.init`` as audit event 1, in the transaction
+that creates the schema; it also creates ``keys/audit-head.key``, the key that seals the audit head
+(``store._seal``). ``Workspace.open`` refuses a missing or corrupt workspace and one written by a newer
+mlsecops; an older schema is migrated forward (recorded as ``workspace.migrate``, which also seals the
+head of a workspace from before sealing).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,9 +28,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mlsecops.core.errors import SchemaTooNewError, WorkspaceError
 from mlsecops.core.findings import utcnow
+from mlsecops.core.redaction import redact
 from mlsecops.core.settings import Settings
 from mlsecops.store import audit
-from mlsecops.store._database import READONLY, make_engine, redact_url
+from mlsecops.store._database import READONLY, make_engine
+from mlsecops.store._seal import MARK_FILE, Mark, Seal, create_key, database_id, load_key
 from mlsecops.store.artifacts import ArtifactStore
 from mlsecops.store.models import StoredArtifact
 
@@ -103,6 +107,7 @@ class Workspace:
     home: Path
     engine: Engine
     url: str
+    _seal: Seal | None = field(default=None, init=False, repr=False)
 
     @property
     def artifacts(self) -> ArtifactStore:
@@ -139,16 +144,7 @@ class Workspace:
         _precreate_private_sqlite(url)
         ws = cls(home=home, engine=make_engine(url), url=url)
         try:
-            created = ws._migrate(actor=actor, allow_create=True)
-            if created:
-                with ws.session() as s:
-                    audit.append(
-                        s,
-                        actor=actor,
-                        action="workspace.init",
-                        subject=str(home.resolve()),
-                        details={"database": redact_url(url), "schema": _head_revision()},
-                    )
+            ws._migrate(actor=actor, allow_create=True)
         except BaseException:
             ws.close()
             raise
@@ -192,10 +188,14 @@ class Workspace:
             )
         return versions[0] if versions else None
 
+    def _load_seal(self) -> Seal:
+        return Seal(self.keys_dir, load_key(self.keys_dir), database_id(self.url))
+
     def _migrate(self, *, actor: str, allow_create: bool) -> bool:
-        """Bring the schema to the newest revision; return True when the database was empty."""
-        where = redact_url(self.url)
+        """Bring the schema to the newest revision and seal the audit head; True when just created."""
+        where = redact(self.url)
         try:
+            self._seal = self._load_seal()
             current = self._current_revision()
             if current is None and not allow_create:
                 with self.engine.connect() as conn:
@@ -208,42 +208,92 @@ class Workspace:
                     f"the workspace database {where} has schema {current!r}, newer than this mlsecops "
                     f"knows (newest {head!r}); upgrade mlsecops to use it"
                 )
-            if current == head:
-                return False
-            from alembic import command
+            if current is None:
+                self._create(actor=actor)
+                return True
+            if current != head:
+                from alembic import command
 
-            cfg = _alembic_config()
-            with self.engine.begin() as conn:
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
-            if current is not None:
+                cfg = _alembic_config()
+                with self.engine.begin() as conn:
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+            sealing = self._seal.key is None and self._head_unsealed()
+            if sealing:  # a workspace from before sealing (or its upgrade stopped half-way): seal it now
+                self._seal = Seal(self.keys_dir, create_key(self.keys_dir), self._seal.database)
+            if current != head or sealing:
                 with self.session() as s:
                     audit.append(
                         s,
                         actor=actor,
-                        action="workspace.migrate",
+                        action="workspace.migrate" if current != head else "audit.seal",
                         subject=str(self.home.resolve()),
-                        details={"from": current, "to": head},
+                        details={"from": current, "to": head, "head_sealed_from_here": sealing},
                     )
-            return current is None
+            return False
         except (OperationalError, DatabaseError) as err:
-            reason = str(getattr(err, "orig", err)).splitlines()[0]
+            reason = redact(str(getattr(err, "orig", err)).splitlines()[0])
             raise WorkspaceError(f"cannot use the workspace database {where}: {reason}") from err
+
+    def _head_unsealed(self) -> bool:
+        with self.session(readonly=True) as s:
+            return audit.head_unsealed(s)
+
+    def _create(self, *, actor: str) -> None:
+        """Create the schema and write ``workspace.init`` as event 1 in one transaction.
+
+        Raises:
+            WorkspaceError: this host's audit mark says the (empty) database held a chain before.
+        """
+        assert self._seal is not None
+        mark = self._seal.read_mark()
+        if mark is not None:
+            raise WorkspaceError(
+                f"the workspace database {redact(self.url)} is empty, but this workspace's audit mark "
+                f"records {mark.seq} event(s) in it: it was wiped or replaced. Restore it from a "
+                f"backup; to start a new audit chain there on purpose, delete {self.keys_dir / MARK_FILE}"
+            )
+        key = self._seal.key or create_key(self.keys_dir)
+        self._seal = Seal(self.keys_dir, key, self._seal.database)
+        from alembic import command
+
+        cfg = _alembic_config()
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            with Session(bind=conn, info={audit.SEAL_INFO: self._seal}) as s:
+                audit.append(
+                    s,
+                    actor=actor,
+                    action=audit.INIT_ACTION,
+                    subject=str(self.home.resolve()),
+                    details={"database": redact(self.url), "schema": _head_revision()},
+                )
+                appended = s.info.get(audit.APPENDED_INFO)
+        if isinstance(appended, Mark):
+            self._seal.advance_mark(appended)
 
     @contextmanager
     def session(self, *, readonly: bool = False) -> Iterator[Session]:
         """A transaction: commits when the block ends, rolls back on an exception.
 
-        ``readonly`` sessions do not take SQLite's write lock.
+        ``readonly`` sessions do not take SQLite's write lock. Sessions carry the audit seal (head
+        key and mark), so ``audit.append`` and ``audit.verify`` work in them; after a commit that
+        appended events, this host's audit mark moves to the newest one.
         """
+        seal = self._seal if self._seal is not None else self._load_seal()
         bind = self.engine.execution_options(**{READONLY: True}) if readonly else self.engine
-        factory = sessionmaker(bind=bind, expire_on_commit=False)
+        factory = sessionmaker(bind=bind, expire_on_commit=False, info={audit.SEAL_INFO: seal})
         try:
-            with factory() as s, s.begin():
-                yield s
+            with factory() as s:
+                with s.begin():
+                    yield s
+                appended = s.info.pop(audit.APPENDED_INFO, None)
         except (OperationalError, DatabaseError) as err:
-            reason = str(getattr(err, "orig", err)).splitlines()[0]
-            raise WorkspaceError(f"database error on {redact_url(self.url)}: {reason}") from err
+            reason = redact(str(getattr(err, "orig", err)).splitlines()[0])
+            raise WorkspaceError(f"database error on {redact(self.url)}: {reason}") from err
+        if isinstance(appended, Mark):
+            seal.advance_mark(appended)
 
     def add_artifact(self, path: Path, *, actor: str) -> str:
         """Copy a file into the artifact store, index it and record ``artifact.store``; return its SHA-256."""
