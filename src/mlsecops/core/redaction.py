@@ -90,8 +90,6 @@ _PAIR_IN_TEXT = re.compile(  # anchored at word starts and judged in code: linea
     r"(?<![\w.\-%])(?P<name>[\w.\-%]+)(?P<sep>\s*=\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s&;,'\"]+)"
 )
 _SCHEME_CREDENTIAL = re.compile(r"(?i)\b(?P<scheme>bearer|basic|token)(?P<sep>\s+)(?P<value>[^\s,;'\"]{6,})")
-_USERINFO_WITH_PASSWORD = re.compile(r"^(?P<user>[^:/@?#]*):(?P<password>[^@]*)@")
-_USERINFO = re.compile(r"^(?P<user>[^/?#@]*)@")
 
 
 def _decoded(text: str) -> str:
@@ -166,17 +164,18 @@ def _redact_url(url: str, depth: int = 0) -> str:
         return url
     scheme, rest = match.group(0), url[match.end() :]
     userinfo = ""
-    with_password = _USERINFO_WITH_PASSWORD.match(rest)
-    if with_password is not None:
-        user = with_password.group("user")
-        user = REDACTED if _looks_like_token(user) else user
-        userinfo, rest = f"{user}:{REDACTED}@", rest[with_password.end() :]
-    else:
-        only_user = _USERINFO.match(rest)
-        if only_user is not None:
-            user = only_user.group("user")
-            userinfo = f"{REDACTED if _looks_like_token(user) else user}@"
-            rest = rest[only_user.end() :]
+    # User information ends at the last "@" before any query or fragment, so a password holding a raw
+    # "@" or "/" is hidden whole (over-hiding a path with "@" in it is the safe side).
+    authority_end = len(rest)
+    for mark in "?#":
+        if mark in rest:
+            authority_end = min(authority_end, rest.index(mark))
+    at = rest.rfind("@", 0, authority_end)
+    if at >= 0:
+        user, colon, _password = rest[:at].partition(":")
+        shown = REDACTED if _looks_like_token(user) or "/" in user else user
+        userinfo = f"{shown}:{REDACTED}@" if colon else f"{shown}@"
+        rest = rest[at + 1 :]
     rest, hash_mark, fragment = rest.partition("#")
     rest, question, query = rest.partition("?")
     host, slash, path = rest.partition("/")

@@ -145,3 +145,34 @@ def test_trickling_receiver_cannot_hold_a_change(
     assert len(failed) == 1 and "did not answer within 1 s" in json.loads(failed[0].details)["error"]
     # the change itself still goes through
     assert world.regs["deployer"].register("fraud", world.model("m")).version == 1
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "http://hookuser:{s}@127.0.0.1:9/hook",
+        "http://127.0.0.1:9/hook?token={s}",
+        "http://127.0.0.1:9/hook?sv=2024&sig={s}",
+        "http://127.0.0.1:9/services/T00000000/B00000000/{s}",
+        "http://127.0.0.1:9/hook?api%5Fkey={s}",
+    ],
+    ids=["userinfo", "token", "sig", "slack-path", "encoded-name"],
+)
+def test_webhook_url_secrets_stay_out_of_audit_and_logs(
+    world: World, caplog: pytest.LogCaptureFixture, template: str
+) -> None:
+    """Issue 11 item 8: webhook URLs with credentials were stored whole in audit details. The
+    registry keeps the URL (it must deliver to it); audit events and log lines only a redacted form."""
+    token = "Wq3uniqueHookToken88"
+    url = template.format(s=token)
+    with caplog.at_level("DEBUG"):
+        world.regs["admin"].add_webhook(url, SECRET, ["model.registered"])
+        world.regs["deployer"].register("fraud", world.model("m"))  # delivery to port 9 fails
+    with world.ws.session(readonly=True) as s:
+        events = list(audit.iter_events(s, action="registry.webhook.*"))
+    assert [e.action for e in events] == ["registry.webhook.add", "registry.webhook.failed"]
+    for e in events:
+        assert token not in e.subject + e.details
+    assert "127.0.0.1:9" in json.loads(events[0].details)["url"]  # where it points is kept
+    assert token not in caplog.text
+    assert "delivery of model.registered failed" in caplog.text
