@@ -10,6 +10,7 @@ files given by name (the registry verifies stored blobs this way).
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -131,11 +132,17 @@ def sign_model(
     data = make_bundle(manifest, key)
     try:
         sig_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = sig_path.with_name(f".{sig_path.name}.tmp-{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, sig_path)
+        # A new, randomly named file (O_EXCL): a name planted in a shared folder (a link to another
+        # file) cannot make us truncate or write through it.
+        fd, tmp = tempfile.mkstemp(dir=sig_path.parent, prefix=f".{sig_path.name}.tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                os.fchmod(fh.fileno(), 0o644)
+                fh.write(data)
+            os.replace(tmp, sig_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     except OSError as err:
         raise InputError(f"cannot write the signature {sig_path}: {err.strerror or err}") from err
     public = key.public_key()

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from mlsecops.core.errors import InputError
+from mlsecops.supplychain.signing._hashing import open_regular
 
 __all__ = [
     "KeyType",
@@ -126,16 +127,23 @@ def create_keypair(
 
 
 def _read_key_file(path: Path, what: str) -> bytes:
+    """The key file's bytes, read once through a descriptor checked to be a regular file and never
+    more than ``_MAX_KEY_FILE`` bytes (a FIFO or a huge file swapped in after a check is refused)."""
+    if not path.exists() and not path.is_symlink():
+        raise InputError(f"no {what} at {path}; create one with `mlsecops keys create`")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a {what} file")
+    fd = open_regular(path, follow_symlinks=True)
     try:
-        if path.stat().st_size > _MAX_KEY_FILE:
-            raise InputError(f"{path} is too large to be a {what} ({path.stat().st_size} bytes)")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"no {what} at {path}; create one with `mlsecops keys create`") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory, not a {what} file") from None
+        with open(fd, "rb", closefd=False) as fh:
+            data = fh.read(_MAX_KEY_FILE + 1)
     except OSError as err:
         raise InputError(f"cannot read the {what} {path}: {err.strerror or err}") from err
+    finally:
+        os.close(fd)
+    if len(data) > _MAX_KEY_FILE:
+        raise InputError(f"{path} is too large to be a {what} (over {_MAX_KEY_FILE} bytes)")
+    return data
 
 
 def _check_supported(key: object, path: Path) -> None:

@@ -128,3 +128,25 @@ def test_a_folder_swapped_for_a_symlink_cannot_redirect_the_read(tmp_path: Path)
     (model / "sub").symlink_to(outside)  # swapped in after a walk saw a real folder
     with pytest.raises(InputError, match="symlink"):
         signing.open_model_file(model, "sub/config.json")
+
+
+def test_key_files_are_read_once_and_a_fifo_is_refused(tmp_path: Path) -> None:
+    pub, _ = signing.create_keypair(tmp_path / "k.key", key_type=signing.KeyType.ED25519)
+    assert signing.load_public_key(pub) is not None  # the benign twin
+    fifo = tmp_path / "fifo.pub"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="regular file"):
+        signing.load_public_key(fifo)
+
+
+def test_signing_never_writes_through_a_planted_temporary_name(tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    planted = tmp_path / f".model.sig.tmp-{os.getpid()}"  # the name signing used to write through
+    os.link(victim, planted)
+    signing.create_keypair(tmp_path / "k.key", key_type=signing.KeyType.ED25519)
+    result = signing.sign_model(model, signing.load_private_key(tmp_path / "k.key"))
+    assert victim.read_text() == "precious"
+    assert result.signature.stat().st_mode & 0o777 == 0o644
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model.sig.tmp-") and p != planted]
