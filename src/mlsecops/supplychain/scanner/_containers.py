@@ -17,6 +17,13 @@ from mlsecops.supplychain.scanner._base import ScannerBase
 from mlsecops.supplychain.scanner._io import CHUNK, Bomb, FileRegion, Stream, Truncated, open_decompressed
 from mlsecops.supplychain.scanner._keras import scan_keras_config
 from mlsecops.supplychain.scanner._targets import scan_targets
+from mlsecops.supplychain.scanner._torch_export import FORMAT as EXPORT_FORMAT
+from mlsecops.supplychain.scanner._torch_export import (
+    ExportPlan,
+    is_torch_export,
+    plan_payloads,
+    scan_export_program,
+)
 from mlsecops.supplychain.scanner._torchscript import MAX_CODE_BYTES, scan_torchscript_sources
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit, LimitReached
 from mlsecops.supplychain.scanner._zip import (
@@ -152,18 +159,24 @@ class ContainerScanning(ScannerBase):
         torch_prefixes = {n[: -len("data.pkl")] for n in names if n == "data.pkl" or n.endswith("/data.pkl")}
         is_ts = any("code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names)
         is_keras = "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
+        is_export = not is_ts and is_torch_export(names)
         fmt = "torchscript" if is_ts else "pytorch-zip" if torch_prefixes else "keras" if is_keras else "zip"
+        fmt = EXPORT_FORMAT if is_export else fmt
         if (
             not is_ts
             and not torch_prefixes
             and not is_keras
+            and not is_export
             and names
             and all(n.endswith(".npy") for n in names)
         ):
             fmt = "npz"
         ts_sources: list[tuple[str, bytes]] | None = [] if is_ts else None
+        plan = self._export_program(region, entries, entry) if is_export else None
         for e in entries:
-            self._zip_entry(region, e, entry, depth, torch_prefixes, is_ts or is_keras, names, ts_sources)
+            self._zip_entry(
+                region, e, entry, depth, torch_prefixes, is_ts or is_keras, names, ts_sources, plan
+            )
         if ts_sources:
             scan_torchscript_sources(ts_sources, report=self.add)
         return fmt
@@ -178,6 +191,7 @@ class ContainerScanning(ScannerBase):
         config_aware: bool,
         names: list[str],
         ts_sources: list[tuple[str, bytes]] | None = None,
+        plan: ExportPlan | None = None,
     ) -> None:
         path = join_entry(entry, e.name)
         why = bad_member_name(e.name)
@@ -220,24 +234,15 @@ class ContainerScanning(ScannerBase):
                 )
             )
             return
-        raw = Stream(region.sub(e.data_offset, e.csize), self.budget)
-        codec = {8: "deflate", 12: "bz2", 14: "zip-lzma"}.get(e.method)
-        if e.method == 0:
-            s = raw
-        elif codec is None:
-            self.add(
-                Hit(
-                    Severity.MEDIUM,
-                    f"zip compression method {e.method} not supported",
-                    "the entry was not inspected",
-                    kind="container",
-                    entry=path,
-                    error=True,
-                )
-            )
+        if plan is not None and e.name in plan.raw:
+            return  # raw tensor bytes of a torch.export program: read with frombuffer, never unpickled
+        s = self._open_entry(region, e, path)
+        if s is None:
             return
-        else:
-            s = open_decompressed(raw, codec, ratio_check=self._ratio(path), size=e.usize)
+        if plan is not None and e.name in plan.pickled:
+            # torch.export.load unpickles it (torch.load(weights_only=False), pickle.loads, torchbind).
+            self.scan(s, path, depth + 1, hint="pickle")
+            return
         hint = "pickle" if e.name.endswith(_PICKLE_NAMES) else ""
         if e.name.endswith(".json"):
             # config.json of a .keras file (whatever else the zip holds), or any JSON a loader may read.
@@ -273,6 +278,54 @@ class ContainerScanning(ScannerBase):
             self.scan(s, path, depth + 1, hint=hint)
         except Bomb as err:
             self.add(Hit(Severity.HIGH, "decompression bomb", str(err), kind="container", entry=path))
+
+    def _open_entry(self, region: FileRegion, e: ZipEntry, path: str) -> Stream | None:
+        """The (decompressed) content of a zip entry; ``None`` with a hit for unknown compression."""
+        raw = Stream(region.sub(e.data_offset, e.csize), self.budget)
+        codec = {8: "deflate", 12: "bz2", 14: "zip-lzma"}.get(e.method)
+        if e.method == 0:
+            return raw
+        if codec is None:
+            self.add(
+                Hit(
+                    Severity.MEDIUM,
+                    f"zip compression method {e.method} not supported",
+                    "the entry was not inspected",
+                    kind="container",
+                    entry=path,
+                    error=True,
+                )
+            )
+            return None
+        return open_decompressed(raw, codec, ratio_check=self._ratio(path), size=e.usize)
+
+    def _export_program(self, region: FileRegion, entries: list[ZipEntry], entry: str) -> ExportPlan:
+        """Judge a torch.export program's JSON and learn how each of its payloads is read."""
+        plan = ExportPlan()
+        names = {e.name for e in entries}
+        for e in entries:
+            is_model = "models/" in e.name and e.name.endswith(".json")
+            is_config = "data/" in e.name and e.name.endswith("_config.json")
+            if not (is_model or is_config) or e.data_offset < 0 or e.is_symlink:
+                continue
+            path = join_entry(entry, e.name)
+            s = self._open_entry(region, e, path)
+            raw = s.read(_MAX_JSON + 1) if s is not None else b""
+            try:
+                if len(raw) > _MAX_JSON:
+                    raise ValueError(f"more than {_MAX_JSON} bytes")
+                doc = json.loads(raw)
+            except (ValueError, RecursionError, Bomb) as err:
+                why = str(err)[:200]
+                self.add(
+                    Hit(Severity.MEDIUM, "unreadable torch.export JSON", why, kind="torch-export", entry=path)
+                )
+                continue
+            if is_model:
+                scan_export_program(doc, entry=path, report=self.add)
+            else:
+                plan_payloads(doc, e.name, names, plan)
+        return plan
 
     def _json_config(self, s: Stream, path: str, depth: int, *, strict: bool) -> None:
         raw = s.read(_MAX_JSON + 1)

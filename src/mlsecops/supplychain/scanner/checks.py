@@ -43,7 +43,7 @@ def limits_from_options(options: dict[str, object]) -> ScanLimits:
 @register(
     CHECK_NAME,
     kind=CheckKind.SCANNER,
-    summary="Static scan of model artifacts (pickle, PyTorch, joblib, NumPy, Keras, ONNX, safetensors, GGUF, archives)",
+    summary="Static scan of model artifacts (pickle, PyTorch, TorchScript, torch.export, joblib, NumPy, Keras, ONNX, safetensors, GGUF, archives)",
     metrics=("artifacts*", "bytes_scanned"),
 )
 class ArtifactScanCheck:
