@@ -92,14 +92,19 @@ def _staged(ws: Workspace, files: list[tuple[str, str, int]], file_name: str) ->
             f"cannot stage a scan in the artifact store {root}: {err.strerror or err}"
         ) from err
     try:
-        for rel, sha, _ in files:
-            dest = stage / (file_name if rel == "." else rel)
-            dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            blob = ws.artifacts.path_for(sha)
-            try:
-                os.link(blob, dest)
-            except OSError:
-                shutil.copyfile(blob, dest)
+        try:
+            for rel, sha, _ in files:
+                dest = stage / (file_name if rel == "." else rel)
+                dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                blob = ws.artifacts.path_for(sha)
+                try:
+                    os.link(blob, dest)
+                except OSError:
+                    shutil.copyfile(blob, dest)
+        except OSError as err:
+            raise WorkspaceError(
+                f"cannot stage a scan in the artifact store {root}: {err.strerror or err}"
+            ) from err
         yield stage / file_name if files and files[0][0] == "." else stage
     finally:
         shutil.rmtree(stage, ignore_errors=True)
