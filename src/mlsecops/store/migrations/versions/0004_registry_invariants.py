@@ -53,6 +53,7 @@ def upgrade() -> None:
         op.create_index(f"uq_{table}_bootstrap", table, ["bootstrap"], unique=True)
     op.add_column("reports", sa.Column("artifacts", sa.Text, nullable=True))
 
+
 def downgrade() -> None:
     """Drop what ``upgrade`` added (the closed duplicate holders stay closed)."""
     with op.batch_alter_table("reports") as batch:
