@@ -99,6 +99,11 @@ class HashTask:
     file_size: int | None = None
     """Size of the whole file when the walk saw it; for a shard, reading checks that the file still has
     exactly that size, so bytes appended after the walk cannot pass unhashed."""
+    root: Path | None = None
+    """The model folder ``path`` lies in (``path`` is ``root/rel``): the file is then opened from
+    ``root`` without following any symlink on the way (``open_beneath``)."""
+    rel: str = ""
+    """``path`` relative to ``root``."""
 
 
 def default_workers() -> int:
@@ -164,11 +169,17 @@ def open_beneath(root: Path, name: str) -> int:
     return leaf
 
 
+def _open_task(task: HashTask) -> int:
+    if task.root is not None:
+        return open_beneath(task.root, task.rel)
+    return open_regular(task.path)
+
+
 def _digest_windows(task: HashTask, algorithm: HashAlgorithm) -> str:
     """Hash through memory-mapped windows (BLAKE3 on all cores). A file truncated by another process
     while it is mapped can end the process with SIGBUS; the same holds for model-signing's mmap."""
     hasher = _new_hasher(algorithm, all_threads=True)
-    fd = open_regular(task.path)
+    fd = _open_task(task)
     try:
         size = os.fstat(fd).st_size
         end = size if task.end is None else task.end
@@ -194,7 +205,7 @@ def _digest_windows(task: HashTask, algorithm: HashAlgorithm) -> str:
 
 def _digest(task: HashTask, algorithm: HashAlgorithm, buf: bytearray) -> str:
     hasher = _new_hasher(algorithm)
-    fd = open_regular(task.path)
+    fd = _open_task(task)
     view = memoryview(buf)
     try:
         if task.start:

@@ -188,17 +188,24 @@ def _walk(root: Path, ser: Serialization, ignore: tuple[str, ...]) -> Iterator[t
                 raise InputError(f"{rel} is not a regular file (FIFO, socket or device); refused")
 
 
-def _tasks(files: Iterator[tuple[str, Path, int]], ser: Serialization) -> Iterator[HashTask]:
+def _tasks(
+    files: Iterator[tuple[str, Path, int]], ser: Serialization, *, root: Path | None = None
+) -> Iterator[HashTask]:
     for name, path, size in files:
+        # A file of the walked folder (not a followed symlink) is reopened from the folder without
+        # following a symlink swapped in on the way since the walk.
+        base = root if root is not None and path == root / name else None
         if ser.method == "files":
-            yield HashTask(name, path, size=size)
+            yield HashTask(name, path, size=size, root=base, rel=name)
             continue
         shard = ser.shard_size or 1
         # An empty file has no shard, as in model-signing; so the shard method cannot see an empty file
         # being added or removed (the files method can, and is the default).
         for start in range(0, size, shard):
             end = min(size, start + shard)
-            yield HashTask(f"{name}:{start}:{end}", path, start, end, end - start, file_size=size)
+            yield HashTask(
+                f"{name}:{start}:{end}", path, start, end, end - start, file_size=size, root=base, rel=name
+            )
 
 
 def build_manifest(
@@ -238,7 +245,10 @@ def build_manifest(
         files = _walk(path, ser, ignore)
     else:
         raise InputError(f"{path} is neither a file nor a directory")
-    digests = hash_tasks(_tasks(files, ser), ser.hash_type, workers=workers, on_progress=on_progress)
+    walked = path if path.is_dir() else None
+    digests = hash_tasks(
+        _tasks(files, ser, root=walked), ser.hash_type, workers=workers, on_progress=on_progress
+    )
     return Manifest(model_name=path.resolve().name, digests=digests, serialization=ser)
 
 

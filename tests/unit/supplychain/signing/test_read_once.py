@@ -150,3 +150,20 @@ def test_signing_never_writes_through_a_planted_temporary_name(tmp_path: Path) -
     assert victim.read_text() == "precious"
     assert result.signature.stat().st_mode & 0o777 == 0o644
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model.sig.tmp-") and p != planted]
+
+
+def test_hashing_a_walked_folder_refuses_a_folder_swapped_for_a_symlink(tmp_path: Path) -> None:
+    from mlsecops.supplychain.signing._manifest import Serialization, _tasks, _walk
+
+    model = _model(tmp_path)
+    ser = Serialization()
+    tasks = list(_tasks(_walk(model, ser, ser.ignore_paths), ser, root=model))
+    assert len(hash_tasks(tasks, HashAlgorithm.SHA256)) == 2  # the benign twin
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.json").write_text('{"evil": true}')
+    (model / "sub" / "config.json").unlink()
+    (model / "sub").rmdir()
+    (model / "sub").symlink_to(outside)  # after the walk, before the read
+    with pytest.raises(InputError, match="symlink"):
+        hash_tasks(tasks, HashAlgorithm.SHA256)
