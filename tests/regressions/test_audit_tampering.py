@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from mlsecops.core.errors import InputError, WorkspaceError
+from mlsecops.core.errors import InputError, VerificationError, WorkspaceError
 from mlsecops.store import Workspace, audit
 from mlsecops.store._seal import KEY_FILE, MARK_FILE
 
@@ -285,3 +285,24 @@ def test_cli_on_retyped_details_and_anchors(cli, tmp_path: Path) -> None:
     log = cli("audit", "log", "--format", "json")
     assert log.code == 0 and "unreadable_details" in log.out and "audit verify" in log.err
     assert cli("audit", "anchor").code == 1
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        "UPDATE audit_head SET seq = :s, hash = :h",  # head copied from the new last event
+        "UPDATE audit_head SET seq = :s, hash = :h, mac = NULL",  # ... posing as a pre-seal head
+        "DELETE FROM audit_head",
+    ],
+    ids=["copied-head", "unsealed-head", "no-head"],
+)
+def test_a_legitimate_append_does_not_launder_a_forged_head(workspace: Workspace, forge: str) -> None:
+    """Without this, the next real event would re-seal whatever head the attacker left."""
+    _append(workspace, 4)
+    _sql(workspace, "DELETE FROM audit_events WHERE seq >= 4")
+    seq, digest = _last(workspace)
+    _sql(workspace, forge, s=seq, h=digest)
+    with pytest.raises(VerificationError, match="tampered"), workspace.session() as s:
+        audit.append(s, actor="bob", action="registry.promote", subject="m@1")
+    _forget_mark(workspace)
+    assert not _verify(workspace).ok

@@ -53,13 +53,15 @@ class Mark:
 
 @dataclass(frozen=True)
 class Seal:
-    """How a workspace's sessions seal and check the audit head (``Session.info[INFO_KEY]``)."""
+    """How a workspace's sessions seal and check the audit head (``Session.info[audit.SEAL_INFO]``)."""
 
     keys_dir: Path
     key: bytes | None
     """The head key; ``None`` when the file is absent (another host, or deleted)."""
     database: str
     """Digest of the redacted database URL: which entry of the mark file is this database's."""
+    accept_unsealed: bool = False
+    """Set only while sealing a workspace from before sealing: extend a head that has no MAC yet."""
 
     @property
     def key_path(self) -> Path:

@@ -10,7 +10,9 @@ the transaction that creates the schema, so an empty trail in a workspace is its
 The one-row ``audit_head`` table keeps the last position (the event count) and hash, sealed with
 HMAC-SHA256 under a key kept in the workspace's ``keys/`` directory, not in the database
 (``store._seal``). Someone who can write the database but not those files therefore cannot make a
-valid head for a chain with its newest events deleted, or for a rewritten or replaced one. What a
+valid head for a chain with its newest events deleted, or for a rewritten or replaced one; and an
+append checks the seal before extending the head, so a legitimate event never re-seals a forged
+head (the write is refused with ``VerificationError`` until the tampering is dealt with). What a
 database-only writer can still do is put back an older state whole (an old copy of the database, or
 an old head with the events after it deleted): each host keeps a mark of the newest event it saw
 committed, which catches that, and an ``Anchor`` exported elsewhere (``mlsecops audit anchor``)
@@ -36,7 +38,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from mlsecops.core.errors import InputError, WorkspaceError
+from mlsecops.core.errors import InputError, VerificationError, WorkspaceError
 from mlsecops.core.redaction import redact
 from mlsecops.core.severity import utcnow
 from mlsecops.store._seal import Mark, Seal, head_mac
@@ -141,12 +143,15 @@ def append(
 
     Raises:
         WorkspaceError: the session carries no audit key (the key file is missing).
+        VerificationError: the head was not sealed with the workspace's key (tampered); extending
+            it would seal the tampering, so nothing is written.
     """
     seal = _seal(session)
     key = seal.require_key()
     _lock(session)
     head = session.get(AuditHead, 1)
-    prev_seq, prev_hash = (int(head.seq), str(head.hash)) if head is not None else (0, GENESIS)
+    _check_head(head, seal, key, action)
+    prev_seq, prev_hash = (head.seq, head.hash) if head is not None else (0, GENESIS)
     seq = prev_seq + 1
     ts = (when or utcnow()).astimezone(dt.UTC).isoformat(timespec="microseconds")
     details_text = canonical_json(_redacted(dict(details or {})))
@@ -176,6 +181,31 @@ def append(
         if first is not None:
             session.info[APPENDED_INFO] = Mark(first=first, seq=seq, hash=digest)
     return row
+
+
+def _check_head(head: AuditHead | None, seal: Seal, key: bytes, action: str) -> None:
+    """Refuse to extend a head that was not sealed with our key: re-sealing it would launder it.
+
+    Raises:
+        VerificationError: the head is missing (after the first event), re-typed or its MAC is wrong.
+    """
+    advice = "run `mlsecops audit verify` and investigate before writing to this workspace"
+    if head is None:
+        if action != INIT_ACTION:
+            raise VerificationError(
+                f"the audit head record is missing: the trail was tampered with; {advice}"
+            )
+        return
+    stored: Any = head  # values as stored: someone may have re-typed the columns
+    seq, digest, mac = stored.seq, stored.hash, stored.mac
+    if not isinstance(seq, int) or not isinstance(digest, str):
+        raise VerificationError(f"the audit head record was re-typed: the trail was tampered with; {advice}")
+    if mac is None and seal.accept_unsealed:
+        return
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, head_mac(key, seq, digest)):
+        raise VerificationError(
+            f"the audit head does not carry a valid seal (MAC): the trail was tampered with; {advice}"
+        )
 
 
 def _hash_at(session: Session, seq: int) -> str | None:

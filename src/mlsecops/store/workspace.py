@@ -219,8 +219,10 @@ class Workspace:
                     cfg.attributes["connection"] = conn
                     command.upgrade(cfg, "head")
             sealing = self._seal.key is None and self._head_unsealed()
+            database = self._seal.database
             if sealing:  # a workspace from before sealing (or its upgrade stopped half-way): seal it now
-                self._seal = Seal(self.keys_dir, create_key(self.keys_dir), self._seal.database)
+                key = create_key(self.keys_dir)
+                self._seal = Seal(self.keys_dir, key, database, accept_unsealed=True)
             if current != head or sealing:
                 with self.session() as s:
                     audit.append(
@@ -230,6 +232,8 @@ class Workspace:
                         subject=str(self.home.resolve()),
                         details={"from": current, "to": head, "head_sealed_from_here": sealing},
                     )
+            if sealing:
+                self._seal = Seal(self.keys_dir, key, database)
             return False
         except (OperationalError, DatabaseError) as err:
             reason = redact(str(getattr(err, "orig", err)).splitlines()[0])
