@@ -134,6 +134,37 @@ def test_yaml_with_a_few_anchors_still_loads(tmp_path: Path) -> None:
     assert [s.options for s in loaded.stages] == [{"max_file_size": "1GB"}] * 3
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("{b: !!binary aGVsbG8=}", "tag tag:yaml.org,2002:binary is not allowed"),
+        ("{s: !!set {a, b}}", "tag tag:yaml.org,2002:set is not allowed"),
+        ("{t: !!timestamp 2024-01-01}", "tag tag:yaml.org,2002:timestamp is not allowed"),
+        ("{1: 2}", "keys must be strings"),
+        ("{a: {null: 2}}", "keys must be strings"),
+    ],
+)
+def test_options_outside_the_json_model_are_config_errors(
+    cli: Callable[..., Any], tmp_path: Path, options: str, message: str
+) -> None:
+    # They used to pass loading and crash the run with an internal ValidationError.
+    env = {"MLSECOPS_HOME": str(tmp_path / ".mlsecops")}
+    assert cli("init", env=env).code == 0
+    (tmp_path / "m.pkl").write_bytes(b"\x80\x04K\x01.")
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(
+        f"stages:\n  - name: scan\n    check: artifact.scan\n    paths: [m.pkl]\n    options: {options}\n"
+    )
+    _refused(cli("run", str(pipeline), env=env), message)
+
+
+def test_dates_in_yaml_stay_strings() -> None:
+    assert parse_yaml("when: 2024-01-01\nat: 2024-01-01 10:00:00\n") == {
+        "when": "2024-01-01",
+        "at": "2024-01-01 10:00:00",
+    }
+
+
 # ------------------------------------------------------------------- 11.18: nesting 5,000 / 100,000
 
 

@@ -186,7 +186,7 @@ def parse_yaml(data: bytes | str, *, what: str = "YAML", max_depth: int = MAX_NE
     import yaml
 
     text = _text(data, what)
-    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = _plain_loader()
     try:
         _check_yaml_events(yaml.parse(text, Loader=loader), what, max_depth)
         return yaml.load(text, Loader=loader)  # a safe loader (CSafeLoader/SafeLoader): plain data only
@@ -199,6 +199,47 @@ def parse_yaml(data: bytes | str, *, what: str = "YAML", max_depth: int = MAX_NE
         raise ConfigError(f"{what} is not valid YAML{at}: {problem}") from None
     except RecursionError:  # pragma: no cover - the depth check runs first; kept as a last line
         raise InputError(f"{what} nests too deeply") from None
+
+
+_REFUSED_TAGS = ("binary", "set", "omap", "pairs", "timestamp")
+"""YAML types outside the JSON data model (bytes, sets, ordered pairs, dates): refused, so what a file
+holds can be stored, hashed and compared as JSON everywhere downstream."""
+
+
+def _refuse_tag(loader: Any, node: Any) -> Any:
+    import yaml
+
+    raise yaml.constructor.ConstructorError(
+        None,
+        None,
+        f"the tag {node.tag} is not allowed here; use strings, numbers, booleans, lists and mappings",
+        node.start_mark,
+    )
+
+
+_LOADER: Any = None
+
+
+def _plain_loader() -> Any:
+    """The safe loader (libyaml's when present), limited to JSON's data model.
+
+    Dates are left as strings (``2024-01-01`` stays text, not a ``date``); ``!!binary``, ``!!set``,
+    ``!!omap``, ``!!pairs`` and ``!!timestamp`` are refused.
+    """
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        loader: Any = type("PlainSafeLoader", (base,), {})
+        loader.yaml_implicit_resolvers = {
+            first: [(tag, rx) for tag, rx in resolvers if not tag.endswith(":timestamp")]
+            for first, resolvers in base.yaml_implicit_resolvers.items()
+        }
+        for name in _REFUSED_TAGS:
+            loader.add_constructor(f"tag:yaml.org,2002:{name}", _refuse_tag)
+        _LOADER = loader
+    return _LOADER
 
 
 def _check_yaml_events(events: Any, what: str, max_depth: int) -> None:

@@ -70,6 +70,21 @@ def _read_yaml(path: Path, what: str) -> tuple[Any, bytes]:
     return load_yaml(path, what=what, max_bytes=MAX_PIPELINE_BYTES)
 
 
+def _json_like(value: Any, where: str) -> None:
+    """Options travel as JSON (reports, the database): refuse what JSON cannot hold, such as
+    non-string keys. The YAML reader bounds the nesting depth, so this recursion is bounded too."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"{where}: keys must be strings; got {key!r}")
+            _json_like(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _json_like(item, where)
+    elif value is not None and not isinstance(value, str | int | float | bool):
+        raise ConfigError(f"{where}: {type(value).__name__} values are not allowed")
+
+
 def _stage(raw: Any, index: int, base: Path, seen: set[str]) -> Stage:
     where = f"stage {index}"
     if not isinstance(raw, dict):
@@ -94,6 +109,7 @@ def _stage(raw: Any, index: int, base: Path, seen: set[str]) -> Stage:
     options = raw.get("options") or {}
     if not isinstance(options, dict):
         raise ConfigError(f"stage {name!r}: `options` must be a mapping")
+    _json_like(options, f"stage {name!r}: options")
     paths = tuple(p if p.is_absolute() else base / p for p in (Path(x).expanduser() for x in paths_raw))
     return Stage(
         name=name, check=spec, paths=paths, options=options, description=str(raw.get("description", ""))
