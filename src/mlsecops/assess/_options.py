@@ -96,7 +96,7 @@ def load_target_model(ref: str, opts: Mapping[str, Any], x: np.ndarray) -> Model
 
 
 def tiny_contract_model(tmp_dir: Path, *, seed: int = 0) -> tuple[Path, Path]:
-    """A small random PyTorch classifier saved as TorchScript and matching data, for contract tests."""
+    """A small random PyTorch classifier saved as a ``torch.export`` program (.pt2) and matching data."""
     import torch
 
     from mlsecops.models.pytorch import TorchModel
@@ -106,7 +106,7 @@ def tiny_contract_model(tmp_dir: Path, *, seed: int = 0) -> tuple[Path, Path]:
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, generator=gen))
-    model_path = Path(tmp_dir) / "tiny.pt"
+    model_path = Path(tmp_dir) / "tiny.pt2"
     TorchModel(net, input_shape=(8,)).save(model_path)
     rng = np.random.default_rng(seed)
     x = rng.random((40, 8)).astype(np.float32)

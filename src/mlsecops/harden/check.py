@@ -228,7 +228,7 @@ class AdversarialTrainingCheck:
         model_path, data_path = tiny_contract_model(tmp_dir)
         bad = tmp_dir / "corrupt.npz"
         bad.write_bytes(b"not an archive")
-        opts = {"epochs": 1, "steps": 2, "eval_steps": 3, "output": str(tmp_dir / "hardened.pt")}
+        opts = {"epochs": 1, "steps": 2, "eval_steps": 3, "output": str(tmp_dir / "hardened.pt2")}
         return ContractCases(
             valid=Target(paths=(model_path, data_path), options=opts, seed=1),
             corrupt=Target(paths=(model_path, bad), options=opts, seed=1),

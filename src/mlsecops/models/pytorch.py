@@ -177,17 +177,19 @@ class TorchModel:
 
         Args:
             path: the file to write.
-            fmt: ``torch-export`` (a ``.pt2`` program, the recommended format) or ``torchscript``;
-                by default ``.pt2`` paths get ``torch-export`` and other paths TorchScript, which keeps an
-                existing TorchScript model in its format.
+            fmt: ``torch-export`` (a ``.pt2`` program, the recommended format) or ``torchscript``.
+                By default a ``.pt2`` path, or a model loaded from a ``.pt2`` program, gets
+                ``torch-export``; other models get TorchScript, which keeps an existing TorchScript model
+                in its format (loading follows the content, not the suffix).
 
         Raises:
             ModelError: the module cannot be written in that format (a TorchScript module cannot be
                 exported to ``.pt2``; an exported program cannot be written as TorchScript).
         """
         out = Path(path)
+        exported = isinstance(self.module, _exported_wrapper())  # can only be written as a program again
         chosen: SaveFormat = fmt or (
-            "torch-export" if out.suffix.lower() == _EXPORT_SUFFIX else "torchscript"
+            "torch-export" if exported or out.suffix.lower() == _EXPORT_SUFFIX else "torchscript"
         )
         if chosen == "torch-export":
             self._save_export(out)
@@ -220,7 +222,7 @@ class TorchModel:
 
         module: Any = self.module
         if isinstance(module, _exported_wrapper()):
-            raise ModelError(f"{self.source} is a torch.export program; save it as .pt2")
+            raise ModelError(f"{self.source} is a torch.export program; it cannot be written as TorchScript")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_TORCHSCRIPT_DEPRECATION, category=DeprecationWarning)
             if not isinstance(module, torch.jit.ScriptModule):
