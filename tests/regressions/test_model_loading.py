@@ -2,7 +2,9 @@
 
 Each hostile model carries a payload that creates a marker file when its code runs: a TorchScript
 archive whose ``code/`` entry calls ``torch.from_file`` (built by editing the zip of a real scripted
-model), a pickle and a joblib file whose ``__reduce__`` calls ``os.system``. Every entry point (the
+model), a ``.pt2`` program whose sample-inputs entry is a ``torch.save`` pickle (``torch.export.load``
+falls back to ``weights_only=False`` on it), a pickle and a joblib file whose ``__reduce__`` calls
+``os.system``. Every entry point (the
 library's ``load_model``, the CLI's ``assess robustness``, ``certify``, ``harden``, ``data poison
 --model``, a pipeline with and without a scan stage) must refuse them with the marker absent; the benign
 twins load and work. A file rewritten in place after the scan is loaded as the bytes that were scanned.
@@ -10,6 +12,7 @@ twins load and work. A file rewritten in place after the scan is loaded as the b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import textwrap
@@ -72,6 +75,20 @@ def _hostile_torchscript(folder: Path, marker: Path) -> Path:
     return hostile
 
 
+def _hostile_pt2(folder: Path, marker: Path) -> Path:
+    good = TorchModel(_net(), input_shape=(N_FEATURES,)).save(folder / "benign.pt2")
+    payload = folder / "payload.pt"
+    torch.save(_Touch(marker), payload)
+    hostile = folder / "hostile.pt2"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(hostile, "w") as out:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("sample_inputs/model.pt"):
+                data = payload.read_bytes()
+            out.writestr(info, data)
+    return hostile
+
+
 def _hostile_pickles(folder: Path, marker: Path) -> list[Path]:
     pkl = folder / "hostile.pkl"
     pkl.write_bytes(pickle.dumps(_Touch(marker)))
@@ -98,9 +115,18 @@ def _data(folder: Path) -> tuple[Path, Path]:
 def planted(tmp_path: Path) -> dict[str, Path]:
     marker = tmp_path / "PWNED"
     ts = _hostile_torchscript(tmp_path, marker)
+    pt2 = _hostile_pt2(tmp_path, marker)
     pkl, jbl = _hostile_pickles(tmp_path, marker)
     npz, csv = _data(tmp_path)
-    return {"marker": marker, "torchscript": ts, "pickle": pkl, "joblib": jbl, "npz": npz, "csv": csv}
+    return {
+        "marker": marker,
+        "torchscript": ts,
+        "pt2": pt2,
+        "pickle": pkl,
+        "joblib": jbl,
+        "npz": npz,
+        "csv": csv,
+    }
 
 
 def test_the_torchscript_payload_is_live_when_loaded_without_the_guard(tmp_path: Path) -> None:
@@ -114,7 +140,15 @@ def test_the_torchscript_payload_is_live_when_loaded_without_the_guard(tmp_path:
     assert marker.exists()
 
 
-@pytest.mark.parametrize("kind", ["torchscript", "pickle", "joblib"])
+def test_the_pt2_payload_is_live_when_loaded_without_the_guard(tmp_path: Path) -> None:
+    marker = tmp_path / "live"
+    hostile = _hostile_pt2(tmp_path, marker)
+    with contextlib.suppress(Exception):  # whether torch then fails or not, the payload has run
+        torch.export.load(hostile)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "pt2", "pickle", "joblib"])
 def test_library_entry_points_refuse_without_running(planted: dict[str, Path], kind: str) -> None:
     path = planted[kind]
     with pytest.raises(UnsafeArtifactError) as info:
@@ -122,7 +156,7 @@ def test_library_entry_points_refuse_without_running(planted: dict[str, Path], k
     assert isinstance(info.value, VerificationError) and "refusing to load" in str(info.value)
     with pytest.raises(UnsafeArtifactError):
         safe_load(path)
-    if kind == "torchscript":
+    if kind in ("torchscript", "pt2"):
         with pytest.raises(UnsafeArtifactError):
             TorchModel.from_file(path, input_shape=(N_FEATURES,))
     else:
@@ -190,7 +224,7 @@ def _commands(model: Path, p: dict[str, Path], out: Path) -> dict[str, list[str]
 
 
 @pytest.mark.parametrize("command", ["assess robustness", "certify", "harden", "data poison --model"])
-@pytest.mark.parametrize("kind", ["torchscript", "pickle"])
+@pytest.mark.parametrize("kind", ["torchscript", "pt2", "pickle"])
 def test_cli_commands_refuse_without_running(
     planted: dict[str, Path], cli: Callable[..., object], command: str, kind: str, tmp_path: Path
 ) -> None:
@@ -203,10 +237,11 @@ def test_cli_commands_refuse_without_running(
 
 
 @pytest.mark.parametrize("command", ["assess robustness", "certify", "harden", "data poison --model"])
+@pytest.mark.parametrize("suffix", [".pt", ".pt2"])
 def test_cli_commands_run_the_benign_twin(
-    planted: dict[str, Path], cli: Callable[..., object], command: str, tmp_path: Path
+    planted: dict[str, Path], cli: Callable[..., object], command: str, suffix: str, tmp_path: Path
 ) -> None:
-    benign = _benign_torchscript(tmp_path)
+    benign = TorchModel(_net(), input_shape=(N_FEATURES,)).save(tmp_path / f"twin{suffix}")
     result = cli(*_commands(benign, planted, tmp_path / "hardened.pt")[command])
     assert result.code in (0, 1), result  # type: ignore[attr-defined]  # ran (1: its policy failed)
     assert "refusing" not in result.err  # type: ignore[attr-defined]
@@ -227,7 +262,7 @@ def _pipeline(folder: Path, model: Path, data: Path, *, scan: bool) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["torchscript", "pickle"])
+@pytest.mark.parametrize("kind", ["torchscript", "pt2", "pickle"])
 def test_pipeline_does_not_load_what_its_scan_stage_flagged(planted: dict[str, Path], kind: str) -> None:
     from mlsecops.pipeline import load_pipeline, run_pipeline
 
