@@ -349,7 +349,7 @@ def state_dict_message(source: str, state: Mapping[str, Any]) -> str:
     """What to say when a state dict is given where a model is expected."""
     names = list(state)
     return (
-        f"{source} is a PyTorch state_dict ({len(names)} tensors, e.g. {names[0]!r}): weights without the "
+        f"{source} is a state_dict ({len(names)} tensors, e.g. {names[0]!r}): weights without the "
         "model's code. Give the model itself as a torch.export program (.pt2), or name the architecture "
         f"as python:package.module:Class and pass this file as its weights (--weights {Path(source).name})"
     )
