@@ -137,6 +137,10 @@ SUSPICIOUS = {
     "form feed": "    y = x\n\x0c    return y\n",
     "unparsable": "    return (x\n",
     "type position": '    y = annotate(torch.from_file("/x"), [])\n    return x\n',
+    "triple-quoted string": '    s = """a" + torch.from_file("/x", True, 1) + "b"""\n    return x\n',
+    "alias chain written backwards": "".join(f"    a{i} = a{i + 1}\n" for i in range(40))
+    + "    a40 = torch\n    return a0.from_file('/x', True, 1)\n",
+    "nested too deep to parse": "    return " + " + ".join(["x"] * 50_000) + "\n",
 }
 
 

@@ -178,7 +178,7 @@ class ContainerScanning(ScannerBase):
                 region, e, entry, depth, torch_prefixes, is_ts or is_keras, names, ts_sources, plan
             )
         if ts_sources:
-            scan_torchscript_sources(ts_sources, report=self.add)
+            scan_torchscript_sources(ts_sources, report=self.add, tick=self.budget.check_time)
         return fmt
 
     def _zip_entry(

@@ -40,15 +40,20 @@ MAX_NOTES_PER_ENTRY = 20
 """Distinct findings kept per entry; the rest are counted in one summary finding."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_MAY_DIFFER = re.compile(r"""[^\x00-\x7f]|\"\"\"|'''|(?<![\w])[rRbBuUfF]{1,2}["']""")
+"""Text that needs a token-level look: non-ASCII, triple quotes, or what may be a string prefix."""
 
 
-def scan_torchscript_sources(sources: Iterable[tuple[str, bytes]], *, report: Report) -> None:
+def scan_torchscript_sources(
+    sources: Iterable[tuple[str, bytes]], *, report: Report, tick: Callable[[], None] = lambda: None
+) -> None:
     """Judge every ``code/**.py`` entry of one TorchScript archive.
 
     Args:
         sources: (entry path, raw bytes) of each code entry; entries already known to be too large are
             passed with their first ``MAX_CODE_BYTES + 1`` bytes and reported here.
         report: receives the hits.
+        tick: called regularly; raises (``LimitReached``) to stop a scan that ran out of time.
     """
     decoded: list[tuple[str, str]] = []
     total = 0
@@ -77,14 +82,17 @@ def scan_torchscript_sources(sources: Iterable[tuple[str, bytes]], *, report: Re
         tree = _parse(text, entry, report)
         if tree is None:
             continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef | ast.ClassDef):
-                defined.add(node.name)
+        for node in tree.body:  # methods are what classes and modules define
+            inner = node.body if isinstance(node, ast.ClassDef) else [node]
+            defined.update(f.name for f in inner if isinstance(f, ast.FunctionDef | ast.ClassDef))
         trees.append((entry, tree))
     methods = frozenset(defined) | TORCH_OPS["aten"] | BUILTIN_METHODS
     for entry, tree in trees:
-        judge = FileJudge(methods)
-        judge.module(tree)
+        judge = FileJudge(methods, tick)
+        try:
+            judge.module(tree)
+        except RecursionError:
+            judge.notes.append(Note(Severity.MEDIUM, "TorchScript source nested too deeply to judge", "", 0))
         _emit(judge.notes, entry, report)
 
 
@@ -102,10 +110,14 @@ def _parse(text: str, entry: str, report: Report) -> ast.Module | None:
         )
         return None
     try:
-        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        # The lexers agree on plain ASCII code with plain quoted strings: tokenize only what may differ.
+        tokens = tokenize.generate_tokens(io.StringIO(text).readline) if _MAY_DIFFER.search(text) else ()
+        for tok in tokens:
             bad = ""
             if tok.type == tokenize.STRING and tok.string[:1] not in ("'", '"'):
                 bad = "string with a prefix"
+            elif tok.type == tokenize.STRING and tok.string[:3] in ('"""', "'''"):
+                bad = "triple-quoted string"
             elif tok.type == tokenize.NAME and not tok.string.isascii():
                 bad = "non-ASCII identifier"
             elif tok.type not in (tokenize.STRING, tokenize.COMMENT) and not tok.string.isascii():

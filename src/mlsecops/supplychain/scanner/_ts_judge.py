@@ -8,6 +8,7 @@ hides an alias. References are judged as they are formed, called or not.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 
 from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._torch_ops import TORCH_OPS
@@ -32,14 +33,20 @@ from mlsecops.supplychain.scanner._ts_rules import (
     is_name,
 )
 
-__all__ = ["FileJudge"]
+__all__ = ["MAX_BIND_ROUNDS", "FileJudge"]
+
+MAX_BIND_ROUNDS = 12
+"""Passes over a function to follow aliases (printer output needs 2: bind, confirm). A chain of aliases
+written backwards needs one pass per link; past this bound the function is reported, not trusted."""
 
 
 class FileJudge:
     """Walk one parsed ``code/`` entry and collect ``notes``."""
 
-    def __init__(self, methods: frozenset[str]) -> None:
+    def __init__(self, methods: frozenset[str], tick: Callable[[], None]) -> None:
         self.methods = methods
+        self.tick = tick
+        """Called once per pass over a function; raises when the scan's time budget is spent."""
         self.notes: list[Note] = []
         self.env: dict[str, set[str]] = {}
         self.quiet = False
@@ -157,11 +164,15 @@ class FileJudge:
         self.env = {p.arg: {DATA} for p in params}
         # Bind locals to a fixed point without reporting, then judge every statement once.
         self.quiet = True
-        for _ in range(1 + sum(1 for _n in ast.walk(fn) if isinstance(_n, ast.Assign | ast.AnnAssign))):
+        for _ in range(MAX_BIND_ROUNDS):
+            self.tick()
             before = {k: set(v) for k, v in self.env.items()}
             self.block(fn.body)
             if before == self.env:
                 break
+        else:
+            self.quiet = False
+            self.note(Severity.MEDIUM, "aliases too deep to resolve in TorchScript source", fn.name, fn)
         self.quiet = False
         self.block(fn.body)
 
