@@ -115,6 +115,7 @@ def _set_target(target: str) -> Callable[[dict[str, Any]], None]:
         ("torch.ops.debugprims.load_tensor.default", Verdict.MALICIOUS),
         ("torch.ops.myns.evil.default", Verdict.SUSPICIOUS),
         ("torch.ops.c10d.broadcast_.default", Verdict.SUSPICIOUS),
+        ("torch.ops.prim.rpc_sync.default", Verdict.SUSPICIOUS),
         ("torch.hub.load_state_dict_from_url", Verdict.SUSPICIOUS),
         ("torch.ops.higher_order.inline_asm_elementwise", Verdict.SUSPICIOUS),
         ("torch.ops.aten.not_an_op.default", Verdict.SUSPICIOUS),

@@ -112,6 +112,7 @@ SUSPICIOUS = {
     "custom operator namespace": "    return ops.myns.op(x)\n",
     "custom namespace by alias": "    n = ops.foo\n    return n.bar(x)\n",
     "custom namespace by getattr": '    return getattr(ops, "evil").run(x)\n',
+    "rpc": '    return ops.prim.rpc_sync("worker", __torch__.f, (x,))\n',
     "c10d network operators": "    return ops.c10d.broadcast(x)\n",
     "registered C++ class": '    s = __torch__.torch.classes.dist_c10d.FileStore("/tmp/x", 1)\n    return x\n',
     "torch._C": "    return torch._C._jit_pass_inline(x)\n",

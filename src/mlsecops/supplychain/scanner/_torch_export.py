@@ -33,6 +33,7 @@ from mlsecops.supplychain.scanner._ts_rules import (
     ALLOWED_NAMESPACES,
     DENIED_NAMESPACES,
     DENIED_OPS,
+    REMOTE_OPS,
     words,
 )
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
@@ -217,6 +218,8 @@ def _operator(parts: list[str], target: str, w: _Walker) -> None:
             w.hit(sev, "torch.export higher-order operator off the allow-list", target)
     elif op in DENIED_OPS or ns in DENIED_NAMESPACES:
         w.hit(Severity.CRITICAL, "torch.export graph calls a file operation", target)
+    elif op in REMOTE_OPS:
+        w.hit(Severity.HIGH, "torch.export graph calls a remote procedure", target)
     elif ns not in ALLOWED_NAMESPACES:
         w.hit(
             Severity.HIGH, "torch.export graph calls a custom operator namespace", target, "needs a library"

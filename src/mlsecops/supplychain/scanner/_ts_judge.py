@@ -26,6 +26,7 @@ from mlsecops.supplychain.scanner._ts_rules import (
     NAMESPACES,
     NOT_OPERATORS,
     PYTHON_ESCAPES,
+    REMOTE_OPS,
     TYPE_NAMES,
     Note,
     dotted,
@@ -348,6 +349,8 @@ class FileJudge:
             path = f"{base}.{field}"
             if field in DENIED_OPS or ns in DENIED_NAMESPACES:
                 self.note(Severity.CRITICAL, "TorchScript calls a file operation", path, node)
+            elif field in REMOTE_OPS:
+                self.note(Severity.HIGH, "TorchScript calls a remote procedure", path, node)
             elif ns == "aten" and field in NOT_OPERATORS:
                 self.note(Severity.HIGH, "TorchScript reaches torch internals", path, node)
             elif ns in ALLOWED_NAMESPACES and field not in TORCH_OPS[ns]:

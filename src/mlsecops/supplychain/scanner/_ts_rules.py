@@ -31,6 +31,7 @@ __all__ = [
     "NAMESPACES",
     "NOT_OPERATORS",
     "PYTHON_ESCAPES",
+    "REMOTE_OPS",
     "SPECIAL",
     "TYPE_NAMES",
     "Note",
@@ -51,6 +52,8 @@ DATA = "<data>"
 
 DENIED_OPS = frozenset({"from_file", "save", "load", "_save", "_load", "load_library", "_load_for_mobile"})
 """Operator names that read or write files or load code (``aten::from_file`` maps and overwrites files)."""
+REMOTE_OPS = frozenset({"rpc_async", "rpc_remote", "rpc_sync"})
+"""Operators that call other processes over the network (``prim::rpc_*``)."""
 DENIED_NAMESPACES = frozenset({"debugprims"})
 """Operator namespaces whose operators read files (``debugprims::load_tensor``)."""
 ALLOWED_NAMESPACES = frozenset(TORCH_OPS)
