@@ -56,7 +56,7 @@ def check_url(url: str) -> str:
         InputError: another scheme.
     """
     if not url.startswith(("https://", "http://")):
-        raise InputError(f"webhook URL must start with https:// or http://; got {url[:60]!r}")
+        raise InputError(f"webhook URL must start with https:// or http://; got {redact(url)[:60]!r}")
     return url
 
 

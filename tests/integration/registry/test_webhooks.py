@@ -176,3 +176,9 @@ def test_webhook_url_secrets_stay_out_of_audit_and_logs(
     assert "127.0.0.1:9" in json.loads(events[0].details)["url"]  # where it points is kept
     assert token not in caplog.text
     assert "delivery of model.registered failed" in caplog.text
+
+
+def test_refused_webhook_url_is_not_echoed_with_its_secret(world: World) -> None:
+    with pytest.raises(InputError, match="https:// or http://") as info:
+        world.regs["admin"].add_webhook("ftp://u:Wq3uniqueHookToken88@127.0.0.1/x", SECRET)
+    assert "Wq3uniqueHookToken88" not in info.value.diagnostics()
