@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsecops.core.checks import Target
-from mlsecops.core.errors import MlsecopsError
+from mlsecops.core.errors import InputError, MlsecopsError
 from mlsecops.core.findings import Finding, Report, Severity, utcnow
 from mlsecops.pipeline._verdicts import Flagged, Judgements, refusal
 from mlsecops.pipeline.evaluated import judged_stages, read_paths, stage_record
@@ -187,6 +187,19 @@ def _record(workspace: Workspace, result: RunResult, actor: str) -> int:
         return run.id
 
 
+def _require_inputs(pipeline: Pipeline) -> None:
+    # A missing input is bad input (exit 2), not a failed gate: say which before anything runs, writes
+    # keys or registers, so a mistyped path never leaves half a run behind.
+    missing = [(s.name, p) for s in pipeline.stages for p in s.paths if not os.path.lexists(p)]
+    if missing:
+        shown = ", ".join(f"{name}: {path}" for name, path in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise InputError(
+            f"pipeline {pipeline.name!r}: {len(missing)} stage input(s) missing ({shown}{more}); "
+            f"paths resolve against the pipeline file's folder {pipeline.base_dir}"
+        )
+
+
 def run_pipeline(
     pipeline: Pipeline,
     *,
@@ -201,7 +214,11 @@ def run_pipeline(
         workspace: where to record the run and write its reports; ``None`` records nothing.
         actor: who runs it, for the audit trail.
         progress: called as ``progress(stage_name, done, total)`` before each stage and at the end.
+
+    Raises:
+        InputError: a stage's input path does not exist (nothing runs and nothing is recorded).
     """
+    _require_inputs(pipeline)
     results: list[StageResult] = []
     total = len(pipeline.stages)
     judged = judged_stages(pipeline.rules, pipeline.stages)
