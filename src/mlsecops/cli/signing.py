@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,6 +27,9 @@ from mlsecops.core.checks import Target
 from mlsecops.core.errors import InputError, WorkspaceError
 from mlsecops.report import Format
 
+if TYPE_CHECKING:
+    from mlsecops.store import Workspace
+
 __all__ = ["register"]
 
 keys_app = typer.Typer(help="Create signing keys.", no_args_is_help=True)
@@ -38,18 +42,24 @@ def _password() -> bytes | None:
     return value.encode() if value else None
 
 
-def _audit(action: str, subject: str, details: dict[str, object]) -> None:
-    """Record the action when a workspace exists here; signing also works without one."""
+@contextmanager
+def _workspace() -> Iterator[Workspace | None]:
+    """The workspace here, open, when one exists: the library records key creation and signing in
+    its audit trail. Signing also works without one."""
     cfg = settings()
     if not cfg.home.is_dir():
+        yield None
         return
-    from mlsecops.store import Workspace, audit  # the database layer only when there is a workspace
+    from mlsecops.store import Workspace  # the database layer only when there is a workspace
 
     try:
-        with Workspace.from_settings(cfg) as ws, ws.session() as s:
-            audit.append(s, actor=cfg.actor, action=action, subject=subject, details=details)
+        ws = Workspace.from_settings(cfg)
     except WorkspaceError:
         err_console.print(f"note: not recorded in the audit trail (no usable workspace at {safe(cfg.home)})")
+        yield None
+        return
+    with ws:
+        yield ws
 
 
 def sign(
@@ -78,25 +88,18 @@ def sign(
     except ValueError:
         raise typer.BadParameter("must be sha256, blake3 or blake2b", param_hint="--algorithm") from None
     private = signing.load_private_key(key, password=_password())
-    result = signing.sign_model(
-        path,
-        private,
-        signature=signature,
-        algorithm=algo,
-        shard_size=shard_size,
-        allow_symlinks=allow_symlinks,
-        workers=workers,
-    )
-    _audit(
-        "artifact.sign",
-        str(path.resolve()),
-        {
-            "signature": str(result.signature),
-            "key_hint": result.key_hint,
-            "files": result.files,
-            "algorithm": result.algorithm,
-        },
-    )
+    with _workspace() as ws:
+        result = signing.sign_model(
+            path,
+            private,
+            signature=signature,
+            algorithm=algo,
+            shard_size=shard_size,
+            allow_symlinks=allow_symlinks,
+            workers=workers,
+            workspace=ws,
+            actor=settings().actor,
+        )
     if as_json:
         typer.echo(
             json.dumps(
@@ -170,10 +173,15 @@ def keys_create(
         raise typer.BadParameter("must be ecdsa-p256 or ed25519", param_hint="--type") from None
     cfg = settings()
     folder = directory or ((cfg.home / "keys") if (cfg.home / "keys").is_dir() else Path.cwd())
-    pub, hint = signing.create_keypair(
-        folder / f"{name}.key", key_type=kind, password=_password(), overwrite=force
-    )
-    _audit("key.create", f"key:{name}", {"key_hint": hint, "type": str(kind), "public_key": str(pub)})
+    with _workspace() as ws:
+        pub, hint = signing.create_keypair(
+            folder / f"{name}.key",
+            key_type=kind,
+            password=_password(),
+            overwrite=force,
+            workspace=ws,
+            actor=cfg.actor,
+        )
     console.print(
         f"created {kind} key [bold]{safe(name)}[/] {hint[:16]}...: private {safe(str(folder / (name + '.key')))} (0600), public {safe(str(pub))}"
     )

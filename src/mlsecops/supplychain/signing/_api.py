@@ -15,8 +15,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlsecops.core.errors import InputError, VerificationError
+from mlsecops.supplychain.signing._audit import record
 from mlsecops.supplychain.signing._bundle import load_bundle_file, make_bundle, open_bundle, read_bundle
 from mlsecops.supplychain.signing._hashing import HashAlgorithm
 from mlsecops.supplychain.signing._keys import PrivateKey, PublicKey, key_hint, key_type_of
@@ -28,6 +30,9 @@ from mlsecops.supplychain.signing._manifest import (
     compare,
     manifest_from_files,
 )
+
+if TYPE_CHECKING:
+    from mlsecops.store import Workspace
 
 __all__ = [
     "SignResult",
@@ -98,8 +103,14 @@ def sign_model(
     ignore_paths: tuple[str, ...] = (),
     workers: int | None = None,
     on_progress: Callable[[int], None] | None = None,
+    workspace: Workspace | None = None,
+    actor: str = "cli",
 ) -> SignResult:
     """Sign the model at ``path`` and write the bundle.
+
+    With a ``workspace``, records ``artifact.sign`` (subject: the model's resolved path; details:
+    signature path, key hint, files, algorithm) after writing the bundle; when the event cannot be
+    written the new bundle is removed and the error raised.
 
     Args:
         path: model file or directory.
@@ -112,10 +123,13 @@ def sign_model(
         ignore_paths: more paths (relative to the model) to leave out, besides ``.git`` and friends.
         workers: hashing threads (default: one per CPU).
         on_progress: called with bytes hashed.
+        workspace: the workspace whose audit trail records the signing (none: not recorded).
+        actor: who signs, for the audit trail.
 
     Raises:
         InputError: the model path is missing or unsafe (symlink escape, FIFO), or the signature cannot
             be written.
+        WorkspaceError: the audit event could not be written (the new bundle is removed).
     """
     if shard_size is not None and shard_size <= 0:
         raise InputError(f"shard size must be a positive number of bytes; got {shard_size}")
@@ -146,7 +160,7 @@ def sign_model(
     except OSError as err:
         raise InputError(f"cannot write the signature {sig_path}: {err.strerror or err}") from err
     public = key.public_key()
-    return SignResult(
+    result = SignResult(
         signature=sig_path,
         key_hint=key_hint(public),
         key_type=key_type_of(public),
@@ -156,6 +170,20 @@ def sign_model(
         seconds=time.perf_counter() - started,
         manifest=manifest,
     )
+    record(
+        workspace,
+        actor=actor,
+        action="artifact.sign",
+        subject=str(path.resolve()),
+        details={
+            "signature": str(sig_path),
+            "key_hint": result.key_hint,
+            "files": result.files,
+            "algorithm": result.algorithm,
+        },
+        undo=lambda: sig_path.unlink(missing_ok=True),
+    )
+    return result
 
 
 def _check(signed: Manifest, actual: Manifest, where: str) -> None:

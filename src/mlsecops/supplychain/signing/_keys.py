@@ -13,13 +13,18 @@ import hashlib
 import os
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from mlsecops.core.errors import InputError
+from mlsecops.supplychain.signing._audit import record
 from mlsecops.supplychain.signing._hashing import open_regular
+
+if TYPE_CHECKING:
+    from mlsecops.store import Workspace
 
 __all__ = [
     "KeyType",
@@ -95,20 +100,29 @@ def create_keypair(
     key_type: KeyType = KeyType.ECDSA_P256,
     password: bytes | None = None,
     overwrite: bool = False,
+    workspace: Workspace | None = None,
+    actor: str = "cli",
 ) -> tuple[Path, str]:
     """Create a key pair: ``private_path`` (PKCS#8 PEM, 0600) and ``private_path`` + ``.pub`` (0644).
+
+    With a ``workspace``, records ``key.create`` (subject ``key:NAME``, NAME being the private key's
+    file name without ``.key``; details: key hint, type, public key path) after writing the files;
+    when the event cannot be written the new files are removed and the error raised.
 
     Args:
         private_path: where the private key goes; the public key is written next to it.
         key_type: ECDSA P-256 (interoperable with model-signing) or Ed25519.
         password: encrypt the private key with it (best available PKCS#8 encryption).
         overwrite: replace existing files instead of refusing.
+        workspace: the workspace whose audit trail records the new key (none: not recorded).
+        actor: who creates the key, for the audit trail.
 
     Returns:
         The public key path and the key hint.
 
     Raises:
         InputError: a file exists (without ``overwrite``) or cannot be written.
+        WorkspaceError: the audit event could not be written (no key files are left behind).
     """
     private: PrivateKey
     if key_type is KeyType.ED25519:
@@ -123,7 +137,21 @@ def create_keypair(
     private_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     _write_exclusive(private_path, pem, 0o600, overwrite=overwrite)
     _write_exclusive(public_path, public_pem(private.public_key()), 0o644, overwrite=overwrite)
-    return public_path, key_hint(private.public_key())
+    hint = key_hint(private.public_key())
+
+    def remove_files() -> None:
+        private_path.unlink(missing_ok=True)
+        public_path.unlink(missing_ok=True)
+
+    record(
+        workspace,
+        actor=actor,
+        action="key.create",
+        subject=f"key:{private_path.name.removesuffix('.key')}",
+        details={"key_hint": hint, "type": str(key_type), "public_key": str(public_path)},
+        undo=remove_files,
+    )
+    return public_path, hint
 
 
 def _read_key_file(path: Path, what: str) -> bytes:

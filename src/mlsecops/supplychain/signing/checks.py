@@ -11,7 +11,10 @@ finding (ATLAS AML.T0010, supply-chain compromise); a check that cannot run rais
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
 
@@ -23,7 +26,22 @@ from mlsecops.supplychain.signing._bundle import root_digest
 from mlsecops.supplychain.signing._hashing import HashAlgorithm
 from mlsecops.supplychain.signing._keys import KeyType, create_keypair, load_private_key, load_public_key
 
+if TYPE_CHECKING:
+    from mlsecops.store import Workspace
+
 __all__ = ["SignCheck", "VerifyCheck"]
+
+
+@contextmanager
+def _workspace(target: Target) -> Iterator[Workspace | None]:
+    """The target's workspace, open, when it names one: the key and the signing are recorded there."""
+    if target.home is None:
+        yield None
+        return
+    from mlsecops.store import Workspace  # the database layer only when there is a workspace
+
+    with Workspace.open(target.home, target.database_url, actor=target.actor) as ws:
+        yield ws
 
 
 def _model(target: Target, check: str) -> Path:
@@ -91,18 +109,26 @@ class SignCheck:
         env = str(target.options.get("password_env", "MLSECOPS_KEY_PASSWORD"))
         password = os.environ.get(env)
         key_path = _key(target, "sign.model")
-        if target.options.get("create_key") is True and not key_path.exists():
-            # First run of a pipeline: make the signing key (0600) where the pipeline says it lives.
-            create_keypair(key_path, key_type=KeyType(str(target.options.get("key_type", "ecdsa-p256"))))
-        key = load_private_key(key_path, password=password.encode() if password else None)
         shard = target.options.get("shard_size")
-        result = sign_model(
-            model,
-            key,
-            signature=target.path_option("signature"),
-            algorithm=_algorithm(target),
-            shard_size=int(shard) if isinstance(shard, int | float | str) and shard else None,
-        )
+        with _workspace(target) as ws:
+            if target.options.get("create_key") is True and not key_path.exists():
+                # First run of a pipeline: make the signing key (0600) where the pipeline says it lives.
+                create_keypair(
+                    key_path,
+                    key_type=KeyType(str(target.options.get("key_type", "ecdsa-p256"))),
+                    workspace=ws,
+                    actor=target.actor,
+                )
+            key = load_private_key(key_path, password=password.encode() if password else None)
+            result = sign_model(
+                model,
+                key,
+                signature=target.path_option("signature"),
+                algorithm=_algorithm(target),
+                shard_size=int(shard) if isinstance(shard, int | float | str) and shard else None,
+                workspace=ws,
+                actor=target.actor,
+            )
         digests = [d for _, d in result.manifest.sorted_items()]
         data: dict[str, JsonValue] = {
             "signature": str(result.signature),
