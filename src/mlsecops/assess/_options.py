@@ -1,97 +1,57 @@
-"""Reading check options (JSON values from the CLI or a pipeline file) into typed values."""
+"""Loading the model a check names, with the options every model-loading check shares.
+
+Option values are read through ``Target``'s typed readers (``mlsecops.core.checks``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from mlsecops.core.checks import Target
 from mlsecops.core.errors import InputError
 from mlsecops.models.interface import ModelAdapter
 from mlsecops.models.loading import load_model
 
-__all__ = ["load_target_model", "opt_float", "opt_float_list", "opt_int", "opt_list", "tiny_contract_model"]
+__all__ = ["MODEL_OPTIONS", "load_target_model", "model_and_data", "tiny_contract_model"]
+
+MODEL_OPTIONS = ("model", "data", "label", "input_shape", "output", "timeout", "weights")
+"""Options of every check that loads a model and a data set (``load_target_model``)."""
+DEFAULT_TIMEOUT = 10.0
+"""Seconds an HTTP model has to answer one batch (option ``timeout``)."""
+MIN_TIMEOUT = 0.01
+"""Smallest ``timeout`` accepted: zero or less would fail every request."""
 
 
-def opt_list(value: Any) -> list[str]:
-    """``"a,b"``, ``["a", "b"]`` or ``None`` as a list of stripped, lower-case names."""
-    if value is None or value == "":
-        return []
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [str(v).strip().lower() for v in items if str(v).strip()]
-
-
-def opt_float_list(value: Any) -> list[float]:
-    """``"0.1,0.2"``, ``0.1`` or ``[0.1, 0.2]`` as floats.
-
-    Raises:
-        InputError: a value that is not a finite non-negative number.
-    """
-    if value is None or value == "":
-        return []
-    items = (
-        value.split(",") if isinstance(value, str) else value if isinstance(value, list | tuple) else [value]
-    )
-    out = []
-    for v in items:
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            raise InputError(f"expected numbers like 0.1,0.2; got {v!r}") from None
-        if not np.isfinite(f) or f < 0:
-            raise InputError(f"budgets and radii must be finite and >= 0; got {v!r}")
-        out.append(f)
-    return out
-
-
-def opt_int(opts: Mapping[str, Any], key: str, default: int) -> int:
-    """An integer option, or ``default`` when absent.
+def model_and_data(target: Target, what: str) -> tuple[str, str]:
+    """The model and data references: the options ``model`` and ``data``, else ``paths`` = (model, data).
 
     Raises:
-        InputError: the value is not an integer.
+        InputError: one of the two is missing.
     """
-    value = opts.get(key)
-    if value is None or value == "":
-        return default
-    try:
-        return int(str(value))
-    except ValueError:
-        raise InputError(f"option {key!r} must be an integer; got {value!r}") from None
+    model = target.opt_str("model") or (str(target.paths[0]) if target.paths else None)
+    data = target.opt_str("data") or (str(target.paths[1]) if len(target.paths) > 1 else None)
+    if not model or not data:
+        raise InputError(f"{what} needs a model and a data set (paths=(model, data))")
+    return model, data
 
 
-def opt_float(opts: Mapping[str, Any], key: str, default: float) -> float:
-    """A number option, or ``default`` when absent.
+def load_target_model(target: Target, ref: str, x: np.ndarray) -> ModelAdapter:
+    """Load the model a check names, with the data's input shape unless ``input_shape`` is given.
+
+    Options read: ``input_shape`` (``"1,28,28"`` or a list), ``output``, ``timeout`` (seconds, for
+    HTTP models), ``weights``.
 
     Raises:
-        InputError: the value is not a finite number.
+        ConfigError: a malformed option.
     """
-    value = opts.get(key)
-    if value is None or value == "":
-        return default
-    try:
-        out = float(str(value))
-    except ValueError:
-        raise InputError(f"option {key!r} must be a number; got {value!r}") from None
-    if not np.isfinite(out):
-        raise InputError(f"option {key!r} must be finite; got {value!r}")
-    return out
-
-
-def load_target_model(ref: str, opts: Mapping[str, Any], x: np.ndarray) -> ModelAdapter:
-    """Load the model a check names, with the data's input shape unless ``input_shape`` is given."""
-    shape_opt = opts.get("input_shape")
-    if shape_opt:
-        shape = tuple(int(s) for s in (shape_opt.split(",") if isinstance(shape_opt, str) else shape_opt))
-    else:
-        shape = tuple(int(s) for s in x.shape[1:])
+    shape = tuple(target.opt_int_list("input_shape", lo=1)) or tuple(int(s) for s in x.shape[1:])
     return load_model(
         ref,
         input_shape=shape,
-        output=str(opts["output"]) if opts.get("output") else None,
-        timeout=float(opts.get("timeout", 10.0)),
-        weights=str(opts["weights"]) if opts.get("weights") else None,
+        output=target.opt_str("output"),
+        timeout=target.opt_float("timeout", DEFAULT_TIMEOUT, lo=MIN_TIMEOUT),
+        weights=target.opt_str("weights"),
     )
 
 

@@ -20,13 +20,7 @@ from typing import Any
 import numpy as np
 
 from mlsecops.assess._data import encode_labels, load_dataset, subsample
-from mlsecops.assess._options import (
-    load_target_model,
-    opt_float,
-    opt_float_list,
-    opt_int,
-    tiny_contract_model,
-)
+from mlsecops.assess._options import MODEL_OPTIONS, load_target_model, model_and_data, tiny_contract_model
 from mlsecops.assess.attack import score_function
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.errors import InputError
@@ -168,6 +162,7 @@ def _counts(
     kind=CheckKind.CERTIFIER,
     summary="Certified L2 robustness by randomized smoothing (Clopper-Pearson bound, abstentions)",
     metrics=("certified_accuracy@*", "abstain_rate", "smoothed_accuracy"),
+    options=(*MODEL_OPTIONS, "sigma", "n", "n0", "alpha", "radii", "max_examples"),
 )
 class CertifyCheck:
     """Certified accuracy at chosen L2 radii (``assess.certify``; the ``certify`` pipeline stage).
@@ -185,25 +180,21 @@ class CertifyCheck:
     def run(self, target: Target) -> Report:
         """Certify the data set and report certified accuracy per radius."""
         started = utcnow()
-        opts = dict(target.options)
-        model_ref = opts.get("model") or (str(target.paths[0]) if target.paths else None)
-        data_ref = opts.get("data") or (str(target.paths[1]) if len(target.paths) > 1 else None)
-        if not model_ref or not data_ref:
-            raise InputError("certification needs a model and a data set (paths=(model, data))")
-        x, raw_y = load_dataset(str(data_ref), label=str(opts["label"]) if opts.get("label") else None)
-        model = load_target_model(str(model_ref), opts, x)
+        model_ref, data_ref = model_and_data(target, "certification")
+        x, raw_y = load_dataset(data_ref, label=target.opt_str("label"))
+        model = load_target_model(target, model_ref, x)
         y = encode_labels(raw_y, getattr(model, "classes", None))
         seed = int(target.seed or 0)
-        idx = subsample(len(x), opt_int(opts, "max_examples", 500), seed)
-        radii = opt_float_list(opts.get("radii")) or [0.25, 0.5]
+        idx = subsample(len(x), target.opt_int("max_examples", 500, lo=1), seed)
+        radii = target.opt_float_list("radii", lo=0.0) or [0.25, 0.5]
         cert = certify(
             model,
             x[idx],
             y[idx],
-            sigma=opt_float(opts, "sigma", 0.25),
-            n=opt_int(opts, "n", 1000),
-            n0=opt_int(opts, "n0", 100),
-            alpha=opt_float(opts, "alpha", 0.001),
+            sigma=target.opt_float("sigma", 0.25),
+            n=target.opt_int("n", 1000, lo=1),
+            n0=target.opt_int("n0", 100, lo=1),
+            alpha=target.opt_float("alpha", 0.001, lo=0.0, hi=1.0),
             seed=seed,
             progress=self.progress,
         )

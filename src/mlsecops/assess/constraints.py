@@ -13,12 +13,13 @@ the perturbation, so the eps ball and (integer) bounds still hold after rounding
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from mlsecops.core.checks import Target
 from mlsecops.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -78,14 +79,23 @@ class FeatureConstraints:
         return cls(**kw)
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], x: np.ndarray) -> FeatureConstraints:
-        """Read ``lower``/``upper``/``integer_features``/``immutable_features`` from check options."""
+    def from_target(cls, target: Target, x: np.ndarray) -> FeatureConstraints:
+        """Read ``lower``/``upper`` (a number, or one per feature) and ``integer_features``/
+        ``immutable_features`` (feature indices) from the target's options.
+
+        Raises:
+            ConfigError: a malformed option.
+        """
+        bounds: dict[str, float | tuple[float, ...] | None] = {}
+        for key in ("lower", "upper"):
+            values = target.opt_float_list(key)
+            bounds[key] = None if not values else values[0] if len(values) == 1 else tuple(values)
         return cls.from_data(
             x,
-            lower=options.get("lower"),
-            upper=options.get("upper"),
-            integer=options.get("integer_features"),
-            immutable=options.get("immutable_features"),
+            lower=bounds["lower"],
+            upper=bounds["upper"],
+            integer=target.opt_int_list("integer_features", lo=0) or None,
+            immutable=target.opt_int_list("immutable_features", lo=0) or None,
         )
 
     def arrays(self, n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -26,11 +26,10 @@ import numpy as np
 
 from mlsecops.assess._data import encode_labels, load_dataset, subsample
 from mlsecops.assess._figures import image_pairs_svg
-from mlsecops.assess._options import load_target_model, opt_float_list, opt_int, opt_list
+from mlsecops.assess._options import MODEL_OPTIONS, load_target_model, model_and_data
 from mlsecops.assess.attack import ATTACKS, AttackResult, make_attack
 from mlsecops.assess.constraints import FeatureConstraints, parse_norm
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
-from mlsecops.core.errors import InputError
 from mlsecops.core.findings import Figure, Finding, Report, Severity, utcnow
 from mlsecops.models.interface import ModelAdapter, TorchNative, check_inputs
 from mlsecops.report.plots import line_chart
@@ -251,18 +250,17 @@ class RobustnessCheck:
             InputError: missing or malformed model, data or options.
         """
         started = utcnow()
-        opts = dict(target.options)
         seed = int(target.seed or 0)
         model, x, y, subject = _load_inputs(target)
-        idx = subsample(len(x), opt_int(opts, "max_examples", 1000), seed)
+        idx = subsample(len(x), target.opt_int("max_examples", 1000, lo=1), seed)
         x, y = x[idx], y[idx]
-        cons = FeatureConstraints.from_options(opts, x)
-        names = [self.fixed_attack] if self.fixed_attack else opt_list(opts.get("attack"))
+        cons = FeatureConstraints.from_target(target, x)
+        names = [self.fixed_attack] if self.fixed_attack else target.opt_list("attack", lower=True)
         if not names:
             names = ["pgd" if isinstance(model, TorchNative) else "square"]
-        norm = parse_norm(str(opts.get("norm", "linf")))
-        eps = opt_float_list(opts.get("eps")) or list(_DEFAULT_EPS[norm])
-        attacks = [(n, _attack_params(n, opts, norm)) for n in names]
+        norm = parse_norm(target.opt_str("norm", "linf"))
+        eps = target.opt_float_list("eps", lo=0.0) or list(_DEFAULT_EPS[norm])
+        attacks = [(n, _attack_params(n, target, norm)) for n in names]
         ev = evaluate_robustness(
             model, x, y, attacks=attacks, eps=eps, constraints=cons, seed=seed, progress=self.progress
         )
@@ -284,27 +282,44 @@ class RobustnessCheck:
 
 
 def _load_inputs(target: Target) -> tuple[ModelAdapter, np.ndarray, np.ndarray, str]:
-    opts = target.options
-    model_ref = opts.get("model") or (str(target.paths[0]) if target.paths else None)
-    data_ref = opts.get("data") or (str(target.paths[1]) if len(target.paths) > 1 else None)
-    if not model_ref or not data_ref:
-        raise InputError("robustness checks need a model and a data set (paths=(model, data))")
-    x, raw_y = load_dataset(str(data_ref), label=str(opts["label"]) if opts.get("label") else None)
-    model = load_target_model(str(model_ref), opts, x)
+    model_ref, data_ref = model_and_data(target, "robustness checks")
+    x, raw_y = load_dataset(data_ref, label=target.opt_str("label"))
+    model = load_target_model(target, model_ref, x)
     y = encode_labels(raw_y, getattr(model, "classes", None))
-    return model, check_inputs(x, model.input_shape, what="data"), y, str(model_ref)
+    return model, check_inputs(x, model.input_shape, what="data"), y, model_ref
 
 
-def _attack_params(name: str, opts: Mapping[str, Any], norm: str) -> dict[str, Any]:
+_ATTACK_INT_OPTIONS = ("steps", "restarts", "max_queries", "batch_size")
+"""Attack parameters read from the options (whole numbers >= 1), passed to attacks that take them."""
+_OPTIONS = (
+    *MODEL_OPTIONS,
+    "attack",
+    "eps",
+    "norm",
+    *_ATTACK_INT_OPTIONS,
+    "loss",
+    "max_examples",
+    "lower",
+    "upper",
+    "integer_features",
+    "immutable_features",
+)
+
+
+def _attack_params(name: str, target: Target, norm: str) -> dict[str, Any]:
     cls = ATTACKS.get(name)
     if cls is None:
         make_attack(name)  # raises the helpful unknown-attack error after loading the catalogue
         cls = ATTACKS[name]
     accepted = set(inspect.signature(cls.__init__).parameters)
     params: dict[str, Any] = {"norm": norm}
-    for key in ("steps", "restarts", "max_queries", "batch_size", "loss"):
-        if key in opts and key in accepted:
-            params[key] = opts[key]
+    for key in _ATTACK_INT_OPTIONS:
+        value = target.opt_int(key, lo=1)
+        if value is not None:
+            params[key] = value
+    loss = target.opt_str("loss")
+    if loss is not None:
+        params["loss"] = loss
     return {k: v for k, v in params.items() if k in accepted}
 
 
@@ -324,6 +339,7 @@ def _make_attack_check(attack: str) -> type[RobustnessCheck]:
         kind=CheckKind.ATTACK,
         summary=f"Robust accuracy under the {attack} evasion attack",
         metrics=_METRICS,
+        options=tuple(k for k in _OPTIONS if k != "attack"),
     )(cls)
 
 
@@ -332,6 +348,7 @@ register(
     kind=CheckKind.ATTACK,
     summary="Accuracy under evasion attacks at several budgets, with curve and worst examples",
     metrics=_METRICS,
+    options=_OPTIONS,
 )(RobustnessCheck)
 FgsmCheck = _make_attack_check("fgsm")
 PgdCheck = _make_attack_check("pgd")

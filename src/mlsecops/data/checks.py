@@ -47,22 +47,8 @@ MAX_POISON_ROWS = 200_000
 """Default row limit of ``data.poison`` on row data (option ``max_rows``)."""
 MAX_POISON_RATINGS = 20_000_000
 """Default row limit of ``data.poison`` on ratings."""
-
-
-def _opt_str(options: dict[str, JsonValue], key: str) -> str | None:
-    value = options.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise InputError(f"option {key} must be a non-empty string; got {value!r}")
-    return value
-
-
-def _opt_num(options: dict[str, JsonValue], key: str, default: float, *, lo: float, hi: float) -> float:
-    value = options.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= float(value) <= hi:
-        raise InputError(f"option {key} must be a number in [{lo:g}, {hi:g}]; got {value!r}")
-    return float(value)
+MAX_ROWS_OPTION = 10**12
+"""Largest ``max_rows`` accepted: a bound on the value, not a promise that so many rows fit in memory."""
 
 
 def _row_limit(path: Path, rows: int, option: int | None, default: int) -> None:
@@ -90,6 +76,7 @@ def load_baseline(path: Path, *, label: str | None = None, seed: int = 0) -> Dat
     kind=CheckKind.DATA,
     summary="Validate data against a trusted baseline: schema, ranges, categories, missingness, drift, labels",
     metrics=("rows", "violations", "drifted_columns", "duplicate_rows"),
+    options=("baseline", "label", "chunk_rows", "alpha", "min_effect", "dataset"),
 )
 class DataValidationCheck:
     """Profile each data file in one streaming pass and compare it with the baseline."""
@@ -101,28 +88,26 @@ class DataValidationCheck:
             InputError: no path or baseline, an unreadable file, a bad option.
         """
         started = utcnow()
-        opts = dict(target.options)
         if not target.paths:
             raise InputError("data.check needs at least one data file")
-        _opt_str(opts, "baseline")
         base_path = target.path_option("baseline")
         if base_path is None:
             raise InputError(
                 "data.check needs a baseline: a profile JSON (`mlsecops data profile`) or trusted data"
             )
-        label = _opt_str(opts, "label")
+        label = target.opt_str("label")
         seed = target.seed or 0
         baseline = load_baseline(base_path, label=label, seed=seed)
         label = label or baseline.label
         vopts = ValidationOptions(
-            alpha=_opt_num(opts, "alpha", 1e-3, lo=0.0, hi=1.0),
-            min_effect=_opt_num(opts, "min_effect", 0.1, lo=0.0, hi=1.0),
+            alpha=target.opt_float("alpha", 1e-3, lo=0.0, hi=1.0),
+            min_effect=target.opt_float("min_effect", 0.1, lo=0.0, hi=1.0),
         )
-        chunk_rows = int(_opt_num(opts, "chunk_rows", DEFAULT_CHUNK_ROWS, lo=1000, hi=50_000_000))
+        chunk_rows = target.opt_int("chunk_rows", DEFAULT_CHUNK_ROWS, lo=1000, hi=50_000_000)
         findings: list[Finding] = []
         rows = 0
         dup = 0.0
-        dataset = _opt_str(opts, "dataset")
+        dataset = target.opt_str("dataset")
         if dataset is not None:
             findings.extend(self._manifest(target, dataset))
         for path in target.paths:
@@ -203,6 +188,16 @@ class DataValidationCheck:
         "near_duplicates",
         "campaign_items",
     ),
+    options=(
+        "label",
+        "kind",
+        "trusted",
+        "detectors",
+        "quarantine",
+        "model",
+        "model_min_proba",
+        "max_rows",
+    ),
 )
 class DataPoisonCheck:
     """Flag suspect rows (or accounts) of one data file, optionally quarantining them.
@@ -225,12 +220,9 @@ class DataPoisonCheck:
         if len(target.paths) != 1:
             raise InputError("data.poison scans exactly one data file")
         path = target.paths[0]
-        opts = dict(target.options)
-        label = _opt_str(opts, "label")
-        kind = _opt_str(opts, "kind")
-        if kind not in (None, "rows", "ratings"):
-            raise InputError(f"option kind must be 'rows' or 'ratings'; got {kind!r}")
-        max_rows = int(_opt_num(opts, "max_rows", 0, lo=1, hi=1e12)) if "max_rows" in opts else None
+        label = target.opt_str("label")
+        kind = target.opt_choice("kind", ("rows", "ratings"))
+        max_rows = target.opt_int("max_rows", lo=1, hi=MAX_ROWS_OPTION)
         table: dict[str, np.ndarray] | None = None
         n_rows = count_rows(path, stop_after=max_rows or MAX_POISON_RATINGS)
         _row_limit(path, n_rows, max_rows, MAX_POISON_RATINGS)
@@ -240,18 +232,17 @@ class DataPoisonCheck:
         seed = target.seed or 0
         model_info: dict[str, JsonValue] = {}
         if kind == "ratings":
-            if opts.get("model") is not None:
+            if target.opt_str("model") is not None:
                 raise InputError("option model applies to row data (--label or .npz), not to ratings")
             table = table if table is not None else load_table(path)
             res = self._ratings(table, str(path))
             key = "suspect_accounts"
             mask = self._account_mask(table, res)
         else:
-            detectors = self._detectors(opts.get("detectors"))
+            detectors = tuple(target.opt_list("detectors")) or ROW_DETECTORS
             _row_limit(path, n_rows, max_rows, MAX_POISON_ROWS)
             X, y, _, classes = load_xy(path, label=label)
             trusted = None
-            _opt_str(opts, "trusted")
             trusted_path = target.path_option("trusted")
             if trusted_path is not None:
                 tX, ty, _, tclasses = load_xy(trusted_path, label=label)
@@ -265,7 +256,7 @@ class DataPoisonCheck:
                 y = np.array([code[c] for c in np.asarray(batch_classes)[y]], dtype=np.int64)
                 ty = np.array([code[c] for c in np.asarray(tclasses)[ty]], dtype=np.int64)
                 trusted = (tX, ty)
-            spec = _opt_str(opts, "model")
+            spec = target.opt_str("model")
             signals = None
             if spec is not None:
                 mpath = target.path_option("model")
@@ -281,7 +272,7 @@ class DataPoisonCheck:
                 seed=seed,
                 trusted=trusted,
                 model=signals,
-                model_min_proba=_opt_num(opts, "model_min_proba", MODEL_MIN_PROBA, lo=0.0, hi=0.5),
+                model_min_proba=target.opt_float("model_min_proba", MODEL_MIN_PROBA, lo=0.0, hi=0.5),
                 progress=self.progress,
             )
             if signals is not None:
@@ -291,7 +282,6 @@ class DataPoisonCheck:
         data: dict[str, JsonValue] = {key: list(res.suspects)}
         if model_info:
             data["model"] = model_info
-        _opt_str(opts, "quarantine")
         qdir = target.path_option("quarantine")
         if qdir is not None:
             rows_info: list[dict[str, Any]] = (
@@ -317,15 +307,6 @@ class DataPoisonCheck:
             verdict="suspect" if res.suspects else "clean",
             data=data,
         )
-
-    @staticmethod
-    def _detectors(value: JsonValue) -> tuple[str, ...]:
-        if value is None:
-            return ROW_DETECTORS
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-            raise InputError(f"option detectors must be a list of names from {', '.join(ROW_DETECTORS)}")
-        return tuple(str(v).strip() for v in items if str(v).strip())
 
     @staticmethod
     def _ratings(table: dict[str, np.ndarray], artifact: str) -> PoisonResult:

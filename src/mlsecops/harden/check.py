@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mlsecops.assess._data import encode_labels, load_dataset
-from mlsecops.assess._options import opt_float, opt_float_list, opt_int, tiny_contract_model
+from mlsecops.assess._options import model_and_data, tiny_contract_model
 from mlsecops.assess.attack import make_attack
 from mlsecops.assess.constraints import FeatureConstraints, parse_norm
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
@@ -81,6 +81,27 @@ def record_lineage(
     kind=CheckKind.TRAINER,
     summary="PGD or TRADES adversarial training of a PyTorch model, with before/after robustness",
     metrics=("clean_accuracy_*", "robust_accuracy_*"),
+    options=(
+        "model",
+        "data",
+        "label",
+        "weights",
+        "method",
+        "eps",
+        "norm",
+        "epochs",
+        "steps",
+        "lr",
+        "batch_size",
+        "beta",
+        "val_fraction",
+        "output",
+        "eval_steps",
+        "lower",
+        "upper",
+        "integer_features",
+        "immutable_features",
+    ),
 )
 class AdversarialTrainingCheck:
     """Adversarial training as a check (see the module docstring for options).
@@ -103,17 +124,10 @@ class AdversarialTrainingCheck:
             InputError: missing model or data, a model that is not PyTorch, bad options.
         """
         started = utcnow()
-        opts = dict(target.options)
-        if len(target.paths) < 2 and not (opts.get("model") and opts.get("data")):
-            raise InputError("adversarial training needs a model and a training set (paths=(model, data))")
-        model_ref = str(opts.get("model") or target.paths[0])
-        data_ref = str(opts.get("data") or target.paths[1])
-        x, raw_y = load_dataset(data_ref, label=str(opts["label"]) if opts.get("label") else None)
-        model = load_model(
-            model_ref,
-            input_shape=tuple(x.shape[1:]),
-            weights=str(opts["weights"]) if opts.get("weights") else None,
-        )
+        model_ref, data_ref = model_and_data(target, "adversarial training")
+        x, raw_y = load_dataset(data_ref, label=target.opt_str("label"))
+        weights = target.opt_str("weights")
+        model = load_model(model_ref, input_shape=tuple(x.shape[1:]), weights=weights)
         if not isinstance(model, TorchModel):
             raise InputError(
                 f"adversarial training needs a PyTorch model; {model_ref} is {type(model).__name__}"
@@ -121,23 +135,24 @@ class AdversarialTrainingCheck:
         x = check_inputs(x, model.input_shape, what="data")
         y = encode_labels(raw_y, None)
         seed = int(target.seed or 0)
-        eps = (opt_float_list(opts.get("eps")) or [0.1])[0]
-        norm = parse_norm(str(opts.get("norm", "linf")))
+        eps = (target.opt_float_list("eps", lo=0.0) or [0.1])[0]
+        norm = parse_norm(target.opt_str("norm", "linf"))
+        method = target.opt_choice("method", ("pgd", "trades"), "pgd")
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(x))
-        n_val = max(1, round(len(x) * opt_float(opts, "val_fraction", 0.2)))
+        n_val = max(1, round(len(x) * target.opt_float("val_fraction", 0.2, lo=0.0, hi=1.0)))
         val, train = order[:n_val], order[n_val:]
-        cons = FeatureConstraints.from_options(opts, x)
-        attack = make_attack("pgd", norm=norm, steps=opt_int(opts, "eval_steps", 40), restarts=1)
-        epochs = opt_int(opts, "epochs", 10)
+        cons = FeatureConstraints.from_target(target, x)
+        steps, eval_steps = target.opt_int("steps", 7, lo=1), target.opt_int("eval_steps", 40, lo=1)
+        lr, batch_size = target.opt_float("lr", 3e-3), target.opt_int("batch_size", 128, lo=1)
+        beta = target.opt_float("beta", 6.0)
+        output = target.opt_str("output")
+        attack = make_attack("pgd", norm=norm, steps=eval_steps, restarts=1)
+        epochs = target.opt_int("epochs", 10, lo=1)
         self._step("attack before", 0, epochs + 2)
         before = attack.generate(model, x[val], y[val], eps=eps, constraints=cons, seed=seed)
         # a fresh load to train (deep copies of TorchScript modules do not give leaf parameters)
-        fresh = load_model(
-            model_ref,
-            input_shape=model.input_shape,
-            weights=str(opts["weights"]) if opts.get("weights") else None,
-        )
+        fresh = load_model(model_ref, input_shape=model.input_shape, weights=weights)
         assert isinstance(fresh, TorchModel)
         module = fresh.module
         for param in module.parameters():
@@ -146,14 +161,14 @@ class AdversarialTrainingCheck:
             module,
             x[train],
             y[train],
-            method=str(opts.get("method", "pgd")),  # type: ignore[arg-type]  # validated inside
+            method=method,  # type: ignore[arg-type]  # one of the two, checked by opt_choice
             eps=eps,
             norm=norm,
             epochs=epochs,
-            steps=opt_int(opts, "steps", 7),
-            lr=opt_float(opts, "lr", 3e-3),
-            batch_size=opt_int(opts, "batch_size", 128),
-            beta=opt_float(opts, "beta", 6.0),
+            steps=steps,
+            lr=lr,
+            batch_size=batch_size,
+            beta=beta,
             constraints=cons,
             seed=seed,
             progress=lambda step, done, _: self._step(step, 1 + done, epochs + 2),
@@ -161,7 +176,7 @@ class AdversarialTrainingCheck:
         hardened = TorchModel(module, input_shape=model.input_shape, n_classes=model.n_classes)
         after = attack.generate(hardened, x[val], y[val], eps=eps, constraints=cons, seed=seed)
         self._step("attack after", epochs + 2, epochs + 2)
-        out = Path(str(opts.get("output") or _default_output(model_ref, scripted=_is_scripted(module))))
+        out = Path(output or _default_output(model_ref, scripted=_is_scripted(module)))
         if out.resolve() == Path(model_ref).resolve():
             raise InputError("the hardened model must not overwrite the original; choose another output")
         hardened.save(out)

@@ -12,8 +12,8 @@
     policy:                           # or: policy: policy.yaml (a file holding the list)
       - {stage: scan, max_severity: low}
 
-Loading validates everything that can be validated before a stage runs: the YAML, every key, the
-check names and the policy's stages and metrics. A bad file is a ``ConfigError`` and nothing runs.
+Loading validates everything that can be validated before a stage runs: the YAML, every key (each
+stage's ``options`` against the keys its check declares), the check names and the policy's stages and metrics. A bad file is a ``ConfigError`` and nothing runs.
 """
 
 from __future__ import annotations
@@ -110,6 +110,8 @@ def _stage(raw: Any, index: int, base: Path, seen: set[str]) -> Stage:
     if not isinstance(options, dict):
         raise ConfigError(f"stage {name!r}: `options` must be a mapping")
     _json_like(options, f"stage {name!r}: options")
+    # An unknown key (a typo such as `epz`) would otherwise be ignored and the default used silently.
+    spec.check_options(options, where=f"stage {name!r}")
     paths = tuple(p if p.is_absolute() else base / p for p in (Path(x).expanduser() for x in paths_raw))
     return Stage(
         name=name, check=spec, paths=paths, options=options, description=str(raw.get("description", ""))

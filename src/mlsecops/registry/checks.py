@@ -31,7 +31,7 @@ def _bootstrap(ws: Workspace, target: Target) -> None:
     """With ``bootstrap: true``, a workspace without users gets its first admin, whose key is written
     to ``api_key_file`` (0600): the same first-user rule as ``mlsecops registry users add``."""
     path = target.path_option("api_key_file")
-    if target.options.get("bootstrap") is not True or path is None:
+    if not target.opt_bool("bootstrap") or path is None:
         return
     from sqlalchemy import func, select
 
@@ -57,7 +57,7 @@ def _api_key(target: Target) -> str:
         # swapped in is refused, not waited on or loaded whole.
         data = signing.read_regular(path, limit=MAX_KEY_FILE_BYTES, what="the API key file")
         return data.decode("utf-8", "replace").strip()
-    env = str(target.options.get("api_key_env", "MLSECOPS_API_KEY"))
+    env = target.opt_str("api_key_env", "MLSECOPS_API_KEY")
     key = os.environ.get(env)
     if not key:
         raise ConfigError(f"registry.register needs an API key: set {env} or the option api_key_file")
@@ -69,6 +69,7 @@ def _api_key(target: Target) -> str:
     kind=CheckKind.REGISTRY,
     summary="Scan, store and register a model version in the workspace's model registry",
     metrics=("registered_version", "registered_files"),
+    options=("name", "trained_on", "signature", "api_key_file", "api_key_env", "bootstrap"),
 )
 class RegisterCheck:
     """Registers ``target.paths[0]`` under the ``name`` option."""
@@ -98,14 +99,11 @@ class RegisterCheck:
         if len(target.paths) != 1:
             raise InputError(f"registry.register takes exactly one model path; got {len(target.paths)}")
         model = target.paths[0]
-        name = target.options.get("name")
-        if not isinstance(name, str) or not name:
+        name = target.opt_str("name")
+        if not name:
             raise ConfigError("registry.register needs the option `name` (the model name)")
-        raw = target.options.get("trained_on") or []
-        items = raw if isinstance(raw, list) else [raw]
         trained_on = []
-        for item in items:
-            text = str(item)
+        for text in target.opt_list("trained_on"):
             local = target.base_dir / text if target.base_dir is not None else None
             trained_on.append(str(local) if local is not None and local.exists() else text)
         if target.home is None:

@@ -100,6 +100,7 @@ def chain_report(
     kind=CheckKind.WORKSPACE,
     summary="Verify the hash chain of the audit trail",
     metrics=("audit_events",),
+    options=(),
 )
 class AuditChainCheck:
     """Walks the audit chain; a broken chain is a critical finding naming the first bad event."""
@@ -131,6 +132,7 @@ class AuditChainCheck:
     kind=CheckKind.WORKSPACE,
     summary="Re-hash every stored artifact against its content address",
     metrics=("artifacts_checked",),
+    options=(),
 )
 class ArtifactStoreCheck:
     """Re-hashes each blob of the artifact store; a blob whose content changed is a critical finding."""

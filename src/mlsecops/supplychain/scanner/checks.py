@@ -8,7 +8,10 @@ The pipeline stage ``scan`` runs this check.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+
+from pydantic import JsonValue
 
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.errors import InputError
@@ -19,25 +22,27 @@ from mlsecops.supplychain.scanner._types import ScanLimits
 __all__ = ["ArtifactScanCheck", "limits_from_options"]
 
 
-def limits_from_options(options: dict[str, object]) -> ScanLimits:
-    """Build ``ScanLimits`` from check options, validating types.
+MIN_SCAN_SECONDS = 0.001
+"""Smallest per-file time limit accepted (``max_seconds``): a limit must be positive to mean anything."""
+_LIMIT_OPTIONS = ("max_seconds", "max_read_bytes", "max_depth", "max_blob_search")
+
+
+def limits_from_options(options: Mapping[str, JsonValue]) -> ScanLimits:
+    """Build ``ScanLimits`` from check options, validating types (through ``Target``'s option reader).
 
     Raises:
-        InputError: an option has the wrong type or a non-positive value.
+        ConfigError: an option has the wrong type or a non-positive value.
     """
+    target = Target(options=dict(options))
     kwargs: dict[str, float | int] = {}
-    for key, typ in (
-        ("max_seconds", float),
-        ("max_read_bytes", int),
-        ("max_depth", int),
-        ("max_blob_search", int),
-    ):
-        if key in options and options[key] is not None:
-            val = options[key]
-            if isinstance(val, bool) or not isinstance(val, int | float) or val <= 0:
-                raise InputError(f"option {key} must be a positive number; got {val!r}")
-            kwargs[key] = typ(val)
-    return ScanLimits(**kwargs)  # type: ignore[arg-type]  # keys are ScanLimits fields checked above
+    seconds = target.opt_float("max_seconds", lo=MIN_SCAN_SECONDS)
+    if seconds is not None:
+        kwargs["max_seconds"] = seconds
+    for key in _LIMIT_OPTIONS[1:]:
+        value = target.opt_int(key, lo=1)
+        if value is not None:
+            kwargs[key] = value
+    return ScanLimits(**kwargs)  # type: ignore[arg-type]  # keys are ScanLimits fields
 
 
 @register(
@@ -45,6 +50,7 @@ def limits_from_options(options: dict[str, object]) -> ScanLimits:
     kind=CheckKind.SCANNER,
     summary="Static scan of model artifacts (pickle, PyTorch, TorchScript, torch.export, joblib, NumPy, Keras, ONNX, safetensors, GGUF, archives)",
     metrics=("artifacts*", "bytes_scanned"),
+    options=(*_LIMIT_OPTIONS, "workers", "sha256"),
 )
 class ArtifactScanCheck:
     """Scan model files, archives and directories for code-execution payloads, without loading them."""
@@ -58,12 +64,10 @@ class ArtifactScanCheck:
         if not target.paths:
             raise InputError("artifact.scan needs at least one path (a model file, archive or directory)")
         started = utcnow()
-        limits = limits_from_options(dict(target.options))
-        workers = target.options.get("workers")
-        if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-            raise InputError(f"option workers must be a positive integer; got {workers!r}")
-        sha = target.options.get("sha256", True)
-        results = scan_paths(list(target.paths), limits=limits, workers=workers, sha256=bool(sha))
+        limits = limits_from_options(target.options)
+        workers = target.opt_int("workers", lo=1)
+        sha = target.opt_bool("sha256", True)
+        results = scan_paths(list(target.paths), limits=limits, workers=workers, sha256=sha)
         subject = ", ".join(str(p) for p in target.paths)
         return scan_report(results, subject=subject, started=started)
 

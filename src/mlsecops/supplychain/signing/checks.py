@@ -60,11 +60,8 @@ def _key(target: Target, check: str) -> Path:
 
 
 def _algorithm(target: Target) -> HashAlgorithm:
-    raw = target.options.get("algorithm", "sha256")
-    try:
-        return HashAlgorithm("blake2b" if raw == "blake2" else str(raw))
-    except ValueError:
-        raise ConfigError(f"option `algorithm` must be one of sha256, blake3, blake2b; got {raw!r}") from None
+    raw = target.opt_choice("algorithm", ("sha256", "blake3", "blake2b", "blake2"), "sha256")
+    return HashAlgorithm("blake2b" if raw == "blake2" else str(raw))
 
 
 def _cases(tmp_dir: Path, *, sign: bool) -> ContractCases:
@@ -93,6 +90,7 @@ def _cases(tmp_dir: Path, *, sign: bool) -> ContractCases:
     kind=CheckKind.SIGNING,
     summary="Sign a model file or directory (OpenSSF model-signing format)",
     metrics=("signed_files", "signed_bytes"),
+    options=("key", "signature", "algorithm", "shard_size", "password_env", "create_key", "key_type"),
 )
 class SignCheck:
     """Signs the model and reports what was signed."""
@@ -106,16 +104,19 @@ class SignCheck:
         """Sign ``target.paths[0]`` with the private key named by the ``key`` option."""
         started = utcnow()
         model = _model(target, "sign.model")
-        env = str(target.options.get("password_env", "MLSECOPS_KEY_PASSWORD"))
+        env = target.opt_str("password_env", "MLSECOPS_KEY_PASSWORD")
         password = os.environ.get(env)
         key_path = _key(target, "sign.model")
-        shard = target.options.get("shard_size")
+        shard = target.opt_int("shard_size", lo=1)
+        key_type = KeyType(target.opt_choice("key_type", [str(k) for k in KeyType], "ecdsa-p256"))
+        algorithm = _algorithm(target)
+        signature = target.path_option("signature")
         with _workspace(target) as ws:
-            if target.options.get("create_key") is True and not key_path.exists():
+            if target.opt_bool("create_key") and not key_path.exists():
                 # First run of a pipeline: make the signing key (0600) where the pipeline says it lives.
                 create_keypair(
                     key_path,
-                    key_type=KeyType(str(target.options.get("key_type", "ecdsa-p256"))),
+                    key_type=key_type,
                     workspace=ws,
                     actor=target.actor,
                 )
@@ -123,9 +124,9 @@ class SignCheck:
             result = sign_model(
                 model,
                 key,
-                signature=target.path_option("signature"),
-                algorithm=_algorithm(target),
-                shard_size=int(shard) if isinstance(shard, int | float | str) and shard else None,
+                signature=signature,
+                algorithm=algorithm,
+                shard_size=shard,
                 workspace=ws,
                 actor=target.actor,
             )
@@ -152,6 +153,7 @@ class SignCheck:
     kind=CheckKind.SIGNING,
     summary="Verify a model against its signature and a public key",
     metrics=("verified_files",),
+    options=("key", "signature"),
 )
 class VerifyCheck:
     """Verifies the model; a mismatch is a critical finding naming the files."""
