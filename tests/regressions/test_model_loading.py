@@ -54,24 +54,29 @@ def _benign_torchscript(folder: Path) -> Path:
 
 
 def _hostile_torchscript(folder: Path, marker: Path) -> Path:
-    """A real scripted model whose Sequential.forward first maps (and so creates) ``marker``."""
+    """A real scripted model whose Sequential.forward first maps (and so creates) ``marker``.
+
+    Every ``code/`` entry holding the Sequential's forward is edited: when other tests of the same
+    process scripted a Sequential before, TorchScript stores this one under a mangled name.
+    """
     benign = _benign_torchscript(folder)
     hostile = folder / "hostile.pt"
+    first = "    input0 = (_0).forward(input, )\n"
     payload = f"    _3 = torch.from_file({str(marker)!r}, True, 8)\n"
+    edited = 0
     with zipfile.ZipFile(benign) as src, zipfile.ZipFile(hostile, "w") as out:
         for info in src.infolist():
             data = src.read(info.filename)
-            if info.filename.endswith("modules/container.py.debug_pkl"):
+            if info.filename.endswith(".py.debug_pkl"):
                 continue  # source ranges of the original code; optional
-            if info.filename.endswith("modules/container.py"):
-                text = data.decode()
-                first = "    input0 = (_0).forward(input, )\n"
-                assert first in text
-                text = text.replace(
+            if "/code/" in info.filename and info.filename.endswith(".py") and first.encode() in data:
+                text = data.decode().replace(
                     first, payload + "    input0 = (_0).forward(torch.add(input, torch.sum(_3)), )\n"
                 )
                 data = text.encode()
+                edited += 1
             out.writestr(info, data)
+    assert edited >= 1
     return hostile
 
 
