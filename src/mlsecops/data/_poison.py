@@ -36,13 +36,16 @@ MODEL_MIN_PROBA = 0.01
 # (``noise_rate_``, from the calibrated likelihood), not the count of rows flagged: clean scikit-learn
 # digits, breast-cancer and wine estimate <= 0.3% and a deterministic synthetic label 0%, while 1%
 # flips estimate 0.6-1.5% (benchmarks/results/data.md has the full runs). Outliers: real data has some
-# rows far from the rest (clean digits: 0.8%), so only a larger share is evidence of injection.
+# rows far from the rest (clean digits: 0.8%), so only a larger share is evidence of injection. On
+# small data the estimate itself is uncertain: see _label_severity.
 # Tune with --fail-on (low fails on any suspect row) or a policy rule on the metrics
 # (`label_issues`, `outliers`, `suspect_share`).
 LABEL_NOISE_MEDIUM = 0.005
 """Estimated share of wrong labels from which label issues are a medium finding (low below)."""
 LABEL_NOISE_HIGH = 0.02
 """Estimated share of wrong labels from which label issues are a high finding."""
+LABEL_NOISE_STDERRS = 2.0
+"""Standard errors of the estimated noise rate taken off it before it is compared (small data)."""
 OUTLIER_SHARE_MEDIUM = 0.01
 """Share of outlying rows from which outliers are a medium finding (low below)."""
 """A supplied model giving a row's label less probability than this flags the row."""
@@ -77,10 +80,15 @@ def _finding(
     )
 
 
-def _label_severity(noise_rate: float) -> Severity:
-    if noise_rate >= LABEL_NOISE_HIGH:
+def _label_severity(noise_rate: float, n_rows: int) -> Severity:
+    # The estimate is a share of n rows: on a few hundred rows it moves by a percent or two (models
+    # trained on 80% of them get some right labels wrong), so the severity takes the lower end of a
+    # two-standard-error band, not the point estimate.
+    spread = LABEL_NOISE_STDERRS * float(np.sqrt(noise_rate * (1.0 - noise_rate) / max(n_rows, 1)))
+    evidence = max(noise_rate - spread, 0.0)
+    if evidence >= LABEL_NOISE_HIGH:
         return Severity.HIGH
-    return Severity.MEDIUM if noise_rate >= LABEL_NOISE_MEDIUM else Severity.LOW
+    return Severity.MEDIUM if evidence >= LABEL_NOISE_MEDIUM else Severity.LOW
 
 
 def scan_rows(
@@ -162,7 +170,7 @@ def scan_rows(
             res.findings.append(
                 _finding(
                     "labels",
-                    _label_severity(lab.noise_rate_),
+                    _label_severity(lab.noise_rate_, n),
                     f"{rows.size} rows with suspected label errors or flips ({share:.1%})",
                     "Models trained without these rows assign another class clearly more probability"
                     " than the given label (confident learning, three rounds; estimated share of wrong"

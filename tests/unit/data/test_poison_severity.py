@@ -44,3 +44,13 @@ def test_planted_flips_give_a_high_label_finding_with_the_rows() -> None:
     flipped = np.flatnonzero(y != d.target)
     assert np.isin(flipped, np.flatnonzero(res.mask)).mean() >= 0.7
     assert finding.evidence["estimated_noise_rate"] >= 0.02
+
+
+def test_small_data_needs_more_evidence_for_the_same_estimate() -> None:
+    from mlsecops.data._poison import _label_severity
+
+    assert _label_severity(0.03, 300) == Severity.MEDIUM  # 300 rows: 3% is within two errors of 1%
+    assert _label_severity(0.03, 5000) == Severity.HIGH
+    assert _label_severity(0.0025, 1797) == Severity.LOW  # clean digits
+    assert _label_severity(0.05, 569) == Severity.HIGH  # 5% flips on breast-cancer
+    assert _label_severity(0.0, 10) == Severity.LOW
