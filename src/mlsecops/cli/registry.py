@@ -17,11 +17,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from mlsecops.cli._common import console, err_console, open_workspace
+from mlsecops.cli._common import (
+    FormatOpt,
+    Listing,
+    OutputOpt,
+    cell,
+    console,
+    emit_listing,
+    err_console,
+    open_workspace,
+    resolve_format,
+    safe,
+    short_time,
+)
 from mlsecops.core.errors import InputError, PermissionDenied
 from mlsecops.registry import (
     Registry,
@@ -44,7 +55,10 @@ users_app = typer.Typer(help="Registry users and their roles.", no_args_is_help=
 apikeys_app = typer.Typer(help="Registry API keys.", no_args_is_help=True)
 lineage_app = typer.Typer(help="The lineage graph of models and data.", no_args_is_help=True)
 _KEY_ENV = "MLSECOPS_API_KEY"
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JsonOpt = Annotated[bool, typer.Option("--json", hidden=True, help="Same as --format json.")]
+# the registry's minimum webhook secret length (add_webhook checks it too); named here to say which
+# environment variable is short
+_MIN_WEBHOOK_SECRET = 16
 
 
 def _api_key() -> str:
@@ -63,7 +77,7 @@ def _registry() -> Iterator[Registry]:
 
 
 def _show_key(user: str, key: str) -> None:
-    console.print(f"API key for [bold]{escape(user)}[/] (shown only now; store it as {_KEY_ENV}):")
+    console.print(f"API key for [bold]{safe(user)}[/] (shown only now; store it as {_KEY_ENV}):")
     typer.echo(key)
 
 
@@ -82,20 +96,30 @@ def users_add(
 
 
 @users_app.command("list")
-def users_list(as_json: JsonOpt = False) -> None:
+def users_list(fmt: FormatOpt = None, output: OutputOpt = None, as_json: JsonOpt = False) -> None:
     """List users, roles and key ids."""
+    fmt = resolve_format("json" if as_json else fmt, output)
     with open_workspace() as ws:
         rows = list_users(ws, actor=authenticate(ws, _api_key()))
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
+    listing = Listing(
+        kind="registry.users",
+        subject="registry users",
+        title=f"{len(rows)} user(s)",
+        key="users",
+        rows=rows,
+        document=rows,
+    )
+    emit_listing(listing, fmt, output, text=lambda: _users_table(rows))
+
+
+def _users_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title=f"{len(rows)} user(s)")
     for col in ("name", "role", "disabled", "keys (id: revoked?)"):
         table.add_column(col)
     for r in rows:
-        keys = ", ".join(f"{k['id']}{' (revoked)' if k['revoked'] else ''}" for k in r["keys"])  # type: ignore[attr-defined]
-        table.add_row(escape(str(r["name"])), str(r["role"]), str(r["disabled"]), keys)
-    console.print(table)
+        keys = ", ".join(f"{k['id']}{' (revoked)' if k['revoked'] else ''}" for k in r["keys"])
+        table.add_row(cell(r["name"]), str(r["role"]), str(r["disabled"]), cell(keys))
+    return table
 
 
 @users_app.command("disable")
@@ -106,7 +130,7 @@ def users_disable(
     """Disable a user (all their keys are refused) or enable it again."""
     with open_workspace() as ws:
         set_user_disabled(ws, name, not enable, actor=authenticate(ws, _api_key()))
-    console.print(f"{escape(name)} {'enabled' if enable else 'disabled'}")
+    console.print(f"{safe(name)} {'enabled' if enable else 'disabled'}")
 
 
 @apikeys_app.command("create")
@@ -124,7 +148,7 @@ def apikeys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (the p
     """Revoke an API key; it is refused from now on."""
     with open_workspace() as ws:
         revoke_api_key(ws, key_id, actor=authenticate(ws, _api_key()))
-    console.print(f"key {escape(key_id)} revoked")
+    console.print(f"key {safe(key_id)} revoked")
 
 
 @registry_app.command("trust-key")
@@ -135,7 +159,7 @@ def trust_key(
     """Trust a signing key for promotion to production (admin)."""
     with _registry() as reg:
         hint = reg.trust_key(name, public_key)
-    console.print(f"trusted key {escape(name)} {hint[:16]}...")
+    console.print(f"trusted key {safe(name)} {hint[:16]}...")
 
 
 @registry_app.command("distrust-key")
@@ -143,7 +167,7 @@ def distrust_key(name: Annotated[str, typer.Argument()]) -> None:
     """Stop trusting a signing key (admin)."""
     with _registry() as reg:
         reg.distrust_key(name)
-    console.print(f"key {escape(name)} is no longer trusted")
+    console.print(f"key {safe(name)} is no longer trusted")
 
 
 @registry_app.command("register")
@@ -175,45 +199,58 @@ def register_cmd(
         else ("signed by an untrusted key" if info.signature_key_hint else "unsigned")
     )
     console.print(
-        f"registered [bold]{escape(name)}@{info.version}[/]: {info.files} file(s), scan {info.scan_verdict}, {signed}, digest {info.digest[:16]}..."
+        f"registered [bold]{safe(name)}@{info.version}[/]: {info.files} file(s), scan {info.scan_verdict}, {signed}, digest {info.digest[:16]}..."
     )
 
 
 @registry_app.command("list")
-def list_cmd(as_json: JsonOpt = False) -> None:
+def list_cmd(fmt: FormatOpt = None, output: OutputOpt = None, as_json: JsonOpt = False) -> None:
     """List models, their latest version and what holds each stage and alias."""
+    fmt = resolve_format("json" if as_json else fmt, output)
     with _registry() as reg:
         rows = reg.list_models()
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    table = Table(title=f"{len(rows)} model(s)")
-    for col in ("model", "latest", "stages and aliases"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            escape(r["name"]),
-            str(r["latest"]),
-            ", ".join(f"{k.split(':')[1]}={v}" for k, v in sorted(r["slots"].items())),
-        )
-    console.print(table)
+    flat = [
+        {
+            "model": r["name"],
+            "latest": r["latest"],
+            "stages and aliases": ", ".join(f"{k.split(':')[1]}={v}" for k, v in sorted(r["slots"].items())),
+        }
+        for r in rows
+    ]
+    listing = Listing(
+        kind="registry.list",
+        subject="model registry",
+        title=f"{len(rows)} model(s)",
+        key="models",
+        rows=flat,
+        document=rows,
+        no_wrap=("latest",),
+    )
+    emit_listing(listing, fmt, output)
 
 
 @registry_app.command("show")
 def show(
     ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION, NAME@production, NAME@ALIAS.")],
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a version: digest, scan, signature, gate report, approvals, stages and aliases."""
+    fmt = resolve_format("json" if as_json else fmt, output)
     with _registry() as reg:
         info = reg.show(ref)
-    if as_json:
-        typer.echo(json.dumps(info.to_json(), indent=2))
-        return
-    table = Table(title=f"{info.name}@{info.version}", show_header=False)
-    for k, v in info.to_json().items():
-        table.add_row(k, escape(json.dumps(v) if isinstance(v, dict | list) else str(v)))
-    console.print(table)
+    doc = info.to_json()
+    listing = Listing(
+        kind="registry.show",
+        subject=f"{info.name}@{info.version}",
+        title=f"{info.name}@{info.version}",
+        key="fields",
+        rows=[{"field": k, "value": v} for k, v in doc.items()],
+        document=doc,
+        no_wrap=("field",),
+    )
+    emit_listing(listing, fmt, output)
 
 
 @registry_app.command("promote")
@@ -227,7 +264,7 @@ def promote(
     with _registry() as reg:
         before = reg.promote(name, version, to=to)
     console.print(
-        f"{escape(name)}@{version} is now in {to}" + (f" (replacing version {before})" if before else "")
+        f"{safe(name)}@{version} is now in {to}" + (f" (replacing version {before})" if before else "")
     )
 
 
@@ -236,7 +273,7 @@ def rollback(name: Annotated[str, typer.Argument()]) -> None:
     """Put the previous production version back into production (it must meet the production bar now)."""
     with _registry() as reg:
         frm, to = reg.rollback(name)
-    console.print(f"{escape(name)}: production rolled back from version {frm} to version {to}")
+    console.print(f"{safe(name)}: production rolled back from version {frm} to version {to}")
 
 
 @registry_app.command("archive")
@@ -244,7 +281,7 @@ def archive(name: Annotated[str, typer.Argument()], version: Annotated[int, type
     """Archive a version (it leaves its stages and aliases and cannot be promoted)."""
     with _registry() as reg:
         reg.archive(name, version)
-    console.print(f"{escape(name)}@{version} archived")
+    console.print(f"{safe(name)}@{version} archived")
 
 
 @registry_app.command("alias")
@@ -258,12 +295,12 @@ def alias(
     with _registry() as reg:
         if delete:
             reg.delete_alias(name, alias_name)
-            console.print(f"alias {escape(alias_name)} of {escape(name)} removed")
+            console.print(f"alias {safe(alias_name)} of {safe(name)} removed")
             return
         if version is None:
             raise InputError("give the VERSION the alias should point at (or --delete)")
         reg.set_alias(name, alias_name, version)
-    console.print(f"{escape(name)}@{escape(alias_name)} -> version {version}")
+    console.print(f"{safe(name)}@{safe(alias_name)} -> version {version}")
 
 
 @registry_app.command("approve")
@@ -274,7 +311,7 @@ def approve(
     """Approve one pinned version for production (approver role; not your own registration)."""
     with _registry() as reg:
         reg.approve(ref, comment=comment)
-    console.print(f"{escape(ref)} approved")
+    console.print(f"{safe(ref)} approved")
 
 
 @registry_app.command("attach-gate")
@@ -287,7 +324,7 @@ def attach_gate(
     """Attach a passing pipeline run that evaluated this version's exact files as its gate report."""
     with _registry() as reg:
         reg.attach_gate(ref, run_id)
-    console.print(f"gate report of run {run_id} attached to {escape(ref)}")
+    console.print(f"gate report of run {run_id} attached to {safe(ref)}")
 
 
 @registry_app.command("history")
@@ -296,9 +333,12 @@ def history(
     at: Annotated[
         str | None, typer.Option(help="Only what held each stage/alias at this UTC time (ISO 8601).")
     ] = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Which version held which stage or alias, from when to when."""
+    fmt = resolve_format("json" if as_json else fmt, output)
     when = None
     if at is not None:
         try:
@@ -314,23 +354,41 @@ def history(
         )
     with _registry() as reg:
         rows = reg.history(name, at=when)
-    if as_json:
-        typer.echo(json.dumps([r.__dict__ for r in rows], indent=2))
-        return
-    table = Table(title=f"{name}: {len(rows)} holding(s)" + (f" at {at}" if at else ""))
-    for col in ("slot", "version", "from", "by", "how", "until", "by"):
-        table.add_column(col)
+    doc = [dict(r.__dict__) for r in rows]
+    title = f"{name}: {len(rows)} holding(s)" + (f" at {at}" if at else "")
+    listing = Listing(
+        kind="registry.history", subject=name, title=title, key="holdings", rows=doc, document=doc
+    )
+    emit_listing(listing, fmt, output, text=lambda: _holdings(title, rows))
+
+
+def _holdings(title: str, rows: list[Any]) -> Any:
+    """One line per holding, readable at 80 columns (CI logs): slot, version, from (by, how), until."""
+    from rich.console import Group
+    from rich.text import Text
+
+    lines: list[Any] = [Text(f"{title}, times in UTC", style="bold")]
     for r in rows:
-        table.add_row(
-            r.slot,
-            str(r.version),
-            r.started,
-            escape(r.started_by),
-            r.reason,
-            r.ended or "(now)",
-            escape(r.ended_by or ""),
+        until = (
+            Text("now", style="green")
+            if not r.ended
+            else Text.assemble(short_time(r.ended), " by ", cell(r.ended_by or ""))
         )
-    console.print(table)
+        lines.append(
+            Text.assemble(
+                cell(r.slot),
+                (f" v{r.version}", "bold"),
+                "  ",
+                short_time(r.started),
+                " by ",
+                cell(r.started_by),
+                " (",
+                cell(r.reason),
+                ") -> ",
+                until,
+            )
+        )
+    return Group(*lines)
 
 
 @registry_app.command("webhook-add")
@@ -340,14 +398,20 @@ def webhook_add(
         str, typer.Option(help="Environment variable holding the HMAC secret (16+ chars).")
     ] = "MLSECOPS_WEBHOOK_SECRET",
     event: Annotated[
-        list[str] | None, typer.Option("--event", help="Event to send (repeatable) [default: all].")
+        list[str] | None, typer.Option("--event", help="Event to send (repeatable; default: all).")
     ] = None,
 ) -> None:
     """Announce registrations, promotions and rollbacks to URL, HMAC-SHA256 signed (admin)."""
     secret = os.environ.get(secret_env, "")
+    if len(secret) < _MIN_WEBHOOK_SECRET:
+        have = f"it holds {len(secret)} characters" if secret else "it is not set"
+        raise InputError(
+            f"set {secret_env} to the webhook's HMAC secret of at least {_MIN_WEBHOOK_SECRET} characters"
+            f" ({have}); --secret-env names another variable"
+        )
     with _registry() as reg:
         hook = reg.add_webhook(url, secret, event or ("*",))
-    console.print(f"webhook {hook} added")
+    console.print(f"webhook {safe(hook)} added")
 
 
 def _lineage_tree(ws: Workspace, ref: str) -> tuple[Tree, dict[str, Any]]:
@@ -373,7 +437,7 @@ def _lineage_tree(ws: Workspace, ref: str) -> tuple[Tree, dict[str, Any]]:
             digest = f" sha256:{n.digest[:16]}..." if n.digest else ""
             return f"{n.kind} {n.name}" + (f"@{n.version}" if n.version else "") + digest
 
-        tree = Tree(escape(label(node)))
+        tree = Tree(safe(label(node)))
         doc: dict[str, Any] = {"root": node.id, "nodes": {}, "edges": [list(e) for e in graph.edges]}
         for n in graph.nodes.values():
             doc["nodes"][str(n.id)] = {
@@ -386,7 +450,7 @@ def _lineage_tree(ws: Workspace, ref: str) -> tuple[Tree, dict[str, Any]]:
         def grow(branch: Tree, node_id: int, seen: set[int]) -> None:
             for parent, relation in children.get(node_id, []):
                 p = graph.nodes[parent]
-                sub = branch.add(f"[dim]{relation}[/] " + escape(label(p)))
+                sub = branch.add(f"[dim]{relation}[/] " + safe(label(p)))
                 if parent not in seen:
                     grow(sub, parent, seen | {parent})
 
@@ -397,15 +461,19 @@ def _lineage_tree(ws: Workspace, ref: str) -> tuple[Tree, dict[str, Any]]:
 @lineage_app.command("show")
 def lineage_show(
     ref: Annotated[str, typer.Argument(help="MODEL@VERSION (or @production, @ALIAS).")],
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the lineage of a model version back to the raw data digests."""
+    fmt = resolve_format("json" if as_json else fmt, output)
     with open_workspace() as ws:
         tree, doc = _lineage_tree(ws, ref)
-    if as_json:
-        typer.echo(json.dumps(doc, indent=2))
-    else:
-        console.print(tree)
+    nodes = [{"id": int(k), **v} for k, v in doc["nodes"].items()]
+    listing = Listing(
+        kind="lineage.show", subject=ref, title=f"lineage of {ref}", key="nodes", rows=nodes, document=doc
+    )
+    emit_listing(listing, fmt, output, text=lambda: tree)
 
 
 def bom_context(ref: str) -> dict[str, Any]:
