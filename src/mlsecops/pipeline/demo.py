@@ -3,7 +3,7 @@
 ``build_demo(folder)`` writes everything the example pipeline needs into ``folder`` and returns the
 pipeline's path:
 
-- ``assets/models/digits-cnn.pt``: a small TorchScript CNN trained on scikit-learn's bundled digits
+- ``assets/models/digits-cnn.pt2``: a small CNN (a ``torch.export`` program) trained on scikit-learn's bundled digits
   (8x8 images scaled to [0, 1]), the model that is scanned, attacked, certified, signed and registered;
 - ``assets/models/digits-logreg.pkl``: a scikit-learn logistic regression, pickled (scanned as safe);
 - ``assets/data/train.csv``: the trusted training data (64 pixel columns and ``label``);
@@ -55,6 +55,7 @@ def _train_cnn(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], path: Path) -> 
         from torch import nn
     except ImportError as err:
         raise InputError("the demo trains a small PyTorch model: pip install 'mlsecops[torch]'") from err
+    from mlsecops.models.pytorch import TorchModel
     torch.manual_seed(_SEED)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     model = nn.Sequential(
@@ -81,8 +82,8 @@ def _train_cnn(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], path: Path) -> 
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             opt.step()
     model.eval()
-    traced = torch.jit.trace(model, xt[:1])  # type: ignore[no-untyped-call]  # unannotated in torch
-    torch.jit.save(traced, str(path))
+    # A torch.export program (.pt2), the recommended format: TorchScript is deprecated in torch 2.13.
+    TorchModel(model, input_shape=(1, 8, 8), n_classes=10, source=path.name).save(path)
 
 
 def build_demo(folder: Path) -> Path:
@@ -112,7 +113,7 @@ def build_demo(folder: Path) -> Path:
         flipped[idx] = (flipped[idx] + rng.integers(1, 10, size=len(idx))) % 10
         _write_csv(data / "incoming.csv", x_new, flipped)
         np.savez(data / "test.npz", X=x_test[:300].reshape(-1, 1, 8, 8), y=y_test[:300])
-        _train_cnn(x_train, y_train, models / "digits-cnn.pt")
+        _train_cnn(x_train, y_train, models / "digits-cnn.pt2")
         logreg = LogisticRegression(max_iter=2000).fit(x_trusted, y_trusted)
         with (models / "digits-logreg.pkl").open("wb") as fh:
             pickle.dump(logreg, fh, protocol=4)
