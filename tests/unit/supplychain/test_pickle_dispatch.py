@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import pickle
 import pickletools
+import random
 
 import pytest
 
@@ -81,3 +82,27 @@ def test_what_the_stdlib_writes_walks_to_stop(protocol: int) -> None:
     assert res.ok and res.end == len(data) and res.protocol == (protocol if protocol >= 2 else 0), res.error
     assert [h.title for h in hits] == []
     assert res.opcodes == sum(1 for _ in pickletools.genops(data))
+
+
+def test_mutated_pickles_end_in_a_result_not_an_exception() -> None:
+    # Seeded byte flips, insertions and deletions: every handler must turn bad input into ``Malformed``
+    # or ``Truncated`` (an error result), never an IndexError or struct.error out of the walker.
+    rng = random.Random(7)
+    obj = {"a": [1, 2.5, "x" * 600, None, (1, 2)], "b": collections.OrderedDict(k=b"z" * 300), "c": {1}}
+    bases = [pickle.dumps(obj, protocol=p) for p in range(pickle.HIGHEST_PROTOCOL + 1)]
+    outcomes = {"ok": 0, "error": 0}
+    for i in range(2000):
+        data = bytearray(bases[i % len(bases)])
+        for _ in range(rng.randint(1, 3)):
+            j = rng.randrange(len(data))
+            kind = rng.randint(0, 2)
+            if kind == 0:
+                data[j] = rng.randrange(256)
+            elif kind == 1:
+                data[j:j] = bytes([rng.randrange(256)])
+            else:
+                del data[j]
+        res, _ = _walk(bytes(data))
+        assert res.ok or res.error, bytes(data)
+        outcomes["ok" if res.ok else "error"] += 1
+    assert outcomes["ok"] > 100 and outcomes["error"] > 100, outcomes
