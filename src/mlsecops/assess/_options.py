@@ -23,17 +23,19 @@ MIN_TIMEOUT = 0.01
 """Smallest ``timeout`` accepted: zero or less would fail every request."""
 
 
-def model_and_data(target: Target, what: str) -> tuple[str, str]:
+def model_and_data(target: Target, what: str, *, data: str = "a data set") -> tuple[str, str]:
     """The model and data references: the options ``model`` and ``data``, else ``paths`` = (model, data).
+
+    ``what`` starts the error message (``"certification needs"``); ``data`` names the data in it.
 
     Raises:
         InputError: one of the two is missing.
     """
     model = target.opt_str("model") or (str(target.paths[0]) if target.paths else None)
-    data = target.opt_str("data") or (str(target.paths[1]) if len(target.paths) > 1 else None)
-    if not model or not data:
-        raise InputError(f"{what} needs a model and a data set (paths=(model, data))")
-    return model, data
+    dataset = target.opt_str("data") or (str(target.paths[1]) if len(target.paths) > 1 else None)
+    if not model or not dataset:
+        raise InputError(f"{what} a model and {data} (paths=(model, data))")
+    return model, dataset
 
 
 def load_target_model(target: Target, ref: str, x: np.ndarray) -> ModelAdapter:

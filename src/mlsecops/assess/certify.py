@@ -180,7 +180,7 @@ class CertifyCheck:
     def run(self, target: Target) -> Report:
         """Certify the data set and report certified accuracy per radius."""
         started = utcnow()
-        model_ref, data_ref = model_and_data(target, "certification")
+        model_ref, data_ref = model_and_data(target, "certification needs")
         x, raw_y = load_dataset(data_ref, label=target.opt_str("label"))
         model = load_target_model(target, model_ref, x)
         y = encode_labels(raw_y, getattr(model, "classes", None))

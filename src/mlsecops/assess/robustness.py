@@ -282,7 +282,7 @@ class RobustnessCheck:
 
 
 def _load_inputs(target: Target) -> tuple[ModelAdapter, np.ndarray, np.ndarray, str]:
-    model_ref, data_ref = model_and_data(target, "robustness checks")
+    model_ref, data_ref = model_and_data(target, "robustness checks need")
     x, raw_y = load_dataset(data_ref, label=target.opt_str("label"))
     model = load_target_model(target, model_ref, x)
     y = encode_labels(raw_y, getattr(model, "classes", None))

@@ -124,7 +124,7 @@ class AdversarialTrainingCheck:
             InputError: missing model or data, a model that is not PyTorch, bad options.
         """
         started = utcnow()
-        model_ref, data_ref = model_and_data(target, "adversarial training")
+        model_ref, data_ref = model_and_data(target, "adversarial training needs", data="a training set")
         x, raw_y = load_dataset(data_ref, label=target.opt_str("label"))
         weights = target.opt_str("weights")
         model = load_model(model_ref, input_shape=tuple(x.shape[1:]), weights=weights)

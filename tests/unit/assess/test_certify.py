@@ -7,7 +7,7 @@ from tests._deps import require
 
 from mlsecops.assess.certify import certify, clopper_pearson_lower
 from mlsecops.core.checks import Target, get_check
-from mlsecops.core.errors import InputError
+from mlsecops.core.errors import ConfigError, InputError
 
 torch = require("torch", "torch")
 
@@ -81,5 +81,5 @@ def test_certify_check_reports_metrics_and_curve(tmp_path, mlp, digits):
     assert m["smoothed_accuracy"] >= m["certified_accuracy@0.1"] >= m["certified_accuracy@0.25"]
     assert m["certified_accuracy@0.1"] > 0.3
     assert rep.figures and rep.figures[0].content.startswith("<svg")
-    with pytest.raises(InputError, match="integer"):
+    with pytest.raises(ConfigError, match="option 'n' must be an integer"):
         get_check("assess.certify").create().run(Target(paths=(model_path, data), options={"n": "lots"}))

@@ -11,7 +11,7 @@ import pytest
 from tests._deps import require
 
 from mlsecops.core.checks import Target, get_check
-from mlsecops.core.errors import InputError, VerificationError
+from mlsecops.core.errors import ConfigError, InputError, VerificationError
 from mlsecops.supplychain import UnsafeArtifactError, Verdict, safe_load, scan_paths, scan_report
 
 
@@ -61,7 +61,7 @@ def test_registered_check_runs_and_validates_options(tmp_path: Path, pk: Any) ->
     assert report.verdict == "malicious" and report.findings
     with pytest.raises(InputError):
         check.run(Target(paths=()))
-    with pytest.raises(InputError):
+    with pytest.raises(ConfigError, match=r"option .max_seconds. must be a number >= 0\.001; got -1"):
         check.run(Target(paths=(tmp_path / "m.pkl",), options={"max_seconds": -1}))
     with pytest.raises(InputError):
         check.run(Target(paths=(tmp_path / "missing",)))
