@@ -79,3 +79,16 @@ def test_attack_options_mean_the_same_in_every_spelling(tmp_path: Path) -> None:
     assert np.isfinite(metrics[0]["clean_accuracy"])
     with pytest.raises(ConfigError, match="option 'steps' must be an integer"):
         check.run(Target(paths=(model, data), options={"steps": "3.5"}, seed=1))
+
+
+def test_cli_values_pass_the_same_reader(cli: Cli, tmp_path: Path) -> None:
+    """The CLI builds options too: a bad budget is the same one-line error, exit 2."""
+    from mlsecops.assess._options import tiny_contract_model
+
+    model, data = tiny_contract_model(tmp_path)
+    args = ("assess", "robustness", "--model", str(model), "--data", str(data), "--max-examples", "5")
+    r = cli(*args, "--eps", "0.1,abc", "--attack", "fgsm")
+    assert r.code == 2 and "option 'eps' must be numbers like 0.1,0.2" in r.err, r.err
+    assert "Traceback" not in r.err
+    r = cli(*args, "--eps", "0.1", "--attack", "fgsm", "--format", "json")
+    assert r.code in (0, 1) and "robust_accuracy@fgsm_linf_0.1" in r.out
