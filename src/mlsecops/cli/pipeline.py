@@ -106,11 +106,20 @@ def demo(
     folder: Annotated[Path, typer.Option("--dir", help="Where to build the demo project.")] = Path(
         "out/demo"
     ),
+    build_only: Annotated[
+        bool,
+        typer.Option("--build-only", help="Build the project only; run it later with `mlsecops run`."),
+    ] = False,
 ) -> None:
     """Build a demo project on bundled data (models, data, pipeline) and run the main job on it."""
     from mlsecops.pipeline.demo import build_demo  # numpy, scikit-learn and torch load only here
 
     pipeline_file = build_demo(folder)
+    if build_only:
+        console.print(
+            f"demo project built in [bold]{safe(folder)}[/]; run it with: mlsecops run {safe(pipeline_file)}"
+        )
+        raise typer.Exit(0)
     console.print(f"demo project built in [bold]{safe(folder)}[/]; running {safe(pipeline_file.name)}")
     with Workspace.init(folder / ".mlsecops", actor=settings().actor) as ws:
         code = _run(pipeline_file, None, Format.TEXT, None, ws)
