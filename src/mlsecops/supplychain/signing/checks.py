@@ -6,6 +6,8 @@ Options (``Target.options``): ``key`` (private key for ``sign.model``, public ke
 the private key's password, default ``MLSECOPS_KEY_PASSWORD``), ``create_key`` (``sign.model``: create
 the key pair, 0600, when ``key`` does not exist yet; ``key_type`` chooses ``ecdsa-p256`` or ``ed25519``). A failed verification is a critical
 finding (ATLAS AML.T0010, supply-chain compromise); a check that cannot run raises ``InputError``.
+With a workspace (``Target.home``), ``sign.model`` records ``key.create`` (when it creates the key) and
+``artifact.sign`` in its audit trail, through the same library calls the CLI uses.
 """
 
 from __future__ import annotations
