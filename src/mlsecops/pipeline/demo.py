@@ -56,6 +56,7 @@ def _train_cnn(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], path: Path) -> 
     except ImportError as err:
         raise InputError("the demo trains a small PyTorch model: pip install 'mlsecops[torch]'") from err
     from mlsecops.models.pytorch import TorchModel
+
     torch.manual_seed(_SEED)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     model = nn.Sequential(
