@@ -8,7 +8,7 @@
       - name: scan                    # unique stage name, used by policy rules
         check: artifact.scan          # a registered check (`mlsecops checks` lists them)
         paths: [model/]               # relative to this file
-        options: {max_file_size: 2GB} # check-specific; relative paths resolve against this file too
+        options: {max_seconds: 30}    # check-specific; relative paths resolve against this file too
     policy:                           # or: policy: policy.yaml (a file holding the list)
       - {stage: scan, max_severity: low}
 
