@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from tests._http_fakes import serve_slowly
 
 from mlsecops.core.errors import InputError
 from mlsecops.registry import verify_signature
@@ -90,40 +91,8 @@ def test_bad_webhook_settings_are_refused(world: World) -> None:
 @pytest.fixture
 def trickling_receiver() -> Iterator[str]:
     """Reads the delivery, then answers one byte every 0.2 s (a minute in all)."""
-    import socket
-    import time
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def handle(conn: socket.socket) -> None:
-        with conn:
-            try:
-                while b"\r\n\r\n" not in conn.recv(65536):
-                    pass
-                for byte in b"HTTP/1.1 204 No Content\r\nX-Pad: " + b"a" * 300:
-                    if stop.is_set():
-                        return
-                    conn.sendall(bytes([byte]))
-                    time.sleep(0.2)
-            except OSError:
-                return
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
-    stop.set()
-    thread.join(5)
-    listener.close()
+    status = b"HTTP/1.1 204 No Content\r\nX-Pad: " + b"a" * 300
+    yield from serve_slowly([bytes([b]) for b in status], gap_s=0.2, path="/hook")
 
 
 def test_trickling_receiver_cannot_hold_a_change(

@@ -4,11 +4,11 @@ free loopback port fail within the deadline; a normal server still answers."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+from tests._http_fakes import serve_slowly
 
 from mlsecops.core import HttpFailure, http_post, url_origin
 
@@ -16,70 +16,31 @@ DEADLINE_S = 1.0
 MARGIN_S = 1.0  # scheduling slack on a loaded 2-core machine
 
 
-def _serve(answer: list[bytes], *, gap_s: float) -> Iterator[str]:
-    """A loopback server that reads the request, then sends ``answer`` pieces ``gap_s`` apart."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def handle(conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(5)
-            try:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                for piece in answer:
-                    if stop.is_set():
-                        return
-                    conn.sendall(piece)
-                    time.sleep(gap_s)
-            except OSError:
-                return
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/predict"
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
-
-
 @pytest.fixture
 def trickle_headers() -> Iterator[str]:
     """One byte of the status line every 0.2 s, for a minute."""
     status = b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 400
-    yield from _serve([bytes([b]) for b in status], gap_s=0.2)
+    yield from serve_slowly([bytes([b]) for b in status], gap_s=0.2)
 
 
 @pytest.fixture
 def trickle_body() -> Iterator[str]:
     """Prompt headers announcing 10,000 bytes, then one body byte every 0.2 s."""
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n"
-    yield from _serve([head, *[b"x"] * 10000], gap_s=0.2)
+    yield from serve_slowly([head, *[b"x"] * 10000], gap_s=0.2)
 
 
 @pytest.fixture
 def flood() -> Iterator[str]:
     """A 4 MiB body sent at once."""
     body = b"y" * (4 * 1024 * 1024)
-    yield from _serve([b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body), body], gap_s=0)
+    yield from serve_slowly([b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body), body], gap_s=0)
 
 
 @pytest.fixture
 def normal() -> Iterator[str]:
     body = b'{"ok": true}'
-    yield from _serve([b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body], gap_s=0)
+    yield from serve_slowly([b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body], gap_s=0)
 
 
 @pytest.mark.parametrize("server", ["trickle_headers", "trickle_body"])

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from tests._http_fakes import serve_slowly
 
 from mlsecops.core.errors import InputError
 from mlsecops.models import EndpointError, HttpModel, ModelError, load_model
@@ -98,37 +99,8 @@ def test_endpoint_rejects_other_schemes():
 @pytest.fixture
 def trickling_server() -> Iterator[str]:
     """Reads the request, then sends its status line one byte every 0.2 s (a minute in all)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def handle(conn: socket.socket) -> None:
-        with conn:
-            try:
-                while b"\r\n\r\n" not in conn.recv(65536):
-                    pass
-                for byte in b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 300:
-                    if stop.is_set():
-                        return
-                    conn.sendall(bytes([byte]))
-                    time.sleep(0.2)
-            except OSError:
-                return
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/predict"
-    stop.set()
-    thread.join(5)
-    listener.close()
+    status = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 300
+    yield from serve_slowly([bytes([b]) for b in status], gap_s=0.2)
 
 
 def test_endpoint_timeout_bounds_the_whole_request(trickling_server, server):
