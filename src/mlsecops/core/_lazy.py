@@ -57,6 +57,11 @@ OPTIONAL_EXTRAS: Mapping[str, str | None] = {
     "pyarrow": "data",
     "lz4": "scan",
     "onnxruntime": "onnx",
+    "fastapi": "serve",
+    "starlette": "serve",
+    "uvicorn": "serve",
+    "prometheus_client": "serve",
+    "jwt": "serve",
     "skops": None,
 }
 
