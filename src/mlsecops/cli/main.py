@@ -33,9 +33,6 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "mlsecops.cli.registry": ("registry", "lineage"),
     "mlsecops.cli.robustness": ("assess", "harden", "certify"),
     "mlsecops.cli.data": ("data",),
-    "mlsecops.cli.serve": ("serve",),
-    "mlsecops.cli.monitor": ("monitor",),
-    "mlsecops.cli.alerts": ("alerts", "incidents"),
 }
 _DEBUG = "--debug"
 

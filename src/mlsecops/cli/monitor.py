@@ -1,0 +1,27 @@
+"""``mlsecops monitor replay | drift``: the runtime detectors, offline.
+
+Each subcommand lives in its own module (``_SUBCOMMANDS``), which adds itself to ``monitor_app``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+__all__ = ["monitor_app", "register"]
+
+monitor_app = typer.Typer(
+    help="Run the runtime detectors offline: replay a decision log, test batches for drift.",
+    no_args_is_help=True,
+)
+
+# Modules that each expose ``register(monitor_app)``.
+_SUBCOMMANDS: tuple[str, ...] = ()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``monitor`` and its subcommands to the root app."""
+    for module in _SUBCOMMANDS:
+        importlib.import_module(module).register(monitor_app)
+    app.add_typer(monitor_app, name="monitor")
