@@ -12,7 +12,8 @@ The tree::
      ├── WorkspaceError        missing or corrupt workspace
      │    └── SchemaTooNewError  database written by a newer mlsecops
      ├── VerificationError     signature, digest or audit-chain mismatch
-     ├── PermissionDenied      the actor's role does not allow the action
+     ├── PermissionDenied      the actor could not be identified, or may not act
+     │    └── GovernanceRefusal  a rule refused it: role, unmet production bar, four eyes (exit 1)
      ├── ConflictError         a concurrent change won; retry against the new state
      └── NotFittedError        an analysis used before ``fit`` (also ValueError, AttributeError)
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ConflictError",
+    "GovernanceRefusal",
     "InputError",
     "MlsecopsError",
     "NotFittedError",
@@ -70,7 +72,17 @@ class VerificationError(MlsecopsError):
 
 
 class PermissionDenied(MlsecopsError):
-    """The acting user's role does not allow the requested action."""
+    """The actor could not be identified (wrong or revoked key), or may not act."""
+
+
+class GovernanceRefusal(PermissionDenied):
+    """A governance rule refused the action: the role, an unmet production requirement, four eyes.
+
+    A verdict of policy, like a failed gate, so the CLI exits 1; an unknown or revoked key stays a
+    ``PermissionDenied`` (exit 2: the command could not run as anyone).
+    """
+
+    exit_code = 1
 
 
 class ConflictError(MlsecopsError):

@@ -25,7 +25,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mlsecops.core.errors import ConflictError, InputError, PermissionDenied, VerificationError
+from mlsecops.core.errors import (
+    ConflictError,
+    GovernanceRefusal,
+    InputError,
+    VerificationError,
+)
 from mlsecops.core.findings import utcnow
 from mlsecops.pipeline.evaluated import covers
 from mlsecops.registry._identity import Actor, Permission, Role, audited, check
@@ -157,7 +162,7 @@ class Governance:
 
         Raises:
             InputError: ``ref`` is not pinned to a version number (``latest``, a stage or an alias).
-            PermissionDenied: the role does not allow it, or the approver registered the version.
+            GovernanceRefusal: the role does not allow it, or the approver registered the version.
             ConflictError: this user approved it already.
         """
         conflict = f"{self.actor.name} approved {ref} already"
@@ -165,7 +170,7 @@ class Governance:
             check(self.actor, Permission.APPROVE, ref)
             model, v = resolve_pinned(s, ref, action="approve")
             if v.created_by == self.actor.name:
-                raise PermissionDenied(
+                raise GovernanceRefusal(
                     f"{self.actor.name} registered {model.name}@{v.version} and may not approve it too (four eyes)"
                 )
             if s.execute(

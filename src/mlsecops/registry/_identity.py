@@ -27,7 +27,7 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mlsecops.core.errors import ConflictError, InputError, PermissionDenied
+from mlsecops.core.errors import ConflictError, GovernanceRefusal, InputError, PermissionDenied
 from mlsecops.core.findings import utcnow
 from mlsecops.registry._tables import ApiKey, User
 from mlsecops.registry._txn import writing
@@ -118,8 +118,11 @@ def _hash(secret: str, salt: bytes) -> str:
     return hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT).hex()
 
 
-class Denied(PermissionDenied):
-    """A role check failed; ``audited`` records it after the refused action's transaction rolled back."""
+class Denied(GovernanceRefusal):
+    """A role check failed (exit 1, a governance verdict).
+
+    ``audited`` records it after the refused action's transaction rolled back.
+    """
 
     def __init__(self, message: str, *, actor: Actor, permission: Permission, subject: str) -> None:
         super().__init__(message)

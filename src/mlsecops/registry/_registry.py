@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mlsecops.core.errors import ConflictError, InputError, PermissionDenied
+from mlsecops.core.errors import ConflictError, GovernanceRefusal, InputError
 from mlsecops.core.findings import utcnow
 from mlsecops.registry._governance import Governance
 from mlsecops.registry._identity import Permission, audited, check
@@ -93,9 +93,9 @@ class Registry(Governance):
     def _refuse(
         self, action: str, subject: str, details: dict[str, Any], blockers: list[str], what: str
     ) -> None:
-        """Audit ``<action>.refused`` with the unmet requirements, then raise ``PermissionDenied``."""
+        """Audit ``<action>.refused`` with the unmet requirements, then raise ``GovernanceRefusal``."""
         self._audit(f"{action}.refused", subject, {**details, "blockers": blockers})
-        raise PermissionDenied(f"{what}: " + "; ".join(blockers))
+        raise GovernanceRefusal(f"{what}: " + "; ".join(blockers))
 
     def _still_allowed(self, s: Session, model: RegisteredModel, v: ModelVersion) -> None:
         """Re-check, inside the write transaction, what may have changed since the full check (a key
@@ -262,7 +262,7 @@ class Registry(Governance):
         held that stage before.
 
         Raises:
-            PermissionDenied: the role does not allow it, or production requirements are unmet (named).
+            GovernanceRefusal: the role does not allow it, or production requirements are unmet (named).
             ConflictError: the model changed since ``expected_generation`` (another promotion won).
             InputError: unknown model/version/stage, archived version, or already in that stage.
         """
@@ -322,7 +322,7 @@ class Registry(Governance):
 
         Raises:
             InputError: nothing in production, or no earlier (non-archived) production version.
-            PermissionDenied: the role does not allow it, or the earlier version fails a requirement.
+            GovernanceRefusal: the role does not allow it, or the earlier version fails a requirement.
             ConflictError: the model changed meanwhile.
         """
         with audited(self.ws), self.ws.session(readonly=True) as s:

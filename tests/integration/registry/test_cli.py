@@ -91,7 +91,7 @@ def test_registry_lifecycle_cli(cli: Cli, tmp_path: Path, env: dict[str, str]) -
         versions.append(json.loads(r.out)["version"])
     env_dep, env_app = {**env, "MLSECOPS_API_KEY": dep}, {**env, "MLSECOPS_API_KEY": app}
     r = cli("registry", "promote", "fraud", "1", "--to", "production", env=env_dep)
-    assert r.code == 2 and "policy gate" in r.err
+    assert r.code == 1 and "policy gate" in r.err  # a governance verdict: exit 1, like a failed gate
     # A run that never looked at the model gates nothing; a run that scanned it gates only that version.
     blind = tmp_path / "blind.yaml"
     blind.write_text(
@@ -136,7 +136,7 @@ def test_registry_lifecycle_cli(cli: Cli, tmp_path: Path, env: dict[str, str]) -
     assert any(c["type"] == "data" and c["name"] == "train.csv" for c in bom["components"])
     # a deployer cannot approve; no key at all is a one-line error
     r = cli("registry", "approve", "fraud@2", env=env_dep)
-    assert r.code == 2 and "may not approve" in r.err
+    assert r.code == 1 and "may not approve" in r.err
     r = cli("registry", "list", env={**env, "MLSECOPS_API_KEY": ""})
     assert r.code == 2 and "MLSECOPS_API_KEY" in r.err
     key_id = dep.split("_")[1]
