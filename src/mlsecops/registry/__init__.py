@@ -12,10 +12,22 @@ trusted key re-verified over the stored files, a safe scan, a passing gate run t
 version's exact files, and an approval of this pinned version by another user; concurrent promotions
 are compare-and-set, so exactly one wins and the other gets ``ConflictError``, and database constraints
 keep one open holder per stage or alias and one bootstrap admin.
+
+Grants say which principal may call which model in the runtime guard (``grant``, ``revoke_grant``,
+``list_grants``); key, user and grant changes bump an access revision the guard polls per request.
 """
 
 from __future__ import annotations
 
+from mlsecops.registry._grants import (
+    WILDCARD,
+    check_principal_name,
+    grant,
+    granted_models,
+    key_states,
+    list_grants,
+    revoke_grant,
+)
 from mlsecops.registry._identity import (
     Actor,
     Permission,
@@ -28,12 +40,14 @@ from mlsecops.registry._identity import (
     set_user_disabled,
 )
 from mlsecops.registry._registry import Registry
+from mlsecops.registry._revision import bump_revision
 from mlsecops.registry._scanning import ScanOutcome, scan_artifact
 from mlsecops.registry._versions import HistoryEntry, VersionInfo, parse_ref, resolve
 from mlsecops.registry._webhooks import EVENTS, sign_body, verify_signature
 
 __all__ = [
     "EVENTS",
+    "WILDCARD",
     "Actor",
     "HistoryEntry",
     "Permission",
@@ -42,12 +56,19 @@ __all__ = [
     "ScanOutcome",
     "VersionInfo",
     "authenticate",
+    "bump_revision",
+    "check_principal_name",
     "create_api_key",
     "create_user",
+    "grant",
+    "granted_models",
+    "key_states",
+    "list_grants",
     "list_users",
     "parse_ref",
     "resolve",
     "revoke_api_key",
+    "revoke_grant",
     "scan_artifact",
     "set_user_disabled",
     "sign_body",

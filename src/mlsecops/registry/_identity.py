@@ -5,9 +5,13 @@ secret are stored; the key itself is shown once, when it is created. ``authentic
 by id, compares hashes in constant time and refuses a revoked key, a disabled user or a wrong secret
 with the same message (no hint which part was wrong).
 
-Roles: ``viewer`` reads; ``approver`` reads and approves versions; ``deployer`` reads, registers,
-promotes, rolls back, archives and sets aliases; ``admin`` does everything, including users, keys,
-trusted signing keys and webhooks. The first user of a workspace can be created without a key, and
+Roles: ``client`` may only call models in the runtime guard (``infer``), and only those it is
+granted (``registry._grants``); ``viewer`` reads; ``approver`` reads and approves versions;
+``deployer`` reads, registers, promotes, rolls back, archives and sets aliases; ``admin`` does
+everything, including users, keys, trusted signing keys and webhooks (and infers where granted).
+Revoking a key and disabling or enabling a user bump the ``identity`` access revision
+(``registry._revision``) in the same transaction, so the guard's key cache drops them at once.
+The first user of a workspace can be created without a key, and
 must be an admin (bootstrap), and gets the first key; both are marked ``bootstrap`` under a unique
 constraint, so of concurrent bootstraps (on PostgreSQL, or across processes) exactly one succeeds and
 the others get ``ConflictError``.
@@ -29,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from mlsecops.core.errors import ConflictError, GovernanceRefusal, InputError, PermissionDenied
 from mlsecops.core.findings import utcnow
+from mlsecops.registry._revision import bump_revision
 from mlsecops.registry._tables import ApiKey, User
 from mlsecops.registry._txn import writing
 from mlsecops.store import Workspace, audit
@@ -60,6 +65,7 @@ class Role(StrEnum):
     APPROVER = "approver"
     DEPLOYER = "deployer"
     VIEWER = "viewer"
+    CLIENT = "client"
 
     def __str__(self) -> str:
         return self.value
@@ -77,6 +83,8 @@ class Permission(StrEnum):
     ALIAS = "alias"
     ATTACH = "attach"
     ADMIN = "admin"
+    INFER = "infer"
+    """Call a model in the runtime guard (still only the models the principal is granted)."""
 
     def __str__(self) -> str:
         return self.value
@@ -95,6 +103,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.APPROVER: frozenset({Permission.READ, Permission.APPROVE}),
     Role.DEPLOYER: frozenset({Permission.READ, *_DEPLOY}),
     Role.ADMIN: frozenset(Permission),
+    Role.CLIENT: frozenset({Permission.INFER}),
 }
 
 
@@ -316,6 +325,7 @@ def revoke_api_key(ws: Workspace, key_id: str, *, actor: Actor) -> None:
             raise InputError(f"no API key with id {key_id!r}")
         if row.revoked is None:
             row.revoked = _now()
+            bump_revision(session, "identity")
             audit.append(
                 session, actor=actor.name, action="registry.key.revoke", subject=f"key:{key_id}", details={}
             )
@@ -333,6 +343,7 @@ def set_user_disabled(ws: Workspace, name: str, disabled: bool, *, actor: Actor)
         if user is None:
             raise InputError(f"no user named {name!r}")
         user.disabled = disabled
+        bump_revision(session, "identity")
         action = "registry.user.disable" if disabled else "registry.user.enable"
         audit.append(session, actor=actor.name, action=action, subject=f"user:{name}", details={})
 
