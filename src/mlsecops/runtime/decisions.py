@@ -156,6 +156,11 @@ def _json_rows(arr: np.ndarray) -> str:
     return json.dumps(a.tolist(), default=str, separators=(",", ":"))
 
 
+def _fit(value: object, column: str) -> str:
+    """Text that every database stores: NUL shown as ``\\x00`` (PostgreSQL refuses it), cut to the width."""
+    return str(value).replace("\x00", "\\x00")[: _STR_LIMITS[column]]
+
+
 def _transient(err: BaseException) -> bool:
     """True for a database that is unreachable or busy (retry); False for a row it refuses (skip)."""
     cause: BaseException | None = err
@@ -314,8 +319,9 @@ class DecisionLog:
 
     def start(self) -> None:
         """Start the writer thread (once)."""
-        if not self._thread.is_alive():
-            self._thread.start()
+        with self._cv:
+            if self._thread.ident is None and not self._closing:
+                self._thread.start()
 
     def flush(self, timeout: float = CLOSE_TIMEOUT_S) -> bool:
         """Wait until everything buffered so far is written; True if it was within ``timeout``."""
@@ -336,8 +342,9 @@ class DecisionLog:
             self._closing = True
             self._deadline = time.monotonic() + timeout
             self._cv.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout + BACKOFF_MAX_S)
+        if self._thread.ident is None:  # never started: start it now to drain
+            self._thread.start()
+        self._thread.join(timeout + BACKOFF_MAX_S)
         with self._cv:
             lost = self._held
             if lost and not self._thread.is_alive():
@@ -408,15 +415,15 @@ class DecisionLog:
             rows = int(shape[0]) if shape else 1
         return {
             "ts_us": round(e.time * 1e6),
-            "principal": str(e.principal)[: _STR_LIMITS["principal"]],
-            "model": str(e.model)[: _STR_LIMITS["model"]],
-            "version": str(e.version)[: _STR_LIMITS["version"]],
-            "decision": str(e.decision)[: _STR_LIMITS["decision"]],
+            "principal": _fit(e.principal, "principal"),
+            "model": _fit(e.model, "model"),
+            "version": _fit(e.version, "version"),
+            "decision": _fit(e.decision, "decision"),
             "status": int(e.status),
             "latency_ms": float(e.latency_ms) if math.isfinite(e.latency_ms) else -1.0,
             "input_digest": input_digest(e.inputs),
             "rows": rows,
-            "source": str(e.source)[: _STR_LIMITS["source"]],
+            "source": _fit(e.source, "source"),
             "inputs": _json_rows(e.inputs) if raw and e.inputs is not None else None,
             "outputs": _json_rows(e.outputs) if raw and e.outputs is not None else None,
         }
