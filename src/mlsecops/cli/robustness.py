@@ -147,6 +147,13 @@ def adversarial_training(
     beta: Annotated[float, typer.Option(help="TRADES robustness weight.")] = 6.0,
     label: LabelOpt = None,
     weights: Annotated[Path | None, typer.Option(help="State-dict file for a python:mod:attr model.")] = None,
+    test_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--test-data",
+            help="Separate evaluation set (default: a held-out 20% of DATA, which then does not train).",
+        ),
+    ] = None,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
@@ -170,6 +177,7 @@ def adversarial_training(
         beta=beta,
         label=label,
         weights=str(weights) if weights else None,
+        test_data=str(test_data) if test_data else None,
     )
     cfg = settings()
     home = cfg.home if (cfg.home / "mlsecops.db").exists() or cfg.database_url is not None else None

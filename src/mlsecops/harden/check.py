@@ -3,7 +3,8 @@
 Reads a PyTorch model (a ``.pt2`` program, a TorchScript file, or ``python:module:attr``) and a training
 set, holds out a validation split, trains adversarially (``method`` ``pgd`` or ``trades``), writes the
 hardened model as a new file (never over the original), and reports clean and PGD robust accuracy on
-the held-out split before and after. Model files load only through the artifact scanner
+data the training never saw, before and after: the held-out validation split, or ``test_data`` when
+given (then the whole training set trains). The report's ``evaluation`` says which, and how many rows. Model files load only through the artifact scanner
 (``safe_load``); one it does not judge ``safe`` is refused before any of its code runs. The hardened
 model is a ``.pt2`` program, except that a TorchScript model stays TorchScript (torch.export cannot
 read it); a ``.pt2`` program keeps the mode it was exported in, so its dropout and batch-norm
@@ -14,7 +15,8 @@ audit event).
 Options: ``method`` (pgd), ``eps`` (0.1), ``norm`` (linf), ``epochs`` (10), ``steps`` (7), ``lr`` (3e-3),
 ``batch_size`` (128), ``beta`` (6, TRADES), ``val_fraction`` (0.2), ``output`` (default
 ``<model>.hardened.pt2`` beside the model, ``.hardened.pt`` for TorchScript; the suffix picks the
-format), ``eval_steps`` (40), ``label``, ``weights``.
+format), ``eval_steps`` (40), ``label``, ``weights``, ``test_data`` (a separate evaluation set, same
+label column).
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ def record_lineage(
         "val_fraction",
         "output",
         "eval_steps",
+        "test_data",
         "lower",
         "upper",
         "integer_features",
@@ -140,8 +143,22 @@ class AdversarialTrainingCheck:
         method = target.opt_choice("method", ("pgd", "trades"), "pgd")
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(x))
-        n_val = max(1, round(len(x) * target.opt_float("val_fraction", 0.2, lo=0.0, hi=1.0)))
-        val, train = order[:n_val], order[n_val:]
+        test_ref = target.opt_str("test_data")
+        if test_ref is not None:  # evaluate on a separate set; train on every training row
+            x_test, raw_test = load_dataset(test_ref, label=target.opt_str("label"))
+            x_eval, y_eval = (
+                check_inputs(x_test, model.input_shape, what="test data"),
+                encode_labels(raw_test, None),
+            )
+            x_fit, y_fit = x, y
+            evaluation = {"on": "test_data", "source": test_ref, "rows": len(x_eval)}
+        else:
+            n_val = max(1, round(len(x) * target.opt_float("val_fraction", 0.2, lo=0.0, hi=1.0)))
+            val, train = order[:n_val], order[n_val:]
+            x_eval, y_eval, x_fit, y_fit = x[val], y[val], x[train], y[train]
+            evaluation = {"on": "held-out validation split", "source": data_ref, "rows": len(val)}
+        if len(x_fit) == 0:
+            raise InputError("no training rows left after the validation split; lower val_fraction")
         cons = FeatureConstraints.from_target(target, x)
         steps, eval_steps = target.opt_int("steps", 7, lo=1), target.opt_int("eval_steps", 40, lo=1)
         lr, batch_size = target.opt_float("lr", 3e-3), target.opt_int("batch_size", 128, lo=1)
@@ -150,7 +167,7 @@ class AdversarialTrainingCheck:
         attack = make_attack("pgd", norm=norm, steps=eval_steps, restarts=1)
         epochs = target.opt_int("epochs", 10, lo=1)
         self._step("attack before", 0, epochs + 2)
-        before = attack.generate(model, x[val], y[val], eps=eps, constraints=cons, seed=seed)
+        before = attack.generate(model, x_eval, y_eval, eps=eps, constraints=cons, seed=seed)
         # a fresh load to train (deep copies of TorchScript modules do not give leaf parameters)
         fresh = load_model(model_ref, input_shape=model.input_shape, weights=weights)
         assert isinstance(fresh, TorchModel)
@@ -159,8 +176,8 @@ class AdversarialTrainingCheck:
             param.requires_grad_(True)
         result = adversarial_train(
             module,
-            x[train],
-            y[train],
+            x_fit,
+            y_fit,
             method=method,  # type: ignore[arg-type]  # one of the two, checked by opt_choice
             eps=eps,
             norm=norm,
@@ -174,7 +191,7 @@ class AdversarialTrainingCheck:
             progress=lambda step, done, _: self._step(step, 1 + done, epochs + 2),
         )
         hardened = TorchModel(module, input_shape=model.input_shape, n_classes=model.n_classes)
-        after = attack.generate(hardened, x[val], y[val], eps=eps, constraints=cons, seed=seed)
+        after = attack.generate(hardened, x_eval, y_eval, eps=eps, constraints=cons, seed=seed)
         self._step("attack after", epochs + 2, epochs + 2)
         out = Path(output or _default_output(model_ref, scripted=_is_scripted(module)))
         if out.resolve() == Path(model_ref).resolve():
@@ -233,6 +250,7 @@ class AdversarialTrainingCheck:
                 "output": str(out),
                 "method": result.method,
                 "history": result.history,
+                "evaluation": evaluation,
                 "lineage_recorded": lineage_recorded,
             },
         )

@@ -127,3 +127,23 @@ def test_bad_inputs(tmp_path):
         adversarial_train(_net(), bad, y, epochs=1)
     with pytest.raises(InputError, match="needs a model and a training set"):
         get_check("harden.adversarial_training").create().run(Target(paths=(tmp_path / "m.pt",)))
+
+
+def test_check_reports_accuracy_on_data_it_did_not_train_on(tmp_path):
+    """Before/after accuracy comes from rows the training never saw: the held-out split by default,
+    or a separate ``test_data`` set (then all training rows train), and the report says which."""
+    from mlsecops.models import TorchModel
+
+    x, y = _blobs()
+    model_path = TorchModel(_clean_train(_net(), x[:600], y[:600]), input_shape=(64,)).save(tmp_path / "m.pt2")
+    train, test = tmp_path / "train.npz", tmp_path / "test.npz"
+    np.savez(train, X=x[:600], y=y[:600])
+    np.savez(test, X=x[600:850], y=y[600:850])
+    opts = {"epochs": 1, "steps": 2, "eval_steps": 3, "output": str(tmp_path / "h.pt2")}
+    check = get_check("harden.adversarial_training").create()
+    held = check.run(Target(paths=(model_path, train), options=opts, seed=0))
+    assert held.data["evaluation"] == {"on": "held-out validation split", "source": str(train), "rows": 120}
+    separate = check.run(Target(paths=(model_path, train), options={**opts, "test_data": str(test)}, seed=0))
+    assert separate.data["evaluation"] == {"on": "test_data", "source": str(test), "rows": 250}
+    with pytest.raises(InputError, match="training rows"):
+        check.run(Target(paths=(model_path, train), options={**opts, "val_fraction": 1.0}, seed=0))
