@@ -1,0 +1,594 @@
+"""Stateful detection of query-based evasion attacks (Blacklight-style), per principal.
+
+Black-box evasion attacks such as HopSkipJump (decision-based) and Square (score-based) cannot see the
+model's gradient, so they estimate it from the model's answers to long runs of near-duplicate queries:
+probes around a boundary point, bisections between two points, a small window redrawn on an otherwise
+unchanged input. Benign clients send natural inputs, which almost never agree with an earlier input on
+nearly every feature. Following Blacklight (Li et al., USENIX Security 2022), the detector keeps, per
+principal, a compact fingerprint of each recent query and counts how many queries nearly duplicate an
+earlier one; a run of them within a window raises a ``query_attack`` alert.
+
+How a query is fingerprinted and matched:
+
+1. **Quantise** each feature on a grid of ``quant_step`` times the feature's range (the baseline
+   profile's ``[min, max]``, a scale fitted with :meth:`QueryAttackDetector.fit`, or, lacking both,
+   the range of the first ``WARMUP_ROWS`` rows of traffic). The grid is shifted by a random offset per
+   feature, so data on a lattice (8-bit pixels, 17-level digits) does not sit on the cell borders.
+2. **Sketch** the quantised row into ``n_hashes`` 32-bit keys, each a hash of the quantised values of
+   ``hash_features`` randomly chosen features (bit-sampling locality-sensitive hashing for the share of
+   agreeing features, Indyk and Motwani 1998). Two rows agreeing on a share ``f`` of the features share
+   a key with probability about ``f ** hash_features``: the sketch separates a Square candidate (all but
+   one window agree) or a HopSkipJump probe (every feature moved by far less than a cell) from two
+   different natural inputs (most features in different cells). Features with zero range in the
+   baseline (constant pixels) are never sampled: every input agrees on them.
+3. **Match** the keys against the principal's ring buffer of the last ``history`` sketches, one
+   vectorised comparison: a query is a *near-duplicate* when some earlier query shares at least
+   ``match_keys`` of its keys.
+4. **Decide**: alert when ``alert_count`` or more of the principal's last ``window`` distinct queries
+   were near-duplicates. The alert fires once and re-arms when the count falls below half the threshold.
+
+Exact repeats are handled apart: a row identical (in float32) to one of the principal's recent rows is
+a retry, which a benign client sends after a timeout and which teaches an attacker nothing; it is
+counted, not matched, and does not enter the history or the window. Memory is bounded: per principal
+``history`` x (``n_hashes`` x 4 + 8) bytes plus the window, and at most ``max_principals`` principals
+(least recently seen evicted first, evictions counted).
+
+What it does not catch: an attacker who adds large random noise to each query (so that no two agree
+on most features) or spreads the queries over many principals (Sybil accounts) or interleaves each
+near-duplicate with enough diverse queries to stay under the window's count; every such evasion costs
+queries (see the benchmark in ``benchmarks/results/monitor-query-attacks.md``). It also cannot see
+an adversarial input crafted elsewhere and sent once: that is :mod:`mlsecops.monitor.adversarial_screen`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import math
+from collections import OrderedDict, deque
+from typing import Any
+
+import numpy as np
+
+from mlsecops.core.errors import ConfigError, InputError
+from mlsecops.core.severity import Severity
+from mlsecops.monitor.interface import Alert, Observation
+
+__all__ = [
+    "ALERT_COUNT",
+    "HASH_FEATURES",
+    "HISTORY",
+    "MATCH_KEYS",
+    "N_HASHES",
+    "QUANT_STEP",
+    "WINDOW",
+    "QueryAttackDetector",
+    "feature_ranges",
+]
+
+_log = logging.getLogger(__name__)
+
+QUANT_STEP = 0.1
+"""Cell width as a share of the feature's range. A HopSkipJump probe moves each feature by well under
+a tenth of its range (its probe radius shrinks with the distance to the boundary); two natural inputs
+differ by more than a tenth on most features (measured on digits, breast cancer and 20-feature tabular:
+the most similar pair of distinct natural rows agrees on at most 87% of the quantised features)."""
+
+N_HASHES = 32
+"""Keys per sketch. More keys estimate the agreement more finely and cost 4 bytes per key per
+remembered query."""
+
+HASH_FEATURES = 6
+"""Features per key. Two rows agreeing on 95% of the features share a key with probability 0.74, on
+85% with 0.38, on 70% with 0.12: the steeper this curve, the fewer natural pairs match by chance."""
+
+MATCH_KEYS = 16
+"""Keys an earlier query must share with a new one for the new one to be a near-duplicate (half of
+``N_HASHES``): reached for about 99% of pairs agreeing on 95% of the features, and for under 1% of
+pairs agreeing on 80% (binomial tails of the probabilities above)."""
+
+HISTORY = 512
+"""Sketches remembered per principal (a ring buffer). An attack's probes match queries sent moments
+before, so a short memory suffices; it bounds memory at about 20 KB per principal."""
+
+WINDOW = 50
+"""Distinct queries (retries excluded) over which near-duplicates are counted."""
+
+ALERT_COUNT = 10
+"""Near-duplicates within ``WINDOW`` that raise the alert. Square makes nearly every query after its
+second a near-duplicate and HopSkipJump most of its probes, so both cross 10 within a few dozen
+queries. On benign natural streams (digits, breast cancer, 20-feature tabular; 2,000 queries per
+client with retries and bursts) no window held a single near-duplicate, so 10 leaves a wide margin
+for natural traffic that is more repetitive than these sets (calibration in
+``benchmarks/monitor/query_attacks``)."""
+
+RETRY_DIGESTS = 1_024
+"""Recent row digests kept per principal to recognise exact retries (at least twice ``history``, so a
+repeat of any remembered query is always recognised as a retry, never matched as a near-duplicate)."""
+
+MAX_PRINCIPALS = 10_000
+"""Principals tracked at once; the least recently seen one is evicted beyond this (about 20 KB each
+with the defaults: 200 MB at most)."""
+
+WARMUP_ROWS = 256
+"""Rows of traffic (all principals) from which feature ranges are estimated when neither a baseline nor
+a fitted scale is available; observations arriving before are buffered (at most this many rows) and
+matched once the ranges are known."""
+
+MAX_FEATURES = 1_000_000
+"""Widest input (flattened) the detector fingerprints; wider rows are skipped and counted."""
+
+_RANGE_FLOOR = 1e-12
+"""A feature whose range is below this (times the largest range) is constant: never sampled."""
+
+_SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def feature_ranges(baseline: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-feature ``(min, max)`` from a baseline, or None when it holds none.
+
+    Accepts a ``mlsecops data profile`` JSON (numeric columns other than the label, in file order) or a
+    data file read as ``{"X": rows}``.
+
+    Raises:
+        InputError: the baseline's numeric columns lack a finite min or max.
+    """
+    if not baseline:
+        return None
+    if "X" in baseline:
+        x = np.asarray(baseline["X"], dtype=np.float64)
+        if x.ndim < 2 or len(x) == 0:
+            return None
+        x = x.reshape(len(x), -1)
+        if not np.isfinite(x).all():
+            raise InputError("baseline: the reference rows hold NaN or infinite values")
+        return x.min(axis=0), x.max(axis=0)
+    columns = baseline.get("columns")
+    if not isinstance(columns, dict) or not columns:
+        return None
+    label = baseline.get("label")
+    lo: list[float] = []
+    hi: list[float] = []
+    for name, col in columns.items():
+        if name == label or not isinstance(col, dict) or col.get("type") != "numeric":
+            continue
+        a, b = col.get("min"), col.get("max")
+        if not (_num(a) and _num(b)):
+            raise InputError(f"baseline: numeric column {name!r} has no finite min and max")
+        lo.append(float(a))  # type: ignore[arg-type]  # checked by _num
+        hi.append(float(b))  # type: ignore[arg-type]
+    if not lo:
+        return None
+    return np.asarray(lo), np.asarray(hi)
+
+
+class _Principal:
+    """One principal's bounded state: sketch ring, retry digests, near-duplicate window."""
+
+    __slots__ = (
+        "alerted",
+        "digest_cap",
+        "digest_set",
+        "digests",
+        "filled",
+        "head",
+        "near",
+        "near_count",
+        "queries",
+        "retries",
+        "ring",
+        "rows",
+    )
+
+    def __init__(self, history: int, n_hashes: int, window: int) -> None:
+        self.digest_cap = max(RETRY_DIGESTS, 2 * history)
+        self.ring = np.zeros((history, n_hashes), dtype=np.uint32)
+        self.filled = 0
+        self.head = 0
+        self.digests: deque[bytes] = deque()
+        self.digest_set: set[bytes] = set()
+        self.near: deque[bool] = deque(maxlen=window)
+        self.near_count = 0
+        self.rows = 0
+        self.retries = 0
+        self.queries = 0
+        self.alerted = False
+
+    def is_retry(self, digest: bytes) -> bool:
+        """True when ``digest`` is among the recent ones; remembers it otherwise."""
+        if digest in self.digest_set:
+            return True
+        self.digests.append(digest)
+        self.digest_set.add(digest)
+        if len(self.digests) > self.digest_cap:
+            self.digest_set.discard(self.digests.popleft())
+        return False
+
+    def best_match(self, keys: np.ndarray) -> int:
+        """Most keys any remembered sketch shares with ``keys``."""
+        if self.filled == 0:
+            return 0
+        shared = np.count_nonzero(self.ring[: self.filled] == keys, axis=1)
+        return int(shared.max())
+
+    def remember(self, keys: np.ndarray) -> None:
+        """Add a sketch to the ring, overwriting the oldest when full."""
+        self.ring[self.head] = keys
+        self.head = (self.head + 1) % len(self.ring)
+        self.filled = min(self.filled + 1, len(self.ring))
+
+    def push_near(self, near: bool) -> None:
+        """Slide the window by one distinct query."""
+        if len(self.near) == self.near.maxlen and self.near[0]:
+            self.near_count -= 1
+        self.near.append(near)
+        self.near_count += int(near)
+
+    def to_json(self) -> dict[str, Any]:
+        # the ring in time order, oldest first, so a restore into any history size keeps the newest
+        order = (
+            np.r_[self.head : self.filled, 0 : self.head]
+            if self.filled == len(self.ring)
+            else np.arange(self.filled)
+        )
+        return {
+            "ring": base64.b64encode(np.ascontiguousarray(self.ring[order]).tobytes()).decode(),
+            "digests": [base64.b64encode(d).decode() for d in self.digests],
+            "near": "".join("1" if b else "0" for b in self.near),
+            "rows": self.rows,
+            "retries": self.retries,
+            "queries": self.queries,
+            "alerted": self.alerted,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], history: int, n_hashes: int, window: int) -> _Principal:
+        p = cls(history, n_hashes, window)
+        ring = np.frombuffer(base64.b64decode(data["ring"]), dtype=np.uint32)
+        if ring.size % n_hashes:
+            raise ValueError("sketch width differs")
+        ring = ring.reshape(-1, n_hashes)[-history:]
+        p.ring[: len(ring)] = ring
+        p.filled = len(ring)
+        p.head = len(ring) % history
+        for d in data["digests"][-p.digest_cap :]:
+            p.is_retry(base64.b64decode(d))
+        for ch in str(data["near"])[-window:]:
+            p.push_near(ch == "1")
+        p.rows, p.retries, p.queries = int(data["rows"]), int(data["retries"]), int(data["queries"])
+        p.alerted = bool(data["alerted"])
+        return p
+
+
+class QueryAttackDetector:
+    """Per-principal near-duplicate counting over recent queries (``query_attack`` alerts).
+
+    Args:
+        model_name: The served model whose traffic this detector watches (alerts name it).
+        baseline: The model's training-data profile (``mlsecops data profile`` JSON as a dict) or
+            ``{"X": rows}``; its numeric feature ranges scale the quantisation grid.
+        quant_step: Cell width as a share of each feature's range (``QUANT_STEP``).
+        n_hashes: Keys per sketch (``N_HASHES``).
+        hash_features: Features hashed into each key (``HASH_FEATURES``).
+        match_keys: Shared keys that make a query a near-duplicate (``MATCH_KEYS``).
+        history: Sketches remembered per principal (``HISTORY``).
+        window: Distinct queries over which near-duplicates are counted (``WINDOW``).
+        alert_count: Near-duplicates within the window that raise an alert (``ALERT_COUNT``).
+        max_principals: Principals tracked at once (``MAX_PRINCIPALS``).
+        severity: Severity of the alert (``high``).
+        seed: Seed of the sketch's feature choice, hash multipliers and grid offsets.
+
+    Raises:
+        ConfigError: an option out of its range (named, with the range).
+        InputError: a baseline whose numeric columns lack finite ranges.
+    """
+
+    name = "query_attack"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        baseline: dict[str, Any] | None = None,
+        quant_step: float = QUANT_STEP,
+        n_hashes: int = N_HASHES,
+        hash_features: int = HASH_FEATURES,
+        match_keys: int = MATCH_KEYS,
+        history: int = HISTORY,
+        window: int = WINDOW,
+        alert_count: int = ALERT_COUNT,
+        max_principals: int = MAX_PRINCIPALS,
+        severity: str = "high",
+        seed: int = 0,
+    ) -> None:
+        self.model_name = model_name
+        self.quant_step = quant_step
+        self.n_hashes = n_hashes
+        self.hash_features = hash_features
+        self.match_keys = match_keys
+        self.history = history
+        self.window = window
+        self.alert_count = alert_count
+        self.max_principals = max_principals
+        self.severity = severity
+        self.seed = seed
+        self._check_params()
+        self._principals: OrderedDict[str, _Principal] = OrderedDict()
+        self._pending: list[tuple[Observation, np.ndarray]] = []
+        self._pending_rows = 0
+        self.evicted_ = 0
+        self.skipped_rows_ = 0
+        self.alerts_ = 0
+        self.lo_: np.ndarray | None = None
+        self.scale_source_ = "warmup"
+        ranges = feature_ranges(baseline)
+        if ranges is not None:
+            self._set_ranges(*ranges, source="baseline")
+
+    def _check_params(self) -> None:
+        checks = [
+            (_num(self.quant_step) and 0.0 < self.quant_step <= 1.0, "quant_step", "in (0, 1]"),
+            (_int(self.n_hashes) and 1 <= self.n_hashes <= 256, "n_hashes", "1..256"),
+            (_int(self.hash_features) and 1 <= self.hash_features <= 64, "hash_features", "1..64"),
+            (_int(self.match_keys) and 1 <= self.match_keys <= self.n_hashes, "match_keys", "1..n_hashes"),
+            (_int(self.history) and 1 <= self.history <= 65_536, "history", "1..65536"),
+            (_int(self.window) and 1 <= self.window <= 100_000, "window", "1..100000"),
+            (_int(self.alert_count) and 1 <= self.alert_count <= self.window, "alert_count", "1..window"),
+            (
+                _int(self.max_principals) and 1 <= self.max_principals <= 10_000_000,
+                "max_principals",
+                "1..10000000",
+            ),
+            (self.severity in _SEVERITIES, "severity", "one of " + ", ".join(_SEVERITIES)),
+            (_int(self.seed), "seed", "an integer"),
+            (isinstance(self.model_name, str), "model_name", "a string"),
+        ]
+        for ok, name, expected in checks:
+            if not ok:
+                raise ConfigError(
+                    f"query_attack detector: {name} must be {expected}, got {getattr(self, name)!r}"
+                )
+
+    # ------------------------------------------------------------------------------------ scaling
+    def fit(self, x: np.ndarray) -> QueryAttackDetector:
+        """Take the feature ranges from benign rows ``x`` (instead of a baseline); returns ``self``.
+
+        Raises:
+            InputError: ``x`` is empty or holds NaN or infinity.
+        """
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim < 2 or len(arr) == 0 or not np.isfinite(arr).all():
+            raise InputError("query_attack detector: fit needs a non-empty batch of finite rows")
+        arr = arr.reshape(len(arr), -1)
+        self._set_ranges(arr.min(axis=0), arr.max(axis=0), source="fitted")
+        return self
+
+    def _set_ranges(self, lo: np.ndarray, hi: np.ndarray, *, source: str) -> None:
+        d = len(lo)
+        if d == 0 or d > MAX_FEATURES:
+            raise InputError(f"query_attack detector: need 1..{MAX_FEATURES} features, got {d}")
+        span = np.asarray(hi, dtype=np.float64) - np.asarray(lo, dtype=np.float64)
+        varying = span > _RANGE_FLOOR * max(float(span.max()), _RANGE_FLOOR)
+        if not varying.any():  # every feature constant in the reference: sample them all
+            varying[:] = True
+        # constant features still get a cell width (the median varying range) so that moving one far
+        # shows; they are just never sampled into a key
+        width = np.where(varying, span, float(np.median(span[varying])) or 1.0) * self.quant_step
+        rng = np.random.default_rng(self.seed)
+        candidates = np.flatnonzero(varying)
+        k = min(self.hash_features, len(candidates))
+        self.coords_ = np.stack([rng.choice(candidates, size=k, replace=False) for _ in range(self.n_hashes)])
+        self.multipliers_ = rng.integers(1, 2**63 - 1, size=(self.n_hashes, k), dtype=np.uint64) | np.uint64(
+            1
+        )
+        self.offset_ = rng.random(d)
+        self.lo_ = np.asarray(lo, dtype=np.float64)
+        self.hi_ = np.asarray(hi, dtype=np.float64)
+        self.inv_width_ = 1.0 / width
+        self.features_ = d
+        self.scale_source_ = source
+
+    def _sketch(self, rows: np.ndarray) -> np.ndarray:
+        """32-bit keys ``(n, n_hashes)`` of the rows' quantised values."""
+        assert self.lo_ is not None
+        q = np.floor((rows - self.lo_) * self.inv_width_ + self.offset_)
+        # cells beyond +-2^62 (absurd values) are clipped so the cast is defined; they still differ
+        cells = np.clip(q, -(2.0**62), 2.0**62).astype(np.int64).view(np.uint64)
+        picked = cells[:, self.coords_]  # (n, n_hashes, k)
+        with np.errstate(over="ignore"):
+            mixed = (picked * self.multipliers_).sum(axis=2, dtype=np.uint64)
+        out: np.ndarray = (mixed >> np.uint64(32)).astype(np.uint32)
+        return out
+
+    # ------------------------------------------------------------------------------------ observe
+    def observe(self, observation: Observation) -> list[Alert]:
+        """Fingerprint the observation's rows and return an alert when the principal crosses the threshold."""
+        if self.lo_ is None:
+            return self._warm_up(observation)
+        return self._observe(observation)
+
+    def _warm_up(self, observation: Observation) -> list[Alert]:
+        rows = _rows(observation.inputs)
+        if rows is None:
+            self.skipped_rows_ += _count(observation.inputs)
+            return []
+        finite = rows[np.isfinite(rows).all(axis=1)]
+        if len(finite) == 0 or (self._pending and self._pending[0][1].shape[1] != rows.shape[1]):
+            self.skipped_rows_ += len(rows)
+            return []
+        self._pending.append((observation, finite))
+        self._pending_rows += len(finite)
+        if self._pending_rows < WARMUP_ROWS:
+            return []
+        stacked = np.concatenate([r for _, r in self._pending])
+        _log.warning(
+            "query_attack detector for %r: no baseline; feature ranges taken from the first %d rows of traffic",
+            self.model_name,
+            len(stacked),
+        )
+        self._set_ranges(stacked.min(axis=0), stacked.max(axis=0), source="warmup")
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        alerts: list[Alert] = []
+        for obs, _ in pending:
+            alerts += self._observe(obs)
+        return alerts
+
+    def _observe(self, observation: Observation) -> list[Alert]:
+        rows = _rows(observation.inputs)
+        if rows is None:
+            self.skipped_rows_ += _count(observation.inputs)
+            return []
+        if rows.shape[1] != self.features_:
+            self.skipped_rows_ += len(rows)
+            return []
+        finite = np.isfinite(rows).all(axis=1)
+        if not finite.all():
+            self.skipped_rows_ += int((~finite).sum())
+            rows = rows[finite]
+        if len(rows) == 0:
+            return []
+        p = self._principal(str(observation.principal))
+        keys = self._sketch(rows)
+        digests = [hashlib.blake2b(r.astype(np.float32).tobytes(), digest_size=16).digest() for r in rows]
+        alerts: list[Alert] = []
+        for i in range(len(rows)):
+            p.rows += 1
+            if p.is_retry(digests[i]):
+                p.retries += 1
+                continue
+            p.queries += 1
+            best = p.best_match(keys[i])
+            p.push_near(best >= self.match_keys)
+            p.remember(keys[i])
+            if not p.alerted and p.near_count >= self.alert_count:
+                p.alerted = True
+                self.alerts_ += 1
+                alerts.append(self._alert(observation, p))
+            elif p.alerted and p.near_count < self.alert_count / 2:
+                p.alerted = False
+        return alerts
+
+    def _principal(self, key: str) -> _Principal:
+        p = self._principals.get(key)
+        if p is None:
+            p = _Principal(self.history, self.n_hashes, self.window)
+            self._principals[key] = p
+            if len(self._principals) > self.max_principals:
+                self._principals.popitem(last=False)
+                self.evicted_ += 1
+        else:
+            self._principals.move_to_end(key)
+        return p
+
+    def _alert(self, observation: Observation, p: _Principal) -> Alert:
+        return Alert(
+            kind=self.name,
+            principal=str(observation.principal),
+            model=self.model_name,
+            severity=Severity.parse(self.severity),
+            query_index=int(observation.query_index),
+            time=float(observation.time),
+            evidence={
+                "near_duplicates": p.near_count,
+                "window": len(p.near),
+                "alert_count": self.alert_count,
+                "rows": p.rows,
+                "distinct_rows": p.queries,
+                "retries": p.retries,
+                "match_keys": self.match_keys,
+                "n_hashes": self.n_hashes,
+                "quant_step": self.quant_step,
+                "scale": self.scale_source_,
+                "atlas": "AML.T0043",
+            },
+        )
+
+    # -------------------------------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        """Per-principal sketches and counters, JSON-ready.
+
+        The grid comes from the baseline and the seed; ranges fitted or warmed up are saved with the
+        state. Observations still buffered during the warm-up are not part of it.
+        """
+        out: dict[str, Any] = {
+            "principals": {k: v.to_json() for k, v in self._principals.items()},
+            "evicted": self.evicted_,
+            "skipped_rows": self.skipped_rows_,
+            "alerts": self.alerts_,
+        }
+        if self.lo_ is not None and self.scale_source_ != "baseline":
+            span = 1.0 / (self.inv_width_ * self.quant_step)
+            out["ranges"] = {
+                "lo": self.lo_.tolist(),
+                "hi": (self.lo_ + span).tolist(),
+                "source": self.scale_source_,
+            }
+        return out
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Replace the state with one :meth:`state` returned.
+
+        Raises:
+            InputError: the state does not fit this detector (another sketch width, corrupt fields).
+        """
+        try:
+            ranges = state.get("ranges")
+            if ranges is not None:
+                self._set_ranges(
+                    np.asarray(ranges["lo"], dtype=np.float64),
+                    np.asarray(ranges["hi"], dtype=np.float64),
+                    source=str(ranges["source"]),
+                )
+            principals = OrderedDict(
+                (str(k), _Principal.from_json(v, self.history, self.n_hashes, self.window))
+                for k, v in state["principals"].items()
+            )
+            counters = int(state["evicted"]), int(state["skipped_rows"]), int(state["alerts"])
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise InputError(f"query_attack detector: state does not fit this detector ({err})") from None
+        while len(principals) > self.max_principals:
+            principals.popitem(last=False)
+        self._principals = principals
+        self.evicted_, self.skipped_rows_, self.alerts_ = counters
+
+    def metrics(self) -> dict[str, float]:
+        """Counters for reports: principals tracked and flagged, evictions, skipped rows, alerts."""
+        return {
+            "principals": float(len(self._principals)),
+            "flagged": float(sum(p.alerted for p in self._principals.values())),
+            "evicted": float(self.evicted_),
+            "skipped_rows": float(self.skipped_rows_),
+            "alerts": float(self.alerts_),
+        }
+
+
+def _rows(inputs: Any) -> np.ndarray | None:
+    """The observation's inputs as float64 ``(n, features)``, or None when not numeric."""
+    try:
+        arr = np.asarray(inputs, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if arr.ndim == 0:
+        return None
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    arr = arr.reshape(len(arr), -1)
+    if arr.shape[1] == 0 or arr.shape[1] > MAX_FEATURES:
+        return None
+    return arr
+
+
+def _count(inputs: Any) -> int:
+    try:
+        return max(1, len(inputs))
+    except TypeError:
+        return 1
+
+
+def _num(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
