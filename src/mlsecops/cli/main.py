@@ -33,6 +33,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "mlsecops.cli.registry": ("registry", "lineage"),
     "mlsecops.cli.robustness": ("assess", "harden", "certify"),
     "mlsecops.cli.data": ("data",),
+    "mlsecops.cli.monitor": ("monitor",),
 }
 _DEBUG = "--debug"
 

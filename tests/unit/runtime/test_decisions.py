@@ -333,3 +333,27 @@ def test_postgres_going_away_and_back_loses_nothing(postgres_server: Any) -> Non
         log.close()
         assert log.stats()["dropped"] == 0 and count(ws) == 120
         assert sorted(json.loads(r.inputs or "")[0][0] for r in rows(ws)) == [float(i) for i in range(120)]
+
+
+def test_cli_export_log_writes_the_replay_file(cli: Any, tmp_path: Path) -> None:
+    home = tmp_path / ".mlsecops"
+    with Workspace.init(home, actor="test") as ws:
+        log = DecisionLog(ws, RAW)
+        record(log, 1, time_s=1_800_000_000.0)
+        record(log, 2, time_s=1_800_000_100.0)
+        log.close()
+        plain = DecisionLog(ws, LoggingPolicy())
+        record(plain, 3, time_s=1_800_000_200.0)
+        plain.close()
+    env = {"MLSECOPS_HOME": str(home)}
+    res = cli("monitor", "export-log", "fraud", "-o", "q.jsonl", "--since", "2027-01-15T08:00", env=env)
+    assert res.code == 0, res.err
+    assert (
+        "exported 2 request(s) of fraud to q.jsonl" in res.err and "1 logged request(s) had no raw" in res.err
+    )
+    lines = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert [x["inputs"][0][0] for x in lines] == [1.0, 2.0]
+    res = cli("monitor", "export-log", "fraud", "-o", "q2.jsonl", "--until", "2027-01-15T08:00:50Z", env=env)
+    assert res.code == 0 and "exported 1 request(s)" in res.err
+    res = cli("monitor", "export-log", "fraud", "-o", "q3.jsonl", "--since", "yesterday", env=env)
+    assert res.code == 2 and "--since must be an ISO date" in res.err and "Traceback" not in res.err
