@@ -30,10 +30,12 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "mlsecops.cli.pipeline": ("run", "demo", "runs"),
     "mlsecops.cli.scan": ("scan",),
     "mlsecops.cli.signing": ("sign", "verify", "bom", "keys"),
-    "mlsecops.cli.registry": ("registry", "lineage"),
+    "mlsecops.cli.registry": ("registry",),
+    "mlsecops.cli.lineage": ("lineage",),
     "mlsecops.cli.robustness": ("assess", "harden", "certify"),
     "mlsecops.cli.data": ("data",),
     "mlsecops.cli.monitor": ("monitor",),
+    "mlsecops.cli.serve": ("serve",),
 }
 _DEBUG = "--debug"
 

@@ -1,0 +1,914 @@
+"""The guard service: a FastAPI app that speaks the Open Inference Protocol v2 in front of one model.
+
+``create_app(config)`` loads everything before it returns (the policy, the workspace, the model,
+verified and scanned, or the upstream's metadata), so a server that starts is a server that serves.
+
+The request path of ``POST /v2/models/{name}[/versions/{v}]/infer``, in order::
+
+    content type (415) -> body within server.max_body_bytes (413) and the deadline (408)
+      -> authn (401) -> authz (403) -> JSON and tensor decoding (400/422) -> rate limit and budget (429)
+      -> input validation (422) -> model (500 model_failed, never the process) -> output hardening
+      -> detector hook (bounded queue, never blocks) -> decision log (batched writer) -> response
+
+Everything after the body is read runs in one worker-thread hop (the model is CPU-bound), the
+statistical work (detectors, the decision log's writes) off the request path. Every refusal is a
+:class:`~mlsecops.runtime.errors.GuardError` turned into ``{"error": {"code", "message", "field"}}``
+with its status; an unexpected exception is a 500 with a fixed message, logged as one line, never a
+traceback to the client. A database that goes away is 503 on the requests that need it.
+
+Each request writes one JSON access-log line to the ``mlsecops.access`` logger (stderr by default):
+time, method, path (without the query string), status, milliseconds, bytes, principal, model, version
+and the refusal code. Headers are never logged, so neither are keys nor tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mlsecops._version import __version__
+from mlsecops.core.errors import InputError, MlsecopsError, WorkspaceError
+from mlsecops.models import ModelError
+from mlsecops.monitor.interface import Observation
+from mlsecops.runtime.errors import (
+    BadRequest,
+    GuardError,
+    InvalidInput,
+    ModelFailed,
+    ModelNotFound,
+    PayloadTooLarge,
+    RateLimited,
+    RequestTimeout,
+    Unavailable,
+)
+from mlsecops.runtime.hardening import harden, output_names, output_tensors
+from mlsecops.runtime.metrics import CONTENT_TYPE, GuardMetrics
+from mlsecops.runtime.policy import GuardPolicy, OutputPolicy, load_policy
+from mlsecops.runtime.protocol import (
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadata,
+    ServerMetadata,
+    decode_tensor,
+    encode_tensor,
+)
+from mlsecops.runtime.serving import AliasFollower, ServedModel, load_served
+
+__all__ = ["CONFIG_ENV", "ServeConfig", "UnsupportedMediaType", "app_from_env", "create_app"]
+
+CONFIG_ENV = "MLSECOPS_SERVE_CONFIG"
+"""Environment variable carrying the JSON ``ServeConfig`` to worker processes (no secrets in it: the
+database URL and keys stay in their own variables and files)."""
+
+access_log = logging.getLogger("mlsecops.access")
+log = logging.getLogger("mlsecops.runtime")
+
+
+class UnsupportedMediaType(GuardError):
+    """The body is not ``application/json``."""
+
+    status, code = 415, "unsupported_media_type"
+
+
+class ServeConfig(BaseModel):
+    """What ``mlsecops serve`` was asked to serve (JSON-able, handed to worker processes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    """Registry reference ``NAME@VERSION|STAGE|ALIAS``, a local model path, or the upstream's model name."""
+    name: str | None = None
+    policy: str | None = None
+    upstream: str | None = None
+    follow: bool = True
+    """Follow a stage or alias (switch when it moves)."""
+    poll_interval: float = 1.0
+
+
+class _ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    error: _ErrorDetail
+
+
+class _Health(BaseModel):
+    live: bool | None = None
+    ready: bool | None = None
+
+
+@dataclass(frozen=True)
+class _Active:
+    """One served model version with what its requests need, swapped as a whole."""
+
+    served: ServedModel
+    validator: Any
+    outputs: OutputPolicy
+    metadata: dict[str, Any]
+
+
+@dataclass
+class _Ctx:
+    """Per-request facts for the access log and the metrics."""
+
+    endpoint: str = "other"
+    principal: str | None = None
+    model: str | None = None
+    version: str | None = None
+    code: str | None = None
+    rows: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class Guard:
+    """The app's state: policy, workspace, controls, the active model, metrics."""
+
+    config: ServeConfig
+    policy: GuardPolicy
+    ws: Any
+    auth: Any
+    limiter: Any
+    decisions: Any
+    hook: Any
+    metrics: GuardMetrics
+    backend: Any = None
+    active: _Active | None = None
+    follower: AliasFollower | None = None
+
+
+# ----------------------------------------------------------------------------- wiring
+
+
+def _metadata(served: ServedModel, outputs: OutputPolicy, input_datatype: str = "FP32") -> dict[str, Any]:
+    k = served.n_classes
+    shapes = {"probabilities": [-1, k], "top_k_classes": [-1, min(outputs.top_k, k)], "label": [-1]}
+    shapes["top_k_probabilities"] = shapes["top_k_classes"]
+    types = {
+        "probabilities": "FP64",
+        "top_k_classes": "INT64",
+        "top_k_probabilities": "FP64",
+        "label": "INT64",
+    }
+    return ModelMetadata.model_validate(
+        {
+            "name": served.name,
+            "versions": [served.version],
+            "platform": served.platform,
+            "inputs": [{"name": "input-0", "datatype": input_datatype, "shape": [-1, *served.input_shape]}],
+            "outputs": [{"name": n, "datatype": types[n], "shape": shapes[n]} for n in output_names(outputs)],
+        }
+    ).model_dump()
+
+
+def _activate(guard: Guard, served: ServedModel) -> _Active:
+    """Build what requests to ``served`` need (validator, output policy, metadata); no swap yet."""
+    from mlsecops.runtime.validation import InputValidator, find_profile
+
+    registry_version = served.version if served.version_id is not None else None
+    found = find_profile(guard.ws, guard.policy.validation, served.name, registry_version)
+    validator = InputValidator.for_model(
+        served.adapter,
+        guard.policy.validation,
+        found.profile if found is not None else None,
+        origin=found.origin if found is not None else "",
+    )
+    outputs = guard.policy.output_policy(served.name)
+    return _Active(served=served, validator=validator, outputs=outputs, metadata=_metadata(served, outputs))
+
+
+def _install(guard: Guard) -> Callable[[ServedModel], None]:
+    def install(served: ServedModel) -> None:
+        active = _activate(guard, served)
+        guard.active = active  # one reference assignment: in-flight requests keep the one they read
+        guard.metrics.switches.inc()
+
+    return install
+
+
+def _build_guard(config: ServeConfig) -> Guard:
+    from mlsecops.core.settings import Settings
+    from mlsecops.runtime.auth import Authenticator
+    from mlsecops.runtime.decisions import DecisionLog
+    from mlsecops.runtime.hook import DetectorHook
+    from mlsecops.runtime.limits import Limiter
+    from mlsecops.store import Workspace
+
+    policy = load_policy(config.policy)
+    ws = Workspace.from_settings(Settings())
+    try:
+        metrics = GuardMetrics()
+        auth = Authenticator(ws, policy.auth)
+        guard = Guard(
+            config=config,
+            policy=policy,
+            ws=ws,
+            auth=auth,
+            limiter=Limiter(ws, policy.limits, controls=auth.controls),
+            decisions=DecisionLog(ws, policy.logging),
+            hook=None,
+            metrics=metrics,
+        )
+        if config.upstream is not None:
+            from mlsecops.runtime.upstream import UpstreamModel
+
+            backend = UpstreamModel.connect(
+                config.upstream, config.model, timeout=policy.server.model_timeout_s
+            )
+            guard.backend = backend
+            served = backend.served
+        else:
+            served = load_served(ws, config.model, name=config.name)
+        guard.active = _activate(guard, served)
+        detectors = []
+        if policy.monitor.enabled:
+            build = getattr(_optional("mlsecops.monitor.detectors"), "build_detectors", None)
+            if build is not None:
+                detectors = list(build(policy.monitor, _model_info(served)))
+        guard.hook = DetectorHook(
+            detectors, queue_size=policy.monitor.queue_size, on_alerts=_on_alerts(guard)
+        )
+        metrics.gauge_function(
+            "mlsecops_guard_detector_dropped",
+            "Observations dropped because the detector queue was full",
+            lambda: float(getattr(guard.hook, "dropped", 0)),
+        )
+        if served.ref is not None and config.follow and config.upstream is None:
+            guard.follower = AliasFollower(ws, served, _install(guard), interval=config.poll_interval)
+        return guard
+    except BaseException:
+        ws.close()
+        raise
+
+
+def _model_info(served: ServedModel) -> dict[str, Any]:
+    return {
+        "name": served.name,
+        "version": served.version,
+        "n_classes": served.n_classes,
+        "input_shape": list(served.input_shape),
+        "digest": served.digest,
+    }
+
+
+def _optional(module: str) -> Any:
+    """A module of a layer that may not be installed in this build (detectors, playbooks), or None."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name != module:
+            raise
+        return None
+
+
+def _on_alerts(guard: Guard) -> Callable[[list[Any]], None] | None:
+    """The alert sink (alert storage and playbooks, when that layer is installed)."""
+    make = getattr(_optional("mlsecops.runtime.response"), "alert_sink", None)
+    return make(guard.ws, guard.policy) if make is not None else None
+
+
+# ----------------------------------------------------------------------------- responses
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    return Response(text, status_code=status, headers=headers, media_type="application/json")
+
+
+def _error(err: GuardError) -> Response:
+    return _json(err.body(), err.status, err.headers or None)
+
+
+def _db_down(err: Exception) -> Unavailable:
+    log.warning("workspace database unavailable: %s", " ".join(str(err).split())[:200])
+    return Unavailable("the workspace database is unavailable; try again later")
+
+
+# ----------------------------------------------------------------------------- request path
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    main = content_type.split(";", 1)[0].strip().lower()
+    return main == "application/json" or (main.startswith("application/") and main.endswith("+json"))
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("Content-Length is not a number")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"the body is {int(declared)} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(f"the body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(body: bytes) -> InferenceRequest:
+    try:
+        return InferenceRequest.model_validate_json(body)
+    except ValidationError as err:
+        first = err.errors(include_url=False, include_input=False)[0]
+        if first["type"] in ("json_invalid", "json_type"):
+            raise BadRequest("the body is not valid JSON") from None
+        where = _loc(first["loc"])
+        raise InvalidInput(f"{first['msg'][:200]}", field=where or None) from None
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out[:200]
+
+
+def _rows(array: np.ndarray) -> int:
+    return int(array.shape[0]) if array.ndim >= 1 else 1
+
+
+def _model_input(array: np.ndarray, served: ServedModel) -> np.ndarray:
+    """The validated tensor as the model's ``(n, *input_shape)`` float batch."""
+    n = _rows(array)
+    shape = served.input_shape
+    if array.ndim >= 2 and math.prod(array.shape[1:]) == math.prod(shape):
+        return np.ascontiguousarray(array.reshape((n, *shape)), dtype=np.float64)
+    raise InvalidInput(
+        f"shape {list(array.shape)} does not hold rows of {list(shape)}; send [n, {', '.join(map(str, shape))}]",
+        field="inputs[0].shape",
+    )
+
+
+def _predict(served: ServedModel, x: np.ndarray) -> np.ndarray:
+    try:
+        return np.asarray(served.adapter.predict_proba(x))
+    except ModelError as err:
+        log.error("model %s@%s failed: %s", served.name, served.version, err.diagnostics()[:300])
+        raise ModelFailed("the model failed to answer this request") from None
+    except InputError as err:
+        raise InvalidInput(err.diagnostics()[:300], field="inputs[0]") from None
+    except Exception as err:
+        log.error(
+            "model %s@%s raised %s: %s", served.name, served.version, type(err).__name__, str(err)[:300]
+        )
+        raise ModelFailed("the model failed to answer this request") from None
+
+
+def _select_outputs(
+    req: InferenceRequest, tensors: dict[str, tuple[np.ndarray, str]]
+) -> dict[str, tuple[np.ndarray, str]]:
+    if not req.outputs:
+        return tensors
+    chosen = {}
+    for i, out in enumerate(req.outputs):
+        if out.name not in tensors:
+            raise InvalidInput(
+                f"output {out.name[:64]!r} is not available; this model answers with {', '.join(tensors)}",
+                field=f"outputs[{i}].name",
+            )
+        chosen[out.name] = tensors[out.name]
+    return chosen
+
+
+class _Outcome:
+    """What the worker-thread part of a request produced."""
+
+    __slots__ = ("active", "array", "label_only", "principal", "req")
+
+    def __init__(self, principal: Any, req: InferenceRequest, array: np.ndarray, active: _Active) -> None:
+        self.principal = principal
+        self.req = req
+        self.array = array
+        self.active = active
+        self.label_only = False
+
+
+def _admit(
+    guard: Guard, ctx: _Ctx, authorization: str | None, body: bytes, name: str, version: str | None
+) -> _Outcome:
+    """authn -> authz -> decode -> rate limit -> validation (runs in a worker thread)."""
+    active = guard.active
+    assert active is not None
+    served = active.served
+    try:
+        principal = guard.auth.authenticate(authorization)
+        ctx.principal = principal.name
+        if name != served.name:
+            raise ModelNotFound(f"no model named {name[:64]!r} is served here")
+        if version is not None and version != served.version:
+            raise ModelNotFound(
+                f"{served.name} version {version[:32]!r} is not served (serving {served.version})"
+            )
+        guard.auth.authorize(principal, served.name)
+        req = _parse(body)
+        if len(req.inputs) != 1:
+            raise InvalidInput(f"the model takes 1 input tensor; got {len(req.inputs)}", field="inputs")
+        array = decode_tensor(req.inputs[0], "inputs[0]")
+        ctx.rows = _rows(array)
+        guard.limiter.check(principal.name, served.name, ctx.rows)
+        flags = active.validator.validate(array, field="inputs[0]")
+        if flags:
+            guard.metrics.validation_flags.labels(served.name).inc()
+            log.info("inputs flagged (observe mode) for %s: %s", principal.name, flags[0][:200])
+    except (WorkspaceError, SQLAlchemyError) as err:
+        raise _db_down(err) from None
+    outcome = _Outcome(principal, req, array, active)
+    outcome.label_only = bool(guard.auth.label_only(principal))
+    return outcome
+
+
+def _answer(guard: Guard, outcome: _Outcome, proba: np.ndarray, started: float) -> dict[str, Any]:
+    """Output hardening, detector hook, decision log; the response body."""
+    active = outcome.active
+    served = active.served
+    policy = OutputPolicy(mode="label") if outcome.label_only else active.outputs
+    tensors = _select_outputs(outcome.req, output_tensors(harden(proba, policy)))
+    principal = outcome.principal.name
+    now = time.time()
+    guard.hook.submit(
+        Observation(
+            time=now,
+            principal=principal,
+            model=served.name,
+            inputs=outcome.array,
+            outputs=proba,
+            version=served.version,
+        )
+    )
+    latency_ms = (time.perf_counter() - started) * 1000
+    _record(guard, principal, served, "accepted", 200, latency_ms, inputs=outcome.array, outputs=proba)
+    body: dict[str, Any] = {
+        "model_name": served.name,
+        "model_version": served.version,
+        "outputs": [encode_tensor(n, a, datatype=dt) for n, (a, dt) in tensors.items()],
+    }
+    if outcome.req.id is not None:
+        body["id"] = outcome.req.id
+    return body
+
+
+def _record(
+    guard: Guard,
+    principal: str | None,
+    served: ServedModel,
+    decision: str,
+    status: int,
+    latency_ms: float,
+    *,
+    inputs: np.ndarray | None = None,
+    outputs: np.ndarray | None = None,
+) -> None:
+    try:
+        guard.decisions.record(
+            principal=principal or "",
+            model=served.name,
+            version=served.version,
+            decision=decision,
+            status=status,
+            latency_ms=latency_ms,
+            inputs=inputs,
+            outputs=outputs,
+        )
+    except Exception as err:  # the decision log never fails a request
+        log.warning("decision log: %s", " ".join(str(err).split())[:200])
+
+
+async def _infer(guard: Guard, request: Request, name: str, version: str | None) -> Response:
+    started = time.perf_counter()
+    ctx: _Ctx = request.scope["mlsecops.ctx"]
+    ctx.model = name[:100]
+    server = guard.policy.server
+    if not _is_json(request.headers.get("content-type")):
+        raise UnsupportedMediaType("send the request as Content-Type: application/json")
+    try:
+        async with asyncio.timeout(server.request_timeout_s):
+            body = await _read_body(request, server.max_body_bytes)
+    except TimeoutError:
+        raise RequestTimeout(f"the request was not received within {server.request_timeout_s:g} s") from None
+    authorization = request.headers.get("authorization")
+    active = guard.active
+    assert active is not None
+    ctx.version = active.served.version
+    from anyio import to_thread
+
+    if guard.backend is None:
+
+        def run() -> dict[str, Any]:
+            outcome = _admit(guard, ctx, authorization, body, name, version)
+            proba = _predict(outcome.active.served, _model_input(outcome.array, outcome.active.served))
+            return _answer(guard, outcome, proba, started)
+
+        try:
+            async with asyncio.timeout(server.model_timeout_s):
+                result = await to_thread.run_sync(run, abandon_on_cancel=True)
+        except TimeoutError:
+            raise ModelFailed(f"the model did not answer within {server.model_timeout_s:g} s") from None
+    else:
+        outcome = await to_thread.run_sync(_admit, guard, ctx, authorization, body, name, version)
+        x = _model_input(outcome.array, outcome.active.served)
+        proba = await guard.backend.predict_proba(x, outcome.req)
+        result = await to_thread.run_sync(_answer, guard, outcome, proba, started)
+    guard.metrics.model_rows.labels(name).inc(ctx.rows)
+    return _json(result)
+
+
+# ----------------------------------------------------------------------------- edge (pure ASGI)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _Edge:
+    """Access log line, request metrics and the early 413 for every HTTP request."""
+
+    def __init__(self, app: ASGIApp, guard: Guard) -> None:
+        self.app = app
+        self.guard = guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        ctx = _Ctx()
+        scope["mlsecops.ctx"] = ctx
+        status = 500
+        sent = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self._account(scope, ctx, status, sent, time.perf_counter() - started)
+
+    def _account(self, scope: Scope, ctx: _Ctx, status: int, sent: int, seconds: float) -> None:
+        m = self.guard.metrics
+        m.requests.labels(ctx.endpoint, str(status)).inc()
+        m.latency.labels(ctx.endpoint).observe(seconds)
+        if ctx.endpoint == "infer":
+            outcome = "ok" if status == 200 else (ctx.code or str(status))
+            m.model_requests.labels(
+                ctx.model if status != 404 else "unknown", ctx.version or "", outcome
+            ).inc()
+            if ctx.principal is not None:
+                m.principal_requests.labels(m.principal_label(ctx.principal[:100]), outcome).inc()
+        if status >= 400 and ctx.code is not None:
+            m.rejections.labels(ctx.code).inc()
+        if access_log.isEnabledFor(logging.INFO):
+            client = scope.get("client")
+            line = {
+                "ts": round(time.time(), 3),
+                "method": scope.get("method"),
+                "path": str(scope.get("path", ""))[:200],
+                "status": status,
+                "ms": round(seconds * 1000, 3),
+                "bytes_out": sent,
+                "client": client[0] if client else None,
+                "principal": ctx.principal,
+                "model": ctx.model,
+                "version": ctx.version,
+                "rows": ctx.rows,
+                "code": ctx.code,
+            }
+            access_log.info(json.dumps(line, separators=(",", ":")))
+
+
+# ----------------------------------------------------------------------------- the app
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorBody, "description": d}
+    for s, d in {
+        400: "malformed request",
+        401: "no valid credentials",
+        403: "not granted this model, or blocked",
+        404: "unknown model or version",
+        408: "request not received in time",
+        413: "body over the size limit",
+        415: "not application/json",
+        422: "inputs fail the protocol, the model's schema or its data profile",
+        429: "rate limit or daily budget reached (Retry-After)",
+        500: "the model failed",
+        503: "the workspace database or the upstream server is unavailable",
+    }.items()
+}
+
+
+def create_app(config: ServeConfig) -> FastAPI:
+    """Build the guard app for ``config``: loads the policy, the workspace and the model first.
+
+    Raises:
+        InputError, ConfigError, VerificationError, WorkspaceError: what ``mlsecops serve`` reports in
+            one line with exit 2 (a bad policy, a model that is not safe or not verified...).
+    """
+    guard = _build_guard(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        guard.hook.start()
+        if guard.follower is not None:
+            guard.follower.start()
+        served = guard.active.served if guard.active else None
+        if served is not None:
+            log.info("serving %s version %s from %s", served.name, served.version, served.source)
+        if guard.policy.auth.anonymous:
+            log.warning("auth.anonymous is on: anyone who reaches this server may call the model")
+        try:
+            yield
+        finally:
+            if guard.follower is not None:
+                guard.follower.stop()
+            guard.hook.stop()
+            guard.decisions.close()
+            guard.limiter.close()
+            guard.auth.close()
+            if guard.backend is not None:
+                await guard.backend.aclose()
+            guard.ws.close()
+
+    app = FastAPI(
+        title="mlsecops guard",
+        version=__version__,
+        description="Open Inference Protocol v2 in front of a model, with authentication, rate limits, "
+        "input validation and output hardening.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.guard = guard
+
+    async def on_guard_error(request: Request, err: Exception) -> Response:
+        assert isinstance(err, GuardError)
+        ctx = request.scope.get("mlsecops.ctx")
+        if isinstance(ctx, _Ctx):
+            ctx.code = err.code
+            if isinstance(err, RateLimited):
+                ctx.code = f"{err.code}:{str(err.reason)[:32]}"
+            _record_refusal(guard, ctx, err)
+        return _error(err)
+
+    async def on_http_error(request: Request, err: Exception) -> Response:
+        assert isinstance(err, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "bad_request")
+        ctx = request.scope.get("mlsecops.ctx")
+        if isinstance(ctx, _Ctx):
+            ctx.code = code
+        return _json({"error": {"code": code, "message": str(err.detail)[:200]}}, err.status_code)
+
+    async def on_unexpected(request: Request, err: Exception) -> Response:
+        log.error("internal error on %s: %s: %s", request.url.path[:200], type(err).__name__, str(err)[:300])
+        ctx = request.scope.get("mlsecops.ctx")
+        if isinstance(ctx, _Ctx):
+            ctx.code = "internal"
+        return _json({"error": {"code": "internal", "message": "internal error"}}, 500)
+
+    app.add_exception_handler(GuardError, on_guard_error)
+    app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+
+    def endpoint(name: str, request: Request) -> None:
+        ctx = request.scope.get("mlsecops.ctx")
+        if isinstance(ctx, _Ctx):
+            ctx.endpoint = name
+
+    @app.get("/v2/health/live", response_model=_Health, tags=["health"])
+    async def live(request: Request) -> Response:
+        endpoint("health", request)
+        return _json({"live": True})
+
+    @app.get("/v2/health/ready", response_model=_Health, tags=["health"], responses={503: _ERRORS[503]})
+    async def ready(request: Request) -> Response:
+        endpoint("health", request)
+        return _json({"ready": guard.active is not None})
+
+    @app.get("/v2", response_model=ServerMetadata, tags=["metadata"])
+    async def server_metadata(request: Request) -> Response:
+        endpoint("metadata", request)
+        return _json({"name": "mlsecops-guard", "version": __version__, "extensions": []})
+
+    model_errors: dict[int | str, dict[str, Any]] = {s: _ERRORS[s] for s in (401, 403, 404, 503)}
+
+    async def _model_meta(request: Request, name: str, version: str | None) -> Response:
+        endpoint("metadata", request)
+        active = await _authorized(guard, request, name, version)
+        return _json(active.metadata)
+
+    async def _model_ready(request: Request, name: str, version: str | None) -> Response:
+        endpoint("health", request)
+        await _authorized(guard, request, name, version)
+        return _json({"name": name, "ready": True})
+
+    @app.get("/v2/models/{name}", response_model=ModelMetadata, tags=["metadata"], responses=model_errors)
+    async def model_metadata(request: Request, name: str) -> Response:
+        return await _model_meta(request, name, None)
+
+    @app.get(
+        "/v2/models/{name}/versions/{version}",
+        response_model=ModelMetadata,
+        tags=["metadata"],
+        responses=model_errors,
+    )
+    async def model_version_metadata(request: Request, name: str, version: str) -> Response:
+        return await _model_meta(request, name, version)
+
+    @app.get("/v2/models/{name}/ready", response_model=_ModelReady, tags=["health"], responses=model_errors)
+    async def model_ready(request: Request, name: str) -> Response:
+        return await _model_ready(request, name, None)
+
+    @app.get(
+        "/v2/models/{name}/versions/{version}/ready",
+        response_model=_ModelReady,
+        tags=["health"],
+        responses=model_errors,
+    )
+    async def model_version_ready(request: Request, name: str, version: str) -> Response:
+        return await _model_ready(request, name, version)
+
+    infer_doc: dict[str, Any] = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": InferenceRequest.model_json_schema(ref_template=_REF)}
+            },
+        }
+    }
+
+    @app.post(
+        "/v2/models/{name}/infer",
+        response_model=InferenceResponse,
+        tags=["inference"],
+        responses=_ERRORS,
+        openapi_extra=infer_doc,
+    )
+    async def infer(request: Request, name: str) -> Response:
+        endpoint("infer", request)
+        return await _infer(guard, request, name, None)
+
+    @app.post(
+        "/v2/models/{name}/versions/{version}/infer",
+        response_model=InferenceResponse,
+        tags=["inference"],
+        responses=_ERRORS,
+        openapi_extra=infer_doc,
+    )
+    async def infer_version(request: Request, name: str, version: str) -> Response:
+        endpoint("infer", request)
+        return await _infer(guard, request, name, version)
+
+    @app.get("/metrics", tags=["metrics"], response_class=Response)
+    async def metrics(request: Request) -> Response:
+        endpoint("metrics", request)
+        return Response(guard.metrics.render(), media_type=CONTENT_TYPE)
+
+    _add_schemas(app)
+    inner = app.build_middleware_stack
+
+    def build() -> Any:
+        return _Edge(_Catch(inner(), on_unexpected), guard)
+
+    app.build_middleware_stack = build  # type: ignore[method-assign]
+    return app
+
+
+_REF = "#/components/schemas/{model}"
+
+
+class _ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+def _add_schemas(app: FastAPI) -> None:
+    """Put the request models' nested schemas into the OpenAPI components."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = original()
+        defs = InferenceRequest.model_json_schema(ref_template=_REF).get("$defs", {})
+        doc.setdefault("components", {}).setdefault("schemas", {}).update(defs)
+        for path in doc.get("paths", {}).values():
+            for op in path.values():
+                schema = (
+                    op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+                )
+                if isinstance(schema, dict):
+                    schema.pop("$defs", None)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+class _Catch:
+    """Turn any exception that escaped the handlers into a JSON 500 (never a traceback)."""
+
+    def __init__(self, app: ASGIApp, handler: Callable[[Request, Exception], Awaitable[Response]]) -> None:
+        self.app = app
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as err:
+            if started or scope["type"] != "http":
+                log.error("internal error after the response started: %s", type(err).__name__)
+                return
+            response = await self.handler(Request(scope), err)
+            await response(scope, receive, send)
+
+
+async def _authorized(guard: Guard, request: Request, name: str, version: str | None) -> _Active:
+    from anyio import to_thread
+
+    ctx: _Ctx = request.scope["mlsecops.ctx"]
+    authorization = request.headers.get("authorization")
+    active = guard.active
+    assert active is not None
+
+    def check() -> None:
+        try:
+            principal = guard.auth.authenticate(authorization)
+            ctx.principal = principal.name
+            if name != active.served.name:
+                raise ModelNotFound(f"no model named {name[:64]!r} is served here")
+            if version is not None and version != active.served.version:
+                raise ModelNotFound(f"{name[:64]} version {version[:32]!r} is not served")
+            guard.auth.authorize(principal, name)
+        except (WorkspaceError, SQLAlchemyError) as err:
+            raise _db_down(err) from None
+
+    await to_thread.run_sync(check)
+    return active
+
+
+def _record_refusal(guard: Guard, ctx: _Ctx, err: GuardError) -> None:
+    """Refused inference requests go to the decision log too (no inputs: they were not accepted)."""
+    if ctx.endpoint != "infer" or guard.active is None:
+        return
+    latency_ms = (time.perf_counter() - ctx.started) * 1000
+    _record(
+        guard, ctx.principal, guard.active.served, f"rejected:{ctx.code or err.code}", err.status, latency_ms
+    )
+
+
+def app_from_env() -> FastAPI:
+    """The app factory uvicorn's workers call (``mlsecops.runtime.app:app_from_env``, ``factory=True``)."""
+    raw = os.environ.get(CONFIG_ENV)
+    if not raw:
+        sys.stderr.write(f"{CONFIG_ENV} is not set; start the guard with `mlsecops serve`\n")
+        raise SystemExit(2)
+    try:
+        config = ServeConfig.model_validate_json(raw)
+        return create_app(config)
+    except MlsecopsError as err:
+        sys.stderr.write(err.diagnostics() + "\n")
+        raise SystemExit(2) from None
