@@ -17,7 +17,7 @@ monitor_app = typer.Typer(
 )
 
 # Modules that each expose ``register(monitor_app)``.
-_SUBCOMMANDS: tuple[str, ...] = ("mlsecops.cli._monitor_export",)
+_SUBCOMMANDS: tuple[str, ...] = ("mlsecops.cli._monitor_export", "mlsecops.cli._monitor_replay")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,339 @@
+"""Simulated model thieves and benign clients, for the extraction detector's tests and benchmark.
+
+Library-internal: nothing here is part of the public API. A :class:`World` is a victim model with the
+data around it: its training data (the baseline the guard profiles), a pool of natural in-distribution
+rows the training never saw (what benign clients and in-distribution thieves draw from), and a public
+pool from another distribution (what a Knockoff-Nets thief owns). Worlds: ``tabular`` (20 features, 5
+classes, ``make_classification``), ``digits`` (8x8 images, 10 classes) and ``breast_cancer`` (30
+features, 2 classes, very different feature scales).
+
+Thief kinds, each with its parameters drawn from the seed (so a benchmark over held-out seeds meets
+variants the thresholds were not tuned on):
+
+- ``trnd``: PRADA's T-RND, random sign perturbations of a random subset of features around a few seeds;
+- ``jbda``: Papernot's Jacobian-based augmentation, steps along the sign of a substitute's gradient;
+- ``uniform``: rows uniform in (a part of) the box the features span;
+- ``knockoff``: natural rows of another distribution, raw or moved to the training marginals;
+- ``active``: natural in-distribution rows picked by uncertainty sampling with a substitute model;
+- ``bisect``: boundary search between pairs of natural rows the victim labels differently.
+
+Benign kinds: ``natural`` (fresh in-distribution rows), ``retry`` (re-sends identical requests),
+``burst`` (batches of rows and bursts in time) and ``skewed`` (a population of one or two classes).
+A stream is a list of requests ``(time, rows)``; adaptive thieves query the victim while they build it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "BENIGN_KINDS",
+    "THIEF_KINDS",
+    "Request",
+    "World",
+    "benign_stream",
+    "make_world",
+    "thief_stream",
+]
+
+THIEF_KINDS = ("trnd", "jbda", "uniform", "knockoff", "active", "bisect")
+BENIGN_KINDS = ("natural", "retry", "burst", "skewed")
+
+Request = tuple[float, np.ndarray]
+"""(unix seconds, rows of shape (n, d))."""
+
+
+@dataclass(frozen=True)
+class World:
+    """A victim model and the data around it."""
+
+    name: str
+    x_train: np.ndarray
+    """The model's training data (what ``mlsecops data profile`` profiles: the baseline)."""
+    y_train: np.ndarray
+    x_pool: np.ndarray
+    """Natural in-distribution rows, disjoint from the training rows."""
+    x_public: np.ndarray
+    """Natural rows of another distribution (a thief's public pool)."""
+    model: object
+    """A fitted scikit-learn classifier."""
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        """The victim's class probabilities."""
+        out: np.ndarray = self.model.predict_proba(np.asarray(x, dtype=np.float64))  # type: ignore[attr-defined]
+        return out
+
+    @property
+    def lo(self) -> np.ndarray:
+        """Smallest value of each feature in the training data."""
+        return np.asarray(self.x_train.min(axis=0))
+
+    @property
+    def hi(self) -> np.ndarray:
+        """Largest value of each feature in the training data."""
+        return np.asarray(self.x_train.max(axis=0))
+
+
+def make_world(name: str = "tabular", *, seed: int = 0) -> World:
+    """Build a victim world (deterministic for a seed).
+
+    Args:
+        name: ``tabular``, ``digits`` or ``breast_cancer``.
+        seed: seed of the data split and the model.
+    """
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    if name == "tabular":
+        from sklearn.datasets import make_classification
+
+        x, y = make_classification(
+            n_samples=16_000, n_features=20, n_informative=10, n_redundant=4, n_classes=5,
+            n_clusters_per_class=2, random_state=seed,
+        )  # fmt: skip
+        n_train = 6_000
+        # Another generator with another structure, same scale: a public data set of the same kind.
+        public, _ = make_classification(
+            n_samples=6_000, n_features=20, n_informative=6, n_redundant=8, n_classes=3,
+            random_state=seed + 10_000,
+        )  # fmt: skip
+    elif name == "digits":
+        from sklearn.datasets import load_digits
+
+        x, y = load_digits(return_X_y=True)
+        n_train = 1_000
+        # Natural images of another distribution: the digits mirrored and rotated, and inverted.
+        imgs = x.reshape(-1, 8, 8)
+        public = np.concatenate(
+            [np.rot90(imgs, 1, axes=(1, 2)).reshape(-1, 64), (16.0 - x), imgs[:, :, ::-1].reshape(-1, 64)]
+        )
+    elif name == "breast_cancer":
+        from sklearn.datasets import load_breast_cancer
+
+        x, y = load_breast_cancer(return_X_y=True)
+        n_train = 300
+        # Rows whose features are drawn apart from each other: every marginal is right, the joint is not.
+        public = np.column_stack([rng.permutation(np.tile(col, 4)) for col in x.T])
+    else:
+        raise ValueError(f"unknown world {name!r}")
+    x = np.asarray(x, dtype=np.float64)
+    order = rng.permutation(len(x))
+    train, pool = order[:n_train], order[n_train:]
+    model = make_pipeline(
+        StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), max_iter=400, random_state=seed)
+    )
+    model.fit(x[train], y[train])
+    return World(name, x[train], y[train], x[pool], np.asarray(public, dtype=np.float64), model)
+
+
+def _times(rng: np.random.Generator, n: int, start: float, *, bursty: bool = False) -> np.ndarray:
+    if not bursty:
+        return start + np.cumsum(rng.exponential(2.0, n))
+    gaps = np.where(rng.random(n) < 0.05, rng.exponential(60.0, n), rng.exponential(0.01, n))
+    return start + np.cumsum(gaps)
+
+
+def _as_requests(rows: np.ndarray, times: np.ndarray) -> list[Request]:
+    return [(float(t), r[None, :]) for t, r in zip(times, rows, strict=True)]
+
+
+def benign_stream(world: World, kind: str, n: int, *, seed: int, start: float = 1.7e9) -> list[Request]:
+    """A benign client's requests: ``n`` natural in-distribution rows (more requests with retries).
+
+    Args:
+        world: the victim world.
+        kind: one of :data:`BENIGN_KINDS`.
+        n: distinct rows the client sends.
+        seed: seed of the client.
+        start: time of the first request.
+    """
+    rng = np.random.default_rng(seed)
+    pool = world.x_pool
+    if kind == "skewed":
+        labels = world.proba(pool).argmax(axis=1)
+        favourite = rng.choice(np.unique(labels), size=min(2, len(np.unique(labels))), replace=False)
+        pool = pool[np.isin(labels, favourite)]
+    rows = pool[rng.choice(len(pool), size=n, replace=n > len(pool))]
+    if kind in ("natural", "skewed"):
+        return _as_requests(rows, _times(rng, n, start))
+    if kind == "retry":
+        out: list[Request] = []
+        t = start
+        for row in rows:
+            t += float(rng.exponential(2.0))
+            out.append((t, row[None, :]))
+            while rng.random() < 0.3:  # a timeout, a double click: the same request again
+                t += float(rng.exponential(1.0))
+                out.append((t, row[None, :].copy()))
+        return out
+    if kind == "burst":
+        out = []
+        times = _times(rng, n, start, bursty=True)
+        i = 0
+        while i < n:
+            size = int(rng.choice([1, 1, 1, 4, 16]))  # mostly single rows, some batches
+            out.append((float(times[i]), rows[i : i + size]))
+            i += size
+        return out
+    raise ValueError(f"unknown benign kind {kind!r}")
+
+
+def thief_stream(world: World, kind: str, n: int, *, seed: int, start: float = 1.7e9) -> list[Request]:
+    """A thief's first ``n`` queries, one row per request (adaptive kinds query ``world`` as they go).
+
+    Args:
+        world: the victim world.
+        kind: one of :data:`THIEF_KINDS`.
+        n: queries to generate.
+        seed: seed of the thief (and of its parameters).
+        start: time of the first request.
+    """
+    rng = np.random.default_rng(seed)
+    make: dict[str, Callable[[World, int, np.random.Generator], np.ndarray]] = {
+        "trnd": _trnd,
+        "jbda": _jbda,
+        "uniform": _uniform,
+        "knockoff": _knockoff,
+        "active": _active,
+        "bisect": _bisect,
+    }
+    if kind not in make:
+        raise ValueError(f"unknown thief kind {kind!r}")
+    rows = make[kind](world, n, rng)[:n]
+    return _as_requests(rows, _times(rng, len(rows), start, bursty=rng.random() < 0.5))
+
+
+def _seeds(world: World, rng: np.random.Generator, k: int) -> np.ndarray:
+    return world.x_pool[rng.choice(len(world.x_pool), size=k, replace=False)]
+
+
+def _trnd(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
+    # PRADA's T-RND: each round perturbs every known sample on a random subset of its features.
+    scale = world.x_train.std(axis=0)
+    lam = rng.uniform(0.05, 0.5)
+    frac = rng.uniform(0.1, 0.5)
+    known = _seeds(world, rng, int(rng.integers(5, 30)))
+    out = [known]
+    total = len(known)
+    while total < n:
+        mask = rng.random(known.shape) < frac
+        step = lam * scale * rng.choice([-1.0, 1.0], size=known.shape) * mask
+        new = np.clip(known + step, world.lo, world.hi)
+        out.append(new)
+        known = np.concatenate([known, new])
+        total += len(new)
+    return np.concatenate(out)
+
+
+def _substitute(x: np.ndarray, y: np.ndarray) -> object:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=200)).fit(x, y)
+
+
+def _jbda(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
+    # Jacobian-based augmentation: x + lam * sign(d p_y / dx) of a logistic substitute, y the victim's label.
+    scale = world.x_train.std(axis=0)
+    lam = rng.uniform(0.05, 0.3)
+    known = _seeds(world, rng, int(rng.integers(10, 40)))
+    labels = world.proba(known).argmax(axis=1)
+    out = [known]
+    total = len(known)
+    while total < n:
+        if len(np.unique(labels)) < 2:
+            new = np.clip(known + lam * scale * rng.choice([-1.0, 1.0], size=known.shape), world.lo, world.hi)
+        else:
+            sub = _substitute(known, labels)
+            scaler, lr = sub.steps[0][1], sub.steps[1][1]  # type: ignore[attr-defined]
+            w = lr.coef_ / scaler.scale_  # gradient in input units
+            if w.shape[0] == 1:  # binary: one weight row for class 1
+                w = np.vstack([-w, w])
+            p = sub.predict_proba(known)  # type: ignore[attr-defined]
+            cls = np.searchsorted(lr.classes_, labels)
+            grad = p[np.arange(len(known)), cls, None] * (w[cls] - p @ w)
+            new = np.clip(known + lam * scale * np.sign(grad), world.lo, world.hi)
+        out.append(new)
+        known = np.concatenate([known, new])
+        labels = np.concatenate([labels, world.proba(new).argmax(axis=1)])
+        total += len(new)
+    return np.concatenate(out)
+
+
+def _uniform(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
+    centre, half = (world.lo + world.hi) / 2, (world.hi - world.lo) / 2
+    shrink = rng.uniform(0.4, 1.0)
+    return np.asarray(centre + shrink * half * rng.uniform(-1.0, 1.0, size=(n, world.x_train.shape[1])))
+
+
+def _knockoff(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
+    rows = world.x_public[rng.choice(len(world.x_public), size=n, replace=n > len(world.x_public))]
+    if rng.random() < 0.5:
+        # A careful thief moves its public data to the training marginals (mean and spread per feature).
+        mu, sd = world.x_public.mean(axis=0), world.x_public.std(axis=0) + 1e-9
+        rows = (rows - mu) / sd * world.x_train.std(axis=0) + world.x_train.mean(axis=0)
+    return np.clip(rows, world.lo, world.hi) if rng.random() < 0.5 else rows
+
+
+def _active(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
+    # Pool-based uncertainty sampling (as ActiveThief): a warm-up of random natural rows, then the rows a
+    # neural substitute, retrained after each batch, is least sure about (smallest top-two margin).
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    pool = world.x_pool
+    scaler = StandardScaler().fit(pool)
+    sub = MLPClassifier(hidden_layer_sizes=(32,), max_iter=60, warm_start=True, random_state=0)
+    warm = int(rng.integers(10, 40))
+    batch = int(rng.integers(5, 25))
+    taken = list(rng.choice(len(pool), size=warm, replace=False))
+    labels = list(world.proba(pool[taken]).argmax(axis=1))
+    seen: set[int] = set()
+    while len(taken) < n:
+        free = np.setdiff1d(np.arange(len(pool)), taken)
+        if free.size == 0:
+            break
+        cand = rng.choice(free, size=min(2_000, len(free)), replace=False)
+        if len(set(labels)) < 2:
+            pick = cand[:batch]
+        else:
+            if set(labels) != seen:  # a new class: start the substitute afresh
+                seen = set(labels)
+                sub = MLPClassifier(hidden_layer_sizes=(32,), max_iter=60, warm_start=True, random_state=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the substitute is retrained a little after each batch
+                sub.fit(scaler.transform(pool[taken]), np.array(labels))
+            p = np.sort(sub.predict_proba(scaler.transform(pool[cand])), axis=1)
+            pick = cand[np.argsort(p[:, -1] - p[:, -2])[:batch]]
+        taken.extend(pick.tolist())
+        labels.extend(world.proba(pool[pick]).argmax(axis=1).tolist())
+    return np.asarray(pool[np.array(taken)])
+
+
+def _bisect(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
+    # Boundary search: pairs of natural rows with different labels, bisected a few steps towards the
+    # point where the victim's label changes; every midpoint is a query.
+    pool = world.x_pool
+    steps = int(rng.integers(3, 8))
+    out: list[np.ndarray] = []
+    while len(out) < n:
+        a, b = pool[rng.choice(len(pool), size=2, replace=False)]
+        ya, yb = world.proba(np.stack([a, b])).argmax(axis=1)
+        out.extend([a, b])
+        if ya == yb:
+            continue
+        for _ in range(steps):
+            mid = (a + b) / 2
+            out.append(mid)
+            if world.proba(mid[None, :]).argmax() == ya:
+                a = mid
+            else:
+                b = mid
+    return np.stack(out)
