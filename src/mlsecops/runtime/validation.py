@@ -46,6 +46,7 @@ __all__ = [
     "IssueKind",
     "ProfileSource",
     "ValidationIssue",
+    "clip_text",
     "find_profile",
 ]
 
@@ -311,9 +312,13 @@ class InputValidator:
                 row, col = divmod(pos, n_features)
                 issues.append(self._value_issue(field, row, col, flat[row, col]))
         for col, allowed in self.categories_.items():
-            values = flat[:, col].astype(np.float64, copy=False)
-            at = np.minimum(np.searchsorted(allowed, values), allowed.size - 1)
-            unseen = np.flatnonzero((allowed[at] != values) & np.isfinite(values))
+            # ``allowed`` ends with +inf and NaN (sentinels), so every index is in bounds; four calls
+            # decide a valid column, and NaN (never equal) only costs the failure path below.
+            values = flat[:, col]
+            hit = allowed[np.searchsorted(allowed, values)] == values
+            if hit.all():
+                continue
+            unseen = np.flatnonzero(~hit & np.isfinite(values))
             room = MAX_ISSUES - len(issues)
             extra += max(0, unseen.size - room)
             for row in unseen[: max(room, 0)].tolist():
@@ -410,7 +415,8 @@ def _match_columns(schema: InputSchema, profile: DataProfile, origin: str) -> li
 
 
 def _numeric_categories(col: ColumnProfile) -> tuple[np.ndarray | None, str]:
-    """The sorted numeric codes a categorical column took in training, or None with the reason."""
+    """The sorted numeric codes a categorical column took in training followed by the sentinels +inf
+    and NaN (see ``InputValidator._check``), or None with the reason."""
     name = clip_text(col.name)
     if col.categories_truncated:
         return None, f"column {name!r}: too many categories in training to check for unseen values"
@@ -424,7 +430,7 @@ def _numeric_categories(col: ColumnProfile) -> tuple[np.ndarray | None, str]:
             codes.append(value)
     if not codes:
         return None, f"column {name!r}: categories are text; a numeric input cannot be checked against them"
-    return np.unique(np.asarray(codes, dtype=np.float64)), ""
+    return np.concatenate([np.unique(np.asarray(codes, dtype=np.float64)), [np.inf, np.nan]]), ""
 
 
 def find_profile(

@@ -45,7 +45,8 @@ def rejected(v: InputValidator, x: Any, field: str = "inputs[0]") -> InvalidInpu
         v.validate(np.asarray(x), field)
     err = info.value
     assert err.status == 422
-    assert err.body()["error"]["field"] == err.field
+    body = err.body()["error"]
+    assert isinstance(body, dict) and body["field"] == err.field and body["code"] == "invalid_input"
     assert err.field is not None and err.field.startswith(field)
     assert len(err.message) < 300
     return err
