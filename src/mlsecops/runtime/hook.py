@@ -140,7 +140,11 @@ class DetectorHook:
                 discarded += 1
             with self._lock:
                 self.dropped += discarded
-        thread = self._thread
+        with self._lock:
+            if self._thread is None and drain and not self._queue.empty():  # never started: drain now
+                self._thread = threading.Thread(target=self._run, name="mlsecops-detector-hook", daemon=True)
+                self._thread.start()
+            thread = self._thread
         if thread is None:
             return True
         end = time.monotonic() + timeout

@@ -189,7 +189,12 @@ def test_not_an_observation_is_counted_not_fatal() -> None:
     assert len(det.seen) == 1 and hook.errors == 1
 
 
-def test_a_never_started_hook_stops_at_once() -> None:
+def test_a_never_started_hook_drains_or_discards_at_stop() -> None:
     hook = DetectorHook([Recorder()], queue_size=2)
     assert hook.submit(obs()) and hook.submit(obs()) and not hook.submit(obs())
     assert hook.stop(drain=False) and hook.dropped == 3
+    det = Recorder()
+    hook = DetectorHook([det], queue_size=2)
+    hook.submit(obs())
+    hook.submit(obs())
+    assert hook.stop(drain=True) and len(det.seen) == 2 and hook.processed == 2
