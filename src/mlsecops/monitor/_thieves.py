@@ -78,12 +78,13 @@ class World:
         return np.asarray(self.x_train.max(axis=0))
 
 
-def make_world(name: str = "tabular", *, seed: int = 0) -> World:
+def make_world(name: str = "tabular", *, seed: int = 0, small: bool = False) -> World:
     """Build a victim world (deterministic for a seed).
 
     Args:
         name: ``tabular``, ``digits`` or ``breast_cancer``.
         seed: seed of the data split and the model.
+        small: a quarter of the tabular rows (for fast tests).
     """
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
@@ -94,10 +95,10 @@ def make_world(name: str = "tabular", *, seed: int = 0) -> World:
         from sklearn.datasets import make_classification
 
         x, y = make_classification(
-            n_samples=16_000, n_features=20, n_informative=10, n_redundant=4, n_classes=5,
+            n_samples=4_000 if small else 16_000, n_features=20, n_informative=10, n_redundant=4, n_classes=5,
             n_clusters_per_class=2, random_state=seed,
         )  # fmt: skip
-        n_train = 6_000
+        n_train = 1_500 if small else 6_000
         # Another generator with another structure, same scale: a public data set of the same kind.
         public, _ = make_classification(
             n_samples=6_000, n_features=20, n_informative=6, n_redundant=8, n_classes=3,

@@ -1,0 +1,177 @@
+"""The extraction detector: each planted thief kind is flagged within 200 of its queries; benign
+clients (natural, retrying, bursty, one-class populations) are not; memory stays bounded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mlsecops.core.errors import ConfigError, InputError, NotFittedError
+from mlsecops.monitor._thieves import BENIGN_KINDS, World, benign_stream, make_world, thief_stream
+from mlsecops.monitor.detectors import build_detectors
+from mlsecops.monitor.extraction import ExtractionDetector
+from mlsecops.monitor.interface import Detector, Observation
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def tabular() -> tuple[World, ExtractionDetector]:
+    world = make_world("tabular", seed=3, small=True)
+    return world, _detector(world)
+
+
+@pytest.fixture(scope="module")
+def cancer() -> tuple[World, ExtractionDetector]:
+    world = make_world("breast_cancer", seed=3)
+    return world, _detector(world)
+
+
+def _detector(world: World, **options: Any) -> ExtractionDetector:
+    rng = np.random.default_rng(0)
+    ref = world.x_train[rng.choice(len(world.x_train), size=min(2_000, len(world.x_train)), replace=False)]
+    return ExtractionDetector(**options).fit(ref, world.proba(ref), lo=world.lo, hi=world.hi)
+
+
+def _first_alert(
+    det: ExtractionDetector, world: World, requests: list[tuple[float, np.ndarray]], who: str = "p"
+) -> int | None:
+    outputs = world.proba(np.concatenate([r for _, r in requests]))
+    at = 0
+    for i, (t, rows) in enumerate(requests, 1):
+        out = outputs[at : at + len(rows)]
+        at += len(rows)
+        alerts = det.observe(
+            Observation(time=t, principal=who, model="m", inputs=rows, outputs=out, query_index=i)
+        )
+        if alerts:
+            assert (
+                alerts[0].kind == "extraction" and alerts[0].principal == who and alerts[0].query_index == i
+            )
+            return i
+    return None
+
+
+@pytest.mark.parametrize("kind", ["trnd", "jbda", "uniform", "knockoff", "bisect"])
+@pytest.mark.parametrize("seed", [101, 202])
+def test_thief_flagged_within_200_queries(
+    tabular: tuple[World, ExtractionDetector], kind: str, seed: int
+) -> None:
+    world, det = tabular
+    det.reset()
+    at = _first_alert(det, world, thief_stream(world, kind, 200, seed=seed))
+    assert at is not None and at <= 200, f"{kind} thief (seed {seed}) not flagged within 200 queries"
+
+
+@pytest.mark.parametrize("kind", ["trnd", "jbda", "uniform", "knockoff"])
+def test_thief_flagged_on_real_data(cancer: tuple[World, ExtractionDetector], kind: str) -> None:
+    world, det = cancer
+    det.reset()
+    at = _first_alert(det, world, thief_stream(world, kind, 200, seed=7))
+    assert at is not None and at <= 200
+
+
+@pytest.mark.parametrize("kind", BENIGN_KINDS)
+def test_benign_clients_not_flagged(
+    tabular: tuple[World, ExtractionDetector], cancer: tuple[World, ExtractionDetector], kind: str
+) -> None:
+    for world, det in (tabular, cancer):
+        det.reset()
+        for client in range(3):
+            stream = benign_stream(world, kind, 400, seed=500 + client)
+            assert _first_alert(det, world, stream, who=f"c{client}") is None, f"benign {kind} client flagged"
+
+
+def test_retries_are_collapsed_not_counted(tabular: tuple[World, ExtractionDetector]) -> None:
+    world, det = tabular
+    det.reset()
+    row = world.x_pool[:1]
+    for i in range(500):  # one request retried 500 times: a stuck client, not a thief
+        assert (
+            det.observe(Observation(time=float(i), principal="r", model="m", inputs=row, query_index=i + 1))
+            == []
+        )
+    state = det.state()["principals"]["m\x00r"]
+    assert state["distinct"] == 1 and state["repeats"] == 499
+
+
+def test_near_identical_floats_count_as_repeats(tabular: tuple[World, ExtractionDetector]) -> None:
+    world, det = tabular
+    det.reset()
+    row = world.x_pool[:1]
+    det.observe(Observation(time=0.0, principal="r", model="m", inputs=row))
+    det.observe(Observation(time=1.0, principal="r", model="m", inputs=row * (1 + 1e-12)))
+    assert det.state()["principals"]["m\x00r"]["repeats"] == 1
+
+
+def test_principals_bounded_with_lru_eviction(tabular: tuple[World, ExtractionDetector]) -> None:
+    world, _ = tabular
+    det = _detector(world, max_principals=5, memory_rows=16)
+    for i in range(12):
+        det.observe(Observation(time=float(i), principal=f"u{i}", model="m", inputs=world.x_pool[i : i + 1]))
+    assert len(det.state()["principals"]) == 5 and det.evicted_ == 7
+    assert det.metrics()["evicted"] == 7.0
+    # memory per principal: the row store never grows past memory_rows
+    for i in range(300):
+        det.observe(Observation(time=float(i), principal="heavy", model="m", inputs=world.x_pool[i : i + 1]))
+    p = det.state()["principals"]["m\x00heavy"]
+    assert len(p["recent"]) + len(p["reservoir"]) == 16 and len(p["mind"]) <= 200
+
+
+def test_state_round_trip_continues_the_same(tabular: tuple[World, ExtractionDetector]) -> None:
+    world, det = tabular
+    det.reset()
+    stream = thief_stream(world, "uniform", 3, seed=1)
+    _first_alert(det, world, stream)
+    saved = det.state()
+    fresh = _detector(world)
+    fresh.restore(saved)
+    assert fresh.state() == saved
+    with pytest.raises(InputError):
+        fresh.restore({"principals": {"x": {"recent": []}}})
+
+
+def test_odd_rows_are_skipped_never_raised(tabular: tuple[World, ExtractionDetector]) -> None:
+    world, det = tabular
+    det.reset()
+    bad = [np.full((1, 20), np.nan), np.zeros((1, 7)), np.array([["a"] * 20]), np.zeros((0, 20))]
+    for rows in bad:
+        assert det.observe(Observation(time=0.0, principal="o", model="m", inputs=rows)) == []
+    assert det.skipped_rows_ >= 3
+
+
+def test_unfitted_and_bad_options_refused(tabular: tuple[World, ExtractionDetector]) -> None:
+    world, _ = tabular
+    with pytest.raises(NotFittedError):
+        ExtractionDetector().observe(
+            Observation(time=0.0, principal="p", model="m", inputs=np.zeros((1, 20)))
+        )
+    with pytest.raises(ConfigError, match="memory_rows"):
+        _detector(world, memory_rows=2)
+    with pytest.raises(InputError):
+        ExtractionDetector().fit(np.zeros((10, 20)), None)
+
+
+def test_factory_builds_defaults_and_refuses_unknowns(tabular: tuple[World, ExtractionDetector]) -> None:
+    from mlsecops.models import SklearnModel
+    from mlsecops.runtime.policy import MonitorPolicy
+
+    world, _ = tabular
+    baseline = {"X": world.x_train[:600], "lo": world.lo, "hi": world.hi}
+    model = SklearnModel(world.model)
+    dets = build_detectors(MonitorPolicy(), model, baseline=baseline, model_name="m")
+    assert "extraction" in [d.name for d in dets] and all(isinstance(d, Detector) for d in dets)
+    assert "extraction" not in [d.name for d in build_detectors(MonitorPolicy(), model, model_name="m")]
+    with pytest.raises(ConfigError, match="unknown detector"):
+        build_detectors(MonitorPolicy(detectors={"extract": {}}), model, baseline=baseline)
+    with pytest.raises(ConfigError, match="unknown option 'window_size'"):
+        build_detectors(MonitorPolicy(detectors={"extraction": {"window_size": 3}}), model, baseline=baseline)
+    with pytest.raises(ConfigError, match="needs the model's training profile"):
+        build_detectors(MonitorPolicy(detectors={"extraction": {}}), model)
+    (det,) = build_detectors(
+        MonitorPolicy(detectors={"extraction": {"max_principals": 7}}), model, baseline=baseline
+    )
+    assert isinstance(det, ExtractionDetector) and det.max_principals == 7
+    assert build_detectors(MonitorPolicy(enabled=False), model, baseline=baseline) == []
