@@ -87,6 +87,8 @@ MAX_JWKS_BYTES = 256 * 1024
 MIN_RSA_BITS = 2048
 JWKS_TTL_S = 3600.0
 """Fetched issuer keys are refreshed after this long."""
+JWKS_RETRY_S = 5.0
+"""While no issuer keys could be fetched, at most one attempt per this interval (others get 503)."""
 JWKS_MIN_REFETCH_S = 60.0
 """At most one refetch per this interval on an unknown ``kid`` (no amplification of junk tokens)."""
 JWKS_STALE_MAX_S = 86_400.0
@@ -434,6 +436,7 @@ class JwtVerifier:
         self._keys: dict[str | None, Any] = {}
         self._loaded = -float("inf")
         self._attempted = -float("inf")
+        self._kid_refetch = -float("inf")
         self._file_mtime: float | None = None
         self._tokens: OrderedDict[bytes, tuple[Principal, float, float]] = OrderedDict()
         self._digest_key = secrets.token_bytes(32)
@@ -476,16 +479,25 @@ class JwtVerifier:
     def load_keys(self) -> None:
         """Fetch the issuer's keys now (call at start to fail early; otherwise the first JWT does).
 
+        A JWKS file was read by the constructor already; this does nothing for it.
+
         Raises:
             Unavailable: the identity provider cannot be reached or sends no usable keys.
-            ConfigError: the JWKS file is unreadable or has no usable key.
         """
+        if self._policy.jwks_file is not None:
+            return
         with self._lock:
-            self._refresh(force=True)
+            self._attempted = time.monotonic()
+            self._discover()
 
-    def _refresh(self, *, force: bool) -> None:
-        """Reload keys: the file when it changed; the issuer's when stale, or (``force``) at most
-        once per ``JWKS_MIN_REFETCH_S``."""
+    def _refresh(self, *, unknown_kid: bool) -> None:
+        """Reload keys: the file when it changed; the issuer's when none are loaded yet (at most
+        every ``JWKS_RETRY_S``), when stale (``JWKS_TTL_S``), or on an unknown ``kid`` (at most once
+        per ``JWKS_MIN_REFETCH_S``).
+
+        Raises:
+            Unavailable: no usable issuer keys (never fetched, or too old and the issuer is down).
+        """
         now = time.monotonic()
         if self._policy.jwks_file is not None:
             try:
@@ -497,12 +509,21 @@ class JwtVerifier:
                 with contextlib.suppress(ConfigError):
                     self._load_file()
             return
-        stale = now - self._loaded > JWKS_TTL_S
-        if not (stale or force) or now - self._attempted < JWKS_MIN_REFETCH_S:
+        if not self._keys:
+            due = now - self._attempted >= JWKS_RETRY_S
+        elif unknown_kid:
+            due = now - self._kid_refetch >= JWKS_MIN_REFETCH_S
+        else:
+            due = now - self._loaded > JWKS_TTL_S and now - self._attempted >= JWKS_RETRY_S
+        if not due:
+            if not self._keys:
+                raise Unavailable("the identity provider's keys cannot be fetched; retry shortly")
             if now - self._loaded > JWKS_STALE_MAX_S:
                 raise Unavailable("the identity provider's keys are too old and cannot be refreshed")
             return
         self._attempted = now
+        if unknown_kid:
+            self._kid_refetch = now
         try:
             self._discover()
         except Unavailable:
@@ -565,10 +586,10 @@ class JwtVerifier:
 
     def _key_for(self, kid: str | None) -> Any:
         with self._lock:
-            self._refresh(force=not self._keys)
+            self._refresh(unknown_kid=False)
             found = self._pick(kid)
             if found is None and kid is not None:
-                self._refresh(force=True)  # a rotated key: look again (rate-limited)
+                self._refresh(unknown_kid=True)  # a rotated key: look again (rate-limited)
                 found = self._pick(kid)
             return found
 
