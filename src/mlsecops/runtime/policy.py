@@ -107,6 +107,8 @@ class ValidationPolicy(_Strict):
     """A ``mlsecops data profile`` JSON; default: the one linked in the model's lineage, if any."""
     range_slack: float = Field(default=0.0, ge=0)
     """Allowed excess over the profile's [min, max], as a fraction of the range."""
+    lineage_profile: bool = True
+    """Without ``profile``, use the data profile linked in the model version's lineage (False: schema only)."""
 
 
 class OutputPolicy(_Strict):

@@ -387,6 +387,12 @@ def _parse_profile(profile: Mapping[str, Any] | DataProfile, origin: str) -> Dat
         ) from None
 
 
+_FIX = (
+    "name the profile of the model's input features (with --label) in the policy's validation.profile, "
+    "or set validation.lineage_profile: false for schema-only checks"
+)
+
+
 def _match_columns(schema: InputSchema, profile: DataProfile, origin: str) -> list[tuple[int, ColumnProfile]]:
     """``(feature index, column)`` pairs: by name when the model knows its feature names, else by order.
 
@@ -403,13 +409,13 @@ def _match_columns(schema: InputSchema, profile: DataProfile, origin: str) -> li
             return [(i, by_name[n]) for i, n in enumerate(names)]
         raise ConfigError(
             f"{where} has no column {clip_text(missing[0])!r} of the model's {len(names)} input features "
-            f"({len(missing)} missing); profile the model's training data"
+            f"({len(missing)} missing); {_FIX}"
         )
     if len(features) != schema.n_features:
         label = f" (label {clip_text(profile.label)!r} left out)" if profile.label else ""
         raise ConfigError(
             f"{where} has {len(features)} feature column(s){label}, but the model takes "
-            f"{schema.n_features} value(s) per input; profile the model's training data, with --label"
+            f"{schema.n_features} value(s) per input; {_FIX}"
         )
     return list(enumerate(features))
 
@@ -438,9 +444,9 @@ def find_profile(
 ) -> ProfileSource | None:
     """The data profile to validate a model's inputs against.
 
-    The policy's ``validation.profile`` file comes first; else, for a registry model version, the
-    nearest ``dataset`` ancestor in its lineage holding a profile (direct ``trained_on`` parents first);
-    else None (schema-only checks).
+    The policy's ``validation.profile`` file comes first; else, for a registry model version and unless
+    ``validation.lineage_profile`` is false, the nearest ``dataset`` ancestor in its lineage holding a
+    profile (direct ``trained_on`` parents first); else None (schema-only checks).
 
     Args:
         ws: The workspace (None for a local model file: only the policy's profile can apply).
@@ -456,7 +462,7 @@ def find_profile(
         return ProfileSource(
             DataProfile.load(policy.profile).model_dump(mode="json"), f"policy:{policy.profile}"
         )
-    if ws is None or model is None or version is None:
+    if ws is None or model is None or version is None or not policy.lineage_profile:
         return None
     with ws.session(readonly=True) as s:
         node = lineage.find_node(s, "model_version", model, str(version))

@@ -253,6 +253,7 @@ def test_find_profile_prefers_the_policy_then_the_model_lineage(
         v = InputValidator.for_model(InputSchema((3,), 2), ValidationPolicy(), found.profile)
         assert v.validate(np.array([[30.0, 45.0, 2.0]])) == []
         assert "training maximum 69" in v.check(np.array([[80.0, 45.0, 2.0]]))[0].message
+        assert find_profile(ws, ValidationPolicy(lineage_profile=False), "fraud", 1) is None
         assert find_profile(ws, ValidationPolicy(), "fraud", 2) is None  # version 2 has no lineage
         assert find_profile(None, ValidationPolicy(), "fraud", 1) is None
         path = tmp_path / "baseline.json"
