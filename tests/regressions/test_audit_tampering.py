@@ -252,10 +252,16 @@ def test_anchor_parsing_is_strict() -> None:
 def test_pre_seal_workspace_is_migrated_and_sealed(workspace_home: Path) -> None:
     """A workspace from before sealing (schema 0004, no key, no MAC) opens, is sealed by its
     ``workspace.migrate`` event, and verifies; its events are kept."""
+    from alembic import command
+
+    from mlsecops.store.workspace import _alembic_config
+
     with Workspace.init(workspace_home) as ws:
         _append(ws, 2)
-        _sql(ws, "ALTER TABLE audit_head DROP COLUMN mac")
-        _sql(ws, "UPDATE alembic_version SET version_num = '0004'")
+        cfg = _alembic_config()  # back to schema 0004 through the migrations' own downgrades
+        with ws.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004")
     (workspace_home / "keys" / KEY_FILE).unlink()
     (workspace_home / "keys" / MARK_FILE).unlink()
     with Workspace.open(workspace_home) as ws:

@@ -44,7 +44,7 @@ LabelOpt = Annotated[str | None, typer.Option("--label", "-l", help="Label colum
 
 def _workspace_target(paths: tuple[Path, ...], options: dict[str, JsonValue], *, need: bool) -> Target:
     cfg = settings()
-    has_ws = cfg.home.is_dir() or cfg.database_url is not None
+    has_ws = cfg.workspace_exists()
     if need and not has_ws:
         raise InputError(f"no mlsecops workspace at {cfg.home}; create one with `mlsecops init`")
     url = cfg.database_url.get_secret_value() if cfg.database_url is not None else None

@@ -180,7 +180,7 @@ def adversarial_training(
         test_data=str(test_data) if test_data else None,
     )
     cfg = settings()
-    home = cfg.home if (cfg.home / "mlsecops.db").exists() or cfg.database_url is not None else None
+    home = cfg.home if cfg.workspace_exists() else None
     db = cfg.database_url.get_secret_value() if cfg.database_url is not None else None
     target = Target(options=options, seed=seed, home=home, database_url=db, actor=cfg.actor)
     _run("harden.adversarial_training", target, fmt, output, fail_on, quiet=quiet)

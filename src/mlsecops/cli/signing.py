@@ -47,7 +47,11 @@ def _workspace() -> Iterator[Workspace | None]:
     """The workspace here, open, when one exists: the library records key creation and signing in
     its audit trail. Signing also works without one."""
     cfg = settings()
-    if not cfg.home.is_dir():
+    if not cfg.workspace_exists():
+        if cfg.home.is_dir():
+            err_console.print(
+                f"note: not recorded in the audit trail (no usable workspace at {safe(cfg.home)})"
+            )
         yield None
         return
     from mlsecops.store import Workspace  # the database layer only when there is a workspace
@@ -216,9 +220,11 @@ def bom(
     context: dict[str, Any] = {}
     scan: Callable[[Path], dict[str, object]] | None = None
     if ref is not None:
-        from mlsecops.cli.registry import bom_context
+        from mlsecops.cli._registry_common import registry_session
 
-        context = bom_context(ref)
+        with registry_session() as reg:
+            context = reg.bom_context(ref)
+        err_console.print(f"BOM for registry version {safe(ref)}")
     else:
         from mlsecops.registry import scan_artifact
 

@@ -39,7 +39,7 @@ from mlsecops.registry._identity import (
     revoke_api_key,
     set_user_disabled,
 )
-from mlsecops.registry._registry import Registry
+from mlsecops.registry._registry import Registry, version_lineage
 from mlsecops.registry._revision import bump_revision
 from mlsecops.registry._scanning import ScanOutcome, scan_artifact
 from mlsecops.registry._versions import HistoryEntry, VersionInfo, parse_ref, resolve
@@ -73,4 +73,5 @@ __all__ = [
     "set_user_disabled",
     "sign_body",
     "verify_signature",
+    "version_lineage",
 ]

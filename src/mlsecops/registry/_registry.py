@@ -24,6 +24,8 @@ databases, and a partial unique index makes two open holders of one stage or ali
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,12 +55,13 @@ from mlsecops.registry._versions import (
     get_model,
     get_version,
     history_rows,
+    parse_ref,
     resolve,
 )
 from mlsecops.registry._webhooks import deliver
-from mlsecops.store import audit, lineage
+from mlsecops.store import StoredReport, audit, lineage
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "version_lineage"]
 
 
 def _now() -> str:
@@ -232,6 +235,36 @@ class Registry(Governance):
             model, v = resolve(s, ref)
             return describe(s, model, v)
 
+    def lineage(self, ref: str) -> dict[str, Any]:
+        """The lineage of ``NAME@VERSION|STAGE|ALIAS`` back to its data, as ``lineage.graph_document``."""
+        with audited(self.ws), self.ws.session(readonly=True) as s:
+            check(self.actor, Permission.READ, ref)
+            return version_lineage(s, ref)
+
+    def bom_context(self, ref: str) -> dict[str, Any]:
+        """What the registry knows about a version, for ``mlsecops bom --ref``.
+
+        Returns:
+            ``{"version": VersionInfo JSON, "datasets": [lineage dataset nodes], "metrics": {the
+            attached gate run's metrics}}``.
+        """
+        with audited(self.ws), self.ws.session(readonly=True) as s:
+            check(self.actor, Permission.READ, ref)
+            model, v = resolve(s, ref)
+            info = describe(s, model, v)
+            doc = version_lineage(s, f"{info.name}@{info.version}")
+            metrics: dict[str, float] = {}
+            if info.gate_run_id is not None:
+                body = s.execute(
+                    select(StoredReport.body).where(
+                        StoredReport.run_id == info.gate_run_id, StoredReport.stage.is_(None)
+                    )
+                ).scalar_one_or_none()
+                if body is not None:
+                    metrics = dict(json.loads(body).get("metrics", {}))
+        datasets = [n for n in doc["nodes"].values() if n["kind"] == "dataset"]
+        return {"version": info.to_json(), "datasets": datasets, "metrics": metrics}
+
     def versions(self, name: str) -> list[VersionInfo]:
         """Every version of a model, oldest first."""
         with audited(self.ws), self.ws.session(readonly=True) as s:
@@ -247,11 +280,20 @@ class Registry(Governance):
         with self.ws.session(readonly=True) as s:
             return get_model(s, name).generation
 
-    def history(self, name: str, *, at: str | None = None) -> list[HistoryEntry]:
-        """Which version held which stage or alias, and when; with ``at``, only what held it then."""
+    def history(self, name: str, *, at: dt.datetime | None = None) -> list[HistoryEntry]:
+        """Which version held which stage or alias, and when; with ``at``, only what held it then.
+
+        Args:
+            name: the model.
+            at: a point in time; a naive datetime is taken as UTC.
+        """
+        when = None
+        if at is not None:
+            aware = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+            when = aware.astimezone(dt.UTC).isoformat(timespec="microseconds")  # the stored form
         with audited(self.ws), self.ws.session(readonly=True) as s:
             check(self.actor, Permission.READ, name)
-            return history_rows(s, get_model(s, name), at=at)
+            return history_rows(s, get_model(s, name), at=when)
 
     # ------------------------------------------------------------------ promotion
 
@@ -461,3 +503,19 @@ class Registry(Governance):
                 subject=f"{name}@{alias}",
                 details={},
             )
+
+
+def version_lineage(s: Session, ref: str) -> dict[str, Any]:
+    """The lineage document of a model version (``NAME@VERSION|STAGE|ALIAS``), read in session ``s``.
+
+    Raises:
+        InputError: unknown model or version, or no lineage recorded for it.
+    """
+    name, which = parse_ref(ref)
+    if which is None or not which.isdigit():
+        _, v = resolve(s, ref)
+        which = str(v.version)
+    node = lineage.find_node(s, "model_version", name, which)
+    if node is None:
+        raise InputError(f"no lineage recorded for {name}@{which}")
+    return lineage.graph_document(lineage.ancestors(s, node))

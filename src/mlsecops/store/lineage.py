@@ -21,7 +21,7 @@ from mlsecops.core.findings import utcnow
 from mlsecops.store import audit
 from mlsecops.store.models import LineageEdge, LineageNode
 
-__all__ = ["LineageGraph", "add_node", "ancestors", "find_node", "link", "node_attributes"]
+__all__ = ["LineageGraph", "add_node", "ancestors", "find_node", "graph_document", "link", "node_attributes"]
 
 
 def find_node(session: Session, kind: str, name: str, version: str = "") -> LineageNode | None:
@@ -132,3 +132,16 @@ def ancestors(session: Session, node: LineageNode, *, max_nodes: int = 10_000) -
                     nodes[parent.id] = parent
                     frontier.append(parent.id)
     return LineageGraph(root=node, nodes=nodes, edges=edges)
+
+
+def graph_document(graph: LineageGraph) -> dict[str, Any]:
+    """The graph as JSON: ``{"root": id, "nodes": {"id": {kind, name, version, digest}}, "edges":
+    [[parent_id, child_id, relation], ...]}`` (what ``mlsecops lineage show -f json`` prints)."""
+    return {
+        "root": graph.root.id,
+        "nodes": {
+            str(n.id): {"kind": n.kind, "name": n.name, "version": n.version, "digest": n.digest}
+            for n in graph.nodes.values()
+        },
+        "edges": [list(e) for e in graph.edges],
+    }
