@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mlsecops.core.errors import ConfigError, MlsecopsError
+from mlsecops.core.errors import ConfigError, InputError, MlsecopsError
 from mlsecops.monitor.interface import Detector
 
 __all__ = ["DEFAULT_DETECTORS", "DETECTORS", "DetectorSpec", "build_detectors", "model_probabilities"]
@@ -106,7 +106,13 @@ def _model_name(model: Any, model_name: str | None) -> str:
 def _build_extraction(cls: type[Any], options: dict[str, Any], model: Any, baseline: dict[str, Any]) -> Any:
     from mlsecops.monitor.extraction import reference_bounds, reference_rows
 
-    x = reference_rows(baseline)
+    shape = getattr(model, "input_shape", None)
+    if isinstance(model, Mapping):
+        shape = model.get("input_shape")
+    features = int(np.prod(shape)) if shape else None
+    x = reference_rows(baseline, features)
+    if features is not None and x.shape[1] != features:
+        raise InputError(f"baseline: {x.shape[1]} feature columns, the model takes {features}")
     bounds = reference_bounds(baseline, x.shape[1])
     det = cls(**options)
     proba = model_probabilities(model, x)
@@ -175,7 +181,7 @@ def build_detectors(
         _check_options(name, cls, options)
         if name == "extraction":
             assert baseline is not None  # needs_baseline, checked above
-            out.append(_build_extraction(cls, options, model, baseline))
+            out.append(_build_extraction(cls, options, model, baseline))  # its errors always surface
             continue
         params = inspect.signature(cls.__init__).parameters
         context = {"model_name": name_of_model, "baseline": baseline, "model": model}
@@ -184,6 +190,10 @@ def build_detectors(
             out.append(cls(**kwargs, **options))
         except TypeError as err:
             raise ConfigError(f"monitor.detectors.{name}: {err}") from None
-        except MlsecopsError:
-            raise
+        except MlsecopsError as err:
+            if named:
+                raise
+            # A default detector that cannot use this baseline (e.g. drift needs a profile, not a data
+            # file) is left out with a warning; naming it in the policy makes the same error fatal.
+            _log.warning("default detector %s left out: %s", name, str(err).splitlines()[0])
     return out

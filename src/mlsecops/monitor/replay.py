@@ -112,7 +112,7 @@ def _numbers(value: Any, what: str, where: str, width: int | None) -> np.ndarray
             arr = np.asarray(value, dtype=np.float64)
         else:
             arr = np.asarray(value)  # nested rows: only an all-number array of one shape is accepted
-            if arr.dtype.kind not in "iuf" or arr.ndim < 2:
+            if arr.dtype.kind not in "iuf" or arr.ndim < 2 or _has_bool(value):
                 raise InputError(f"{where}: {what} must be rows of numbers (found {_kind(arr)})")
             arr = arr.astype(np.float64).reshape(arr.shape[0], -1)
     except (ValueError, TypeError):
@@ -126,6 +126,18 @@ def _numbers(value: Any, what: str, where: str, width: int | None) -> np.ndarray
     if not np.isfinite(arr).all():
         raise InputError(f"{where}: {what} holds a value that overflows to infinity")
     return arr
+
+
+def _has_bool(value: list[Any]) -> bool:
+    """True when a nested list holds a boolean anywhere (NumPy would read ``true`` as 1)."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool):
+            return True
+        if isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _kind(arr: np.ndarray) -> str:

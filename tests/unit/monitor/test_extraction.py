@@ -134,7 +134,7 @@ def test_state_round_trip_continues_the_same(tabular: tuple[World, ExtractionDet
 
 
 def test_odd_rows_are_skipped_never_raised(tabular: tuple[World, ExtractionDetector]) -> None:
-    world, det = tabular
+    _, det = tabular
     det.reset()
     bad = [np.full((1, 20), np.nan), np.zeros((1, 7)), np.array([["a"] * 20]), np.zeros((0, 20))]
     for rows in bad:
