@@ -194,9 +194,11 @@ def json_safe(value: Any, depth: int = 0) -> Any:
     return str(value)[:200]
 
 
-def _evidence(evidence: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """Bounded, JSON-safe evidence and its JSON text."""
-    safe = json_safe(dict(evidence)) if isinstance(evidence, Mapping) else {"value": json_safe(evidence)}
+def _evidence(evidence: object) -> tuple[dict[str, Any], str]:
+    """Bounded, JSON-safe evidence and its JSON text (a detector that sent no mapping still gets one)."""
+    safe = json_safe(evidence)
+    if not isinstance(safe, dict):
+        safe = {"value": safe}
     text = json.dumps(safe, sort_keys=True, separators=(",", ":"))
     if len(text.encode()) > MAX_EVIDENCE_BYTES:
         safe = {

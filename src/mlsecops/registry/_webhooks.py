@@ -31,7 +31,14 @@ from mlsecops.store import Workspace, audit
 
 __all__ = ["EVENTS", "deliver", "sign_body", "verify_signature"]
 
-EVENTS = ("model.registered", "model.promoted", "model.rolled_back", "model.archived")
+EVENTS = (
+    "model.registered",
+    "model.promoted",
+    "model.rolled_back",
+    "model.archived",
+    "alert.raised",
+    "alert.acknowledged",
+)
 _log = logging.getLogger("mlsecops.registry.webhooks")
 TIMEOUT_S = 5.0
 """Deadline for one whole delivery (connect to last byte), so a trickling receiver cannot hold a change."""

@@ -1,0 +1,979 @@
+"""Automated response: the guard policy's playbooks, run on alerts, recorded as incidents.
+
+``ResponseEngine(ws, policy)`` stores every alert it is handed (``mlsecops.monitor.alerts``: dedup,
+escalation, audit, webhooks) and, when an alert is new or has just escalated to a playbook's
+``min_severity``, runs that playbook's actions in order:
+
+==============  ==========================================================================================
+``throttle``    slow the principal down (``requests_per_second``, ``burst``, optional ``for_s``)
+``block``       refuse every request of the principal with 403 (optional ``for_s``)
+``label_only``  answer the principal with class labels only
+``revoke_key``  revoke every API key of the principal (a workspace user; JWT principals have none)
+``rollback``    put the previous production version of the model back (``model`` overrides the alert's);
+                the registry's rollback holds it to the production bar (trusted signature re-verified,
+                safe scan, gate run over its files, approval), so a version that no longer meets it
+                does not come back and the action fails
+``quarantine``  keep the principal's (or ``scope: source`` with ``source``) logged inputs out of
+                retraining exports and write them apart (``mlsecops.runtime.quarantine``;
+                ``lookback_s``, ``for_s``, ``all_models``)
+``retrain``     start ``mlsecops run PIPELINE`` (``pipeline``, ``timeout_s``) in a subprocess; it runs
+                in the background, is killed at its deadline, and its run id and gate verdict are
+                recorded. The pipeline's own gate decides; nothing is promoted by this action.
+==============  ==========================================================================================
+
+Each playbook run is an *incident*: the alert, each action with its start, end, status and detail,
+and the outcome (``completed``, ``partial`` or ``failed``; ``running`` while a retrain runs). Each
+action writes its own effect's audit event (``runtime.principal.block``, ``registry.rollback``...) and
+a ``response.action`` event naming the alert and the incident. A failed action raises an alert of
+kind ``response.failed`` (stored, audited and announced like any other, never answered by a playbook,
+so a failing playbook cannot loop); the remaining actions still run.
+
+Who acts: principal controls and quarantines are recorded as the engine's ``actor`` (default
+``RESPONSE_USER``). Registry actions (``rollback``, ``revoke_key``) run as the registry user of that
+name, with that user's role: create it (``deployer`` for rollback, ``admin`` for revoking keys). Without
+it, or with too small a role, those actions fail and say so; they never act with unchecked authority.
+
+``dry_run=True`` writes nothing (no alert, incident, control or audit event): ``handle`` returns the
+incidents that would run, each action described with what it would do.
+
+``handle(alerts)`` is the guard's ``on_alerts`` callback (``alert_sink``): it runs in the detector
+hook's thread and never raises; errors are logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+
+from mlsecops.core.errors import ConfigError, InputError, MlsecopsError
+from mlsecops.core.redaction import redact
+from mlsecops.core.severity import Severity, utcnow
+from mlsecops.monitor._alert_tables import AlertRow, IncidentAction, IncidentRow
+from mlsecops.monitor.alerts import AlertStore, Notifier, Recorded, StoredAlert, json_safe
+from mlsecops.monitor.interface import Alert
+from mlsecops.runtime.policy import GuardPolicy, Playbook, PlaybookAction
+from mlsecops.store import PipelineRun, Workspace, audit
+
+__all__ = [
+    "FAILED_KIND",
+    "RESPONSE_USER",
+    "ActionRecord",
+    "Incident",
+    "ResponseEngine",
+    "alert_sink",
+    "get_incident",
+    "list_incidents",
+    "webhook_notifier",
+]
+
+_log = logging.getLogger("mlsecops.runtime.response")
+
+RESPONSE_USER = "mlsecops-response"
+"""Default actor of automated responses, and the registry user whose role registry actions use."""
+FAILED_KIND = "response.failed"
+"""Kind of the alert a failed action raises (never answered by a playbook: no loops)."""
+MAX_RETRAIN_S = 24 * 3600.0
+"""Longest a retraining pipeline may run before it is killed."""
+MAX_DETAIL_CHARS = 4000
+"""Longest error text kept per action (a subprocess or library message, bounded)."""
+_RETRAIN_OUTPUT_BYTES = 64 * 1024
+"""Tail of a retrain's stderr kept for its action detail."""
+
+
+# ---------------------------------------------------------------------------------------------- params
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Block(_Params):
+    for_s: float | None = Field(default=None, gt=0, le=10 * 365 * 86400)
+    """Lift the block after this many seconds (None: until unblocked)."""
+    reason: str = ""
+
+
+class _Throttle(_Block):
+    requests_per_second: float = Field(default=1.0, gt=0, le=1e6)
+    burst: int = Field(default=1, ge=1, le=10**9)
+
+
+class _LabelOnly(_Params):
+    reason: str = ""
+
+
+class _RevokeKey(_Params):
+    pass
+
+
+class _Rollback(_Params):
+    model: str | None = None
+    """Registry model to roll back (default: the alert's model)."""
+
+
+class _Quarantine(_Params):
+    scope: Literal["principal", "source"] = "principal"
+    source: str | None = None
+    """The source to quarantine (``scope: source``); default: the alert evidence's ``source``."""
+    lookback_s: float | None = Field(default=None, gt=0)
+    """Quarantine from this long before the alert's first observation (None: everything logged)."""
+    for_s: float | None = Field(default=None, gt=0)
+    """End the range this long after the alert (None: open-ended)."""
+    all_models: bool = False
+
+
+class _Retrain(_Params):
+    pipeline: Path
+    timeout_s: float = Field(default=3600.0, gt=0, le=MAX_RETRAIN_S)
+
+
+_PARAMS: dict[str, type[_Params]] = {
+    "throttle": _Throttle,
+    "block": _Block,
+    "label_only": _LabelOnly,
+    "revoke_key": _RevokeKey,
+    "rollback": _Rollback,
+    "quarantine": _Quarantine,
+    "retrain": _Retrain,
+}
+
+
+def _parse(playbook: Playbook, action: PlaybookAction) -> _Params:
+    try:
+        return _PARAMS[action.action].model_validate(action.params)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "params"
+        raise ConfigError(
+            f"playbook {playbook.name!r}, action {action.action}: {where}: {first['msg']}"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+
+def _now() -> str:
+    return utcnow().isoformat(timespec="microseconds")
+
+
+def _seconds(start: str, end: str | None) -> float | None:
+    if end is None:
+        return None
+    return round((dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds(), 6)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionRecord:
+    """One action of an incident."""
+
+    position: int
+    action: str
+    params: dict[str, Any]
+    status: str
+    """``done``, ``failed``, ``running`` (a retrain in progress); in a dry run ``would`` or ``would_fail``."""
+    started: str
+    finished: str | None
+    detail: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form, with the duration in seconds."""
+        return {
+            "position": self.position,
+            "action": self.action,
+            "params": self.params,
+            "status": self.status,
+            "started": self.started,
+            "finished": self.finished,
+            "duration_s": _seconds(self.started, self.finished),
+            "detail": self.detail,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Incident:
+    """A playbook run: alert -> actions -> outcome, with timings."""
+
+    id: int | None
+    """None in a dry run (nothing was recorded)."""
+    playbook: str
+    alert: StoredAlert
+    severity: Severity
+    """The alert's severity when the playbook was triggered."""
+    triggered: str
+    """Time of the alert observation that triggered it."""
+    started: str
+    finished: str | None
+    status: str
+    """``running``, ``completed``, ``partial``, ``failed``; ``dry_run`` in a dry run."""
+    actions: tuple[ActionRecord, ...]
+    actor: str
+    dry_run: bool = False
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """Events in time order, each with ``t_s``: seconds since the alert was first raised."""
+        t0 = self.alert.first_seen
+        events: list[dict[str, Any]] = [
+            {"at": t0, "event": "alert.raised", "query_index": self.alert.first_query_index},
+        ]
+        if self.triggered != t0:
+            events.append({"at": self.triggered, "event": "alert.escalated", "severity": str(self.severity)})
+        events.append({"at": self.started, "event": "playbook.started", "playbook": self.playbook})
+        for a in self.actions:
+            events.append({"at": a.started, "event": f"action.{a.action}.started"})
+            if a.finished is not None:
+                events.append({"at": a.finished, "event": f"action.{a.action}.{a.status}"})
+        if self.finished is not None:
+            events.append({"at": self.finished, "event": f"incident.{self.status}"})
+        for e in events:
+            e["t_s"] = _seconds(t0, e["at"])
+        return sorted(events, key=lambda e: e["at"])
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (``mlsecops incidents show --format json``), with the timeline."""
+        return {
+            "id": self.id,
+            "playbook": self.playbook,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "severity": str(self.severity),
+            "triggered": self.triggered,
+            "started": self.started,
+            "finished": self.finished,
+            "duration_s": _seconds(self.started, self.finished),
+            "time_to_outcome_s": _seconds(self.alert.first_seen, self.finished),
+            "actor": self.actor,
+            "alert": self.alert.to_json(),
+            "actions": [a.to_json() for a in self.actions],
+            "timeline": self.timeline(),
+        }
+
+
+def _stored_alert(row: AlertRow) -> StoredAlert:
+    from mlsecops.monitor.alerts import _stored  # one reading of a row, kept in the store module
+
+    return _stored(row)
+
+
+def _incident(s: Any, row: IncidentRow) -> Incident:
+    alert = s.get(AlertRow, row.alert_id)
+    actions = s.execute(
+        select(IncidentAction).where(IncidentAction.incident_id == row.id).order_by(IncidentAction.position)
+    ).scalars()
+    return Incident(
+        id=row.id,
+        playbook=row.playbook,
+        alert=_stored_alert(alert),
+        severity=Severity.parse(row.severity),
+        triggered=row.triggered,
+        started=row.started,
+        finished=row.finished,
+        status=row.status,
+        actions=tuple(
+            ActionRecord(
+                a.position,
+                a.action,
+                json.loads(a.params),
+                a.status,
+                a.started,
+                a.finished,
+                json.loads(a.detail),
+            )
+            for a in actions
+        ),
+        actor=row.actor,
+    )
+
+
+def get_incident(ws: Workspace, incident_id: int) -> Incident:
+    """One incident with its alert and actions.
+
+    Raises:
+        InputError: no such incident.
+    """
+    with ws.session(readonly=True) as s:
+        row = s.get(IncidentRow, incident_id)
+        if row is None:
+            raise InputError(f"no incident with id {incident_id}; `mlsecops incidents list` shows them")
+        return _incident(s, row)
+
+
+def list_incidents(
+    ws: Workspace, *, status: str | None = None, model: str | None = None, limit: int = 100
+) -> list[Incident]:
+    """Incidents, newest first.
+
+    Raises:
+        InputError: a limit outside 1..10000.
+    """
+    if not 1 <= limit <= 10_000:
+        raise InputError(f"limit must be between 1 and 10000; got {limit}")
+    q = select(IncidentRow).order_by(IncidentRow.id.desc()).limit(limit)
+    if status is not None:
+        q = q.where(IncidentRow.status == status)
+    if model is not None:
+        q = q.join(AlertRow, AlertRow.id == IncidentRow.alert_id).where(AlertRow.model == model)
+    with ws.session(readonly=True) as s:
+        return [_incident(s, r) for r in s.execute(q).scalars()]
+
+
+# ---------------------------------------------------------------------------------------------- wiring
+
+
+def webhook_notifier(ws: Workspace, *, actor: str = RESPONSE_USER) -> Notifier:
+    """Announce alert changes through the registry's HMAC-signed webhooks (events ``alert.raised``,
+    ``alert.acknowledged``; a webhook subscribed to ``*`` gets them too)."""
+    from mlsecops.registry._webhooks import deliver
+
+    def notify(event: str, payload: Mapping[str, Any]) -> None:
+        deliver(ws, event, payload, actor=actor)
+
+    return notify
+
+
+def alert_sink(ws: Workspace, policy: GuardPolicy) -> Callable[[list[Alert]], None]:
+    """The guard's ``on_alerts`` callback: store the alerts and run the playbooks (never raises)."""
+    engine = ResponseEngine(ws, policy)
+
+    def sink(alerts: list[Alert]) -> None:
+        engine.handle(alerts)
+
+    return sink
+
+
+class _Failed(Exception):
+    """An action could not be done; the message goes into its detail and the response.failed alert."""
+
+
+# ---------------------------------------------------------------------------------------------- engine
+
+
+class ResponseEngine:
+    """Stores alerts and runs the matching playbooks (see the module docstring).
+
+    Args:
+        ws: The workspace.
+        policy: The guard policy (its ``playbooks``).
+        actor: Who the responses are recorded as; registry actions use the registry user of this name.
+        dry_run: Change nothing; return what would happen.
+        notify: How alert changes are announced (default: the registry's webhooks; None: not at all).
+
+    Raises:
+        ConfigError: a playbook action's parameters are invalid (named with the playbook).
+    """
+
+    def __init__(
+        self,
+        ws: Workspace,
+        policy: GuardPolicy,
+        *,
+        actor: str = RESPONSE_USER,
+        dry_run: bool = False,
+        notify: Notifier | Literal["webhooks"] | None = "webhooks",
+    ) -> None:
+        self.ws = ws
+        self.policy = policy
+        self.actor = actor
+        self.dry_run = dry_run
+        self._plans = [(pb, [(a, _parse(pb, a)) for a in pb.actions]) for pb in policy.playbooks]
+        self.store = AlertStore(
+            ws, actor=actor, notify=webhook_notifier(ws, actor=actor) if notify == "webhooks" else notify
+        )
+        self._lock = threading.Lock()
+        self._retrains: list[threading.Thread] = []
+
+    # -- entry points ----------------------------------------------------------------------------
+
+    def handle(self, alerts: Sequence[Alert]) -> list[Incident]:
+        """Store each alert and run the playbooks it triggers; never raises (errors are logged)."""
+        incidents: list[Incident] = []
+        with self._lock:
+            for alert in alerts:
+                try:
+                    incidents += self._handle_one(alert)
+                except Exception as err:  # the detector thread must go on
+                    _log.error(
+                        "response to %s alert for %r failed: %s: %s",
+                        getattr(alert, "kind", "?"),
+                        getattr(alert, "principal", "?"),
+                        type(err).__name__,
+                        redact(str(err))[:500],
+                    )
+        return incidents
+
+    def respond(self, alert_id: int) -> list[Incident]:
+        """Run the playbooks matching a stored alert now, as for a new one (``mlsecops alerts respond``).
+
+        Raises:
+            InputError: no such alert, or it is resolved.
+        """
+        stored = self.store.get(alert_id)
+        if str(stored.status) == "resolved":
+            raise InputError(f"alert {alert_id} is resolved; nothing to respond to")
+        with self._lock:
+            return self._run_playbooks(stored, None, stored.last_seen)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for running retrains; True when none is left."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in list(self._retrains):
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self._retrains = [t for t in self._retrains if t.is_alive()]
+        return not self._retrains
+
+    # -- matching --------------------------------------------------------------------------------
+
+    def _handle_one(self, alert: Alert) -> list[Incident]:
+        recorded = self._preview(alert) if self.dry_run else self.store.record(alert)
+        if recorded.change == "repeat" or alert.kind == FAILED_KIND:
+            return []
+        return self._run_playbooks(recorded.alert, recorded.previous, recorded.alert.last_seen)
+
+    def _preview(self, alert: Alert) -> Recorded:
+        """What recording ``alert`` would do, read only."""
+        from mlsecops.monitor.alerts import AlertStatus
+
+        severity = Severity.parse(alert.severity)
+        found = [
+            a
+            for a in self.store.list(kind=alert.kind, principal=alert.principal, model=alert.model, limit=10)
+            if a.status is not AlertStatus.RESOLVED
+        ]
+        seen = dt.datetime.fromtimestamp(alert.time, dt.UTC).isoformat(timespec="microseconds")
+        if found:
+            old = found[0]
+            new = dataclasses.replace(old, severity=max(old.severity, severity), last_seen=seen)
+            return Recorded(new, "escalated" if severity > old.severity else "repeat", old.severity)
+        evidence = json_safe(dict(alert.evidence))
+        preview = StoredAlert(
+            id=0,
+            kind=alert.kind,
+            principal=alert.principal,
+            model=alert.model,
+            severity=severity,
+            status=AlertStatus.OPEN,
+            count=1,
+            first_seen=seen,
+            last_seen=seen,
+            first_query_index=alert.query_index,
+            last_query_index=alert.query_index,
+            evidence=evidence if isinstance(evidence, dict) else {},
+            created=_now(),
+        )
+        return Recorded(preview, "new", None)
+
+    def _run_playbooks(self, alert: StoredAlert, previous: Severity | None, triggered: str) -> list[Incident]:
+        out = []
+        for playbook, actions in self._plans:
+            bar = Severity.parse(playbook.min_severity)
+            if playbook.kind != alert.kind or alert.severity < bar:
+                continue
+            if previous is not None and previous >= bar:
+                continue  # this playbook already ran when the alert reached its bar
+            out.append(self._run(playbook, actions, alert, triggered))
+        return out
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def _run(
+        self,
+        playbook: Playbook,
+        actions: list[tuple[PlaybookAction, _Params]],
+        alert: StoredAlert,
+        triggered: str,
+    ) -> Incident:
+        started = _now()
+        incident_id: int | None = None
+        if not self.dry_run:
+            with self.ws.session() as s:
+                row = IncidentRow(
+                    alert_id=alert.id,
+                    playbook=playbook.name[:200],
+                    severity=str(alert.severity),
+                    triggered=triggered,
+                    started=started,
+                    status="running",
+                    actor=self.actor,
+                )
+                s.add(row)
+                s.flush()
+                incident_id = row.id
+                audit.append(
+                    s,
+                    actor=self.actor,
+                    action="response.incident",
+                    subject=f"incident:{row.id}",
+                    details={
+                        "alert_id": alert.id,
+                        "playbook": playbook.name,
+                        "kind": alert.kind,
+                        "principal": alert.principal,
+                        "model": alert.model,
+                        "severity": str(alert.severity),
+                    },
+                )
+        records: list[ActionRecord] = []
+        for position, (action, params) in enumerate(actions, start=1):
+            records.append(self._act(position, action, params, alert, incident_id, playbook.name))
+        finished = None if any(r.status == "running" for r in records) else _now()
+        status = "dry_run" if self.dry_run else "running" if finished is None else _outcome(records)
+        if not self.dry_run and finished is not None:
+            self._close(incident_id, status, finished)
+        return Incident(
+            id=incident_id,
+            playbook=playbook.name,
+            alert=alert,
+            severity=alert.severity,
+            triggered=triggered,
+            started=started,
+            finished=finished,
+            status=status,
+            actions=tuple(records),
+            actor=self.actor,
+            dry_run=self.dry_run,
+        )
+
+    def _close(self, incident_id: int | None, status: str, finished: str) -> None:
+        with self.ws.session() as s:
+            row = s.get(IncidentRow, incident_id, with_for_update=True)
+            if row is not None:
+                row.status, row.finished = status, finished
+                audit.append(
+                    s,
+                    actor=self.actor,
+                    action="response.outcome",
+                    subject=f"incident:{row.id}",
+                    details={"alert_id": row.alert_id, "status": status},
+                )
+
+    def _act(
+        self,
+        position: int,
+        action: PlaybookAction,
+        params: _Params,
+        alert: StoredAlert,
+        incident_id: int | None,
+        playbook: str,
+    ) -> ActionRecord:
+        started = _now()
+        name = action.action
+        shown = json_safe(dict(action.params))
+        if self.dry_run:
+            try:
+                detail, status = self._plan(name, params, alert), "would"
+            except (_Failed, MlsecopsError) as err:
+                detail, status = {"error": redact(str(err))[:MAX_DETAIL_CHARS]}, "would_fail"
+            return ActionRecord(position, name, shown, status, started, _now(), detail)
+        assert incident_id is not None
+        with self.ws.session() as s:
+            row = IncidentAction(
+                incident_id=incident_id,
+                position=position,
+                action=name,
+                params=json.dumps(shown),
+                status="running",
+                started=started,
+                detail="{}",
+            )
+            s.add(row)
+            s.flush()
+            action_id = row.id
+        try:
+            detail = self._do(name, params, alert, incident_id, action_id, playbook)
+            status = "running" if detail.get("running") else "done"
+        except (_Failed, MlsecopsError) as err:
+            detail, status = {"error": redact(str(err))[:MAX_DETAIL_CHARS]}, "failed"
+        except Exception as err:  # a bug or an unexpected library error: still an incident record
+            detail = {"error": f"{type(err).__name__}: {redact(str(err))[:MAX_DETAIL_CHARS]}"}
+            status = "failed"
+        finished = None if status == "running" else _now()
+        self._finish_action(action_id, incident_id, alert, playbook, name, status, finished, detail)
+        if status == "failed":
+            self._raise_failed(alert, incident_id, playbook, name, detail["error"])
+        return ActionRecord(position, name, shown, status, started, finished, detail)
+
+    def _finish_action(
+        self,
+        action_id: int,
+        incident_id: int,
+        alert: StoredAlert,
+        playbook: str,
+        name: str,
+        status: str,
+        finished: str | None,
+        detail: dict[str, Any],
+    ) -> None:
+        with self.ws.session() as s:
+            row = s.get(IncidentAction, action_id, with_for_update=True)
+            assert row is not None
+            row.status, row.finished, row.detail = status, finished, json.dumps(json_safe(detail))
+            audit.append(
+                s,
+                actor=self.actor,
+                action="response.action",
+                subject=f"incident:{incident_id}",
+                details={
+                    "alert_id": alert.id,
+                    "incident_id": incident_id,
+                    "playbook": playbook,
+                    "action": name,
+                    "status": status,
+                    "principal": alert.principal,
+                    "model": alert.model,
+                    "detail": json_safe(detail),
+                },
+            )
+
+    def _raise_failed(
+        self, alert: StoredAlert, incident_id: int, playbook: str, name: str, error: str
+    ) -> None:
+        failed = Alert(
+            kind=FAILED_KIND,
+            principal=alert.principal,
+            model=alert.model,
+            severity=Severity.HIGH,
+            query_index=alert.last_query_index,
+            time=time.time(),
+            evidence={
+                "alert_id": alert.id,
+                "incident_id": incident_id,
+                "playbook": playbook,
+                "action": name,
+                "error": error[:500],
+            },
+        )
+        try:
+            self.store.record(failed)
+        except Exception as err:  # the action's failure is in the incident and the audit trail already
+            _log.error("recording the response.failed alert failed: %s", err)
+
+    # -- the actions -----------------------------------------------------------------------------
+
+    def _until(self, for_s: float | None) -> dt.datetime | None:
+        return None if for_s is None else utcnow() + dt.timedelta(seconds=for_s)
+
+    def _reason(self, params: _Params, alert: StoredAlert) -> str:
+        given = getattr(params, "reason", "")
+        return given or f"{alert.kind} alert {alert.id} ({alert.severity}) on {alert.model}"
+
+    def _do(
+        self, name: str, params: _Params, alert: StoredAlert, incident_id: int, action_id: int, playbook: str
+    ) -> dict[str, Any]:
+        from mlsecops.runtime import controls
+
+        principal = alert.principal
+        reason, alert_ref = self._reason(params, alert), str(alert.id)
+        if name in ("block", "throttle", "label_only", "revoke_key") and not principal:
+            raise _Failed(f"{name} needs a principal; the {alert.kind} alert names none")
+        if isinstance(params, _Throttle):
+            until = self._until(params.for_s)
+            controls.throttle_principal(
+                self.ws,
+                principal,
+                requests_per_second=params.requests_per_second,
+                burst=params.burst,
+                until=until,
+                reason=reason,
+                actor=self.actor,
+                alert_id=alert_ref,
+            )
+            return {
+                "principal": principal,
+                "requests_per_second": params.requests_per_second,
+                "burst": params.burst,
+                "until": _iso(until),
+            }
+        if isinstance(params, _Block):
+            until = self._until(params.for_s)
+            controls.block_principal(
+                self.ws, principal, until=until, reason=reason, actor=self.actor, alert_id=alert_ref
+            )
+            return {"principal": principal, "until": _iso(until)}
+        if isinstance(params, _LabelOnly):
+            controls.set_label_only(self.ws, principal, reason=reason, actor=self.actor, alert_id=alert_ref)
+            return {"principal": principal}
+        if isinstance(params, _RevokeKey):
+            return self._revoke_keys(principal)
+        if isinstance(params, _Rollback):
+            return self._rollback(params.model or alert.model)
+        if isinstance(params, _Quarantine):
+            return self._quarantine(params, alert, incident_id)
+        if isinstance(params, _Retrain):
+            return self._retrain(params, alert, incident_id, action_id, playbook)
+        raise _Failed(f"unknown action {name}")  # pragma: no cover - the policy schema lists them
+
+    def _registry_actor(self) -> Any:
+        from mlsecops.registry import Actor, Role
+        from mlsecops.registry._tables import User
+
+        with self.ws.session(readonly=True) as s:
+            user = s.execute(select(User).where(User.name == self.actor)).scalar_one_or_none()
+        if user is None or user.disabled:
+            raise _Failed(
+                f"registry actions run as the registry user {self.actor!r}, which "
+                + ("is disabled" if user is not None else "does not exist")
+                + "; create it with `mlsecops registry users add` (deployer for rollback, admin for revoke_key)"
+            )
+        return Actor(name=user.name, role=Role(user.role))
+
+    def _may(self, permission: str, what: str) -> Any:
+        """The registry actor, if its role allows ``permission`` (dry runs: refused as the action would be)."""
+        from mlsecops.registry import Permission
+
+        actor = self._registry_actor()
+        if not actor.can(Permission(permission)):
+            raise _Failed(f"{actor.name} ({actor.role}) may not {what}")
+        return actor
+
+    def _principal_keys(self, principal: str) -> list[str]:
+        from mlsecops.registry._tables import ApiKey, User
+
+        with self.ws.session(readonly=True) as s:
+            return list(
+                s.execute(
+                    select(ApiKey.key_id)
+                    .join(User, User.id == ApiKey.user_id)
+                    .where(User.name == principal, ApiKey.revoked.is_(None))
+                    .order_by(ApiKey.id)
+                ).scalars()
+            )
+
+    def _revoke_keys(self, principal: str) -> dict[str, Any]:
+        from mlsecops.registry import revoke_api_key
+
+        if principal.startswith("jwt:"):
+            raise _Failed(
+                f"{principal} authenticates with tokens of an identity provider; revoke them there (block it here)"
+            )
+        keys = self._principal_keys(principal)
+        if not keys:
+            raise _Failed(f"principal {principal!r} has no active API keys")
+        actor = self._registry_actor()
+        for key_id in keys:
+            revoke_api_key(self.ws, key_id, actor=actor)
+        return {"principal": principal, "revoked": keys}
+
+    def _rollback(self, model: str) -> dict[str, Any]:
+        from mlsecops.registry import Registry
+
+        frm, to = Registry(self.ws, self._registry_actor()).rollback(model)
+        return {"model": model, "from": frm, "to": to}
+
+    def _quarantine_target(self, params: _Quarantine, alert: StoredAlert) -> tuple[str, str]:
+        if params.scope == "principal":
+            if not alert.principal:
+                raise _Failed(f"the {alert.kind} alert names no principal to quarantine")
+            return "principal", alert.principal
+        source = params.source or alert.evidence.get("source")
+        if not isinstance(source, str) or not source:
+            raise _Failed("scope: source needs params.source or a source in the alert's evidence")
+        return "source", source
+
+    def _quarantine_range(self, params: _Quarantine, alert: StoredAlert) -> tuple[float | None, float | None]:
+        first = dt.datetime.fromisoformat(alert.first_seen).timestamp()
+        start = None if params.lookback_s is None else first - params.lookback_s
+        end = (
+            None
+            if params.for_s is None
+            else dt.datetime.fromisoformat(alert.last_seen).timestamp() + params.for_s
+        )
+        return start, end
+
+    def _quarantine(self, params: _Quarantine, alert: StoredAlert, incident_id: int) -> dict[str, Any]:
+        from mlsecops.runtime.quarantine import quarantine
+
+        scope, value = self._quarantine_target(params, alert)
+        start, end = self._quarantine_range(params, alert)
+        info = quarantine(
+            self.ws,
+            scope=scope,
+            value=value,
+            model="" if params.all_models else alert.model,
+            start=start,
+            end=end,
+            reason=f"{alert.kind} alert {alert.id}",
+            actor=self.actor,
+            alert_id=alert.id,
+            incident_id=incident_id,
+        )
+        return info.to_json()
+
+    def _retrain_command(self, params: _Retrain) -> list[str]:
+        from mlsecops.pipeline import load_pipeline
+
+        pipeline = params.pipeline.resolve()
+        load_pipeline(pipeline)  # refused now (ConfigError, InputError) rather than in the subprocess
+        return [sys.executable, "-m", "mlsecops.cli", "run", str(pipeline), "--format", "json", "--quiet"]
+
+    def _retrain(
+        self, params: _Retrain, alert: StoredAlert, incident_id: int, action_id: int, playbook: str
+    ) -> dict[str, Any]:
+        command = self._retrain_command(params)
+        run_actor = f"{self.actor}:incident-{incident_id}"
+        env = {
+            **os.environ,
+            "MLSECOPS_HOME": str(self.ws.home),
+            "MLSECOPS_DATABASE_URL": self.ws.url,
+            "MLSECOPS_ACTOR": run_actor,
+        }
+        try:
+            proc = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                cwd=str(params.pipeline.resolve().parent),
+                start_new_session=True,
+            )
+        except OSError as err:
+            raise _Failed(f"cannot start the retraining pipeline: {err.strerror or err}") from err
+        thread = threading.Thread(
+            target=self._watch_retrain,
+            args=(proc, params, alert, incident_id, action_id, run_actor, playbook),
+            name=f"retrain-incident-{incident_id}",
+            daemon=True,
+        )
+        thread.start()
+        self._retrains.append(thread)
+        return {
+            "running": True,
+            "pid": proc.pid,
+            "pipeline": str(params.pipeline),
+            "timeout_s": params.timeout_s,
+        }
+
+    def _watch_retrain(
+        self,
+        proc: subprocess.Popen[bytes],
+        params: _Retrain,
+        alert: StoredAlert,
+        incident_id: int,
+        action_id: int,
+        run_actor: str,
+        playbook: str,
+    ) -> None:
+        try:
+            try:
+                _, err_bytes = proc.communicate(timeout=params.timeout_s)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err_bytes = proc.communicate()
+                timed_out = True
+            detail: dict[str, Any] = {"pipeline": str(params.pipeline), "exit_code": proc.returncode}
+            with self.ws.session(readonly=True) as s:
+                run = (
+                    s.execute(
+                        select(PipelineRun)
+                        .where(PipelineRun.actor == run_actor)
+                        .order_by(PipelineRun.id.desc())
+                    )
+                    .scalars()
+                    .first()
+                )
+                if run is not None:
+                    detail.update(run_id=run.id, gate_passed=bool(run.passed))
+            if timed_out:
+                status, detail["error"] = "failed", f"killed after {params.timeout_s:g} s"
+            elif run is None:
+                tail = err_bytes[-_RETRAIN_OUTPUT_BYTES:].decode("utf-8", "replace").strip().splitlines()
+                status, detail["error"] = (
+                    "failed",
+                    redact(tail[-1] if tail else f"exit code {proc.returncode}")[:MAX_DETAIL_CHARS],
+                )
+            else:
+                status = "done"  # the run happened; its gate verdict is in the detail (nothing is promoted)
+            self._finish_action(action_id, incident_id, alert, playbook, "retrain", status, _now(), detail)
+            if status == "failed":
+                self._raise_failed(alert, incident_id, playbook, "retrain", detail["error"])
+            self._close_after_retrain(incident_id)
+        except Exception as err:  # a background thread: log, never raise
+            _log.error("watching the retrain of incident %s failed: %s", incident_id, err)
+
+    def _close_after_retrain(self, incident_id: int) -> None:
+        with self.ws.session(readonly=True) as s:
+            statuses = list(
+                s.execute(
+                    select(IncidentAction.status).where(IncidentAction.incident_id == incident_id)
+                ).scalars()
+            )
+        if "running" not in statuses:
+            records = [ActionRecord(0, "", {}, st, "", None, {}) for st in statuses]
+            self._close(incident_id, _outcome(records), _now())
+
+    # -- dry run ---------------------------------------------------------------------------------
+
+    def _plan(self, name: str, params: _Params, alert: StoredAlert) -> dict[str, Any]:
+        """What an action would do, read only (checks what can be checked without acting)."""
+        principal = alert.principal
+        if name in ("block", "throttle", "label_only", "revoke_key") and not principal:
+            raise _Failed(f"{name} needs a principal; the {alert.kind} alert names none")
+        if isinstance(params, _Throttle):
+            return {
+                "would": f"throttle {principal} to {params.requests_per_second:g}/s (burst {params.burst})",
+                "for_s": params.for_s,
+            }
+        if isinstance(params, _Block):
+            return {"would": f"block {principal}", "for_s": params.for_s}
+        if isinstance(params, _LabelOnly):
+            return {"would": f"answer {principal} with labels only"}
+        if isinstance(params, _RevokeKey):
+            keys = self._principal_keys(principal)
+            if not keys:
+                raise _Failed(f"principal {principal!r} has no active API keys")
+            self._may("admin", "revoke API keys")
+            return {"would": f"revoke {len(keys)} API key(s) of {principal}", "keys": keys}
+        if isinstance(params, _Rollback):
+            return self._plan_rollback(params.model or alert.model)
+        if isinstance(params, _Quarantine):
+            from mlsecops.runtime.quarantine import count_covered
+
+            scope, value = self._quarantine_target(params, alert)
+            start, end = self._quarantine_range(params, alert)
+            model = "" if params.all_models else alert.model
+            n = count_covered(self.ws, scope=scope, value=value, model=model, start=start, end=end)
+            return {
+                "would": f"quarantine the logged inputs of {scope} {value}",
+                "logged_rows_now": n,
+                "start_time": start,
+                "end_time": end,
+            }
+        if isinstance(params, _Retrain):
+            command = self._retrain_command(params)
+            return {"would": "start " + " ".join(command[2:]), "timeout_s": params.timeout_s}
+        raise _Failed(f"unknown action {name}")  # pragma: no cover
+
+    def _plan_rollback(self, model: str) -> dict[str, Any]:
+        from mlsecops.registry import Registry
+
+        reg = Registry(self.ws, self._may("rollback", "roll models back"))
+        current = reg.show(f"{model}@production")
+        return {
+            "would": f"roll {model} back from production version {current.version} to the previous "
+            "production version that meets the production bar now",
+            "from": current.version,
+        }
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return None if t is None else t.isoformat(timespec="microseconds")
+
+
+def _outcome(records: Sequence[ActionRecord]) -> str:
+    failed = sum(r.status == "failed" for r in records)
+    if failed == 0:
+        return "completed"
+    return "failed" if failed == len(records) else "partial"
