@@ -68,6 +68,11 @@ def export_log(
         )
     if result.rejected:
         err_console.print(f"{result.rejected} rejected request(s) left out (--include-rejected writes them)")
+    if result.unreplayable:
+        err_console.print(
+            f"{result.unreplayable} request(s) left out: no principal, or inputs that are not rows of "
+            "finite numbers (rejected as invalid)"
+        )
     if result.corrupt:
         err_console.print(f"[bold red]{result.corrupt} row(s) held unreadable JSON and were left out[/]")
 

@@ -9,7 +9,7 @@ and inserts each batch in one transaction. Every ``purge_interval_s`` it deletes
 
 What it guarantees, and what it does not:
 
-- ``record`` costs a lock and an append (about a microsecond). A full buffer (``queue_size`` entries
+- ``record`` costs a sampling draw, a lock and an append (a few microseconds). A full buffer (``queue_size`` entries
   or ``max_queued_bytes`` of arrays, counting the batch being written) drops the new entry and counts
   it in ``dropped``; the request is served either way.
 - When the database goes away, the writer keeps the batch it holds and retries with exponential
@@ -113,12 +113,15 @@ class ExportResult:
         skipped: Logged requests without raw inputs (``logging.raw_inputs`` was off), not replayable.
         rejected: Rejected requests left out (``include_rejected=False``).
         corrupt: Rows whose stored JSON could not be read back (left out).
+        unreplayable: Rows without a principal, or whose inputs are not rows of finite numbers of one
+            shape (a rejected request with NaN or the wrong width), left out.
     """
 
     written: int
     skipped: int
     rejected: int = 0
     corrupt: int = 0
+    unreplayable: int = 0
 
 
 def input_digest(inputs: np.ndarray | None) -> str:
@@ -580,7 +583,7 @@ def _export(
     version: str | None,
     include_rejected: bool,
 ) -> ExportResult:
-    written = skipped = rejected = corrupt = 0
+    written = skipped = rejected = corrupt = unreplayable = 0
     for row in _rows(ws, model, since_us, until_us, version):
         accepted = row.decision == "accepted"
         if not accepted and not include_rejected:
@@ -590,24 +593,42 @@ def _export(
             skipped += 1
             continue
         try:
-            line: dict[str, Any] = {
-                "time": row.ts_us / 1e6,
-                "principal": row.principal,
-                "inputs": json.loads(row.inputs),
-            }
-            if row.outputs is not None:
-                line["outputs"] = json.loads(row.outputs)
+            inputs = json.loads(row.inputs)
+            outputs = json.loads(row.outputs) if row.outputs is not None else None
         except ValueError:
             corrupt += 1
             continue
+        # What replay reads: a principal, and rows of finite numbers of one width (a rejected request
+        # may hold NaN, written as null, or the wrong shape: kept in the log, not replayable).
+        if not row.principal or not _replayable(inputs) or (outputs is not None and not _replayable(outputs)):
+            unreplayable += 1
+            continue
+        line: dict[str, Any] = {"time": row.ts_us / 1e6, "principal": row.principal, "inputs": inputs}
+        if outputs is not None:
+            line["outputs"] = outputs
         line["model"] = row.model
         line["version"] = row.version
+        if row.source:
+            line["source"] = row.source
         if not accepted:
             line["accepted"] = False
             line["decision"] = row.decision
         fh.write(json.dumps(line, separators=(", ", ": "), allow_nan=False) + "\n")
         written += 1
-    return ExportResult(written=written, skipped=skipped, rejected=rejected, corrupt=corrupt)
+    return ExportResult(
+        written=written, skipped=skipped, rejected=rejected, corrupt=corrupt, unreplayable=unreplayable
+    )
+
+
+def _replayable(rows: Any) -> bool:
+    """A non-empty list of rows of finite numbers, all of one shape."""
+    if not isinstance(rows, list) or not rows:
+        return False
+    try:
+        arr = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return arr.ndim >= 2 and arr.shape[1] > 0 and bool(np.isfinite(arr).all())
 
 
 _EXPORT_PAGE = 1_000
@@ -627,6 +648,7 @@ def _rows(
             DecisionRecord.model,
             DecisionRecord.version,
             DecisionRecord.decision,
+            DecisionRecord.source,
             DecisionRecord.inputs,
             DecisionRecord.outputs,
         ).where(DecisionRecord.model == model)

@@ -182,10 +182,13 @@ def test_export_round_trip_to_the_replay_format(workspace: Workspace, tmp_path: 
     for i in range(5):
         x = np.array([[i + 0.5, -1.0, 2.25], [3.0, 4.0, float(i)]])
         p = np.array([[0.1, 0.9], [0.6, 0.4]])
-        record(log, i, inputs=x, outputs=p, principal=f"u{i % 2}", time_s=t0 + i)
+        record(
+            log, i, inputs=x, outputs=p, principal=f"u{i % 2}", time_s=t0 + i, source="eu" if i == 4 else ""
+        )
         sent.append((x, p))
     record(log, 7, decision="rejected:rate_limit", status=429, outputs=None, time_s=t0 + 2.5)
     record(log, 8, model="other", time_s=t0 + 1)
+    record(log, 10, principal="", decision="rejected:unauthenticated", status=401, time_s=t0 + 7)
     record(
         log,
         9,
@@ -198,15 +201,25 @@ def test_export_round_trip_to_the_replay_format(workspace: Workspace, tmp_path: 
     log.close()
     out = tmp_path / "queries.jsonl"
     result = export_jsonl(workspace, "fraud", out)
-    assert (result.written, result.skipped, result.rejected, result.corrupt) == (5, 1, 2, 0)
+    counts = (result.written, result.skipped, result.rejected, result.corrupt, result.unreplayable)
+    assert counts == (5, 1, 3, 0, 0)
     assert out.stat().st_mode & 0o777 == 0o600
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 5
     for i, (line, (x, p)) in enumerate(zip(lines, sent, strict=True)):
-        assert set(line) == {"time", "principal", "inputs", "outputs", "model", "version"}
+        assert set(line) == {"time", "principal", "inputs", "outputs", "model", "version"} | (
+            {"source"} if i == 4 else set()
+        )
         assert line["time"] == t0 + i and line["principal"] == f"u{i % 2}"
         assert np.array_equal(np.array(line["inputs"]), x) and np.array_equal(np.array(line["outputs"]), p)
         assert (line["model"], line["version"]) == ("fraud", "3")
+    from mlsecops.monitor.replay import read_queries  # the reader of `mlsecops monitor replay`
+
+    queries = list(read_queries(out, features=3, n_classes=2))
+    assert [(q.time, q.principal, q.source, q.accepted) for q in queries] == [
+        (t0 + i, f"u{i % 2}", "eu" if i == 4 else "", True) for i in range(5)
+    ]
+    assert all(np.array_equal(q.inputs, x) for q, (x, _p) in zip(queries, sent, strict=True))
     window = export_jsonl(workspace, "fraud", tmp_path / "w.jsonl", since=t0 + 1, until=t0 + 3)
     assert window.written == 3
     import datetime as dt
@@ -214,12 +227,16 @@ def test_export_round_trip_to_the_replay_format(workspace: Workspace, tmp_path: 
     iso = dt.datetime.fromtimestamp(t0 + 4, dt.UTC).replace(tzinfo=None)  # naive means UTC
     assert export_jsonl(workspace, "fraud", tmp_path / "w2.jsonl", since=iso).written == 1
     full = export_jsonl(workspace, "fraud", tmp_path / "all.jsonl", include_rejected=True)
-    assert full.written == 7
+    # the NaN row stays in the log (as null: standard JSON) but replay could not read it
+    assert (full.written, full.unreplayable) == (6, 2)  # and the one without a principal
     marked = [json.loads(x) for x in (tmp_path / "all.jsonl").read_text().splitlines() if "accepted" in x]
-    assert [(m["decision"], m["inputs"][0][0]) for m in marked] == [
-        ("rejected:rate_limit", 7.0),
-        ("rejected:invalid_input", None),  # NaN is written as null: the file stays standard JSON
+    assert [(m["decision"], m["inputs"][0][0], m["accepted"]) for m in marked] == [
+        ("rejected:rate_limit", 7.0, False)
     ]
+    assert [q.accepted for q in read_queries(tmp_path / "all.jsonl")].count(False) == 1
+    with workspace.session(readonly=True) as s:
+        stored = s.execute(select(DecisionRecord.inputs).where(DecisionRecord.status == 422)).scalar_one()
+    assert stored == "[[null,1.0,2.0]]"
 
 
 def test_full_buffer_drops_and_counts_without_blocking(tmp_path: Path) -> None:
