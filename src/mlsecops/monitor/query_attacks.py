@@ -440,6 +440,20 @@ class QueryAttackDetector:
             self.skipped_rows_ += _count(observation.inputs)
             return []
         if rows.shape[1] != self.features_:
+            if self.scale_source_ == "baseline" and not self._principals:
+                # the baseline describes other columns than the model receives (an image profiled
+                # per pixel differently, a profile with extra columns): learn the ranges from traffic
+                _log.warning(
+                    "query_attack detector for %r: the baseline has %d features, requests have %d; "
+                    "feature ranges will come from the first %d rows of traffic",
+                    self.model_name,
+                    self.features_,
+                    rows.shape[1],
+                    WARMUP_ROWS,
+                )
+                self.lo_ = None
+                self.scale_source_ = "warmup"
+                return self._warm_up(observation)
             self.skipped_rows_ += len(rows)
             return []
         finite = np.isfinite(rows).all(axis=1)

@@ -263,6 +263,10 @@ def test_without_baseline_ranges_come_from_warm_up_traffic(served):
     assert det.scale_source_ == "warmup"
     flagged = replay(det, record(data, "square", seed=7), "attacker")
     assert flagged and flagged[0] <= FLAG_WITHIN
+    # a baseline of other columns than the requests carry falls back to the warm-up, not to blindness
+    mismatched = QueryAttackDetector(model_name="m", baseline={"X": data.x_train[:, :10]})
+    assert replay(mismatched, benign_stream(data, rng, n=300), "client") == []
+    assert mismatched.scale_source_ == "warmup" and mismatched.features_ == 64
     fitted = QueryAttackDetector(model_name="m").fit(data.x_train)
     assert fitted.scale_source_ == "fitted"
     assert replay(fitted, benign_stream(data, rng), "client") == []
