@@ -36,6 +36,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "mlsecops.cli.data": ("data",),
     "mlsecops.cli.monitor": ("monitor",),
     "mlsecops.cli.serve": ("serve",),
+    "mlsecops.cli.alerts": ("alerts", "incidents"),
 }
 _DEBUG = "--debug"
 
