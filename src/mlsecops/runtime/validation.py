@@ -283,7 +283,9 @@ class InputValidator:
                 )
             ], 1
         n_features = self.n_features_
-        if arr.ndim < 2 or math.prod(arr.shape[1:]) != n_features:
+        shape = arr.shape
+        flat_rows = len(shape) == 2 and shape[1] == n_features  # the common case, without math.prod
+        if not flat_rows and (len(shape) < 2 or math.prod(shape[1:]) != n_features):
             got = "x".join(str(d) for d in arr.shape) or "scalar"
             want = ", ".join(str(d) for d in self.schema.input_shape)
             return [
@@ -294,12 +296,13 @@ class InputValidator:
                     f"each row needs {n_features} value(s)",
                 )
             ], 1
-        if arr.shape[0] == 0:
+        if shape[0] == 0:
             return [ValidationIssue("empty", field, f"{field}: no rows")], 1
-        flat = arr.reshape(arr.shape[0], n_features)
+        flat = arr if flat_rows else arr.reshape(shape[0], n_features)
         # NaN fails both comparisons and the bounds are finite, so this one pass covers NaN, infinity
         # and the profile's ranges.
-        ok = (flat >= self.lower_) & (flat <= self.upper_)
+        ok = flat >= self.lower_
+        ok &= flat <= self.upper_
         in_bounds = bool(ok.all())
         if in_bounds and not self.categories_:
             return [], 0
