@@ -35,7 +35,6 @@ Authorisation is deny by default: a principal may infer on a model only when its
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
 import ipaddress
 import json
@@ -206,7 +205,7 @@ class Authenticator:
         return revision
 
     def _digest(self, credential: str) -> bytes:
-        return hmac.new(self._digest_key, credential.encode(), hashlib.sha256).digest()
+        return hmac.digest(self._digest_key, credential.encode(), "sha256")
 
     def _api_key(self, key: str, revision: Revision | None) -> Principal:
         match = _KEY_RE.match(key)
@@ -540,7 +539,7 @@ class JwtVerifier:
         """
         import jwt
 
-        digest = hmac.new(self._digest_key, token.encode(), hashlib.sha256).digest()
+        digest = hmac.digest(self._digest_key, token.encode(), "sha256")
         now = time.time()
         leeway = self._policy.leeway_s
         with self._lock:
