@@ -218,7 +218,9 @@ class InputValidator:
                 columns[index] = col.name
                 if col.type == "numeric" and col.min is not None and col.max is not None:
                     slack = policy.range_slack * (col.max - col.min)
-                    lower[index], upper[index] = col.min - slack, col.max + slack
+                    # kept finite, so that infinity still fails whatever the profile's range and slack
+                    lower[index] = max(col.min - slack, -_FINITE_MAX)
+                    upper[index] = min(col.max + slack, _FINITE_MAX)
                     train_min[index], train_max[index] = col.min, col.max
                 elif col.type == "categorical":
                     allowed, note = _numeric_categories(col)

@@ -122,6 +122,17 @@ def test_range_slack_widens_the_bounds(profile: dict[str, Any]) -> None:
     )
 
 
+def test_infinity_fails_even_when_the_profile_range_is_huge(profile: dict[str, Any]) -> None:
+    wide = dict(profile)
+    cols = dict(wide["columns"])
+    cols["income"] = {**cols["income"], "min": -1e308, "max": 1e308}
+    wide["columns"] = cols
+    v = validator(wide, range_slack=10.0)  # the slack alone overflows float64
+    assert v.validate(np.array([[40.0, 1e308, 1.0]])) == []
+    err = rejected(v, [[40.0, np.inf, 1.0]])
+    assert err.message == 'inputs[0][0][1]: column "income" value is infinite'
+
+
 def test_observe_mode_returns_the_flags_instead_of_raising(profile: dict[str, Any]) -> None:
     v = validator(profile, mode="observe")
     flags = v.validate(np.array([[250.0, np.nan, 7.0], [40.0, 50.0, 1.0]]), "inputs[1]")
