@@ -9,7 +9,10 @@ every row a range covers, including rows logged after the range was set while it
 
 An exporter loads the ranges once (``QuarantineFilter.load(ws)``) and asks it per row:
 ``quarantined(principal, source, model, time_s)``; ``is_quarantined(ws, ...)`` asks for one request.
-``release(...)`` ends a range (audited); released ranges no longer filter.
+``export_for_training(...)`` is the decision log's export (``runtime.decisions.export_jsonl``) with
+the quarantined requests left out: the data a retraining pipeline may take. The plain export keeps
+them (a replay of an incident needs the attacker's queries). ``release(...)`` ends a range (audited);
+released ranges no longer filter.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import IO, Any, Literal
 
 from sqlalchemy import func, select
 
@@ -32,6 +36,7 @@ __all__ = [
     "QuarantineFilter",
     "QuarantineInfo",
     "count_covered",
+    "export_for_training",
     "is_quarantined",
     "quarantine",
     "release",
@@ -318,3 +323,50 @@ class QuarantineFilter:
 def is_quarantined(ws: Workspace, *, principal: str, source: str = "", model: str, time_s: float) -> bool:
     """Whether one logged request falls in an active quarantine range."""
     return QuarantineFilter.load(ws)(principal, source, model, time_s)
+
+
+class _Filtered:
+    """A text stream that passes on the export's lines except the quarantined ones."""
+
+    def __init__(self, out: IO[str], quarantined: QuarantineFilter) -> None:
+        self.out = out
+        self.quarantined = quarantined
+        self.left_out = 0
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines(keepends=True):
+            row = json.loads(line)
+            who, source = str(row.get("principal", "")), str(row.get("source", ""))
+            if self.quarantined(who, source, str(row.get("model", "")), float(row["time"])):
+                self.left_out += 1
+            else:
+                self.out.write(line)
+        return len(text)
+
+
+def export_for_training(ws: Workspace, model: str, out: Path | IO[str], **options: Any) -> tuple[Any, int]:
+    """``export_jsonl`` of ``model`` without the quarantined requests; returns its result (counting
+    the lines written before filtering) and how many lines were left out.
+
+    Args:
+        ws: The workspace.
+        model: Model name.
+        out: A path (written with mode 0600) or an open text stream.
+        **options: ``since``, ``until``, ``version``, ``include_rejected``, as ``export_jsonl`` takes them.
+
+    Raises:
+        InputError: the output file cannot be written.
+    """
+    from mlsecops.runtime.decisions import export_jsonl
+
+    quarantined = QuarantineFilter.load(ws)
+    if isinstance(out, Path):
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as err:
+            raise InputError(f"cannot write {out}: {err.strerror or err}") from err
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            filtered = _Filtered(fh, quarantined)
+            return export_jsonl(ws, model, filtered, **options), filtered.left_out  # type: ignore[arg-type]
+    filtered = _Filtered(out, quarantined)
+    return export_jsonl(ws, model, filtered, **options), filtered.left_out  # type: ignore[arg-type]

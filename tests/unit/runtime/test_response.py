@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -23,8 +24,9 @@ from mlsecops.monitor.interface import Alert
 from mlsecops.registry import Role, authenticate, create_api_key, create_user, verify_signature
 from mlsecops.runtime import controls
 from mlsecops.runtime._decision_tables import DecisionRecord
+from mlsecops.runtime.decisions import export_jsonl
 from mlsecops.runtime.policy import GuardPolicy, Playbook, PlaybookAction
-from mlsecops.runtime.quarantine import QuarantineFilter, is_quarantined
+from mlsecops.runtime.quarantine import QuarantineFilter, export_for_training, is_quarantined
 from mlsecops.runtime.response import FAILED_KIND, RESPONSE_USER, ResponseEngine, get_incident, list_incidents
 from mlsecops.store import Base, Workspace, audit
 
@@ -233,6 +235,14 @@ def test_quarantine_writes_inputs_apart_and_filters_exports(world: World) -> Non
     )  # before the range
     [event] = _events(world.ws, "runtime.quarantine")
     assert (event["alert_id"], event["incident_id"], event["copied"]) == (incident.alert.id, incident.id, 2)
+    # the retraining export leaves mallory's requests out; the plain export (for replays) keeps them
+    kept = io.StringIO()
+    result, left_out = export_for_training(world.ws, "fraud", kept)
+    assert (result.written, left_out) == (3, 2)
+    assert [json.loads(x)["principal"] for x in kept.getvalue().splitlines()] == ["alice"]
+    plain = io.StringIO()
+    export_jsonl(world.ws, "fraud", plain)
+    assert len(plain.getvalue().splitlines()) == 3
 
 
 def test_quarantine_of_a_source(world: World) -> None:
