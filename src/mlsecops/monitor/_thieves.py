@@ -314,6 +314,7 @@ def _active(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
             p = np.sort(sub.predict_proba(scaler.transform(pool[cand])), axis=1)
             pick = cand[np.argsort(p[:, -1] - p[:, -2])[:batch]]
         taken.extend(pick.tolist())
+        batch = max(batch, len(taken) // 20)  # growing batches, as ActiveThief's rounds
         labels.extend(world.proba(pool[pick]).argmax(axis=1).tolist())
     return np.asarray(pool[np.array(taken)])
 

@@ -1,0 +1,319 @@
+"""Extraction benchmark: thieves and benign clients against our detector, PRADA, and output defences.
+
+    bash benchmarks/monitor/extraction/setup_venv.sh          # ART, for the output-side defences
+    nice -n 10 .venv/bin/python benchmarks/monitor/extraction/run.py [--seeds 10] [--queries 2000]
+
+The victim is a 20-feature, 5-class tabular MLP (``mlsecops.monitor._thieves.make_world``; also
+``--world digits`` or ``breast_cancer``). Every thief kind and benign client kind runs ``--seeds``
+held-out seeds (1000+): thieves' parameters (step sizes, seed counts, batch sizes, marginal
+matching) are drawn from each seed, so they differ from the seeds the tests use. Per client we record
+the query at which each detector first flags it: ours (default options), ours with PRADA's W test
+(``prada: true``), and a PRADA re-implementation (``_prada.py``, delta calibrated on benign orders of
+the training data). Per thief we measure the fidelity of a substitute (an MLP trained on the thief's
+queries and the victim's labels) on held-out natural rows, after all its queries and at the query
+where our detector flagged it. With ART installed (``setup_venv.sh``), soft-label substitutes are also
+trained on the victim's outputs after each ART postprocessor. Writes
+``benchmarks/results/monitor-extraction.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+sys.path.insert(0, str(HERE))
+
+from _prada import Prada, calibrate_delta  # noqa: E402
+
+from mlsecops.monitor._thieves import (  # noqa: E402
+    BENIGN_KINDS,
+    THIEF_KINDS,
+    World,
+    benign_stream,
+    make_world,
+    thief_stream,
+)
+from mlsecops.monitor.extraction import ExtractionDetector  # noqa: E402
+from mlsecops.monitor.interface import Observation  # noqa: E402
+
+ART_PYTHON = ROOT / "benchmarks" / ".venvs" / "extraction-art" / "bin" / "python"
+GOAL_QUERIES = 200
+
+
+def _ours(world: World, *, prada: bool) -> ExtractionDetector:
+    rng = np.random.default_rng(0)
+    ref = world.x_train[rng.choice(len(world.x_train), size=min(2_000, len(world.x_train)), replace=False)]
+    return ExtractionDetector(prada=prada).fit(ref, world.proba(ref), lo=world.lo, hi=world.hi)
+
+
+def _run_ours(
+    det: ExtractionDetector,
+    reqs: list[tuple[float, np.ndarray]],
+    outputs: np.ndarray,
+    costs: list[float] | None,
+) -> int | None:
+    det.reset()
+    at = 0
+    first = None
+    for i, (t, rows) in enumerate(reqs, 1):
+        out = outputs[at : at + len(rows)]
+        at += len(rows)
+        obs = Observation(time=t, principal="c", model="m", inputs=rows, outputs=out, query_index=i)
+        # CPU time of this thread: the 2-core machine is shared, and wall time would count preemption.
+        t0 = time.thread_time()
+        alerts = det.observe(obs)
+        if costs is not None and len(rows) == 1:
+            costs.append(time.thread_time() - t0)
+        if alerts and first is None:
+            first = i
+            if costs is None:
+                return first
+    return first
+
+
+def _run_prada(
+    delta: float, world: World, reqs: list[tuple[float, np.ndarray]], labels: np.ndarray
+) -> int | None:
+    p = Prada(delta, world.x_train.std(axis=0) + 1e-12, world.x_train.mean(axis=0))
+    at = 0
+    for i, (_, rows) in enumerate(reqs, 1):
+        for row in rows:
+            if p.observe(row, int(labels[at])):
+                return i
+            at += 1
+    return None
+
+
+def _substitute_fidelity(
+    x: np.ndarray, y: np.ndarray, world: World, x_eval: np.ndarray, y_eval: np.ndarray
+) -> float:
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if len(np.unique(y)) < 2:
+        return float((y_eval == y[0]).mean())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sub = make_pipeline(StandardScaler(), MLPClassifier((64,), max_iter=300, random_state=0)).fit(x, y)
+    return float((sub.predict(x_eval) == y_eval).mean())
+
+
+def _soft_fidelity(x: np.ndarray, p: np.ndarray, x_eval: np.ndarray, y_eval: np.ndarray) -> float:
+    """A substitute that learns the (post-processed) probability vectors, then predicts their argmax."""
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sub = make_pipeline(StandardScaler(), MLPRegressor((64,), max_iter=300, random_state=0)).fit(x, p)
+    return float((sub.predict(x_eval).argmax(axis=1) == y_eval).mean())
+
+
+def _summ(values: list[int | None], n: int) -> dict[str, Any]:
+    hit = sorted(v for v in values if v is not None)
+    return {
+        "flagged": len(hit),
+        "of": n,
+        "within_goal": sum(v <= GOAL_QUERIES for v in hit),
+        "median": float(np.median(hit)) if hit else None,
+        "max": max(hit) if hit else None,
+        "queries": values,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--world", default="tabular")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--queries", type=int, default=2_000)
+    ap.add_argument("--art-seeds", type=int, default=3, help="thief seeds per kind for the ART comparison")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "monitor-extraction"))
+    args = ap.parse_args(argv)
+    started = time.time()
+    world = make_world(args.world, seed=0)
+    ours, ours_w = _ours(world, prada=False), _ours(world, prada=True)
+    rng = np.random.default_rng(99)
+    calib = []
+    for _ in range(5):
+        rows = world.x_train[rng.permutation(len(world.x_train))[: min(args.queries, len(world.x_train))]]
+        calib.append((rows, world.proba(rows).argmax(axis=1)))
+    delta = calibrate_delta(calib, world.x_train.std(axis=0) + 1e-12, world.x_train.mean(axis=0))
+    eval_idx = np.random.default_rng(7).choice(
+        len(world.x_pool), size=min(2_000, len(world.x_pool)), replace=False
+    )
+    x_eval = world.x_pool[eval_idx]
+    y_eval = world.proba(x_eval).argmax(axis=1)
+    seeds = [1_000 + s for s in range(args.seeds)]
+    costs: list[float] = []
+    clients: dict[str, Any] = {}
+    art_inputs: list[tuple[str, int, np.ndarray, np.ndarray]] = []
+    for kind in (*THIEF_KINDS, *(f"benign_{b}" for b in BENIGN_KINDS)):
+        res: dict[str, list[Any]] = {
+            "ours": [],
+            "ours_w": [],
+            "prada": [],
+            "fidelity": [],
+            "fidelity_at_alert": [],
+        }
+        for seed in seeds:
+            if kind.startswith("benign_"):
+                reqs = benign_stream(world, kind[len("benign_") :], args.queries, seed=seed)
+            else:
+                reqs = thief_stream(world, kind, args.queries, seed=seed)
+            x = np.concatenate([r for _, r in reqs])
+            proba = world.proba(x)
+            labels = proba.argmax(axis=1)
+            first = _run_ours(ours, reqs, proba, costs)
+            res["ours"].append(first)
+            res["ours_w"].append(_run_ours(ours_w, reqs, proba, None))
+            res["prada"].append(_run_prada(delta, world, reqs, labels))
+            if not kind.startswith("benign_"):
+                res["fidelity"].append(round(_substitute_fidelity(x, labels, world, x_eval, y_eval), 4))
+                if first is not None:
+                    k = sum(len(r) for _, r in reqs[:first])
+                    res["fidelity_at_alert"].append(
+                        round(_substitute_fidelity(x[:k], labels[:k], world, x_eval, y_eval), 4)
+                    )
+                if seed < seeds[0] + args.art_seeds:
+                    art_inputs.append((kind, seed, x, proba))
+        n = len(seeds)
+        clients[kind] = {
+            "ours": _summ(res["ours"], n),
+            "ours_with_w": _summ(res["ours_w"], n),
+            "prada": _summ(res["prada"], n),
+            "fidelity": res["fidelity"],
+            "fidelity_at_alert": res["fidelity_at_alert"],
+        }
+        print(
+            kind,
+            {k: (v["flagged"], v["median"]) for k, v in clients[kind].items() if isinstance(v, dict)},
+            flush=True,
+        )
+    cost = np.asarray(costs) * 1e3
+    art = _art_section(art_inputs, x_eval, y_eval)
+    doc = {
+        "world": args.world,
+        "queries_per_client": args.queries,
+        "seeds": seeds,
+        "prada_delta": round(delta, 4),
+        "thresholds": {
+            "fit_cut": ours.fit_cut_,
+            "fit_rate": ours.fit_rate_,
+            "margin_cut": ours.margin_cut_,
+            "margin_rate": ours.margin_rate_,
+            "near_cut": ours.near_cut_,
+            "near_rate": ours.near_rate_,
+            "w_cut": ours_w.w_cut_,
+        },
+        "detector_ms": {
+            "p50": float(np.percentile(cost, 50)),
+            "p99": float(np.percentile(cost, 99)),
+            "max": float(cost.max()),
+            "requests": int(cost.size),
+        },
+        "clients": clients,
+        "art": art,
+        "machine": platform.platform(),
+        "seconds": round(time.time() - started, 1),
+    }
+    Path(args.out + ".json").write_text(json.dumps(doc, indent=1))
+    Path(args.out + ".md").write_text(_markdown(doc))
+    print(_markdown(doc))
+
+
+def _art_section(
+    inputs: list[tuple[str, int, np.ndarray, np.ndarray]], x_eval: np.ndarray, y_eval: np.ndarray
+) -> dict[str, Any]:
+    if (
+        not ART_PYTHON.exists()
+        or subprocess.run([str(ART_PYTHON), "-c", "import art"], capture_output=True).returncode
+    ):
+        return {
+            "skipped": f"ART not installed in {ART_PYTHON.parent.parent}: run benchmarks/monitor/extraction/setup_venv.sh"
+        }
+    out: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, _seed, x, proba in inputs:
+            src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+            np.savez(src, proba=proba)
+            subprocess.run([str(ART_PYTHON), str(HERE / "_art_post.py"), str(src), str(dst)], check=True)
+            post = dict(np.load(dst))
+            row = out.setdefault(kind, {})
+            row.setdefault("none", []).append(_soft_fidelity(x, proba, x_eval, y_eval))
+            for name, p in post.items():
+                row.setdefault(name, []).append(_soft_fidelity(x, p, x_eval, y_eval))
+    return {k: {n: round(float(np.mean(v)), 4) for n, v in row.items()} for k, row in out.items()}
+
+
+def _cell(s: dict[str, Any]) -> str:
+    if not s["flagged"]:
+        return f"0/{s['of']}"
+    return f"{s['flagged']}/{s['of']} (median {s['median']:.0f}, max {s['max']})"
+
+
+def _markdown(doc: dict[str, Any]) -> str:
+    lines = [
+        "# Model-extraction detection",
+        "",
+        f"Victim: `{doc['world']}` MLP ({'20 features, 5 classes' if doc['world'] == 'tabular' else doc['world']}); "
+        f"{doc['queries_per_client']} queries per client; held-out seeds {doc['seeds'][0]}..{doc['seeds'][-1]}. "
+        f"Cells: clients flagged / clients (median and largest query index at the first alert). Goal: every thief "
+        f"flagged within {GOAL_QUERIES} queries, no benign client flagged.",
+        "",
+        "Reproduce: `bash benchmarks/monitor/extraction/setup_venv.sh && nice -n 10 .venv/bin/python "
+        "benchmarks/monitor/extraction/run.py --seeds 10 --queries 2000`",
+        "",
+        "| client | ours (default) | ours + PRADA's W | PRADA re-implementation | thief fidelity after all queries | at our alert |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, c in doc["clients"].items():
+        fid = f"{np.mean(c['fidelity']):.3f}" if c["fidelity"] else ""
+        at = f"{np.mean(c['fidelity_at_alert']):.3f}" if c["fidelity_at_alert"] else ""
+        lines.append(
+            f"| {kind} | {_cell(c['ours'])} | {_cell(c['ours_with_w'])} | {_cell(c['prada'])} | {fid} | {at} |"
+        )
+    ms = doc["detector_ms"]
+    lines += [
+        "",
+        f"Our detector's CPU time per one-row request ({ms['requests']} requests, thread CPU time): p50 {ms['p50']:.3f} ms, "
+        f"p99 {ms['p99']:.3f} ms, max {ms['max']:.2f} ms. PRADA delta (calibrated on benign orders of the "
+        f"training data): {doc['prada_delta']}.",
+        "",
+    ]
+    art = doc["art"]
+    if "skipped" in art:
+        lines.append(f"Output-side defences: skipped ({art['skipped']}).")
+    else:
+        names = list(next(iter(art.values())))
+        lines += [
+            "## Output-side defences (ART postprocessors)",
+            "",
+            "Fidelity of a soft-label substitute (an MLP regressor on the victim's post-processed outputs, "
+            "argmax) trained on each thief's queries, mean over the first seeds; `none` = full probabilities.",
+            "",
+            "| thief | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for kind, row in art.items():
+            lines.append(f"| {kind} | " + " | ".join(f"{row[n]:.3f}" for n in names) + " |")
+    lines.append("")
+    lines.append(f"Machine: {doc['machine']}; {doc['seconds']} s.")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
