@@ -47,7 +47,12 @@ trust_app = typer.Typer()
 def users_add(
     name: Annotated[str, typer.Argument(help="User name.")],
     role: Annotated[
-        Role, typer.Option("--role", case_sensitive=False, help="admin, approver, deployer, viewer or client (may only infer).")
+        Role,
+        typer.Option(
+            "--role",
+            case_sensitive=False,
+            help="admin, approver, deployer, viewer or client (may only infer).",
+        ),
     ],
 ) -> None:
     """Create a user and print its first API key (the first user is an admin and needs no key)."""
