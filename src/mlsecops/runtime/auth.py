@@ -320,6 +320,15 @@ class Authenticator:
         """Whether ``principal``'s answers must be labels only (``controls.set_label_only``)."""
         return self.controls.get(principal.name).label_only
 
+    def load_keys(self) -> None:
+        """Fetch the JWT issuer's keys now (at start, to fail early); nothing without OIDC discovery.
+
+        Raises:
+            Unavailable: the identity provider cannot be reached or sends no usable keys.
+        """
+        if self._jwt is not None:
+            self._jwt.load_keys()
+
     def close(self) -> None:
         """Release the kept database connection."""
         self._watch.close()
