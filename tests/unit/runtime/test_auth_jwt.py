@@ -344,3 +344,18 @@ def test_oidc_documents_are_size_bounded(idp: Idp, keys: Keys) -> None:
     idp.docs["/jwks"] = b'{"keys": [' + b" " * (300 * 1024) + b"]}"
     with pytest.raises(Unavailable, match="too large"):
         discovering(idp).load_keys()
+
+
+def test_authenticator_loads_issuer_keys_at_start(ws: Workspace, idp: Idp, keys: Keys) -> None:
+    publish(idp, keys, (keys.ec, "e1"))
+    policy = AuthPolicy(jwt=JwtPolicy(issuer=idp.issuer, audience=AUDIENCE, oidc_discovery=True))
+    auth = Authenticator(ws, policy)
+    try:
+        assert idp.hits == []
+        auth.load_keys()
+        assert idp.hits == ["/.well-known/openid-configuration", "/jwks"]
+        token = sign(keys.ec, "ES256", "e1", iss=idp.issuer)
+        assert auth.authenticate(f"Bearer {token}").name == "jwt:svc-42"
+        assert len(idp.hits) == 2
+    finally:
+        auth.close()
