@@ -175,3 +175,18 @@ def test_factory_builds_defaults_and_refuses_unknowns(tabular: tuple[World, Extr
     )
     assert isinstance(det, ExtractionDetector) and det.max_principals == 7
     assert build_detectors(MonitorPolicy(enabled=False), model, baseline=baseline) == []
+
+
+def test_prada_w_test_opt_in_calibrated_and_wired(tabular: tuple[World, ExtractionDetector]) -> None:
+    from mlsecops.monitor.extraction import PRADA_CONFIRM, PRADA_MIN, _shapiro_w
+
+    world, _ = tabular
+    det = _detector(world, prada=True)
+    assert 0.5 <= det.w_cut_ < 1.0
+    assert _shapiro_w(np.full(50, 2.0)) == 0.0  # every distance equal: a grid, never natural traffic
+    natural = benign_stream(world, "natural", 300, seed=77)
+    assert _first_alert(det, world, natural) is None  # the calibrated cut spares natural traffic
+    det.reset()
+    det.w_cut_ = 1.0  # a cut no stream passes: the signal must fire once confirmed
+    at = _first_alert(det, world, natural)
+    assert at is not None and at >= PRADA_MIN + PRADA_CONFIRM
