@@ -128,13 +128,13 @@ def _novelty(X_unit: np.ndarray, S: np.ndarray, rest: np.ndarray, tstat: np.ndar
     return float(np.max(near_s - near_rest))
 
 
-def _separation(Z: np.ndarray, lab: np.ndarray) -> float:
-    """Mahalanobis distance between the means of the two clusters ``lab`` of ``Z`` (pooled covariance)."""
+def _separation(points: np.ndarray, lab: np.ndarray) -> float:
+    """Mahalanobis distance between the means of the two clusters ``lab`` of ``points`` (pooled covariance)."""
     if min(np.sum(lab == 0), np.sum(lab == 1)) < 2:
         return 0.0
-    m0, m1 = Z[lab == 0].mean(axis=0), Z[lab == 1].mean(axis=0)
-    R = np.vstack([Z[lab == 0] - m0, Z[lab == 1] - m1])
-    cov = np.atleast_2d(np.cov(R.T)) + 1e-9 * np.eye(Z.shape[1])
+    m0, m1 = points[lab == 0].mean(axis=0), points[lab == 1].mean(axis=0)
+    centred = np.vstack([points[lab == 0] - m0, points[lab == 1] - m1])
+    cov = np.atleast_2d(np.cov(centred.T)) + 1e-9 * np.eye(points.shape[1])
     return float(np.sqrt(max((m1 - m0) @ np.linalg.solve(cov, m1 - m0), 0.0)))
 
 
@@ -233,9 +233,9 @@ class SpectralSignatureDetector(_Base):
             idx = np.flatnonzero(y == c)
             if idx.size < 3:
                 continue
-            R = learned[idx] - learned[idx].mean(axis=0)
-            _, _, vt = np.linalg.svd(R, full_matrices=False)
-            s = (R @ vt[0]) ** 2
+            centred = learned[idx] - learned[idx].mean(axis=0)
+            _, _, vt = np.linalg.svd(centred, full_matrices=False)
+            s = (centred @ vt[0]) ** 2
             scores[idx] = s / (s.max() or 1.0)
             k = int(np.ceil(1.5 * self.contamination * idx.size))
             suspect[idx[np.argsort(-s)[:k]]] = True
@@ -366,14 +366,14 @@ class BackdoorClusterDetector(_Base):
             idx = np.flatnonzero(y == c)
             if idx.size < 2 * self.min_cluster:
                 continue
-            Z = _reduce(learned[idx], self.n_components, self.random_state)
+            reduced = _reduce(learned[idx], self.n_components, self.random_state)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 lab = GaussianMixture(
                     2, covariance_type="full", n_init=3, random_state=self.random_state
-                ).fit_predict(Z)
+                ).fit_predict(reduced)
             groups[int(c)] = [idx[lab == k] for k in (0, 1) if np.sum(lab == k) >= self.min_cluster]
-            separation[int(c)] = _separation(Z, lab)
+            separation[int(c)] = _separation(reduced, lab)
         z = _robust_z(separation)
         self.separation_ = {c: round(v, 3) for c, v in z.items()}
         scores = np.zeros(len(y))

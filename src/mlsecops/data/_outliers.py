@@ -60,9 +60,9 @@ class OutlierDetector:
         """
         from sklearn.neighbors import NearestNeighbors
 
-        Z = _robust_scale(_as_matrix(X))
-        k = int(min(self.n_neighbors, Z.shape[0] - 1))
-        dist, _ = NearestNeighbors(n_neighbors=k + 1).fit(Z).kneighbors(Z)
+        scaled = _robust_scale(_as_matrix(X))
+        k = int(min(self.n_neighbors, scaled.shape[0] - 1))
+        dist, _ = NearestNeighbors(n_neighbors=k + 1).fit(scaled).kneighbors(scaled)
         d = np.log(dist[:, 1:].mean(axis=1) + 1e-12)
         med = float(np.median(d))
         mad = float(np.median(np.abs(d - med))) * 1.4826 or 1e-12
@@ -114,14 +114,14 @@ class NearDuplicateDetector:
         from scipy.sparse.csgraph import connected_components
         from sklearn.neighbors import NearestNeighbors
 
-        Z = _robust_scale(_as_matrix(X))
-        n = Z.shape[0]
-        nn = NearestNeighbors(n_neighbors=2).fit(Z)
-        d1 = nn.kneighbors(Z)[0][:, 1]
+        scaled = _robust_scale(_as_matrix(X))
+        n = scaled.shape[0]
+        nn = NearestNeighbors(n_neighbors=2).fit(scaled)
+        d1 = nn.kneighbors(scaled)[0][:, 1]
         positive = d1[d1 > 0]
         typical = float(np.median(positive)) if positive.size else 1.0
         r = max(self.radius * typical, 1e-9)
-        graph = nn.radius_neighbors_graph(Z, radius=r, mode="connectivity")
+        graph = nn.radius_neighbors_graph(scaled, radius=r, mode="connectivity")
         n_comp, labels = connected_components(graph, directed=False)
         sizes = np.bincount(labels, minlength=n_comp)
         scores = np.zeros(n)

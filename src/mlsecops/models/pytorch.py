@@ -120,11 +120,11 @@ class TorchModel:
         except (RuntimeError, AssertionError, TypeError, ValueError, IndexError) as err:
             # TorchScript raises RuntimeError with the whole interpreter traceback, an exported program
             # AssertionError("Guard failed: ..."): both become one line naming expected and given shapes.
-            got = _fmt_shape(tuple(x.shape[1:]))
+            shape = _fmt_shape(tuple(x.shape[1:]))
             want = _expected_input(self.module)
             expects = f"; it expects {want}" if want else ""
             raise ModelError(
-                f"{self.source} does not accept inputs of shape {got}{expects} ({_cause(err)})"
+                f"{self.source} does not accept inputs of shape {shape}{expects} ({_cause(err)})"
             ) from err
         if isinstance(out, (tuple, list)):
             out = out[0]

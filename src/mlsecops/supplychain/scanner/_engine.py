@@ -134,9 +134,9 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
             return "onnx"
         if fmt in ("pickle", "pickle-text", "pickle-maybe"):
             start = s.tell()
-            got = self._pickles(s, entry, depth, forced=fmt == "pickle")
-            if got is not None:
-                return got
+            pickled = self._pickles(s, entry, depth, forced=fmt == "pickle")
+            if pickled is not None:
+                return pickled
             if s.seekable:
                 s.seek(start)
             fmt = "text" if fmt == "pickle-text" else "unknown"
