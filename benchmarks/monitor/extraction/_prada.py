@@ -29,7 +29,8 @@ class Prada:
         self.delta = delta
         self.scale = scale
         self.mean = mean
-        self.sets: dict[int, list[np.ndarray]] = {}
+        self.sets: dict[int, np.ndarray] = {}
+        self.sizes: dict[int, int] = {}
         self.thresholds: dict[int, float] = {}
         self.class_d: dict[int, list[float]] = {}
         self.d: list[float] = []
@@ -38,18 +39,24 @@ class Prada:
     def observe(self, x: np.ndarray, label: int) -> bool:
         """Feed one query (row) and the victim's label for it; True when the client is flagged."""
         z = (x - self.mean) / self.scale
-        group = self.sets.setdefault(label, [])
-        if not group:
-            group.append(z)
+        if label not in self.sets:
+            self.sets[label] = np.empty((64, z.size))
+            self.sets[label][0] = z
+            self.sizes[label] = 1
             self.thresholds[label] = 0.0
             self.class_d[label] = []
             return False
-        dmin = float(np.sqrt(((np.asarray(group) - z) ** 2).sum(axis=1)).min())
+        group, size = self.sets[label], self.sizes[label]
+        diff = group[:size] - z
+        dmin = float(np.sqrt(np.einsum("ij,ij->i", diff, diff).min()))
         self.d.append(dmin)
         dc = self.class_d[label]
         dc.append(dmin)
         if dmin > self.thresholds[label]:
-            group.append(z)
+            if size == len(group):  # grow the set (amortised doubling)
+                group = self.sets[label] = np.concatenate([group, np.empty_like(group)])
+            group[size] = z
+            self.sizes[label] = size + 1
             self.thresholds[label] = max(self.thresholds[label], float(np.mean(dc) - np.std(dc)))
         if len(self.d) < MIN_D:
             return False

@@ -107,7 +107,9 @@ def _substitute_fidelity(
         return float((y_eval == y[0]).mean())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sub = make_pipeline(StandardScaler(), MLPClassifier((64,), max_iter=300, random_state=0)).fit(x, y)
+        sub = make_pipeline(
+            StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, random_state=0)
+        ).fit(x, y)
     return float((sub.predict(x_eval) == y_eval).mean())
 
 
@@ -119,7 +121,9 @@ def _soft_fidelity(x: np.ndarray, p: np.ndarray, x_eval: np.ndarray, y_eval: np.
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sub = make_pipeline(StandardScaler(), MLPRegressor((64,), max_iter=300, random_state=0)).fit(x, p)
+        sub = make_pipeline(
+            StandardScaler(), MLPRegressor(hidden_layer_sizes=(64,), max_iter=200, random_state=0)
+        ).fit(x, p)
     return float((sub.predict(x_eval).argmax(axis=1) == y_eval).mean())
 
 
@@ -254,6 +258,10 @@ def _art_section(
             post = dict(np.load(dst))
             row = out.setdefault(kind, {})
             row.setdefault("none", []).append(_soft_fidelity(x, proba, x_eval, y_eval))
+            # Label-only outputs as one-hot vectors (ART 1.20.1's ClassLabels returned rows of ones here:
+            # it indexes rows by the class, see the note in the results).
+            one_hot = np.eye(proba.shape[1])[proba.argmax(axis=1)]
+            row.setdefault("one_hot_label", []).append(_soft_fidelity(x, one_hot, x_eval, y_eval))
             for name, p in post.items():
                 row.setdefault(name, []).append(_soft_fidelity(x, p, x_eval, y_eval))
     return {k: {n: round(float(np.mean(v)), 4) for n, v in row.items()} for k, row in out.items()}
@@ -303,7 +311,10 @@ def _markdown(doc: dict[str, Any]) -> str:
             "## Output-side defences (ART postprocessors)",
             "",
             "Fidelity of a soft-label substitute (an MLP regressor on the victim's post-processed outputs, "
-            "argmax) trained on each thief's queries, mean over the first seeds; `none` = full probabilities.",
+            "argmax) trained on each thief's queries, mean over the first seeds; `none` = full probabilities; "
+            "`one_hot_label` = label-only outputs as one-hot vectors (ours: ART 1.20.1's `ClassLabels` returned "
+            "wrong vectors on these inputs, e.g. `[[1, 1], [1, 1]]` for `[[0.2, 0.8], [0.7, 0.3]]`, so its "
+            "column measures that bug, not label-only outputs).",
             "",
             "| thief | " + " | ".join(names) + " |",
             "|---|" + "---|" * len(names),
