@@ -156,16 +156,14 @@ def serve(
 
 
 def _log_config() -> dict[str, Any]:
-    """uvicorn's logging plus the guard's: access lines are the JSON itself, one per line, on stderr."""
+    """uvicorn's logging and the guard's, on stderr (the access lines are written by the app itself)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "plain": {"format": "%(message)s"},
             "default": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
         },
         "handlers": {
-            "access": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "default",
@@ -173,7 +171,6 @@ def _log_config() -> dict[str, Any]:
             },
         },
         "loggers": {
-            "mlsecops.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
             "mlsecops": {"handlers": ["default"], "level": "INFO", "propagate": False},
             "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
             "uvicorn.error": {"level": "INFO"},

@@ -16,7 +16,7 @@ statistical work (detectors, the decision log's writes) off the request path. Ev
 with its status; an unexpected exception is a 500 with a fixed message, logged as one line, never a
 traceback to the client. A database that goes away is 503 on the requests that need it.
 
-Each request writes one JSON access-log line to the ``mlsecops.access`` logger (stderr by default):
+Each request writes one JSON access-log line to stderr (``create_app(access_log=...)``):
 time, method, path (without the query string), status, milliseconds, bytes, principal, model, version
 and the refusal code. Headers are never logged, so neither are keys nor tokens.
 """
@@ -33,7 +33,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -44,7 +44,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlsecops._version import __version__
 from mlsecops.core.errors import InputError, MlsecopsError, WorkspaceError
-from mlsecops.models import ModelError
+from mlsecops.models import ModelError, SklearnModel
 from mlsecops.monitor.interface import Observation
 from mlsecops.runtime.errors import (
     BadRequest,
@@ -76,7 +76,6 @@ CONFIG_ENV = "MLSECOPS_SERVE_CONFIG"
 """Environment variable carrying the JSON ``ServeConfig`` to worker processes (no secrets in it: the
 database URL and keys stay in their own variables and files)."""
 
-access_log = logging.getLogger("mlsecops.access")
 log = logging.getLogger("mlsecops.runtime")
 
 
@@ -126,6 +125,7 @@ class _Active:
     validator: Any
     outputs: OutputPolicy
     metadata: dict[str, Any]
+    predict: Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -195,7 +195,37 @@ def _activate(guard: Guard, served: ServedModel) -> _Active:
         origin=found.origin if found is not None else "",
     )
     outputs = guard.policy.output_policy(served.name)
-    return _Active(served=served, validator=validator, outputs=outputs, metadata=_metadata(served, outputs))
+    return _Active(
+        served=served,
+        validator=validator,
+        outputs=outputs,
+        metadata=_metadata(served, outputs),
+        predict=_predictor(served),
+    )
+
+
+def _predictor(served: ServedModel) -> Callable[[np.ndarray], np.ndarray]:
+    """The model's ``predict_proba`` on validated ``(n, *input_shape)`` float64 rows.
+
+    A scikit-learn estimator is called directly: the validator has already checked the shape and
+    that every value is finite, so the adapter's second pass over the inputs is skipped; the output
+    is still checked for its shape and finiteness (about a third of the model step on digits).
+    """
+    adapter = served.adapter
+    estimator = getattr(adapter, "estimator", None)
+    if not isinstance(adapter, SklearnModel) or not callable(getattr(estimator, "predict_proba", None)):
+        return adapter.predict_proba
+    k = served.n_classes
+
+    def fast(x: np.ndarray) -> np.ndarray:
+        p = np.asarray(estimator.predict_proba(x.reshape(x.shape[0], -1)), dtype=np.float64)
+        if p.shape != (x.shape[0], k) or not np.isfinite(p).all():
+            raise ModelError(
+                f"the estimator returned {p.shape} values, not finite probabilities ({x.shape[0]}, {k})"
+            )
+        return p
+
+    return fast
 
 
 def _install(guard: Guard) -> Callable[[ServedModel], None]:
@@ -369,9 +399,10 @@ def _model_input(array: np.ndarray, served: ServedModel) -> np.ndarray:
     )
 
 
-def _predict(served: ServedModel, x: np.ndarray) -> np.ndarray:
+def _predict(active: _Active, x: np.ndarray) -> np.ndarray:
+    served = active.served
     try:
-        return np.asarray(served.adapter.predict_proba(x))
+        return np.asarray(active.predict(x))
     except ModelError as err:
         log.error("model %s@%s failed: %s", served.name, served.version, err.diagnostics()[:300])
         raise ModelFailed("the model failed to answer this request") from None
@@ -525,7 +556,7 @@ async def _infer(guard: Guard, request: Request, name: str, version: str | None)
 
         def run() -> dict[str, Any]:
             outcome = _admit(guard, ctx, authorization, body, name, version)
-            proba = _predict(outcome.active.served, _model_input(outcome.array, outcome.active.served))
+            proba = _predict(outcome.active, _model_input(outcome.array, outcome.active.served))
             return _answer(guard, outcome, proba, started)
 
         try:
@@ -554,9 +585,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class _Edge:
     """Access log line, request metrics and the early 413 for every HTTP request."""
 
-    def __init__(self, app: ASGIApp, guard: Guard) -> None:
+    def __init__(self, app: ASGIApp, guard: Guard, stream: TextIO | None) -> None:
         self.app = app
         self.guard = guard
+        self.stream = stream
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -583,18 +616,24 @@ class _Edge:
 
     def _account(self, scope: Scope, ctx: _Ctx, status: int, sent: int, seconds: float) -> None:
         m = self.guard.metrics
-        m.requests.labels(ctx.endpoint, str(status)).inc()
-        m.latency.labels(ctx.endpoint).observe(seconds)
+        key = (ctx.endpoint, status)
+        children = self._children.get(key)
+        if children is None:  # label lookups take a lock; the set of (endpoint, status) is small
+            children = (m.requests.labels(ctx.endpoint, str(status)), m.latency.labels(ctx.endpoint))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if ctx.endpoint == "infer":
             outcome = "ok" if status == 200 else (ctx.code or str(status))
-            m.model_requests.labels(
-                ctx.model if status != 404 else "unknown", ctx.version or "", outcome
-            ).inc()
+            active = self.guard.active
+            served = active.served.name if active is not None else None
+            model = ctx.model if ctx.model == served else "unknown"  # never a name a client made up
+            m.model_requests.labels(model, ctx.version or "", outcome).inc()
             if ctx.principal is not None:
                 m.principal_requests.labels(m.principal_label(ctx.principal[:100]), outcome).inc()
         if status >= 400 and ctx.code is not None:
             m.rejections.labels(ctx.code).inc()
-        if access_log.isEnabledFor(logging.INFO):
+        if self.stream is not None:
             client = scope.get("client")
             line = {
                 "ts": round(time.time(), 3),
@@ -610,7 +649,9 @@ class _Edge:
                 "rows": ctx.rows,
                 "code": ctx.code,
             }
-            access_log.info(json.dumps(line, separators=(",", ":")))
+            # one write per line from the event loop's thread (the logging module costs 4x as much)
+            with contextlib.suppress(OSError, ValueError):  # a closed log stream never fails a request
+                self.stream.write(json.dumps(line, separators=(",", ":")) + "\n")
 
 
 # ----------------------------------------------------------------------------- the app
@@ -633,8 +674,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(config: ServeConfig) -> FastAPI:
+def create_app(config: ServeConfig, *, access_log: TextIO | None = sys.stderr) -> FastAPI:
     """Build the guard app for ``config``: loads the policy, the workspace and the model first.
+
+    Args:
+        config: what to serve, and the policy file.
+        access_log: where the JSON access lines go (None: nowhere).
 
     Raises:
         InputError, ConfigError, VerificationError, WorkspaceError: what ``mlsecops serve`` reports in
@@ -803,7 +848,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     inner = app.build_middleware_stack
 
     def build() -> Any:
-        return _Edge(_Catch(inner(), on_unexpected), guard)
+        return _Edge(_Catch(inner(), on_unexpected), guard, access_log)
 
     app.build_middleware_stack = build  # type: ignore[method-assign]
     return app

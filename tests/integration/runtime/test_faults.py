@@ -155,7 +155,7 @@ def test_a_crashing_model_is_500_and_the_server_keeps_serving(
     local_app: tuple[Any, Any, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app, tc, key = local_app
-    adapter = app.state.guard.active.served.adapter
+    adapter = app.state.guard.active.served.adapter.estimator
     real = adapter.predict_proba
 
     def crash(x: np.ndarray) -> np.ndarray:
@@ -176,7 +176,7 @@ def test_a_model_that_hangs_is_cut_off(
 ) -> None:
     app, tc, key = local_app
     guard = app.state.guard
-    adapter = guard.active.served.adapter
+    adapter = guard.active.served.adapter.estimator
     real = adapter.predict_proba
 
     def slow(x: np.ndarray) -> np.ndarray:
