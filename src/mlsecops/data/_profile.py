@@ -23,7 +23,14 @@ from mlsecops.core.errors import InputError
 from mlsecops.core.inputs import load_json
 from mlsecops.data._readers import Chunk
 
-__all__ = ["PROFILE_SCHEMA", "ColumnProfile", "DataProfile", "ProfileBuilder", "profile_chunks"]
+__all__ = [
+    "PROFILE_SCHEMA",
+    "ColumnProfile",
+    "CorrelationProfile",
+    "DataProfile",
+    "ProfileBuilder",
+    "profile_chunks",
+]
 
 PROFILE_SCHEMA = "mlsecops.data-profile/1"
 _QUANTILES = tuple(round(q, 2) for q in np.linspace(0.0, 1.0, 21))
@@ -35,6 +42,8 @@ _HASH_CAP = 500_000
 """Most distinct row digests kept for the duplicate estimate (4 MB of digests plus 4 MB of counts)."""
 _HASH_BITS = 64
 """Digest width: halving the sampling limit this many times leaves only digest 0, a single entry."""
+MAX_CORRELATION_COLUMNS = 256
+"""Most numeric columns whose correlation matrix the profile keeps (256: 33k pairs, ~1 MB of JSON)."""
 
 
 class ColumnProfile(BaseModel):
@@ -75,6 +84,19 @@ class ColumnProfile(BaseModel):
         return self.nulls / self.count if self.count else 0.0
 
 
+class CorrelationProfile(BaseModel):
+    """Pearson correlations of the numeric columns over every complete row (exact, one pass)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    columns: list[str]
+    """Numeric feature columns (the label excluded), in file order, at most ``MAX_CORRELATION_COLUMNS``."""
+    rows: int
+    """Rows where all of them were finite (the rows the matrix is computed over)."""
+    matrix: list[list[float]]
+    """Correlation matrix; 0 where a column is constant."""
+
+
 class DataProfile(BaseModel):
     """A data set's profile; saved as the baseline JSON file."""
 
@@ -92,6 +114,8 @@ class DataProfile(BaseModel):
     """Estimated number of rows that repeat an earlier row exactly."""
     sample: dict[str, list[float]] = Field(default_factory=dict)
     """Numeric columns: a uniform sample (at most 2,000 values) for distribution-shift tests."""
+    correlation: CorrelationProfile | None = None
+    """Correlations of the numeric columns (for joint-drift tests); absent in older profiles."""
 
     @property
     def fingerprint(self) -> str:
@@ -164,6 +188,10 @@ class ProfileBuilder:
         self._hash_counts = np.empty(0, dtype=np.int64)
         self._hash_limit = np.uint64(2**64 - 1)
         self._hashed_rows = 0
+        self._corr_cols: list[str] = []
+        self._corr_n = 0
+        self._corr_mean = np.empty(0)
+        self._corr_m2 = np.empty((0, 0))
 
     def update(self, chunk: Chunk) -> None:
         """Add one chunk of rows.
@@ -190,6 +218,7 @@ class ProfileBuilder:
                 self._update_cat(name, acc, arr if arr.dtype == object else _num_to_text(arr))
         self._update_sample(chunk, n)
         self._update_hashes(chunk, n)
+        self._update_correlation(chunk)
         self._rows += n
 
     def _update_num(self, name: str, acc: _NumAcc, arr: np.ndarray) -> None:
@@ -236,6 +265,39 @@ class ProfileBuilder:
             if isinstance(self._cols[name], _NumAcc):
                 old = self._sample.get(name, np.empty(0))
                 self._sample[name] = np.concatenate([old, arr])[keep]
+
+    def _update_correlation(self, chunk: Chunk) -> None:
+        # Co-moments over complete rows, merged chunk by chunk (Chan et al.'s pairwise update: stable).
+        if not self._corr_cols:
+            numeric = [c for c, acc in self._cols.items() if isinstance(acc, _NumAcc)]
+            self._corr_cols = numeric[:MAX_CORRELATION_COLUMNS]
+            k = len(self._corr_cols)
+            self._corr_mean, self._corr_m2 = np.zeros(k), np.zeros((k, k))
+        if len(self._corr_cols) < 2:
+            return
+        x = np.column_stack([chunk[c] for c in self._corr_cols])
+        x = x[np.isfinite(x).all(axis=1)]
+        if not x.shape[0]:
+            return
+        nb, mean_b = x.shape[0], x.mean(axis=0)
+        xc = x - mean_b
+        na, n = self._corr_n, self._corr_n + nb
+        delta = mean_b - self._corr_mean
+        self._corr_m2 += xc.T @ xc + np.outer(delta, delta) * (na * nb / n)
+        self._corr_mean = self._corr_mean + delta * (nb / n)
+        self._corr_n = n
+
+    def _correlation(self) -> CorrelationProfile | None:
+        if len(self._corr_cols) < 2 or self._corr_n < 3:
+            return None
+        sd = np.sqrt(np.diag(self._corr_m2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = self._corr_m2 / np.outer(sd, sd)
+        r = np.clip(np.nan_to_num(r, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+        np.fill_diagonal(r, 1.0)
+        return CorrelationProfile(
+            columns=list(self._corr_cols), rows=self._corr_n, matrix=[[float(v) for v in row] for row in r]
+        )
 
     def _update_hashes(self, chunk: Chunk, n: int) -> None:
         # Row digests; we keep only digests below a moving limit (hash sampling), so memory stays bounded
@@ -319,6 +381,7 @@ class ProfileBuilder:
             label=self.label,
             duplicate_rows=round(float(dupes), 1),
             sample=sample,
+            correlation=self._correlation(),
         )
 
 
