@@ -74,6 +74,8 @@ def _class(name: str, spec: DetectorSpec) -> type[Any]:
 
 def _check_options(name: str, cls: type[Any], options: Mapping[str, Any]) -> None:
     params = inspect.signature(cls.__init__).parameters
+    if any(v.kind is v.VAR_KEYWORD for v in params.values()):
+        return  # the class takes **options and checks them itself (refusing unknown ones)
     allowed = sorted(
         p
         for p, v in params.items()
@@ -184,7 +186,8 @@ def build_detectors(
             out.append(_build_extraction(cls, options, model, baseline))  # its errors always surface
             continue
         params = inspect.signature(cls.__init__).parameters
-        context = {"model_name": name_of_model, "baseline": baseline, "model": model}
+        adapter = model if callable(getattr(model, "predict_proba", None)) else None
+        context = {"model_name": name_of_model, "baseline": baseline, "model": adapter}
         kwargs = {k: v for k, v in context.items() if k in params}
         try:
             out.append(cls(**kwargs, **options))

@@ -190,3 +190,20 @@ def test_prada_w_test_opt_in_calibrated_and_wired(tabular: tuple[World, Extracti
     det.w_cut_ = 1.0  # a cut no stream passes: the signal must fire once confirmed
     at = _first_alert(det, world, natural)
     assert at is not None and at >= PRADA_MIN + PRADA_CONFIRM
+
+
+def test_factory_passes_options_to_detectors_that_check_their_own() -> None:
+    from mlsecops.monitor.detectors import _check_options
+
+    class Own:
+        def __init__(self, *, model_name: str, **options: Any) -> None:
+            self.options = options
+
+    class Strict:
+        def __init__(self, *, model_name: str, window: int = 3) -> None:
+            self.window = window
+
+    _check_options("own", Own, {"anything": 1})  # Own refuses unknown options itself
+    _check_options("strict", Strict, {"window": 5})
+    with pytest.raises(ConfigError, match="unknown option 'model_name'"):
+        _check_options("strict", Strict, {"model_name": "x"})  # filled by the factory, never the policy
