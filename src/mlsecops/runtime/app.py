@@ -212,9 +212,11 @@ def _predictor(served: ServedModel) -> Callable[[np.ndarray], np.ndarray]:
     is still checked for its shape and finiteness (about a third of the model step on digits).
     """
     adapter = served.adapter
-    estimator = getattr(adapter, "estimator", None)
-    if not isinstance(adapter, SklearnModel) or not callable(getattr(estimator, "predict_proba", None)):
+    if not isinstance(adapter, SklearnModel) or not callable(
+        getattr(adapter.estimator, "predict_proba", None)
+    ):
         return adapter.predict_proba
+    estimator: Any = adapter.estimator
     k = served.n_classes
 
     def fast(x: np.ndarray) -> np.ndarray:
