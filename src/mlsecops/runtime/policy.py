@@ -144,6 +144,13 @@ class PlaybookAction(_Strict):
     action: Literal["throttle", "block", "revoke_key", "label_only", "rollback", "quarantine", "retrain"]
     params: dict[str, Any] = Field(default_factory=dict)
 
+    def resolved(self, base: Path) -> PlaybookAction:
+        """The action with a relative ``retrain`` pipeline path resolved against ``base``."""
+        pipeline = self.params.get("pipeline")
+        if self.action != "retrain" or not isinstance(pipeline, str) or Path(pipeline).is_absolute():
+            return self
+        return self.model_copy(update={"params": {**self.params, "pipeline": str(base / pipeline)}})
+
 
 class Playbook(_Strict):
     """On an alert of ``kind`` at ``min_severity`` or above, run ``actions`` in order."""
@@ -212,5 +219,10 @@ def _resolve_paths(policy: GuardPolicy, base: Path) -> GuardPolicy:
     if jwt is not None and jwt.jwks_file is not None and not jwt.jwks_file.is_absolute():
         updates["auth"] = policy.auth.model_copy(
             update={"jwt": jwt.model_copy(update={"jwks_file": fix(jwt.jwks_file)})}
+        )
+    if policy.playbooks:  # a retrain's pipeline file, like the paths above
+        updates["playbooks"] = tuple(
+            pb.model_copy(update={"actions": tuple(a.resolved(base) for a in pb.actions)})
+            for pb in policy.playbooks
         )
     return policy.model_copy(update=updates) if updates else policy

@@ -407,3 +407,17 @@ def test_alerts_are_announced_by_signed_webhook(
     with world.ws.session(readonly=True) as s:
         n = s.execute(select(func.count()).select_from(DecisionRecord)).scalar_one()
     assert n == 0
+
+
+def test_a_relative_retrain_pipeline_resolves_against_the_policy_file(tmp_path: Path) -> None:
+    from mlsecops.runtime.policy import load_policy
+
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "guard.yaml"
+    path.write_text(
+        "playbooks:\n  - name: drifted\n    kind: drift\n    actions:\n"
+        "      - {action: retrain, params: {pipeline: pipelines/retrain.yaml}}\n      - {action: block}\n"
+    )
+    actions = load_policy(path).playbooks[0].actions
+    assert actions[0].params["pipeline"] == str(tmp_path / "conf" / "pipelines" / "retrain.yaml")
+    assert actions[1].params == {}
