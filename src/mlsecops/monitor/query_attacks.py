@@ -47,6 +47,7 @@ import hashlib
 import logging
 import math
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,7 @@ __all__ = [
     "WINDOW",
     "QueryAttackDetector",
     "feature_ranges",
+    "reference_values",
 ]
 
 _log = logging.getLogger(__name__)
@@ -119,6 +121,12 @@ matched once the ranges are known."""
 MAX_FEATURES = 1_000_000
 """Widest input (flattened) the detector fingerprints; wider rows are skipped and counted."""
 
+MIN_REFERENCE_VALUES = 20
+"""Fewest reference values of a feature from which its information (cell collision rate) is judged."""
+
+_SAME_CELL = 0.99
+"""A feature whose reference values share one cell this often (nearly constant) is never sampled."""
+
 _RANGE_FLOOR = 1e-12
 """A feature whose range is below this (times the largest range) is constant: never sampled."""
 
@@ -161,6 +169,32 @@ def feature_ranges(baseline: dict[str, Any] | None) -> tuple[np.ndarray, np.ndar
     if not lo:
         return None
     return np.asarray(lo), np.asarray(hi)
+
+
+def reference_values(baseline: dict[str, Any] | None) -> list[np.ndarray] | None:
+    """Per feature, reference values that weigh its information, or None when the baseline has none.
+
+    From ``{"X": rows}`` the columns; from a profile its per-column ``sample`` (numeric columns other than
+    the label, in the order :func:`feature_ranges` uses; a column without a sample gets an empty array).
+    """
+    if not baseline:
+        return None
+    if "X" in baseline:
+        x = np.asarray(baseline["X"], dtype=np.float64)
+        return list(x.reshape(len(x), -1).T) if x.ndim >= 2 and len(x) else None
+    columns, sample = baseline.get("columns"), baseline.get("sample")
+    if not isinstance(columns, dict) or not isinstance(sample, dict) or not sample:
+        return None
+    label = baseline.get("label")
+    out = []
+    for name, col in columns.items():
+        if name == label or not isinstance(col, dict) or col.get("type") != "numeric":
+            continue
+        try:
+            out.append(np.asarray(sample.get(name, []), dtype=np.float64).reshape(-1))
+        except (TypeError, ValueError):
+            out.append(np.zeros(0))
+    return out
 
 
 class _Principal:
@@ -324,7 +358,7 @@ class QueryAttackDetector:
         self.scale_source_ = "warmup"
         ranges = feature_ranges(baseline)
         if ranges is not None:
-            self._set_ranges(*ranges, source="baseline")
+            self._set_ranges(*ranges, source="baseline", reference=reference_values(baseline))
 
     def _check_params(self) -> None:
         checks = [
@@ -361,14 +395,31 @@ class QueryAttackDetector:
         if arr.ndim < 2 or len(arr) == 0 or not np.isfinite(arr).all():
             raise InputError("query_attack detector: fit needs a non-empty batch of finite rows")
         arr = arr.reshape(len(arr), -1)
-        self._set_ranges(arr.min(axis=0), arr.max(axis=0), source="fitted")
+        self._set_ranges(arr.min(axis=0), arr.max(axis=0), source="fitted", reference=list(arr.T))
         return self
 
-    def _set_ranges(self, lo: np.ndarray, hi: np.ndarray, *, source: str) -> None:
+    def _set_ranges(
+        self,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        *,
+        source: str,
+        reference: Sequence[np.ndarray] | None = None,
+        weights: np.ndarray | None = None,
+    ) -> None:
+        """Set the grid from per-feature ranges and choose the features of each key.
+
+        Features are drawn into keys with probability proportional to their information: minus the log
+        of the chance that two reference rows share the feature's cell (a one-hot or mostly-zero
+        column, shared by most natural rows, says little; a continuous one says a lot). Without
+        reference values every varying feature weighs the same.
+        """
         d = len(lo)
         if d == 0 or d > MAX_FEATURES:
             raise InputError(f"query_attack detector: need 1..{MAX_FEATURES} features, got {d}")
-        span = np.asarray(hi, dtype=np.float64) - np.asarray(lo, dtype=np.float64)
+        lo = np.asarray(lo, dtype=np.float64)
+        hi = np.asarray(hi, dtype=np.float64)
+        span = hi - lo
         varying = span > _RANGE_FLOOR * max(float(span.max()), _RANGE_FLOOR)
         if not varying.any():  # every feature constant in the reference: sample them all
             varying[:] = True
@@ -376,18 +427,41 @@ class QueryAttackDetector:
         # shows; they are just never sampled into a key
         width = np.where(varying, span, float(np.median(span[varying])) or 1.0) * self.quant_step
         rng = np.random.default_rng(self.seed)
-        candidates = np.flatnonzero(varying)
-        k = min(self.hash_features, len(candidates))
-        self.coords_ = np.stack([rng.choice(candidates, size=k, replace=False) for _ in range(self.n_hashes)])
+        self.offset_ = rng.random(d)
+        self.lo_, self.hi_, self.inv_width_ = lo, hi, 1.0 / width
+        if weights is None:
+            weights = np.where(varying, 1.0, 0.0)
+            if reference is not None:
+                weights *= self._information(reference)
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (d,) or not np.isfinite(weights).all() or (weights < 0).any():
+            raise ValueError("feature weights do not fit the features")
+        if np.count_nonzero(weights) < min(self.hash_features, int(varying.sum())):
+            weights = np.where(varying, 1.0, 0.0)  # too few informative features: weigh all alike
+        k = min(self.hash_features, int(np.count_nonzero(weights)))
+        prob = weights / weights.sum()
+        self.weights_ = weights
+        self.coords_ = np.stack([rng.choice(d, size=k, replace=False, p=prob) for _ in range(self.n_hashes)])
         self.multipliers_ = rng.integers(1, 2**63 - 1, size=(self.n_hashes, k), dtype=np.uint64) | np.uint64(
             1
         )
-        self.offset_ = rng.random(d)
-        self.lo_ = np.asarray(lo, dtype=np.float64)
-        self.hi_ = np.asarray(hi, dtype=np.float64)
-        self.inv_width_ = 1.0 / width
         self.features_ = d
         self.scale_source_ = source
+
+    def _information(self, reference: Sequence[np.ndarray]) -> np.ndarray:
+        """Per feature, ``-log`` of the chance that two reference values fall in the same cell."""
+        assert self.lo_ is not None  # called by _set_ranges after the grid is set
+        info = np.ones(len(self.offset_))
+        for j, values in enumerate(reference[: len(info)]):
+            v = np.asarray(values, dtype=np.float64)
+            v = v[np.isfinite(v)]
+            if len(v) < MIN_REFERENCE_VALUES:
+                continue  # too few values to judge: the feature keeps the default weight
+            cells = np.floor((v - self.lo_[j]) * self.inv_width_[j] + self.offset_[j])
+            _, counts = np.unique(cells, return_counts=True)
+            collide = float(((counts / len(v)) ** 2).sum())
+            info[j] = -math.log(min(collide, 1.0)) if collide < _SAME_CELL else 0.0
+        return info
 
     def _sketch(self, rows: np.ndarray) -> np.ndarray:
         """32-bit keys ``(n, n_hashes)`` of the rows' quantised values."""
@@ -410,8 +484,8 @@ class QueryAttackDetector:
 
     def _warm_up(self, observation: Observation) -> list[Alert]:
         rows = _rows(observation.inputs)
-        if rows is None:
-            self.skipped_rows_ += _count(observation.inputs)
+        if rows is None or not observation.accepted:  # rejected requests may have any width
+            self.skipped_rows_ += _count(observation.inputs) if rows is None else len(rows)
             return []
         finite = rows[np.isfinite(rows).all(axis=1)]
         if len(finite) == 0 or (self._pending and self._pending[0][1].shape[1] != rows.shape[1]):
@@ -427,7 +501,7 @@ class QueryAttackDetector:
             self.model_name,
             len(stacked),
         )
-        self._set_ranges(stacked.min(axis=0), stacked.max(axis=0), source="warmup")
+        self._set_ranges(stacked.min(axis=0), stacked.max(axis=0), source="warmup", reference=list(stacked.T))
         pending, self._pending, self._pending_rows = self._pending, [], 0
         alerts: list[Alert] = []
         for obs, _ in pending:
@@ -440,9 +514,10 @@ class QueryAttackDetector:
             self.skipped_rows_ += _count(observation.inputs)
             return []
         if rows.shape[1] != self.features_:
-            if self.scale_source_ == "baseline" and not self._principals:
-                # the baseline describes other columns than the model receives (an image profiled
-                # per pixel differently, a profile with extra columns): learn the ranges from traffic
+            if self.scale_source_ == "baseline" and not self._principals and observation.accepted:
+                # the baseline describes other columns than the model accepted (a profile with extra
+                # columns): learn the ranges from traffic. Only an accepted request proves the model's
+                # width; a rejected one of another width must not switch the grid.
                 _log.warning(
                     "query_attack detector for %r: the baseline has %d features, requests have %d; "
                     "feature ranges will come from the first %d rows of traffic",
@@ -517,7 +592,7 @@ class QueryAttackDetector:
                 "n_hashes": self.n_hashes,
                 "quant_step": self.quant_step,
                 "scale": self.scale_source_,
-                "atlas": "AML.T0043",
+                "atlas": "AML.T0043.001",  # craft adversarial data: black-box optimization
             },
         )
 
@@ -556,6 +631,7 @@ class QueryAttackDetector:
                     np.asarray(ranges["lo"], dtype=np.float64),
                     np.asarray(ranges["hi"], dtype=np.float64),
                     source=str(ranges["source"]),
+                    weights=np.asarray(ranges["weights"], dtype=np.float64),
                 )
             principals = OrderedDict(
                 (str(k), _Principal.from_json(v, self.history, self.n_hashes, self.window))

@@ -49,6 +49,9 @@ def _served(name: str) -> Served:
     elif name == "cancer":
         d = load_breast_cancer()
         x, y, shape = d.data, d.target, None
+    elif name == "mixed":
+        x, y = mixed_tabular(3000)
+        shape = None
     else:
         x, y = make_classification(3000, 20, n_informative=10, n_classes=5, random_state=0)
         x, shape = x * 3.0 + 10.0, None
@@ -59,9 +62,22 @@ def _served(name: str) -> Served:
     return Served(name, SklearnModel(pipe), x[:half], x[half:], y[half:], shape)
 
 
+def mixed_tabular(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """10 continuous columns, 4 one-hot categoricals of 10 levels (one level half the rows), 10 sparse
+    binary flags: natural rows agree on most one-hot and flag columns, so features must be weighed."""
+    rng = np.random.default_rng(0)
+    cont = rng.normal(size=(n, 10))
+    level = np.r_[0.5, np.full(9, 0.5 / 9)]
+    cats = [np.eye(10)[rng.choice(10, n, p=level)] for _ in range(4)]
+    flags = (rng.random((n, 10)) < 0.1).astype(np.float64)
+    x = np.hstack([cont, *cats, flags])
+    y = (cont[:, 0] + cont[:, 1] + cats[0][:, 0] > 0.5).astype(np.int64) + (cont[:, 2] > 0.8)
+    return x, y
+
+
 @pytest.fixture(scope="module")
 def served() -> dict[str, Served]:
-    return {name: _served(name) for name in ("digits", "cancer", "tab20")}
+    return {name: _served(name) for name in ("digits", "cancer", "tab20", "mixed")}
 
 
 class RecordingModel:
@@ -142,7 +158,7 @@ def detector(served: Served, **options: object) -> QueryAttackDetector:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("data", ["digits", "cancer", "tab20"])
+@pytest.mark.parametrize("data", ["digits", "cancer", "tab20", "mixed"])
 @pytest.mark.parametrize("attack", ["hopskipjump", "square"])
 def test_query_attack_flagged_within_100_queries(served, data, attack):
     det = detector(served[data])
@@ -179,7 +195,7 @@ def test_attack_in_batched_requests_is_flagged_at_its_request(served):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("data", ["digits", "cancer", "tab20"])
+@pytest.mark.parametrize("data", ["digits", "cancer", "tab20", "mixed"])
 def test_benign_streams_with_retries_and_bursts_flag_nobody(served, data):
     det = detector(served[data])
     rng = np.random.default_rng(7)
@@ -287,6 +303,11 @@ def test_profile_baseline_gives_feature_ranges():
     assert lo.tolist() == [0.0, -1.0] and hi.tolist() == [2.0, 1.0]
     det = QueryAttackDetector(model_name="m", baseline=profile)
     assert det.scale_source_ == "baseline" and det.features_ == 2
+    # the profile's sample weighs the features: a column constant in its sample is never hashed
+    rng = np.random.default_rng(0)
+    profile["sample"] = {"a": rng.uniform(0, 2, 500).tolist(), "b": [0.0] * 500, "y": [0.0] * 500}
+    weighed = QueryAttackDetector(model_name="m", baseline=profile, hash_features=1)
+    assert weighed.weights_[1] == 0.0 and weighed.weights_[0] > 0 and set(weighed.coords_.ravel()) == {0}
     profile["columns"]["a"]["max"] = None  # type: ignore[index]
     with pytest.raises(InputError, match="no finite min and max"):
         QueryAttackDetector(model_name="m", baseline=profile)
@@ -302,8 +323,12 @@ def test_odd_inputs_are_skipped_not_raised(served):
         np.full((1, 20), 1e308),
     ]
     for i, inputs in enumerate(odd):
-        assert det.observe(Observation(time=i, principal="x", model="m", inputs=inputs, query_index=i)) == []
+        obs = Observation(time=i, principal="x", model="m", inputs=inputs, query_index=i, accepted=False)
+        assert det.observe(obs) == []
     assert det.metrics()["skipped_rows"] == 2 + 3 + 1 + 1
+    # a request of another width keeps being skipped once traffic has started (no switch of the grid)
+    assert det.observe(Observation(time=9, principal="x", model="m", inputs=np.zeros((1, 7)))) == []
+    assert det.scale_source_ == "baseline" and det.metrics()["skipped_rows"] == 8
 
 
 @pytest.mark.parametrize(
