@@ -98,7 +98,8 @@ def test_missing_dependency_maps_only_known_optional_modules() -> None:
     assert missing_dependency(ModuleNotFoundError("x", name="pyarrow")).extra == "data"  # type: ignore[union-attr]
     # a missing module of ours or of a base dependency is a bug, not a missing extra
     assert missing_dependency(ModuleNotFoundError("x", name="mlsecops.nothing")) is None
-    assert missing_dependency(ModuleNotFoundError("x", name="numpy")) is None
+    assert missing_dependency(ModuleNotFoundError("x", name="pydantic")) is None
+    assert missing_dependency(ModuleNotFoundError("x", name="numpy")).extra == "ml"  # type: ignore[union-attr]
     with pytest.raises(ModuleNotFoundError):
         require("mlsecops_not_a_module")
     assert require("json").__name__ == "json"

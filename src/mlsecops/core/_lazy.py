@@ -47,6 +47,10 @@ def lazy_attributes(
 # a ModuleNotFoundError of one of these to a one-line hint; ``require`` raises the same hint up front.
 # ``None``: optional but in no extra (installed by name).
 OPTIONAL_EXTRAS: Mapping[str, str | None] = {
+    "numpy": "ml",
+    "scipy": "ml",
+    "sklearn": "ml",
+    "joblib": "ml",
     "torch": "torch",
     "torchvision": "torch",
     "opacus": "privacy",

@@ -401,6 +401,9 @@ class CheckSpec:
 
 
 _log = logging.getLogger("mlsecops.checks")
+# A library's messages go where its application sends them (the CLI's --debug, a server's logging
+# config, pytest's caplog); without a handler they are not printed by logging's last resort.
+logging.getLogger("mlsecops").addHandler(logging.NullHandler())
 _CATALOGUE: dict[str, CheckSpec] = {}
 _LOADED = False
 _UNAVAILABLE: dict[str, str] = {}
@@ -488,7 +491,13 @@ def _iter_modules(package: str) -> Iterator[str]:
     except ModuleNotFoundError as err:
         if err.name == package:
             return
-        raise
+        if err.name is None or err.name.split(".")[0] == "mlsecops":
+            raise
+        # the package itself needs an optional library (mlsecops.data needs numpy): none of its
+        # checks can register, and get_check names the extra for any of them
+        _UNAVAILABLE[package] = err.name
+        _log.warning("checks in %s are unavailable: %s is not installed", package, err.name)
+        return
     yield package
     paths = getattr(pkg, "__path__", None)
     if paths is None:
@@ -530,11 +539,28 @@ def get_check(name: str) -> CheckSpec:
     try:
         return _CATALOGUE[name]
     except KeyError:
+        missing = _missing_for(name)
+        if missing is not None:
+            from mlsecops.core._lazy import MissingDependencyError
+
+            raise MissingDependencyError(missing, purpose=f"the check {name!r}") from None
         close = difflib.get_close_matches(name, list(_CATALOGUE), n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ConfigError(
             f"unknown check {name!r}.{hint} `mlsecops checks` lists the registered ones."
         ) from None
+
+
+def _missing_for(name: str) -> str | None:
+    """The missing library behind an unknown check name, when modules were skipped for one: the
+    skipped module of the package the name points at (``data.poison`` -> ``mlsecops.data``), else
+    any skipped module's (a name that matches nothing registered may live there)."""
+    package = f"mlsecops.{name.split('.')[0]}"
+    skipped = sorted(_UNAVAILABLE.items())
+    for module, lib in skipped:
+        if module == package or module.startswith(f"{package}."):
+            return lib
+    return skipped[0][1] if skipped else None
 
 
 def unavailable_checks() -> dict[str, str]:
