@@ -25,6 +25,7 @@ from mlsecops.assess.attack import score_function
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.errors import InputError
 from mlsecops.core.findings import Finding, Report, Severity, utcnow
+from mlsecops.core.redaction import redact
 from mlsecops.models.interface import ModelAdapter, TorchNative, check_inputs, check_labels
 from mlsecops.report.plots import line_chart
 
@@ -198,7 +199,7 @@ class CertifyCheck:
             seed=seed,
             progress=self.progress,
         )
-        return certification_report(cert, radii, subject=str(model_ref), started=started)
+        return certification_report(cert, radii, subject=redact(str(model_ref)), started=started)
 
     @classmethod
     def contract_cases(cls, tmp_dir: Any) -> ContractCases:

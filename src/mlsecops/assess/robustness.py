@@ -31,6 +31,7 @@ from mlsecops.assess.attack import ATTACKS, AttackResult, make_attack
 from mlsecops.assess.constraints import FeatureConstraints, parse_norm
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.findings import Figure, Finding, Report, Severity, utcnow
+from mlsecops.core.redaction import redact
 from mlsecops.models.interface import ModelAdapter, TorchNative, check_inputs
 from mlsecops.report.plots import line_chart
 
@@ -286,7 +287,7 @@ def _load_inputs(target: Target) -> tuple[ModelAdapter, np.ndarray, np.ndarray, 
     x, raw_y = load_dataset(data_ref, label=target.opt_str("label"))
     model = load_target_model(target, model_ref, x)
     y = encode_labels(raw_y, getattr(model, "classes", None))
-    return model, check_inputs(x, model.input_shape, what="data"), y, model_ref
+    return model, check_inputs(x, model.input_shape, what="data"), y, redact(model_ref)
 
 
 _ATTACK_INT_OPTIONS = ("steps", "restarts", "max_queries", "batch_size")

@@ -35,6 +35,7 @@ from mlsecops.assess.constraints import FeatureConstraints, parse_norm
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.errors import InputError
 from mlsecops.core.findings import Finding, Report, Severity, utcnow
+from mlsecops.core.redaction import redact
 from mlsecops.harden.adversarial_training import adversarial_train
 from mlsecops.models.interface import check_inputs
 from mlsecops.models.loading import load_model
@@ -239,7 +240,7 @@ class AdversarialTrainingCheck:
                 )
             )
         return Report(
-            subject=model_ref,
+            subject=redact(model_ref),
             kind="harden.adversarial_training",
             started=started,
             finished=utcnow(),

@@ -114,3 +114,17 @@ def test_endpoint_timeout_bounds_the_whole_request(trickling_server, server):
     # the benign twin: a normal server under the same deadline answers
     ok = HttpModel(f"{server}/predict", input_shape=(4,), n_classes=3, timeout=1.0)
     assert ok.predict_proba(np.zeros((2, 4), dtype=np.float32)).shape == (2, 3)
+
+
+def test_report_subject_of_an_endpoint_never_carries_its_credentials(server, tmp_path):
+    """An endpoint URL with a token in it names the report's subject redacted (JSON, SARIF, HTML)."""
+    from mlsecops.core.checks import Target, get_check
+
+    data = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, X=rng.random((6, 4)).astype(np.float32), y=np.array([0, 1, 2, 0, 1, 2]))
+    url = f"{server}/predict?token=s3cr3t-value"
+    opts = {"model": url, "data": str(data), "attack": "square", "eps": [0.05], "max_examples": 3}
+    report = get_check("assess.robustness").create().run(Target(options=opts, seed=0))
+    assert "s3cr3t-value" not in report.subject and "s3cr3t-value" not in report.model_dump_json()
+    assert report.subject.startswith(server)
