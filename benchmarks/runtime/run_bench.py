@@ -501,7 +501,7 @@ def soak(server: Server, connections: int, seconds: float, interval: float) -> d
 
 
 def profile(server: Server, seconds: float, connections: int) -> dict[str, Any]:
-    """py-spy (record, raw stacks) on the guard under load; the hottest frames, self and inclusive."""
+    """py-spy (record, raw stacks, GIL holder only) on the guard under load; the hottest frames."""
     assert server.proc is not None
     bindir, versions = ensure_venv("tools", ["py-spy"])
     if bindir is None:
@@ -523,6 +523,7 @@ def profile(server: Server, seconds: float, connections: int) -> dict[str, Any]:
             "--output",
             str(raw),
             "--nonblocking",
+            "--gil",  # only the thread holding the GIL: where one worker's CPU goes
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
