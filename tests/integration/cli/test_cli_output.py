@@ -155,6 +155,9 @@ def test_listings_in_all_four_formats(cli: Cli, tmp_path: Path) -> None:
         assert text.code == 0 and text.out.strip(), args
         doc = json.loads(cli(*args, "-f", "json").out)
         assert isinstance(doc, list), args  # each listing keeps its established JSON shape
+        if args == ("checks",):  # each check's stage options, as a pipeline file may give them
+            scan = next(c for c in doc if c["name"] == "artifact.scan")
+            assert "max_seconds" in scan["options"] and "artifacts*" in scan["metrics"]
         sarif = json.loads(cli(*args, "-f", "sarif").out)
         jsonschema.validate(sarif, schema)
         assert cli(*args, "-o", "l.html").code == 0
