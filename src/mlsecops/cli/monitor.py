@@ -17,7 +17,11 @@ monitor_app = typer.Typer(
 )
 
 # Modules that each expose ``register(monitor_app)``.
-_SUBCOMMANDS: tuple[str, ...] = ("mlsecops.cli._monitor_export", "mlsecops.cli._monitor_replay")
+_SUBCOMMANDS: tuple[str, ...] = (
+    "mlsecops.cli._monitor_export",
+    "mlsecops.cli._monitor_replay",
+    "mlsecops.cli._monitor_drift",
+)
 
 
 def register(app: typer.Typer) -> None:

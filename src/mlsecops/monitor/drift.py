@@ -27,6 +27,7 @@ does not have, and, with the default tests, shifts smaller than the window can r
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
@@ -38,11 +39,11 @@ from scipy import special
 
 from mlsecops.core.errors import ConfigError, InputError
 from mlsecops.core.severity import Severity
-from mlsecops.data._profile import DataProfile
+from mlsecops.data._profile import DataProfile, profile_chunks
 from mlsecops.data._readers import Chunk
 from mlsecops.monitor import _drift_tests as t
 from mlsecops.monitor.interface import Alert, Observation
-from mlsecops.monitor.performance import PerformanceStats
+from mlsecops.monitor.performance import FEEDBACK_ALPHA, PerformanceStats
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -312,10 +313,8 @@ class WindowStats:
         self._add(numeric, cats, x.shape[0])
 
     def _add(self, numeric: list[np.ndarray], cats: Sequence[np.ndarray | None], n: int) -> None:
-        from threadpoolctl import threadpool_limits
-
         # One BLAS thread: the products here are small, and threads contending on a busy host cost 50x.
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _blas().limit(limits=1, user_api="blas"):
             self._add_rows(numeric, cats, n)
 
     def _add_rows(self, numeric: list[np.ndarray], cats: Sequence[np.ndarray | None], n: int) -> None:
@@ -443,6 +442,14 @@ class WindowStats:
         except (KeyError, TypeError, ValueError) as err:
             raise InputError(f"drift state does not match the baseline ({err})") from None
         return out
+
+
+@functools.cache
+def _blas() -> Any:
+    """The process's BLAS thread-pool controller (finding the libraries costs ~20 ms: once)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _as_text(values: np.ndarray) -> np.ndarray:
@@ -589,7 +596,7 @@ def evaluate(
     p_values = np.array([e["p_value"] for e in tests])
     adjusted = t.bh_adjust(p_values)
     for e, a in zip(tests, adjusted.tolist(), strict=True):
-        e["p_adjusted"] = a
+        e["p_adjusted"] = float(f"{a:.4g}")
         e["p_value"] = float(f"{e['p_value']:.4g}")
     rejected = sorted((e for e in tests if e["p_adjusted"] <= alpha), key=lambda e: e["p_adjusted"])
     columns: list[str] = []
@@ -742,7 +749,7 @@ class DriftDetector:
         self.baseline: DriftBaseline | None = None
         if baseline is not None:
             try:
-                profile = DataProfile.model_validate(baseline)
+                profile = _profile_of(baseline)
             except ValueError as err:
                 raise ConfigError(
                     f"drift detector: baseline is not a data profile: {str(err).splitlines()[0]}"
@@ -838,7 +845,7 @@ class DriftDetector:
         self._feedback.add_labels(labels, outputs)
         if self._feedback.labelled < self.feedback_window:
             return []
-        result = self._feedback.accuracy_test(reference=self.reference_accuracy, alpha=self.alpha)
+        result = self._feedback.accuracy_test(reference=self.reference_accuracy, alpha=FEEDBACK_ALPHA)
         self._feedback = PerformanceStats()
         if not result["degraded"]:
             return []
@@ -905,6 +912,16 @@ def record_feedback(detector: DriftDetector, *, labels: Any, outputs: Any, time:
         InputError: malformed labels or outputs (the endpoint answers 400 with the message).
     """
     return detector.record_feedback(labels=np.asarray(labels), outputs=np.asarray(outputs), time=time)
+
+
+def _profile_of(baseline: dict[str, Any]) -> DataProfile:
+    """A profile dict as it is, or reference rows ``{"X": rows}`` profiled (columns ``f0``, ``f1``...)."""
+    if "X" not in baseline:
+        return DataProfile.model_validate(baseline)
+    x = np.asarray(baseline["X"], dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < MIN_WINDOW_ROWS:
+        raise ValueError(f"reference rows must be a (n >= {MIN_WINDOW_ROWS}, features) array, got {x.shape}")
+    return profile_chunks([{f"f{j}": x[:, j] for j in range(x.shape[1])}])
 
 
 def _int_option(options: dict[str, Any], key: str, default: int, minimum: int) -> int:

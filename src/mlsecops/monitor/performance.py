@@ -26,10 +26,13 @@ from scipy import stats
 
 from mlsecops.core.errors import InputError
 
-__all__ = ["MIN_ACCURACY_DROP", "Calibration", "PerformanceStats", "fit_calibration"]
+__all__ = ["FEEDBACK_ALPHA", "MIN_ACCURACY_DROP", "Calibration", "PerformanceStats", "fit_calibration"]
 
 MIN_ACCURACY_DROP = 0.02
 """Smallest accuracy drop reported as degradation: on many labels every tiny drop is significant."""
+FEEDBACK_ALPHA = 0.01
+"""Significance of the labelled-accuracy test; it runs again on every feedback window, so stricter than
+the drift tests' 0.05 (one false alarm per ~100 windows of labels)."""
 
 
 @dataclass(frozen=True)
