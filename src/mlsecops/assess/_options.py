@@ -1,6 +1,7 @@
 """Loading the model a check names, with the options every model-loading check shares.
 
-Option values are read through ``Target``'s typed readers (``mlsecops.core.checks``)."""
+Option values are read through ``Target``'s typed readers (``mlsecops.core.checks``).
+"""
 
 from __future__ import annotations
 

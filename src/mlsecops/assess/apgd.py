@@ -28,7 +28,8 @@ _ALPHA = 0.75
 
 def checkpoints(n_iter: int) -> list[int]:
     """Iterations at which the step size may be halved: ``p0=0, p1=0.22, p_{j+1} = p_j +
-    max(p_j - p_{j-1} - 0.03, 0.06)``, scaled to ``n_iter``."""
+    max(p_j - p_{j-1} - 0.03, 0.06)``, scaled to ``n_iter``.
+    """
     ps = [0.0, 0.22]
     while ps[-1] < 1:
         ps.append(ps[-1] + max(ps[-1] - ps[-2] - 0.03, 0.06))

@@ -88,9 +88,11 @@ def certify(
 
     Args:
         model: any adapter; the base classifier (ideally trained with Gaussian noise of the same sigma).
-        x: inputs; y: integer labels.
+        x: inputs.
+        y: integer labels.
         sigma: noise standard deviation.
-        n: noisy samples for the estimate; n0: samples to pick the top class.
+        n: noisy samples for the estimate.
+        n0: samples to pick the top class.
         alpha: failure probability of the certificate.
         batch_size: noisy inputs per forward pass.
         seed: random seed.

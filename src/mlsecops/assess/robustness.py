@@ -77,7 +77,8 @@ def evaluate_robustness(
 
     Args:
         model: the model under test.
-        x: clean inputs; y: integer labels.
+        x: clean inputs.
+        y: integer labels.
         attacks: ``(name, parameters)`` pairs, e.g. ``[("pgd", {"norm": "linf", "steps": 50})]``.
         eps: budgets, in each attack's norm.
         constraints: feature domain; defaults to the data's global range.

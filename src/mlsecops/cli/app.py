@@ -55,7 +55,8 @@ def _root(
 
 def load_commands(argv: list[str] | None = None) -> None:
     """Register the command modules ``argv`` needs: the one owning its first word, or all of them
-    (for help, or for an unknown word, so the error can list every command)."""
+    (for help, or for an unknown word, so the error can list every command).
+    """
     args = argv or []
     first = next((a for a in args if not a.startswith("-")), None)
     if first is None and "--version" in args:

@@ -115,7 +115,8 @@ def log(
 
 def _event_lines(rows: list[dict[str, Any]]) -> Any:
     """One event per record, readable at 80 columns (CI logs): ``#seq time actor action subject``,
-    then the details indented and wrapped below."""
+    then the details indented and wrapped below.
+    """
     from rich.console import Group
     from rich.padding import Padding
     from rich.text import Text
@@ -157,7 +158,8 @@ def verify(
     ] = None,
 ) -> None:
     """Walk the hash chain; exit 1 naming the first bad event when anything was edited, deleted,
-    reordered or inserted by hand, the sealed head does not match, or an anchor is gone."""
+    reordered or inserted by hand, the sealed head does not match, or an anchor is gone.
+    """
     fmt = resolve_format(fmt, output)
     anchors = [audit_trail.Anchor.parse(a) for a in anchor or ()]
     with open_workspace() as ws:  # refuses a missing, corrupt or too-new workspace (exit 2)

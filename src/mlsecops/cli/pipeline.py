@@ -96,7 +96,8 @@ def run(
     output: OutputOpt = None,
 ) -> None:
     """Run the pipeline's stages in order, gate them on the policy, record everything; exit 1 when
-    the gate fails."""
+    the gate fails.
+    """
     with open_workspace() as ws:
         code = _run(pipeline_file, policy, fmt, output, ws, quiet=quiet)
     raise typer.Exit(code)

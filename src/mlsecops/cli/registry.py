@@ -129,7 +129,8 @@ def promote(
     to: Annotated[str, typer.Option("--to", help="staging or production.")],
 ) -> None:
     """Promote a version (production needs a trusted signature, a clean scan, a passing gate run over its
-    files and an approval)."""
+    files and an approval).
+    """
     with _registry() as reg:
         before = reg.promote(name, version, to=to)
     console.print(

@@ -45,7 +45,8 @@ def _password() -> bytes | None:
 @contextmanager
 def _workspace() -> Iterator[Workspace | None]:
     """The workspace here, open, when one exists: the library records key creation and signing in
-    its audit trail. Signing also works without one."""
+    its audit trail. Signing also works without one.
+    """
     cfg = settings()
     if not cfg.workspace_exists():
         if cfg.home.is_dir():

@@ -34,7 +34,8 @@ def checks(
     as_json: Annotated[bool, typer.Option("--json", hidden=True, help="Same as --format json.")] = False,
 ) -> None:
     """List the registered checks (the names pipelines and policies use), their stage options and
-    metrics, and any check module an optional library is missing for."""
+    metrics, and any check module an optional library is missing for.
+    """
     specs = all_checks()
     rows = [
         {

@@ -554,7 +554,8 @@ def get_check(name: str) -> CheckSpec:
 def _missing_for(name: str) -> str | None:
     """The missing library behind an unknown check name, when modules were skipped for one: the
     skipped module of the package the name points at (``data.poison`` -> ``mlsecops.data``), else
-    any skipped module's (a name that matches nothing registered may live there)."""
+    any skipped module's (a name that matches nothing registered may live there).
+    """
     package = f"mlsecops.{name.split('.')[0]}"
     skipped = sorted(_UNAVAILABLE.items())
     for module, lib in skipped:

@@ -29,7 +29,8 @@ class Settings(BaseSettings):
 
     def workspace_exists(self) -> bool:
         """Whether a workspace is here to record in: the home directory, with its SQLite file or a
-        configured database URL. The one rule for commands that use a workspace when there is one."""
+        configured database URL. The one rule for commands that use a workspace when there is one.
+        """
         return self.home.is_dir() and (self.database_url is not None or (self.home / "mlsecops.db").is_file())
 
     def resolved_database_url(self) -> str:

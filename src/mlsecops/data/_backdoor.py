@@ -112,7 +112,8 @@ def _shift(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per feature, the median change of rows ``S`` from the mean of the class they are explained by, and
     how consistent it is (median over scaled MAD + ``_TSTAT_FLOOR``): a trigger is the same change in every
-    row."""
+    row.
+    """
     change = X_unit[S] - means[np.maximum(pred, 0)]
     med = np.median(change, axis=0)
     return med, np.abs(med) / (_MAD_TO_SD * np.median(np.abs(change - med), axis=0) + _TSTAT_FLOOR)
@@ -120,7 +121,8 @@ def _shift(
 
 def _novelty(X_unit: np.ndarray, S: np.ndarray, rest: np.ndarray, tstat: np.ndarray) -> float:
     """How much more often rows ``S`` sit at their own median than rows ``rest`` do (within
-    ``_NEAR_VALUE``), at best over the ``_NOVELTY_FEATURES`` features with the most consistent change."""
+    ``_NEAR_VALUE``), at best over the ``_NOVELTY_FEATURES`` features with the most consistent change.
+    """
     feats = np.argsort(-tstat, kind="stable")[:_NOVELTY_FEATURES]
     med = np.median(X_unit[S][:, feats], axis=0)
     near_s = np.mean(np.abs(X_unit[S][:, feats] - med) <= _NEAR_VALUE, axis=0)
@@ -150,7 +152,8 @@ def _robust_z(values: dict[int, float]) -> dict[int, float]:
 
 def _inputs(X_unit: np.ndarray, seed: int) -> np.ndarray:
     """Reference-model inputs: the scaled inputs, wide ones projected on their top ``_REFERENCE_DIMS``
-    principal axes (faster reference models)."""
+    principal axes (faster reference models).
+    """
     if X_unit.shape[1] <= _REFERENCE_DIMS:
         return X_unit
     from sklearn.decomposition import PCA
@@ -479,7 +482,8 @@ class BackdoorClusterDetector(_Base):
         self, X_ref: np.ndarray, y: np.ndarray, c: int, rows: np.ndarray, usable: np.ndarray
     ) -> tuple[np.ndarray, float] | None:
         """Class probabilities of ``rows`` from a model of the other classes, and that model's typical
-        (median) confidence on held-out rows of its own classes; ``None`` without two other classes."""
+        (median) confidence on held-out rows of its own classes; ``None`` without two other classes.
+        """
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold
 

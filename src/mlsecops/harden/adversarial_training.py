@@ -67,14 +67,20 @@ def adversarial_train(
 
     Args:
         module: the classifier; returns logits for a float32 batch shaped like ``x``.
-        x: training inputs; y: integer labels.
+        x: training inputs.
+        y: integer labels.
         method: ``pgd`` or ``trades``.
-        eps: perturbation budget; norm: ``linf`` or ``l2``.
-        epochs: passes over the data; steps: PGD steps per batch; step_size: PGD step (default 2.5 eps / steps).
-        batch_size: mini-batch size; lr: Adam learning rate.
+        eps: perturbation budget.
+        norm: ``linf`` or ``l2``.
+        epochs: passes over the data.
+        steps: PGD steps per batch.
+        step_size: PGD step (default 2.5 eps / steps).
+        batch_size: mini-batch size.
+        lr: Adam learning rate.
         beta: TRADES weight of the robustness term.
         clean_weight: PGD-AT only: share of the loss taken on the clean batch (0 = pure Madry).
-        warmup_epochs: first epochs on clean data only; ramp_epochs: epochs over which eps grows linearly.
+        warmup_epochs: first epochs on clean data only.
+        ramp_epochs: epochs over which eps grows linearly.
         constraints: feature domain (default: the data's global range).
         seed: random seed (shuffling, PGD starts).
         progress: called as ``("epoch N", done, epochs)`` after each epoch.

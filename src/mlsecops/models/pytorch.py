@@ -401,7 +401,8 @@ def _program_input_shape(program: Any) -> tuple[int, ...] | None:
 
 def _expected_input(module: Any) -> str | None:
     """The input a module expects, as far as it can be read: a ``.pt2`` program's own shape, or what its
-    first Linear/convolution layer takes."""
+    first Linear/convolution layer takes.
+    """
     shape = getattr(module, "user_inputs", None)
     if shape is not None:
         return _fmt_shape(shape)

@@ -62,7 +62,8 @@ def read_paths(stage: Stage) -> list[dict[str, Any]] | None:
 
 def stage_record(stage: Stage, before: list[dict[str, Any]] | None, *, judged: bool) -> dict[str, Any] | None:
     """The stage's record: its check, whether the policy judged it, and each path read before the
-    stage ran, with the digest dropped where a second reading now differs."""
+    stage ran, with the digest dropped where a second reading now differs.
+    """
     if before is None:
         return None
     after = [_read(p) for p in stage.paths]
@@ -109,7 +110,8 @@ def _covers_path(record: Mapping[str, Any], files: Mapping[str, str], digest: st
 def covers(record: Mapping[str, Any], files: Mapping[str, str], digest: str) -> bool:
     """Whether a stage record evaluated the artifact whose files are ``{name: sha256}`` (``"."`` for a
     single file) and whose ``tree_digest`` is ``digest``: one of its paths is that artifact, or holds
-    all of its files unchanged."""
+    all of its files unchanged.
+    """
     paths = record.get("paths")
     if not isinstance(paths, list):
         return False

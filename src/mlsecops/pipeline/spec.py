@@ -72,7 +72,8 @@ def _read_yaml(path: Path, what: str) -> tuple[Any, bytes]:
 
 def _json_like(value: Any, where: str) -> None:
     """Options travel as JSON (reports, the database): refuse what JSON cannot hold, such as
-    non-string keys. The YAML reader bounds the nesting depth, so this recursion is bounded too."""
+    non-string keys. The YAML reader bounds the nesting depth, so this recursion is bounded too.
+    """
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):

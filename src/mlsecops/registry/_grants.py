@@ -177,7 +177,8 @@ def list_grants(ws: Workspace, *, actor: Actor, model: str | None = None) -> lis
 
 def granted_models(session: Session, principal: str) -> frozenset[str]:
     """The models ``principal`` is granted, directly or through a ``*`` principal grant (``*`` among
-    them means every model). For the guard; no actor check."""
+    them means every model). For the guard; no actor check.
+    """
     rows = session.execute(
         select(Grant.model).where(or_(Grant.principal == principal, Grant.principal == WILDCARD))
     ).scalars()
@@ -186,7 +187,8 @@ def granted_models(session: Session, principal: str) -> frozenset[str]:
 
 def key_states(session: Session, key_ids: Iterable[str]) -> dict[str, tuple[str, Role]]:
     """For the guard's cache: the live (not revoked, user enabled) keys among ``key_ids``, each with
-    its user's name and role. A key missing from the answer must no longer be accepted."""
+    its user's name and role. A key missing from the answer must no longer be accepted.
+    """
     ids = list(dict.fromkeys(key_ids))
     out: dict[str, tuple[str, Role]] = {}
     for start in range(0, len(ids), 500):

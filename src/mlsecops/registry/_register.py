@@ -55,7 +55,8 @@ def _digest(files: list[tuple[str, str, int]]) -> str:
 
 def _file_sha(path: Path) -> str:
     """SHA-256 of a data file, read through one safe descriptor (a FIFO swapped in is refused, not
-    waited on forever)."""
+    waited on forever).
+    """
     digest = hashlib.sha256()
     with signing.open_regular_file(path, follow_symlinks=True) as fh:
         while chunk := fh.read(1 << 20):
@@ -65,7 +66,8 @@ def _file_sha(path: Path) -> str:
 
 def _store(ws: Workspace, model: Path, entries: list[tuple[str, Path, int]]) -> list[tuple[str, str, int]]:
     """Copy every file into the artifact store, reading each source once, reached without following a
-    symlink anywhere below ``model``; ``(name, sha256, size)``."""
+    symlink anywhere below ``model``; ``(name, sha256, size)``.
+    """
 
     def put(name: str) -> tuple[str, int]:
         with signing.open_model_file(model, name) as fh:
@@ -82,7 +84,8 @@ def _store(ws: Workspace, model: Path, entries: list[tuple[str, Path, int]]) -> 
 @contextmanager
 def _staged(ws: Workspace, files: list[tuple[str, str, int]], file_name: str) -> Iterator[Path]:
     """The stored blobs of a model under their original names, in a private folder inside the store
-    (hard links, so nothing is copied; a copy of the blob where links are not possible)."""
+    (hard links, so nothing is copied; a copy of the blob where links are not possible).
+    """
     root = ws.artifacts.root
     try:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -102,7 +102,8 @@ class Registry(Governance):
 
     def _still_allowed(self, s: Session, model: RegisteredModel, v: ModelVersion) -> None:
         """Re-check, inside the write transaction, what may have changed since the full check (a key
-        distrusted, an approver disabled, the gate run): the same requirements, without re-hashing."""
+        distrusted, an approver disabled, the gate run): the same requirements, without re-hashing.
+        """
         late = self.production_blockers(s, model, v, verify_blobs=False)
         if late:
             raise _Refused(late)

@@ -128,7 +128,8 @@ class ModelVersion(Base):
 
 class Assignment(Base):
     """Version ``version_id`` held ``slot`` (``stage:production``, ``alias:champion``) from ``started``
-    until ``ended`` (empty while it still does)."""
+    until ``ended`` (empty while it still does).
+    """
 
     __tablename__ = "registry_assignments"
     __table_args__ = (

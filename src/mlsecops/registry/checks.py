@@ -29,7 +29,8 @@ MAX_KEY_FILE_BYTES = 4096
 
 def _bootstrap(ws: Workspace, target: Target) -> None:
     """With ``bootstrap: true``, a workspace without users gets its first admin, whose key is written
-    to ``api_key_file`` (0600): the same first-user rule as ``mlsecops registry users add``."""
+    to ``api_key_file`` (0600): the same first-user rule as ``mlsecops registry users add``.
+    """
     path = target.path_option("api_key_file")
     if not target.opt_bool("bootstrap") or path is None:
         return

@@ -397,7 +397,8 @@ def set_label_only(
 
 def controls_for(ws: Workspace, principal: str) -> Controls:
     """What is imposed on ``principal`` now, read from the database (uncached; the request path
-    uses a ``ControlsView``)."""
+    uses a ``ControlsView``).
+    """
     with ws.session(readonly=True) as s:
         row = s.get(PrincipalControl, principal)
         return Controls(principal) if row is None else _from_row(row)

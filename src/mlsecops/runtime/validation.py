@@ -267,7 +267,8 @@ class InputValidator:
 
     def check(self, array: np.ndarray, field: str = "inputs[0]") -> list[ValidationIssue]:
         """The tensor's problems (at most ``MAX_ISSUES``, the last one saying how many more), whatever
-        the mode; never raises."""
+        the mode; never raises.
+        """
         issues, total = self._check(array, field)
         if total > len(issues):
             last = issues[-1]
@@ -427,7 +428,8 @@ def _match_columns(schema: InputSchema, profile: DataProfile, origin: str) -> li
 
 def _numeric_categories(col: ColumnProfile) -> tuple[np.ndarray | None, str]:
     """The sorted numeric codes a categorical column took in training followed by the sentinels +inf
-    and NaN (see ``InputValidator._check``), or None with the reason."""
+    and NaN (see ``InputValidator._check``), or None with the reason.
+    """
     name = clip_text(col.name)
     if col.categories_truncated:
         return None, f"column {name!r}: too many categories in training to check for unseen values"

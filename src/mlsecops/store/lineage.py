@@ -136,7 +136,8 @@ def ancestors(session: Session, node: LineageNode, *, max_nodes: int = 10_000) -
 
 def graph_document(graph: LineageGraph) -> dict[str, Any]:
     """The graph as JSON: ``{"root": id, "nodes": {"id": {kind, name, version, digest}}, "edges":
-    [[parent_id, child_id, relation], ...]}`` (what ``mlsecops lineage show -f json`` prints)."""
+    [[parent_id, child_id, relation], ...]}`` (what ``mlsecops lineage show -f json`` prints).
+    """
     return {
         "root": graph.root.id,
         "nodes": {

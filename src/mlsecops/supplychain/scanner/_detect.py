@@ -103,7 +103,8 @@ def _v7_tar(head: bytes) -> bool:
 
 def _lzma_alone(head: bytes) -> bool:
     """An lzma-alone (``.lzma``) stream: the properties byte every encoder writes (joblib requires it),
-    any dictionary size, a plausible length and a zero first range-coder byte; confirmed by decoding."""
+    any dictionary size, a plausible length and a zero first range-coder byte; confirmed by decoding.
+    """
     if len(head) < 14 or head[0] != 0x5D or head[13] != 0:
         return False
     size = struct.unpack("<Q", head[5:13])[0]
@@ -118,7 +119,8 @@ def _lzma_alone(head: bytes) -> bool:
 
 def _zlib(head: bytes) -> bool:
     """A zlib stream with any window size (joblib writes 0x78; ``zlib.decompress`` takes them all),
-    confirmed by inflating the head (random bytes pass the header check one time in ~500)."""
+    confirmed by inflating the head (random bytes pass the header check one time in ~500).
+    """
     if len(head) < 3 or head[0] & 0x0F != 8 or head[0] >> 4 > 7 or head[1] & 0x20:
         return False
     if (head[0] * 256 + head[1]) % 31:

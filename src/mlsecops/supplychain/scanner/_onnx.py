@@ -62,7 +62,8 @@ def _varint(s: Stream) -> int:
 
 def _fields(s: Stream, end: int) -> Iterator[tuple[int, int, int]]:
     """Yield (field number, wire type, value-or-length) until ``end``; length-delimited fields are
-    left for the caller to read or skip."""
+    left for the caller to read or skip.
+    """
     while s.tell() < end:
         key = _varint(s)
         num, wt = key >> 3, key & 7

@@ -177,7 +177,8 @@ def _open_task(task: HashTask) -> int:
 
 def _digest_windows(task: HashTask, algorithm: HashAlgorithm) -> str:
     """Hash through memory-mapped windows (BLAKE3 on all cores). A file truncated by another process
-    while it is mapped can end the process with SIGBUS; the same holds for model-signing's mmap."""
+    while it is mapped can end the process with SIGBUS; the same holds for model-signing's mmap.
+    """
     hasher = _new_hasher(algorithm, all_threads=True)
     fd = _open_task(task)
     try:

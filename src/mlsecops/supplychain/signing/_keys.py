@@ -156,7 +156,8 @@ def create_keypair(
 
 def _read_key_file(path: Path, what: str) -> bytes:
     """The key file's bytes, read once through a descriptor checked to be a regular file and never
-    more than ``_MAX_KEY_FILE`` bytes (a FIFO or a huge file swapped in after a check is refused)."""
+    more than ``_MAX_KEY_FILE`` bytes (a FIFO or a huge file swapped in after a check is refused).
+    """
     if not path.exists() and not path.is_symlink():
         raise InputError(f"no {what} at {path}; create one with `mlsecops keys create`")
     if path.is_dir():
