@@ -31,9 +31,9 @@ def _check_host(host: str) -> None:
 
 
 def _dry_run(config: Any, test_data: Path | None, label: str | None) -> None:
-    from mlsecops.runtime.app import create_app
+    from mlsecops.runtime.app import close_guard, create_app
 
-    app = create_app(config)
+    app = create_app(config, access_log=None)
     guard = app.state.guard
     try:
         active = guard.active
@@ -71,8 +71,7 @@ def _dry_run(config: Any, test_data: Path | None, label: str | None) -> None:
             cost = utility_cost(served.adapter, x, encode_labels(y, classes), active.outputs)
             out["utility_cost"] = cost.to_json()
     finally:
-        guard.decisions.close()
-        guard.ws.close()
+        close_guard(guard)
     typer.echo(json.dumps(out, indent=2))
 
 
@@ -107,7 +106,7 @@ def serve(
     label: Annotated[str | None, typer.Option(help="Label column of --test-data (CSV/Parquet).")] = None,
 ) -> None:
     """Serve MODEL behind authentication, rate limits, input validation and output hardening."""
-    from mlsecops.runtime.app import CONFIG_ENV, ServeConfig, create_app
+    from mlsecops.runtime.app import CONFIG_ENV, ServeConfig, close_guard, create_app
 
     _check_host(host)
     if test_data is not None and not dry_run:
@@ -146,9 +145,7 @@ def serve(
         uvicorn.run(app, log_config=_log_config(), **common)
         return
     # workers load the model themselves; check it here first so a refusal is one line, before listening
-    probe = create_app(config)
-    probe.state.guard.decisions.close()
-    probe.state.guard.ws.close()
+    close_guard(create_app(config, access_log=None).state.guard)
     os.environ[CONFIG_ENV] = config.model_dump_json()
     uvicorn.run(
         "mlsecops.runtime.app:app_from_env", factory=True, workers=workers, log_config=_log_config(), **common

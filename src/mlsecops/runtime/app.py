@@ -70,7 +70,15 @@ from mlsecops.runtime.protocol import (
 )
 from mlsecops.runtime.serving import AliasFollower, ServedModel, load_served
 
-__all__ = ["CONFIG_ENV", "ServeConfig", "UnsupportedMediaType", "app_from_env", "create_app"]
+__all__ = [
+    "CONFIG_ENV",
+    "Guard",
+    "ServeConfig",
+    "UnsupportedMediaType",
+    "app_from_env",
+    "close_guard",
+    "create_app",
+]
 
 CONFIG_ENV = "MLSECOPS_SERVE_CONFIG"
 """Environment variable carrying the JSON ``ServeConfig`` to worker processes (no secrets in it: the
@@ -126,6 +134,7 @@ class _Active:
     outputs: OutputPolicy
     metadata: dict[str, Any]
     predict: Callable[[np.ndarray], np.ndarray]
+    profile: dict[str, Any] | None = None
 
 
 @dataclass
@@ -201,6 +210,7 @@ def _activate(guard: Guard, served: ServedModel) -> _Active:
         outputs=outputs,
         metadata=_metadata(served, outputs),
         predict=_predictor(served),
+        profile=found.profile if found is not None else None,
     )
 
 
@@ -240,6 +250,7 @@ def _install(guard: Guard) -> Callable[[ServedModel], None]:
 
 
 def _build_guard(config: ServeConfig) -> Guard:
+    """Policy, workspace, model, controls; nothing starts a thread or listens yet (see ``lifespan``)."""
     from mlsecops.core.settings import Settings
     from mlsecops.runtime.auth import Authenticator
     from mlsecops.runtime.decisions import DecisionLog
@@ -249,27 +260,25 @@ def _build_guard(config: ServeConfig) -> Guard:
 
     policy = load_policy(config.policy)
     ws = Workspace.from_settings(Settings())
+    guard = Guard(
+        config=config,
+        policy=policy,
+        ws=ws,
+        auth=None,
+        limiter=None,
+        decisions=None,
+        hook=None,
+        metrics=GuardMetrics(),
+    )
     try:
-        metrics = GuardMetrics()
-        auth = Authenticator(ws, policy.auth)
-        guard = Guard(
-            config=config,
-            policy=policy,
-            ws=ws,
-            auth=auth,
-            limiter=Limiter(ws, policy.limits, controls=auth.controls),
-            decisions=DecisionLog(ws, policy.logging),
-            hook=None,
-            metrics=metrics,
-        )
+        # the model first: a model that is refused costs no connection and no thread
         if config.upstream is not None:
             from mlsecops.runtime.upstream import UpstreamModel
 
-            backend = UpstreamModel.connect(
+            guard.backend = UpstreamModel.connect(
                 config.upstream, config.model, timeout=policy.server.model_timeout_s
             )
-            guard.backend = backend
-            served = backend.served
+            served = guard.backend.served
         else:
             served = load_served(ws, config.model, name=config.name)
         guard.active = _activate(guard, served)
@@ -277,11 +286,17 @@ def _build_guard(config: ServeConfig) -> Guard:
         if policy.monitor.enabled:
             build = getattr(_optional("mlsecops.monitor.detectors"), "build_detectors", None)
             if build is not None:
-                detectors = list(build(policy.monitor, _model_info(served)))
+                model = served.adapter if guard.backend is None else _model_info(served)
+                detectors = list(
+                    build(policy.monitor, model, baseline=guard.active.profile, model_name=served.name)
+                )
+        guard.auth = Authenticator(ws, policy.auth)
+        guard.limiter = Limiter(ws, policy.limits, controls=guard.auth.controls)
+        guard.decisions = DecisionLog(ws, policy.logging, start=False)
         guard.hook = DetectorHook(
             detectors, queue_size=policy.monitor.queue_size, on_alerts=_on_alerts(guard)
         )
-        metrics.gauge_function(
+        guard.metrics.gauge_function(
             "mlsecops_guard_detector_dropped",
             "Observations dropped because the detector queue was full",
             lambda: float(getattr(guard.hook, "dropped", 0)),
@@ -290,7 +305,7 @@ def _build_guard(config: ServeConfig) -> Guard:
             guard.follower = AliasFollower(ws, served, _install(guard), interval=config.poll_interval)
         return guard
     except BaseException:
-        ws.close()
+        close_guard(guard)
         raise
 
 
@@ -691,6 +706,7 @@ def create_app(config: ServeConfig, *, access_log: TextIO | None = sys.stderr) -
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        guard.decisions.start()
         guard.hook.start()
         if guard.follower is not None:
             guard.follower.start()
@@ -702,15 +718,9 @@ def create_app(config: ServeConfig, *, access_log: TextIO | None = sys.stderr) -
         try:
             yield
         finally:
-            if guard.follower is not None:
-                guard.follower.stop()
-            guard.hook.stop()
-            guard.decisions.close()
-            guard.limiter.close()
-            guard.auth.close()
             if guard.backend is not None:
                 await guard.backend.aclose()
-            guard.ws.close()
+            close_guard(guard)
 
     app = FastAPI(
         title="mlsecops guard",
@@ -945,6 +955,20 @@ def _record_refusal(guard: Guard, ctx: _Ctx, err: GuardError) -> None:
     _record(
         guard, ctx.principal, guard.active.served, f"rejected:{ctx.code or err.code}", err.status, latency_ms
     )
+
+
+def close_guard(guard: Guard) -> None:
+    """Stop the guard's threads and release its connections (the app's shutdown; ``--dry-run``)."""
+    for part, stop in (
+        (guard.follower, "stop"),
+        (guard.hook, "stop"),
+        (guard.decisions, "close"),
+        (guard.limiter, "close"),
+        (guard.auth, "close"),
+        (guard.ws, "close"),
+    ):
+        if part is not None:
+            getattr(part, stop)()
 
 
 def app_from_env() -> FastAPI:
