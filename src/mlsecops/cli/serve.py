@@ -153,7 +153,7 @@ def serve(
 
 
 def _log_config() -> dict[str, Any]:
-    """uvicorn's logging and the guard's, on stderr (the access lines are written by the app itself)."""
+    """Logging of uvicorn and the guard on stderr (the app writes the access lines itself)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,

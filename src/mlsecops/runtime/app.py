@@ -464,7 +464,7 @@ class _Outcome:
 def _admit(
     guard: Guard, ctx: _Ctx, authorization: str | None, body: bytes, name: str, version: str | None
 ) -> _Outcome:
-    """authn -> authz -> decode -> rate limit -> validation (runs in a worker thread)."""
+    """Authentication, authorisation, decoding, rate limit, validation (in a worker thread)."""
     active = guard.active
     assert active is not None
     served = active.served
@@ -478,10 +478,16 @@ def _admit(
                 f"{served.name} version {version[:32]!r} is not served (serving {served.version})"
             )
         guard.auth.authorize(principal, served.name)
-        req = _parse(body)
-        if len(req.inputs) != 1:
-            raise InvalidInput(f"the model takes 1 input tensor; got {len(req.inputs)}", field="inputs")
-        array = decode_tensor(req.inputs[0], "inputs[0]")
+        try:
+            req = _parse(body)
+            if len(req.inputs) != 1:
+                raise InvalidInput(f"the model takes 1 input tensor; got {len(req.inputs)}", field="inputs")
+            array = decode_tensor(req.inputs[0], "inputs[0]")
+        except GuardError:
+            # the rows are not known, but a malformed request still takes a token: refusals must not be
+            # a way around the rate limit
+            guard.limiter.check(principal.name, served.name, 0)
+            raise
         ctx.rows = _rows(array)
         guard.limiter.check(principal.name, served.name, ctx.rows)
         flags = active.validator.validate(array, field="inputs[0]")

@@ -230,7 +230,7 @@ def make_registry(home: Path, tmp: Path) -> Registry:
     for role in ("approver", "deployer"):
         create_user(ws, role, Role(role), actor=admin)
         keys[role] = create_api_key(ws, role, actor=admin)
-    for client in ("alice", "bob", "carol", "dave", "erin", "fuzz"):
+    for client in ("alice", "bob", "carol", "dave", "erin", "fuzz", "gina"):
         create_user(ws, client, Role.CLIENT, actor=admin)
         keys[client] = create_api_key(ws, client, actor=admin)
         if client != "bob":  # bob may call no model

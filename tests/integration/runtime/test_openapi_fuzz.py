@@ -70,7 +70,7 @@ def test_no_server_error_and_no_schema_violation(guard_schema: Any, guard: Guard
                     case.path_parameters["version"] = "1"
             headers = guard.headers("fuzz") if seed % 5 else {}
             response = case.call_and_validate(base_url=guard.url, headers=headers, checks=CHECKS)
-            seen.add((op.path, response.status_code))
+            seen.add((case.operation.path, response.status_code))
             calls += 1
 
         run()

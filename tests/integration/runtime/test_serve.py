@@ -177,6 +177,21 @@ def test_rate_limit_429_with_retry_after(guard: Guard, registry: Registry, clien
         unthrottle_principal(registry.ws, "carol", reason="test over", actor="root")
 
 
+def test_malformed_requests_take_tokens_too(guard: Guard, registry: Registry, client: Any) -> None:
+    from mlsecops.runtime.controls import throttle_principal, unthrottle_principal
+
+    throttle_principal(registry.ws, "gina", requests_per_second=0.01, burst=2, reason="test", actor="root")
+    try:
+        headers = {**guard.headers("gina"), "Content-Type": "application/json"}
+        first = client.post("/v2/models/digits/infer", content=b"{broken", headers=headers)
+        second = client.post("/v2/models/digits/infer", content=b'{"inputs": []}', headers=headers)
+        assert (first.status_code, second.status_code) == (400, 422)
+        r = client.post("/v2/models/digits/infer", json=guard.body(), headers=guard.headers("gina"))
+        assert r.status_code == 429, r.text
+    finally:
+        unthrottle_principal(registry.ws, "gina", reason="test over", actor="root")
+
+
 def test_revoking_a_key_takes_effect_on_the_next_request(
     guard: Guard, registry: Registry, client: Any
 ) -> None:
