@@ -172,18 +172,18 @@ def test_bh_adjust_matches_the_definition() -> None:
 def test_small_counts_are_pooled() -> None:
     ref = np.array([900.0, 95.0, 3.0, 2.0, 0.0, 0.0, 0.0])
     cur = np.array([90.0, 9.0, 1.0, 0.0, 0.0, 0.0, 0.0])
-    stat, df, p, tv = t.categorical_chi2(ref, cur)
+    _stat, df, p, tv = t.categorical_chi2(ref, cur)
     assert df >= 1 and p > 0.05 and tv < 0.05
 
 
 def test_bad_windows_get_one_line_errors(baseline: DriftBaseline) -> None:
     chunk = _rows(WINDOW, 7)
     del chunk["b"]
-    with pytest.raises(InputError, match="missing column.*'b'"):
+    with pytest.raises(InputError, match=r"missing column.*'b'"):
         WindowStats(baseline).update(chunk, where="w.csv")
     chunk = _rows(WINDOW, 7)
     chunk["a"] = np.array(["x"] * WINDOW, dtype=object)
-    with pytest.raises(InputError, match="'a' should be numeric.*'x'"):
+    with pytest.raises(InputError, match=r"'a' should be numeric.*'x'"):
         WindowStats(baseline).update(chunk, where="w.csv")
     with pytest.raises(InputError, match="no data rows"):
         evaluate(WindowStats(baseline), window="empty.csv")
