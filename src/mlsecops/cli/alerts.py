@@ -20,8 +20,9 @@ from mlsecops.cli._registry_common import api_key
 from mlsecops.core.errors import GovernanceRefusal
 from mlsecops.monitor.alerts import AlertStore, StoredAlert
 from mlsecops.registry import Actor, Permission, authenticate
+from mlsecops.runtime.incidents import Incident, get_incident, list_incidents
 from mlsecops.runtime.policy import load_policy
-from mlsecops.runtime.response import Incident, ResponseEngine, get_incident, list_incidents, webhook_notifier
+from mlsecops.runtime.response import ResponseEngine, webhook_notifier
 from mlsecops.store import Workspace
 
 __all__ = ["register"]

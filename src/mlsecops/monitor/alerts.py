@@ -52,6 +52,7 @@ __all__ = [
     "Recorded",
     "StoredAlert",
     "json_safe",
+    "stored_alert",
 ]
 
 _log = logging.getLogger("mlsecops.monitor.alerts")
@@ -214,7 +215,8 @@ def _open_key(kind: str, principal: str, model: str) -> str:
     return hashlib.sha256(json.dumps([kind, principal, model]).encode()).hexdigest()
 
 
-def _stored(row: AlertRow) -> StoredAlert:
+def stored_alert(row: AlertRow) -> StoredAlert:
+    """A stored alert read from its row (for modules that query the alert tables themselves)."""
     return StoredAlert(
         id=row.id,
         kind=row.kind,
@@ -347,7 +349,7 @@ class AlertStore:
         else:
             details["evidence_sha256"] = hashlib.sha256(evidence_text.encode()).hexdigest()
         audit.append(s, actor=self.actor, action="monitor.alert", subject=f"alert:{row.id}", details=details)
-        return Recorded(_stored(row), change, previous)
+        return Recorded(stored_alert(row), change, previous)
 
     # ------------------------------------------------------------------ reading
 
@@ -361,7 +363,7 @@ class AlertStore:
             row = s.get(AlertRow, alert_id)
             if row is None:
                 raise InputError(f"no alert with id {alert_id}; `mlsecops alerts list` shows them")
-            return _stored(row)
+            return stored_alert(row)
 
     def list(
         self,
@@ -394,7 +396,7 @@ class AlertStore:
             if value is not None:
                 query = query.where(column == value)
         with self.ws.session(readonly=True) as s:
-            return [_stored(r) for r in s.execute(query).scalars()]
+            return [stored_alert(r) for r in s.execute(query).scalars()]
 
     # ------------------------------------------------------------------ life cycle
 
@@ -444,7 +446,7 @@ class AlertStore:
                 subject=f"alert:{row.id}",
                 details={"kind": row.kind, "principal": row.principal, "model": row.model, "note": note},
             )
-            return _stored(row)
+            return stored_alert(row)
 
     def _announce(self, event: str, payload: dict[str, Any]) -> None:
         if self.notify is None:

@@ -18,7 +18,9 @@ escalation, audit, webhooks) and, when an alert is new or has just escalated to 
                 ``lookback_s``, ``for_s``, ``all_models``)
 ``retrain``     start ``mlsecops run PIPELINE`` (``pipeline``, ``timeout_s``) in a subprocess; it runs
                 in the background, is killed at its deadline, and its run id and gate verdict are
-                recorded. The pipeline's own gate decides; nothing is promoted by this action.
+                recorded. The pipeline's own gate decides; nothing is promoted by this action. One
+                run per pipeline file at a time (an alert storm starts one), at most ``MAX_RETRAINS``;
+                a run that outlives the guard is not followed (its action stays ``running``).
 ==============  ==========================================================================================
 
 Each playbook run is an *incident*: the alert, each action with its start, end, status and detail,
@@ -47,28 +49,43 @@ import datetime as dt
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
-from mlsecops.core.errors import ConfigError, InputError, MlsecopsError
+from mlsecops.core.errors import InputError, MlsecopsError
 from mlsecops.core.redaction import redact
 from mlsecops.core.severity import Severity, utcnow
-from mlsecops.monitor._alert_tables import AlertRow, IncidentAction, IncidentRow
+from mlsecops.monitor._alert_tables import IncidentAction, IncidentRow
 from mlsecops.monitor.alerts import AlertStore, Notifier, Recorded, StoredAlert, json_safe
 from mlsecops.monitor.interface import Alert
+from mlsecops.runtime._playbook_params import (
+    MAX_RETRAIN_S,
+    BlockParams,
+    LabelOnlyParams,
+    Params,
+    QuarantineParams,
+    RetrainParams,
+    RevokeKeyParams,
+    RollbackParams,
+    ThrottleParams,
+    parse_params,
+)
+from mlsecops.runtime.incidents import ActionRecord, Incident, get_incident, list_incidents, outcome
 from mlsecops.runtime.policy import GuardPolicy, Playbook, PlaybookAction
 from mlsecops.store import PipelineRun, Workspace, audit
 
 __all__ = [
     "FAILED_KIND",
+    "MAX_RETRAINS",
+    "MAX_RETRAIN_S",
     "RESPONSE_USER",
     "ActionRecord",
     "Incident",
@@ -85,248 +102,16 @@ RESPONSE_USER = "mlsecops-response"
 """Default actor of automated responses, and the registry user whose role registry actions use."""
 FAILED_KIND = "response.failed"
 """Kind of the alert a failed action raises (never answered by a playbook: no loops)."""
-MAX_RETRAIN_S = 24 * 3600.0
-"""Longest a retraining pipeline may run before it is killed."""
+MAX_RETRAINS = 2
+"""Retraining pipelines one engine runs at once (each is a full ``mlsecops run``); more is refused."""
 MAX_DETAIL_CHARS = 4000
 """Longest error text kept per action (a subprocess or library message, bounded)."""
 _RETRAIN_OUTPUT_BYTES = 64 * 1024
 """Tail of a retrain's stderr kept for its action detail."""
 
 
-# ---------------------------------------------------------------------------------------------- params
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Block(_Params):
-    for_s: float | None = Field(default=None, gt=0, le=10 * 365 * 86400)
-    """Lift the block after this many seconds (None: until unblocked)."""
-    reason: str = ""
-
-
-class _Throttle(_Block):
-    requests_per_second: float = Field(default=1.0, gt=0, le=1e6)
-    burst: int = Field(default=1, ge=1, le=10**9)
-
-
-class _LabelOnly(_Params):
-    reason: str = ""
-
-
-class _RevokeKey(_Params):
-    pass
-
-
-class _Rollback(_Params):
-    model: str | None = None
-    """Registry model to roll back (default: the alert's model)."""
-
-
-class _Quarantine(_Params):
-    scope: Literal["principal", "source"] = "principal"
-    source: str | None = None
-    """The source to quarantine (``scope: source``); default: the alert evidence's ``source``."""
-    lookback_s: float | None = Field(default=None, gt=0)
-    """Quarantine from this long before the alert's first observation (None: everything logged)."""
-    for_s: float | None = Field(default=None, gt=0)
-    """End the range this long after the alert (None: open-ended)."""
-    all_models: bool = False
-
-
-class _Retrain(_Params):
-    pipeline: Path
-    timeout_s: float = Field(default=3600.0, gt=0, le=MAX_RETRAIN_S)
-
-
-_PARAMS: dict[str, type[_Params]] = {
-    "throttle": _Throttle,
-    "block": _Block,
-    "label_only": _LabelOnly,
-    "revoke_key": _RevokeKey,
-    "rollback": _Rollback,
-    "quarantine": _Quarantine,
-    "retrain": _Retrain,
-}
-
-
-def _parse(playbook: Playbook, action: PlaybookAction) -> _Params:
-    try:
-        return _PARAMS[action.action].model_validate(action.params)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "params"
-        raise ConfigError(
-            f"playbook {playbook.name!r}, action {action.action}: {where}: {first['msg']}"
-        ) from None
-
-
-# ---------------------------------------------------------------------------------------------- records
-
-
 def _now() -> str:
     return utcnow().isoformat(timespec="microseconds")
-
-
-def _seconds(start: str, end: str | None) -> float | None:
-    if end is None:
-        return None
-    return round((dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds(), 6)
-
-
-@dataclasses.dataclass(frozen=True)
-class ActionRecord:
-    """One action of an incident."""
-
-    position: int
-    action: str
-    params: dict[str, Any]
-    status: str
-    """``done``, ``failed``, ``running`` (a retrain in progress); in a dry run ``would`` or ``would_fail``."""
-    started: str
-    finished: str | None
-    detail: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form, with the duration in seconds."""
-        return {
-            "position": self.position,
-            "action": self.action,
-            "params": self.params,
-            "status": self.status,
-            "started": self.started,
-            "finished": self.finished,
-            "duration_s": _seconds(self.started, self.finished),
-            "detail": self.detail,
-        }
-
-
-@dataclasses.dataclass(frozen=True)
-class Incident:
-    """A playbook run: alert -> actions -> outcome, with timings."""
-
-    id: int | None
-    """None in a dry run (nothing was recorded)."""
-    playbook: str
-    alert: StoredAlert
-    severity: Severity
-    """The alert's severity when the playbook was triggered."""
-    triggered: str
-    """Time of the alert observation that triggered it."""
-    started: str
-    finished: str | None
-    status: str
-    """``running``, ``completed``, ``partial``, ``failed``; ``dry_run`` in a dry run."""
-    actions: tuple[ActionRecord, ...]
-    actor: str
-    dry_run: bool = False
-
-    def timeline(self) -> list[dict[str, Any]]:
-        """Events in time order, each with ``t_s``: seconds since the alert was first raised."""
-        t0 = self.alert.first_seen
-        events: list[dict[str, Any]] = [
-            {"at": t0, "event": "alert.raised", "query_index": self.alert.first_query_index},
-        ]
-        if self.triggered != t0:
-            events.append({"at": self.triggered, "event": "alert.escalated", "severity": str(self.severity)})
-        events.append({"at": self.started, "event": "playbook.started", "playbook": self.playbook})
-        for a in self.actions:
-            events.append({"at": a.started, "event": f"action.{a.action}.started"})
-            if a.finished is not None:
-                events.append({"at": a.finished, "event": f"action.{a.action}.{a.status}"})
-        if self.finished is not None:
-            events.append({"at": self.finished, "event": f"incident.{self.status}"})
-        for e in events:
-            e["t_s"] = _seconds(t0, e["at"])
-        return sorted(events, key=lambda e: e["at"])
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form (``mlsecops incidents show --format json``), with the timeline."""
-        return {
-            "id": self.id,
-            "playbook": self.playbook,
-            "status": self.status,
-            "dry_run": self.dry_run,
-            "severity": str(self.severity),
-            "triggered": self.triggered,
-            "started": self.started,
-            "finished": self.finished,
-            "duration_s": _seconds(self.started, self.finished),
-            "time_to_outcome_s": _seconds(self.alert.first_seen, self.finished),
-            "actor": self.actor,
-            "alert": self.alert.to_json(),
-            "actions": [a.to_json() for a in self.actions],
-            "timeline": self.timeline(),
-        }
-
-
-def _stored_alert(row: AlertRow) -> StoredAlert:
-    from mlsecops.monitor.alerts import _stored  # one reading of a row, kept in the store module
-
-    return _stored(row)
-
-
-def _incident(s: Any, row: IncidentRow) -> Incident:
-    alert = s.get(AlertRow, row.alert_id)
-    actions = s.execute(
-        select(IncidentAction).where(IncidentAction.incident_id == row.id).order_by(IncidentAction.position)
-    ).scalars()
-    return Incident(
-        id=row.id,
-        playbook=row.playbook,
-        alert=_stored_alert(alert),
-        severity=Severity.parse(row.severity),
-        triggered=row.triggered,
-        started=row.started,
-        finished=row.finished,
-        status=row.status,
-        actions=tuple(
-            ActionRecord(
-                a.position,
-                a.action,
-                json.loads(a.params),
-                a.status,
-                a.started,
-                a.finished,
-                json.loads(a.detail),
-            )
-            for a in actions
-        ),
-        actor=row.actor,
-    )
-
-
-def get_incident(ws: Workspace, incident_id: int) -> Incident:
-    """One incident with its alert and actions.
-
-    Raises:
-        InputError: no such incident.
-    """
-    with ws.session(readonly=True) as s:
-        row = s.get(IncidentRow, incident_id)
-        if row is None:
-            raise InputError(f"no incident with id {incident_id}; `mlsecops incidents list` shows them")
-        return _incident(s, row)
-
-
-def list_incidents(
-    ws: Workspace, *, status: str | None = None, model: str | None = None, limit: int = 100
-) -> list[Incident]:
-    """Incidents, newest first.
-
-    Raises:
-        InputError: a limit outside 1..10000.
-    """
-    if not 1 <= limit <= 10_000:
-        raise InputError(f"limit must be between 1 and 10000; got {limit}")
-    q = select(IncidentRow).order_by(IncidentRow.id.desc()).limit(limit)
-    if status is not None:
-        q = q.where(IncidentRow.status == status)
-    if model is not None:
-        q = q.join(AlertRow, AlertRow.id == IncidentRow.alert_id).where(AlertRow.model == model)
-    with ws.session(readonly=True) as s:
-        return [_incident(s, r) for r in s.execute(q).scalars()]
 
 
 # ---------------------------------------------------------------------------------------------- wiring
@@ -387,12 +172,15 @@ class ResponseEngine:
         self.policy = policy
         self.actor = actor
         self.dry_run = dry_run
-        self._plans = [(pb, [(a, _parse(pb, a)) for a in pb.actions]) for pb in policy.playbooks]
+        self._plans = [(pb, [(a, parse_params(pb, a)) for a in pb.actions]) for pb in policy.playbooks]
         self.store = AlertStore(
             ws, actor=actor, notify=webhook_notifier(ws, actor=actor) if notify == "webhooks" else notify
         )
         self._lock = threading.Lock()
         self._retrains: list[threading.Thread] = []
+        self._retrain_lock = threading.Lock()
+        self._running: dict[str, int] = {}
+        """Pipeline file -> the incident whose retrain of it is running."""
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -451,7 +239,7 @@ class ResponseEngine:
             for a in self.store.list(kind=alert.kind, principal=alert.principal, model=alert.model, limit=10)
             if a.status is not AlertStatus.RESOLVED
         ]
-        seen = dt.datetime.fromtimestamp(alert.time, dt.UTC).isoformat(timespec="microseconds")
+        seen = _iso_unix(alert.time)
         if found:
             old = found[0]
             new = dataclasses.replace(old, severity=max(old.severity, severity), last_seen=seen)
@@ -490,7 +278,7 @@ class ResponseEngine:
     def _run(
         self,
         playbook: Playbook,
-        actions: list[tuple[PlaybookAction, _Params]],
+        actions: list[tuple[PlaybookAction, Params]],
         alert: StoredAlert,
         triggered: str,
     ) -> Incident:
@@ -528,7 +316,7 @@ class ResponseEngine:
         for position, (action, params) in enumerate(actions, start=1):
             records.append(self._act(position, action, params, alert, incident_id, playbook.name))
         finished = None if any(r.status == "running" for r in records) else _now()
-        status = "dry_run" if self.dry_run else "running" if finished is None else _outcome(records)
+        status = "dry_run" if self.dry_run else "running" if finished is None else outcome(records)
         if not self.dry_run and finished is not None:
             self._close(incident_id, status, finished)
         return Incident(
@@ -562,7 +350,7 @@ class ResponseEngine:
         self,
         position: int,
         action: PlaybookAction,
-        params: _Params,
+        params: Params,
         alert: StoredAlert,
         incident_id: int | None,
         playbook: str,
@@ -664,12 +452,12 @@ class ResponseEngine:
     def _until(self, for_s: float | None) -> dt.datetime | None:
         return None if for_s is None else utcnow() + dt.timedelta(seconds=for_s)
 
-    def _reason(self, params: _Params, alert: StoredAlert) -> str:
+    def _reason(self, params: Params, alert: StoredAlert) -> str:
         given = getattr(params, "reason", "")
         return given or f"{alert.kind} alert {alert.id} ({alert.severity}) on {alert.model}"
 
     def _do(
-        self, name: str, params: _Params, alert: StoredAlert, incident_id: int, action_id: int, playbook: str
+        self, name: str, params: Params, alert: StoredAlert, incident_id: int, action_id: int, playbook: str
     ) -> dict[str, Any]:
         from mlsecops.runtime import controls
 
@@ -677,7 +465,7 @@ class ResponseEngine:
         reason, alert_ref = self._reason(params, alert), str(alert.id)
         if name in ("block", "throttle", "label_only", "revoke_key") and not principal:
             raise _Failed(f"{name} needs a principal; the {alert.kind} alert names none")
-        if isinstance(params, _Throttle):
+        if isinstance(params, ThrottleParams):
             until = self._until(params.for_s)
             controls.throttle_principal(
                 self.ws,
@@ -695,22 +483,22 @@ class ResponseEngine:
                 "burst": params.burst,
                 "until": _iso(until),
             }
-        if isinstance(params, _Block):
+        if isinstance(params, BlockParams):
             until = self._until(params.for_s)
             controls.block_principal(
                 self.ws, principal, until=until, reason=reason, actor=self.actor, alert_id=alert_ref
             )
             return {"principal": principal, "until": _iso(until)}
-        if isinstance(params, _LabelOnly):
+        if isinstance(params, LabelOnlyParams):
             controls.set_label_only(self.ws, principal, reason=reason, actor=self.actor, alert_id=alert_ref)
             return {"principal": principal}
-        if isinstance(params, _RevokeKey):
+        if isinstance(params, RevokeKeyParams):
             return self._revoke_keys(principal)
-        if isinstance(params, _Rollback):
+        if isinstance(params, RollbackParams):
             return self._rollback(params.model or alert.model)
-        if isinstance(params, _Quarantine):
+        if isinstance(params, QuarantineParams):
             return self._quarantine(params, alert, incident_id)
-        if isinstance(params, _Retrain):
+        if isinstance(params, RetrainParams):
             return self._retrain(params, alert, incident_id, action_id, playbook)
         raise _Failed(f"unknown action {name}")  # pragma: no cover - the policy schema lists them
 
@@ -771,7 +559,7 @@ class ResponseEngine:
         frm, to = Registry(self.ws, self._registry_actor()).rollback(model)
         return {"model": model, "from": frm, "to": to}
 
-    def _quarantine_target(self, params: _Quarantine, alert: StoredAlert) -> tuple[str, str]:
+    def _quarantine_target(self, params: QuarantineParams, alert: StoredAlert) -> tuple[str, str]:
         if params.scope == "principal":
             if not alert.principal:
                 raise _Failed(f"the {alert.kind} alert names no principal to quarantine")
@@ -781,7 +569,9 @@ class ResponseEngine:
             raise _Failed("scope: source needs params.source or a source in the alert's evidence")
         return "source", source
 
-    def _quarantine_range(self, params: _Quarantine, alert: StoredAlert) -> tuple[float | None, float | None]:
+    def _quarantine_range(
+        self, params: QuarantineParams, alert: StoredAlert
+    ) -> tuple[float | None, float | None]:
         first = dt.datetime.fromisoformat(alert.first_seen).timestamp()
         start = None if params.lookback_s is None else first - params.lookback_s
         end = (
@@ -791,7 +581,7 @@ class ResponseEngine:
         )
         return start, end
 
-    def _quarantine(self, params: _Quarantine, alert: StoredAlert, incident_id: int) -> dict[str, Any]:
+    def _quarantine(self, params: QuarantineParams, alert: StoredAlert, incident_id: int) -> dict[str, Any]:
         from mlsecops.runtime.quarantine import quarantine
 
         scope, value = self._quarantine_target(params, alert)
@@ -810,7 +600,7 @@ class ResponseEngine:
         )
         return info.to_json()
 
-    def _retrain_command(self, params: _Retrain) -> list[str]:
+    def _retrain_command(self, params: RetrainParams) -> list[str]:
         from mlsecops.pipeline import load_pipeline
 
         pipeline = params.pipeline.resolve()
@@ -818,9 +608,33 @@ class ResponseEngine:
         return [sys.executable, "-m", "mlsecops.cli", "run", str(pipeline), "--format", "json", "--quiet"]
 
     def _retrain(
-        self, params: _Retrain, alert: StoredAlert, incident_id: int, action_id: int, playbook: str
+        self, params: RetrainParams, alert: StoredAlert, incident_id: int, action_id: int, playbook: str
     ) -> dict[str, Any]:
         command = self._retrain_command(params)
+        key = str(params.pipeline.resolve())
+        with self._retrain_lock:
+            if key in self._running:  # one run per pipeline file at a time: an alert storm starts one
+                return {"pipeline": str(params.pipeline), "already_running": self._running[key]}
+            if len(self._running) >= MAX_RETRAINS:
+                raise _Failed(f"{MAX_RETRAINS} retraining pipelines are running already")
+            self._running[key] = incident_id
+        try:
+            return self._start_retrain(command, key, params, alert, incident_id, action_id, playbook)
+        except BaseException:
+            with self._retrain_lock:
+                self._running.pop(key, None)
+            raise
+
+    def _start_retrain(
+        self,
+        command: list[str],
+        key: str,
+        params: RetrainParams,
+        alert: StoredAlert,
+        incident_id: int,
+        action_id: int,
+        playbook: str,
+    ) -> dict[str, Any]:
         run_actor = f"{self.actor}:incident-{incident_id}"
         env = {
             **os.environ,
@@ -828,26 +642,28 @@ class ResponseEngine:
             "MLSECOPS_DATABASE_URL": self.ws.url,
             "MLSECOPS_ACTOR": run_actor,
         }
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the watcher; bounded on disk, not in memory
         try:
             proc = subprocess.Popen(
                 command,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=errors,
                 cwd=str(params.pipeline.resolve().parent),
                 start_new_session=True,
             )
         except OSError as err:
+            errors.close()
             raise _Failed(f"cannot start the retraining pipeline: {err.strerror or err}") from err
         thread = threading.Thread(
             target=self._watch_retrain,
-            args=(proc, params, alert, incident_id, action_id, run_actor, playbook),
+            args=(proc, errors, key, params, alert, incident_id, action_id, run_actor, playbook),
             name=f"retrain-incident-{incident_id}",
             daemon=True,
         )
         thread.start()
-        self._retrains.append(thread)
+        self._retrains = [*(r for r in self._retrains if r.is_alive()), thread]
         return {
             "running": True,
             "pid": proc.pid,
@@ -858,7 +674,9 @@ class ResponseEngine:
     def _watch_retrain(
         self,
         proc: subprocess.Popen[bytes],
-        params: _Retrain,
+        errors: IO[bytes],
+        key: str,
+        params: RetrainParams,
         alert: StoredAlert,
         incident_id: int,
         action_id: int,
@@ -867,12 +685,14 @@ class ResponseEngine:
     ) -> None:
         try:
             try:
-                _, err_bytes = proc.communicate(timeout=params.timeout_s)
+                proc.wait(timeout=params.timeout_s)
                 timed_out = False
             except subprocess.TimeoutExpired:
-                proc.kill()
-                _, err_bytes = proc.communicate()
+                os.killpg(proc.pid, signal.SIGKILL)  # the run and anything it started (own session)
+                proc.wait()
                 timed_out = True
+            errors.seek(max(0, errors.seek(0, os.SEEK_END) - _RETRAIN_OUTPUT_BYTES))
+            err_bytes = errors.read()
             detail: dict[str, Any] = {"pipeline": str(params.pipeline), "exit_code": proc.returncode}
             with self.ws.session(readonly=True) as s:
                 run = (
@@ -902,6 +722,10 @@ class ResponseEngine:
             self._close_after_retrain(incident_id)
         except Exception as err:  # a background thread: log, never raise
             _log.error("watching the retrain of incident %s failed: %s", incident_id, err)
+        finally:
+            errors.close()
+            with self._retrain_lock:
+                self._running.pop(key, None)
 
     def _close_after_retrain(self, incident_id: int) -> None:
         with self.ws.session(readonly=True) as s:
@@ -912,33 +736,33 @@ class ResponseEngine:
             )
         if "running" not in statuses:
             records = [ActionRecord(0, "", {}, st, "", None, {}) for st in statuses]
-            self._close(incident_id, _outcome(records), _now())
+            self._close(incident_id, outcome(records), _now())
 
     # -- dry run ---------------------------------------------------------------------------------
 
-    def _plan(self, name: str, params: _Params, alert: StoredAlert) -> dict[str, Any]:
+    def _plan(self, name: str, params: Params, alert: StoredAlert) -> dict[str, Any]:
         """What an action would do, read only (checks what can be checked without acting)."""
         principal = alert.principal
         if name in ("block", "throttle", "label_only", "revoke_key") and not principal:
             raise _Failed(f"{name} needs a principal; the {alert.kind} alert names none")
-        if isinstance(params, _Throttle):
+        if isinstance(params, ThrottleParams):
             return {
                 "would": f"throttle {principal} to {params.requests_per_second:g}/s (burst {params.burst})",
                 "for_s": params.for_s,
             }
-        if isinstance(params, _Block):
+        if isinstance(params, BlockParams):
             return {"would": f"block {principal}", "for_s": params.for_s}
-        if isinstance(params, _LabelOnly):
+        if isinstance(params, LabelOnlyParams):
             return {"would": f"answer {principal} with labels only"}
-        if isinstance(params, _RevokeKey):
+        if isinstance(params, RevokeKeyParams):
             keys = self._principal_keys(principal)
             if not keys:
                 raise _Failed(f"principal {principal!r} has no active API keys")
             self._may("admin", "revoke API keys")
             return {"would": f"revoke {len(keys)} API key(s) of {principal}", "keys": keys}
-        if isinstance(params, _Rollback):
+        if isinstance(params, RollbackParams):
             return self._plan_rollback(params.model or alert.model)
-        if isinstance(params, _Quarantine):
+        if isinstance(params, QuarantineParams):
             from mlsecops.runtime.quarantine import count_covered
 
             scope, value = self._quarantine_target(params, alert)
@@ -951,7 +775,7 @@ class ResponseEngine:
                 "start_time": start,
                 "end_time": end,
             }
-        if isinstance(params, _Retrain):
+        if isinstance(params, RetrainParams):
             command = self._retrain_command(params)
             return {"would": "start " + " ".join(command[2:]), "timeout_s": params.timeout_s}
         raise _Failed(f"unknown action {name}")  # pragma: no cover
@@ -968,12 +792,12 @@ class ResponseEngine:
         }
 
 
+def _iso_unix(t: float) -> str:
+    try:
+        return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="microseconds")
+    except (ValueError, OverflowError, OSError):  # NaN or absurd: the time it is handled
+        return _now()
+
+
 def _iso(t: dt.datetime | None) -> str | None:
     return None if t is None else t.isoformat(timespec="microseconds")
-
-
-def _outcome(records: Sequence[ActionRecord]) -> str:
-    failed = sum(r.status == "failed" for r in records)
-    if failed == 0:
-        return "completed"
-    return "failed" if failed == len(records) else "partial"

@@ -257,14 +257,19 @@ def test_quarantine_of_a_source(world: World) -> None:
     assert quarantined("anyone", "partner-feed", "fraud", t) and not quarantined("carol", "web", "fraud", t)
 
 
-@pytest.mark.timeout(120)
-def test_retrain_runs_the_pipeline_and_records_its_run(world: World, tmp_path: Path) -> None:
+def _scan_pipeline(tmp_path: Path) -> Path:
     (tmp_path / "data.csv").write_text("a,b\n1,2\n3,4\n")
     pipeline = tmp_path / "retrain.yaml"
     pipeline.write_text(
         "name: retrain\nstages:\n  - name: scan\n    check: artifact.scan\n    paths: [data.csv]\n"
         "policy:\n  - stage: scan\n    max_severity: low\n"
     )
+    return pipeline
+
+
+@pytest.mark.timeout(120)
+def test_retrain_runs_the_pipeline_and_records_its_run(world: World, tmp_path: Path) -> None:
+    pipeline = _scan_pipeline(tmp_path)
     engine = ResponseEngine(
         world.ws, _policy(("retrain", {"pipeline": str(pipeline), "timeout_s": 100})), notify=None
     )
@@ -280,6 +285,28 @@ def test_retrain_runs_the_pipeline_and_records_its_run(world: World, tmp_path: P
 
         run = s.get(PipelineRun, action.detail["run_id"])
         assert run is not None and run.actor == f"{RESPONSE_USER}:incident-{incident.id}"
+
+
+@pytest.mark.timeout(120)
+def test_retrain_runs_once_per_pipeline_and_is_killed_at_its_deadline(world: World, tmp_path: Path) -> None:
+    pipeline = _scan_pipeline(tmp_path)
+    storm = ResponseEngine(
+        world.ws, _policy(("retrain", {"pipeline": str(pipeline), "timeout_s": 100})), notify=None
+    )
+    first, second = storm.handle([_alert("mallory"), _alert("eve")])  # an alert storm starts one run
+    assert first.status == "running"
+    assert second.status == "completed" and second.actions[0].detail["already_running"] == first.id
+    assert storm.wait(100)
+    assert get_incident(world.ws, first.id).status == "completed"  # type: ignore[arg-type]
+    short = ResponseEngine(
+        world.ws, _policy(("retrain", {"pipeline": str(pipeline), "timeout_s": 0.2})), notify=None
+    )
+    [killed] = short.handle([_alert("trudy")])
+    assert short.wait(60)
+    done = get_incident(world.ws, killed.id)  # type: ignore[arg-type]
+    assert done.status == "failed" and "killed after 0.2 s" in done.actions[0].detail["error"]
+    [failed] = AlertStore(world.ws).list(kind=FAILED_KIND)
+    assert failed.evidence["action"] == "retrain" and failed.evidence["incident_id"] == killed.id
 
 
 def test_retrain_of_an_invalid_pipeline_fails_before_starting(world: World, tmp_path: Path) -> None:
