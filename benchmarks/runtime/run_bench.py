@@ -35,6 +35,7 @@ import collections
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -124,7 +125,7 @@ def ensure_venv(name: str, packages: list[str]) -> tuple[Path | None, str]:
             tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
             return None, f"pip install {want} failed: {tail[:400]}"
         stamp.write_text(want)
-    return venv / "bin", _versions(venv / "bin", [p.split("=")[0].split(">")[0] for p in packages])
+    return venv / "bin", _versions(venv / "bin", [re.split(r"[<>=!~ ]", p, maxsplit=1)[0] for p in packages])
 
 
 def _versions(bindir: Path, names: list[str]) -> str:
@@ -721,8 +722,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     peers: dict[str, Path | None] = {}
     missing: dict[str, str] = {}
+    # MLServer 1.7.1 (June 2025) predates uvloop 0.22, whose get_event_loop() no longer creates a loop:
+    # its parallel inference worker then dies at start, so that venv keeps the uvloop of its day.
     specs = {
-        "mlserver": ["mlserver", "mlserver-sklearn", f"scikit-learn=={sk}"],
+        "mlserver": ["mlserver", "mlserver-sklearn", f"scikit-learn=={sk}", "uvloop<0.22"],
         "kserve": ["kserve", f"scikit-learn=={sk}", "joblib"],
     }
     for name, pkgs in specs.items():
