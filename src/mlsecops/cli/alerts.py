@@ -1,4 +1,5 @@
-"""``mlsecops alerts list | show | ack | resolve | respond`` and ``mlsecops incidents list | show``.
+"""``mlsecops alerts list|show|ack|resolve|respond``, ``mlsecops incidents list|show`` and
+``mlsecops incidents quarantine list|release|export``.
 
 Reading alerts and incidents needs the workspace only (like ``mlsecops audit log``). Acknowledging and
 resolving record who did it: the owner of the API key in ``MLSECOPS_API_KEY``. ``alerts respond`` runs
@@ -15,7 +16,17 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
-from mlsecops.cli._common import FormatOpt, Listing, OutputOpt, cell, emit_listing, open_workspace, safe
+from mlsecops.cli._common import (
+    FormatOpt,
+    Listing,
+    OutputOpt,
+    cell,
+    console,
+    emit_listing,
+    err_console,
+    open_workspace,
+    safe,
+)
 from mlsecops.cli._registry_common import api_key
 from mlsecops.core.errors import GovernanceRefusal
 from mlsecops.monitor.alerts import AlertStore, StoredAlert
@@ -264,7 +275,8 @@ def incidents_show(
     output: OutputOpt = None,
 ) -> None:
     """Show an incident: the alert, each action with its timing and detail, the outcome (--format json:
-    the timeline)."""
+    the timeline).
+    """
     with open_workspace() as ws:
         incident = get_incident(ws, incident_id)
     doc = incident.to_json()
@@ -280,7 +292,86 @@ def incidents_show(
     emit_listing(listing, fmt, output, text=lambda: _timeline(incident))
 
 
+# ---------------------------------------------------------------------------------------------- quarantine
+
+quarantine_app = typer.Typer(
+    help="Quarantined logged inputs: list the ranges, release one, export training data without them.",
+    no_args_is_help=True,
+)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    active: Annotated[bool, typer.Option("--active", help="Only ranges not released.")] = False,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """List quarantine ranges (a principal's or a source's logged inputs kept out of training data)."""
+    from mlsecops.runtime.quarantine import list_quarantines
+
+    with open_workspace() as ws:
+        rows = list_quarantines(ws, active_only=active)
+    listing = Listing(
+        kind="quarantine.list",
+        subject="quarantine",
+        title=f"{len(rows)} quarantine range(s)",
+        key="quarantines",
+        rows=rows,
+        document=rows,
+        columns=(
+            "id",
+            "scope",
+            "value",
+            "model",
+            "start_time",
+            "end_time",
+            "incident_id",
+            "released",
+            "copy",
+        ),
+        no_wrap=("id", "scope"),
+    )
+    emit_listing(listing, fmt, output)
+
+
+@quarantine_app.command("release")
+def quarantine_release(
+    quarantine_id: Annotated[int, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")],
+) -> None:
+    """Release a quarantine range (admin): training exports include its requests again."""
+    from mlsecops.runtime.quarantine import release
+
+    with open_workspace() as ws:
+        actor = _actor(ws)
+        if not actor.can(Permission.ADMIN):
+            raise GovernanceRefusal(
+                f"{actor.name} ({actor.role}) may not release a quarantine; that needs the role admin"
+            )
+        release(ws, quarantine_id, actor=actor.name, reason=reason)
+    console.print(f"quarantine {quarantine_id} released")
+
+
+@quarantine_app.command("export")
+def quarantine_export(
+    model: Annotated[str, typer.Argument(help="Served model name.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lines file (mode 0600).")],
+) -> None:
+    """Write a model's logged requests without the quarantined ones (training data for a retrain), in
+    the replay format of `mlsecops monitor export-log`.
+    """
+    from mlsecops.runtime.quarantine import export_for_training
+
+    with open_workspace() as ws:
+        result, left_out = export_for_training(ws, model, output)
+    err_console.print(
+        f"exported {result.written - left_out} request(s) of {safe(model)} to {safe(output)}; "
+        f"{left_out} quarantined request(s) left out"
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``alerts`` and ``incidents`` to the app."""
+    """Add ``alerts`` and ``incidents`` (with ``incidents quarantine``) to the app."""
+    incidents_app.add_typer(quarantine_app, name="quarantine")
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(incidents_app, name="incidents")

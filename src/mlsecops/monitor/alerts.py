@@ -162,7 +162,8 @@ def _iso(unix: float) -> str:
 
 def _fit(value: str, field: str) -> str:
     """``value`` within the column's length; a longer one keeps a prefix plus a digest of the whole,
-    so two different long values never collide."""
+    so two different long values never collide.
+    """
     limit = _LIMITS[field]
     text = str(value)
     if len(text) <= limit:
@@ -174,7 +175,8 @@ def _fit(value: str, field: str) -> str:
 def json_safe(value: Any, depth: int = 0) -> Any:
     """``value`` as plain JSON: numpy scalars and arrays unwrapped, non-finite floats as strings,
     depth and item counts bounded (``MAX_EVIDENCE_DEPTH``, ``MAX_EVIDENCE_ITEMS``), anything else as a
-    short string."""
+    short string.
+    """
     if value is None or isinstance(value, bool | str | int):
         return value[:1000] if isinstance(value, str) else value
     if isinstance(value, float):

@@ -38,6 +38,7 @@ __all__ = [
     "count_covered",
     "export_for_training",
     "is_quarantined",
+    "list_quarantines",
     "quarantine",
     "release",
 ]
@@ -201,7 +202,8 @@ def _write_apart(
     end: float | None,
 ) -> tuple[str | None, int]:
     """Copy the covered rows to ``quarantine/q-<id>.jsonl`` (inside the quarantine's transaction, so a
-    failed copy leaves no range behind)."""
+    failed copy leaves no range behind).
+    """
     folder = ws.home / "quarantine"
     path = folder / f"q-{qid}.jsonl"
     copied, last = 0, -1
@@ -278,6 +280,37 @@ def release(ws: Workspace, quarantine_id: int, *, actor: str, reason: str) -> No
         )
 
 
+def list_quarantines(ws: Workspace, *, active_only: bool = False) -> list[dict[str, Any]]:
+    """Every quarantine range, newest first (``active_only``: not released), with its copy's path."""
+    q = select(QuarantineRange).order_by(QuarantineRange.id.desc())
+    if active_only:
+        q = q.where(QuarantineRange.released.is_(None))
+    with ws.session(readonly=True) as s:
+        rows = list(s.execute(q).scalars())
+    out = []
+    for r in rows:
+        copy = ws.home / "quarantine" / f"q-{r.id}.jsonl"
+        out.append(
+            {
+                "id": r.id,
+                "scope": r.scope,
+                "value": r.value,
+                "model": r.model,
+                "start_time": r.start_time,
+                "end_time": r.end_time,
+                "reason": r.reason,
+                "alert_id": r.alert_id,
+                "incident_id": r.incident_id,
+                "created": r.created,
+                "created_by": r.created_by,
+                "released": r.released,
+                "released_by": r.released_by,
+                "copy": str(copy) if copy.exists() else None,
+            }
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class _Range:
     model: str
@@ -294,7 +327,8 @@ class _Range:
 
 class QuarantineFilter:
     """The active ranges, loaded once: ``f(principal, source, model, time_s)`` says whether a logged
-    request is quarantined (an exporter calls it per row)."""
+    request is quarantined (an exporter calls it per row).
+    """
 
     def __init__(self, ranges: list[QuarantineRange]) -> None:
         self._by: dict[tuple[str, str], list[_Range]] = {}
@@ -314,6 +348,7 @@ class QuarantineFilter:
         return bool(self._by)
 
     def __call__(self, principal: str, source: str, model: str, time_s: float) -> bool:
+        """Whether a request of ``principal`` (from ``source``) to ``model`` at ``time_s`` is quarantined."""
         for key in (("principal", principal), ("source", source)):
             if key[1] and any(r.covers(model, time_s) for r in self._by.get(key, ())):
                 return True

@@ -119,7 +119,8 @@ def _now() -> str:
 
 def webhook_notifier(ws: Workspace, *, actor: str = RESPONSE_USER) -> Notifier:
     """Announce alert changes through the registry's HMAC-signed webhooks (events ``alert.raised``,
-    ``alert.acknowledged``; a webhook subscribed to ``*`` gets them too)."""
+    ``alert.acknowledged``; a webhook subscribed to ``*`` gets them too).
+    """
     from mlsecops.registry._webhooks import deliver
 
     def notify(event: str, payload: Mapping[str, Any]) -> None:

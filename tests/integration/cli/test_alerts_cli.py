@@ -183,3 +183,65 @@ def test_respond_dry_run_writes_nothing_and_respond_acts(
     )
     wrong = cli("alerts", "respond", str(mallory), "--policy", str(bad), "--dry-run")
     assert wrong.code == 2 and "playbook 'x', action block: forever" in wrong.err
+
+
+def test_quarantine_list_export_and_release(
+    cli: Callable[..., Any], setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlsecops.runtime._decision_tables import DecisionRecord
+    from mlsecops.runtime.quarantine import quarantine
+
+    ws: Workspace = setup["ws"]
+    now = time.time()
+    with ws.session() as s:
+        for i, who in enumerate(("mallory", "alice", "mallory")):
+            s.add(
+                DecisionRecord(
+                    ts_us=round((now - 10 + i) * 1e6),
+                    principal=who,
+                    model="fraud",
+                    version="1",
+                    decision="accepted",
+                    status=200,
+                    latency_ms=1.0,
+                    input_digest="0" * 64,
+                    rows=1,
+                    source="",
+                    inputs="[[1.0, 2.0]]",
+                )
+            )
+    q = quarantine(ws, scope="principal", value="mallory", model="fraud", reason="test", actor="root")
+    assert q.copied == 2
+    [listed] = _json(cli("incidents", "quarantine", "list", "-f", "json"))
+    assert (listed["id"], listed["value"], listed["released"]) == (q.id, "mallory", None)
+    assert listed["copy"] is not None and Path(listed["copy"]).exists()
+    out = setup["tmp"] / "train.jsonl"
+    exported = cli("incidents", "quarantine", "export", "fraud", "-o", str(out))
+    assert exported.code == 0 and "2 quarantined request(s) left out" in exported.err
+    assert [json.loads(x)["principal"] for x in out.read_text().splitlines()] == ["alice"]
+    monkeypatch.delenv("MLSECOPS_API_KEY", raising=False)
+    refused = cli(
+        "incidents",
+        "quarantine",
+        "release",
+        str(q.id),
+        "--reason",
+        "x",
+        env={"MLSECOPS_API_KEY": setup["viewer"]},
+    )
+    assert refused.code == 1 and "needs the role admin" in refused.err
+    released = cli(
+        "incidents",
+        "quarantine",
+        "release",
+        str(q.id),
+        "--reason",
+        "false alarm",
+        env={"MLSECOPS_API_KEY": setup["admin"]},
+    )
+    assert released.code == 0, released.err
+    assert _json(cli("incidents", "quarantine", "list", "--active", "-f", "json")) == []
+    again = cli("incidents", "quarantine", "export", "fraud", "-o", str(out))
+    assert again.code == 0 and "0 quarantined" in again.err and len(out.read_text().splitlines()) == 3
+    with ws.session(readonly=True) as s:
+        assert [e.actor for e in audit.iter_events(s, action="runtime.quarantine_release")] == ["root"]
