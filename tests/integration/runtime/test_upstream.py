@@ -3,7 +3,8 @@
 Both run as subprocesses on free loopback ports. The guard must forward what it accepts and answer
 exactly what the peer answers; refuse unauthenticated (401), ungranted (403) and ill-shaped (422)
 requests without the peer ever seeing them (the peer's own access log counts its inference requests);
-and turn the peer going away into a JSON 502/503 while it keeps serving, then recover when it is back.
+and turn a peer that hangs (its model timeout) or goes away into a JSON 5xx while it keeps serving,
+then recover when the peer is back.
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ def test_a_wrong_shape_is_422_naming_the_field_before_the_peer(
     assert upstreamed.peer.infer_count() == before
 
 
-def test_the_peer_going_down_is_a_json_503_then_the_guard_recovers(
+def test_a_peer_that_hangs_or_goes_down_is_a_json_error_then_the_guard_recovers(
     tmp_path: Path,
     kserve_peer: Peer,
     rows: np.ndarray,
@@ -258,6 +259,16 @@ def test_the_peer_going_down_is_a_json_503_then_the_guard_recovers(
     proc, url = _start_guard(home, peer, policy, log_path)
     headers = {"Authorization": f"Bearer {keys['alice']}"}
     try:
+        assert _post(url, _body(rows[:1]), headers).status_code == 200
+        peer.proc.send_signal(signal.SIGSTOP)  # a peer that hangs: the guard's model timeout answers
+        try:
+            t0 = time.monotonic()
+            r = _post(url, _body(rows[:1]), headers)
+            assert r.status_code in (502, 503, 504), r.text
+            assert r.json()["error"]["code"] and "Traceback" not in r.text
+            assert time.monotonic() - t0 < 25  # bounded by server.model_timeout_s (5 s), not the client's 30
+        finally:
+            peer.proc.send_signal(signal.SIGCONT)
         assert _post(url, _body(rows[:1]), headers).status_code == 200
         peer.stop()
         for _ in range(3):
