@@ -137,7 +137,7 @@ def feature_ranges(baseline: dict[str, Any] | None) -> tuple[np.ndarray, np.ndar
     """Per-feature ``(min, max)`` from a baseline, or None when it holds none.
 
     Accepts a ``mlsecops data profile`` JSON (numeric columns other than the label, in file order) or a
-    data file read as ``{"X": rows}``.
+    data file read as ``{"X": rows}`` (with its exact ``lo`` and ``hi`` when given).
 
     Raises:
         InputError: the baseline's numeric columns lack a finite min or max.
@@ -151,6 +151,10 @@ def feature_ranges(baseline: dict[str, Any] | None) -> tuple[np.ndarray, np.ndar
         x = x.reshape(len(x), -1)
         if not np.isfinite(x).all():
             raise InputError("baseline: the reference rows hold NaN or infinite values")
+        if "lo" in baseline and "hi" in baseline:  # a data file's exact ranges (``replay.load_baseline``)
+            exact = np.asarray(baseline["lo"], dtype=np.float64), np.asarray(baseline["hi"], dtype=np.float64)
+            if all(e.shape == (x.shape[1],) and np.isfinite(e).all() for e in exact):
+                return exact
         return x.min(axis=0), x.max(axis=0)
     columns = baseline.get("columns")
     if not isinstance(columns, dict) or not columns:

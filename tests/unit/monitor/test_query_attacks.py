@@ -207,6 +207,38 @@ def test_benign_streams_with_retries_and_bursts_flag_nobody(served, data):
     assert m["alerts"] == 0 and m["flagged"] == 0 and m["principals"] == 11
 
 
+@pytest.mark.timeout(120)
+def test_attacks_in_a_logged_stream_are_flagged_through_replay(served, tmp_path):
+    # the path: a QUERIES.jsonl log, the detector factory, the offline replay
+    from mlsecops.monitor.detectors import build_detectors
+    from mlsecops.monitor.replay import read_queries
+    from mlsecops.monitor.replay import replay as replay_log
+    from mlsecops.runtime.policy import MonitorPolicy
+
+    data = served["cancer"]
+    streams = {
+        "hsj": record(data, "hopskipjump", seed=8),
+        "square": record(data, "square", seed=8),
+        "alice": benign_stream(data, np.random.default_rng(8), n=600),
+    }
+    log = tmp_path / "queries.jsonl"
+    with log.open("w") as f:
+        t = 0.0
+        for i in range(max(len(v) for v in streams.values())):
+            for who, rows in streams.items():
+                if i < len(rows):
+                    t += 0.01
+                    f.write(json.dumps({"time": t, "principal": who, "inputs": [rows[i].tolist()]}) + "\n")
+    policy = MonitorPolicy(detectors={"query_attack": {"window": 50}})
+    dets = build_detectors(policy, data.model, baseline={"X": data.x_train}, model_name="cancer")
+    report = replay_log(read_queries(log), data.model, dets, model_name="cancer")
+    first = {}
+    for alert in report.data["alerts"]:
+        assert alert["kind"] == "query_attack"
+        first.setdefault(alert["principal"], alert["query_index"])
+    assert set(first) == {"hsj", "square"} and max(first.values()) <= FLAG_WITHIN, first
+
+
 def test_exact_retries_alone_are_not_an_attack(served):
     det = detector(served["tab20"])
     row = served["tab20"].x_pool[:1]
