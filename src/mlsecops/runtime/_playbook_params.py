@@ -59,6 +59,11 @@ class RevokeKeyParams(Params):
 class RollbackParams(Params):
     model: str | None = None
     """Registry model to roll back (default: the alert's model)."""
+    cooldown_s: float = Field(default=3600.0, ge=0, le=30 * 86400)
+    """After a playbook rolled this model back, alerts within this many seconds do not roll it back
+    again. The registry rolls back to the version that last held production, so a second rollback
+    would put back the very version the first one took out: alerts from many accounts must not flip
+    production back and forth (0: every alert rolls back)."""
 
 
 class QuarantineParams(Params):

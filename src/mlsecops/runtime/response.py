@@ -496,7 +496,7 @@ class ResponseEngine:
         if isinstance(params, RevokeKeyParams):
             return self._revoke_keys(principal)
         if isinstance(params, RollbackParams):
-            return self._rollback(params.model or alert.model)
+            return self._rollback(params.model or alert.model, params.cooldown_s)
         if isinstance(params, QuarantineParams):
             return self._quarantine(params, alert, incident_id)
         if isinstance(params, RetrainParams):
@@ -554,9 +554,36 @@ class ResponseEngine:
             revoke_api_key(self.ws, key_id, actor=actor)
         return {"principal": principal, "revoked": keys}
 
-    def _rollback(self, model: str) -> dict[str, Any]:
+    def _recent_rollback(self, model: str, cooldown_s: float) -> dict[str, Any] | None:
+        """The last rollback of ``model`` a playbook did within ``cooldown_s``, if any."""
+        if cooldown_s <= 0:
+            return None
+        since = (utcnow() - dt.timedelta(seconds=cooldown_s)).isoformat(timespec="microseconds")
+        with self.ws.session(readonly=True) as s:
+            rows = s.execute(
+                select(IncidentAction.incident_id, IncidentAction.finished, IncidentAction.detail)
+                .where(
+                    IncidentAction.action == "rollback",
+                    IncidentAction.status == "done",
+                    IncidentAction.finished >= since,
+                )
+                .order_by(IncidentAction.id.desc())
+            ).all()
+        for incident_id, finished, detail in rows:
+            done = json.loads(detail)
+            if done.get("model") == model and "from" in done:
+                return {"model": model, "rolled_back_by": incident_id, "at": finished}
+        return None
+
+    def _rollback(self, model: str, cooldown_s: float) -> dict[str, Any]:
         from mlsecops.registry import Registry
 
+        recent = self._recent_rollback(model, cooldown_s)
+        if recent is not None:  # done already: not another step back through the history
+            return {
+                **recent,
+                "skipped": f"rolled back by incident {recent['rolled_back_by']} within {cooldown_s:g} s",
+            }
         frm, to = Registry(self.ws, self._registry_actor()).rollback(model)
         return {"model": model, "from": frm, "to": to}
 
@@ -762,7 +789,7 @@ class ResponseEngine:
             self._may("admin", "revoke API keys")
             return {"would": f"revoke {len(keys)} API key(s) of {principal}", "keys": keys}
         if isinstance(params, RollbackParams):
-            return self._plan_rollback(params.model or alert.model)
+            return self._plan_rollback(params.model or alert.model, params.cooldown_s)
         if isinstance(params, QuarantineParams):
             from mlsecops.runtime.quarantine import count_covered
 
@@ -781,9 +808,12 @@ class ResponseEngine:
             return {"would": "start " + " ".join(command[2:]), "timeout_s": params.timeout_s}
         raise _Failed(f"unknown action {name}")  # pragma: no cover
 
-    def _plan_rollback(self, model: str) -> dict[str, Any]:
+    def _plan_rollback(self, model: str, cooldown_s: float) -> dict[str, Any]:
         from mlsecops.registry import Registry
 
+        recent = self._recent_rollback(model, cooldown_s)
+        if recent is not None:
+            return {**recent, "would": f"skip: rolled back by incident {recent['rolled_back_by']} already"}
         reg = Registry(self.ws, self._may("rollback", "roll models back"))
         current = reg.show(f"{model}@production")
         return {

@@ -182,6 +182,28 @@ def test_rollback_restores_the_previous_signed_production_version(world: World) 
     assert event["actor"] == RESPONSE_USER
 
 
+def test_alerts_from_many_accounts_roll_back_once_within_the_cooldown(world: World) -> None:
+    _responder(world)
+    deployer = world.regs["deployer"]
+    versions = []
+    for content in (b"one", b"two", b"three"):
+        versions.append(world.ready_for_production("fraud", content))
+        deployer.promote("fraud", versions[-1], to="production")
+    engine = ResponseEngine(world.ws, _policy(("rollback", {})), notify=None)
+    first, second = engine.handle([_alert("sybil-1"), _alert("sybil-2")])
+    assert first.actions[0].detail["to"] == versions[1]
+    assert second.status == "completed" and second.actions[0].detail["rolled_back_by"] == first.id
+    assert deployer.show("fraud@production").version == versions[1]
+    [planned] = ResponseEngine(world.ws, _policy(("rollback", {})), dry_run=True, notify=None).handle(
+        [_alert("sybil-3")]
+    )
+    assert "skip" in planned.actions[0].detail["would"]
+    # without the cooldown, the next alert puts back the version the first rollback took out
+    eager = ResponseEngine(world.ws, _policy(("rollback", {"cooldown_s": 0})), notify=None)
+    [third] = eager.handle([_alert("sybil-4")])
+    assert third.actions[0].detail["to"] == versions[2]
+
+
 def test_rollback_without_a_previous_version_fails_and_is_an_alert(world: World) -> None:
     _responder(world)
     v1 = world.ready_for_production("fraud", b"one")
