@@ -29,9 +29,20 @@ benign traffic. The first signal to fire raises one ``extraction`` alert for the
 every statistic in its evidence. Memory is bounded per principal (``memory_rows`` rows of float32)
 and in the number of principals (least recently seen evicted first, evictions counted).
 
-What it does not catch: a thief whose queries are natural in-distribution rows sampled the way
-benign clients sample them (random natural data) is, query by query, a benign client; only the
-query budget bounds it. The thresholds assume the baseline is representative of benign traffic.
+What it does not catch (the attacker who read this):
+
+- A thief whose queries are natural in-distribution rows sampled the way benign clients sample them
+  is, query by query, a benign client; only the query budget bounds it. That includes active-learning
+  thieves whose picks do not (yet) concentrate on the boundary: on the 20-feature tabular benchmark
+  they reach the fidelity of random natural rows and are not flagged in 2,000 queries.
+- Dilution: each CUSUM drifts upwards only above a break-even hit rate (about one row in ten for the
+  distribution fit and close steps, one in four low-margin answers for the boundary); a thief that
+  mixes its synthetic rows into enough natural ones stays below it, at that multiple of query cost.
+- Sybils: the state is per principal, so a thief that spreads its queries over many identities
+  (each below the few rows a signal needs) is not flagged; key issuance and rate limits bound that.
+  Flooding with new principals evicts old state (counted in ``evicted_``).
+- The thresholds assume the baseline is representative of benign traffic; traffic that drifted from
+  it raises distribution-fit hits for everyone (the drift detector's case, not this one's).
 """
 
 from __future__ import annotations
