@@ -36,7 +36,7 @@ What it does not catch (the attacker who read this):
   thieves whose picks do not (yet) concentrate on the boundary: on the 20-feature tabular benchmark
   they reach the fidelity of random natural rows and are not flagged in 2,000 queries.
 - Dilution: each CUSUM drifts upwards only above a break-even hit rate (about one row in ten for the
-  distribution fit and close steps, one in four low-margin answers for the boundary); a thief that
+  distribution fit and close steps, 28% low-margin answers for the boundary); a thief that
   mixes its synthetic rows into enough natural ones stays below it, at that multiple of query cost.
 - Sybils: the state is per principal, so a thief that spreads its queries over many identities
   (each below the few rows a signal needs) is not flagged; key issuance and rate limits bound that.
