@@ -30,8 +30,9 @@ How a query is fingerprinted and matched:
 Exact repeats are handled apart: a row identical (in float32) to one of the principal's recent rows is
 a retry, which a benign client sends after a timeout and which teaches an attacker nothing; it is
 counted, not matched, and does not enter the history or the window. Memory is bounded: per principal
-``history`` x (``n_hashes`` x 4 + 8) bytes plus the window, and at most ``max_principals`` principals
-(least recently seen evicted first, evictions counted).
+at most ``history`` x ``n_hashes`` x 4 bytes of sketches, 8 bytes per remembered digest and the
+window, and at most ``max_principals`` principals (least recently seen evicted first, evictions
+counted).
 
 What it does not catch: an attacker who adds large random noise to each query (so that no two agree
 on most features) or spreads the queries over many principals (Sybil accounts) or interleaves each
@@ -90,9 +91,9 @@ MATCH_KEYS = 16
 ``N_HASHES``): reached for about 99% of pairs agreeing on 95% of the features, and for under 1% of
 pairs agreeing on 80% (binomial tails of the probabilities above)."""
 
-HISTORY = 512
-"""Sketches remembered per principal (a ring buffer). An attack's probes match queries sent moments
-before, so a short memory suffices; it bounds memory at about 20 KB per principal."""
+HISTORY = 256
+"""Sketches remembered per principal (a ring buffer of ``N_HASHES`` x 4 bytes each: 32 KB). An
+attack's probes match queries sent moments before, so a short memory suffices."""
 
 WINDOW = 50
 """Distinct queries (retries excluded) over which near-duplicates are counted."""
@@ -106,17 +107,22 @@ for natural traffic that is more repetitive than these sets (calibration in
 ``benchmarks/monitor/query_attacks``)."""
 
 RETRY_DIGESTS = 1_024
-"""Recent row digests kept per principal to recognise exact retries (at least twice ``history``, so a
-repeat of any remembered query is always recognised as a retry, never matched as a near-duplicate)."""
+"""Recent 64-bit row digests kept per principal to recognise exact retries (8 KB; at least twice
+``history``, so a repeat of any remembered query is always recognised as a retry, never matched as a
+near-duplicate)."""
 
-MAX_PRINCIPALS = 10_000
-"""Principals tracked at once; the least recently seen one is evicted beyond this (about 20 KB each
-with the defaults: 200 MB at most)."""
+MAX_PRINCIPALS = 4_096
+"""Principals tracked at once; the least recently seen one is evicted beyond this. With the defaults a
+principal holds at most about 41 KB (sketches, digests, window), so 170 MB in all; principals with
+few queries hold far less (the rings grow as they fill)."""
 
 WARMUP_ROWS = 256
 """Rows of traffic (all principals) from which feature ranges are estimated when neither a baseline nor
-a fitted scale is available; observations arriving before are buffered (at most this many rows) and
-matched once the ranges are known."""
+a fitted scale is available; accepted observations arriving before are buffered (this many rows plus
+the last request) and matched once the ranges are known."""
+
+_INITIAL_ROWS = 16
+"""Rows a principal's rings start with; they double up to their capacity, so one-off principals stay small."""
 
 MAX_FEATURES = 1_000_000
 """Widest input (flattened) the detector fingerprints; wider rows are skipped and counted."""
@@ -201,31 +207,56 @@ def reference_values(baseline: dict[str, Any] | None) -> list[np.ndarray] | None
     return out
 
 
+class _Ring:
+    """A ring buffer of fixed-width rows that grows (doubling) up to its capacity, then overwrites."""
+
+    __slots__ = ("cap", "data", "filled", "head")
+
+    def __init__(self, cap: int, width: int, dtype: type[np.unsignedinteger[Any]]) -> None:
+        self.cap = cap
+        self.data = np.zeros((min(cap, _INITIAL_ROWS), width), dtype=dtype)
+        self.filled = 0
+        self.head = 0
+
+    def add(self, row: np.ndarray | int) -> None:
+        if self.filled == len(self.data) < self.cap:  # not wrapped yet: head == filled, just extend
+            grown = np.zeros((min(self.cap, 2 * len(self.data)), self.data.shape[1]), dtype=self.data.dtype)
+            grown[: self.filled] = self.data
+            self.data = grown
+        self.data[self.head] = row
+        self.head = (self.head + 1) % len(self.data)
+        self.filled = min(self.filled + 1, len(self.data))
+
+    def rows(self) -> np.ndarray:
+        """The remembered rows (any order)."""
+        return self.data[: self.filled]
+
+    def ordered(self) -> np.ndarray:
+        """The remembered rows, oldest first."""
+        if self.filled < len(self.data):
+            return self.data[: self.filled]
+        return np.concatenate([self.data[self.head :], self.data[: self.head]])
+
+    def to_text(self) -> str:
+        return base64.b64encode(np.ascontiguousarray(self.ordered()).tobytes()).decode()
+
+    def load_text(self, text: str) -> None:
+        rows = np.frombuffer(base64.b64decode(text, validate=True), dtype=self.data.dtype)
+        if rows.size % self.data.shape[1]:
+            raise ValueError("row width differs")
+        for row in rows.reshape(-1, self.data.shape[1])[-self.cap :]:
+            self.add(row)
+
+
 class _Principal:
     """One principal's bounded state: sketch ring, retry digests, near-duplicate window."""
 
-    __slots__ = (
-        "alerted",
-        "digest_cap",
-        "digest_set",
-        "digests",
-        "filled",
-        "head",
-        "near",
-        "near_count",
-        "queries",
-        "retries",
-        "ring",
-        "rows",
-    )
+    __slots__ = ("alerted", "digests", "near", "near_count", "queries", "retries", "rows", "sketches")
 
     def __init__(self, history: int, n_hashes: int, window: int) -> None:
-        self.digest_cap = max(RETRY_DIGESTS, 2 * history)
-        self.ring = np.zeros((history, n_hashes), dtype=np.uint32)
-        self.filled = 0
-        self.head = 0
-        self.digests: deque[bytes] = deque()
-        self.digest_set: set[bytes] = set()
+        self.sketches = _Ring(history, n_hashes, np.uint32)
+        # at least twice the history, so a repeat of any remembered query is always known as a retry
+        self.digests = _Ring(max(RETRY_DIGESTS, 2 * history), 1, np.uint64)
         self.near: deque[bool] = deque(maxlen=window)
         self.near_count = 0
         self.rows = 0
@@ -233,28 +264,18 @@ class _Principal:
         self.queries = 0
         self.alerted = False
 
-    def is_retry(self, digest: bytes) -> bool:
+    def is_retry(self, digest: int) -> bool:
         """True when ``digest`` is among the recent ones; remembers it otherwise."""
-        if digest in self.digest_set:
+        if self.digests.filled and bool((self.digests.rows() == np.uint64(digest)).any()):
             return True
-        self.digests.append(digest)
-        self.digest_set.add(digest)
-        if len(self.digests) > self.digest_cap:
-            self.digest_set.discard(self.digests.popleft())
+        self.digests.add(digest)
         return False
 
     def best_match(self, keys: np.ndarray) -> int:
         """Most keys any remembered sketch shares with ``keys``."""
-        if self.filled == 0:
+        if self.sketches.filled == 0:
             return 0
-        shared = np.count_nonzero(self.ring[: self.filled] == keys, axis=1)
-        return int(shared.max())
-
-    def remember(self, keys: np.ndarray) -> None:
-        """Add a sketch to the ring, overwriting the oldest when full."""
-        self.ring[self.head] = keys
-        self.head = (self.head + 1) % len(self.ring)
-        self.filled = min(self.filled + 1, len(self.ring))
+        return int(np.count_nonzero(self.sketches.rows() == keys, axis=1).max())
 
     def push_near(self, near: bool) -> None:
         """Slide the window by one distinct query."""
@@ -263,16 +284,14 @@ class _Principal:
         self.near.append(near)
         self.near_count += int(near)
 
+    def nbytes(self) -> int:
+        """Bytes held by the rings (the window and counters add under a kilobyte)."""
+        return int(self.sketches.data.nbytes + self.digests.data.nbytes)
+
     def to_json(self) -> dict[str, Any]:
-        # the ring in time order, oldest first, so a restore into any history size keeps the newest
-        order = (
-            np.r_[self.head : self.filled, 0 : self.head]
-            if self.filled == len(self.ring)
-            else np.arange(self.filled)
-        )
         return {
-            "ring": base64.b64encode(np.ascontiguousarray(self.ring[order]).tobytes()).decode(),
-            "digests": [base64.b64encode(d).decode() for d in self.digests],
+            "ring": self.sketches.to_text(),
+            "digests": self.digests.to_text(),
             "near": "".join("1" if b else "0" for b in self.near),
             "rows": self.rows,
             "retries": self.retries,
@@ -283,15 +302,8 @@ class _Principal:
     @classmethod
     def from_json(cls, data: dict[str, Any], history: int, n_hashes: int, window: int) -> _Principal:
         p = cls(history, n_hashes, window)
-        ring = np.frombuffer(base64.b64decode(data["ring"]), dtype=np.uint32)
-        if ring.size % n_hashes:
-            raise ValueError("sketch width differs")
-        ring = ring.reshape(-1, n_hashes)[-history:]
-        p.ring[: len(ring)] = ring
-        p.filled = len(ring)
-        p.head = len(ring) % history
-        for d in data["digests"][-p.digest_cap :]:
-            p.is_retry(base64.b64decode(d))
+        p.sketches.load_text(str(data["ring"]))
+        p.digests.load_text(str(data["digests"]))
         for ch in str(data["near"])[-window:]:
             p.push_near(ch == "1")
         p.rows, p.retries, p.queries = int(data["rows"]), int(data["retries"]), int(data["queries"])
@@ -546,7 +558,9 @@ class QueryAttackDetector:
         with np.errstate(over="ignore"):  # beyond float32's range a value digests as infinity
             narrow = rows.astype(np.float32)
         # float32: a retry that went through a JSON or float64 round trip is still the same request
-        digests = [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in narrow]
+        digests = [
+            int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little") for r in narrow
+        ]
         alerts: list[Alert] = []
         for i in range(len(rows)):
             p.rows += 1
@@ -556,7 +570,7 @@ class QueryAttackDetector:
             p.queries += 1
             best = p.best_match(keys[i])
             p.push_near(best >= self.match_keys)
-            p.remember(keys[i])
+            p.sketches.add(keys[i])
             if not p.alerted and p.near_count >= self.alert_count:
                 p.alerted = True
                 self.alerts_ += 1

@@ -278,13 +278,23 @@ def test_memory_is_bounded_and_evictions_counted(served):
         )
     m = det.metrics()
     assert m["principals"] == 50 and m["evicted"] == 450
-    # the most recent principals are the ones kept; each keeps at most `history` sketches
+    # the most recent principals are the ones kept; a principal seen once holds little memory
     assert set(det._principals) == {f"p{i}" for i in range(450, 500)}
     p = det._principals["p499"]
-    for i in range(300):
-        det.observe(Observation(time=i, principal="p499", model="m", inputs=rows[i][None], query_index=i))
-    assert p.ring.shape == (64, det.n_hashes) and p.filled == 64
-    assert len(p.digests) <= p.digest_cap
+    small = p.nbytes()
+    assert small <= 16 * (det.n_hashes * 4 + 8)
+    for i in range(3000):  # each keeps at most `history` sketches and a bounded set of digests
+        det.observe(
+            Observation(time=i, principal="p499", model="m", inputs=rows[i % len(rows)][None], query_index=i)
+        )
+    assert p.sketches.data.shape == (64, det.n_hashes) and p.sketches.filled == 64
+    assert p.digests.filled == p.digests.cap == 1024
+    assert p.nbytes() == 64 * det.n_hashes * 4 + 1024 * 8
+    # the defaults' worst case, as documented: about 41 KB per principal
+    full = QueryAttackDetector(model_name="m", baseline={"X": data.x_train})
+    noise = np.random.default_rng(0).normal(size=(3000, 20))
+    full.observe(Observation(time=0, principal="busy", model="m", inputs=noise))
+    assert full._principals["busy"].nbytes() <= 41 * 1024
 
 
 def test_state_round_trip_continues_where_it_stopped(served):
