@@ -11,7 +11,7 @@ base_python="$("$root/.venv/bin/python" -c 'import sys; print(sys.base_prefix)')
 status=0
 for peer in evidently alibi nannyml; do
   case "$peer" in
-    evidently) pkgs="evidently" ;;
+    evidently) pkgs="evidently pandas<3" ;;  # evidently 0.7 imports a helper pandas 3 removed
     alibi) pkgs="alibi-detect" ;;
     nannyml) pkgs="nannyml" ;;
   esac

@@ -56,6 +56,7 @@ __all__ = [
     "WindowVerdict",
     "evaluate",
     "record_feedback",
+    "window_stats",
 ]
 
 DEFAULT_ALPHA = 0.05
