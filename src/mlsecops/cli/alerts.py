@@ -26,6 +26,7 @@ from mlsecops.cli._common import (
     err_console,
     open_workspace,
     safe,
+    short_time,
 )
 from mlsecops.cli._registry_common import api_key
 from mlsecops.core.errors import GovernanceRefusal
@@ -62,8 +63,8 @@ def _row(a: StoredAlert) -> dict[str, Any]:
         "principal": a.principal,
         "model": a.model,
         "count": a.count,
-        "first seen": a.first_seen,
-        "last seen": a.last_seen,
+        "first seen": short_time(a.first_seen),
+        "last seen": short_time(a.last_seen),
         "acknowledged by": a.acked_by or "",
     }
 
@@ -201,7 +202,7 @@ def _incident_row(i: Incident) -> dict[str, Any]:
         "principal": i.alert.principal,
         "model": i.alert.model,
         "actions": ", ".join(f"{a.action}:{a.status}" for a in i.actions),
-        "started": i.started,
+        "started": short_time(i.started),
         "time to outcome (s)": doc["time_to_outcome_s"],
     }
 
