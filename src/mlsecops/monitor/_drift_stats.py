@@ -24,6 +24,8 @@ __all__ = ["MAX_EXAMPLES", "DriftBaseline", "WindowStats", "window_stats"]
 
 MAX_EXAMPLES = 10
 """Unseen category values kept per column as evidence."""
+MAX_EXAMPLE_CHARS = 100
+"""Characters of an unseen category value kept as evidence (a value may be as long as a CSV line)."""
 
 
 @dataclass(frozen=True)
@@ -296,9 +298,9 @@ class WindowStats:
                 counts[k] += c
             else:
                 counts[-1] += c
-                new = self.cat_new[i]
-                if v in new or len(new) < MAX_EXAMPLES:
-                    new[v] = new.get(v, 0) + c
+                new, key = self.cat_new[i], v[:MAX_EXAMPLE_CHARS]
+                if key in new or len(new) < MAX_EXAMPLES:
+                    new[key] = new.get(key, 0) + c
 
     def _add_correlation(self, numeric: list[np.ndarray]) -> None:
         idx = self.baseline.corr_columns

@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_STEP",
     "DEFAULT_WINDOW",
     "MIN_WINDOW_ROWS",
+    "ONLINE_ALPHA",
     "DriftBaseline",
     "DriftDetector",
     "WindowStats",
@@ -65,8 +66,12 @@ DEFAULT_WINDOW = 5_000
 """Rows per online window: resolves a 0.05-standard-deviation shift (see the benchmark)."""
 DEFAULT_STEP = 1_000
 """Rows between two online verdicts (the window slides by this much)."""
-MAX_BLOCKS = 64
-"""Most step-blocks one online window is made of (window / step): bounds the detector's memory."""
+ONLINE_ALPHA = 0.01
+"""False-alarm rate per online verdict: the guard tests a window every ``step`` rows, so on clean
+traffic 0.05 would alert every ~20 verdicts; a real drift persists and is caught a few steps later."""
+MAX_BLOCKS = 20
+"""Most step-blocks one online window is made of (window / step): bounds the detector's memory
+(each block holds three k x k co-moment matrices: 31 MB in all at the 256-column cap)."""
 MAX_EVIDENCE_TESTS = 10
 """Rejected tests (and correlation pairs) listed in a verdict's evidence; the rest are counted."""
 
@@ -321,7 +326,7 @@ class DriftDetector:
     Args:
         model_name: the model watched.
         baseline: the model's training-data profile (``DataProfile.model_dump()``); None disables it.
-        **options: ``window`` (rows, default 5,000), ``step`` (rows, default 1,000), ``alpha`` (0.05),
+        **options: ``window`` (rows, default 5,000), ``step`` (rows, default 1,000), ``alpha`` (0.01),
             ``reference_accuracy`` (float, for the feedback test), ``feedback_window`` (labels per
             accuracy verdict, default 1,000).
 
@@ -343,11 +348,11 @@ class DriftDetector:
             raise ConfigError(f"drift detector: step ({self.step}) must not exceed window ({self.window})")
         if -(-self.window // self.step) > MAX_BLOCKS:
             raise ConfigError(f"drift detector: window / step must be at most {MAX_BLOCKS}")
-        self.alpha = float(options.get("alpha", DEFAULT_ALPHA))
-        if not 0.0 < self.alpha <= 0.5:
-            raise ConfigError(f"drift detector: alpha must be in (0, 0.5], got {self.alpha}")
+        self.alpha = _float_option(options, "alpha", ONLINE_ALPHA, 1e-9, 0.5)
         ref_acc = options.get("reference_accuracy")
-        self.reference_accuracy = None if ref_acc is None else float(ref_acc)
+        self.reference_accuracy = (
+            None if ref_acc is None else _float_option(options, "reference_accuracy", 0.0, 0.0, 1.0)
+        )
         self.feedback_window = _int_option(options, "feedback_window", 1_000, MIN_WINDOW_ROWS)
         self.baseline: DriftBaseline | None = None
         if baseline is not None:
@@ -525,6 +530,17 @@ def _profile_of(baseline: dict[str, Any]) -> DataProfile:
     if x.ndim != 2 or x.shape[0] < MIN_WINDOW_ROWS:
         raise ValueError(f"reference rows must be a (n >= {MIN_WINDOW_ROWS}, features) array, got {x.shape}")
     return profile_chunks([{f"f{j}": x[:, j] for j in range(x.shape[1])}])
+
+
+def _float_option(options: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = options.get(key, default)
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"drift detector: {key} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not low <= out <= high:
+        raise ConfigError(f"drift detector: {key} must be in [{low:g}, {high:g}], got {value!r}")
+    return out
 
 
 def _int_option(options: dict[str, Any], key: str, default: int, minimum: int) -> int:

@@ -236,6 +236,10 @@ def test_detector_takes_reference_rows_and_refuses_bad_options() -> None:
         DriftDetector(model_name="m", baseline=None, windw=10)
     with pytest.raises(ConfigError, match="step"):
         DriftDetector(model_name="m", baseline=None, window=100, step=200)
+    with pytest.raises(ConfigError, match="alpha must be a number"):
+        DriftDetector(model_name="m", baseline=None, alpha="often")
+    with pytest.raises(ConfigError, match="reference_accuracy must be in"):
+        DriftDetector(model_name="m", baseline=None, reference_accuracy=1.5)
     with pytest.raises(ConfigError, match="not a data profile"):
         DriftDetector(model_name="m", baseline={"columns": 3})
 
