@@ -87,14 +87,21 @@ class Guard:
         return Workspace.open(self.home)
 
 
-def _env(home: Path) -> dict[str, str]:
+def _env(home: Path, database_url: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLSECOPS_")}
     env.update({"MLSECOPS_HOME": str(home), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+    if database_url is not None:
+        env["MLSECOPS_DATABASE_URL"] = database_url
     return env
 
 
 def start_guard(
-    home: Path, args: list[str], log_path: Path, *, ready_timeout: float = 120.0
+    home: Path,
+    args: list[str],
+    log_path: Path,
+    *,
+    ready_timeout: float = 120.0,
+    database_url: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``mlsecops serve ARGS`` on a free port; wait for /v2/health/ready."""
     import httpx
@@ -103,7 +110,7 @@ def start_guard(
     log = log_path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlsecops.cli", "serve", *args, "--host", "127.0.0.1", "--port", str(port)],
-        env=_env(home),
+        env=_env(home, database_url),
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=home.parent,
@@ -217,13 +224,13 @@ class Registry:
         return int(info.version)
 
 
-def make_registry(home: Path, tmp: Path) -> Registry:
+def make_registry(home: Path, tmp: Path, database_url: str | None = None) -> Registry:
     from mlsecops.registry import Registry as Reg
     from mlsecops.registry import Role, authenticate, create_api_key, create_user, grant
     from mlsecops.store import Workspace
     from mlsecops.supplychain import signing
 
-    ws = Workspace.init(home, actor="test")
+    ws = Workspace.init(home, database_url, actor="test")
     create_user(ws, "root", Role.ADMIN, actor=None)
     keys = {"admin": create_api_key(ws, "root", actor=None)}
     admin = authenticate(ws, keys["admin"])
