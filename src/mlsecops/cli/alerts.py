@@ -184,9 +184,8 @@ def alerts_respond(
                 )
         engine = ResponseEngine(ws, guard_policy, dry_run=dry_run)
         incidents = engine.respond(alert_id)
-    _emit_incidents(
-        incidents, fmt, output, title=("would run" if dry_run else "ran") + f" {len(incidents)} playbook(s)"
-    )
+    title = ("would run" if dry_run else "ran") + f" {len(incidents)} playbook(s)"
+    _emit_incidents(incidents, fmt, output, title=title, actions=True)
 
 
 # ---------------------------------------------------------------------------------------------- incidents
@@ -207,7 +206,27 @@ def _incident_row(i: Incident) -> dict[str, Any]:
     }
 
 
-def _emit_incidents(incidents: list[Incident], fmt: Any, output: Path | None, *, title: str) -> None:
+def _actions_table(incidents: list[Incident], title: str) -> Table:
+    """Each action of each incident with what it did (or, in a dry run, would do)."""
+    table = Table(title=title, title_justify="left")
+    for col in ("incident", "playbook", "action", "status", "detail"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("incident", "status"))
+    for i in incidents:
+        for a in i.actions:
+            shown = a.detail.get("would") or a.detail.get("error") or a.detail
+            table.add_row(
+                cell(i.id if i.id is not None else "-"),
+                cell(i.playbook),
+                cell(a.action),
+                cell(a.status),
+                cell(shown),
+            )
+    return table
+
+
+def _emit_incidents(
+    incidents: list[Incident], fmt: Any, output: Path | None, *, title: str, actions: bool = False
+) -> None:
     listing = Listing(
         kind="incidents.list",
         subject="incidents",
@@ -217,7 +236,7 @@ def _emit_incidents(incidents: list[Incident], fmt: Any, output: Path | None, *,
         document=[i.to_json() for i in incidents],
         no_wrap=("id", "status"),
     )
-    emit_listing(listing, fmt, output)
+    emit_listing(listing, fmt, output, text=(lambda: _actions_table(incidents, title)) if actions else None)
 
 
 @incidents_app.command("list")

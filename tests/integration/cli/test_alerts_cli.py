@@ -147,6 +147,8 @@ def test_respond_dry_run_writes_nothing_and_respond_acts(
     with ws.session(readonly=True) as s:
         assert audit.verify(s).events == before
     assert not controls.controls_for(ws, "mallory").blocked
+    shown = cli("alerts", "respond", str(mallory), "--policy", policy, "--dry-run")
+    assert shown.code == 0 and "would" in shown.out and "block mallory" in shown.out
     # acting needs an admin's key
     refused = cli(
         "alerts", "respond", str(mallory), "--policy", policy, env={"MLSECOPS_API_KEY": setup["viewer"]}
