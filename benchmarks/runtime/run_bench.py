@@ -87,6 +87,20 @@ monitor:
 """
 
 
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "mlsecops -detectors": {"monitor": {"enabled": False}},
+    "mlsecops -decision log": {"logging": {"sample_rate": 0.0}},
+    "mlsecops -profile check": {"validation": {"mode": "enforce"}},
+    "mlsecops -detectors -log -profile": {
+        "monitor": {"enabled": False},
+        "logging": {"sample_rate": 0.0},
+        "validation": {"mode": "enforce"},
+    },
+}
+"""``--ablate``: the guard again with one control (or three) off, to price each. The ``validation``
+override drops the data profile (schema checks stay)."""
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -258,7 +272,7 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def make_servers(setup: Setup, peers: dict[str, Path | None]) -> list[Server]:
+def make_servers(setup: Setup, peers: dict[str, Path | None], *, ablate: bool = False) -> list[Server]:
     servers = []
     infer = f"/v2/models/{MODEL}/infer"
     port = free_port()
@@ -303,33 +317,48 @@ def make_servers(setup: Setup, peers: dict[str, Path | None]) -> list[Server]:
                 ready_path=f"/v2/models/{MODEL}/ready",
             )
         )
-    port = free_port()
-    servers.append(
-        Server(
-            "mlsecops",
-            [
-                str(OURS / "mlsecops"),
-                "serve",
-                str(setup.model),
-                "--name",
-                MODEL,
-                "--policy",
-                str(setup.policy),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            port,
-            setup.bodies["mlsecops"],
-            infer,
-            env={"MLSECOPS_HOME": str(setup.home)},
-            token_file=setup.token_file,
-        )
-    )
+    for variant, overrides in [("mlsecops", {}), *(ABLATIONS.items() if ablate else [])]:
+        servers.append(_guard_server(setup, variant, overrides))
     return servers
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def _guard_server(setup: Setup, name: str, overrides: dict[str, Any]) -> Server:
+    import yaml
+
+    policy = setup.policy
+    if overrides:
+        doc = yaml.safe_load(GUARD_POLICY)
+        doc.update(overrides)
+        policy = WORK / f"guard-{_slug(name)}.yaml"
+        policy.write_text(yaml.safe_dump(doc))
+    port = free_port()
+    return Server(
+        name,
+        [
+            str(OURS / "mlsecops"),
+            "serve",
+            str(setup.model),
+            "--name",
+            MODEL,
+            "--policy",
+            str(policy),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        port,
+        setup.bodies["mlsecops"],
+        f"/v2/models/{MODEL}/infer",
+        env={"MLSECOPS_HOME": str(setup.home)},
+        token_file=setup.token_file,
+    )
 
 
 def start(server: Server) -> None:
@@ -337,7 +366,7 @@ def start(server: Server) -> None:
 
     logs = WORK / "logs"
     logs.mkdir(exist_ok=True)
-    server.log_path = logs / f"{server.name}.log"
+    server.log_path = logs / f"{_slug(server.name)}.log"
     with server.log_path.open("ab") as out:
         server.proc = subprocess.Popen(
             server.cmd,
@@ -387,8 +416,8 @@ def _tail(path: Path | None, n: int = 1500) -> str:
     return path.read_text(errors="replace")[-n:] if path is not None and path.exists() else ""
 
 
-def tree_rss_mib(pid: int) -> float:
-    """Resident memory of ``pid`` and all its descendants, MiB (from /proc)."""
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (from /proc)."""
     children: dict[int, list[int]] = collections.defaultdict(list)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -398,10 +427,18 @@ def tree_rss_mib(pid: int) -> float:
                 continue
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
             children[ppid].append(int(entry.name))
-    total, todo = 0, [pid]
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
+        out.append(p)
         todo.extend(children.get(p, []))
+    return out
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and all its descendants, MiB."""
+    total = 0
+    for p in _tree(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -409,6 +446,21 @@ def tree_rss_mib(pid: int) -> float:
         except OSError:
             continue
     return total / 1024
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live descendants."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / _TICK
 
 
 # ----------------------------------------------------------------------------- load
@@ -450,9 +502,14 @@ def measure(server: Server, connections: list[int], seconds: float, warmup: floa
     for c in connections:
         if warmup > 0:
             wrk(server, c, warmup)
+        assert server.proc is not None
+        cpu0 = tree_cpu_s(server.proc.pid)
         row = wrk(server, c, seconds)
+        row["cpu_ms_per_req"] = round(
+            1000 * (tree_cpu_s(server.proc.pid) - cpu0) / max(row["requests"], 1), 3
+        )
         log(
-            f"  {server.name:9s} c={c:<3d} {row['rps']:8.1f} req/s  p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  errors {row['errors']}"
+            f"  {server.name:9s} c={c:<3d} {row['rps']:8.1f} req/s  p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  CPU {row['cpu_ms_per_req']:.2f} ms/req  errors {row['errors']}"
         )
         rows.append(row)
     return rows
@@ -603,6 +660,16 @@ def goals(table: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
                     "met": bool(ratio and ratio >= GOAL_VS_FLOOR),
                 }
             )
+        for ref in ("floor", "mlserver", "kserve"):
+            other = row(ref, c)
+            if other is not None and other.get("cpu_ms_per_req"):
+                found.append(
+                    {
+                        "goal": f"(info) server CPU per request vs {ref} (c={c})",
+                        "value": _ratio(ours["cpu_ms_per_req"], other["cpu_ms_per_req"]),
+                        "met": None,
+                    }
+                )
     ours4, floor4 = row("mlsecops", 4), row("floor", 4)
     if ours4 and floor4:
         added = round(ours4["p99_ms"] - floor4["p99_ms"], 2)
@@ -627,7 +694,9 @@ def write(result: dict[str, Any], stem: str) -> Path:
         f"worker, `wrk` with one thread, {result['args']['seconds']:g} s per row after {result['args']['warmup']:g} s of warm-up, "
         f"median of {result['args']['rounds']} interleaved round(s). {result['machine']}; load average before "
         f"{result['load_before']}, after {result['load_after']} (the machine is shared: absolute numbers are noisy, "
-        "the ratios within one run less so).",
+        "the ratios within one run less so). `server CPU ms/request` is the CPU time (user + system) the server's "
+        "process tree used during the row divided by the requests answered: the cost of a request, which "
+        "depends far less on the machine's other load than requests/s do.",
         "",
         "Versions: " + "; ".join(f"{k}: {v}" for k, v in result["versions"].items()) + ".",
         "",
@@ -636,8 +705,8 @@ def write(result: dict[str, Any], stem: str) -> Path:
         "(top-3, 4 decimals), Prometheus metrics, the decision log of every request and the detector hook "
         "(default detectors). The floor, MLServer and KServe authenticate, limit and inspect nothing.",
         "",
-        "| server | connections | requests/s | p50 ms | p99 ms | errors | vs floor | vs MLServer | vs KServe |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | connections | requests/s | p50 ms | p99 ms | server CPU ms/request | errors | vs floor | vs MLServer | vs KServe |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, rows in table.items():
         for r in rows:
@@ -648,12 +717,13 @@ def write(result: dict[str, Any], stem: str) -> Path:
             cells = [_ratio(r["rps"], ref[n]) for n in ("floor", "mlserver", "kserve")]
             fmt = ["" if v is None else f"{v:.2f}" for v in cells]
             lines.append(
-                f"| {name} | {r['connections']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | {fmt[0]} | {fmt[1]} | {fmt[2]} |"
+                f"| {name} | {r['connections']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_ms_per_req']:.2f} | {r['errors']} | {fmt[0]} | {fmt[1]} | {fmt[2]} |"
             )
     for name, why in result["missing"].items():
-        lines.append(f"| {name} | - | not measured: {why} | | | | | | |")
+        lines.append(f"| {name} | - | not measured: {why} | | | | | | | |")
     lines += ["", "## Goals", "", "| goal | value | met |", "|---|---:|---|"]
-    lines += [f"| {g['goal']} | {g['value']} | {'yes' if g['met'] else 'no'} |" for g in result["goals"]]
+    verdict = {True: "yes", False: "no", None: "-"}
+    lines += [f"| {g['goal']} | {g['value']} | {verdict[g['met']]} |" for g in result["goals"]]
     s = result.get("soak")
     if s:
         lines += [
@@ -704,6 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--profile", type=float, default=0.0, metavar="SECONDS", help="py-spy the guard under load"
     )
+    ap.add_argument("--ablate", action="store_true", help="also the guard with detectors/log/profile off")
     ap.add_argument("--out", default="runtime", help="results file stem under benchmarks/results/")
     args = ap.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -738,7 +809,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 versions[name] = info
     setup = prepare(sk)
-    servers = [s for s in make_servers(setup, peers) if s.name in wanted]
+    servers = [s for s in make_servers(setup, peers, ablate=args.ablate) if s.name.split(" ")[0] in wanted]
     load_before = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     rounds: list[dict[str, list[dict[str, Any]]]] = []
     for i in range(args.rounds):
