@@ -101,8 +101,8 @@ WINDOW = 50
 ALERT_COUNT = 10
 """Near-duplicates within ``WINDOW`` that raise the alert. Square makes nearly every query after its
 second a near-duplicate and HopSkipJump most of its probes, so both cross 10 within a few dozen
-queries. On benign natural streams (digits, breast cancer, 20-feature tabular; 2,000 queries per
-client with retries and bursts) no window held a single near-duplicate, so 10 leaves a wide margin
+queries. On benign natural streams (digits, breast cancer, 20-feature tabular, a mixed one-hot set;
+2,000 queries per client with retries and bursts) no window held a single near-duplicate, so 10 leaves a wide margin
 for natural traffic that is more repetitive than these sets (calibration in
 ``benchmarks/monitor/query_attacks``)."""
 
