@@ -558,6 +558,14 @@ def _record(
 
 
 async def _infer(guard: Guard, request: Request, name: str, version: str | None) -> Response:
+    guard.metrics.in_flight.inc()
+    try:
+        return await _infer_one(guard, request, name, version)
+    finally:
+        guard.metrics.in_flight.dec()
+
+
+async def _infer_one(guard: Guard, request: Request, name: str, version: str | None) -> Response:
     started = time.perf_counter()
     ctx: _Ctx = request.scope["mlsecops.ctx"]
     ctx.model = name[:100]
@@ -592,7 +600,7 @@ async def _infer(guard: Guard, request: Request, name: str, version: str | None)
         x = _model_input(outcome.array, outcome.active.served)
         proba = await guard.backend.predict_proba(x, outcome.req)
         result = await to_thread.run_sync(_answer, guard, outcome, proba, started)
-    guard.metrics.model_rows.labels(name).inc(ctx.rows)
+    guard.metrics.model_rows.labels(guard.active.served.name if guard.active else "unknown").inc(ctx.rows)
     return _json(result)
 
 

@@ -242,6 +242,7 @@ def test_metrics_parse_and_count(guard: Guard, client: Any) -> None:
         for s in families["mlsecops_guard_rejections"].samples
     )
     assert "mlsecops_guard_request_seconds" in families
+    assert [s.value for s in families["mlsecops_guard_in_flight"].samples] == [0.0]  # nothing in flight now
     principals = {s.labels["principal"] for s in families["mlsecops_guard_principal_requests"].samples}
     assert "alice" in principals
     model = families["mlsecops_guard_model_requests"].samples
