@@ -13,7 +13,7 @@ for peer in evidently alibi nannyml; do
   case "$peer" in
     evidently) pkgs="evidently pandas<3" ;;  # evidently 0.7 imports a helper pandas 3 removed
     alibi) pkgs="alibi-detect" ;;
-    nannyml) pkgs="nannyml" ;;
+    nannyml) pkgs="nannyml statsmodels" ;;  # nannyml imports statsmodels without requiring it
   esac
   venv="$root/benchmarks/.venv-drift-$peer"
   if [ ! -x "$venv/bin/python" ]; then
