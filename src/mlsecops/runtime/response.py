@@ -49,6 +49,7 @@ import datetime as dt
 import json
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -88,6 +89,7 @@ __all__ = [
     "MAX_RETRAIN_S",
     "RESPONSE_USER",
     "ActionRecord",
+    "Announcer",
     "Incident",
     "ResponseEngine",
     "alert_sink",
@@ -106,6 +108,8 @@ MAX_RETRAINS = 2
 """Retraining pipelines one engine runs at once (each is a full ``mlsecops run``); more is refused."""
 MAX_DETAIL_CHARS = 4000
 """Longest error text kept per action (a subprocess or library message, bounded)."""
+MAX_PENDING_ANNOUNCEMENTS = 1000
+"""Alert webhooks waiting to be sent; more are dropped (and counted) rather than held in memory."""
 _RETRAIN_OUTPUT_BYTES = 64 * 1024
 """Tail of a retrain's stderr kept for its action detail."""
 
@@ -119,7 +123,7 @@ def _now() -> str:
 
 def webhook_notifier(ws: Workspace, *, actor: str = RESPONSE_USER) -> Notifier:
     """Announce alert changes through the registry's HMAC-signed webhooks (events ``alert.raised``,
-    ``alert.acknowledged``; a webhook subscribed to ``*`` gets them too).
+    ``alert.acknowledged``; a webhook subscribed to ``*`` gets them too), in the caller's thread.
     """
     from mlsecops.registry._webhooks import deliver
 
@@ -127,6 +131,52 @@ def webhook_notifier(ws: Workspace, *, actor: str = RESPONSE_USER) -> Notifier:
         deliver(ws, event, payload, actor=actor)
 
     return notify
+
+
+class Announcer:
+    """Webhook deliveries off the detector thread: a bounded queue and one sender thread.
+
+    Each delivery may take the registry's whole deadline per webhook; an alert storm (many accounts
+    raising alerts) must not stall the detectors behind a slow receiver, so ``__call__`` only queues
+    (dropping, and counting in ``dropped``, beyond ``MAX_PENDING_ANNOUNCEMENTS``).
+    """
+
+    def __init__(self, notify: Notifier) -> None:
+        self._notify = notify
+        self._queue: queue.Queue[tuple[str, Mapping[str, Any]] | None] = queue.Queue(
+            MAX_PENDING_ANNOUNCEMENTS
+        )
+        self.dropped = 0
+        """Announcements refused because the queue was full."""
+        self._thread = threading.Thread(target=self._run, name="alert-webhooks", daemon=True)
+        self._thread.start()
+
+    def __call__(self, event: str, payload: Mapping[str, Any]) -> None:
+        """Queue one announcement; never blocks."""
+        try:
+            self._queue.put_nowait((event, payload))
+        except queue.Full:
+            self.dropped += 1
+            _log.warning("alert webhook queue full: %s dropped (%d so far)", event, self.dropped)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued announcement was sent (or failed); True when the queue is empty."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self._queue.unfinished_tasks
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self._notify(*item)
+            except Exception as err:  # a sender thread: log, never die
+                _log.warning("alert webhook delivery failed: %s: %s", type(err).__name__, err)
+            finally:
+                self._queue.task_done()
 
 
 def alert_sink(ws: Workspace, policy: GuardPolicy) -> Callable[[list[Alert]], None]:
@@ -154,7 +204,8 @@ class ResponseEngine:
         policy: The guard policy (its ``playbooks``).
         actor: Who the responses are recorded as; registry actions use the registry user of this name.
         dry_run: Change nothing; return what would happen.
-        notify: How alert changes are announced (default: the registry's webhooks; None: not at all).
+        notify: How alert changes are announced (default: the registry's webhooks, sent from a
+            background thread by ``announcer``; None: not at all).
 
     Raises:
         ConfigError: a playbook action's parameters are invalid (named with the playbook).
@@ -174,9 +225,8 @@ class ResponseEngine:
         self.actor = actor
         self.dry_run = dry_run
         self._plans = [(pb, [(a, parse_params(pb, a)) for a in pb.actions]) for pb in policy.playbooks]
-        self.store = AlertStore(
-            ws, actor=actor, notify=webhook_notifier(ws, actor=actor) if notify == "webhooks" else notify
-        )
+        self.announcer = Announcer(webhook_notifier(ws, actor=actor)) if notify == "webhooks" else None
+        self.store = AlertStore(ws, actor=actor, notify=self.announcer if notify == "webhooks" else notify)
         self._lock = threading.Lock()
         self._retrains: list[threading.Thread] = []
         self._retrain_lock = threading.Lock()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from tests._http_fakes import serve_slowly
 from tests.integration.registry import conftest as registry_fixtures
 from tests.integration.registry.conftest import World
 
@@ -442,6 +443,7 @@ def test_alerts_are_announced_by_signed_webhook(
     engine.handle([_alert(severity=Severity.HIGH)])  # escalated: announced
     alert_id = engine.store.list()[0].id
     engine.store.acknowledge(alert_id, actor="alice")
+    assert engine.announcer is not None and engine.announcer.flush(30)
     assert [h["X-Mlsecops-Event"] for h, _ in received] == [
         "alert.raised",
         "alert.raised",
@@ -470,3 +472,19 @@ def test_a_relative_retrain_pipeline_resolves_against_the_policy_file(tmp_path: 
     actions = load_policy(path).playbooks[0].actions
     assert actions[0].params["pipeline"] == str(tmp_path / "conf" / "pipelines" / "retrain.yaml")
     assert actions[1].params == {}
+
+
+@pytest.fixture
+def trickling_receiver() -> Iterator[str]:
+    status = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
+    yield from serve_slowly([bytes([b]) for b in status], gap_s=0.2, path="/alerts")
+
+
+def test_a_slow_webhook_receiver_does_not_hold_the_detectors(world: World, trickling_receiver: str) -> None:
+    world.regs["admin"].add_webhook(trickling_receiver, SECRET, ["alert.raised"])
+    engine = ResponseEngine(world.ws, _policy(("label_only", {})))
+    started = time.monotonic()
+    incidents = engine.handle([_alert(f"sybil-{i}") for i in range(3)])
+    took = time.monotonic() - started
+    assert len(incidents) == 3 and took < 5.0  # three deliveries would take 3 x the 5 s deadline
+    assert controls.controls_for(world.ws, "sybil-2").label_only
