@@ -148,6 +148,8 @@ class _Ctx:
     code: str | None = None
     rows: int = 0
     started: float = field(default_factory=time.perf_counter)
+    abandoned: bool = False
+    """Set when the model's deadline passed: the worker thread must not record the late answer."""
 
 
 @dataclass
@@ -465,9 +467,10 @@ def _admit(
     guard: Guard, ctx: _Ctx, authorization: str | None, body: bytes, name: str, version: str | None
 ) -> _Outcome:
     """Authentication, authorisation, decoding, rate limit, validation (in a worker thread)."""
-    active = guard.active
+    active = guard.active  # this request's model, even if a switch installs another meanwhile
     assert active is not None
     served = active.served
+    ctx.version = served.version
     try:
         principal = guard.auth.authenticate(authorization)
         ctx.principal = principal.name
@@ -578,9 +581,6 @@ async def _infer_one(guard: Guard, request: Request, name: str, version: str | N
     except TimeoutError:
         raise RequestTimeout(f"the request was not received within {server.request_timeout_s:g} s") from None
     authorization = request.headers.get("authorization")
-    active = guard.active
-    assert active is not None
-    ctx.version = active.served.version
     from anyio import to_thread
 
     if guard.backend is None:
@@ -588,12 +588,15 @@ async def _infer_one(guard: Guard, request: Request, name: str, version: str | N
         def run() -> dict[str, Any]:
             outcome = _admit(guard, ctx, authorization, body, name, version)
             proba = _predict(outcome.active, _model_input(outcome.array, outcome.active.served))
+            if ctx.abandoned:  # the client was answered 500 already: not served, so not logged as served
+                raise ModelFailed("abandoned")
             return _answer(guard, outcome, proba, started)
 
         try:
             async with asyncio.timeout(server.model_timeout_s):
                 result = await to_thread.run_sync(run, abandon_on_cancel=True)
         except TimeoutError:
+            ctx.abandoned = True
             raise ModelFailed(f"the model did not answer within {server.model_timeout_s:g} s") from None
     else:
         outcome = await to_thread.run_sync(_admit, guard, ctx, authorization, body, name, version)
@@ -614,7 +617,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class _Edge:
-    """Access log line, request metrics and the early 413 for every HTTP request."""
+    """Request metrics and the access log line, for every HTTP request."""
 
     def __init__(self, app: ASGIApp, guard: Guard, stream: TextIO | None) -> None:
         self.app = app

@@ -174,6 +174,10 @@ def test_a_crashing_model_is_500_and_the_server_keeps_serving(
 def test_a_model_that_hangs_is_cut_off(
     local_app: tuple[Any, Any, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from sqlalchemy import select
+
+    from mlsecops.runtime._decision_tables import DecisionRecord
+
     app, tc, key = local_app
     guard = app.state.guard
     adapter = guard.active.served.adapter.estimator
@@ -195,6 +199,13 @@ def test_a_model_that_hangs_is_cut_off(
     headers = {"Authorization": f"Bearer {key}"}
     _error(tc.post("/v2/models/pixels/infer", json=_body(3), headers=headers), 500, "model_failed")
     assert tc.post("/v2/models/pixels/infer", json=_body(1), headers=headers).status_code == 200
+    time.sleep(1.5)  # the abandoned thread finishes its model call...
+    assert guard.decisions.flush(30)
+    with guard.ws.session(readonly=True) as s:
+        rows = {(r.rows, r.decision, r.status) for r in s.execute(select(DecisionRecord)).scalars()}
+    # ...and its late answer is not logged as served; the refusal the client saw is
+    assert (3, "accepted", 200) not in rows
+    assert any(decision.startswith("rejected:model_failed") for _n, decision, _s in rows)
 
 
 def test_database_gone_is_503(local_app: tuple[Any, Any, str], monkeypatch: pytest.MonkeyPatch) -> None:
