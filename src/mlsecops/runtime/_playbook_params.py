@@ -8,6 +8,7 @@ an incident.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Literal
 
@@ -26,8 +27,22 @@ __all__ = [
     "RevokeKeyParams",
     "RollbackParams",
     "ThrottleParams",
+    "alert_kinds",
+    "check_kind",
     "parse_params",
 ]
+
+
+@functools.cache
+def alert_kinds() -> frozenset[str]:
+    """Kinds of alert the detectors raise: each detector's name, and ``performance`` (from ``drift``)."""
+    from mlsecops.monitor.detectors import DETECTORS  # numpy: loaded when a policy is checked, not before
+
+    return frozenset(DETECTORS) | {"performance"}
+
+
+FAILED_KIND = "response.failed"
+"""Kind of the alert a failed action raises (never answered by a playbook: no loops)."""
 
 MAX_RETRAIN_S = 24 * 3600.0
 """Longest a retraining pipeline may run before it is killed."""
@@ -102,3 +117,21 @@ def parse_params(playbook: Playbook, action: PlaybookAction) -> Params:
         raise ConfigError(
             f"playbook {playbook.name!r}, action {action.action}: {where}: {first['msg']}"
         ) from None
+
+
+def check_kind(playbook: Playbook) -> None:
+    """Refuse a playbook whose ``kind`` no detector raises: a typo would silently disable the response.
+
+    Raises:
+        ConfigError: an unknown kind, or ``response.failed`` (never answered by a playbook).
+    """
+    if playbook.kind == FAILED_KIND:
+        raise ConfigError(
+            f"playbook {playbook.name!r}: {FAILED_KIND} alerts are never answered by playbooks (no loops); "
+            "subscribe a webhook to alert.raised to hear of them"
+        )
+    if playbook.kind not in alert_kinds():
+        raise ConfigError(
+            f"playbook {playbook.name!r}: no detector raises alerts of kind {playbook.kind!r}; "
+            f"expected one of {', '.join(sorted(alert_kinds()))}"
+        )

@@ -68,6 +68,7 @@ from mlsecops.monitor._alert_tables import IncidentAction, IncidentRow
 from mlsecops.monitor.alerts import AlertStore, Notifier, Recorded, StoredAlert, json_safe
 from mlsecops.monitor.interface import Alert
 from mlsecops.runtime._playbook_params import (
+    FAILED_KIND,
     MAX_RETRAIN_S,
     BlockParams,
     LabelOnlyParams,
@@ -77,6 +78,7 @@ from mlsecops.runtime._playbook_params import (
     RevokeKeyParams,
     RollbackParams,
     ThrottleParams,
+    check_kind,
     parse_params,
 )
 from mlsecops.runtime.incidents import ActionRecord, Incident, get_incident, list_incidents, outcome
@@ -102,8 +104,6 @@ _log = logging.getLogger("mlsecops.runtime.response")
 
 RESPONSE_USER = "mlsecops-response"
 """Default actor of automated responses, and the registry user whose role registry actions use."""
-FAILED_KIND = "response.failed"
-"""Kind of the alert a failed action raises (never answered by a playbook: no loops)."""
 MAX_RETRAINS = 2
 """Retraining pipelines one engine runs at once (each is a full ``mlsecops run``); more is refused."""
 MAX_DETAIL_CHARS = 4000
@@ -224,6 +224,8 @@ class ResponseEngine:
         self.policy = policy
         self.actor = actor
         self.dry_run = dry_run
+        for pb in policy.playbooks:
+            check_kind(pb)
         self._plans = [(pb, [(a, parse_params(pb, a)) for a in pb.actions]) for pb in policy.playbooks]
         self.announcer = Announcer(webhook_notifier(ws, actor=actor)) if notify == "webhooks" else None
         self.store = AlertStore(ws, actor=actor, notify=self.announcer if notify == "webhooks" else notify)

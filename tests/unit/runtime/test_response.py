@@ -341,6 +341,15 @@ def test_retrain_of_an_invalid_pipeline_fails_before_starting(world: World, tmp_
     assert incident.status == "failed" and "bad.yaml" in incident.actions[0].detail["error"]
 
 
+def test_a_playbook_for_an_alert_kind_no_detector_raises_is_refused(world: World) -> None:
+    with pytest.raises(ConfigError, match="no detector raises alerts of kind 'extration'"):
+        ResponseEngine(world.ws, _policy(("block", {}), kind="extration"))
+    with pytest.raises(ConfigError, match="never answered by playbooks"):
+        ResponseEngine(world.ws, _policy(("block", {}), kind=FAILED_KIND))
+    for kind in ("extraction", "query_attack", "adversarial_input", "drift", "performance"):
+        ResponseEngine(world.ws, _policy(("block", {}), kind=kind), notify=None)
+
+
 def test_bad_playbook_params_are_refused_at_start(world: World) -> None:
     with pytest.raises(ConfigError, match="playbook 'contain', action block: for"):
         ResponseEngine(world.ws, _policy(("block", {"for": 60})))
