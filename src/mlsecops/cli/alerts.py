@@ -184,6 +184,12 @@ def alerts_respond(
                 )
         engine = ResponseEngine(ws, guard_policy, dry_run=dry_run)
         incidents = engine.respond(alert_id)
+        if any(i.status == "running" for i in incidents):  # a retrain: this process must see it end
+            err_console.print("waiting for the retraining pipeline (bounded by its timeout_s)...")
+            engine.wait()
+            incidents = [get_incident(ws, i.id) if i.id is not None else i for i in incidents]
+        if engine.announcer is not None:
+            engine.announcer.flush()
     title = ("would run" if dry_run else "ran") + f" {len(incidents)} playbook(s)"
     _emit_incidents(incidents, fmt, output, title=title, actions=True)
 

@@ -247,3 +247,40 @@ def test_quarantine_list_export_and_release(
     assert again.code == 0 and "0 quarantined" in again.err and len(out.read_text().splitlines()) == 3
     with ws.session(readonly=True) as s:
         assert [e.actor for e in audit.iter_events(s, action="runtime.quarantine_release")] == ["root"]
+
+
+@pytest.mark.timeout(180)
+def test_respond_waits_for_a_retrain_to_finish(
+    cli: Callable[..., Any], setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp: Path = setup["tmp"]
+    (tmp / "data.csv").write_text("a,b\n1,2\n")
+    (tmp / "retrain.yaml").write_text(
+        "name: retrain\nstages:\n  - name: scan\n    check: artifact.scan\n    paths: [data.csv]\n"
+        "policy:\n  - stage: scan\n    max_severity: low\n"
+    )
+    (tmp / "retrain-guard.yaml").write_text(
+        "playbooks:\n  - name: retrain\n    kind: extraction\n    actions:\n"
+        "      - {action: retrain, params: {pipeline: retrain.yaml, timeout_s: 120}}\n"
+    )
+    monkeypatch.setenv("MLSECOPS_API_KEY", setup["admin"])
+    ran = _json(
+        cli(
+            "alerts",
+            "respond",
+            str(setup["ids"][0]),
+            "--policy",
+            str(tmp / "retrain-guard.yaml"),
+            "-f",
+            "json",
+        )
+    )
+    [action] = ran[0]["actions"]
+    assert (ran[0]["status"], action["status"], action["detail"]["gate_passed"]) == (
+        "completed",
+        "done",
+        True,
+    )
+    runs = _json(cli("runs", "list", "-f", "json"))
+    [run] = [r for r in runs if r["run"] == action["detail"]["run_id"]]
+    assert run["actor"] == f"mlsecops-response:incident-{ran[0]['id']}"
