@@ -22,7 +22,10 @@ from mlsecops.monitor._alert_tables import AlertRow, IncidentAction, IncidentRow
 from mlsecops.monitor.alerts import StoredAlert, stored_alert
 from mlsecops.store import Workspace
 
-__all__ = ["ActionRecord", "Incident", "get_incident", "list_incidents", "outcome"]
+__all__ = ["STATUSES", "ActionRecord", "Incident", "get_incident", "list_incidents", "outcome"]
+
+STATUSES = ("running", "completed", "partial", "failed")
+"""An incident's status: actions still running, or the outcome."""
 
 
 def _seconds(start: str, end: str | None) -> float | None:
@@ -166,10 +169,12 @@ def list_incidents(
     """Incidents, newest first.
 
     Raises:
-        InputError: a limit outside 1..10000.
+        InputError: an unknown status, or a limit outside 1..10000.
     """
     if not 1 <= limit <= 10_000:
         raise InputError(f"limit must be between 1 and 10000; got {limit}")
+    if status is not None and status not in STATUSES:
+        raise InputError(f"incident status must be one of {', '.join(STATUSES)}; got {status!r}")
     q = select(IncidentRow).order_by(IncidentRow.id.desc()).limit(limit)
     if status is not None:
         q = q.where(IncidentRow.status == status)

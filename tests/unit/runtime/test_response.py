@@ -18,7 +18,7 @@ from tests._http_fakes import serve_slowly
 from tests.integration.registry import conftest as registry_fixtures
 from tests.integration.registry.conftest import World
 
-from mlsecops.core.errors import ConfigError, PermissionDenied
+from mlsecops.core.errors import ConfigError, InputError, PermissionDenied
 from mlsecops.core.severity import Severity
 from mlsecops.monitor.alerts import AlertStore
 from mlsecops.monitor.interface import Alert
@@ -398,6 +398,10 @@ def test_incident_timeline(world: World) -> None:
     assert times == sorted(times) and times[0] == 0
     assert shown["time_to_outcome_s"] >= 0 and all(a["duration_s"] >= 0 for a in shown["actions"])
     assert shown["alert"]["principal"] == "mallory" and shown["status"] == "completed"
+    assert [i.id for i in list_incidents(world.ws, status="completed", model="fraud")] == [incident.id]
+    assert list_incidents(world.ws, status="failed") == [] and list_incidents(world.ws, model="churn") == []
+    with pytest.raises(InputError, match="status must be one of"):
+        list_incidents(world.ws, status="closed")
     [event] = _events(world.ws, "response.outcome")
     assert (event["alert_id"], event["status"]) == (incident.alert.id, "completed")
     with world.ws.session(readonly=True) as s:
