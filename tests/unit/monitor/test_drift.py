@@ -100,6 +100,24 @@ def test_profile_keeps_an_exact_correlation_matrix(profile: DataProfile) -> None
     assert base.corr_source == "sample" and base.corr.shape == (6, 6)
 
 
+def test_profile_correlation_uses_complete_rows_only() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.multivariate_normal([0, 0], [[1, 0.6], [0.6, 1]], size=4_000)
+    x[rng.random(4_000) < 0.1, 0] = np.nan
+    corr = profile_chunks(
+        [{"u": x[:2_000, 0], "v": x[:2_000, 1]}, {"u": x[2_000:, 0], "v": x[2_000:, 1]}]
+    ).correlation
+    complete = x[np.isfinite(x).all(axis=1)]
+    assert corr is not None and corr.rows == complete.shape[0]
+    assert corr.matrix[0][1] == pytest.approx(np.corrcoef(complete, rowvar=False)[0, 1], abs=1e-9)
+
+
+def test_small_windows_stay_calibrated(baseline: DriftBaseline) -> None:
+    # the tests account for the window size: 200-row windows false-alarm at alpha too
+    flagged = [_verdict(baseline, _rows(200, 400 + seed))["drift"] for seed in range(30)]
+    assert sum(map(bool, flagged)) <= 5
+
+
 def test_clean_windows_are_not_flagged(baseline: DriftBaseline) -> None:
     flagged = [_verdict(baseline, _rows(WINDOW, 100 + seed))["drift"] for seed in range(20)]
     # alpha 0.05 over 20 windows: 1 expected; 5 or more has probability 0.3 %
