@@ -32,11 +32,10 @@ __all__ = ["register"]
 
 def _first_width(path: Path) -> int | None:
     """Width of the first request's rows (for models that cannot tell their input shape)."""
-    from mlsecops.monitor.replay import read_queries
+    from mlsecops.monitor.replay import first_query
 
-    for query in read_queries(path):
-        return int(query.inputs.shape[1])
-    return None
+    query = first_query(path)
+    return None if query is None else int(query.inputs.shape[1])
 
 
 def replay_command(

@@ -46,6 +46,7 @@ __all__ = [
     "REORDER_BYTES",
     "REORDER_ROWS",
     "Query",
+    "first_query",
     "load_baseline",
     "read_queries",
     "replay",
@@ -260,6 +261,30 @@ def read_queries(
         yield release()
     if progress is not None:
         progress("replay", size, size)
+
+
+def first_query(path: str | Path) -> Query | None:
+    """The first request in file order (None for an empty log), read without the re-order window.
+
+    Raises:
+        InputError: as :func:`read_queries`, for the lines up to the first request.
+    """
+    from mlsecops.data._readers import open_data_file
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    with open_data_file(p) as fh:
+        for line in range(1, p.stat().st_size + 2):
+            raw = fh.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return None
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                raise InputError(f"{p} line {line}: longer than {MAX_LINE_BYTES} bytes")
+            query = _parse(raw, line, str(p), None, None)
+            if query is not None:
+                return query
+    return None
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:

@@ -145,3 +145,14 @@ def test_baseline_from_data_file(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(InputError, match="not a baseline profile"):
         load_baseline(tmp_path / "bad.json")
+
+
+def test_first_query_reads_only_up_to_the_first_request(tmp_path: Path) -> None:
+    from mlsecops.monitor.replay import first_query
+
+    path = _write(tmp_path, ["", json.dumps(GOOD), "{broken"])
+    q = first_query(path)
+    assert q is not None and q.line == 2 and q.inputs.shape == (1, 3)
+    assert first_query(_write(tmp_path, [""])) is None
+    with pytest.raises(InputError, match="line 1"):
+        first_query(_write(tmp_path, ["{broken", json.dumps(GOOD)]))
