@@ -151,10 +151,11 @@ def evaluate(
     for i, ref in enumerate(base.numeric):
         n = int(stats.num_n[i])
         mean_shift = stats.num_sum[i] / n if n else 0.0
-        z, p = t.mean_test(ref.mean + mean_shift, n, ref.mean, ref.sd, ref.n)
         var = stats.num_sumsq[i] / n - mean_shift**2 if n else 0.0
         sd_ratio = math.sqrt(max(var, 0.0)) / ref.sd if ref.sd > 0 else math.nan
         effect = mean_shift / ref.sd if ref.sd > 0 else math.inf if mean_shift else 0.0
+        # a column the baseline never saw a value of has no mean to test (its missing share is tested)
+        z, p = t.mean_test(ref.mean + mean_shift, n, ref.mean, ref.sd, ref.n) if ref.n else (0.0, 1.0)
         tests.append(
             {
                 "column": ref.name,

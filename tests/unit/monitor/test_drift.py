@@ -177,6 +177,20 @@ def test_correlation_test_is_calibrated_on_skewed_data() -> None:
     assert sum(p <= 0.05 for p in pvals) <= 6
 
 
+def test_constant_and_empty_baseline_columns() -> None:
+    n = 3_000
+    rng = np.random.default_rng(4)
+    ref = {"k": np.full(n, 2.0), "gone": np.full(n, np.nan), "z": rng.standard_normal(n)}
+    base = DriftBaseline.from_profile(profile_chunks([ref]))
+    same = {"k": np.full(500, 2.0), "gone": np.full(500, np.nan), "z": rng.standard_normal(500)}
+    assert _verdict(base, same)["drift"] is False
+    moved = dict(same, k=np.full(500, 2.5))
+    assert _verdict(base, moved)["columns"] == ["k"]
+    filled = dict(same, gone=rng.standard_normal(500))
+    verdict = _verdict(base, filled)
+    assert verdict["columns"] == ["gone"] and _tests(verdict) == {("missing", "gone")}
+
+
 def test_bh_adjust_matches_the_definition() -> None:
     from scipy.stats import false_discovery_control
 
