@@ -512,16 +512,17 @@ def _answer(guard: Guard, outcome: _Outcome, proba: np.ndarray, started: float) 
     tensors = _select_outputs(outcome.req, output_tensors(harden(proba, policy)))
     principal = outcome.principal.name
     now = time.time()
-    guard.hook.submit(
-        Observation(
-            time=now,
-            principal=principal,
-            model=served.name,
-            inputs=outcome.array,
-            outputs=proba,
-            version=served.version,
+    if guard.hook.detectors:  # no detectors: no hand-off (it would wake a thread for nothing)
+        guard.hook.submit(
+            Observation(
+                time=now,
+                principal=principal,
+                model=served.name,
+                inputs=outcome.array,
+                outputs=proba,
+                version=served.version,
+            )
         )
-    )
     latency_ms = (time.perf_counter() - started) * 1000
     _record(guard, principal, served, "accepted", 200, latency_ms, inputs=outcome.array, outputs=proba)
     body: dict[str, Any] = {

@@ -216,15 +216,15 @@ def decode_tensor(tensor: RequestInput, field: str) -> np.ndarray:
             raise InvalidInput(
                 f"values outside the range of {datatype} [{info.min}, {info.max}]", field=f"{field}.data"
             )
-    with np.errstate(over="ignore"):
-        out = raw.astype(target, copy=False)
-    if (
-        target.kind == "f"
-        and raw.dtype.kind == "f"
-        and raw.size
-        and not np.all(np.isfinite(out) | ~np.isfinite(raw))
-    ):
-        raise InvalidInput(f"values overflow {datatype}", field=f"{field}.data")
+    if raw.dtype == target:
+        out = raw
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = raw.astype(target)
+        # narrowing floats (FP64 -> FP32/FP16) overflows to infinity; a value that was finite must stay so
+        overflowed = target.kind == "f" and raw.dtype.kind == "f" and raw.size and not np.isfinite(out).all()
+        if overflowed and np.isfinite(raw[~np.isfinite(out)]).any():
+            raise InvalidInput(f"values overflow {datatype}", field=f"{field}.data")
     return out.reshape(tensor.shape)
 
 
