@@ -127,7 +127,9 @@ of them. alibi-detect `TabularDrift`: KS per numeric column, chi-square per cate
 Bonferroni at p_val 0.05. evidently `DataDriftPreset`: Wasserstein (normed, threshold 0.1) per numeric
 column and Jensen-Shannon per categorical column at this size; the data set drifts when at least half
 the columns do (`drift_share` 0.5). nannyml `UnivariateDriftCalculator` (chunk size = window size):
-Jensen-Shannon per column, an alert when a column's value leaves the band of the reference chunks.
+Jensen-Shannon per column, an alert when a column's distance exceeds the mean + 3 standard deviations
+of the reference's own ten chunks (each also part of the reference it is compared with, so the band is
+too narrow). evidently costs ~6 CPU-s per window, so it ran on 5 windows per scenario.
 
 Memory: "peak RSS" is the process's high-water mark (imports and the reference included); "RSS growth"
 is how much testing the windows added to it. Python-traced allocations while mlsecops tests one
