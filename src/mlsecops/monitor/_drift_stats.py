@@ -24,6 +24,10 @@ __all__ = ["MAX_EXAMPLES", "DriftBaseline", "WindowStats", "window_stats"]
 
 MAX_EXAMPLES = 10
 """Unseen category values kept per column as evidence."""
+ROWS_PER_KURTOSIS = 10.0
+"""Rows needed per unit of a column's kurtosis before its mean and correlations are tested by their
+normal approximation (3 for normal data: 30 rows; a pixel that is non-zero once in a hundred rows has
+kurtosis ~100: 1,000 rows). Sparser columns keep their quantile-bin and missing-share tests."""
 MAX_EXAMPLE_CHARS = 100
 """Characters of an unseen category value kept as evidence (a value may be as long as a CSV line)."""
 
@@ -39,6 +43,14 @@ class _NumRef:
     edges: np.ndarray
     probs: np.ndarray
     bins_n: int
+    kurtosis: float
+    """Of the profile's sample (NaN when it has none): how far from normal the column's tails are."""
+
+    def normal_ok(self, n: int) -> bool:
+        """Whether a mean or correlation over ``n`` rows (and the baseline's) is near enough normal."""
+        if not np.isfinite(self.kurtosis):
+            return True
+        return min(n, self.n) >= ROWS_PER_KURTOSIS * self.kurtosis
 
 
 @dataclass(frozen=True)
@@ -139,7 +151,16 @@ def _numeric_ref(name: str, count: int, nulls: int, col: Any, sample: Sequence[f
         edges=edges,
         probs=probs,
         bins_n=bins_n,
+        kurtosis=_kurtosis(s),
     )
+
+
+def _kurtosis(sample: np.ndarray) -> float:
+    if sample.size < 20:
+        return float("nan")
+    d = sample - sample.mean()
+    var = float(np.mean(d * d))
+    return float(np.mean(d**4) / var**2) if var > 0 else float("nan")
 
 
 def _categorical_ref(name: str, count: int, nulls: int, categories: dict[str, int]) -> _CatRef:
@@ -186,6 +207,7 @@ class WindowStats:
         self.num_n = np.zeros(k_num)
         self.num_sum = np.zeros(k_num)  # of (x - baseline mean): no cancellation
         self.num_sumsq = np.zeros(k_num)
+        self.num_off = np.zeros(k_num)  # values off a constant baseline column (its only test)
         self.num_bins = [np.zeros(r.probs.size) for r in baseline.numeric]
         self.cat_counts = [np.zeros(c.counts.size) for c in baseline.categorical]
         self.cat_seen = [False] * len(baseline.categorical)
@@ -206,6 +228,7 @@ class WindowStats:
             "num_n",
             "num_sum",
             "num_sumsq",
+            "num_off",
             "z1",
             "z2",
             "z22",
@@ -272,6 +295,8 @@ class WindowStats:
             self.num_n[i] += vals.size
             self.num_sum[i] += float(vals.sum())
             self.num_sumsq[i] += float(vals @ vals)
+            if ref.sd == 0.0:  # the profile's mean of a constant may differ from it by rounding
+                self.num_off[i] += float(np.count_nonzero(np.abs(vals) > 1e-9 * max(1.0, abs(ref.mean))))
             if ref.edges.size:
                 present = arr[~np.isnan(arr)]
                 self.num_bins[i] += np.bincount(
@@ -335,6 +360,9 @@ class WindowStats:
                     "num_n",
                     "num_sum",
                     "num_sumsq",
+                    "num_off",
+                    "num_off",
+                    "num_off",
                     "z1",
                     "z2",
                     "z22",
@@ -365,6 +393,8 @@ class WindowStats:
                 "num_n",
                 "num_sum",
                 "num_sumsq",
+                "num_off",
+                "num_off",
                 "z1",
                 "z2",
                 "z22",

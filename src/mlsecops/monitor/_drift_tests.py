@@ -4,7 +4,8 @@ Every test compares a window with the baseline and accounts for the uncertainty 
 p-value is uniform under "no drift" at any window size (the thresholds are calibrated to the window):
 
 - ``mean_test``: z-test of a numeric column's mean against the baseline's exact mean and standard
-  deviation (``sd * sqrt(1/n + 1/N)``). The most powerful test for the commonest drift, a location shift.
+  deviation (Welch: ``sqrt(s^2/n + sd^2/N)``). The most powerful test for the commonest drift, a
+  location shift.
 - ``binned_chi2``: Pearson chi-square of the window's counts in the baseline's 20 quantile bins, divided
   by ``1 + n/N`` because the bin edges are themselves estimates from ``N`` reference values (the
   two-sample correction). Catches changes of scale and shape (variance x1.2 moves ~3 % of the mass
@@ -12,7 +13,7 @@ p-value is uniform under "no drift" at any window size (the thresholds are calib
 - ``categorical_chi2``: two-sample chi-square of category counts (baseline counts vs window counts),
   categories that expect fewer than ``MIN_EXPECTED`` window rows pooled, unseen values in their own
   cell, missing values a category of their own. Reports the total-variation distance as the effect.
-- ``missing_test``: Fisher's exact test of the share of missing values.
+- ``share_test``: Fisher's exact test of a share: missing values, or values off a constant column.
 - ``correlation_test``: the joint test. For every pair of numeric columns, the window's Pearson
   correlation minus the baseline's, divided by its asymptotic standard error estimated from the window's
   fourth moments (valid for skewed and heavy-tailed data, where Fisher's ``1/(n-3)`` is not); the pairs
@@ -34,7 +35,7 @@ __all__ = [
     "categorical_chi2",
     "correlation_test",
     "mean_test",
-    "missing_test",
+    "share_test",
 ]
 
 MIN_EXPECTED = 5.0
@@ -42,8 +43,10 @@ MIN_EXPECTED = 5.0
 needs it: with fewer, single rare values decide the p-value)."""
 
 
-def mean_test(mean: float, n: int, ref_mean: float, ref_sd: float, ref_n: int) -> tuple[float, float]:
-    """Two-sided z-test of a window mean against the baseline.
+def mean_test(
+    mean: float, n: int, ref_mean: float, ref_sd: float, ref_n: int, *, sd: float | None = None
+) -> tuple[float, float]:
+    """Two-sided z-test of a window mean against the baseline (Welch: each side with its own sd).
 
     Args:
         mean: the window's mean over ``n`` finite values.
@@ -51,6 +54,7 @@ def mean_test(mean: float, n: int, ref_mean: float, ref_sd: float, ref_n: int) -
         ref_mean: the baseline's mean.
         ref_sd: the baseline's standard deviation.
         ref_n: finite values behind the baseline's moments.
+        sd: the window's standard deviation (default: the baseline's).
 
     Returns:
         ``(z, p_value)``; a constant baseline column gives p 0 when the mean moved at all, else 1.
@@ -60,7 +64,8 @@ def mean_test(mean: float, n: int, ref_mean: float, ref_sd: float, ref_n: int) -
     if ref_sd <= 0.0:
         moved = not np.isclose(mean, ref_mean, rtol=1e-9, atol=1e-12)
         return (np.inf if moved else 0.0), (0.0 if moved else 1.0)
-    se = ref_sd * np.sqrt(1.0 / n + 1.0 / max(ref_n, 1))
+    own = ref_sd if sd is None else sd
+    se = np.sqrt(own * own / n + ref_sd * ref_sd / max(ref_n, 1))
     z = (mean - ref_mean) / se
     return float(z), float(2.0 * special.ndtr(-abs(z)))
 
@@ -148,8 +153,12 @@ def categorical_chi2(ref_counts: np.ndarray, counts: np.ndarray) -> tuple[float,
     return stat, df, float(special.chdtrc(df, stat)), tv
 
 
-def missing_test(ref_missing: int, ref_n: int, missing: int, n: int) -> float:
-    """Fisher's exact p-value that the share of missing values is the baseline's."""
+def share_test(ref_missing: int, ref_n: int, missing: int, n: int) -> float:
+    """Fisher's exact p-value that a share (of missing values, of values off a constant) is the baseline's.
+
+    A constant baseline column is tested this way, not by its mean: a reference of ``N`` equal values
+    says a different value has a rate of at most a few over ``N``, not zero.
+    """
     if n == 0 or ref_n == 0 or (ref_missing == 0 and missing == 0):
         return 1.0
     table = [[ref_missing, ref_n - ref_missing], [missing, n - missing]]

@@ -148,25 +148,55 @@ def evaluate(
         )
     base = stats.baseline
     tests: list[dict[str, Any]] = []
+    skipped: list[str] = []
     for i, ref in enumerate(base.numeric):
         n = int(stats.num_n[i])
         mean_shift = stats.num_sum[i] / n if n else 0.0
         var = stats.num_sumsq[i] / n - mean_shift**2 if n else 0.0
         sd_ratio = math.sqrt(max(var, 0.0)) / ref.sd if ref.sd > 0 else math.nan
         effect = mean_shift / ref.sd if ref.sd > 0 else math.inf if mean_shift else 0.0
-        # a column the baseline never saw a value of has no mean to test (its missing share is tested)
-        z, p = t.mean_test(ref.mean + mean_shift, n, ref.mean, ref.sd, ref.n) if ref.n else (0.0, 1.0)
-        tests.append(
-            {
-                "column": ref.name,
-                "test": "mean",
-                "statistic": _r(z),
-                "p_value": p,
-                "effect": _r(effect),
-                "baseline_mean": _r(ref.mean, 6),
-                "window_mean": _r(ref.mean + mean_shift, 6),
-            }
-        )
+        count = int(stats.num_count[i])
+        if ref.nulls or stats.num_nulls[i]:
+            p = t.share_test(ref.nulls, ref.count, int(stats.num_nulls[i]), count)
+            tests.append(
+                {
+                    "column": ref.name,
+                    "test": "missing",
+                    "p_value": p,
+                    "effect": _r(stats.num_nulls[i] / max(count, 1) - ref.nulls / max(ref.count, 1)),
+                }
+            )
+        if ref.n and ref.sd == 0.0:
+            # a constant column: the share of other values (Fisher), not a z-test against sd 0
+            off = int(stats.num_off[i])
+            tests.append(
+                {
+                    "column": ref.name,
+                    "test": "constant",
+                    "p_value": t.share_test(0, ref.n, off, n),
+                    "effect": _r(off / n if n else 0.0),
+                    "effect_name": "share_off_constant",
+                    "baseline_value": _r(ref.mean, 6),
+                }
+            )
+            continue
+        # a column the baseline never saw a value of has no mean to test (its missing share is tested);
+        # nor one too heavy-tailed for a normal mean at this size (its bins are tested)
+        if ref.n and ref.normal_ok(n):
+            z, p = t.mean_test(ref.mean + mean_shift, n, ref.mean, ref.sd, ref.n, sd=math.sqrt(max(var, 0.0)))
+            tests.append(
+                {
+                    "column": ref.name,
+                    "test": "mean",
+                    "statistic": _r(z),
+                    "p_value": p,
+                    "effect": _r(effect),
+                    "baseline_mean": _r(ref.mean, 6),
+                    "window_mean": _r(ref.mean + mean_shift, 6),
+                }
+            )
+        elif ref.n:
+            skipped.append(ref.name)
         if ref.edges.size:
             stat, df, p = t.binned_chi2(stats.num_bins[i], ref.probs, ref.bins_n)
             tests.append(
@@ -178,17 +208,6 @@ def evaluate(
                     "p_value": p,
                     "effect": _r(sd_ratio),
                     "effect_name": "sd_ratio",
-                }
-            )
-        count = int(stats.num_count[i])
-        if ref.nulls or stats.num_nulls[i]:
-            p = t.missing_test(ref.nulls, ref.count, int(stats.num_nulls[i]), count)
-            tests.append(
-                {
-                    "column": ref.name,
-                    "test": "missing",
-                    "p_value": p,
-                    "effect": _r(stats.num_nulls[i] / max(count, 1) - ref.nulls / max(ref.count, 1)),
                 }
             )
     for i, ref_c in enumerate(base.categorical):
@@ -229,6 +248,7 @@ def evaluate(
         "alpha": alpha,
         "method": "benjamini-hochberg",
         "correlation_baseline": base.corr_source,
+        "too_heavy_tailed_for_mean_test": skipped[:MAX_EVIDENCE_TESTS],
         "rejected": rejected[:MAX_EVIDENCE_TESTS],
     }
     if len(rejected) > MAX_EVIDENCE_TESTS:
@@ -255,7 +275,8 @@ def _correlation_entry(stats: WindowStats, alpha: float) -> dict[str, Any] | Non
     cov = m2 - np.outer(m1, m1)
     var = np.diag(cov).copy()
     s2 = np.diag(m2).copy()  # second moments about the baseline mean (~1 with no drift)
-    ok_col = (var > 1e-12) & (np.array([base.numeric[j].sd for j in base.corr_columns]) > 0)
+    refs = [base.numeric[j] for j in base.corr_columns]
+    ok_col = (var > 1e-12) & np.array([r.sd > 0 and r.normal_ok(int(n)) for r in refs])
     safe_var = np.where(ok_col, var, 1.0)
     r_w = cov / np.sqrt(np.outer(safe_var, safe_var))
     # Asymptotic variance of sqrt(n) * r for any distribution with fourth moments (delta method), from
