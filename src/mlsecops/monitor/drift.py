@@ -7,7 +7,10 @@ window in constant memory (sums, bin counts, category counts and co-moments, all
 window is the sum of its steps); ``evaluate`` runs the tests of ``mlsecops.monitor._drift_tests`` and
 returns a ``WindowVerdict``:
 
-- per numeric column: mean (z-test), shape and scale (quantile-bin chi-square), missing share;
+- per numeric column: mean (Welch z-test), shape and scale (quantile-bin chi-square), missing share;
+  a constant baseline column by the share of other values; a column too heavy-tailed for a normal
+  approximation at this window size (``min(n, N) < 10 x kurtosis``, e.g. a pixel that is non-zero
+  once in a hundred rows) keeps its bin and missing-share tests, not its mean and correlations;
 - per categorical column (the label too, when the window has it): two-sample chi-square;
 - jointly: the correlation of every pair of numeric columns (one Bonferroni-combined p-value);
 - across all of them: Benjamini-Hochberg at ``alpha``. A window is flagged when any test is rejected,
@@ -21,8 +24,8 @@ alerts with principal ""), and ``record_feedback`` adds the labels that arrive l
 
 What it does not see: changes of the joint distribution that keep every marginal and every pairwise
 linear correlation (higher-order or category-conditional dependence), drift in columns the baseline
-does not have, and, with the default tests, shifts smaller than the window can resolve (about
-0.05 standard deviations on 5,000 rows).
+does not have, and shifts smaller than the window can resolve (a mean shift of 0.05 standard
+deviations on 3 columns is found in 5,000-row windows; 0.03 in about half of them).
 """
 
 from __future__ import annotations
