@@ -208,7 +208,8 @@ class ResponseEngine:
             background thread by ``announcer``; None: not at all).
 
     Raises:
-        ConfigError: a playbook action's parameters are invalid (named with the playbook).
+        ConfigError: a playbook names an alert kind no detector raises, or an action's parameters are
+            invalid (named with the playbook).
     """
 
     def __init__(
@@ -323,7 +324,16 @@ class ResponseEngine:
                 continue
             if previous is not None and previous >= bar:
                 continue  # this playbook already ran when the alert reached its bar
-            out.append(self._run(playbook, actions, alert, triggered))
+            try:
+                out.append(self._run(playbook, actions, alert, triggered))
+            except Exception as err:  # e.g. the database went away mid-run: the other playbooks still try
+                _log.error(
+                    "playbook %s on alert %s failed: %s: %s",
+                    playbook.name,
+                    alert.id,
+                    type(err).__name__,
+                    redact(str(err))[:500],
+                )
         return out
 
     # -- running ---------------------------------------------------------------------------------
