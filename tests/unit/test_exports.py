@@ -20,6 +20,7 @@ PACKAGES = [
     "mlsecops.models",
     "mlsecops.assess",
     "mlsecops.harden",
+    "mlsecops.monitor",
 ]
 
 
