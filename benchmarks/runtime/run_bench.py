@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import fcntl
 import json
 import os
 import platform
@@ -48,7 +49,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-WORK = ROOT / "benchmarks" / ".work" / "runtime"
+WORK_BASE = ROOT / "benchmarks" / ".work" / "runtime"
+WORK = WORK_BASE / f"run-{os.getpid()}"
+"""This run's files (concurrent runs never share or delete each other's)."""
 RESULTS = ROOT / "benchmarks" / "results"
 OURS = ROOT / ".venv" / "bin"
 VENVS = ROOT / "benchmarks"
@@ -255,7 +258,7 @@ class Server:
     body: Path
     path: str
     env: dict[str, str] = field(default_factory=dict)
-    cwd: Path = WORK
+    cwd: Path | None = None
     token_file: Path | None = None
     ready_path: str = "/v2/health/ready"
     proc: subprocess.Popen[bytes] | None = None
@@ -373,7 +376,7 @@ def start(server: Server) -> None:
             stdout=out,
             stderr=subprocess.STDOUT,
             env=_env(server.env),
-            cwd=server.cwd,
+            cwd=server.cwd or WORK,
             start_new_session=True,
         )
     headers = {"content-type": "application/json"}
@@ -780,6 +783,13 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk (Debian's package)", file=sys.stderr)
         return 2
+    WORK_BASE.mkdir(parents=True, exist_ok=True)
+    lock = (WORK_BASE / ".lock").open("w")
+    try:  # two runs at once would share the CPUs and spoil both: the second waits
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log("another runtime benchmark is running; waiting for it to finish")
+        fcntl.flock(lock, fcntl.LOCK_EX)
     wanted = [s for s in args.servers.split(",") if s]
     if unknown := set(wanted) - set(SERVERS):
         print(f"unknown servers: {', '.join(sorted(unknown))}", file=sys.stderr)
@@ -858,6 +868,7 @@ def main(argv: list[str] | None = None) -> int:
         "profile": prof,
     }
     md = write(result, args.out)
+    shutil.rmtree(WORK / "ws", ignore_errors=True)  # the soak's decision log: hundreds of MB
     print(md.read_text())
     return 0
 
