@@ -72,6 +72,7 @@ from mlsecops.runtime.serving import AliasFollower, ServedModel, load_served
 
 __all__ = [
     "CONFIG_ENV",
+    "SIDECAR_ENV",
     "Guard",
     "ServeConfig",
     "UnsupportedMediaType",
@@ -83,6 +84,9 @@ __all__ = [
 CONFIG_ENV = "MLSECOPS_SERVE_CONFIG"
 """Environment variable carrying the JSON ``ServeConfig`` to worker processes (no secrets in it: the
 database URL and keys stay in their own variables and files)."""
+
+SIDECAR_ENV = "MLSECOPS_SERVE_SIDECAR"
+"""``0`` keeps the detectors and the decision log's writes in threads of the server process."""
 
 log = logging.getLogger("mlsecops.runtime")
 
@@ -167,6 +171,7 @@ class Guard:
     backend: Any = None
     active: _Active | None = None
     follower: AliasFollower | None = None
+    sidecar: Any = None
 
 
 # ----------------------------------------------------------------------------- wiring
@@ -251,8 +256,12 @@ def _install(guard: Guard) -> Callable[[ServedModel], None]:
     return install
 
 
-def _build_guard(config: ServeConfig) -> Guard:
-    """Policy, workspace, model, controls; nothing starts a thread or listens yet (see ``lifespan``)."""
+def _build_guard(config: ServeConfig, *, sidecar: bool = True) -> Guard:
+    """Policy, workspace, model, controls; nothing listens yet (see ``lifespan``).
+
+    With ``sidecar`` the detectors and the decision log's writes run in a process of their own
+    (:mod:`mlsecops.runtime.sidecar`), started here so that a failure to start is a startup error.
+    """
     from mlsecops.core.settings import Settings
     from mlsecops.runtime.auth import Authenticator
     from mlsecops.runtime.decisions import DecisionLog
@@ -284,24 +293,32 @@ def _build_guard(config: ServeConfig) -> Guard:
         else:
             served = load_served(ws, config.model, name=config.name)
         guard.active = _activate(guard, served)
-        detectors = []
-        if policy.monitor.enabled:
-            build = getattr(_optional("mlsecops.monitor.detectors"), "build_detectors", None)
-            if build is not None:
+        build = getattr(_optional("mlsecops.monitor.detectors"), "build_detectors", None)
+        detect = policy.monitor.enabled and build is not None
+        if sidecar and (detect or policy.logging.sample_rate > 0):
+            _start_sidecar(guard, served, detect)
+        else:
+            detectors = []
+            if detect:
                 model = served.adapter if guard.backend is None else _model_info(served)
                 detectors = list(
                     build(policy.monitor, model, baseline=guard.active.profile, model_name=served.name)
                 )
+            guard.decisions = DecisionLog(ws, policy.logging, start=False)
+            guard.hook = DetectorHook(
+                detectors, queue_size=policy.monitor.queue_size, on_alerts=_on_alerts(guard)
+            )
         guard.auth = Authenticator(ws, policy.auth)
         guard.limiter = Limiter(ws, policy.limits, controls=guard.auth.controls)
-        guard.decisions = DecisionLog(ws, policy.logging, start=False)
-        guard.hook = DetectorHook(
-            detectors, queue_size=policy.monitor.queue_size, on_alerts=_on_alerts(guard)
-        )
         guard.metrics.gauge_function(
             "mlsecops_guard_detector_dropped",
-            "Observations dropped because the detector queue was full",
+            "Observations the detectors never saw (a full queue or buffer, or the hook stopped)",
             lambda: float(getattr(guard.hook, "dropped", 0)),
+        )
+        guard.metrics.gauge_function(
+            "mlsecops_guard_decision_log_dropped",
+            "Sampled requests the decision log could not write (a full buffer, or the database down at close)",
+            lambda: float(guard.decisions.stats()["dropped"]) if guard.decisions is not None else 0.0,
         )
         if served.ref is not None and config.follow and config.upstream is None:
             guard.follower = AliasFollower(ws, served, _install(guard), interval=config.poll_interval)
@@ -309,6 +326,35 @@ def _build_guard(config: ServeConfig) -> Guard:
     except BaseException:
         close_guard(guard)
         raise
+
+
+def _start_sidecar(guard: Guard, served: ServedModel, detect: bool) -> None:
+    """Detectors and decision-log writes in a process of their own (off this process's GIL)."""
+    from mlsecops.core.errors import ConfigError
+    from mlsecops.runtime.sidecar import RemoteDecisionLog, RemoteHook, Sidecar, SidecarError, SidecarSpec
+
+    if guard.backend is not None:
+        model_spec, info = None, _model_info(served)
+    elif served.version_id is not None:
+        model_spec, info = f"{served.name}@{served.version}", None  # pinned: the version served now
+    else:
+        model_spec, info = served.source, None
+    spec = SidecarSpec(
+        policy=guard.policy,
+        model_spec=model_spec,
+        model_name=served.name,
+        model_digest=served.digest,
+        model_info=info,
+        profile=guard.active.profile if guard.active is not None else None,
+        detect=detect,
+    )
+    try:
+        car = Sidecar(spec)
+    except SidecarError as err:
+        raise ConfigError(f"the detector sidecar could not start: {err}") from None
+    guard.sidecar = car
+    guard.hook = RemoteHook(car)
+    guard.decisions = RemoteDecisionLog(car, guard.policy.logging)
 
 
 def _model_info(served: ServedModel) -> dict[str, Any]:
@@ -709,18 +755,24 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(config: ServeConfig, *, access_log: TextIO | None = sys.stderr) -> FastAPI:
+def create_app(
+    config: ServeConfig, *, access_log: TextIO | None = sys.stderr, sidecar: bool | None = None
+) -> FastAPI:
     """Build the guard app for ``config``: loads the policy, the workspace and the model first.
 
     Args:
         config: what to serve, and the policy file.
         access_log: where the JSON access lines go (None: nowhere).
+        sidecar: run the detectors and the decision log's writes in a process of their own (the
+            default, unless ``MLSECOPS_SERVE_SIDECAR=0``); False keeps them in threads of this process.
 
     Raises:
         InputError, ConfigError, VerificationError, WorkspaceError: what ``mlsecops serve`` reports in
             one line with exit 2 (a bad policy, a model that is not safe or not verified...).
     """
-    guard = _build_guard(config)
+    if sidecar is None:
+        sidecar = os.environ.get(SIDECAR_ENV, "1") != "0"
+    guard = _build_guard(config, sidecar=sidecar)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
