@@ -9,6 +9,9 @@ pipeline's path:
 - ``assets/data/train.csv``: the trusted training data (64 pixel columns and ``label``);
 - ``assets/data/incoming.csv``: a new batch to validate against the baseline, with 3% label flips;
 - ``assets/data/test.npz``: held-out ``X`` (N, 1, 8, 8) and ``y`` for the robustness stages;
+- ``assets/data/shifted.csv``: held-out rows whose centre pixels are brighter (drift to catch);
+- ``assets/queries/traffic.jsonl``: a guard decision log in the replay format: two benign clients (one
+  retries its requests) and a thief perturbing a few seed images (PRADA's T-RND) to copy the model;
 - ``pipeline.yaml``: the commented ``demo_pipeline.yaml`` shipped in this package (the repository's
   ``examples/pipeline.yaml`` is the same file; a test keeps them identical).
 
@@ -87,6 +90,37 @@ def _train_cnn(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], path: Path) -> 
     TorchModel(model, input_shape=(1, 8, 8), n_classes=10, source=path.name).save(path)
 
 
+def _brighter(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """The rows with the 4x4 centre of each 8x8 image 0.15 brighter (clipped to [0, 1])."""
+    out = x.copy().reshape(-1, 8, 8)
+    out[:, 2:6, 2:6] = np.clip(out[:, 2:6, 2:6] + 0.15, 0.0, 1.0)
+    return out.reshape(len(x), -1)
+
+
+def _write_traffic(path: Path, pool: np.ndarray[Any, Any], rng: np.random.Generator) -> None:
+    """A decision log of three principals, one request per line, interleaved in time order."""
+    import json
+
+    start, requests = 1_764_000_000.0, []
+    for i in range(300):  # app-1: natural held-out images, one per request
+        requests.append((start + 2.0 * i + rng.random(), "app-1", pool[rng.integers(len(pool))]))
+    for i in range(150):  # app-2: natural images, each sent twice (a client that retries)
+        row = pool[rng.integers(len(pool))]
+        t = start + 4.0 * i + rng.random()
+        requests += [(t, "app-2", row), (t + 0.5, "app-2", row)]
+    seeds = pool[rng.choice(len(pool), size=5, replace=False)]
+    for i in range(300):  # thief: T-RND, random sign steps on a few pixels around five seed images
+        row = seeds[i % 5].copy()
+        pixels = rng.choice(row.size, size=8, replace=False)
+        row[pixels] = np.clip(row[pixels] + rng.choice([-0.2, 0.2], size=8), 0.0, 1.0)
+        requests.append((start + 1.0 + 2.0 * i + rng.random(), "thief", row))
+    requests.sort(key=lambda r: r[0])
+    with path.open("w", encoding="utf-8") as fh:
+        for t, who, row in requests:
+            line = {"time": round(t, 3), "principal": who, "inputs": [np.round(row, 4).tolist()]}
+            fh.write(json.dumps(line) + "\n")
+
+
 def build_demo(folder: Path) -> Path:
     """Write the demo project into ``folder`` and return the path of its pipeline file.
 
@@ -114,6 +148,10 @@ def build_demo(folder: Path) -> Path:
         flipped[idx] = (flipped[idx] + rng.integers(1, 10, size=len(idx))) % 10
         _write_csv(data / "incoming.csv", x_new, flipped)
         np.savez(data / "test.npz", X=x_test[:300].reshape(-1, 1, 8, 8), y=y_test[:300])
+        _write_csv(data / "shifted.csv", _brighter(x_test[300:]), y_test[300:])
+        queries = folder / "assets" / "queries"
+        queries.mkdir(parents=True, exist_ok=True)
+        _write_traffic(queries / "traffic.jsonl", x_test[300:], rng)
         _train_cnn(x_train, y_train, models / "digits-cnn.pt2")
         logreg = LogisticRegression(max_iter=2000).fit(x_trusted, y_trusted)
         with (models / "digits-logreg.pkl").open("wb") as fh:
