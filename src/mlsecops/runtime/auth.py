@@ -174,6 +174,23 @@ class Authenticator:
             raise Forbidden("this principal is blocked")
         return principal
 
+    def cached(self, authorization: str | None) -> bool:
+        """Whether ``authenticate`` can answer for this header from memory (no key hashing, no JWKS).
+
+        True for an API key verified recently and not known to have failed; a hint for the request
+        path (run inline or in a thread), never a decision: ``authenticate`` still checks everything.
+        """
+        if not authorization or len(authorization) > MAX_CREDENTIAL_CHARS:
+            return authorization is None or not authorization.strip()
+        scheme, _, credential = authorization.strip().partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential.startswith("mlsk_"):
+            return False
+        digest = self._digest(credential)
+        with self._lock:
+            entry = self._keys.get(digest)
+            return entry is not None and time.monotonic() - entry.checked < KEY_RECHECK_S
+
     def _identify(self, authorization: str | None, revision: Revision | None) -> Principal:
         if authorization is None or not authorization.strip():
             if self._policy.anonymous:

@@ -134,8 +134,8 @@ class Sidecar:
         self._send_lock = threading.Lock()
         self._buf: list[tuple[Any, ...]] = []
         self._closed = False
-        self.dropped = 0
-        """Requests refused by the server-side buffer (full, or the sidecar closed)."""
+        self.dropped = {"obs": 0, "log": 0}
+        """Records refused by the server-side buffer (full, or the sidecar closed), by kind."""
         self.detectors: tuple[str, ...] = ()
         if not self._replies.poll(START_TIMEOUT_S):
             self._kill()
@@ -156,10 +156,14 @@ class Sidecar:
     # -- request path ---------------------------------------------------------------------------
 
     def put(self, item: tuple[Any, ...]) -> bool:
-        """Buffer one record for the sidecar; never blocks. False (counted) when the buffer is full."""
+        """Buffer one record (``("obs" | "log", ...)``) for the sidecar; never blocks.
+
+        Returns:
+            False (counted under its kind) when the buffer is full or the sidecar closed.
+        """
         with self._lock:
             if self._closed or len(self._buf) >= self.buffer_max:
-                self.dropped += 1
+                self.dropped[item[0]] += 1
                 return False
             self._buf.append(item)
         return True
@@ -235,7 +239,8 @@ class Sidecar:
                 self._send.send_bytes(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
             except (OSError, ValueError):  # the sidecar is gone: count what it will never see
                 with self._lock:
-                    self.dropped += len(batch) + len(self._buf)
+                    for lost in (*batch, *self._buf):
+                        self.dropped[lost[0]] += 1
                     self._buf.clear()
                     self._closed = True
                 return
@@ -286,7 +291,7 @@ class RemoteHook:
     @property
     def dropped(self) -> int:
         """Observations dropped here, in the server's buffer, or by the sidecar's full queue."""
-        return self._dropped + self._sidecar.dropped + self._sidecar.hook_stats()["dropped"]
+        return self._dropped + self._sidecar.dropped["obs"] + self._sidecar.hook_stats()["dropped"]
 
     def start(self) -> RemoteHook:
         """Nothing to start (the sidecar runs already); returns self."""
@@ -371,7 +376,7 @@ class RemoteDecisionLog:
         """As ``DecisionLog.stats``; ``dropped`` includes the server-side buffer's drops."""
         s = self._sidecar.log_stats()
         s["unsampled"] = self.unsampled
-        s["dropped"] += self._sidecar.dropped
+        s["dropped"] += self._sidecar.dropped["log"]
         return s
 
     def __getattr__(self, name: str) -> int:
