@@ -506,8 +506,12 @@ INLINE_ENV = "MLSECOPS_SERVE_INLINE"
 INLINE_MAX_BODY = 16 << 10
 """Largest body answered on the event loop: its decoding and the model call stay short (rows are few)."""
 INLINE_MODEL_MAX_S = 0.002
-"""A model call of a small body slower than this stops inline answering: a slow model (or an input
-that makes it slow) must not stall the event loop; requests go through worker threads again."""
+"""A small-body model call slower than this is a strike against answering inline."""
+INLINE_STRIKES = 3
+"""Strikes within ``INLINE_AFTER`` calls that stop inline answering (one is not enough: on a busy
+machine the scheduler alone stretches a call now and then); a slow model strikes on every call."""
+INLINE_STALL_S = 0.05
+"""One small-body model call this slow stops inline answering at once."""
 INLINE_AFTER = 64
 """Consecutive small-body model calls under ``INLINE_MODEL_MAX_S`` before answering inline (again)."""
 
@@ -515,18 +519,21 @@ INLINE_AFTER = 64
 class _InlineGate:
     """Decides when a request is answered on the event loop instead of a worker thread.
 
-    The thread hop costs about a quarter of a small request's CPU. A request is answered inline only
+    The thread hop costs about a sixth of a small request's CPU. A request is answered inline only
     when its body is small, its API key is cached (no scrypt, no key-source fetch on the loop), the
     workspace is a local SQLite file (its reads take microseconds) and the model has answered the
-    last ``INLINE_AFTER`` small requests within ``INLINE_MODEL_MAX_S``. One slower call turns it off
-    until the model proves fast again in threads. The model timeout still holds for inline calls in
-    what the client sees (a call that overran it is answered 500 and not logged as served), but an
-    inline call cannot be abandoned while it runs: that is why only proven-fast models qualify.
+    last ``INLINE_AFTER`` small requests within ``INLINE_MODEL_MAX_S``. ``INLINE_STRIKES`` slower
+    calls in a window, or one over ``INLINE_STALL_S``, turn it off until the model proves fast again
+    in threads. The model timeout still holds for inline calls in what the client sees (a call that
+    overran it is answered 500 and not logged as served), but an inline call cannot be abandoned
+    while it runs: that is why only proven-fast models and small bodies qualify.
     """
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.fast = 0
+        self.calls = 0
+        self.strikes = 0
 
     def allows(self, size: int) -> bool:
         return self.enabled and size <= INLINE_MAX_BODY and self.fast >= INLINE_AFTER
@@ -534,12 +541,18 @@ class _InlineGate:
     def observe(self, seconds: float, size: int) -> None:
         if size > INLINE_MAX_BODY:
             return
-        if seconds >= INLINE_MODEL_MAX_S:
+        self.calls += 1
+        if self.calls >= INLINE_AFTER:
+            self.calls = self.strikes = 0
+        if seconds < INLINE_MODEL_MAX_S:
+            if self.fast < INLINE_AFTER:
+                self.fast += 1
+            return
+        self.strikes += 1
+        if self.strikes >= INLINE_STRIKES or seconds >= INLINE_STALL_S or self.fast < INLINE_AFTER:
             if self.fast >= INLINE_AFTER:
                 log.info("model call took %.1f ms: answering in worker threads again", seconds * 1000)
             self.fast = 0
-        elif self.fast < INLINE_AFTER:
-            self.fast += 1
 
 
 class _Outcome:
