@@ -701,7 +701,9 @@ def write(result: dict[str, Any], stem: str) -> Path:
         "process tree used during the row divided by the requests answered: the cost of a request, which "
         "depends far less on the machine's other load than requests/s do.",
         "",
-        "Versions: " + "; ".join(f"{k}: {v}" for k, v in result["versions"].items()) + ".",
+        "Versions: "
+        + "; ".join(f"{k}: {v}" for k, v in result["versions"].items())
+        + f". mlsecops at commit {result.get('revision', 'unknown')}.",
         "",
         "`mlsecops` runs with every control on: API key + grant, rate limit and daily budget (high enough "
         "not to trigger), input validation (schema and the training data's profile), output hardening "
@@ -764,6 +766,18 @@ def write(result: dict[str, Any], stem: str) -> Path:
 # ----------------------------------------------------------------------------- main
 
 
+def _revision() -> str:
+    """The commit measured, and whether the guard's source had uncommitted changes."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "src/mlsecops"], capture_output=True, text=True
+    ).stdout.strip()
+    return f"{head or 'unknown'}{' with uncommitted changes under src/mlsecops' if dirty else ''}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=15.0, help="load per measured row (default 15)")
@@ -821,6 +835,7 @@ def main(argv: list[str] | None = None) -> int:
     setup = prepare(sk)
     servers = [s for s in make_servers(setup, peers, ablate=args.ablate) if s.name.split(" ")[0] in wanted]
     load_before = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    revision = _revision()
     rounds: list[dict[str, list[dict[str, Any]]]] = []
     for i in range(args.rounds):
         log(f"round {i + 1}/{args.rounds}")
@@ -860,6 +875,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_before": load_before,
         "load_after": ", ".join(f"{v:.2f}" for v in os.getloadavg()),
         "versions": versions,
+        "revision": revision,
         "rounds": rounds,
         "table": table,
         "missing": missing,
