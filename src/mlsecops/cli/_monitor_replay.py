@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,10 +21,13 @@ from mlsecops.cli._common import (
     OutputOpt,
     QuietOpt,
     emit,
+    err_console,
     exit_for,
+    open_workspace,
     parse_fail_on,
     progress_hook,
     resolve_format,
+    settings,
 )
 
 __all__ = ["register"]
@@ -58,6 +61,13 @@ def replay_command(
     model_name: Annotated[
         str | None, typer.Option(help="Model name for lines that name none [default: the model file's stem].")
     ] = None,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record",
+            help="Also store the alerts in the workspace (deduplicated, audited), for alerts and incidents.",
+        ),
+    ] = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
@@ -81,8 +91,37 @@ def replay_command(
     with progress_hook("replay", quiet=quiet) as hook:
         stream = read_queries(queries, features=features, n_classes=adapter.n_classes, progress=hook)
         report = replay(stream, adapter, detectors, base, model_name=name, subject=str(queries))
+    if record:
+        alerts = report.data.get("alerts", [])
+        _record(alerts if isinstance(alerts, list) else [])
     emit(report, chosen, output)
     raise typer.Exit(exit_for(report, threshold))
+
+
+def _record(alerts: list[Any]) -> None:
+    """Store replayed alerts in the workspace's alert store (as ``mlsecops monitor``)."""
+    from mlsecops.core.severity import Severity
+    from mlsecops.monitor.alerts import AlertStore
+    from mlsecops.monitor.interface import Alert
+
+    with open_workspace() as ws:
+        store = AlertStore(ws, actor=settings().actor)
+        done = [
+            store.record(
+                Alert(
+                    kind=a["kind"],
+                    principal=a["principal"],
+                    model=a["model"],
+                    severity=Severity.parse(a["severity"]),
+                    query_index=int(a["query_index"]),
+                    time=float(a["time"]),
+                    evidence=a["evidence"],
+                )
+            )
+            for a in alerts
+        ]
+    ids = ", ".join(f"{r.alert.id} ({r.change})" for r in done) or "none"
+    err_console.print(f"recorded {len(done)} alert(s) in the workspace: {ids}")
 
 
 def register(monitor_app: typer.Typer) -> None:
