@@ -173,6 +173,14 @@ class Guard:
     follower: AliasFollower | None = None
     sidecar: Any = None
     inline: _InlineGate = field(default_factory=lambda: _InlineGate(False))
+    _rows: dict[str, Any] = field(default_factory=dict)
+
+    def rows_counter(self, model: str) -> Any:
+        """The rows counter's child for ``model`` (cached: a label lookup takes a lock)."""
+        child = self._rows.get(model)
+        if child is None:
+            child = self._rows[model] = self.metrics.model_rows.labels(model)
+        return child
 
 
 # ----------------------------------------------------------------------------- wiring
@@ -300,7 +308,7 @@ def _build_guard(config: ServeConfig, *, sidecar: bool = True) -> Guard:
             _start_sidecar(guard, served, detect)
         else:
             detectors = []
-            if detect:
+            if detect and build is not None:
                 model = served.adapter if guard.backend is None else _model_info(served)
                 detectors = list(
                     build(policy.monitor, model, baseline=guard.active.profile, model_name=served.name)
@@ -722,7 +730,7 @@ async def _infer_one(guard: Guard, request: Request, name: str, version: str | N
         x = _model_input(outcome.array, outcome.active.served)
         proba = await guard.backend.predict_proba(x, outcome.req)
         result = await to_thread.run_sync(_answer, guard, outcome, proba, started)
-    guard.metrics.model_rows.labels(guard.active.served.name if guard.active else "unknown").inc(ctx.rows)
+    guard.rows_counter(guard.active.served.name if guard.active else "unknown").inc(ctx.rows)
     return _json(result)
 
 
@@ -736,13 +744,26 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class _Edge:
-    """Request metrics and the access log line, for every HTTP request."""
+    """Request metrics and the access log line for every HTTP request.
 
-    def __init__(self, app: ASGIApp, guard: Guard, stream: TextIO | None) -> None:
+    Any exception that escaped the handlers becomes a JSON 500 here (never a traceback).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        guard: Guard,
+        stream: TextIO | None,
+        handler: Callable[[Request, Exception], Awaitable[Response]],
+    ) -> None:
         self.app = app
         self.guard = guard
         self.stream = stream
+        self.handler = handler
+        # metric children by label values (a label lookup takes a lock; every label set is bounded)
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._per_model: dict[tuple[str, str, str], Any] = {}
+        self._per_principal: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -754,16 +775,25 @@ class _Edge:
         status = 500
         sent = 0
 
+        started_response = False
+
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, sent
+            nonlocal status, sent, started_response
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                started_response = True
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as err:  # escaped every handler: a JSON 500, never a traceback
+            if started_response:
+                log.error("internal error after the response started: %s", type(err).__name__)
+            else:
+                response = await self.handler(Request(scope), err)
+                await response(scope, receive, send_wrapper)
         finally:
             self._account(scope, ctx, status, sent, time.perf_counter() - started)
 
@@ -781,9 +811,17 @@ class _Edge:
             active = self.guard.active
             served = active.served.name if active is not None else None
             model = ctx.model if ctx.model == served else "unknown"  # never a name a client made up
-            m.model_requests.labels(model, ctx.version or "", outcome).inc()
+            mkey = (model or "unknown", ctx.version or "", outcome)
+            child = self._per_model.get(mkey)
+            if child is None:
+                child = self._per_model[mkey] = m.model_requests.labels(*mkey)
+            child.inc()
             if ctx.principal is not None:
-                m.principal_requests.labels(m.principal_label(ctx.principal[:100]), outcome).inc()
+                pkey = (m.principal_label(ctx.principal[:100]), outcome)
+                child = self._per_principal.get(pkey)
+                if child is None:
+                    child = self._per_principal[pkey] = m.principal_requests.labels(*pkey)
+                child.inc()
         if status >= 400 and ctx.code is not None:
             m.rejections.labels(ctx.code).inc()
         if self.stream is not None:
@@ -1002,7 +1040,7 @@ def create_app(
     inner = app.build_middleware_stack
 
     def build() -> Any:
-        return _Edge(_Catch(inner(), on_unexpected), guard, access_log)
+        return _Edge(inner(), guard, access_log, on_unexpected)
 
     app.build_middleware_stack = build  # type: ignore[method-assign]
     return app
@@ -1037,32 +1075,6 @@ def _add_schemas(app: FastAPI) -> None:
         return doc
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-class _Catch:
-    """Turn any exception that escaped the handlers into a JSON 500 (never a traceback)."""
-
-    def __init__(self, app: ASGIApp, handler: Callable[[Request, Exception], Awaitable[Response]]) -> None:
-        self.app = app
-        self.handler = handler
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        except Exception as err:
-            if started or scope["type"] != "http":
-                log.error("internal error after the response started: %s", type(err).__name__)
-                return
-            response = await self.handler(Request(scope), err)
-            await response(scope, receive, send)
 
 
 async def _authorized(guard: Guard, request: Request, name: str, version: str | None) -> _Active:

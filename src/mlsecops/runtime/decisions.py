@@ -87,7 +87,7 @@ CLOSE_TIMEOUT_S = 10.0
 PURGE_ACTION = "runtime.decisions.purge"
 """Audit action of a retention purge that deleted rows."""
 
-_TABLE = DecisionRecord.__table__
+_TABLE: Any = DecisionRecord.__table__
 
 _STR_LIMITS = {"principal": 200, "model": 200, "version": 100, "decision": 100, "source": 200}
 """Column widths (migration 0007): values are cut to fit, so a long name never fails a batch."""

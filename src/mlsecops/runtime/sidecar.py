@@ -46,7 +46,7 @@ __all__ = [
 
 _log = logging.getLogger("mlsecops.runtime.sidecar")
 
-FLUSH_INTERVAL_S = 0.005
+FLUSH_INTERVAL_S = 0.02
 """Longest a served request waits in the server before it is sent to the sidecar (detection delay)."""
 BUFFER_MAX = 20_000
 """Requests buffered in the server for the sidecar; beyond, new ones are dropped and counted."""
@@ -415,11 +415,9 @@ def _build(spec: SidecarSpec) -> tuple[Any, Any, Any]:
         detectors = list(
             build_detectors(spec.policy.monitor, model, baseline=spec.profile, model_name=spec.model_name)
         )
-        try:
+        if detectors:
             from mlsecops.runtime.response import alert_sink
-        except ModuleNotFoundError:
-            alert_sink = None
-        if alert_sink is not None and detectors:
+
             on_alerts = alert_sink(ws, spec.policy)
     hook = DetectorHook(detectors, queue_size=spec.policy.monitor.queue_size, on_alerts=on_alerts).start()
     log = DecisionLog(ws, spec.policy.logging.model_copy(update={"sample_rate": 1.0}))
@@ -484,7 +482,7 @@ def _serve(recv: Connection, reply: Connection, stats: Any, hook: Any, log: Any)
                         time=t,
                         principal=principal,
                         model=model,
-                        inputs=_unpack(inputs),
+                        inputs=_unpack(inputs),  # type: ignore[arg-type]  # never None for "obs"
                         outputs=_unpack(outputs),
                         version=version,
                         query_index=index,
