@@ -39,6 +39,7 @@ from _prada import Prada, calibrate_delta  # noqa: E402
 
 from mlsecops.monitor._thieves import (  # noqa: E402
     BENIGN_KINDS,
+    HARD_KIND,
     THIEF_KINDS,
     World,
     benign_stream,
@@ -50,12 +51,19 @@ from mlsecops.monitor.interface import Observation  # noqa: E402
 
 ART_PYTHON = ROOT / "benchmarks" / ".venvs" / "extraction-art" / "bin" / "python"
 GOAL_QUERIES = 200
+BUDGETS = (200, 500)
+"""Query budgets at which the fidelity of active-learning thieves and of random natural rows is compared."""
 
 
 def _ours(world: World, *, prada: bool) -> ExtractionDetector:
     rng = np.random.default_rng(0)
     ref = world.x_train[rng.choice(len(world.x_train), size=min(2_000, len(world.x_train)), replace=False)]
-    return ExtractionDetector(prada=prada).fit(ref, world.proba(ref), lo=world.lo, hi=world.hi)
+    held = world.x_pool[
+        np.random.default_rng(5).choice(len(world.x_pool), size=min(1_000, len(world.x_pool)), replace=False)
+    ]
+    return ExtractionDetector(prada=prada).fit(
+        ref, world.proba(ref), lo=world.lo, hi=world.hi, holdout_proba=world.proba(held)
+    )
 
 
 def _run_ours(
@@ -165,13 +173,14 @@ def main(argv: list[str] | None = None) -> None:
     costs: list[float] = []
     clients: dict[str, Any] = {}
     art_inputs: list[tuple[str, int, np.ndarray, np.ndarray]] = []
-    for kind in (*THIEF_KINDS, *(f"benign_{b}" for b in BENIGN_KINDS)):
+    for kind in (*THIEF_KINDS, *(f"benign_{b}" for b in (*BENIGN_KINDS, HARD_KIND))):
         res: dict[str, list[Any]] = {
             "ours": [],
             "ours_w": [],
             "prada": [],
             "fidelity": [],
             "fidelity_at_alert": [],
+            **{f"fidelity_{b}": [] for b in BUDGETS},
         }
         for seed in seeds:
             if kind.startswith("benign_"):
@@ -188,6 +197,11 @@ def main(argv: list[str] | None = None) -> None:
             if not kind.startswith("benign_") or kind == "benign_natural":
                 # benign_natural's fidelity: what a thief sending random natural rows would reach
                 res["fidelity"].append(round(_substitute_fidelity(x, labels, world, x_eval, y_eval), 4))
+                if kind.startswith("active") or kind == "benign_natural":
+                    for b in BUDGETS:
+                        res[f"fidelity_{b}"].append(
+                            round(_substitute_fidelity(x[:b], labels[:b], world, x_eval, y_eval), 4)
+                        )
                 if first is not None and not kind.startswith("benign_"):
                     k = sum(len(r) for _, r in reqs[:first])
                     res["fidelity_at_alert"].append(
@@ -202,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             "prada": _summ(res["prada"], n),
             "fidelity": res["fidelity"],
             "fidelity_at_alert": res["fidelity_at_alert"],
+            **{f"fidelity_{b}": res[f"fidelity_{b}"] for b in BUDGETS},
         }
         print(
             kind,
@@ -220,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
             "fit_rate": ours.fit_rate_,
             "margin_cut": ours.margin_cut_,
             "margin_rate": ours.margin_rate_,
+            "margin_rank_llr": list(ours.rank_llr_),
             "near_cut": ours.near_cut_,
             "near_rate": ours.near_rate_,
             "w_cut": ours_w.w_cut_,
@@ -286,14 +302,19 @@ def _markdown(doc: dict[str, Any]) -> str:
         "Reproduce: `bash benchmarks/monitor/extraction/setup_venv.sh && nice -n 10 .venv/bin/python "
         "benchmarks/monitor/extraction/run.py --seeds 10 --queries 2000`",
         "",
-        "| client | ours (default) | ours + PRADA's W | PRADA re-implementation | thief fidelity after all queries | at our alert |",
-        "|---|---|---|---|---|---|",
+        "| client | ours (default) | ours + PRADA's W | PRADA re-implementation | fidelity after all queries | at our alert | "
+        + " | ".join(f"after {b}" for b in BUDGETS)
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(BUDGETS),
     ]
     for kind, c in doc["clients"].items():
         fid = f"{np.mean(c['fidelity']):.3f}" if c["fidelity"] else ""
         at = f"{np.mean(c['fidelity_at_alert']):.3f}" if c["fidelity_at_alert"] else ""
+        budget = " | ".join(
+            f"{np.mean(c[f'fidelity_{b}']):.3f}" if c.get(f"fidelity_{b}") else "" for b in BUDGETS
+        )
         lines.append(
-            f"| {kind} | {_cell(c['ours'])} | {_cell(c['ours_with_w'])} | {_cell(c['prada'])} | {fid} | {at} |"
+            f"| {kind} | {_cell(c['ours'])} | {_cell(c['ours_with_w'])} | {_cell(c['prada'])} | {fid} | {at} | {budget} |"
         )
     ms = doc["detector_ms"]
     lines += [
@@ -303,9 +324,13 @@ def _markdown(doc: dict[str, Any]) -> str:
         f"training data): {doc['prada_delta']}.",
         "",
         "Fidelity: agreement of a substitute MLP trained on the client's queries and the victim's labels "
-        "with the victim on 2,000 held-out natural rows; for `benign_natural`, what a thief sending random "
-        "natural rows would reach. An active-learning thief whose fidelity is no higher than that is, query "
-        "by query, a natural client: no per-principal statistic separates it, only the query budget bounds it.",
+        "with the victim on 2,000 held-out natural rows (after all queries, at our alert, and after the first "
+        "200 and 500 queries); for `benign_natural`, what a thief sending random natural rows would reach. "
+        "`active_*`: pool-based active learning as ActiveThief (a random seed batch, a neural substitute "
+        "retrained every round of 20-40 queries growing to an eighth of the labels, picks by least margin, "
+        "largest entropy, k-center in the substitute's output space, or k-center in the input space). "
+        "`benign_hard`: a review queue that sends only natural rows from the less confident half of the "
+        "victim's answers; it is flagged by design (its answers hold the boundary an uncertainty thief wants).",
         "",
     ]
     art = doc["art"]

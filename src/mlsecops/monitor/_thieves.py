@@ -14,11 +14,15 @@ variants the thresholds were not tuned on):
 - ``jbda``: Papernot's Jacobian-based augmentation, steps along the sign of a substitute's gradient;
 - ``uniform``: rows uniform in (a part of) the box the features span;
 - ``knockoff``: natural rows of another distribution, raw or moved to the training marginals;
-- ``active``: natural in-distribution rows picked by uncertainty sampling with a substitute model;
+- ``active_margin``, ``active_entropy``, ``active_kcenter``, ``active_coreset``: pool-based active
+  learning as ActiveThief runs it (natural rows of the training distribution, a random seed batch, a
+  neural substitute retrained after each round, picks by least margin, largest entropy, k-center in the
+  substitute's output space, or k-center in the input space);
 - ``bisect``: boundary search between pairs of natural rows the victim labels differently.
 
 Benign kinds: ``natural`` (fresh in-distribution rows), ``retry`` (re-sends identical requests),
-``burst`` (batches of rows and bursts in time) and ``skewed`` (a population of one or two classes).
+``burst`` (batches of rows and bursts in time) and ``skewed`` (a population of one or two classes);
+apart from them ``hard``, a review queue of the cases the model is least sure about.
 A stream is a list of requests ``(time, rows)``; adaptive thieves query the victim while they build it.
 """
 
@@ -32,6 +36,7 @@ import numpy as np
 
 __all__ = [
     "BENIGN_KINDS",
+    "HARD_KIND",
     "THIEF_KINDS",
     "Request",
     "World",
@@ -40,8 +45,23 @@ __all__ = [
     "thief_stream",
 ]
 
-THIEF_KINDS = ("trnd", "jbda", "uniform", "knockoff", "active", "bisect")
+THIEF_KINDS = (
+    "trnd",
+    "jbda",
+    "uniform",
+    "knockoff",
+    "active_margin",
+    "active_entropy",
+    "active_kcenter",
+    "active_coreset",
+    "bisect",
+)
 BENIGN_KINDS = ("natural", "retry", "burst", "skewed")
+HARD_KIND = "hard"
+"""A benign client of another sort, kept apart from :data:`BENIGN_KINDS`: a review queue that sends only
+the cases the model is unsure about (natural rows from the less confident half of the victim's
+answers). Its answers carry the boundary information an uncertainty-sampling thief is after, and the
+margin-rank signal flags it by design (see ``extraction.MARGIN_THIEF_SHAPE``)."""
 
 Request = tuple[float, np.ndarray]
 """(unix seconds, rows of shape (n, d))."""
@@ -149,19 +169,23 @@ def benign_stream(world: World, kind: str, n: int, *, seed: int, start: float = 
 
     Args:
         world: the victim world.
-        kind: one of :data:`BENIGN_KINDS`.
+        kind: one of :data:`BENIGN_KINDS` or :data:`HARD_KIND`.
         n: distinct rows the client sends.
         seed: seed of the client.
         start: time of the first request.
     """
     rng = np.random.default_rng(seed)
     pool = world.x_pool
+    if kind == HARD_KIND:
+        p = np.sort(world.proba(pool), axis=1)
+        margin = p[:, -1] - p[:, -2]
+        pool = pool[margin <= np.median(margin)]
     if kind == "skewed":
         labels = world.proba(pool).argmax(axis=1)
         favourite = rng.choice(np.unique(labels), size=min(2, len(np.unique(labels))), replace=False)
         pool = pool[np.isin(labels, favourite)]
     rows = pool[rng.choice(len(pool), size=n, replace=n > len(pool))]
-    if kind in ("natural", "skewed"):
+    if kind in ("natural", "skewed", HARD_KIND):
         return _as_requests(rows, _times(rng, n, start))
     if kind == "retry":
         out: list[Request] = []
@@ -201,7 +225,10 @@ def thief_stream(world: World, kind: str, n: int, *, seed: int, start: float = 1
         "jbda": _jbda,
         "uniform": _uniform,
         "knockoff": _knockoff,
-        "active": _active,
+        "active_margin": lambda w, k, r: _active(w, k, r, "margin"),
+        "active_entropy": lambda w, k, r: _active(w, k, r, "entropy"),
+        "active_kcenter": lambda w, k, r: _active(w, k, r, "kcenter"),
+        "active_coreset": lambda w, k, r: _active(w, k, r, "coreset"),
         "bisect": _bisect,
     }
     if kind not in make:
@@ -283,38 +310,84 @@ def _knockoff(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(rows, world.lo, world.hi) if rng.random() < 0.5 else rows
 
 
-def _active(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
-    # Pool-based uncertainty sampling (as ActiveThief): a warm-up of random natural rows, then the rows a
-    # neural substitute, retrained after each batch, is least sure about (smallest top-two margin).
+_ACTIVE_SEED = (20, 60)
+"""Random natural rows an active thief labels first (its seed batch), drawn from this range."""
+
+_ACTIVE_ROUND = (20, 40)
+"""Queries per round (the substitute is retrained after each), drawn from this range; rounds grow to
+an eighth of the labels held, so a 2,000-query thief retrains about twenty times."""
+
+
+def _active_substitute(seed: int) -> object:
     from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, random_state=seed)
+
+
+def _active(world: World, n: int, rng: np.random.Generator, strategy: str) -> np.ndarray:
+    """Pool-based active learning as ActiveThief (Pal et al., 2020) runs it.
+
+    The thief owns a pool of unlabeled natural rows from the training distribution (``world.x_pool``),
+    labels a random seed batch with the victim, then in rounds retrains a neural substitute from scratch
+    on every label so far and picks the next round's rows from the whole unlabeled pool:
+
+    - ``margin``: the smallest top-two margin of the substitute (least-confidence sampling);
+    - ``entropy``: the largest entropy of the substitute's probabilities;
+    - ``kcenter``: greedy k-center in the substitute's probability space (each pick the pool row
+      farthest from every row labeled so far, ActiveThief's coverage strategy);
+    - ``coreset``: greedy k-center in the (standardised) input space (Sener and Savarese's core set).
+    """
     from sklearn.preprocessing import StandardScaler
 
     pool = world.x_pool
     scaler = StandardScaler().fit(pool)
-    sub = MLPClassifier(hidden_layer_sizes=(32,), max_iter=60, warm_start=True, random_state=0)
-    warm = int(rng.integers(10, 40))
-    batch = int(rng.integers(5, 25))
-    taken = list(rng.choice(len(pool), size=warm, replace=False))
+    zpool = scaler.transform(pool)
+    n = min(n, len(pool))
+    taken = list(rng.choice(len(pool), size=min(int(rng.integers(*_ACTIVE_SEED)), n), replace=False))
     labels = list(world.proba(pool[taken]).argmax(axis=1))
-    seen: set[int] = set()
+    free = np.ones(len(pool), dtype=bool)
+    free[taken] = False
+    first = int(rng.integers(*_ACTIVE_ROUND))
     while len(taken) < n:
-        free = np.setdiff1d(np.arange(len(pool)), taken)
-        if free.size == 0:
-            break
-        cand = rng.choice(free, size=min(2_000, len(free)), replace=False)
-        if len(set(labels)) < 2:
-            pick = cand[:batch]
+        k = min(max(first, len(taken) // 8), n - len(taken))
+        idx = np.flatnonzero(free)
+        if strategy == "coreset":
+            space = zpool
+        elif len(set(labels)) < 2:
+            pick = rng.choice(idx, size=k, replace=False)
+            space = None
         else:
-            if set(labels) != seen:  # a new class: start the substitute afresh
-                seen = set(labels)
-                sub = MLPClassifier(hidden_layer_sizes=(32,), max_iter=60, warm_start=True, random_state=0)
+            sub = _active_substitute(int(rng.integers(1 << 30)))
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the substitute is retrained a little after each batch
-                sub.fit(scaler.transform(pool[taken]), np.array(labels))
-            p = np.sort(sub.predict_proba(scaler.transform(pool[cand])), axis=1)
-            pick = cand[np.argsort(p[:, -1] - p[:, -2])[:batch]]
-        taken.extend(pick.tolist())
-        batch = max(batch, len(taken) // 20)  # growing batches, as ActiveThief's rounds
+                warnings.simplefilter("ignore")
+                sub.fit(zpool[taken], np.array(labels))  # type: ignore[attr-defined]
+            space = sub.predict_proba(zpool)  # type: ignore[attr-defined]
+        if space is not None and strategy in ("margin", "entropy"):
+            p = space[idx]
+            if strategy == "margin":
+                top2 = np.sort(p, axis=1)[:, -2:]
+                score = top2[:, 1] - top2[:, 0]
+            else:
+                score = (p * np.log(np.clip(p, 1e-12, 1.0))).sum(axis=1)  # minus the entropy
+            pick = idx[np.argsort(score, kind="stable")[:k]]
+        elif space is not None:
+            # Greedy k-center: distance of every pool row to its nearest labeled row, farthest first.
+            labeled = space[np.array(taken)]
+            near = np.full(len(pool), np.inf)
+            for lo in range(0, len(labeled), 512):
+                chunk = labeled[lo : lo + 512]
+                d = (space**2).sum(1)[:, None] - 2 * space @ chunk.T + (chunk**2).sum(1)[None, :]
+                near = np.minimum(near, d.min(axis=1))
+            near[~free] = -np.inf
+            chosen = []
+            for _ in range(k):
+                j = int(np.argmax(near))
+                chosen.append(j)
+                near = np.minimum(near, ((space - space[j]) ** 2).sum(axis=1))
+                near[j] = -np.inf
+            pick = np.asarray(chosen)
+        free[pick] = False
+        taken.extend(int(j) for j in pick)
         labels.extend(world.proba(pool[pick]).argmax(axis=1).tolist())
     return np.asarray(pool[np.array(taken)])
 

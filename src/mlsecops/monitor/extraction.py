@@ -8,9 +8,18 @@ principal's stream of distinct rows, with thresholds learned from the model's ow
   Nets public pool): the squared Mahalanobis distance of the row under a Gaussian fitted to the
   reference rows (the sample covariance, so correlation changes with right marginals show), or
   a feature outside the training range. A row is a *hit* above the reference's 99th percentile.
-- **Boundary coverage** (active-learning thieves that pick natural rows the model is unsure about,
-  boundary searches): the margin between the model's top two class probabilities. A row is a hit
-  below the reference's ``MARGIN_QUANTILE`` quantile.
+- **Boundary coverage** (boundary searches, thieves that pick rows the model is unsure about): the
+  margin between the model's top two class probabilities. A row is a hit below the ``MARGIN_QUANTILE``
+  quantile of benign margins (of the model's answers on held-out rows of the same predicted class when
+  ``holdout_proba`` is given, else of the reference).
+- **Margin ranks** (pool-based active-learning thieves: ActiveThief's uncertainty, entropy and k-center
+  strategies; needs ``holdout_proba``): a two-sample sequential test of the principal's answers against
+  the model's answers on held-out rows. Each answer's margin is ranked among the held-out margins of its
+  predicted class (``u`` uniform on benign traffic, whatever the class mix); a CUSUM of the
+  log-likelihood ratio of a Beta(``MARGIN_THIEF_SHAPE``, 1) rank density against
+  Beta(``MARGIN_BENIGN_SHAPE``, 1) fires on streams whose answers pile towards low margins and hold few
+  confident ones, the footprint of uncertainty and coverage sampling, spread over the whole distribution
+  rather than a fixed low-margin share.
 - **Minimum-distance distribution** (PRADA: synthetic perturbations around seeds, T-RND, JBDA): the
   distance of each new row to the principal's earlier rows (standardised features), over a bounded
   memory (the most recent rows and a uniform reservoir of the older ones); natural traffic gives a
@@ -32,9 +41,18 @@ and in the number of principals (least recently seen evicted first, evictions co
 What it does not catch (the attacker who read this):
 
 - A thief whose queries are natural in-distribution rows sampled the way benign clients sample them
-  is, query by query, a benign client; only the query budget bounds it. That includes active-learning
-  thieves whose picks do not (yet) concentrate on the boundary: on the 20-feature tabular benchmark
-  they reach the fidelity of random natural rows and are not flagged in 2,000 queries.
+  is, query by query, a benign client; only the query budget bounds it. That includes the first rounds of
+  an active-learning thief: on the 20-feature tabular benchmark its first 200 answers rank like natural
+  ones and its substitute is no better than a random client's (0.62 fidelity either way); it is flagged
+  once its picks concentrate on the boundary (a few hundred queries, before its lead over a natural
+  client's fidelity exceeds a few points). Selection strategies that leave the margin distribution
+  natural (e.g. diversity in the input space among in-distribution rows only, or picks diluted with
+  random natural rows below the break-even rank) stay below it.
+- A benign client whose traffic is the cases the model is least sure about (a review queue sending only
+  the less confident half of natural rows) is flagged by the margin-rank signal, by design: its answers
+  hold the boundary an uncertainty thief is after. Allow-list such clients or serve them label-only.
+- One-class clients of image-like data (digits) can trip the close-step signal: images of one class are
+  closer to each other than the per-class calibration memory predicts.
 - Dilution: each CUSUM drifts upwards only above a break-even hit rate (about one row in ten for the
   distribution fit and close steps, 28% low-margin answers for the boundary); a thief that
   mixes its synthetic rows into enough natural ones stays below it, at that multiple of query cost.
@@ -97,6 +115,29 @@ upwards only for streams where about one row in ten or more is a hit."""
 
 MARGIN_THIEF_RATE = 0.45
 """Hit rate the boundary CUSUM is tuned to detect (low-margin answers in most queries)."""
+
+MARGIN_BENIGN_SHAPE = 0.95
+"""Benign model of the margin ranks: the rank ``u`` of an answer's top-two margin among the model's
+margins on held-out rows is uniform on benign traffic (shape 1 of a Beta(a, 1) density
+``a u^(a-1)``); the shape assumed is a little lower (mean log-rank -1.05 where -1 is exact) for
+traffic a little less confident than the held-out rows."""
+
+MARGIN_THIEF_SHAPE = 0.6
+"""Shape of the Beta(a, 1) rank density the margin-rank CUSUM is tuned to detect: answers piled towards
+low margins and few confident ones (mean log-rank -1.67; active-learning thieves that pick by
+uncertainty or cover the substitute's output space get there). With the benign shape above the
+statistic drifts upwards only when a stream's mean log-rank is below -1.31 (natural traffic: -1.0;
+only the less confident half of natural rows: -1.69)."""
+
+MARGIN_RANK_FLOOR = 0.005
+"""Smallest margin rank used (a rank of 0 would give an unbounded log-likelihood ratio)."""
+
+MARGIN_REFERENCE = 1_000
+"""Held-out margins kept, sorted, for the ranks (bounded memory, a binary search per answer), in all and
+per predicted class."""
+
+MARGIN_CLASS_MIN = 30
+"""Fewest held-out answers of a class to rank that class's margins among their own (else among all)."""
 
 CUSUM_THRESHOLD = 12.0
 """Log-likelihood ratio at which a CUSUM fires; by Lorden's bound a benign stream needs about
@@ -267,10 +308,12 @@ class _Principal:
         "cusum_fit",
         "cusum_margin",
         "cusum_near",
+        "cusum_rank",
         "digests",
         "distinct",
         "fit_hits",
         "flagged",
+        "log_rank",
         "margin_hits",
         "margins",
         "mind",
@@ -297,6 +340,8 @@ class _Principal:
         self.cusum_fit = 0.0
         self.cusum_margin = 0.0
         self.cusum_near = 0.0
+        self.cusum_rank = 0.0
+        self.log_rank = 0.0
         self.near_hits = 0
         self.fit_hits = 0
         self.margin_hits = 0
@@ -342,6 +387,8 @@ class _Principal:
             "cusum_fit": self.cusum_fit,
             "cusum_margin": self.cusum_margin,
             "cusum_near": self.cusum_near,
+            "cusum_rank": self.cusum_rank,
+            "log_rank": self.log_rank,
             "near_hits": self.near_hits,
             "fit_hits": self.fit_hits,
             "margin_hits": self.margin_hits,
@@ -377,6 +424,7 @@ class _Principal:
             setattr(p, key, int(data[key]))
         p.cusum_fit, p.cusum_margin = float(data["cusum_fit"]), float(data["cusum_margin"])
         p.cusum_near = float(data["cusum_near"])
+        p.cusum_rank, p.log_rank = float(data["cusum_rank"]), float(data["log_rank"])
         p.flagged, p.w_last = bool(data["flagged"]), float(data["w_last"])
         return p
 
@@ -461,6 +509,7 @@ class ExtractionDetector:
         *,
         lo: np.ndarray | None = None,
         hi: np.ndarray | None = None,
+        holdout_proba: np.ndarray | None = None,
     ) -> ExtractionDetector:
         """Learn benign traffic from reference rows and the model's answers to them; calibrate thresholds.
 
@@ -472,6 +521,11 @@ class ExtractionDetector:
             proba: the model's class probabilities on ``reference`` (None: no boundary signal).
             lo: per-feature minimum of the whole training data (default: of ``reference``).
             hi: per-feature maximum of the whole training data (default: of ``reference``).
+            holdout_proba: the model's class probabilities on rows it was not trained on (a validation
+                split, or a day of live traffic), at least ``MIN_REFERENCE_ROWS``: the benign margins
+                the margin-rank signal compares each principal's answers with. None: that signal is off,
+                because a model is more confident on its training rows than on fresh ones (an MLP on
+                digits: natural traffic ranks as low against its training margins as a thief's would).
 
         Raises:
             ConfigError: a parameter is out of range.
@@ -511,15 +565,26 @@ class ExtractionDetector:
         hits = (d2 > self.fit_cut_) | ((x[b] < self.lo_) | (x[b] > self.hi_)).any(axis=1)
         self.fit_rate_ = float(min(max(RATE_SLACK * hits.mean(), FIT_RATE_FLOOR), FIT_THIEF_RATE / 2))
         self.fit_llr_ = _llr(self.fit_rate_, FIT_THIEF_RATE)
-        memory = za[rng.permutation(za.shape[0])[: self.memory_rows]].astype(np.float32)
-        near = np.sqrt(
-            np.maximum(
-                (zb.astype(np.float32) ** 2).sum(1)[:, None]
-                - 2 * zb.astype(np.float32) @ memory.T
-                + (memory**2).sum(1)[None, :],
-                0.0,
-            ).min(axis=1)
-        )
+        # Benign nearest-row distances against the densest memory a benign client fills: all of one
+        # class's rows when the model's answers are known (a client whose population is one class).
+        labels = np.zeros(x.shape[0], dtype=np.int64)
+        if proba is not None and np.shape(proba) == (x.shape[0], np.shape(proba)[-1]):
+            labels = np.asarray(proba).argmax(axis=1)
+        near_parts = []
+        for c in np.unique(labels[b]):
+            own = za[labels[a] == c]
+            if own.shape[0] < 2:
+                continue
+            memory = own[rng.permutation(own.shape[0])[: self.memory_rows]].astype(np.float32)
+            zc = zb[labels[b] == c].astype(np.float32)
+            near_parts.append(
+                np.sqrt(
+                    np.maximum(
+                        (zc**2).sum(1)[:, None] - 2 * zc @ memory.T + (memory**2).sum(1)[None, :], 0.0
+                    ).min(axis=1)
+                )
+            )
+        near = np.concatenate(near_parts) if near_parts else np.full(1, np.inf)
         self.near_cut_ = float(np.quantile(near, NEAR_QUANTILE))
         self.near_rate_ = float(
             min(max(RATE_SLACK * float((near < self.near_cut_).mean()), FIT_RATE_FLOOR), NEAR_THIEF_RATE / 2)
@@ -539,6 +604,29 @@ class ExtractionDetector:
             rate = float((margins < self.margin_cut_).mean())
             self.margin_rate_ = float(min(max(RATE_SLACK * rate, 0.05), MARGIN_THIEF_RATE / 2))
             self.margin_llr_ = _llr(self.margin_rate_, MARGIN_THIEF_RATE)
+        self.margin_ref_: np.ndarray | None = None
+        self.class_margin_ref_: list[np.ndarray] = []
+        a0, a1 = MARGIN_BENIGN_SHAPE, MARGIN_THIEF_SHAPE
+        self.rank_llr_ = (math.log(a1 / a0), a1 - a0)
+        if holdout_proba is not None and self.n_classes_:
+            h = np.asarray(holdout_proba, dtype=np.float64)
+            if h.ndim != 2 or h.shape[0] < MIN_REFERENCE_ROWS or h.shape[1] != self.n_classes_:
+                raise InputError(
+                    f"extraction detector: held-out probabilities of shape {h.shape}; need "
+                    f"{MIN_REFERENCE_ROWS}+ rows of {self.n_classes_} classes"
+                )
+            if not np.isfinite(h).all():
+                raise InputError("extraction detector: held-out probabilities hold NaN or infinite values")
+            # Ranks within the answer's predicted class: some classes are harder than others, and a
+            # client whose population is one hard class is not a thief.
+            held_m, held_c = _margins(h), h.argmax(axis=1)
+            self.margin_ref_ = _sorted_sample(held_m)
+            self.class_margin_ref_ = [
+                _sorted_sample(held_m[held_c == c])
+                if (held_c == c).sum() >= MARGIN_CLASS_MIN
+                else self.margin_ref_
+                for c in range(self.n_classes_)
+            ]
         self.w_cut_ = self._calibrate_w(zb, rng) if self.prada else 0.0
         self.reset()
         return self
@@ -653,13 +741,28 @@ class ExtractionDetector:
         p.cusum_fit = max(0.0, p.cusum_fit + self.fit_llr_[0 if hit else 1])
         if p.cusum_fit >= self.cusum_threshold:
             fired.append("distribution_fit")
-        # boundary coverage
+        # boundary coverage: with held-out answers, ranks within the predicted class
         if out is not None and self.margin_cut_ is not None:
             top2 = np.partition(out, -2)[-2:]
-            low = float(top2[1] - top2[0]) < self.margin_cut_
+            margin = float(top2[1] - top2[0])
+            cls = int(np.argmax(out))
             p.margins += 1
+            p.classes[cls] += 1
+            if self.margin_ref_ is not None:
+                ref = self.class_margin_ref_[cls]
+                # Mid-rank of the margin among the benign held-out margins (ties split evenly).
+                rank = (
+                    int(np.searchsorted(ref, margin, "left")) + int(np.searchsorted(ref, margin, "right"))
+                ) / (2 * ref.size)
+                low = rank < self.margin_quantile
+                log_u = math.log(min(max(rank, MARGIN_RANK_FLOOR), 1.0))
+                p.log_rank += log_u
+                p.cusum_rank = max(0.0, p.cusum_rank + self.rank_llr_[0] + self.rank_llr_[1] * log_u)
+                if p.cusum_rank >= self.cusum_threshold:
+                    fired.append("margin_rank")
+            else:
+                low = margin < self.margin_cut_
             p.margin_hits += low
-            p.classes[int(np.argmax(out))] += 1
             p.cusum_margin = max(0.0, p.cusum_margin + self.margin_llr_[0 if low else 1])
             if p.cusum_margin >= self.cusum_threshold:
                 fired.append("boundary")
@@ -691,6 +794,11 @@ class ExtractionDetector:
                 "benign_rate": round(getattr(self, "margin_rate_", 0.0), 4),
                 "margin_cut": None if self.margin_cut_ is None else round(self.margin_cut_, 4),
                 "class_entropy": round(entropy, 4),
+            },
+            "margin_rank": {
+                "cusum": round(p.cusum_rank, 3),
+                "mean_log_rank": round(p.log_rank / max(p.margins, 1), 4),
+                "benign_mean_log_rank": round(-1 / MARGIN_BENIGN_SHAPE, 4),
             },
             "close_steps": {
                 "cusum": round(p.cusum_near, 3),
@@ -755,6 +863,13 @@ def _num(value: object) -> bool:
 def _margins(p: np.ndarray) -> np.ndarray:
     top2 = np.sort(p, axis=1)[:, -2:]
     return np.asarray(top2[:, 1] - top2[:, 0])
+
+
+def _sorted_sample(values: np.ndarray) -> np.ndarray:
+    """At most ``MARGIN_REFERENCE`` evenly spaced order statistics of ``values``, sorted."""
+    v = np.sort(values)
+    keep = np.linspace(0, v.size - 1, min(MARGIN_REFERENCE, v.size)).round().astype(int)
+    return np.asarray(v[keep])
 
 
 def _outputs(outputs: np.ndarray | None, n: int, n_classes: int) -> np.ndarray | None:
