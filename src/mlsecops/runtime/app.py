@@ -514,14 +514,17 @@ INLINE_ENV = "MLSECOPS_SERVE_INLINE"
 INLINE_MAX_BODY = 16 << 10
 """Largest body answered on the event loop: its decoding and the model call stay short (rows are few)."""
 INLINE_MODEL_MAX_S = 0.002
-"""A small-body model call slower than this is a strike against answering inline."""
+"""A small-body model call using more CPU than this is a strike against answering inline."""
+INLINE_WALL_MAX_S = 0.02
+"""A small-body model call taking longer than this (waiting included: a model that waits on threads
+of its own) is a strike too; the margin over ``INLINE_MODEL_MAX_S`` absorbs scheduler and GIL waits."""
 INLINE_STRIKES = 3
 """Strikes within ``INLINE_AFTER`` calls that stop inline answering (one is not enough: on a busy
 machine the scheduler alone stretches a call now and then); a slow model strikes on every call."""
 INLINE_STALL_S = 0.05
-"""One small-body model call this slow stops inline answering at once."""
+"""One small-body model call using this much CPU stops inline answering at once."""
 INLINE_AFTER = 64
-"""Consecutive small-body model calls under ``INLINE_MODEL_MAX_S`` before answering inline (again)."""
+"""Consecutive small-body calls without a strike before answering inline (again)."""
 
 
 class _InlineGate:
@@ -530,8 +533,9 @@ class _InlineGate:
     The thread hop costs about a sixth of a small request's CPU. A request is answered inline only
     when its body is small, its API key is cached (no scrypt, no key-source fetch on the loop), the
     workspace is a local SQLite file (its reads take microseconds) and the model has answered the
-    last ``INLINE_AFTER`` small requests within ``INLINE_MODEL_MAX_S``. ``INLINE_STRIKES`` slower
-    calls in a window, or one over ``INLINE_STALL_S``, turn it off until the model proves fast again
+    last ``INLINE_AFTER`` small requests within ``INLINE_MODEL_MAX_S`` of CPU and
+    ``INLINE_WALL_MAX_S`` in all. ``INLINE_STRIKES`` slower calls in a window, or one over
+    ``INLINE_STALL_S`` of CPU, turn it off until the model proves fast again
     in threads. The model timeout still holds for inline calls in what the client sees (a call that
     overran it is answered 500 and not logged as served), but an inline call cannot be abandoned
     while it runs: that is why only proven-fast models and small bodies qualify.
@@ -542,24 +546,33 @@ class _InlineGate:
         self.fast = 0
         self.calls = 0
         self.strikes = 0
+        self.inline = 0
+        """Requests answered on the event loop."""
+        self.threaded = 0
+        """Requests answered in a worker thread."""
 
     def allows(self, size: int) -> bool:
         return self.enabled and size <= INLINE_MAX_BODY and self.fast >= INLINE_AFTER
 
-    def observe(self, seconds: float, size: int) -> None:
+    def observe(self, cpu: float, wall: float, size: int) -> None:
+        """Count one model call: ``cpu`` seconds of its thread's CPU, ``wall`` seconds in all."""
         if size > INLINE_MAX_BODY:
             return
         self.calls += 1
         if self.calls >= INLINE_AFTER:
             self.calls = self.strikes = 0
-        if seconds < INLINE_MODEL_MAX_S:
+        if cpu < INLINE_MODEL_MAX_S and wall < INLINE_WALL_MAX_S:
             if self.fast < INLINE_AFTER:
                 self.fast += 1
             return
         self.strikes += 1
-        if self.strikes >= INLINE_STRIKES or seconds >= INLINE_STALL_S or self.fast < INLINE_AFTER:
+        if self.strikes >= INLINE_STRIKES or cpu >= INLINE_STALL_S or self.fast < INLINE_AFTER:
             if self.fast >= INLINE_AFTER:
-                log.info("model call took %.1f ms: answering in worker threads again", seconds * 1000)
+                log.info(
+                    "model call took %.1f ms (%.1f ms CPU): answering in worker threads again",
+                    wall * 1000,
+                    cpu * 1000,
+                )
             self.fast = 0
 
 
@@ -704,12 +717,12 @@ async def _infer_one(guard: Guard, request: Request, name: str, version: str | N
         def run() -> dict[str, Any]:
             outcome = _admit(guard, ctx, authorization, body, name, version)
             x = _model_input(outcome.array, outcome.active.served)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             try:
                 proba = _predict(outcome.active, x)
             finally:
                 took = time.perf_counter() - t0
-                gate.observe(took, size)
+                gate.observe(time.thread_time() - c0, took, size)
             if ctx.abandoned or took > server.model_timeout_s:
                 # the client was (or is being) answered 500: not served, so not logged as served
                 ctx.abandoned = True
@@ -717,8 +730,10 @@ async def _infer_one(guard: Guard, request: Request, name: str, version: str | N
             return _answer(guard, outcome, proba, started)
 
         if gate.allows(size) and guard.auth.cached(authorization):
+            gate.inline += 1
             result = run()  # a proven-fast model, a small body, a cached key: no thread hop
         else:
+            gate.threaded += 1
             try:
                 async with asyncio.timeout(server.model_timeout_s):
                     result = await to_thread.run_sync(run, abandon_on_cancel=True)
