@@ -341,6 +341,11 @@ def _severity(rejected: list[dict[str, Any]]) -> Severity:
     return Severity.MEDIUM
 
 
+BUFFER_ROWS = 256
+"""Rows the online detector gathers before updating its window statistics in one vectorised pass: a
+one-row request costs a list append instead of ~10 numpy calls per feature (the update is the same)."""
+
+
 class DriftDetector:
     """Drift over sliding windows of a model's live traffic, all principals together.
 
@@ -400,9 +405,15 @@ class DriftDetector:
         self._skipped = 0
         self._feedback = PerformanceStats()
         self._feedback_alerted = False
+        self._pending: list[tuple[np.ndarray, np.ndarray | None]] = []
+        self._pending_rows = 0
 
     def observe(self, observation: Observation) -> list[Alert]:
-        """Add an observation's rows; return a drift alert when a completed window drifted."""
+        """Add an observation's rows; return a drift alert when a completed window drifted.
+
+        Rows are gathered and added in blocks of ``BUFFER_ROWS`` (never across a step boundary), so
+        an alert comes with the observation that completes a step, as if each row were added alone.
+        """
         if self.baseline is None or not observation.accepted or observation.model != self.model_name:
             return []
         x = np.asarray(observation.inputs)
@@ -414,20 +425,38 @@ class DriftDetector:
         except (TypeError, ValueError):
             self._skipped += 1
             return []
-        alerts: list[Alert] = []
         outputs = observation.outputs
-        start = 0
+        usable = outputs is not None and np.ndim(outputs) == 2 and len(outputs) == x.shape[0]
+        self._pending.append((x, np.asarray(outputs, dtype=float) if usable else None))
+        self._pending_rows += x.shape[0]
+        if self._pending_rows < BUFFER_ROWS and self._current_rows + self._pending_rows < self.step:
+            return []
+        return self._flush(observation.time)
+
+    def _flush(self, time: float) -> list[Alert]:
+        """Add the gathered rows to the window statistics; the alerts of the steps they complete."""
+        if not self._pending:
+            return []
+        x = np.vstack([rows for rows, _ in self._pending])
+        with_outputs = [(rows, out) for rows, out in self._pending if out is not None]
+        has_out = np.concatenate([np.full(len(rows), out is not None) for rows, out in self._pending])
+        outs = np.vstack([out for _, out in with_outputs]) if with_outputs else None
+        self._pending, self._pending_rows = [], 0
+        alerts: list[Alert] = []
+        start, out_pos = 0, 0
         while start < x.shape[0]:
             take = min(self.step - self._current_rows, x.shape[0] - start)
             assert self._current is not None
             self._current.update_matrix(x[start : start + take])
-            if outputs is not None and np.ndim(outputs) == 2 and len(outputs) == x.shape[0]:
-                self._current_perf.add_outputs(np.asarray(outputs[start : start + take], dtype=float))
+            n_out = int(has_out[start : start + take].sum())
+            if outs is not None and n_out:
+                self._current_perf.add_outputs(outs[out_pos : out_pos + n_out])
+                out_pos += n_out
             start += take
             self._current_rows += take
             self._seen += take
             if self._current_rows == self.step:
-                alerts.extend(self._close_block(observation.time))
+                alerts.extend(self._close_block(time))
         return alerts
 
     def _close_block(self, time: float) -> list[Alert]:
@@ -495,7 +524,9 @@ class DriftDetector:
         ]
 
     def state(self) -> dict[str, Any]:
-        """The open window's statistics, JSON-ready."""
+        """The open window's statistics, JSON-ready (gathered rows are added first)."""
+        # gathered rows never complete a step (observe adds them once they would), so this raises nothing
+        self._flush(0.0)
         return {
             "blocks": [[s.state(), p.state()] for s, p in self._blocks],
             "current": self._current.state() if self._current is not None else None,

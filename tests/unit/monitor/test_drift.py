@@ -334,3 +334,27 @@ def test_calibrated_estimate_tracks_actual_accuracy() -> None:
     actual = right[2_000:].mean()
     assert abs(calibrated.summary()["estimated_accuracy"] - actual) < 0.03
     assert plain.summary()["estimated_accuracy"] - actual > 0.1
+
+
+def test_one_row_requests_give_the_same_alerts_as_batches(profile: DataProfile) -> None:
+    """The detector gathers one-row requests into blocks: the alerts (when, and their evidence) are
+    those of adding the same rows in 50-row requests, and a state taken mid-block loses no row."""
+    numeric_only = profile_chunks([{c: _rows(REF_ROWS, 1)[c] for c in NUMERIC}]).model_dump(mode="json")
+    batched = DriftDetector(model_name="m", baseline=numeric_only, window=2_000, step=500)
+    single = DriftDetector(model_name="m", baseline=numeric_only, window=2_000, step=500)
+    stream = _observations(40, 1, "none") + _observations(40, 2, "mean")
+    by_batch = [(o.time, a.evidence) for o in stream for a in batched.observe(o)]
+    by_row = []
+    for o in stream:
+        for r in range(len(o.inputs)):
+            one = Observation(
+                time=o.time,
+                principal=o.principal,
+                model="m",
+                inputs=o.inputs[r : r + 1],
+                outputs=None if o.outputs is None else o.outputs[r : r + 1],
+            )
+            by_row += [(o.time, a.evidence) for a in single.observe(one)]
+        if o.time == 7.0:  # mid-block: the state includes the gathered rows
+            assert single.state()["current_rows"] == 8 * 50 % 500
+    assert by_batch and by_row == by_batch
