@@ -61,6 +61,13 @@ def replay_command(
     model_name: Annotated[
         str | None, typer.Option(help="Model name for lines that name none [default: the model file's stem].")
     ] = None,
+    holdout: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rows the model was not trained on (validation split): calibrates the margin-rank "
+            "signal that catches active-learning thieves.",
+        ),
+    ] = None,
     record: Annotated[
         bool,
         typer.Option(
@@ -87,7 +94,10 @@ def replay_command(
     features = math.prod(adapter.input_shape) if adapter.input_shape else width
     base = load_baseline(baseline) if baseline is not None else None
     name = model_name or Path(model).stem
-    detectors = build_detectors(guard.monitor, adapter, baseline=base, model_name=name)
+    from mlsecops.monitor.detectors import load_holdout
+
+    rows = load_holdout(holdout) if holdout is not None else None
+    detectors = build_detectors(guard.monitor, adapter, baseline=base, model_name=name, holdout=rows)
     with progress_hook("replay", quiet=quiet) as hook:
         stream = read_queries(queries, features=features, n_classes=adapter.n_classes, progress=hook)
         report = replay(stream, adapter, detectors, base, model_name=name, subject=str(queries))

@@ -22,6 +22,7 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -105,7 +106,9 @@ def _model_name(model: Any, model_name: str | None) -> str:
     return "model"
 
 
-def _build_extraction(cls: type[Any], options: dict[str, Any], model: Any, baseline: dict[str, Any]) -> Any:
+def _build_extraction(
+    cls: type[Any], options: dict[str, Any], model: Any, baseline: dict[str, Any], holdout: Any
+) -> Any:
     from mlsecops.monitor.extraction import reference_bounds, reference_rows
 
     shape = getattr(model, "input_shape", None)
@@ -118,9 +121,32 @@ def _build_extraction(cls: type[Any], options: dict[str, Any], model: Any, basel
     bounds = reference_bounds(baseline, x.shape[1])
     det = cls(**options)
     proba = model_probabilities(model, x)
+    holdout_proba = None
+    if holdout is not None:
+        rows = np.asarray(holdout, dtype=np.float64).reshape(len(holdout), -1)
+        if rows.shape[1] != x.shape[1]:
+            raise InputError(f"holdout data: {rows.shape[1]} features, the model takes {x.shape[1]}")
+        holdout_proba = model_probabilities(model, rows)
     return det.fit(
-        x, proba, lo=None if bounds is None else bounds[0], hi=None if bounds is None else bounds[1]
+        x,
+        proba,
+        lo=None if bounds is None else bounds[0],
+        hi=None if bounds is None else bounds[1],
+        holdout_proba=holdout_proba,
     )
+
+
+def load_holdout(path: str | Path) -> np.ndarray:
+    """Held-out rows (data the model was not trained on: a validation split) from a CSV, Parquet or
+    ``.npz`` file; a ``label`` column or ``y`` array is ignored.
+
+    Raises:
+        InputError: the file cannot be read.
+    """
+    from mlsecops.data import read_labelled
+
+    x, _, _ = read_labelled(Path(path), label=None, default_labels=("label", "y", "target"))
+    return np.asarray(x, dtype=np.float64).reshape(len(x), -1)
 
 
 def build_detectors(
@@ -129,6 +155,7 @@ def build_detectors(
     *,
     baseline: dict[str, Any] | None = None,
     model_name: str | None = None,
+    holdout: Any = None,
 ) -> list[Detector]:
     """Build the detectors a monitor policy names, configured and calibrated.
 
@@ -138,6 +165,9 @@ def build_detectors(
             the guard's model info dict (``name``, ``n_classes``, ``input_shape``).
         baseline: the training profile (``mlsecops data profile`` JSON as a dict) or ``{"X": rows}``.
         model_name: the model's name as observations carry it (default: from ``model``).
+        holdout: rows the model was not trained on (default: the policy's ``holdout`` file, if any);
+            with a model that answers, the extraction detector ranks each principal's answer margins
+            against the model's answers on them (the signal that catches active-learning thieves).
 
     Returns:
         The detectors, in the policy's order (or the default set's).
@@ -170,6 +200,10 @@ def build_detectors(
             (n, {}) for n in DEFAULT_DETECTORS if baseline is not None or not DETECTORS[n].needs_baseline
         ]
     name_of_model = _model_name(model, model_name)
+    if holdout is None and getattr(policy, "holdout", None) is not None:
+        holdout = load_holdout(policy.holdout)
+    if not callable(getattr(model, "predict_proba", None)):
+        holdout = None  # answers are needed to rank margins; the guard's info dict has none
     out: list[Detector] = []
     for name, options in chosen:
         spec = DETECTORS[name]
@@ -183,7 +217,7 @@ def build_detectors(
         _check_options(name, cls, options)
         if name == "extraction":
             assert baseline is not None  # needs_baseline, checked above
-            out.append(_build_extraction(cls, options, model, baseline))  # its errors always surface
+            out.append(_build_extraction(cls, options, model, baseline, holdout))  # errors always surface
             continue
         params = inspect.signature(cls.__init__).parameters
         adapter = model if callable(getattr(model, "predict_proba", None)) else None

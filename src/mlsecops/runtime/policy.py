@@ -136,6 +136,9 @@ class MonitorPolicy(_Strict):
     queue_size: int = Field(default=10_000, ge=1)
     """Observations waiting for the detectors; when full, new ones are dropped and counted."""
     detectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    holdout: Path | None = None
+    """Rows the model was not trained on (a validation split: CSV, Parquet or .npz): the extraction
+    detector ranks answer margins against the model's answers on them (active-learning thieves)."""
 
 
 class PlaybookAction(_Strict):
@@ -215,6 +218,8 @@ def _resolve_paths(policy: GuardPolicy, base: Path) -> GuardPolicy:
         updates["validation"] = policy.validation.model_copy(
             update={"profile": fix(policy.validation.profile)}
         )
+    if policy.monitor.holdout is not None and not policy.monitor.holdout.is_absolute():
+        updates["monitor"] = policy.monitor.model_copy(update={"holdout": fix(policy.monitor.holdout)})
     jwt = policy.auth.jwt
     if jwt is not None and jwt.jwks_file is not None and not jwt.jwks_file.is_absolute():
         updates["auth"] = policy.auth.model_copy(

@@ -156,3 +156,40 @@ def test_first_query_reads_only_up_to_the_first_request(tmp_path: Path) -> None:
     assert first_query(_write(tmp_path, [""])) is None
     with pytest.raises(InputError, match="line 1"):
         first_query(_write(tmp_path, ["{broken", json.dumps(GOOD)]))
+
+
+def test_policy_holdout_calibrates_the_margin_rank_signal(tmp_path: Path) -> None:
+    """``monitor.holdout`` in a guard policy (relative to the policy file) or ``holdout=`` rows give the
+    extraction detector the model's answers on held-out data; a guard info dict without answers, or no
+    holdout, leaves the margin-rank signal off; a holdout of the wrong width is a clear error."""
+    from mlsecops.core.errors import InputError
+    from mlsecops.monitor._thieves import make_world
+    from mlsecops.monitor.detectors import build_detectors
+    from mlsecops.monitor.extraction import ExtractionDetector
+    from mlsecops.runtime.policy import load_policy
+
+    world = make_world("digits", seed=3)
+    np.savez(tmp_path / "val.npz", X=world.x_pool[:400], y=np.zeros(400))
+    policy_file = tmp_path / "guard.yaml"
+    policy_file.write_text("monitor:\n  holdout: val.npz\n  detectors: {extraction: {}}\n")
+    policy = load_policy(policy_file)
+    baseline = {"X": world.x_train.tolist()}
+
+    class Adapter:
+        input_shape = (world.x_train.shape[1],)
+        n_classes = 10
+
+        def predict_proba(self, x: np.ndarray) -> np.ndarray:
+            return world.proba(x)
+
+    (det,) = build_detectors(policy.monitor, Adapter(), baseline=baseline, model_name="m")
+    assert isinstance(det, ExtractionDetector) and det.margin_ref_ is not None
+    (plain,) = build_detectors(
+        load_policy(None).monitor.model_copy(update={"detectors": {"extraction": {}}}),
+        Adapter(),
+        baseline=baseline,
+        model_name="m",
+    )
+    assert isinstance(plain, ExtractionDetector) and plain.margin_ref_ is None
+    with pytest.raises(InputError, match="holdout data"):
+        build_detectors(policy.monitor, Adapter(), baseline=baseline, holdout=np.zeros((300, 5)))
