@@ -296,7 +296,9 @@ def report(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "Cells: median / max over seeds, queries answered to the thief (alert: the query that raised it) "
         "and seconds from its first query. Rollback = the incident's `action.rollback.done` time (from "
         "`mlsecops incidents show --format json`); v1 served = first benign answer from the old version. "
-        f"Goal: all within {GOAL_QUERIES} queries and {GOAL_SECONDS:.0f} s.",
+        f"Goal: all within {GOAL_QUERIES} queries and {GOAL_SECONDS:.0f} s. Adaptive thieves (jbda, "
+        "bisect, active_*) build their queries before the first one is sent, against a local copy of the "
+        "served v2 (the same answers), so their seconds do not include their own computation.",
         "",
         "| thief | runs | alert q | alert s | block q | block s | rollback q | rollback s | v1 served s "
         "| benign non-200 | within goal |",
@@ -332,6 +334,7 @@ def report(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines += [
         "",
         f"Benign client flagged in any run: {'yes' if meta['benign_flagged'] else 'no'}. "
+        f"`mlsecops audit verify` after all runs: {'passed' if meta['audit_verified'] else 'FAILED'}. "
         "Raw numbers: `monitor-response.json`.",
         "",
     ]
