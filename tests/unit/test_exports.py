@@ -21,6 +21,7 @@ PACKAGES = [
     "mlsecops.assess",
     "mlsecops.harden",
     "mlsecops.monitor",
+    "mlsecops.runtime",
 ]
 
 
