@@ -86,7 +86,10 @@ def test_array_commands_and_stages_name_the_ml_extra(project: Path) -> None:
     ):
         r = _light(project, *args)
         assert r.returncode == 2, (args, r.stderr)
-        assert HINT in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert HINT in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, (
+            args,
+            r.stderr,
+        )
     pipeline = project / "poison.yaml"
     pipeline.write_text(
         "name: needs-ml\nstages:\n  - {name: poison, check: data.poison, paths: [data.csv], options: {label: label}}\n"

@@ -135,7 +135,9 @@ def test_check_reports_accuracy_on_data_it_did_not_train_on(tmp_path):
     from mlsecops.models import TorchModel
 
     x, y = _blobs()
-    model_path = TorchModel(_clean_train(_net(), x[:600], y[:600]), input_shape=(64,)).save(tmp_path / "m.pt2")
+    model_path = TorchModel(_clean_train(_net(), x[:600], y[:600]), input_shape=(64,)).save(
+        tmp_path / "m.pt2"
+    )
     train, test = tmp_path / "train.npz", tmp_path / "test.npz"
     np.savez(train, X=x[:600], y=y[:600])
     np.savez(test, X=x[600:850], y=y[600:850])
