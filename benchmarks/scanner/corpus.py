@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import importlib
+import importlib.util
 import io
 import itertools
 import json
@@ -26,7 +28,7 @@ import tarfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import joblib
 import numpy as np
@@ -36,7 +38,24 @@ from payloads import CORE, PAYLOADS, u
 from unseen import build_unseen
 
 ROOT = Path(__file__).resolve().parents[2]
-LABELS: list[dict[str, str]] = []
+
+
+class Sample(TypedDict):
+    """One labelled corpus file, as ``labels.json`` records it."""
+
+    path: str
+    """Relative to the corpus root: ``<label>/<format>/<name>``."""
+    label: str
+    """``benign`` or ``malicious``."""
+    format: str
+    technique: str
+
+
+LABELS: list[Sample] = []
+# Sample modules written beside this one, each ``write_samples(root: Path) -> list[Sample]``: the function
+# writes its files under ``root/<label>/<format>/`` and returns one record per file. A module missing from
+# the checkout is skipped (each is owned by the issue that adds it).
+EXTRA_SAMPLES = ("corpus_pickle17", "corpus_formats17")
 
 
 def put(out: Path, rel: str, data: bytes, label: str, fmt: str, technique: str) -> None:
@@ -787,6 +806,7 @@ def build_malicious(out: Path, h5_specs: list[dict[str, Any]]) -> None:
 
 
 def main() -> None:
+    global LABELS
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "benchmarks" / ".work" / "scanner" / "corpus"
     if out.exists():
         shutil.rmtree(out)
@@ -795,6 +815,9 @@ def main() -> None:
     build_benign(out, h5_specs)
     build_malicious(out, h5_specs)
     h5_specs.extend(build_unseen(lambda *a: put(out, *a), out))
+    for name in EXTRA_SAMPLES:
+        if importlib.util.find_spec(name) is not None:
+            LABELS.extend(importlib.import_module(name).write_samples(out))
     venv_py = ROOT / "benchmarks" / ".venv-scanner" / "bin" / "python"
     spec = out / "h5_specs.json"
     spec.write_text(json.dumps(h5_specs))
@@ -802,7 +825,6 @@ def main() -> None:
         subprocess.run([str(venv_py), str(Path(__file__).with_name("write_h5.py")), str(spec)], check=True)
     else:
         print("benchmark venv missing: .h5 files skipped (run setup_venv.sh first)", file=sys.stderr)
-        global LABELS
         LABELS = [r for r in LABELS if r["format"] != "keras-h5"]
     (out / "labels.json").write_text(json.dumps(LABELS, indent=1))
     counts: dict[str, int] = {}
