@@ -13,6 +13,13 @@ Each rule is a one-method object (``evaluate(reports) -> RuleResult``). Rules ar
 pipeline before anything runs: an unknown stage, severity, operator, or a metric that the stage's check
 does not declare is a ``ConfigError``. A metric missing from a report at evaluation time fails the rule
 (fail closed), as does a stage that could not run.
+
+A metric measured with uncertainty carries its interval as two more metrics of the same report,
+``<metric>_ci_low`` and ``<metric>_ci_high`` (the fairness audit's bootstrap intervals). A rule on such
+a metric fails only when the whole interval lies beyond the threshold: ``x <= 0.1`` passes while
+``x_ci_low <= 0.1``, ``x >= 0.8`` while ``x_ci_high >= 0.8``. The verdict is "not shown to violate",
+so a small evaluation set (a wide interval) passes more easily: size the evaluation set, or gate on
+the bound itself (``x_ci_high <= 0.1`` is an ordinary rule and demands the interval lie within).
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     "<": operator.lt,
 }
+CI_LOW_SUFFIX, CI_HIGH_SUFFIX = "_ci_low", "_ci_high"
+"""Suffixes of the metrics that carry another metric's interval (``x`` -> ``x_ci_low``, ``x_ci_high``)."""
 _METRIC_RE = re.compile(r"^\s*(?P<name>[^\s<>=!]+)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>\S+)\s*$")
 
 
@@ -110,7 +119,26 @@ class MetricRule:
             return RuleResult(self.describe(), False, "metric not reported")
         if math.isnan(observed):
             return RuleResult(self.describe(), False, "metric is NaN")
-        return RuleResult(self.describe(), _OPS[self.op](observed, self.value), f"{observed:.6g}")
+        metrics = reports[self.stage].metrics
+        low, high = metrics.get(self.metric + CI_LOW_SUFFIX), metrics.get(self.metric + CI_HIGH_SUFFIX)
+        if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)) or low > high:
+            return RuleResult(self.describe(), _OPS[self.op](observed, self.value), f"{observed:.6g}")
+        return RuleResult(
+            self.describe(),
+            _interval_passes(self.op, low, high, self.value),
+            f"{observed:.6g} [{low:.6g}, {high:.6g}]",
+        )
+
+
+def _interval_passes(op: str, low: float, high: float, value: float) -> bool:
+    """Whether some point of ``[low, high]`` satisfies ``point op value`` (the interval is not wholly beyond)."""
+    if op in ("<=", "<"):
+        return _OPS[op](low, value)
+    if op in (">=", ">"):
+        return _OPS[op](high, value)
+    if op == "==":
+        return low <= value <= high
+    return not (low == high == value)  # "!=": fails only when the interval is the single point value
 
 
 @dataclass(frozen=True)
