@@ -107,8 +107,8 @@ class Governance:
     ws: Workspace
     actor: Actor
 
-    def _blob_files(self, v: ModelVersion) -> dict[str, Path]:
-        return {name: self.ws.artifacts.path_for(sha) for name, sha, _ in json.loads(v.files)}
+    def _blob_files(self, v: ModelVersion) -> dict[str, str]:
+        return {name: sha for name, sha, _ in json.loads(v.files)}
 
     def trust_key(self, name: str, public_key: Path) -> str:
         """Trust a public key for promotion to production; return its hint."""
@@ -256,9 +256,10 @@ class Governance:
         if not verify_blobs:
             return None
         try:
-            signing.verify_files(
-                self._blob_files(v), v.signature.encode(), signing.public_key_from_pem(trusted.pem.encode())
-            )
+            with self.ws.artifacts.plaintext_files(self._blob_files(v)) as files:
+                signing.verify_files(
+                    files, v.signature.encode(), signing.public_key_from_pem(trusted.pem.encode())
+                )
         except (VerificationError, InputError) as err:
             return f"its signature does not verify: {err.diagnostics()}"
         return None

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -84,7 +83,8 @@ def _store(ws: Workspace, model: Path, entries: list[tuple[str, Path, int]]) -> 
 @contextmanager
 def _staged(ws: Workspace, files: list[tuple[str, str, int]], file_name: str) -> Iterator[Path]:
     """The stored blobs of a model under their original names, in a private folder inside the store
-    (hard links, so nothing is copied; a copy of the blob where links are not possible).
+    (hard links, so nothing is copied; a copy of the blob where links are not possible; a verified
+    decrypted copy when the store is encrypted).
     """
     root = ws.artifacts.root
     try:
@@ -99,11 +99,7 @@ def _staged(ws: Workspace, files: list[tuple[str, str, int]], file_name: str) ->
             for rel, sha, _ in files:
                 dest = stage / (file_name if rel == "." else rel)
                 dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                blob = ws.artifacts.path_for(sha)
-                try:
-                    os.link(blob, dest)
-                except OSError:
-                    shutil.copyfile(blob, dest)
+                ws.artifacts.export(sha, dest)
         except OSError as err:
             raise WorkspaceError(
                 f"cannot stage a scan in the artifact store {root}: {err.strerror or err}"
@@ -162,7 +158,9 @@ def _parents(s: Session, trained_on: Sequence[str], actor: str) -> list[LineageN
     return nodes
 
 
-def _trusted_signer(s: Session, bundle: bytes, blobs: dict[str, Path]) -> tuple[str | None, str | None]:
+def _trusted_signer(
+    s: Session, bundle: bytes, ws: Workspace, blobs: dict[str, str]
+) -> tuple[str | None, str | None]:
     """``(key hint, trusted key name)`` of a bundle; the name only when it verifies with a trusted key.
 
     Raises:
@@ -176,7 +174,8 @@ def _trusted_signer(s: Session, bundle: bytes, blobs: dict[str, Path]) -> tuple[
     ).scalar_one_or_none()
     if trusted is None:
         return parsed.key_hint, None
-    signing.verify_files(blobs, bundle, signing.public_key_from_pem(trusted.pem.encode()))
+    with ws.artifacts.plaintext_files(blobs) as files:
+        signing.verify_files(files, bundle, signing.public_key_from_pem(trusted.pem.encode()))
     return parsed.key_hint, trusted.name
 
 
@@ -235,7 +234,7 @@ def register_version(
                 details={"path": str(path), "digest": _digest(files), **outcome.summary()},
             )
         raise InputError(f"refused to register {path}: the scanner judged it {what}: {outcome.headline()}")
-    blobs = {rel: ws.artifacts.path_for(sha) for rel, sha, _ in files}
+    blobs = {rel: sha for rel, sha, _ in files}
     digest = _digest(files)
     if reuse_existing:
         with ws.session(readonly=True) as s:
@@ -253,7 +252,7 @@ def register_version(
                 return describe(s, found[0], found[1])
     try:
         with writing(ws, f"another registration of {name} happened at the same moment; retry") as s:
-            hint, signed_by = _trusted_signer(s, bundle, blobs) if bundle is not None else (None, None)
+            hint, signed_by = _trusted_signer(s, bundle, ws, blobs) if bundle is not None else (None, None)
             model = s.execute(
                 select(RegisteredModel).where(RegisteredModel.name == name).with_for_update()
             ).scalar_one_or_none()

@@ -239,7 +239,7 @@ def load_registered(ws: Workspace, ref: str, *, follow: str | None = None) -> Se
                 raise VerificationError(f"{what}: a stored file name leaves the model folder: {rel!r}")
             dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             # a private copy, not a link: what is verified and scanned is what is loaded
-            shutil.copyfile(ws.artifacts.path_for(sha), dest)
+            ws.artifacts.copy_out(sha, dest)
             copies[rel] = dest
         if single:
             suffix = Path(row.source_name).suffix.lower()

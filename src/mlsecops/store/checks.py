@@ -150,7 +150,7 @@ class ArtifactStoreCheck:
                 for sha in digests:
                     checked += 1
                     path = ws.artifacts.path_for(sha)
-                    if not path.is_file():
+                    if sha not in ws.artifacts:
                         findings.append(
                             Finding(
                                 check="workspace.artifacts",

@@ -34,6 +34,7 @@ from mlsecops.store import audit
 from mlsecops.store._database import READONLY, make_engine
 from mlsecops.store._seal import MARK_FILE, Mark, Seal, create_key, database_id, load_key
 from mlsecops.store.artifacts import ArtifactStore
+from mlsecops.store.encryption import Keyring
 from mlsecops.store.models import StoredArtifact
 
 if TYPE_CHECKING:
@@ -108,11 +109,19 @@ class Workspace:
     engine: Engine
     url: str
     _seal: Seal | None = field(default=None, init=False, repr=False)
+    _keyring: Keyring | None = field(default=None, init=False, repr=False)
+
+    @property
+    def keyring(self) -> Keyring:
+        """The data keys of encryption at rest (``store.encryption``), unwrapped when first needed."""
+        if self._keyring is None:
+            self._keyring = Keyring(self.session)
+        return self._keyring
 
     @property
     def artifacts(self) -> ArtifactStore:
-        """The content-addressed artifact store."""
-        return ArtifactStore(self.home / "artifacts")
+        """The content-addressed artifact store (transparently encrypted when encryption is on)."""
+        return ArtifactStore(self.home / "artifacts", self.keyring)
 
     @property
     def keys_dir(self) -> Path:
