@@ -16,6 +16,7 @@ from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._base import ScannerBase
 from mlsecops.supplychain.scanner._io import CHUNK, Bomb, FileRegion, Stream, Truncated, open_decompressed
 from mlsecops.supplychain.scanner._keras import scan_keras_config
+from mlsecops.supplychain.scanner._remote_code import scan_config_code
 from mlsecops.supplychain.scanner._targets import scan_targets
 from mlsecops.supplychain.scanner._torch_export import FORMAT as EXPORT_FORMAT
 from mlsecops.supplychain.scanner._torch_export import (
@@ -247,7 +248,7 @@ class ContainerScanning(ScannerBase):
         if e.name.endswith(".json"):
             # config.json of a .keras file (whatever else the zip holds), or any JSON a loader may read.
             strict = config_aware or e.name.rsplit("/", 1)[-1] == "config.json"
-            self._json_config(s, path, depth + 1, strict=strict)
+            self._json_config(s, path, depth + 1, strict=strict, siblings=(e.name, names))
             return
         if ts_sources is not None and "code/" in e.name and e.name.endswith(".py"):
             # torch.jit.load compiles these: judged together once the whole archive is listed.
@@ -327,7 +328,9 @@ class ContainerScanning(ScannerBase):
                 plan_payloads(doc, e.name, names, plan)
         return plan
 
-    def _json_config(self, s: Stream, path: str, depth: int, *, strict: bool) -> None:
+    def _json_config(
+        self, s: Stream, path: str, depth: int, *, strict: bool, siblings: tuple[str, list[str]] | None = None
+    ) -> None:
         raw = s.read(_MAX_JSON + 1)
         if len(raw) > _MAX_JSON:
             # Whitespace padding compresses to nothing: a configuration past the limit is not "clean".
@@ -352,6 +355,12 @@ class ContainerScanning(ScannerBase):
             return
         scan_keras_config(cfg, entry=path, report=self.add)
         scan_targets(raw, base=0, entry=path, report=self.add)
+        if siblings is not None:  # remote-code modules are looked up beside the configuration
+            folder = siblings[0].rpartition("/")[0]
+            names = set(siblings[1])
+            scan_config_code(
+                cfg, entry=path, report=self.add, has_file=lambda f: f"{folder}/{f}".lstrip("/") in names
+            )
 
     def _ratio(self, path: str) -> Callable[[int, int], None]:
         limit = self.limits.max_ratio

@@ -12,14 +12,16 @@ import struct
 import zlib
 
 from mlsecops.supplychain.scanner._onnx import looks_like_onnx
+from mlsecops.supplychain.scanner._tf_savedmodel import looks_like_saved_model
+from mlsecops.supplychain.scanner._tflite import looks_like_tflite
 
 __all__ = ["COMPRESSED", "OPAQUE_ARCHIVES", "detect"]
 
 COMPRESSED = {"gzip", "bz2", "xz", "lzma", "zlib", "lz4"}
 """Formats that are a compressed stream of another format (joblib compressors, .tar.gz...)."""
 
-OPAQUE_ARCHIVES = {"7z": "7-Zip", "rar": "RAR", "zstd": "Zstandard"}
-"""Containers we recognise but cannot open without extra libraries."""
+OPAQUE_ARCHIVES = {"rar": "RAR", "zstd": "Zstandard"}
+"""Containers we recognise but cannot open (7-Zip is opened by ``_sevenzip`` when py7zr is installed)."""
 
 
 def detect(head: bytes) -> str:
@@ -27,7 +29,8 @@ def detect(head: bytes) -> str:
 
     Returns:
         One of ``zip``, ``tar``, ``gzip``, ``bz2``, ``xz``, ``lzma``, ``zlib``, ``lz4``, ``7z``, ``rar``,
-        ``zstd``, ``npy``, ``hdf5``, ``gguf``, ``safetensors``, ``onnx``, ``pickle``, ``text``, ``empty``
+        ``zstd``, ``npy``, ``hdf5``, ``gguf``, ``tflite``, ``safetensors``, ``tf-savedmodel``, ``onnx``,
+        ``pickle``, ``text``, ``empty``
         or ``unknown``.
     """
     if not head:
@@ -44,6 +47,8 @@ def detect(head: bytes) -> str:
         return "7z"
     if head[:6] == b"Rar!\x1a\x07":
         return "rar"
+    if looks_like_tflite(head):
+        return "tflite"
     if head[:4] == b"\x28\xb5\x2f\xfd" or (head[0] & 0xF0 == 0x50 and head[1:4] == b"\x2a\x4d\x18"):
         return "zstd"  # a frame, or a skippable frame (any of 16 magics) before one
     if head[:2] == b"\x1f\x8b":
@@ -68,6 +73,8 @@ def detect(head: bytes) -> str:
         return "lzma"
     if _zlib(head):
         return "zlib"
+    if looks_like_saved_model(head):
+        return "tf-savedmodel"  # before ONNX: both open with a varint field 1 and a field 2
     if looks_like_onnx(head):
         return "onnx"
     if head[:1] in _PICKLE_P0 and _printable(head[:64]):

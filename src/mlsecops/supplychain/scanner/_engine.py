@@ -19,8 +19,16 @@ from mlsecops.supplychain.scanner._formats import scan_gguf, scan_npy_header, sc
 from mlsecops.supplychain.scanner._io import Bomb, Stream, Truncated
 from mlsecops.supplychain.scanner._keras import HDF5_MAGIC, scan_h5, scan_keras_config
 from mlsecops.supplychain.scanner._onnx import is_onnx_model, scan_onnx
+from mlsecops.supplychain.scanner._remote_code import scan_config_code, scan_text_code
 from mlsecops.supplychain.scanner._sequences import PickleScanning
+from mlsecops.supplychain.scanner._sevenzip import scan_sevenzip
 from mlsecops.supplychain.scanner._targets import scan_targets
+from mlsecops.supplychain.scanner._tf_savedmodel import (
+    is_keras_metadata,
+    scan_keras_metadata,
+    scan_tensorflow,
+)
+from mlsecops.supplychain.scanner._tflite import scan_tflite
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
 
 __all__ = ["ArtifactScanner"]
@@ -100,6 +108,13 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
             return self._tar(s, entry, depth)
         if fmt in COMPRESSED:
             return self._compressed(s, fmt, entry, depth)
+        if fmt == "7z":
+            return scan_sevenzip(self, s, entry, depth)
+        if fmt == "tflite":
+            scan_tflite(s, entry=entry, report=self.add)
+            return fmt
+        if fmt == "tf-savedmodel":
+            return scan_tensorflow(s, entry=entry, report=self.add, base_dir=None if entry else self.base_dir)
         if fmt in OPAQUE_ARCHIVES:
             self.add(
                 Hit(
@@ -132,6 +147,9 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
         if fmt == "onnx":
             scan_onnx(s, entry=entry, report=self.add, base_dir=None if entry else self.base_dir)
             return "onnx"
+        code_read = fmt == "pickle-text"
+        if code_read:
+            s = scan_text_code(s, entry=entry, report=self.add)  # "class X:" / "import y" read as opcodes too
         if fmt in ("pickle", "pickle-text", "pickle-maybe"):
             start = s.tell()
             pickled = self._pickles(s, entry, depth, forced=fmt == "pickle")
@@ -156,8 +174,13 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
                     max_search=self.limits.max_blob_search // 4,
                 )
                 return "hdf5"
+        if fmt in ("text", "unknown") and is_keras_metadata(s):
+            scan_keras_metadata(s, entry=entry, report=self.add)
+            return "keras-metadata"
         if fmt == "text" and head_is_json(s.peek(64)) and self._json_text(s, entry):
             return "json"
+        if fmt == "text" and not code_read:
+            s = scan_text_code(s, entry=entry, report=self.add)  # Python modules, Jinja templates
         self._blob(s, entry)
         return fmt
 
@@ -173,6 +196,7 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
             if isinstance(cfg, (dict, list)):
                 scan_keras_config(cfg, entry=entry, report=self.add)
                 scan_targets(raw, base=start, entry=entry, report=self.add)
+                scan_config_code(cfg, entry=entry, report=self.add, has_file=None if entry else self._beside)
                 return True
         if s.seekable:
             s.seek(start)
@@ -188,6 +212,16 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
             )
         )
         return True
+
+    def _beside(self, name: str) -> bool | None:
+        """Whether ``name`` exists beside the top-level file (``None`` when not on disk)."""
+        if self.base_dir is None:
+            return None
+        import os
+
+        root = os.path.realpath(self.base_dir)
+        path = os.path.realpath(os.path.join(root, name))
+        return os.path.commonpath([root, path]) == root and os.path.isfile(path)
 
 
 _MAX_JSON = 64 << 20

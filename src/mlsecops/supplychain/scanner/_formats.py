@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 import struct
 from collections.abc import Callable
 
 from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._io import Stream, Truncated
+from mlsecops.supplychain.scanner._remote_code import scan_metadata_text
+from mlsecops.supplychain.scanner._templates import scan_template
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
 
 __all__ = ["scan_gguf", "scan_npy_header", "scan_safetensors"]
@@ -175,6 +176,9 @@ def scan_safetensors(s: Stream, *, entry: str, report: Report) -> None:
         if name == "__metadata__":
             if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
                 bad("safetensors metadata is not a string map", "")
+            elif len(info) <= 4096:
+                for mk, mv in info.items():
+                    scan_metadata_text(str(mk), str(mv), entry=entry, report=report, kind="safetensors")
             continue
         if not isinstance(info, dict):
             bad("malformed safetensors tensor entry", f"tensor {name!r}")
@@ -235,15 +239,6 @@ def scan_safetensors(s: Stream, *, entry: str, report: Report) -> None:
         )
 
 
-_SSTI = re.compile(
-    r"__(class|subclasses|globals|builtins|import|mro|base|init|getattribute|code)__|\bos\.(popen|system)"
-    r"|\bimport\b|\beval\(|\bexec\(|subprocess|lipsum|cycler|joiner|namespace\.__|request\.application"
-    r"|config\.__class__|\|attr\("
-    # Dunders assembled at render time: '_' * 2, '__' ~ 'class', or the attribute names as strings.
-    r"|['\"]_['\"]\s*\*\s*2|['\"]__['\"]\s*~|~\s*['\"]__['\"]"
-    r"|['\"](class|mro|subclasses|globals|builtins|getattribute|bases|func_globals|f_globals)['\"]",
-    re.IGNORECASE,
-)
 _GGUF_FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 
 
@@ -292,20 +287,15 @@ def scan_gguf(s: Stream, *, entry: str, report: Report) -> None:
             vtype = struct.unpack("<I", s.read_exact(4))[0]
             if vtype == 8:
                 val = string()
-                if val is not None and "chat_template" in key and _SSTI.search(val):
-                    m = _SSTI.search(val)
-                    report(
-                        Hit(
-                            Severity.CRITICAL,
-                            "template injection in GGUF chat template",
-                            f"{key} contains {m.group(0) if m else ''!r}: Jinja templates rendered "
-                            "without a sandbox run this code",
-                            kind="gguf",
-                            entry=entry,
-                            callable=key,
-                            remediation="Replace the chat template with a reviewed one.",
+                if "chat_template" in key:
+                    if val is None:
+                        bad(
+                            "GGUF chat template too large to inspect",
+                            f"{key}: more than 1 MiB",
+                            Severity.MEDIUM,
                         )
-                    )
+                    else:
+                        scan_template(val, where=key, entry=entry, report=report, kind="gguf")
             elif vtype == 9:
                 itype = struct.unpack("<I", s.read_exact(4))[0]
                 count = struct.unpack("<Q", s.read_exact(8))[0]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._io import Stream, Truncated
+from mlsecops.supplychain.scanner._remote_code import scan_metadata_text
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
 
 __all__ = ["KNOWN_DOMAINS", "is_onnx_model", "looks_like_onnx", "scan_onnx"]
@@ -157,8 +158,23 @@ class _Walker:
                 self.training(stop)
             elif num == 25:
                 self.function(stop, 0)
+            elif num in (6, 14):  # doc_string, metadata_props: text no runtime runs, judged as a signal
+                self.metadata(num, v, stop)
             else:
                 self.s.skip(v)
+
+    def metadata(self, num: int, length: int, stop: int) -> None:
+        pairs = [("doc_string", self.text(length))] if num == 6 else []
+        if num == 14:
+            key = val = ""
+            for n2, w2, v2 in _fields(self.s, stop):
+                if w2 == 2 and n2 in (1, 2):
+                    key, val = (self.text(v2), val) if n2 == 1 else (key, self.text(v2))
+                elif w2 == 2:
+                    self.s.skip(v2)
+            pairs.append((key, val))
+        for key, val in pairs:
+            scan_metadata_text(key, val, entry=self.entry, report=self.report, kind="onnx")
 
     def training(self, end: int) -> None:
         """TrainingInfoProto: the initialization (1) and algorithm (2) graphs run in training runtimes."""
