@@ -38,6 +38,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "mlsecops.cli.monitor": ("monitor",),
     "mlsecops.cli.serve": ("serve",),
     "mlsecops.cli.alerts": ("alerts", "incidents"),
+    "mlsecops.cli.encryption": ("workspace",),
 }
 _DEBUG = "--debug"
 
