@@ -162,10 +162,11 @@ def read_key_file(path: Path) -> bytes:
         raise KeyUnavailable(
             f"cannot read the key-encryption key file {path}: {err.strerror or err}"
         ) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise KeyUnavailable(f"the key-encryption key file {path} is not a regular file")
     with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyUnavailable(f"the key-encryption key file {path} is not a regular file")
         if st.st_mode & 0o077:
             raise KeyUnavailable(
                 f"the key-encryption key file {path} is open to other users (mode "
