@@ -18,19 +18,22 @@ from pathlib import Path
 import numpy as np
 
 from mlsecops.assess._data import DEFAULT_LABELS
-from mlsecops.assess._fairness_stats import sensitive_strings
 from mlsecops.assess._options import DEFAULT_TIMEOUT, MIN_TIMEOUT
 from mlsecops.core.checks import Target
 from mlsecops.core.errors import InputError
 from mlsecops.core.redaction import redact
+from mlsecops.models.fair import sensitive_strings
 from mlsecops.models.interface import ModelAdapter
 
 __all__ = [
     "MAX_AUDIT_ROWS",
     "FairnessInputs",
+    "Prepared",
     "has_probabilities",
     "load_fairness_inputs",
     "model_matrix",
+    "predict",
+    "prepare",
     "read_table",
 ]
 
@@ -108,7 +111,7 @@ def model_matrix(table: Mapping[str, np.ndarray], features: Sequence[str], path:
     return x
 
 
-def _positive_class(model: ModelAdapter, y_raw: np.ndarray) -> tuple[np.ndarray, str]:
+def _positive_class(model: ModelAdapter, y_raw: np.ndarray) -> tuple[np.ndarray, str, list[str]]:
     """0/1 labels and the positive class name (the model's second class, else the label 1)."""
     if model.n_classes != 2:
         raise InputError(
@@ -129,21 +132,39 @@ def _positive_class(model: ModelAdapter, y_raw: np.ndarray) -> tuple[np.ndarray,
     unknown = [v for v in seen if v not in names]
     if unknown:
         raise InputError(f"label value(s) {unknown[:5]} are not classes of the model {names}")
-    return (labels == names[1]).astype(np.int64), names[1]
+    return (labels == names[1]).astype(np.int64), names[1], names
 
 
-def load_fairness_inputs(target: Target, *, calibration: str = "auto") -> FairnessInputs:
-    """Load the model and data a target names and compute the model's predictions on the data.
+@dataclass(frozen=True)
+class Prepared:
+    """A model and a table read for it: input rows, 0/1 labels, the sensitive columns."""
+
+    model: ModelAdapter
+    model_ref: str
+    path: Path
+    table: dict[str, np.ndarray]
+    label: str
+    sensitive: list[str]
+    features: list[str]
+    x: np.ndarray
+    y: np.ndarray
+    """0/1 labels (1 = ``positive``)."""
+    positive: str
+    classes: list[str]
+    """The model's two classes as label strings, negative first."""
+
+
+def prepare(target: Target, *, data: str | None = None, model: ModelAdapter | None = None) -> Prepared:
+    """Read the table a target names (or ``data``) and load its model (unless ``model`` is given).
 
     Raises:
-        InputError: missing model, data, label or sensitive column; a non-binary label or model; a
-            model without probabilities when ``calibration`` is ``"true"``.
+        InputError: missing model, data, label or sensitive column; a non-binary label or model.
     """
     from mlsecops.assess._options import model_and_data
     from mlsecops.models.loading import load_model
 
     model_ref, data_ref = model_and_data(target, "the fairness audit needs")
-    path = Path(data_ref)
+    path = Path(data or data_ref)
     if not path.is_absolute() and target.base_dir is not None:
         path = target.base_dir / path
     table = read_table(path)
@@ -162,38 +183,64 @@ def load_fairness_inputs(target: Target, *, calibration: str = "auto") -> Fairne
         raise InputError(f"the label column {label!r} cannot be a sensitive column")
     default = [c for c in table if c != label and c not in sens]
     given = target.opt_list("features")
-    model = load_model(
-        model_ref,
-        input_shape=(len(given or default),),
-        output=target.opt_str("output"),
-        timeout=target.opt_float("timeout", DEFAULT_TIMEOUT, lo=MIN_TIMEOUT),
-        weights=target.opt_str("weights"),
-    )
+    if model is None:
+        model = load_model(
+            model_ref,
+            input_shape=(len(given or default),),
+            output=target.opt_str("output"),
+            timeout=target.opt_float("timeout", DEFAULT_TIMEOUT, lo=MIN_TIMEOUT),
+            weights=target.opt_str("weights"),
+        )
     features = _model_features(model, given, default)
     x = _inputs_for(model, table, features, sens, path)
     if x.shape[1:] != tuple(model.input_shape):
         model = _reshaped(model, x)
-    y_true, positive = _positive_class(model, table[label])
-    want = calibration
-    probs_ok = has_probabilities(model)
-    if want == "true" and not probs_ok:
+    y, positive, classes = _positive_class(model, table[label])
+    return Prepared(
+        model=model,
+        model_ref=model_ref,
+        path=path,
+        table=table,
+        label=label,
+        sensitive=sens,
+        features=list(features),
+        x=x,
+        y=y,
+        positive=positive,
+        classes=classes,
+    )
+
+
+def predict(model: ModelAdapter, x: np.ndarray) -> np.ndarray:
+    """The model's outputs on ``x`` (a model fitted on a DataFrame is fed rows in its column order)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        return np.asarray(model.predict_proba(x))
+
+
+def load_fairness_inputs(target: Target, *, calibration: str = "auto") -> FairnessInputs:
+    """Load the model and data a target names and compute the model's predictions on the data.
+
+    Raises:
+        InputError: missing model, data, label or sensitive column; a non-binary label or model; a
+            model without probabilities when ``calibration`` is ``"true"``.
+    """
+    prep = prepare(target)
+    probs_ok = has_probabilities(prep.model)
+    if calibration == "true" and not probs_ok:
         raise InputError(
-            f"calibration needs predicted probabilities; {redact(model_ref)} gives labels only "
+            f"calibration needs predicted probabilities; {redact(prep.model_ref)} gives labels only "
             "(no predict_proba, or a post-processed decision)"
         )
-    with warnings.catch_warnings():  # a model fitted on a DataFrame warns about numpy rows; same order
-        warnings.filterwarnings("ignore", message="X does not have valid feature names")
-        out = model.predict_proba(x)
-    y_pred = out.argmax(axis=1).astype(np.int64)
-    proba = out[:, 1].astype(np.float64) if probs_ok and want != "false" else None
+    out = predict(prep.model, prep.x)
     return FairnessInputs(
-        y_true=y_true,
-        y_pred=y_pred,
-        proba=proba,
-        sensitive={c: table[c] for c in sens},
-        features=list(features),
-        positive=positive,
-        subject=redact(model_ref),
+        y_true=prep.y,
+        y_pred=out.argmax(axis=1).astype(np.int64),
+        proba=out[:, 1].astype(np.float64) if probs_ok and calibration != "false" else None,
+        sensitive={c: prep.table[c] for c in prep.sensitive},
+        features=prep.features,
+        positive=prep.positive,
+        subject=redact(prep.model_ref),
     )
 
 

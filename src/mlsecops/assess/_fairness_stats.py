@@ -26,7 +26,6 @@ that replicate's aggregates, as fairlearn's group-by leaves it out. Quantiles ar
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -35,7 +34,6 @@ import numpy as np
 __all__ = [
     "AGGREGATES",
     "CALIBRATION_BINS",
-    "MISSING",
     "RATES",
     "aggregate",
     "bootstrap_seeds",
@@ -43,7 +41,6 @@ __all__ = [
     "cell_ids",
     "group_rates",
     "replicate_counts",
-    "sensitive_strings",
 ]
 
 RATES = ("selection_rate", "true_positive_rate", "false_positive_rate", "precision", "accuracy")
@@ -63,21 +60,6 @@ AGGREGATES = (
 CALIBRATION_BINS = 10
 """Equal-width probability bins of the expected calibration error."""
 _TP, _FP, _FN, _TN = 0, 1, 2, 3
-MISSING = "(missing)"
-"""The group name of rows whose sensitive value is empty or NaN."""
-
-
-def sensitive_strings(values: np.ndarray) -> np.ndarray:
-    """A sensitive column as group names: whole floats without ``.0``, empty/NaN as ``(missing)``."""
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values.tolist()):
-        if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()):
-            out[i] = MISSING
-        elif isinstance(v, float) and v.is_integer():
-            out[i] = str(int(v))
-        else:
-            out[i] = str(v)
-    return out
 
 
 def cell_ids(groups: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:

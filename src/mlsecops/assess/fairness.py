@@ -40,10 +40,10 @@ import numpy as np
 
 from mlsecops.assess import _fairness_stats as fs
 from mlsecops.assess._fairness_inputs import FairnessInputs, has_probabilities, load_fairness_inputs
-from mlsecops.assess._fairness_stats import sensitive_strings
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.errors import ConfigError, InputError
 from mlsecops.core.findings import Figure, Finding, Report, Severity, utcnow
+from mlsecops.models.fair import sensitive_strings
 
 __all__ = [
     "CI_HIGH",

@@ -86,6 +86,10 @@ def load_model(
             text, input_shape=input_shape, n_classes=n_classes, output=output, weights=weights
         )
     path = Path(text)
+    if path.name.lower().endswith(".fair.json"):  # a mitigated model: a manifest whose members load here
+        from mlsecops.models.fair import load_fair_model
+
+        return load_fair_model(path, timeout=timeout)
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise InputError(
             f"cannot tell what kind of model {text!r} is; use a .pt2/.pt/.onnx/.pkl/.joblib/.skops file, "
