@@ -26,7 +26,7 @@ from mlsecops.supplychain.scanner._targets import scan_targets
 from mlsecops.supplychain.scanner._tf_savedmodel import (
     is_keras_metadata,
     scan_keras_metadata,
-    scan_tensorflow,
+    scan_protobuf_model,
 )
 from mlsecops.supplychain.scanner._tflite import scan_tflite
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
@@ -113,8 +113,6 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
         if fmt == "tflite":
             scan_tflite(s, entry=entry, report=self.add)
             return fmt
-        if fmt == "tf-savedmodel":
-            return scan_tensorflow(s, entry=entry, report=self.add, base_dir=None if entry else self.base_dir)
         if fmt in OPAQUE_ARCHIVES:
             self.add(
                 Hit(
@@ -144,9 +142,11 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
         if fmt == "gguf":
             scan_gguf(s, entry=entry, report=self.add)
             return "gguf"
-        if fmt == "onnx":
-            scan_onnx(s, entry=entry, report=self.add, base_dir=None if entry else self.base_dir)
-            return "onnx"
+        if fmt in ("onnx", "tf-savedmodel"):  # the same first bytes: told apart by their fields
+            home = None if entry else self.base_dir
+            return scan_protobuf_model(
+                s, entry=entry, report=self.add, base_dir=home, max_spool=self.limits.max_spool
+            )
         code_read = fmt == "pickle-text"
         if code_read:
             s = scan_text_code(s, entry=entry, report=self.add)  # "class X:" / "import y" read as opcodes too

@@ -57,7 +57,7 @@ def fields(s: Stream, end: int) -> Iterator[tuple[int, int, int]]:
 
     Varints are decoded, fixed-width fields skipped; the payload of a length-delimited field (wire type
     2) is left at the stream position for the caller to read, descend into or ``skip``. Groups (wire
-    types 3 and 4, unused by every message we read) are malformed here.
+    types 3 and 4) are skipped whole, as a parser skips unknown fields; a stray end-group is malformed.
 
     Raises:
         WireError: a field number 0, an unknown wire type, or a length running past ``end``.
@@ -81,10 +81,46 @@ def fields(s: Stream, end: int) -> Iterator[tuple[int, int, int]]:
             if s.tell() + n > end:
                 raise WireError(f"field {num} runs past its message ({n} bytes)")
             yield num, wt, n
+        elif wt == 3:
+            _skip_group(s, num, end)  # an unknown group: protobuf parsers keep it, so skip it as they do
         else:
             raise WireError(f"unsupported wire type {wt} (field {num})")
     if s.tell() != end:
         raise WireError("a field runs past its message")
+
+
+MAX_GROUP_DEPTH = 32
+"""Nested groups skipped; deeper is malformed (protobuf's own recursion limit is 100)."""
+
+
+def _skip_group(s: Stream, num: int, end: int) -> None:
+    """Skip a group opened by field ``num`` up to its matching end-group tag."""
+    open_groups = [num]
+    while open_groups:
+        if s.tell() >= end:
+            raise WireError(f"group {num} is not closed")
+        key = varint(s)
+        n, wt = key >> 3, key & 7
+        if wt == 0:
+            varint(s)
+        elif wt == 1:
+            s.skip(8)
+        elif wt == 5:
+            s.skip(4)
+        elif wt == 2:
+            length = varint(s)
+            if s.tell() + length > end:
+                raise WireError(f"field {n} runs past its message ({length} bytes)")
+            s.skip(length)
+        elif wt == 3:
+            open_groups.append(n)
+            if len(open_groups) > MAX_GROUP_DEPTH:
+                raise WireError("groups nested too deep")
+        elif wt == 4:
+            if n != open_groups.pop():
+                raise WireError(f"end of group {n} does not match its start")
+        else:
+            raise WireError(f"unsupported wire type {wt} (field {n})")
 
 
 def read_text(s: Stream, n: int, limit: int = MAX_TEXT) -> str | None:

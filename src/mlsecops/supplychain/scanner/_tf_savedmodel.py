@@ -18,19 +18,20 @@ import json
 from collections.abc import Callable
 
 from mlsecops.core.severity import Severity
-from mlsecops.supplychain.scanner._io import Stream, Truncated
+from mlsecops.supplychain.scanner._io import CHUNK, FileRegion, Stream, Truncated
 from mlsecops.supplychain.scanner._keras import scan_keras_config
-from mlsecops.supplychain.scanner._onnx import is_onnx_model, scan_onnx
-from mlsecops.supplychain.scanner._protobuf_wire import WireError, fields, read_text
+from mlsecops.supplychain.scanner._onnx import scan_onnx
+from mlsecops.supplychain.scanner._protobuf_wire import WireError, fields, read_text, varint
 from mlsecops.supplychain.scanner._tf_ops import judge_tf_op
 from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
 
 __all__ = [
+    "classify_protobuf",
     "is_keras_metadata",
     "looks_like_saved_model",
     "scan_keras_metadata",
+    "scan_protobuf_model",
     "scan_saved_model",
-    "scan_tensorflow",
 ]
 
 Report = Callable[[Hit], None]
@@ -324,47 +325,151 @@ def scan_saved_model(s: Stream, *, entry: str, report: Report) -> None:
         )
 
 
-def scan_tensorflow(s: Stream, *, entry: str, report: Report, base_dir: str | None) -> str:
-    """Scan a stream detected as ``tf-savedmodel``; one that is also a whole ONNX model gets both scans
-    (protobuf parsers skip unknown fields, so one file can load in both runtimes).
+def _is_meta_graph(s: Stream, end: int) -> bool:
+    """Whether ``[tell, end)`` opens like a MetaGraphDef: a bytes field 1-7 before anything malformed."""
+    try:
+        for num, wt, v in fields(s, end):
+            if wt == 2:
+                if 1 <= num <= 7:
+                    return True
+                s.skip(v)
+    except (WireError, Truncated):
+        pass
+    return False
+
+
+def classify_protobuf(s: Stream) -> tuple[bool, bool]:
+    """(is a SavedModel, is an ONNX model) of a seekable stream, by its top-level fields.
+
+    A SavedModel has fields 1 (varint) and 2 (MetaGraphDef) only; an ONNX ModelProto always has a graph
+    (7). Both parsers skip fields they do not know, so a file with an ONNX graph and a field 2 that is a
+    MetaGraphDef loads in both runtimes: it is both. A truncated file is classified by what it holds.
+    The stream is left where it was.
     """
     start = s.tell()
-    scan_saved_model(s, entry=entry, report=report)
-    if s.seekable:
+    end = s.size if s.size is not None else start
+    saved = onnx = False
+    try:
+        while s.tell() < end:
+            key = varint(s)
+            num, wt = key >> 3, key & 7
+            if wt == 0:
+                varint(s)
+                continue
+            if wt != 2:
+                break
+            n = varint(s)
+            stop = min(s.tell() + n, end)
+            if num == 2 and not saved:
+                saved = _is_meta_graph(s, stop)
+            onnx = onnx or num == 7
+            s.seek(stop)
+    except (WireError, Truncated):
+        pass
+    finally:
         s.seek(start)
-        if is_onnx_model(s):
-            scan_onnx(s, entry=entry, report=report, base_dir=base_dir)
-            return "onnx+tf-savedmodel"
-    return "tf-savedmodel"
+    if not onnx and not saved:
+        onnx = True  # neither: the ONNX walker reports what is wrong with it
+    return saved, onnx
+
+
+def scan_protobuf_model(
+    s: Stream, *, entry: str, report: Report, base_dir: str | None, max_spool: int
+) -> str:
+    """Scan a stream detected as ``onnx`` or ``tf-savedmodel`` (the two share their first bytes): classify
+    it by its fields, never by its head alone, and run the walker of each format it is.
+    """
+    if s.region is None:
+        import tempfile
+
+        with tempfile.TemporaryFile(prefix="mlsecops-scan-") as tmp:
+            copied = 0
+            while chunk := s.read(CHUNK):
+                copied += len(chunk)
+                if copied > max_spool:
+                    report(
+                        Hit(
+                            Severity.MEDIUM,
+                            "protobuf model too large to inspect",
+                            f"more than {max_spool} bytes inside a compressed stream",
+                            kind="tensorflow",
+                            entry=entry,
+                            error=True,
+                        )
+                    )
+                    return "protobuf"
+                tmp.write(chunk)
+            tmp.flush()
+            inner = Stream(FileRegion(tmp.fileno(), 0, copied), s.budget)
+            return scan_protobuf_model(inner, entry=entry, report=report, base_dir=None, max_spool=max_spool)
+    saved, onnx = classify_protobuf(s)
+    start = s.tell()
+    if saved:
+        scan_saved_model(s, entry=entry, report=report)
+        s.seek(start)
+    if onnx:
+        scan_onnx(s, entry=entry, report=report, base_dir=base_dir)
+    return "onnx+tf-savedmodel" if saved and onnx else "tf-savedmodel" if saved else "onnx"
 
 
 # -- Keras v2 SavedModel metadata ---------------------------------------------------------------------
 
 
-def is_keras_metadata(s: Stream) -> bool:
-    """Whether the (seekable) stream is a ``SavedMetadata`` message: only ``nodes`` (field 1) whose own
-    fields are SavedObject metadata fields (node_id, node_path, identifier, metadata, version), at least
-    one of them a Keras identifier or JSON metadata. The stream is left where it was.
+HEAD_PROBE = 64 << 10
+"""Bytes of a forward-only stream (a deflated archive member) examined to recognise Keras metadata."""
+
+
+class _Bytes:
+    def __init__(self, data: bytes) -> None:
+        self._d = data
+        self._p = 0
+
+    def read(self, n: int) -> bytes:
+        out = self._d[self._p : self._p + n]
+        self._p += len(out)
+        return out
+
+
+def _metadata_shape(s: Stream, end: int) -> bool | None:
+    """True: a SavedMetadata with a Keras node; False: not one; None: the bytes ran out before deciding.
+
+    Unknown fields are allowed (protobuf parsers skip them); wire types and lengths must be valid and
+    every top-level field must be a ``nodes`` message (1).
     """
-    if not s.seekable or s.size is None or s.peek(1) != b"\x0a":
-        return False
-    start = s.tell()
-    keras = False
+    entered = False
     try:
-        for num, wt, v in fields(s, s.size):
+        for num, wt, v in fields(s, end):
             if num != 1 or wt != 2:
                 return False
+            entered = True
             for n2, w2, v2 in fields(s, s.tell() + v):
-                if (n2, w2) not in ((1, 0), (2, 2), (3, 2), (4, 2), (5, 2)):
-                    return False
                 if w2 == 2 and n2 in (3, 4):
                     head = s.peek(min(v2, 16))
-                    keras = keras or head.startswith(b"_tf_keras") or head.lstrip()[:1] == b"{"
+                    if head.startswith(b"_tf_keras") or head.lstrip()[:1] == b"{":
+                        return True
                 if w2 == 2:
                     s.skip(v2)
-        return keras
-    except (WireError, Truncated):
         return False
+    except WireError:
+        return None if entered and s.at_eof() else False
+    except Truncated:
+        return None if entered else False
+
+
+def is_keras_metadata(s: Stream) -> bool:
+    """Whether the stream is a Keras ``SavedMetadata`` message (``keras_metadata.pb``).
+
+    A seekable stream is parsed whole and left where it was; a forward-only one is judged on its first
+    ``HEAD_PROBE`` bytes (a well-formed start that runs past them counts as metadata).
+    """
+    if s.peek(1) != b"\x0a":
+        return False
+    if not s.seekable or s.size is None:
+        head = s.peek(HEAD_PROBE)
+        return _metadata_shape(Stream(_Bytes(head), s.budget, size=len(head)), len(head)) is not False
+    start = s.tell()
+    try:
+        return _metadata_shape(s, s.size) is True
     finally:
         s.seek(start)
 
