@@ -18,12 +18,24 @@ are skipped). This module runs the loop and checks its limits.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
+from mlsecops.core.severity import Severity
+from mlsecops.supplychain.scanner._decode import (
+    MAX_LAYERS,
+    dangerous_calls,
+    decode_layers,
+    is_candidate,
+    looks_like_pickle,
+)
 from mlsecops.supplychain.scanner._io import Stream, Truncated
+from mlsecops.supplychain.scanner._pickle_args import BytesReader
+from mlsecops.supplychain.scanner._pickle_frames import CFileStream
 from mlsecops.supplychain.scanner._pickle_opcodes import dispatch_table
 from mlsecops.supplychain.scanner._pickle_ops_calls import CALL_OPS
 from mlsecops.supplychain.scanner._pickle_ops_data import DATA_OPS
 from mlsecops.supplychain.scanner._pickle_state import (
+    NO_FRAME,
     PICKLE_REMEDIATION,
     Call,
     Dct,
@@ -68,9 +80,18 @@ class PickleWalker:
         embedded: Callable[[Stream, str], None] | None = None,
     ) -> None:
         self.limits = limits
+        self._args = (entry, report, nested, depth, embedded)
+        self._seen_hits: list[Hit] = []
+
+        def record(h: Hit) -> None:
+            self._seen_hits.append(h)
+            report(h)
+
         self._state = WalkState(
-            s=stream, limits=limits, entry=entry, report=report, nested=nested, embedded=embedded, depth=depth
+            s=stream, limits=limits, entry=entry, report=record, nested=nested, embedded=embedded, depth=depth
         )
+        if depth < MAX_LAYERS:
+            self._state.decoder = _decoded
 
     def walk(self, budget: Budget) -> PickleResult:
         """Walk one pickle, from the current position through its STOP.
@@ -92,9 +113,14 @@ class PickleWalker:
         tell = s.tell
         mask = _CHECK_EVERY - 1
         n_ops = 0
+        fe = NO_FRAME  # end of the open frame (a local copy of st.frame_end: the loop is hot)
         try:
             while True:
                 op_off = tell()
+                if op_off >= fe:
+                    if op_off > fe:
+                        _crossed(st, fe)
+                    fe = st.frame_end = NO_FRAME
                 b = read(1)
                 if not b:
                     raise Truncated(f"pickle ended without STOP at offset {op_off}")
@@ -107,12 +133,99 @@ class PickleWalker:
                     budget.check_time()
                     if len(st.stack) > max_stack or len(st.meta) > max_stack:
                         raise LimitReached("stack", f"pickle stack deeper than {max_stack}")
-                if dispatch[op](st, op, op_off):
-                    break
+                r = dispatch[op](st, op, op_off)
+                if r:
+                    if r is True:
+                        break
+                    fe = st.frame_end  # FRAME opened a frame
         except (Malformed, Truncated) as err:
             res.ok = False
             res.error = str(err)
             res.end = s.tell()
+            if isinstance(err, Truncated) and "without STOP" not in res.error:
+                st.anomaly(
+                    "eof",
+                    "declared length runs past the end of the data",
+                    f"{res.error}: an opcode announces more bytes than the data holds; loaders stop here, "
+                    "after running what came before.",
+                    res.end,
+                )
         res.opcodes = n_ops
         budget.opcodes += n_ops & mask
+        if res.diverged and type(s) is not CFileStream:
+            self._rewalk(res, budget)
         return res
+
+    def _rewalk(self, res: PickleResult, budget: Budget) -> None:
+        """Walk the pickle again as the C unpickler reads a file (``_pickle_frames``); report what is new."""
+        region = self._state.s.region
+        if region is None:
+            return  # not re-readable; the framing anomaly itself was reported
+        entry, report, nested, depth, embedded = self._args
+        first = {(h.title, h.callable) for h in self._seen_hits}
+
+        def relay(h: Hit) -> None:
+            if (h.title, h.callable) not in first:
+                report(replace(h, title=f"{h.title} (as the C unpickler reads frames from a file)"))
+
+        w = PickleWalker(
+            CFileStream(region, budget, res.start),
+            self.limits,
+            entry=entry,
+            report=relay,
+            nested=nested,
+            depth=depth,
+            embedded=embedded,
+        )
+        w.walk(budget)
+
+
+def _decoded(st: WalkState, data: bytes, offset: int) -> None:
+    """Look for a pickle or Python code in a string or bytes argument, plain or encoded (``_decode``)."""
+    if not is_candidate(data):
+        return
+    calls = dangerous_calls(data)
+    if calls:
+        _code_hit(st, "", calls, offset)
+    for chain, out in decode_layers(data, st.decode_left):
+        if looks_like_pickle(out[:8]):
+            buf: list[Hit] = []
+            sub = Stream(BytesReader(out), st.s.budget, size=len(out))
+            w = PickleWalker(
+                sub, st.limits, entry=f"{st.entry}@{offset}", report=buf.append, depth=st.depth + 1
+            )
+            res = w.walk(st.s.budget)
+            if res.ok or res.calls:
+                for h in buf:
+                    if h.severity >= Severity.MEDIUM:
+                        st.report(replace(h, title=f"encoded payload ({chain}): {h.title}", offset=offset))
+        else:
+            calls = dangerous_calls(out)
+            if calls:
+                _code_hit(st, chain, calls, offset)
+
+
+def _code_hit(st: WalkState, chain: str, calls: list[str], offset: int) -> None:
+    how = f"encoded ({chain})" if chain else "as plain text"
+    st.hit(
+        Severity.HIGH,
+        f"Python code in a pickle string{f' ({chain})' if chain else ''}",
+        f"A string or bytes value of the pickle holds Python code {how} that calls {', '.join(calls[:4])}; "
+        "it was parsed, never run. Code stored as data runs when something passes it to exec or eval.",
+        offset,
+        calls[0],
+    )
+
+
+def _crossed(st: WalkState, fe: int) -> None:
+    """An opcode started inside the open frame and ended after it: the readers of frames disagree."""
+    st.res.diverged = True
+    st.anomaly(
+        "frame-cross",
+        "opcode crosses the end of a frame",
+        f"the frame ending at offset {fe} ends inside an opcode's argument; picklers close frames between "
+        "opcodes. The Python unpickler fails here, the C unpickler reading a file takes the argument from "
+        "after the frame, and a straight reading takes it across: each sees different opcodes.",
+        fe,
+        Severity.MEDIUM,
+    )

@@ -13,7 +13,9 @@ import re
 from typing import cast
 
 from mlsecops.core.severity import Severity
+from mlsecops.supplychain.scanner._decode import MAX_INPUT, MIN_INPUT, is_candidate
 from mlsecops.supplychain.scanner._io import Stream
+from mlsecops.supplychain.scanner._pickle_frames import CFileStream
 from mlsecops.supplychain.scanner._pickle_state import (
     OPAQUE,
     Blob,
@@ -85,8 +87,11 @@ def read_len(st: WalkState, op: int, width: int) -> int:
 def read_text(st: WalkState, n: int, op_off: int) -> object:
     """A UTF-8 string argument of ``n`` bytes: itself when short, else a ``Blob``."""
     if n <= MAX_STR:
+        raw = st.s.read_exact(n)
+        if n >= MIN_INPUT and st.decoder is not None:
+            st.decoder(st, raw, op_off)
         try:
-            return st.s.read_exact(n).decode("utf-8", "surrogatepass")
+            return raw.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
             raise Malformed(f"string is not UTF-8 at offset {op_off}") from None
     out = read_blob(st, n, op_off, text=False)
@@ -99,15 +104,22 @@ def read_blob(st: WalkState, n: int, op_off: int, *, text: bool) -> object:
     """Read or skip a bytes/str argument; nested pickles and zips inside it are scanned."""
     s = st.s
     if text and n <= MAX_STR:
-        return s.read_exact(n).decode("latin-1")
+        raw = s.read_exact(n)
+        if n >= MIN_INPUT and st.decoder is not None:
+            st.decoder(st, raw, op_off)
+        return raw.decode("latin-1")
+    if type(s) is CFileStream:
+        s.want(n)
     start = s.tell()
     if n <= _KEEP_BLOB:
         data = s.read_exact(n)
         if st.nested is not None and n > _NESTED_PEEK and data[:1] == b"\x80" and 2 <= data[1:2][0] <= 5:
             st.nested(Stream(BytesReader(data), s.budget, size=n), f"{st.entry}@{start}", False)
             return Blob(start, n, None, scanned=True)
+        if n >= MIN_INPUT and st.decoder is not None:
+            st.decoder(st, data, op_off)
         return Blob(start, n, data)
-    head = s.peek(4)
+    head = s.peek(64)
     region = s.region
     if (
         st.nested is not None
@@ -124,7 +136,7 @@ def read_blob(st: WalkState, n: int, op_off: int, *, text: bool) -> object:
         if region is not None:
             s.seek(start + n)
         return Blob(start, n, None, scanned=True)
-    if st.embedded is not None and head == b"PK\x03\x04" and (region is not None or n <= _NESTED_MAX):
+    if st.embedded is not None and head[:4] == b"PK\x03\x04" and (region is not None or n <= _NESTED_MAX):
         # A zip inside a pickle (the torch.save bytes of a pickled storage): torch.load reads it whole.
         if region is not None:
             st.embedded(Stream(region.sub(start, n), s.budget), f"{st.entry}@{start}")
@@ -132,6 +144,13 @@ def read_blob(st: WalkState, n: int, op_off: int, *, text: bool) -> object:
         else:
             st.embedded(Stream(BytesReader(s.read_exact(n)), s.budget, size=n), f"{st.entry}@{start}")
         return Blob(start, n, None, scanned=True)
+    if st.decoder is not None and n <= MAX_INPUT and is_candidate(head):
+        # Text or compressed data that may decode to a payload: read it (bounded) and look.
+        data = region.pread(n, start) if region is not None else s.read_exact(n)
+        if region is not None:
+            s.skip(n)
+        st.decoder(st, data, op_off)
+        return Blob(start, n, None, seekable=region is not None)
     s.skip(n)
     return Blob(start, n, None, seekable=region is not None)
 

@@ -20,8 +20,8 @@ from mlsecops.supplychain.scanner._pickle_state import Malformed, WalkState
 
 __all__ = ["OPCODES", "Handler", "dispatch_table", "registrar"]
 
-Handler = Callable[[WalkState, int, int], bool | None]
-"""``handler(state, opcode, opcode_offset)``; True ends the walk (STOP)."""
+Handler = Callable[[WalkState, int, int], bool | int | None]
+"""``handler(state, opcode, opcode_offset)``; True ends the walk (STOP), 2 says the open frame changed."""
 
 OPCODES: dict[str, int] = {
     # constants

@@ -15,6 +15,7 @@ from mlsecops.supplychain.scanner._pickle_opcodes import Handler, registrar
 from mlsecops.supplychain.scanner._pickle_ops_data import MAX_TUPLE
 from mlsecops.supplychain.scanner._pickle_state import (
     LOST,
+    NO_FRAME,
     OPAQUE,
     Call,
     Dct,
@@ -165,7 +166,7 @@ def _newobj_ex(st: WalkState, op: int, op_off: int) -> None:
 
 
 @handles("BUILD")
-def _build(st: WalkState, op: int, op_off: int) -> None:
+def _build(st: WalkState, op: int, op_off: int) -> int | None:
     st.need(2, op_off)
     stack = st.stack
     state = stack.pop()
@@ -175,10 +176,23 @@ def _build(st: WalkState, op: int, op_off: int) -> None:
     if isinstance(inst, Call):
         inst.state = state
         if built_class(inst) in _ARRAY_WRAPPERS:
+            if st.frame_end != NO_FRAME and st.s.tell() < st.frame_end:
+                st.res.diverged = True
+                st.anomaly(
+                    "frame-array",
+                    "joblib array bytes inside a frame",
+                    "joblib ends the frame before writing an array and reads the array from the file "
+                    "itself; array bytes inside a frame are read from after the frame by joblib and as "
+                    "opcodes by a straight reading.",
+                    op_off,
+                )
             skip_joblib_array(st, inst, op_off)
             # joblib replaces the wrapper with the array it read (a later BUILD on the array reads
             # nothing); the memo keeps the wrapper, as joblib's does.
             stack[-1] = OPAQUE
+            st.frame_end = NO_FRAME  # the array was written (and is read) outside any frame
+            return 2
+    return None
 
 
 @handles("EXT1", "EXT2", "EXT4")

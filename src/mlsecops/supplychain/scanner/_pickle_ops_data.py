@@ -19,11 +19,15 @@ from mlsecops.supplychain.scanner._pickle_args import (
     read_len,
     read_text,
 )
+from mlsecops.supplychain.scanner._pickle_frames import CFileStream
 from mlsecops.supplychain.scanner._pickle_opcodes import Handler, registrar
+from mlsecops.supplychain.scanner._pickle_sizes import grow, measure, new_tuple
 from mlsecops.supplychain.scanner._pickle_state import (
     LOST,
+    NO_FRAME,
     OPAQUE,
     Blob,
+    Coll,
     Dct,
     Lst,
     Malformed,
@@ -175,7 +179,7 @@ def _empty_dict(st: WalkState, op: int, op_off: int) -> None:
 
 @handles("EMPTY_SET")
 def _empty_set(st: WalkState, op: int, op_off: int) -> None:
-    st.stack.append(OPAQUE)
+    st.stack.append(Coll())
 
 
 @handles("TUPLE1", "TUPLE2", "TUPLE3")
@@ -184,16 +188,20 @@ def _tuple_n(st: WalkState, op: int, op_off: int) -> None:
     stack = st.stack
     if len(stack) < k:
         raise Malformed(f"stack underflow at offset {op_off}")
-    items = tuple(stack[-k:])
+    items = stack[-k:]
     del stack[-k:]
-    stack.append(items)
+    stack.append(new_tuple(st, items))
 
 
 @handles("TUPLE")
 def _tuple(st: WalkState, op: int, op_off: int) -> None:
     items = st.stack
     st.stack = st.pop_mark(op_off)
-    st.stack.append(tuple(items) if len(items) <= MAX_TUPLE else OPAQUE)
+    if len(items) <= MAX_TUPLE:
+        st.stack.append(new_tuple(st, items))
+    else:
+        n, d = measure(st, items)
+        st.stack.append(Lst(n + 1, d + 1))  # a long tuple: only its size is kept
 
 
 @handles("DICT")
@@ -201,32 +209,67 @@ def _dict(st: WalkState, op: int, op_off: int) -> None:
     items = st.stack
     st.stack = st.pop_mark(op_off)
     d = Dct()
+    if grow(st, d, items):
+        _hashable_keys(st, items, 2, op_off)
     set_items(d, items)
     st.stack.append(d)
 
 
+def _hashable_keys(st: WalkState, items: list[object], step: int, op_off: int) -> None:
+    """Refuse a list, dict or set used as a dict key or set member: the real loader raises there.
+
+    A container that holds itself this way (a dict as its own key, a set in itself) is an impossible
+    cycle no pickler writes; what came before it has already run.
+    """
+    for i in range(0, len(items), step):
+        if type(items[i]) in _UNHASHABLE:
+            st.anomaly(
+                "unhashable",
+                "impossible structure: a list, dict or set used as a key or set member",
+                "The pickle uses a mutable container (possibly the container itself) as a dict key or set "
+                "member; no pickler writes this, and the real loader fails here after running what came "
+                "before.",
+                op_off,
+            )
+            raise Malformed(f"unhashable dict key or set member at offset {op_off}")
+
+
+_UNHASHABLE = frozenset({Lst, Dct, Coll})
+
+
 @handles("LIST")
 def _list(st: WalkState, op: int, op_off: int) -> None:
+    items = st.stack
     st.stack = st.pop_mark(op_off)
-    st.stack.append(Lst())
+    lst = Lst()
+    grow(st, lst, items)
+    st.stack.append(lst)
 
 
 @handles("FROZENSET")
 def _frozenset(st: WalkState, op: int, op_off: int) -> None:
+    items = st.stack
     st.stack = st.pop_mark(op_off)
-    st.stack.append(OPAQUE)
+    c = Coll()
+    if grow(st, c, items):
+        _hashable_keys(st, items, 1, op_off)
+    st.stack.append(c)
 
 
 @handles("APPEND")
 def _append(st: WalkState, op: int, op_off: int) -> None:
     st.need(2, op_off)
-    st.stack.pop()
+    item = st.stack.pop()
+    grow(st, st.stack[-1], (item,))
 
 
 @handles("APPENDS", "ADDITEMS")
 def _appends(st: WalkState, op: int, op_off: int) -> None:
+    items = st.stack
     st.stack = st.pop_mark(op_off)
     st.need(1, op_off)
+    if grow(st, st.stack[-1], items) and op == 0x90:
+        _hashable_keys(st, items, 1, op_off)
 
 
 @handles("SETITEM")
@@ -235,8 +278,12 @@ def _setitem(st: WalkState, op: int, op_off: int) -> None:
     stack = st.stack
     v = stack.pop()
     k = stack.pop()
-    if isinstance(stack[-1], Dct):
-        set_items(stack[-1], [k, v])
+    if type(k) in _UNHASHABLE:
+        _hashable_keys(st, [k], 1, op_off)
+    target = stack[-1]
+    if isinstance(target, Dct):
+        set_items(target, [k, v])
+    grow(st, target, (k, v))
 
 
 @handles("SETITEMS")
@@ -245,6 +292,8 @@ def _setitems(st: WalkState, op: int, op_off: int) -> None:
     st.stack = st.pop_mark(op_off)
     st.need(1, op_off)
     target = st.stack[-1]
+    if grow(st, target, items):
+        _hashable_keys(st, items, 2, op_off)
     if isinstance(target, Dct):
         set_items(target, items)
 
@@ -275,6 +324,13 @@ def _put(st: WalkState, idx: int) -> None:
     """Memoize the top of the stack; past ``max_memo`` keys new keys are counted, not stored."""
     memo = st.memo
     if idx in memo:
+        st.anomaly(
+            "memo-rewrite",
+            "memo key written twice",
+            f"memo key {idx} is overwritten; picklers number memo entries once, in order, so a rewritten key "
+            "changes what a later GET (a global's name, a callable) refers to.",
+            st.s.tell(),
+        )
         memo[idx] = st.stack[-1]
     else:
         st.memo_len += 1
@@ -340,12 +396,49 @@ def _proto(st: WalkState, op: int, op_off: int) -> None:
     proto = st.s.read(1)
     if not proto or proto[0] > 5:
         raise Malformed(f"unsupported pickle protocol at offset {op_off}")
+    if op_off != st.res.start:
+        st.anomaly(
+            "proto",
+            "PROTO opcode after the start of the pickle",
+            f"a PROTO opcode at offset {op_off} changes the protocol mid-stream (to {proto[0]}); picklers write "
+            "it once, first. A later protocol below 3 turns on the unpickler's Python 2 name mapping.",
+            op_off,
+        )
     st.res.protocol = proto[0]
 
 
+_FRAME_MIN = 4
+"""Shortest frame picklers write (CPython leaves shorter data unframed)."""
+
+
 @handles("FRAME")
-def _frame(st: WalkState, op: int, op_off: int) -> None:
-    st.s.read_exact(8)
+def _frame(st: WalkState, op: int, op_off: int) -> int:
+    s = st.s
+    n = int.from_bytes(s.read_exact(8), "little")
+    start = s.tell()
+    if st.frame_end != NO_FRAME and op_off < st.frame_end:
+        st.res.diverged = True
+        st.anomaly(
+            "frame-nested",
+            "frame opened inside a frame",
+            f"a FRAME at offset {op_off} starts before the frame open since ends (at {st.frame_end}); the "
+            "Python unpickler refuses this, the C unpickler reads on, and the two see different opcodes.",
+            op_off,
+        )
+    if n < _FRAME_MIN:
+        st.anomaly("frame-short", "frame shorter than picklers write", f"a FRAME of {n} bytes", op_off)
+    if s.size is not None and start + n > s.size:
+        st.anomaly(
+            "frame-eof",
+            "frame runs past the end of the data",
+            f"the FRAME at offset {op_off} declares {n} bytes; only {s.size - start} follow. Loaders stop "
+            "here (after running what came before).",
+            op_off,
+        )
+    if type(s) is CFileStream:
+        s.frame(n)
+    st.frame_end = s.tell() + n if type(s) is CFileStream else start + n
+    return 2  # tells the walk loop that the frame changed
 
 
 @handles("STOP")
@@ -354,4 +447,22 @@ def _stop(st: WalkState, op: int, op_off: int) -> bool:
     res.ok = True
     res.end = st.s.tell()
     res.value = st.stack[-1] if st.stack else None
+    if len(st.stack) != 1 or st.meta:
+        st.anomaly(
+            "stack",
+            "stack not empty at STOP",
+            f"{len(st.stack) + sum(len(m) for m in st.meta)} values and {len(st.meta)} marks are on the stack "
+            "at STOP; picklers leave exactly the result, so something was built (or called) and discarded.",
+            op_off,
+        )
+    if st.frame_end != NO_FRAME and res.end < st.frame_end:
+        res.frame_end = st.frame_end
+        st.anomaly(
+            "frame-tail",
+            "frame continues after STOP",
+            f"the frame open at STOP ends at offset {st.frame_end}, {st.frame_end - res.end} bytes later; "
+            "picklers end the last frame with STOP. A framed reader starts its next pickle at the frame's "
+            "end, an unframed one right after STOP, so the two read different next pickles.",
+            op_off,
+        )
     return True

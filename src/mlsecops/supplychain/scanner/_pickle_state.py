@@ -19,10 +19,12 @@ from mlsecops.supplychain.scanner._types import Hit, ScanLimits
 
 __all__ = [
     "LOST",
+    "NO_FRAME",
     "OPAQUE",
     "PICKLE_REMEDIATION",
     "Blob",
     "Call",
+    "Coll",
     "Dct",
     "Glob",
     "Lst",
@@ -58,6 +60,8 @@ OPAQUE = _Opaque()
 """Any value the walker does not follow."""
 LOST = _Opaque()
 """A memo value dropped by the memo cap."""
+NO_FRAME = 1 << 62
+"""``WalkState.frame_end`` when no frame is open (beyond any offset)."""
 
 
 @dataclass(eq=False)
@@ -78,6 +82,10 @@ class Call:
     args: object
     offset: int
     state: object = None
+    n: int = 1
+    """Objects reached when the result is traversed (``_pickle_sizes``)."""
+    d: int = 0
+    """Nesting depth below the result."""
 
 
 @dataclass(eq=False)
@@ -85,10 +93,24 @@ class Dct:
     """A dict with string keys we keep (bounded)."""
 
     items: dict[str, object] = field(default_factory=dict)
+    n: int = 1
+    """Objects reached when the dict is traversed, keys and values (``_pickle_sizes``)."""
+    d: int = 0
+    """Nesting depth below the dict."""
 
 
 class Lst:
-    """A list (its items are not kept)."""
+    """A list (its items are not kept, only how many objects and levels they hold)."""
+
+    __slots__ = ("d", "n")
+
+    def __init__(self, n: int = 1, d: int = 0) -> None:
+        self.n = n
+        self.d = d
+
+
+class Coll(Lst):
+    """A set or frozenset (its items are not kept)."""
 
     __slots__ = ()
 
@@ -126,6 +148,10 @@ class PickleResult:
     opcodes: int = 0
     calls: int = 0
     """REDUCE, INST, OBJ, NEWOBJ(_EX) and BUILD opcodes executed (a probe that calls nothing is noise)."""
+    frame_end: int | None = None
+    """End of the frame open at STOP when it runs past STOP: where a framed reader's next pickle starts."""
+    diverged: bool = False
+    """Framing let two real readers see different opcodes (re-walked as the C unpickler reads a file)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -159,6 +185,16 @@ class WalkState:
     memo: dict[int, object] = field(default_factory=dict)
     memo_len: int = 0
     """Memo keys written, including those the memo cap dropped."""
+    frame_end: int = NO_FRAME
+    """End offset of the open frame."""
+    tsizes: dict[int, tuple[tuple[object, ...], int, int]] = field(default_factory=dict)
+    """Tuples that hold containers, by id: (the tuple, objects reached, depth) (``_pickle_sizes``)."""
+    flagged: set[str] = field(default_factory=set)
+    """Anomaly kinds already reported in this pickle (one hit each)."""
+    decoder: Callable[[WalkState, bytes, int], None] | None = None
+    """Looks for an encoded payload in a string or bytes argument (data, offset); ``_pickle`` sets it."""
+    decode_left: list[int] = field(default_factory=lambda: [64 << 20])
+    """Bytes the decoder may still produce for this walker (``_decode.MAX_TOTAL``)."""
 
     def begin(self, res: PickleResult) -> None:
         """Start a new pickle: empty stack, marks and memo; ``res`` collects what it produces."""
@@ -167,6 +203,18 @@ class WalkState:
         self.meta = []
         self.memo = {}
         self.memo_len = 0
+        self.frame_end = NO_FRAME
+        self.tsizes = {}
+        self.flagged = set()
+
+    def anomaly(
+        self, kind: str, title: str, detail: str, offset: int, severity: Severity = Severity.MEDIUM
+    ) -> None:
+        """Report a structure no real pickler writes (once per kind and pickle)."""
+        if kind in self.flagged:
+            return
+        self.flagged.add(kind)
+        self.hit(severity, title, detail, offset, None)
 
     def hit(self, severity: Severity, title: str, detail: str, offset: int, callable_: str | None) -> None:
         """Report one pickle finding."""
@@ -185,8 +233,18 @@ class WalkState:
 
     def judge(self, module: str, name: str, offset: int) -> Glob:
         """Resolve and judge a global where it is referenced; report it once if it is not allowed."""
-        j = judge(module, name)
+        j = judge(module, name, self.limits.policy)
         self.res.globals.add(j.name)
+        if j.forced and j.name not in self.seen:
+            self.seen[j.name] = offset
+            self.hit(
+                Severity.LOW,
+                f"scan policy forces {j.name} allowed",
+                f"The pickle imports {j.name}, which the built-in deny-list denies ({j.reason}); the scan "
+                "policy's force_allow overrides that. Loading this file runs that callable.",
+                offset,
+                j.name,
+            )
         if j.rule is not Rule.ALLOW and j.name not in self.seen:
             self.seen[j.name] = offset
             if j.rule is Rule.DENY:

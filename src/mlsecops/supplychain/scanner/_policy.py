@@ -7,22 +7,56 @@ is worth:
 - ``DENY``: a known way to run code, touch the file system, the network or other processes, import
   modules, introspect objects (``getattr`` chains reach anything) or load another pickle. Critical.
 - ``ALLOW``: what real checkpoints need: tensor and storage rebuilders, NumPy reconstructors, plain
-  containers, scikit-learn and other estimator *classes*.
+  containers, scikit-learn and other estimator *classes*, inert names real code pickles (``__future__``
+  features, ``collections.abc`` types, pure builtins such as ``len`` or ``max``).
 - ``UNKNOWN``: everything else (for example the ``__main__.MyNet`` of a full-model checkpoint). Not
   proof of an attack, but nothing we would load blindly either.
 
 Names are normalised first: ``posix.system`` and ``nt.system`` are ``os.system``, ``__builtin__`` is
 ``builtins``, and a protocol-4 dotted name (``builtins`` + ``getattr.__call__``) is judged by every
-prefix, so ``torch.serialization.load`` cannot hide behind ``torch`` + ``serialization.load``.
+prefix, so ``torch.serialization.load`` cannot hide behind ``torch`` + ``serialization.load``. The
+protocol 0-2 renames the unpickler applies itself (``_compat_pickle``: ``__builtin__.reduce`` is
+``functools.reduce``, ``thread`` is ``_thread``) are judged too, and the worse judgement wins.
+
+Precedence (``judge``; the first rule that matches decides, one test per rule in
+``tests/unit/supplychain/test_scanner_pickle.py``):
+
+1. A name that is not a dotted Python identifier: ``DENY`` (nothing overrides it).
+2. The user's deny-list (``ScanPolicy.deny``): ``DENY``.
+3. Built-in exact entries, reviewed one by one: ``_ALLOW_EXACT`` and the inert names (``ALLOW``), the
+   TorchScript namespace ``__torch__.`` (``ALLOW``), and ``_UNKNOWN_EXACT`` (``UNKNOWN``). They are the
+   exceptions to the rules below (``uuid.UUID`` in the denied ``uuid`` module, ``functools.partial``).
+4. Built-in deny rules (modules, builtins, dunder access, run/load/exec words, private modules, attribute
+   walks): ``DENY``, unless the user's ``force_allow`` lists the name: then ``ALLOW``, and every scan
+   that meets it reports the override (a plain ``allow`` entry never downgrades a deny).
+5. The user's allow-list (``ScanPolicy.allow``): ``ALLOW``.
+6. A dotted name that walks through a module or function attribute: ``UNKNOWN``.
+7. Built-in allow patterns (torch rebuilders and dtypes, NumPy scalars and math, estimator classes,
+   scikit-learn metrics, Cython reconstructors): ``ALLOW``.
+8. Anything else: ``UNKNOWN``.
+
+Users extend the lists with a policy file (``load_policy``; ``mlsecops scan --policy FILE``)::
+
+    allow: [mypkg.models.MyNet, "mypkg.layers.*"]    # exact names, or a module prefix with ".*"
+    deny: ["somepkg.unsafe.*"]
+    force_allow: [builtins.getattr]                   # overrides a built-in deny; reported every time
 """
 
 from __future__ import annotations
 
+import _compat_pickle
+import builtins
+import collections.abc
+import functools
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
-__all__ = ["Judgement", "Rule", "judge", "normalise"]
+from mlsecops.core.errors import ConfigError
+
+__all__ = ["Judgement", "Rule", "ScanPolicy", "judge", "load_policy", "normalise"]
 
 
 class Rule(Enum):
@@ -43,6 +77,92 @@ class Judgement:
     """The normalised ``module.qualname``."""
     reason: str
     """Why (the category of a deny-list hit, or the allow-list entry)."""
+    forced: bool = False
+    """Allowed only because the user's ``force_allow`` overrode a built-in deny."""
+
+
+_POLICY_KEYS = ("allow", "deny", "force_allow")
+_POLICY_ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(\.\*)?$")
+MAX_POLICY_ENTRIES = 10_000
+"""Entries per list of a policy file (a policy is a short reviewed list, not a data set)."""
+
+
+@dataclass(frozen=True)
+class ScanPolicy:
+    """User extensions of the built-in lists (see the module docstring for their precedence).
+
+    Entries are ``module.qualname`` (exact) or ``module.*`` (that module and everything under it); names
+    are normalised as the walker normalises what it reads (``posix.system`` is ``os.system``).
+    """
+
+    allow: frozenset[str] = field(default_factory=frozenset)
+    deny: frozenset[str] = field(default_factory=frozenset)
+    force_allow: frozenset[str] = field(default_factory=frozenset)
+    """Names allowed even though the built-in deny-list denies them; each use is reported."""
+
+    @classmethod
+    def from_mapping(cls, data: object, *, what: str = "scan policy") -> ScanPolicy:
+        """Build a policy from plain data (a parsed YAML or JSON document).
+
+        Raises:
+            ConfigError: not a mapping, an unknown key, or an entry that is not a dotted name.
+        """
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise ConfigError(f"{what}: expected a mapping with keys {', '.join(_POLICY_KEYS)}")
+        unknown = sorted(str(k) for k in data if k not in _POLICY_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{what}: unknown key(s) {', '.join(unknown)}; expected {', '.join(_POLICY_KEYS)}"
+            )
+        lists: dict[str, frozenset[str]] = {}
+        for key in _POLICY_KEYS:
+            lists[key] = frozenset(_entries(data.get(key), f"{what}: {key}"))
+        return cls(allow=lists["allow"], deny=lists["deny"], force_allow=lists["force_allow"])
+
+
+def _entries(raw: object, what: str) -> Iterable[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ConfigError(f"{what} must be a list of names")
+    if len(raw) > MAX_POLICY_ENTRIES:
+        raise ConfigError(f"{what} has {len(raw)} entries; the limit is {MAX_POLICY_ENTRIES}")
+    out = []
+    for item in raw:
+        if not isinstance(item, str) or not _POLICY_ENTRY.match(item):
+            shown = repr(item)[:80]
+            raise ConfigError(f"{what}: {shown} is not a dotted name (module.qualname or module.*)")
+        if item.endswith(".*"):
+            out.append(normalise(item[:-2], "") + ".*")
+        else:
+            module, _, name = item.rpartition(".")
+            out.append(normalise(module, name) if module else item)
+    return out
+
+
+def load_policy(path: str | Path) -> ScanPolicy:
+    """Read a scan policy file (YAML or JSON, through the bounded reader of ``core.inputs``).
+
+    Raises:
+        InputError: the file is missing, not a regular file, too large or hostile YAML.
+        ConfigError: the content is not a valid policy.
+    """
+    from mlsecops.core.inputs import load_yaml
+
+    data, _raw = load_yaml(path, what="scan policy file")
+    return ScanPolicy.from_mapping(data, what=f"scan policy {path}")
+
+
+def _listed(full: str, entries: frozenset[str]) -> bool:
+    """Whether ``full`` is an entry or lies under a ``module.*`` entry."""
+    if not entries:
+        return False
+    if full in entries:
+        return True
+    parts = full.split(".")
+    return any(".".join(parts[:i]) + ".*" in entries for i in range(1, len(parts)))
 
 
 _MODULE_ALIASES = {
@@ -438,6 +558,9 @@ def _deny_reason(full: str) -> str | None:
         return "dunder attribute access"
     if any(p in _DENY_WORDS for p in parts[1:]) or (len(parts) > 1 and _DENY_PREFIX.match(parts[-1])):
         return "code execution, import or nested loading"
+    # A dangerous module bound as an attribute of another (``collections.abc.sys``, ``typing.os``).
+    if len(parts) > 1 and parts[-1] in _MODULE_ATTRS:
+        return f"attribute reaches the {parts[-1]} module"
     # Private interpreter modules (``_interpreters.run_string``, ``_posixsubprocess.fork_exec``...).
     if parts[0].startswith("_") and parts[0] not in {"_codecs", "__main__", "__torch__"}:
         return "private interpreter module"
@@ -530,33 +653,111 @@ _UNKNOWN_EXACT = frozenset({"functools.partial", "builtins.type", "builtins.prop
 
 _SAFE_DUNDERS = frozenset({"__newobj__", "__newobj_ex__", "__randomstate_ctor", "__bit_generator_ctor"})
 
+# Builtins that only compute on their arguments: no import, no attribute access by name, no I/O, no
+# call of an argument that pickle could not name anyway. (``iter`` is not here: ``iter(f, sentinel)``
+# calls ``f`` forever; nor ``pow``: ``pow(10, 10**9)`` computes for minutes. Huge sizes given to the
+# ones here, ``max(range(10**15))``, are reported by the walker as denial of service.)
+_PURE_BUILTINS = frozenset(
+    {
+        "abs", "all", "any", "ascii", "bin", "callable", "chr", "divmod", "enumerate", "format", "hash",
+        "hex", "isinstance", "issubclass", "len", "max", "min", "oct", "ord", "repr", "reversed", "round",
+        "sorted", "sum", "zip",
+    }
+)  # fmt: skip
+_BUILTIN_EXCEPTIONS = frozenset(
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+)
+"""Exception classes (real code pickles exception instances; constructing one runs nothing)."""
+_INERT_EXACT = frozenset(
+    {f"builtins.{n}" for n in _PURE_BUILTINS | _BUILTIN_EXCEPTIONS}
+    | {f"collections.abc.{n}" for n in collections.abc.__all__}
+    | {f"__future__.{n}" for n in __import__("__future__").all_feature_names}
+    | {"__future__._Feature"}
+)
+"""Inert globals real code pickles: pure builtins, exception classes, ``collections.abc`` types and
+``__future__`` features. Exact names only: ``collections.abc.sys`` or ``__future__.os`` are not here."""
+_MODULE_ATTRS = frozenset(
+    {"os", "sys", "subprocess", "builtins", "importlib", "ctypes", "pickle", "marshal", "socket", "shutil"}
+    | {"runpy", "pty", "posix", "nt", "_posixsubprocess", "_io", "io", "types", "__builtins__", "_thread"}
+)
+"""Dangerous modules that other modules bind as attributes (``collections.abc.sys``, ``typing.sys``)."""
+_RANK = {"allow": 0, "unknown": 1, "deny": 2}
+_PY3_COMPAT_MODULES = frozenset({"dbm", "test"})
+"""Modules ``_compat_pickle`` renames that also exist in Python 3: both names are judged, the worse wins."""
 
-def judge(module: str, name: str) -> Judgement:
-    """Judge one global by its resolved name.
+
+def _compat_name(module: str, name: str) -> tuple[str, str] | None:
+    """The (module, name) the unpickler reads for a protocol 0-2 name (``_compat_pickle``), if renamed."""
+    mapped = _compat_pickle.NAME_MAPPING.get((module, name))
+    if mapped is not None:
+        return mapped
+    if module in _compat_pickle.IMPORT_MAPPING:
+        return _compat_pickle.IMPORT_MAPPING[module], name
+    return None
+
+
+def judge(module: str, name: str, policy: ScanPolicy | None = None) -> Judgement:
+    """Judge one global by its resolved name (precedence: the module docstring).
 
     Args:
         module: module part as written in the pickle.
         name: qualified name part as written in the pickle.
+        policy: the user's extensions of the built-in lists.
 
     Returns:
-        The judgement: deny-list first, then allow-list, otherwise unknown.
+        The judgement. A name the unpickler renames for protocols 0-2 is judged under both names and
+        the worse judgement is returned.
     """
+    j = _judge(module, name, policy)
+    mapped = _compat_name(module, name)
+    if mapped is None:
+        return j
+    m = _judge(mapped[0], mapped[1], policy)
+    m = Judgement(m.rule, m.name, f"{m.reason}; the unpickler reads {j.name} as {m.name}", m.forced)
+    if module.split(".")[0] not in _PY3_COMPAT_MODULES:
+        return m  # a Python 2 name: only the renamed one can be imported
+    return m if _RANK[m.rule.value] >= _RANK[j.rule.value] else j
+
+
+@functools.lru_cache(maxsize=8192)
+def _judge(module: str, name: str, policy: ScanPolicy | None) -> Judgement:
     full = normalise(module, name)
+    # 1. malformed names
     if not _looks_like_name(module) or not _looks_like_name(name):
         return Judgement(Rule.DENY, full, "malformed global name")
+    # 2. the user's deny-list
+    if policy is not None and _listed(full, policy.deny):
+        return Judgement(Rule.DENY, full, "denied by the scan policy")
+    # 3. built-in exact entries
     if full in _UNKNOWN_EXACT:
         return Judgement(Rule.UNKNOWN, full, "call indirection; not on the allow-list")
+    if full in _ALLOW_EXACT:
+        return Judgement(Rule.ALLOW, full, "allow-list")
+    if full in _INERT_EXACT:
+        return Judgement(
+            Rule.ALLOW, full, "inert builtin, exception, collections.abc type or __future__ feature"
+        )
     if full.startswith("__torch__."):
         return Judgement(Rule.ALLOW, full, "TorchScript class")
+    # 4. built-in deny rules (a forced user allow overrides them, loudly)
     reason = _deny_reason(full)
     if reason is None and "." in name:
         reason = _walk_reason(name.strip())
-    if reason is not None and full not in _ALLOW_EXACT:
+    if reason is not None:
+        if policy is not None and _listed(full, policy.force_allow):
+            return Judgement(
+                Rule.ALLOW, full, f"forced by the scan policy over the deny-list ({reason})", True
+            )
         return Judgement(Rule.DENY, full, reason)
-    if full in _ALLOW_EXACT:
-        return Judgement(Rule.ALLOW, full, "allow-list")
+    # 5. the user's allow-list
+    if policy is not None and _listed(full, policy.allow):
+        return Judgement(Rule.ALLOW, full, "allowed by the scan policy")
+    # 6. attribute walks through modules or functions
     if _walks_through_module(name.strip()):
         return Judgement(Rule.UNKNOWN, full, "dotted name walks through a module or function attribute")
+    # 7. built-in allow patterns
     if _TORCH_REBUILD.match(full) or _TORCH_STORAGE.match(full) or _TORCH_DTYPE.match(full):
         return Judgement(Rule.ALLOW, full, "torch tensor rebuild")
     if _NUMPY_SCALAR.match(full):
@@ -576,6 +777,7 @@ def judge(module: str, name: str) -> Judgement:
         and ".tests." not in full
     ):
         return Judgement(Rule.ALLOW, full, "estimator class")
+    # 8. everything else
     return Judgement(Rule.UNKNOWN, full, "not on the allow-list")
 
 

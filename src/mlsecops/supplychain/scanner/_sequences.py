@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._base import ScannerBase
-from mlsecops.supplychain.scanner._io import CHUNK, Stream
+from mlsecops.supplychain.scanner._io import CHUNK, FileRegion, Stream
 from mlsecops.supplychain.scanner._pickle import PICKLE_REMEDIATION, PickleWalker
 from mlsecops.supplychain.scanner._policy import Rule, judge
 from mlsecops.supplychain.scanner._targets import scan_targets
@@ -172,6 +172,8 @@ class PickleScanning(ScannerBase):
             if res.ok:
                 self.hits.extend(buf)
                 count += 1
+                if res.frame_end is not None and s.region is not None:
+                    self._framed_next(s.region, res.frame_end, entry)
                 if count == 1 and res.value == _TORCH_MAGIC:
                     legacy, fmt = True, "pytorch-legacy"
                 if any(g.startswith("joblib.") for g in res.globals) and not legacy:
@@ -186,7 +188,8 @@ class PickleScanning(ScannerBase):
             if count == 0:
                 # A guessed pickle (no PROTO header, no pickle name) that neither reaches STOP nor calls
                 # anything is most likely other binary data: leave it to the embedded-pickle search.
-                if not (forced or res.protocol or (buf and res.calls)):
+                named_deny = any(h.severity >= Severity.CRITICAL and h.callable for h in buf)
+                if not (forced or res.protocol or (buf and res.calls) or named_deny):
                     return None
                 self.hits.extend(buf)
                 self.add(
@@ -221,6 +224,16 @@ class PickleScanning(ScannerBase):
         if count == 0:
             return None if not forced else fmt
         return fmt
+
+    def _framed_next(self, region: FileRegion, start: int, entry: str) -> None:
+        """Walk the next pickle where a framed reader starts it: the end of a frame that outlived STOP."""
+        buf: list[Hit] = []
+        sub = Stream(region.sub(0, region.length), self.budget)
+        sub.seek(start)
+        PickleWalker(sub, self.limits, entry=entry, report=buf.append).walk(self.budget)
+        for h in buf:
+            if h.severity >= Severity.HIGH:
+                self.add(replace(h, title=f"{h.title} (in the pickle a framed reader reads next)"))
 
     def _legacy_tail(self, s: Stream, entry: str, storages: dict[str, str]) -> None:
         """Skip the storages of a legacy torch checkpoint; scan anything that follows them."""
@@ -275,12 +288,12 @@ class PickleScanning(ScannerBase):
                     pos = i + 1
                     continue
                 pos = m.end()
-                if judge(m.group(1).decode(), m.group(2).decode()).rule is Rule.DENY:
+                if judge(m.group(1).decode(), m.group(2).decode(), self.limits.policy).rule is Rule.DENY:
                     starts.append(i)
             for pattern in _SG_GLOBALS:
                 for m in pattern.finditer(buf):
                     name = _stack_global_at(buf, m.start())
-                    if name is not None and judge(*name).rule is Rule.DENY:
+                    if name is not None and judge(*name, self.limits.policy).rule is Rule.DENY:
                         starts.append(m.start())
             for i in sorted(set(starts)):
                 off = buf_base + i

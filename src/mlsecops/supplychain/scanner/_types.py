@@ -10,8 +10,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from mlsecops.core.severity import Severity
+
+if TYPE_CHECKING:
+    from mlsecops.supplychain.scanner._policy import ScanPolicy
 
 __all__ = [
     "ATLAS_ARTIFACT",
@@ -72,6 +76,8 @@ class ScanLimits:
     """Bytes of an unrecognised blob searched for embedded pickles."""
     max_spool: int = 1 << 30
     """Largest zip found inside a compressed stream that is copied to a private temporary file to be opened."""
+    policy: ScanPolicy | None = None
+    """The user's extensions of the pickle allow-list and deny-list (``_policy.load_policy``)."""
 
 
 class LimitReached(Exception):

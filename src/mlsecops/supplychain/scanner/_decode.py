@@ -1,0 +1,240 @@
+"""Encoded payloads: strings and bytes that decode to a pickle or to Python code.
+
+A pickle can carry its real payload as data: base64 or hex text, base85, a zlib/gzip/bz2/xz stream, or
+a pickle inside a pickle, to be decoded by whatever receives it. ``decode_layers`` peels such layers off
+a candidate, bounded at every step: candidates longer than ``MAX_INPUT`` are not decoded, each layer
+yields at most ``MAX_OUTPUT`` bytes (a decompression bomb stops there, having done bounded work),
+``MAX_LAYERS`` layers deep at most, and ``MAX_TOTAL`` decoded bytes per pickle. What the layers hold is
+then judged by the caller: a pickle is walked as a nested artifact, text is parsed with ``ast`` (never
+compiled or run) and ``dangerous_calls`` lists the calls, imports and names in it that run code, touch
+the file system, the network or other processes.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import bz2
+import lzma
+import re
+import zlib
+from collections.abc import Callable, Iterator
+
+__all__ = [
+    "MAX_INPUT",
+    "MAX_LAYERS",
+    "MAX_OUTPUT",
+    "MAX_TOTAL",
+    "MIN_INPUT",
+    "dangerous_calls",
+    "decode_layers",
+    "is_candidate",
+    "looks_like_pickle",
+]
+
+MIN_INPUT = 24
+"""Shorter strings are not decoded (names, keys, dtype strings; no useful payload fits)."""
+MAX_INPUT = 8 << 20
+"""Longest candidate decoded (bounds the work per string)."""
+MAX_OUTPUT = 16 << 20
+"""Most bytes one layer may decode to (a decompression bomb stops here)."""
+MAX_LAYERS = 4
+"""Deepest chain of encodings followed (base64 of zlib of hex of ...)."""
+MAX_TOTAL = 64 << 20
+"""Decoded bytes per pickle over all candidates (bounds the work on a pickle of many strings)."""
+MAX_CODE = 1 << 20
+"""Longest text parsed as Python."""
+
+_B64 = re.compile(rb"[A-Za-z0-9+/\-_]+={0,2}")
+_HEX = re.compile(rb"(?:[0-9a-fA-F]{2})+")
+_B85 = re.compile(rb"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]+")
+_WS = re.compile(rb"\s+")
+_CODE_HINT = re.compile(
+    rb"import|exec|eval|system|popen|subprocess|socket|__\w+__|open\s*\(|compile|getattr|urlopen|spawn"
+)
+_PICKLE_P0 = re.compile(rb"^(?:\(|c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n)")
+
+# Names whose call (or import) in decoded text is reported: code execution, import, introspection,
+# processes, file system, network, nested loading.
+_DANGEROUS_CALLS = frozenset(
+    {
+        "eval", "exec", "compile", "__import__", "import_module", "getattr", "setattr", "globals", "open",
+        "system", "popen", "Popen", "spawnl", "spawnv", "spawnve", "execv", "execve", "execl", "fork",
+        "run", "call", "check_call", "check_output", "getoutput", "getstatusoutput", "startfile",
+        "socket", "create_connection", "connect", "urlopen", "urlretrieve", "request", "get", "post",
+        "remove", "unlink", "rmtree", "rmdir", "chmod", "chown", "kill", "loads", "load", "b64decode",
+        "decompress", "CDLL", "dlopen", "ptrace", "write_text", "write_bytes",
+    }
+)  # fmt: skip
+_DANGEROUS_MODULES = frozenset(
+    {
+        "os", "sys", "subprocess", "socket", "ctypes", "pty", "shutil", "pickle", "marshal", "importlib",
+        "urllib", "requests", "http", "builtins", "runpy", "multiprocessing", "base64", "zlib", "codecs",
+    }
+)  # fmt: skip
+
+
+def is_candidate(data: bytes) -> bool:
+    """Whether ``data`` may hold an encoded payload (a cheap test on its first bytes)."""
+    if len(data) < MIN_INPUT:
+        return False
+    head = data[:64]
+    if looks_like_pickle(head) or _compression(head) is not None:
+        return True
+    stripped = _WS.sub(b"", head)
+    return bool(
+        _B64.fullmatch(stripped)
+        or _HEX.fullmatch(stripped)
+        or _B85.fullmatch(stripped)
+        or _CODE_HINT.search(head)
+    )
+
+
+def looks_like_pickle(data: bytes) -> bool:
+    """A pickle header: ``PROTO 2..5``, or a protocol 0/1 pickle starting with MARK or GLOBAL."""
+    if data[:1] == b"\x80":
+        return len(data) > 1 and 2 <= data[1] <= 5
+    return bool(_PICKLE_P0.match(data))
+
+
+def _compression(head: bytes) -> str | None:
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:3] == b"BZh" and head[3:4].isdigit():
+        return "bz2"
+    if head[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
+        return "zlib"
+    return None
+
+
+def _inflate(kind: str, data: bytes) -> bytes | None:
+    """Decompress at most ``MAX_OUTPUT`` bytes (a bomb stops there)."""
+    try:
+        if kind in ("zlib", "gzip"):
+            return zlib.decompressobj(31 if kind == "gzip" else 15).decompress(data, MAX_OUTPUT)
+        if kind == "bz2":
+            return bz2.BZ2Decompressor().decompress(data, MAX_OUTPUT)
+        return lzma.LZMADecompressor().decompress(data, MAX_OUTPUT)
+    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError):
+        return None
+
+
+def _text_decodings(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """Text encodings of ``data`` that decode: base64, hex, base85, ascii85."""
+    stripped = _WS.sub(b"", data)
+    if len(stripped) < MIN_INPUT:
+        return
+    if _HEX.fullmatch(stripped):
+        yield "hex", bytes.fromhex(stripped.decode())
+    if _B64.fullmatch(stripped):
+        alt = b"-_" if (b"-" in stripped or b"_" in stripped) else None
+        padded = stripped + b"=" * (-len(stripped) % 4)
+        out = _try(lambda: base64.b64decode(padded, altchars=alt, validate=True))
+        if out is not None:
+            yield "base64", out
+    if stripped.startswith(b"<~") and stripped.endswith(b"~>"):
+        out = _try(lambda: base64.a85decode(stripped, adobe=True))
+        if out is not None:
+            yield "ascii85", out
+    elif _B85.fullmatch(stripped):
+        out = _try(lambda: base64.b85decode(stripped))
+        if out is not None:
+            yield "base85", out
+
+
+def _try(decode: Callable[[], bytes]) -> bytes | None:
+    try:
+        return decode()
+    except (binascii.Error, ValueError):
+        return None
+
+
+def decode_layers(data: bytes, budget: list[int]) -> Iterator[tuple[str, bytes]]:
+    """Every payload reachable from ``data`` by decoding, with its chain (``"base64 > zlib"``).
+
+    Args:
+        data: the candidate (at most ``MAX_INPUT`` bytes are considered).
+        budget: ``[bytes left]`` of ``MAX_TOTAL``, shared by the caller over a pickle; decreased here.
+
+    Yields:
+        ``(chain, payload)`` for each layer decoded, outermost first.
+    """
+    todo: list[tuple[str, bytes, int]] = [("", data, 0)]
+    while todo:
+        chain, cur, depth = todo.pop()
+        if depth >= MAX_LAYERS or len(cur) > MAX_INPUT or len(cur) < MIN_INPUT // 2:
+            continue
+        kind = _compression(cur[:8])
+        outs: list[tuple[str, bytes]] = []
+        if kind is not None:
+            out = _inflate(kind, cur)
+            if out:
+                outs.append((kind, out))
+        else:
+            outs.extend(_text_decodings(cur))
+        for name, out in outs:
+            if budget[0] <= 0:
+                return
+            budget[0] -= len(out)
+            step = f"{chain} > {name}" if chain else name
+            yield step, out
+            if not looks_like_pickle(out[:8]):
+                todo.append((step, out, depth + 1))
+
+
+def dangerous_calls(text: bytes) -> list[str]:
+    """The dangerous calls and imports of ``text`` when it parses as Python (never compiled or run).
+
+    Returns:
+        Names such as ``os.system`` or ``import subprocess``; empty when the text is not Python or holds
+        nothing dangerous.
+    """
+    if len(text) > MAX_CODE or not _CODE_HINT.search(text):
+        return []
+    try:
+        tree = ast.parse(text.decode("utf-8"), mode="exec")
+    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
+        return []
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = _dotted(node.func)
+            if (
+                name
+                and name.split(".")[-1] in _DANGEROUS_CALLS
+                and (
+                    "." not in name
+                    or name.split(".")[0] in _DANGEROUS_MODULES
+                    or name.split(".")[-1] in _HARD
+                )
+            ):
+                found.append(name)
+        elif isinstance(node, ast.Import):
+            found.extend(f"import {a.name}" for a in node.names if a.name.split(".")[0] in _DANGEROUS_MODULES)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in _DANGEROUS_MODULES:
+            found.append(f"from {node.module} import ...")
+        if len(found) >= 8:
+            break
+    # An import alone (``import os`` in a snippet) is not a payload; a call that runs something is.
+    return found if any(not f.startswith(("import ", "from ")) for f in found) else []
+
+
+_HARD = frozenset({"eval", "exec", "system", "popen", "Popen", "__import__", "check_output", "urlopen"})
+
+
+def _dotted(node: ast.expr) -> str | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    if isinstance(node, ast.Call):  # __import__("os").system(...)
+        inner = _dotted(node.func)
+        parts.append(f"{inner}()" if inner else "<call>")
+        return ".".join(reversed(parts))
+    return None

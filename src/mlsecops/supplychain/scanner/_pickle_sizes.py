@@ -1,0 +1,129 @@
+"""How big and how deep the loaded object would be, computed without building it (denial of service).
+
+A pickle of a few hundred bytes can describe an object of 10^12 parts: a list holding a memoized list
+ten times, held ten times, and so on (``BINGET``/``DUP`` push references, not copies). Loading it is
+cheap, but anything that walks the result (``repr``, ``copy.deepcopy``, ``json.dumps``, a state-dict
+loop) expands it. The walker keeps, for every container stand-in, the number of objects a traversal
+reaches (``n``, saturated at ``SATURATE``) and the nesting depth (``d``), updated in O(items) where the
+container is built, so the analysis costs what the input costs, never what it expands to. A result
+that expands past ``EXPANSION_MIN`` objects and ``EXPANSION_RATIO`` objects per input byte, or nests
+deeper than any pickler writes (``MAX_NESTING``), is reported with the factor as evidence.
+
+Tuples are plain Python tuples on the walker's stack; the ones that hold containers have their size in
+``WalkState.tsizes`` (bounded by ``MAX_TRACKED_TUPLES``; past it, the report has already been made or
+the tuples are small).
+"""
+
+from __future__ import annotations
+
+from mlsecops.core.severity import Severity
+from mlsecops.supplychain.scanner._pickle_state import Call, Coll, Dct, Lst, WalkState
+
+__all__ = ["EXPANSION_MIN", "EXPANSION_RATIO", "MAX_NESTING", "grow", "measure", "new_tuple", "sized"]
+
+SATURATE = 1 << 62
+"""Sizes stop growing here (a self-referencing list doubles per opcode: the count must stay a small int)."""
+EXPANSION_MIN = 10_000_000
+"""Objects a traversal of the result must reach before expansion is reported (real models reach fewer)."""
+EXPANSION_RATIO = 1_000
+"""...and objects per input byte: real pickles write each object once (about 1 object per 2-20 bytes)."""
+MAX_NESTING = 5_000
+"""Deepest nesting reported as normal: picklers recurse per level and stop near 1,000 levels."""
+MAX_TRACKED_TUPLES = 200_000
+"""Tuples whose sizes are remembered (bounds memory; tuples of plain values are never stored)."""
+
+_SIZED = frozenset({Lst, Coll, Dct, Call})
+_NESTED = _SIZED | {tuple}
+
+
+def measure(st: WalkState, items: list[object] | tuple[object, ...]) -> tuple[int, int]:
+    """Objects reached and depth of ``items`` taken together (each plain value counts 1, depth 0)."""
+    n = len(items)
+    d = 0
+    if _NESTED.isdisjoint(map(type, items)):
+        return n, d  # plain values only (the common case), tested in C
+    tsizes = st.tsizes
+    for x in items:
+        t = type(x)
+        if t in _SIZED:
+            n += x.n - 1  # type: ignore[attr-defined]
+            if x.d > d:  # type: ignore[attr-defined]
+                d = x.d  # type: ignore[attr-defined]
+        elif t is tuple and x:
+            e = tsizes.get(id(x))
+            if e is not None and e[0] is x:
+                n += e[1] - 1
+                if e[2] > d:
+                    d = e[2]
+            else:
+                n += len(x)  # type: ignore[arg-type]
+                if d < 1:
+                    d = 1
+    return n, d
+
+
+def sized(st: WalkState, x: object) -> tuple[int, int]:
+    """Objects reached and depth of one value."""
+    return measure(st, (x,))
+
+
+def new_tuple(st: WalkState, items: list[object]) -> tuple[object, ...]:
+    """Make the tuple stand-in of ``items``, remembering its size when it holds containers."""
+    t = tuple(items)
+    if _NESTED.isdisjoint(map(type, t)):
+        return t  # plain values (the common case): size len+1, depth 1, nothing to remember
+    n, d = measure(st, t)
+    n += 1
+    d += 1
+    if (d > 1 or n > len(t) + 1) and len(st.tsizes) < MAX_TRACKED_TUPLES:
+        st.tsizes[id(t)] = (t, min(n, SATURATE), d)
+    if (n > EXPANSION_MIN and "expansion" not in st.flagged) or (
+        d > MAX_NESTING and "nesting" not in st.flagged
+    ):
+        check(st, n, d)
+    return t
+
+
+def grow(st: WalkState, target: object, items: list[object] | tuple[object, ...]) -> int:
+    """Add ``items`` to a container stand-in (APPEND(S), SETITEM(S), ADDITEMS, BUILD).
+
+    Returns:
+        The depth of the items (0 when they are all plain values: no key among them can be a container).
+    """
+    if type(target) not in _SIZED or not items:
+        return 0
+    n, d = measure(st, items)
+    tn = target.n + n  # type: ignore[attr-defined]
+    if tn > SATURATE:
+        tn = SATURATE
+    target.n = tn  # type: ignore[attr-defined]
+    if d + 1 > target.d:  # type: ignore[attr-defined]
+        target.d = d + 1  # type: ignore[attr-defined]
+    if (tn > EXPANSION_MIN and "expansion" not in st.flagged) or (
+        d >= MAX_NESTING and "nesting" not in st.flagged
+    ):
+        check(st, tn, d + 1)
+    return d
+
+
+def check(st: WalkState, n: int, d: int) -> None:
+    """Report an expansion or nesting no real pickle has (once per pickle each)."""
+    read = max(1, st.s.tell() - st.res.start)
+    if n > EXPANSION_MIN and n > EXPANSION_RATIO * read and "expansion" not in st.flagged:
+        shown = f"more than {SATURATE:.1e}" if n >= SATURATE else f"{n:.2e}"
+        st.anomaly(
+            "expansion",
+            "pickle expands to far more objects than it holds (denial of service)",
+            f"{read} bytes of pickle describe an object that a traversal expands to {shown} objects "
+            f"(factor {n / read:.1e}); memo references (BINGET/DUP) are reused as in a 'billion laughs'.",
+            st.s.tell(),
+        )
+    if d > MAX_NESTING and "nesting" not in st.flagged:
+        st.anomaly(
+            "nesting",
+            "pickle nests deeper than picklers write (denial of service)",
+            f"the loaded object nests more than {MAX_NESTING} levels deep ({d} so far); picklers recurse "
+            "per level and stop near 1,000, while code that walks the result overflows the stack.",
+            st.s.tell(),
+            Severity.MEDIUM,
+        )
