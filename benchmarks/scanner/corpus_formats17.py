@@ -12,12 +12,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(ROOT))  # for tests/_formats17.py, the sample builders the regression tests share
+# the repository root, for tests/_formats17.py (the builders shared with the regression tests)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from corpus import Sample  # the benchmark directory is not a package
-
 from tests import _formats17 as F
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _put(root: Path, out: list[Sample], rel: str, data: bytes, label: str, fmt: str, technique: str) -> None:
