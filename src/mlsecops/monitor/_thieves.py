@@ -21,8 +21,10 @@ variants the thresholds were not tuned on):
 - ``bisect``: boundary search between pairs of natural rows the victim labels differently.
 
 Benign kinds: ``natural`` (fresh in-distribution rows), ``retry`` (re-sends identical requests),
-``burst`` (batches of rows and bursts in time) and ``skewed`` (a population of one or two classes);
-apart from them ``hard``, a review queue of the cases the model is least sure about.
+``burst`` (batches of rows and bursts in time), ``skewed`` (a population of one or two classes),
+``one_class`` (a population of a single class) and ``noisy`` (natural rows read through a noisy sensor:
+Gaussian noise of 1-10% of each feature's spread added to every row); apart from them ``hard``, a
+review queue of the cases the model is least sure about.
 A stream is a list of requests ``(time, rows)``; adaptive thieves query the victim while they build it.
 """
 
@@ -56,12 +58,16 @@ THIEF_KINDS = (
     "active_coreset",
     "bisect",
 )
-BENIGN_KINDS = ("natural", "retry", "burst", "skewed")
+BENIGN_KINDS = ("natural", "retry", "burst", "skewed", "one_class", "noisy")
 HARD_KIND = "hard"
 """A benign client of another sort, kept apart from :data:`BENIGN_KINDS`: a review queue that sends only
 the cases the model is unsure about (natural rows from the less confident half of the victim's
 answers). Its answers carry the boundary information an uncertainty-sampling thief is after, and the
 margin-rank signal flags it by design (see ``extraction.MARGIN_THIEF_SHAPE``)."""
+
+_SENSOR_NOISE = (0.01, 0.1)
+"""Range of the ``noisy`` client's noise, as a share of each feature's standard deviation (drawn per
+client)."""
 
 Request = tuple[float, np.ndarray]
 """(unix seconds, rows of shape (n, d))."""
@@ -180,12 +186,19 @@ def benign_stream(world: World, kind: str, n: int, *, seed: int, start: float = 
         p = np.sort(world.proba(pool), axis=1)
         margin = p[:, -1] - p[:, -2]
         pool = pool[margin <= np.median(margin)]
-    if kind == "skewed":
+    if kind in ("skewed", "one_class"):
         labels = world.proba(pool).argmax(axis=1)
-        favourite = rng.choice(np.unique(labels), size=min(2, len(np.unique(labels))), replace=False)
+        classes = np.unique(labels)
+        favourite = rng.choice(classes, size=min(2 if kind == "skewed" else 1, len(classes)), replace=False)
         pool = pool[np.isin(labels, favourite)]
     rows = pool[rng.choice(len(pool), size=n, replace=n > len(pool))]
-    if kind in ("natural", "skewed", HARD_KIND):
+    if kind == "noisy":
+        # Distinct items while the pool lasts (re-reading an item is the retry case, with fresh noise).
+        rows = pool[np.resize(rng.permutation(len(pool)), n)]
+        # A noisy sensor: every reading is off by Gaussian noise of a fixed share of each feature's spread.
+        sigma = rng.uniform(*_SENSOR_NOISE)
+        rows = rows + rng.normal(size=rows.shape) * sigma * world.x_train.std(axis=0)
+    if kind in ("natural", "skewed", "one_class", "noisy", HARD_KIND):
         return _as_requests(rows, _times(rng, n, start))
     if kind == "retry":
         out: list[Request] = []

@@ -75,6 +75,7 @@ import numpy as np
 
 from mlsecops.core.errors import ConfigError, InputError, NotFittedError
 from mlsecops.core.severity import Severity
+from mlsecops.monitor._extraction_calib import dense_near_distances
 from mlsecops.monitor.interface import Alert, Observation
 
 __all__ = [
@@ -100,6 +101,13 @@ COVARIANCE_RIDGES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 likelihood of the held-out reference half is kept. A small ridge keeps the covariance invertible when
 features are exact combinations of others yet leaves the directions off the data's thin manifold
 visible (where perturbation thieves go); few rows per feature need a larger one."""
+
+NOISE_TOLERANCE = 0.1
+"""Measurement noise tolerated in benign rows, as a share of each feature's standard deviation (a
+sensor's Gaussian noise). The distribution fit models the reference convolved with this noise (its
+variance added to the covariance's diagonal) and calibrates its cut on noisy reference rows, so a
+client reading natural items through a noisy sensor is not out of distribution; perturbations off the
+data's thin manifold smaller than this noise are left to the close-step signal."""
 
 RATE_SLACK = 1.5
 """The benign hit rate assumed is this multiple of the rate measured on the reference: the reference
@@ -273,7 +281,8 @@ def _covariance(fit: np.ndarray, held_out: np.ndarray) -> np.ndarray:
     emp = np.cov(fit, rowvar=False).reshape(d, d)
     best, best_ll = emp + np.eye(d), -np.inf
     for ridge in COVARIANCE_RIDGES:
-        cov = emp + ridge * np.eye(d)
+        # Never below the tolerated noise's variance: noisy natural rows are natural rows.
+        cov = emp + max(ridge, NOISE_TOLERANCE**2) * np.eye(d)
         sign, logdet = np.linalg.slogdet(cov)
         if sign <= 0:
             continue
@@ -560,31 +569,20 @@ class ExtractionDetector:
         hi_ = np.asarray(hi if hi is not None else x.max(axis=0), dtype=np.float64)
         span = hi_ - lo_
         self.lo_, self.hi_ = lo_ - RANGE_SLACK * span, hi_ + RANGE_SLACK * span
-        d2 = np.einsum("ij,ij->i", zb @ self.whiten_.T, zb @ self.whiten_.T)
+        # The cut on held-out rows read through the noisiest tolerated sensor (constant features stay).
+        noisy = zb + rng.normal(size=zb.shape) * NOISE_TOLERANCE * (std > 1e-12)
+        d2 = np.einsum("ij,ij->i", noisy @ self.whiten_.T, noisy @ self.whiten_.T)
         self.fit_cut_ = float(np.quantile(d2, self.fit_quantile))
         hits = (d2 > self.fit_cut_) | ((x[b] < self.lo_) | (x[b] > self.hi_)).any(axis=1)
         self.fit_rate_ = float(min(max(RATE_SLACK * hits.mean(), FIT_RATE_FLOOR), FIT_THIEF_RATE / 2))
         self.fit_llr_ = _llr(self.fit_rate_, FIT_THIEF_RATE)
-        # Benign nearest-row distances against the densest memory a benign client fills: all of one
-        # class's rows when the model's answers are known (a client whose population is one class).
+        # Benign nearest-row distances at the densest memory a benign client fills: memory_rows rows of
+        # one class when the model's answers are known (a client whose population is one class).
         labels = np.zeros(x.shape[0], dtype=np.int64)
         if proba is not None and np.shape(proba) == (x.shape[0], np.shape(proba)[-1]):
             labels = np.asarray(proba).argmax(axis=1)
-        near_parts = []
-        for c in np.unique(labels[b]):
-            own = za[labels[a] == c]
-            if own.shape[0] < 2:
-                continue
-            memory = own[rng.permutation(own.shape[0])[: self.memory_rows]].astype(np.float32)
-            zc = zb[labels[b] == c].astype(np.float32)
-            near_parts.append(
-                np.sqrt(
-                    np.maximum(
-                        (zc**2).sum(1)[:, None] - 2 * zc @ memory.T + (memory**2).sum(1)[None, :], 0.0
-                    ).min(axis=1)
-                )
-            )
-        near = np.concatenate(near_parts) if near_parts else np.full(1, np.inf)
+        z_all = np.concatenate([za, zb])
+        near = dense_near_distances(z_all, np.concatenate([labels[a], labels[b]]), self.memory_rows, rng)
         self.near_cut_ = float(np.quantile(near, NEAR_QUANTILE))
         self.near_rate_ = float(
             min(max(RATE_SLACK * float((near < self.near_cut_).mean()), FIT_RATE_FLOOR), NEAR_THIEF_RATE / 2)
