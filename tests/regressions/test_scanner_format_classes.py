@@ -104,6 +104,19 @@ def test_savedmodel_unknown_group_fields_are_skipped_not_trusted(tmp_path: Path)
     assert r.verdict is Verdict.MALICIOUS, r.hits
 
 
+@pytest.mark.parametrize("kind", ["frozen-graph", "pbtxt"])
+def test_frozen_and_text_graphs(tmp_path: Path, kind: str) -> None:
+    build, name = (
+        (F.frozen_graph, "frozen_graph.pb")
+        if kind == "frozen-graph"
+        else (F.saved_model_text, "saved_model.pbtxt")
+    )
+    r = _scan(tmp_path, f"bad/{name}", build(["Placeholder", "MatMul", "WriteFile"]))
+    assert r.verdict is Verdict.MALICIOUS, r.hits
+    r = _scan(tmp_path, f"good/{name}", build(["Placeholder", "MatMul", "Relu", "SaveV2"]))
+    assert r.format.startswith("tf-") and r.verdict is Verdict.SAFE, r.hits
+
+
 def test_keras_metadata_pb(tmp_path: Path) -> None:
     r = _scan(tmp_path, "m/keras_metadata.pb", F.keras_metadata_pb([F.KERAS2_DENSE, F.KERAS2_LAMBDA]))
     assert r.format == "keras-metadata" and r.verdict is Verdict.MALICIOUS
@@ -181,7 +194,7 @@ def test_onnx_models_are_not_taken_for_savedmodels(tmp_path: Path) -> None:
 
 # -- 6. templates, remote code, metadata -------------------------------------------------------------------
 
-_SUSPICIOUS_ONLY = {"computed-attr"}
+_SUSPICIOUS_ONLY = {"computed-attr", "computed-subscript"}
 
 
 @pytest.mark.parametrize("name", sorted(F.SSTI_TEMPLATES))

@@ -24,7 +24,11 @@ from mlsecops.supplychain.scanner._sequences import PickleScanning
 from mlsecops.supplychain.scanner._sevenzip import scan_sevenzip
 from mlsecops.supplychain.scanner._targets import scan_targets
 from mlsecops.supplychain.scanner._tf_savedmodel import (
+    is_graph_def,
     is_keras_metadata,
+    looks_like_graph_text,
+    scan_graph_def,
+    scan_graph_text,
     scan_keras_metadata,
     scan_protobuf_model,
 )
@@ -177,6 +181,12 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
         if fmt in ("text", "unknown") and is_keras_metadata(s):
             scan_keras_metadata(s, entry=entry, report=self.add)
             return "keras-metadata"
+        if fmt in ("text", "unknown") and is_graph_def(s):
+            scan_graph_def(s, entry=entry, report=self.add)
+            return "tf-graphdef"
+        if fmt == "text" and looks_like_graph_text(s.peek(64 << 10)):
+            scan_graph_text(s, entry=entry, report=self.add)
+            return "tf-graph-text"
         if fmt == "text" and head_is_json(s.peek(64)) and self._json_text(s, entry):
             return "json"
         if fmt == "text" and not code_read:

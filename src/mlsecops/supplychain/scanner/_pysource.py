@@ -263,7 +263,15 @@ class _Analyzer(ast.NodeVisitor):
                 return self.aliases[node.id]
             if node.id in ("eval", "exec", "compile", "__import__", "breakpoint", "open", "getattr"):
                 return f"builtins.{node.id}"
+            if node.id == "__builtins__":
+                return "builtins"
             return None
+        if isinstance(node, ast.Subscript):  # __builtins__["eval"], sys.modules["os"]
+            base = self.resolve(node.value)
+            key = _const_str(node.slice)
+            if base is None or key is None:
+                return None
+            return key if base == "sys.modules" else f"{base}.{key}" if base == "builtins" else None
         if isinstance(node, ast.Attribute):
             base = self.resolve(node.value)
             return None if base is None else f"{base}.{node.attr}"
@@ -294,6 +302,12 @@ class _Analyzer(ast.NodeVisitor):
             name = self.resolve(node)
             if name is not None and name not in ("builtins.open", "builtins.getattr"):
                 self.report(name, node.lineno)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        name = self.resolve(node)
+        if name is not None:
+            self.report(name, node.lineno)
+        self.generic_visit(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         name = self.resolve(node)

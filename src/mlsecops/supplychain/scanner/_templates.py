@@ -97,6 +97,10 @@ _GADGETS = frozenset(
 real templates and is not listed)."""
 _NAME_FILTERS = {"attr": 0, "map": None, "selectattr": 0, "rejectattr": 0, "sort": None, "groupby": 0}
 _ATTRIBUTE_KW = ("attribute",)
+# Operations that combine parts into a new string (case changes of unknown data do not: they cannot
+# turn "role" into "__class__", and real templates lower-case roles before looking them up).
+_BUILDING_FILTERS = frozenset({"join", "format", "replace", "string", "list", "batch", "slice", "urlencode"})
+_BUILDING_METHODS = frozenset({"format", "join", "replace", "decode"})
 _STR_METHODS = {"upper", "lower", "title", "capitalize", "strip", "lstrip", "rstrip", "swapcase"}
 _STR_FILTERS = {"upper", "lower", "title", "capitalize", "trim", "string", "reverse", "e", "escape", "safe"}
 
@@ -160,6 +164,27 @@ class _Folder:
 
         self.n = nodes
         self.env: dict[str, Values] = {}
+        self.tainted: set[str] = set()  # names holding strings built at render time from unknown parts
+
+    def built(self, node: Any) -> bool:
+        """Whether ``node`` builds a string at render time (concatenation, formatting, joining, case or
+        character tricks), or reads a name that holds one: the shape of an assembled attribute name.
+        """
+        n = self.n
+        for sub in _walk(node):
+            if isinstance(sub, (n.Concat, n.Mod, n.Mul)):
+                return True
+            if isinstance(sub, n.Filter) and sub.name in _BUILDING_FILTERS:
+                return True
+            if (
+                isinstance(sub, n.Call)
+                and isinstance(sub.node, n.Getattr)
+                and sub.node.attr in _BUILDING_METHODS
+            ):
+                return True
+            if isinstance(sub, n.Name) and sub.name in self.tainted:
+                return True
+        return False
 
     def assign(self, name: str, vals: Values) -> None:
         if name in self.env and self.env[name] is None:
@@ -431,6 +456,8 @@ def analyze_template(source: str) -> list[TemplateIssue]:
         for node in every:
             if isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name):
                 folder.assign(node.target.name, folder.fold(node.node))
+                if folder.env.get(node.target.name) is None and folder.built(node.node):
+                    folder.tainted.add(node.target.name)
             elif isinstance(node, nodes.AssignBlock) and isinstance(node.target, nodes.Name):
                 folder.assign(node.target.name, folder._concat(list(node.body)))
             elif isinstance(node, nodes.For) and isinstance(node.target, nodes.Name):
@@ -474,8 +501,18 @@ def _judge(every: list[Any], folder: _Folder, nodes: Any) -> list[TemplateIssue]
         if isinstance(node, nodes.Getattr):
             reach(node.attr, "attribute")
         elif isinstance(node, nodes.Getitem):
-            for v in folder.fold(node.arg) or ():
+            keys = folder.fold(node.arg)
+            for v in keys or ():
                 reach(v, "subscript")
+            if keys is None and folder.built(node.arg):
+                # Jinja's subscript falls back to getattr: x[name] reaches x.__class__ like |attr does.
+                add(
+                    Severity.HIGH,
+                    "template subscripts with a name built at render time",
+                    "a subscript key is assembled from parts we cannot fold; Jinja resolves x[key] as an "
+                    "attribute when no item exists, so this reaches names such as __class__",
+                    "getitem",
+                )
         elif isinstance(node, nodes.Filter) and node.name in _NAME_FILTERS:
             pos = _NAME_FILTERS[node.name]
             cands = [k.value for k in node.kwargs if k.key in _ATTRIBUTE_KW]
@@ -483,7 +520,7 @@ def _judge(every: list[Any], folder: _Folder, nodes: Any) -> list[TemplateIssue]
                 cands.append(node.args[pos])
             for c in cands:
                 vals = folder.fold(c)
-                if vals is None and node.name == "attr":
+                if vals is None and (node.name == "attr" or folder.built(c)):
                     add(
                         Severity.HIGH,
                         "template reads an attribute whose name is computed",

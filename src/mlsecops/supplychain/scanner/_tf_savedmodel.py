@@ -15,6 +15,7 @@ tensorflow/core/framework/{graph,function,node_def,attr_value,op_def}.proto.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 from mlsecops.core.severity import Severity
@@ -27,8 +28,12 @@ from mlsecops.supplychain.scanner._types import ATLAS_ARTIFACT, Hit
 
 __all__ = [
     "classify_protobuf",
+    "is_graph_def",
     "is_keras_metadata",
+    "looks_like_graph_text",
     "looks_like_saved_model",
+    "scan_graph_def",
+    "scan_graph_text",
     "scan_keras_metadata",
     "scan_protobuf_model",
     "scan_saved_model",
@@ -410,6 +415,100 @@ def scan_protobuf_model(
     if onnx:
         scan_onnx(s, entry=entry, report=report, base_dir=base_dir)
     return "onnx+tf-savedmodel" if saved and onnx else "tf-savedmodel" if saved else "onnx"
+
+
+# -- frozen GraphDef (.pb) and text-format SavedModels (.pbtxt) -----------------------------------------
+
+GRAPH_PROBE_NODES = 16
+"""Nodes of a candidate GraphDef parsed to recognise it (every node is judged once it is recognised)."""
+_OP_NAME = re.compile(rb"^[A-Za-z_][A-Za-z0-9_>.]*$")
+_GRAPH_FIELDS = {1: 2, 2: 2, 3: 0, 4: 2, 5: 2}  # node, library, version (deprecated), versions, debug_info
+
+
+def _graph_shape(s: Stream, end: int) -> bool | None:
+    """True: a GraphDef (its first nodes have identifier ops); False: not one; None: bytes ran out."""
+    nodes = 0
+    try:
+        for num, wt, v in fields(s, end):
+            if _GRAPH_FIELDS.get(num) != wt:
+                return False
+            if num != 1:
+                if wt == 2:
+                    s.skip(v)
+                continue
+            op = None
+            for n2, w2, v2 in fields(s, s.tell() + v):
+                if w2 == 2 and n2 == 2 and v2 <= 256:
+                    op = s.read_exact(v2)
+                elif w2 == 2:
+                    s.skip(v2)
+            if op is None or not _OP_NAME.match(op):
+                return False
+            nodes += 1
+            if nodes >= GRAPH_PROBE_NODES:
+                return True
+        return nodes > 0
+    except (WireError, Truncated):
+        return None if nodes else False
+
+
+def is_graph_def(s: Stream) -> bool:
+    """Whether the stream is a frozen ``GraphDef`` (TF1 ``frozen_graph.pb``, ``tf.io.write_graph``).
+
+    A seekable stream is left where it was; a forward-only one is judged on its first bytes.
+    """
+    if s.peek(1) != b"\x0a":
+        return False
+    if not s.seekable or s.size is None:
+        head = s.peek(HEAD_PROBE)
+        return bool(_graph_shape(Stream(_Bytes(head), s.budget, size=len(head)), len(head)) is not False)
+    start = s.tell()
+    try:
+        return _graph_shape(s, s.size) is True
+    finally:
+        s.seek(start)
+
+
+def scan_graph_def(s: Stream, *, entry: str, report: Report) -> None:
+    """Judge every node and function of a frozen GraphDef."""
+    end = s.size if s.size is not None else 1 << 62
+    w = _SavedModel(s, entry, report)
+    try:
+        w.graph(end, "graph")
+    except (WireError, Truncated) as err:
+        if s.size is None and isinstance(err, Truncated) and s.at_eof():
+            return
+        report(
+            Hit(
+                Severity.MEDIUM,
+                "malformed GraphDef protobuf",
+                f"{err}; what was read before it was judged",
+                kind="tensorflow",
+                entry=entry,
+                atlas=ATLAS_ARTIFACT,
+            )
+        )
+
+
+_PBTXT_HINT = re.compile(rb"\b(meta_graphs|node_def|node)\s*\{")
+_PBTXT_OP = re.compile(rb"\b(?:op|name)\s*:\s*\"([A-Za-z_][A-Za-z0-9_>.]*)\"")
+MAX_PBTXT = 64 << 20
+"""Largest text-format graph searched (TensorFlow reads saved_model.pbtxt when saved_model.pb is absent)."""
+
+
+def looks_like_graph_text(head: bytes) -> bool:
+    """Whether text looks like a text-format SavedModel or GraphDef (``node {`` ... ``op: "..."``)."""
+    return _PBTXT_HINT.search(head) is not None and b"op:" in head.replace(b" ", b"")
+
+
+def scan_graph_text(s: Stream, *, entry: str, report: Report) -> None:
+    """Judge the op names of a text-format SavedModel/GraphDef (``op: "X"`` and op-list ``name: "X"``)."""
+    data = s.read(MAX_PBTXT + 1)
+    w = _SavedModel(s, entry, report)
+    for m in _PBTXT_OP.finditer(data[:MAX_PBTXT]):
+        w.op(m.group(1).decode(), "the text-format graph")
+    if len(data) > MAX_PBTXT:
+        w.flag("text-format graph too large to inspect", Severity.MEDIUM, f"only the first {MAX_PBTXT} bytes")
 
 
 # -- Keras v2 SavedModel metadata ---------------------------------------------------------------------
