@@ -144,6 +144,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="GB",
         help="Bytes read per file, in GB.",
     )
+    p.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="Scan policy (YAML): allow, deny and force_allow lists of pickle globals added to the built-in ones.",
+    )
     p.add_argument("--no-hash", action="store_true", help="Skip the SHA-256 of each file.")
     p.add_argument("--quiet", "-q", action="store_true", help="No progress bar.")
     p.add_argument("--debug", action="store_true", help="Show tracebacks and debug logs.")
@@ -170,10 +176,17 @@ def run_scan(argv: list[str]) -> int:
 
         print_error(err.diagnostics())
         return EXIT_ERROR
-    from mlsecops.supplychain.scanner import ScanLimits, iter_files, scan_document, scan_paths
+    from mlsecops.supplychain.scanner import ScanLimits, iter_files, load_policy, scan_document, scan_paths
 
     started = utcnow()
-    limits = ScanLimits(max_seconds=ns.max_seconds, max_read_bytes=int(ns.max_gb * (1 << 30)))
+    policy = load_policy(ns.policy) if ns.policy is not None else None
+    if policy is not None and policy.force_allow:
+        names = ", ".join(sorted(policy.force_allow))
+        sys.stderr.write(
+            f"WARNING: scan policy {visible(str(ns.policy))} forces allowed what the deny-list denies: "
+            f"{visible(names)}. Files that use them are NOT reported as malicious.\n"
+        )
+    limits = ScanLimits(max_seconds=ns.max_seconds, max_read_bytes=int(ns.max_gb * (1 << 30)), policy=policy)
     subject = ", ".join(str(p) for p in ns.paths)
     bars: AbstractContextManager[Any] = nullcontext()
     if not ns.quiet and sys.stderr.isatty():

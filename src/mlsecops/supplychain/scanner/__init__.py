@@ -23,7 +23,7 @@ from mlsecops.supplychain.scanner._api import (
     to_findings,
 )
 from mlsecops.supplychain.scanner._guard import LOADABLE_FORMATS, UnsafeArtifactError, safe_load
-from mlsecops.supplychain.scanner._policy import Judgement, Rule, judge
+from mlsecops.supplychain.scanner._policy import Judgement, Rule, ScanPolicy, judge, load_policy
 from mlsecops.supplychain.scanner._types import ArtifactScan, Hit, ScanLimits, Verdict
 
 __all__ = [
@@ -34,10 +34,12 @@ __all__ = [
     "Judgement",
     "Rule",
     "ScanLimits",
+    "ScanPolicy",
     "UnsafeArtifactError",
     "Verdict",
     "iter_files",
     "judge",
+    "load_policy",
     "safe_load",
     "scan_document",
     "scan_fd",

@@ -82,6 +82,9 @@ def is_candidate(data: bytes) -> bool:
     head = data[:64]
     if looks_like_pickle(head) or _compression(head) is not None:
         return True
+    if not head.isascii():  # compressed data kept in a str: its UTF-8 bytes, latin-1 decoded
+        alt = head.decode("utf-8", "ignore").encode("latin-1", "ignore")
+        return looks_like_pickle(alt) or _compression(alt) is not None
     stripped = _WS.sub(b"", head)
     return bool(
         _B64.fullmatch(stripped)
@@ -181,7 +184,7 @@ def decode_layers(data: bytes, budget: list[int]) -> Iterator[tuple[str, bytes]]
             budget[0] -= len(out)
             step = f"{chain} > {name}" if chain else name
             yield step, out
-            if not looks_like_pickle(out[:8]):
+            if not looks_like_pickle(out[:256]):
                 todo.append((step, out, depth + 1))
 
 

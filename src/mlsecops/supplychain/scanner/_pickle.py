@@ -17,6 +17,7 @@ are skipped). This module runs the loop and checks its limits.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -142,7 +143,9 @@ class PickleWalker:
             res.ok = False
             res.error = str(err)
             res.end = s.tell()
-            if isinstance(err, Truncated) and "without STOP" not in res.error:
+            if isinstance(err, Truncated) and any(
+                w in res.error for w in ("wanted", "past the end", "ended inside a skipped")
+            ):
                 st.anomaly(
                     "eof",
                     "declared length runs past the end of the data",
@@ -182,13 +185,24 @@ class PickleWalker:
 
 def _decoded(st: WalkState, data: bytes, offset: int) -> None:
     """Look for a pickle or Python code in a string or bytes argument, plain or encoded (``_decode``)."""
+    if not data.isascii():
+        # A str value: a loader that wants bytes encodes it with latin-1 (gzip text kept in a str).
+        try:
+            alt = data.decode("utf-8").encode("latin-1")
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            alt = None
+        if alt is not None and alt != data:
+            _decoded(st, alt, offset)
     if not is_candidate(data):
         return
     calls = dangerous_calls(data)
     if calls:
         _code_hit(st, "", calls, offset)
-    for chain, out in decode_layers(data, st.decode_left):
-        if looks_like_pickle(out[:8]):
+    layers = decode_layers(data, st.decode_left)
+    if data[:1] != b"\x80" and looks_like_pickle(data[:256]):  # a protocol 0/1 pickle kept as bytes
+        layers = itertools.chain([("protocol 0 pickle in bytes", data)], layers)
+    for chain, out in layers:
+        if looks_like_pickle(out[:256]):
             buf: list[Hit] = []
             sub = Stream(BytesReader(out), st.s.budget, size=len(out))
             w = PickleWalker(
@@ -206,6 +220,7 @@ def _decoded(st: WalkState, data: bytes, offset: int) -> None:
 
 
 def _code_hit(st: WalkState, chain: str, calls: list[str], offset: int) -> None:
+    first = next(c for c in calls if not c.startswith(("import ", "from ")))
     how = f"encoded ({chain})" if chain else "as plain text"
     st.hit(
         Severity.HIGH,
@@ -213,7 +228,7 @@ def _code_hit(st: WalkState, chain: str, calls: list[str], offset: int) -> None:
         f"A string or bytes value of the pickle holds Python code {how} that calls {', '.join(calls[:4])}; "
         "it was parsed, never run. Code stored as data runs when something passes it to exec or eval.",
         offset,
-        calls[0],
+        first,
     )
 
 

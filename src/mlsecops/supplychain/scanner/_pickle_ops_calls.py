@@ -13,6 +13,7 @@ from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._pickle_args import built_class, load_bytes, name_line, skip_joblib_array
 from mlsecops.supplychain.scanner._pickle_opcodes import Handler, registrar
 from mlsecops.supplychain.scanner._pickle_ops_data import MAX_TUPLE
+from mlsecops.supplychain.scanner._pickle_sizes import grow, made
 from mlsecops.supplychain.scanner._pickle_state import (
     LOST,
     NO_FRAME,
@@ -38,6 +39,17 @@ _ARRAY_WRAPPERS = {"joblib.numpy_pickle.NumpyArrayWrapper"}
 # Allow-listed callables that hand a bytes argument to a full loader: torch.storage._load_from_bytes is
 # torch.load(io.BytesIO(b), weights_only=False), which runs any pickle (zip, legacy or bare).
 _BYTES_LOADERS = {"torch.storage._load_from_bytes"}
+# Allow-listed builtins whose work grows with an int or range argument (bytearray(10**12),
+# max(range(10**15))); a model file passes them data, never a huge count.
+_ALLOCATORS = frozenset(
+    f"builtins.{n}"
+    for n in (
+        "bytearray", "bytes", "list", "tuple", "set", "frozenset", "sorted", "sum", "max", "min", "all",
+        "any", "dict", "str", "enumerate",
+    )
+)  # fmt: skip
+MAX_ALLOCATION = 1 << 30
+"""Items or bytes an allow-listed builtin may be asked to produce or walk before it is reported."""
 # State keys that make a later BUILD or call run a callable the state chose.
 _DUNDER_STATE = {
     "__setstate__",
@@ -66,8 +78,50 @@ def _check_callable(st: WalkState, func: object, op_off: int, opname: str) -> No
     )
 
 
+def _check_alloc(st: WalkState, func: Glob, args: object, op_off: int) -> None:
+    """Report an allow-listed builtin asked to allocate or iterate more than any model needs."""
+    if not isinstance(args, tuple):
+        return
+    for a in args[:2]:
+        size = a if isinstance(a, int) else _range_len(a)
+        if size is not None and size > MAX_ALLOCATION:
+            st.hit(
+                Severity.MEDIUM,
+                f"{func.full} asked for {size:.2e} items (denial of service)",
+                f"The pickle calls {func.full} on {size} items or bytes; loading allocates or loops that much "
+                "before anything can stop it.",
+                op_off,
+                func.full,
+            )
+            return
+
+
+def _range_len(v: object) -> int | None:
+    """The length of a symbolic ``builtins.range(...)`` call of ints."""
+    if not (isinstance(v, Call) and isinstance(v.func, Glob) and v.func.full == "builtins.range"):
+        return None
+    a = v.args
+    if not isinstance(a, tuple) or not a or not all(type(x) is int for x in a):
+        return None
+    start, stop, step = (0, a[0], 1) if len(a) == 1 else (a[0], a[1], a[2] if len(a) > 2 else 1)
+    if not isinstance(start, int) or not isinstance(stop, int) or not isinstance(step, int) or step == 0:
+        return None
+    return max(0, (stop - start + step - (1 if step > 0 else -1)) // step)
+
+
 def _check_build(st: WalkState, inst: object, state: object, op_off: int) -> None:
     """Report BUILD state that plants a dunder (``__setstate__``, ``__reduce__``...) on an object."""
+    if isinstance(inst, Glob):
+        # Picklers BUILD only the instances they just created; BUILD on a class, function or module
+        # sets attributes on it (the slot-state half of BUILD is setattr), changing code others call.
+        st.hit(
+            Severity.HIGH,
+            f"BUILD sets attributes of {inst.full}",
+            f"BUILD applies state to the global {inst.full} itself, not to an instance made from it; "
+            "that rewrites attributes of a class, function or module for everything loaded later.",
+            op_off,
+            inst.full,
+        )
     states = list(state) if isinstance(state, tuple) else [state]
     for one in states:
         if isinstance(one, Dct):
@@ -118,7 +172,7 @@ def _inst(st: WalkState, op: int, op_off: int) -> None:
     st.stack = st.pop_mark(op_off)
     g = st.judge(module, name, op_off)
     st.res.calls += 1
-    st.stack.append(Call(g, tuple(args[:MAX_TUPLE]), op_off))
+    st.stack.append(made(st, g, tuple(args[:MAX_TUPLE]), op_off, args))
 
 
 @handles("OBJ")
@@ -129,7 +183,7 @@ def _obj(st: WalkState, op: int, op_off: int) -> None:
         raise Malformed(f"OBJ without a class at offset {op_off}")
     _check_callable(st, args[0], op_off, "OBJ")
     st.res.calls += 1
-    st.stack.append(Call(args[0], tuple(args[1 : MAX_TUPLE + 1]), op_off))
+    st.stack.append(made(st, args[0], tuple(args[1 : MAX_TUPLE + 1]), op_off, args[1:]))
 
 
 @handles("REDUCE")
@@ -139,9 +193,12 @@ def _reduce(st: WalkState, op: int, op_off: int) -> None:
     func = st.stack.pop()
     _check_callable(st, func, op_off, "REDUCE")
     st.res.calls += 1
-    if isinstance(func, Glob) and func.full in _BYTES_LOADERS:
-        load_bytes(st, args, op_off)
-    st.stack.append(Call(func, args, op_off))
+    if isinstance(func, Glob):
+        if func.full in _BYTES_LOADERS:
+            load_bytes(st, args, op_off)
+        elif func.full in _ALLOCATORS:
+            _check_alloc(st, func, args, op_off)
+    st.stack.append(made(st, func, args, op_off, args))
 
 
 @handles("NEWOBJ")
@@ -151,7 +208,7 @@ def _newobj(st: WalkState, op: int, op_off: int) -> None:
     cls = st.stack.pop()
     _check_callable(st, cls, op_off, "NEWOBJ")
     st.res.calls += 1
-    st.stack.append(Call(cls, args, op_off))
+    st.stack.append(made(st, cls, args, op_off, args))
 
 
 @handles("NEWOBJ_EX")
@@ -162,7 +219,7 @@ def _newobj_ex(st: WalkState, op: int, op_off: int) -> None:
     cls = st.stack.pop()
     _check_callable(st, cls, op_off, "NEWOBJ_EX")
     st.res.calls += 1
-    st.stack.append(Call(cls, args, op_off))
+    st.stack.append(made(st, cls, args, op_off, args))
 
 
 @handles("BUILD")
@@ -175,6 +232,7 @@ def _build(st: WalkState, op: int, op_off: int) -> int | None:
     st.res.calls += 1
     if isinstance(inst, Call):
         inst.state = state
+        grow(st, inst, (state,))
         if built_class(inst) in _ARRAY_WRAPPERS:
             if st.frame_end != NO_FRAME and st.s.tell() < st.frame_end:
                 st.res.diverged = True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 
+from mlsecops.supplychain.scanner._io import Truncated
 from mlsecops.supplychain.scanner._pickle_args import (
     KEEP_TOTAL,
     MAX_STR,
@@ -59,8 +60,8 @@ MAX_TUPLE = 256
 """Items kept of a mark-based tuple or call argument list (longer tuples become ``OPAQUE``)."""
 _LONG_KEPT = 16
 """LONG1/LONG4 values up to this many bytes are kept as ints (the torch legacy magic number is 10)."""
-_LINE_MAX = 1 << 20
-"""Longest protocol-0 STRING/UNICODE line read."""
+_LINE_MAX = 64 << 20
+"""Longest protocol-0 STRING/UNICODE line read (a protocol-0 array's bytes are one such line)."""
 _U16 = struct.Struct("<H").unpack
 _I32 = struct.Struct("<i").unpack
 _U32 = struct.Struct("<I").unpack
@@ -131,9 +132,27 @@ def _number_line(st: WalkState, op: int, op_off: int) -> None:
         raise Malformed(f"bad number literal at offset {op_off}") from None
 
 
+def _long_line(st: WalkState) -> bytes:
+    """A line of up to ``_LINE_MAX`` bytes, found with growing peeks (linear in its length)."""
+    s = st.s
+    if type(s) is CFileStream:
+        return s.readline(_LINE_MAX)
+    want = 4096
+    while True:
+        head = s.peek(want)
+        i = head.find(b"\n")
+        if i >= 0:
+            return s.read_exact(i + 1)
+        if len(head) < want:
+            raise Truncated(f"pickle ended inside a text line at offset {s.tell() + len(head)}")
+        if want >= _LINE_MAX:
+            raise Malformed(f"no end of line within {_LINE_MAX} bytes at offset {s.tell()}")
+        want = min(want * 4, _LINE_MAX)
+
+
 @handles("STRING")
 def _string(st: WalkState, op: int, op_off: int) -> None:
-    line = st.s.readline(_LINE_MAX).rstrip(b"\n")
+    line = _long_line(st).rstrip(b"\n")
     if len(line) < 2 or line[:1] not in (b"'", b'"') or line[-1:] != line[:1]:
         raise Malformed(f"STRING without quotes at offset {op_off}")
     st.stack.append(decode_quoted(line[1:-1]))
@@ -141,7 +160,7 @@ def _string(st: WalkState, op: int, op_off: int) -> None:
 
 @handles("UNICODE")
 def _unicode(st: WalkState, op: int, op_off: int) -> None:
-    line = st.s.readline(_LINE_MAX).rstrip(b"\n")
+    line = _long_line(st).rstrip(b"\n")
     txt = line.decode("raw_unicode_escape", "replace")
     if len(txt) <= MAX_STR:
         st.stack.append(txt)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._pickle_state import Call, Coll, Dct, Lst, WalkState
 
-__all__ = ["EXPANSION_MIN", "EXPANSION_RATIO", "MAX_NESTING", "grow", "measure", "new_tuple", "sized"]
+__all__ = ["EXPANSION_MIN", "EXPANSION_RATIO", "MAX_NESTING", "grow", "made", "measure", "new_tuple", "sized"]
 
 SATURATE = 1 << 62
 """Sizes stop growing here (a self-referencing list doubles per opcode: the count must stay a small int)."""
@@ -82,6 +82,18 @@ def new_tuple(st: WalkState, items: list[object]) -> tuple[object, ...]:
     ):
         check(st, n, d)
     return t
+
+
+def made(st: WalkState, func: object, args: object, offset: int, parts: object) -> Call:
+    """The ``Call`` stand-in of ``func(args)``; ``parts`` (the argument tuple or list) gives its size."""
+    n, d = measure(st, parts if isinstance(parts, (tuple, list)) else (parts,))
+    if d:
+        d += 1
+        if (n > EXPANSION_MIN and "expansion" not in st.flagged) or (
+            d > MAX_NESTING and "nesting" not in st.flagged
+        ):
+            check(st, n, d)
+    return Call(func, args, offset, n=min(n + 1, SATURATE), d=d)
 
 
 def grow(st: WalkState, target: object, items: list[object] | tuple[object, ...]) -> int:

@@ -95,8 +95,8 @@ class Dct:
     items: dict[str, object] = field(default_factory=dict)
     n: int = 1
     """Objects reached when the dict is traversed, keys and values (``_pickle_sizes``)."""
-    d: int = 0
-    """Nesting depth below the dict."""
+    d: int = 1
+    """Nesting depth of the dict (1 when it holds plain values only)."""
 
 
 class Lst:
@@ -104,7 +104,7 @@ class Lst:
 
     __slots__ = ("d", "n")
 
-    def __init__(self, n: int = 1, d: int = 0) -> None:
+    def __init__(self, n: int = 1, d: int = 1) -> None:
         self.n = n
         self.d = d
 

@@ -1,7 +1,8 @@
 """The registered ``artifact.scan`` check: scan every path of the target, report per artifact.
 
 Options (``Target.options``): ``max_seconds`` and ``max_read_bytes`` (per-file limits), ``workers``
-(process count; 1 scans in-process), ``sha256`` (default true). The report's ``data["artifacts"]`` lists
+(process count; 1 scans in-process), ``sha256`` (default true), ``policy`` (a scan policy file:
+extra allow/deny/force_allow entries for pickle globals, ``_policy.load_policy``). The report's ``data["artifacts"]`` lists
 every file with its path, digest, format, verdict and findings; its ``verdict`` is the worst of them.
 The pipeline stage ``scan`` runs this check.
 """
@@ -17,6 +18,7 @@ from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.errors import InputError
 from mlsecops.core.findings import Report, utcnow
 from mlsecops.supplychain.scanner._api import CHECK_NAME, scan_paths, scan_report
+from mlsecops.supplychain.scanner._policy import load_policy
 from mlsecops.supplychain.scanner._types import ScanLimits
 
 __all__ = ["ArtifactScanCheck", "limits_from_options"]
@@ -42,7 +44,9 @@ def limits_from_options(options: Mapping[str, JsonValue]) -> ScanLimits:
         value = target.opt_int(key, lo=1)
         if value is not None:
             kwargs[key] = value
-    return ScanLimits(**kwargs)  # type: ignore[arg-type]  # keys are ScanLimits fields
+    policy_file = target.opt_str("policy")
+    policy = load_policy(policy_file) if policy_file else None
+    return ScanLimits(**kwargs, policy=policy)  # type: ignore[arg-type]  # keys are ScanLimits fields
 
 
 @register(
@@ -50,7 +54,7 @@ def limits_from_options(options: Mapping[str, JsonValue]) -> ScanLimits:
     kind=CheckKind.SCANNER,
     summary="Static scan of model artifacts (pickle, PyTorch, TorchScript, torch.export, joblib, NumPy, Keras, ONNX, safetensors, GGUF, archives)",
     metrics=("artifacts*", "bytes_scanned"),
-    options=(*_LIMIT_OPTIONS, "workers", "sha256"),
+    options=(*_LIMIT_OPTIONS, "workers", "sha256", "policy"),
 )
 class ArtifactScanCheck:
     """Scan model files, archives and directories for code-execution payloads, without loading them."""
