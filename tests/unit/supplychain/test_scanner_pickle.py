@@ -262,3 +262,89 @@ def test_joblib_object_array_is_walked(tmp_path: object, scan: Scan) -> None:
 def test_word_lists_are_not_mistaken_for_pickles(scan: Scan) -> None:
     vocab = b"[PAD]\nmacos\nsystem\nios\nsystem\ntest\ncos\nsystem\nthe\n" * 50
     assert scan(vocab, name="vocab.txt").verdict is Verdict.SAFE
+
+
+# -- policy precedence: one test per rule of the _policy module docstring --------------------------
+
+
+def _pol(**lists: list[str]) -> Any:
+    from mlsecops.supplychain.scanner import ScanPolicy
+
+    return ScanPolicy.from_mapping(lists)
+
+
+def test_precedence_1_malformed_names_deny_whatever_the_policy_says() -> None:
+    from mlsecops.supplychain.scanner import Rule, judge
+
+    p = _pol(allow=["os.*"], force_allow=["os.system"])
+    assert judge("os", "system\x00", p).rule is Rule.DENY
+    assert judge("os ", "system", p).reason == "malformed global name"
+
+
+def test_precedence_2_user_deny_beats_the_built_in_allow_list() -> None:
+    from mlsecops.supplychain.scanner import Rule, judge
+
+    assert judge("numpy", "ndarray").rule is Rule.ALLOW
+    p = _pol(deny=["numpy.*"], allow=["numpy.ndarray"])
+    assert judge("numpy", "ndarray", p).rule is Rule.DENY
+    assert judge("numpy.core.multiarray", "_reconstruct", p).reason == "denied by the scan policy"
+
+
+def test_precedence_3_built_in_exact_entries_beat_built_in_deny_rules() -> None:
+    from mlsecops.supplychain.scanner import Rule, judge
+
+    assert judge("uuid", "uuid4").rule is Rule.DENY  # the uuid module is denied (it runs processes)
+    assert judge("uuid", "UUID").rule is Rule.ALLOW  # ...but the exact entry wins
+    assert judge("functools", "partial").rule is Rule.UNKNOWN  # functools is denied; partial is reviewed
+    assert judge("__future__", "annotations").rule is Rule.ALLOW  # private-module rule, exact inert name
+    assert judge("__future__", "os").rule is Rule.DENY
+
+
+def test_precedence_4_built_in_deny_needs_force_to_be_overridden() -> None:
+    from mlsecops.supplychain.scanner import Rule, judge
+
+    assert judge("os", "system", _pol(allow=["os.system", "os.*"])).rule is Rule.DENY
+    forced = judge("os", "system", _pol(force_allow=["os.system"]))
+    assert forced.rule is Rule.ALLOW and forced.forced and "process" in forced.reason
+    # force_allow of an exact name does not open its module
+    assert judge("os", "popen", _pol(force_allow=["os.system"])).rule is Rule.DENY
+
+
+def test_precedence_5_user_allow_beats_unknown() -> None:
+    from mlsecops.supplychain.scanner import Rule, judge
+
+    assert judge("mypkg.models", "MyNet").rule is Rule.UNKNOWN
+    p = _pol(allow=["mypkg.*"])
+    assert judge("mypkg.models", "MyNet", p).rule is Rule.ALLOW
+    assert judge("mypkgx.models", "MyNet", p).rule is Rule.UNKNOWN  # a prefix entry matches whole parts
+
+
+def test_precedence_6_attribute_walks_are_unknown_unless_user_allowed() -> None:
+    from mlsecops.supplychain.scanner import Rule, judge
+
+    assert judge("sklearn.base", "clone.helper").rule is Rule.UNKNOWN
+    assert judge("sklearn.base", "clone.helper", _pol(allow=["sklearn.base.clone.helper"])).rule is Rule.ALLOW
+
+
+def test_precedence_7_built_in_patterns_allow() -> None:
+    from mlsecops.supplychain.scanner import Rule, judge
+
+    assert judge("torch._utils", "_rebuild_tensor_v2").rule is Rule.ALLOW
+    assert judge("sklearn.linear_model._logistic", "LogisticRegression").rule is Rule.ALLOW
+    # a pattern never beats a deny rule: a load-like function in an allowed prefix
+    assert judge("sklearn.linear_model", "load_model").rule is Rule.DENY
+
+
+def test_precedence_8_everything_else_is_unknown() -> None:
+    from mlsecops.supplychain.scanner import Rule, judge
+
+    assert judge("somepkg", "Thing").rule is Rule.UNKNOWN
+
+
+def test_python2_renames_are_judged_as_the_unpickler_reads_them() -> None:
+    from mlsecops.supplychain.scanner import Rule, judge
+
+    assert judge("__builtin__", "reduce").name == "functools.reduce"
+    assert judge("__builtin__", "reduce").rule is Rule.DENY
+    assert judge("__builtin__", "xrange").rule is Rule.ALLOW
+    assert judge("dbm", "whichdb").rule is Rule.DENY  # both names exist: the worse judgement wins
