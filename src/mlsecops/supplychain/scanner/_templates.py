@@ -35,6 +35,7 @@ MAX_VALUES = 64
 """Possible values kept per folded expression; beyond it the expression counts as unknown."""
 MAX_STRING = 4096
 """Longest folded string kept (a longer one cannot be an attribute name worth knowing)."""
+_BIG_INT = 1 << 62
 MAX_RANGE = 1_000_000
 """``range``/repetition sizes above this make a render exhaust memory or time (a DoS by template)."""
 
@@ -268,6 +269,15 @@ class _Folder:
         if isinstance(node, n.Neg):
             v = self._int(node.node)
             return None if v is None else -v
+        if isinstance(node, (n.Pow, n.Mul, n.Add)):  # 10**9, 1000*1000*1000: sizes written as arithmetic
+            a, b = self._int(node.left), self._int(node.right)
+            if a is None or b is None:
+                return None
+            if isinstance(node, n.Pow):
+                if b < 0 or (abs(a) > 1 and b.bit_length() > 7) or abs(a).bit_length() * b > 62:
+                    return _BIG_INT
+                return int(a**b)
+            return max(-_BIG_INT, min(_BIG_INT, a * b if isinstance(node, n.Mul) else a + b))
         return None
 
     def _repeat(self, left: Any, right: Any) -> Values:
