@@ -40,6 +40,14 @@ data_app = typer.Typer(
 )
 
 LabelOpt = Annotated[str | None, typer.Option("--label", "-l", help="Label column (CSV/Parquet).")]
+SensitiveOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sensitive",
+        help="Sensitive column(s), comma-separated: adds group representation, label rates, missingness "
+        "by group and proxy features.",
+    ),
+]
 
 
 def _workspace_target(paths: tuple[Path, ...], options: dict[str, JsonValue], *, need: bool) -> Target:
@@ -57,6 +65,7 @@ def _workspace_target(paths: tuple[Path, ...], options: dict[str, JsonValue], *,
 def profile(
     data: Annotated[Path, typer.Argument(help="Trusted data: CSV, Parquet, .npy or .npz.")],
     label: LabelOpt = None,
+    sensitive: SensitiveOpt = None,
     chunk_rows: Annotated[int, typer.Option(min=1000, help="Rows per chunk (memory bound).")] = 200_000,
     fmt: FormatOpt = None,
     output: Annotated[
@@ -76,7 +85,8 @@ def profile(
     from mlsecops.data import iter_chunks, profile_chunks
 
     chosen = resolve_format(fmt, output, default=Format.JSON)
-    prof = profile_chunks(iter_chunks(data, chunk_rows=chunk_rows), label=label)
+    sens = [c.strip() for c in sensitive.split(",") if c.strip()] if sensitive else None
+    prof = profile_chunks(iter_chunks(data, chunk_rows=chunk_rows), label=label, sensitive=sens)
     rows = [
         {
             "column": c.name,
@@ -112,6 +122,13 @@ def check(
         Path, typer.Option("--baseline", "-b", help="Baseline profile JSON, or trusted data to profile.")
     ],
     label: LabelOpt = None,
+    sensitive: SensitiveOpt = None,
+    reference_groups: Annotated[
+        str | None,
+        typer.Option(
+            help="Expected group shares, e.g. 'sex=Female:0.5,Male:0.5;race=...' [default: the baseline's]."
+        ),
+    ] = None,
     dataset: Annotated[
         str | None, typer.Option(help="Registered data set the files must match (see `data register`).")
     ] = None,
@@ -130,6 +147,10 @@ def check(
         options["label"] = label
     if dataset:
         options["dataset"] = dataset
+    if sensitive:
+        options["sensitive"] = sensitive
+    if reference_groups:
+        options["reference_groups"] = reference_groups
     target = _workspace_target(tuple(data), options, need=dataset is not None)
     report = DataValidationCheck().run(target)
     emit(report, fmt, output)

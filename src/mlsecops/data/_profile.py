@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlsecops.core.errors import InputError
 from mlsecops.core.inputs import load_json
+from mlsecops.data._bias import BiasBuilder, BiasProfile
 from mlsecops.data._readers import Chunk
 
 __all__ = [
@@ -116,6 +117,8 @@ class DataProfile(BaseModel):
     """Numeric columns: a uniform sample (at most 2,000 values) for distribution-shift tests."""
     correlation: CorrelationProfile | None = None
     """Correlations of the numeric columns (for joint-drift tests); absent in older profiles."""
+    bias: BiasProfile | None = None
+    """Groups, label rates, missingness and proxies by sensitive column (profiled with ``sensitive``)."""
 
     @property
     def fingerprint(self) -> str:
@@ -172,11 +175,18 @@ class ProfileBuilder:
         label: name of the label column, if any.
         reference: a baseline to count out-of-range values and unseen categories against.
         seed: seed of the row sample.
+        sensitive: sensitive columns whose bias statistics to gather (``mlsecops.data._bias``).
     """
 
     def __init__(
-        self, *, label: str | None = None, reference: DataProfile | None = None, seed: int = 0
+        self,
+        *,
+        label: str | None = None,
+        reference: DataProfile | None = None,
+        seed: int = 0,
+        sensitive: list[str] | None = None,
     ) -> None:
+        self._bias = BiasBuilder(sensitive, label=label, seed=seed) if sensitive else None
         self.label = label
         self.reference = reference
         self._rng = np.random.default_rng(seed)
@@ -219,6 +229,8 @@ class ProfileBuilder:
         self._update_sample(chunk, n)
         self._update_hashes(chunk, n)
         self._update_correlation(chunk)
+        if self._bias is not None:
+            self._bias.update(chunk)
         self._rows += n
 
     def _update_num(self, name: str, acc: _NumAcc, arr: np.ndarray) -> None:
@@ -382,14 +394,20 @@ class ProfileBuilder:
             duplicate_rows=round(float(dupes), 1),
             sample=sample,
             correlation=self._correlation(),
+            bias=self._bias.result() if self._bias is not None else None,
         )
 
 
 def profile_chunks(
-    chunks: Iterable[Chunk], *, label: str | None = None, reference: DataProfile | None = None, seed: int = 0
+    chunks: Iterable[Chunk],
+    *,
+    label: str | None = None,
+    reference: DataProfile | None = None,
+    seed: int = 0,
+    sensitive: list[str] | None = None,
 ) -> DataProfile:
     """Profile a stream of chunks (see ``ProfileBuilder``)."""
-    builder = ProfileBuilder(label=label, reference=reference, seed=seed)
+    builder = ProfileBuilder(label=label, reference=reference, seed=seed, sensitive=sensitive)
     for chunk in chunks:
         builder.update(chunk)
     return builder.result()

@@ -4,6 +4,10 @@
 data file profiled on the fly), ``label``, ``chunk_rows``, ``alpha``, ``min_effect``, and ``dataset``
 (the name of a registered data set: the files must match its newest manifest). Metrics: ``rows``,
 ``violations``, ``drifted_columns``, ``duplicate_rows`` (the report's timestamps give the run time).
+With ``sensitive`` (columns), the bias checks of ``mlsecops.data._bias`` run too (findings named
+``data.check.bias``, metric ``bias_issues``): representation against the baseline's group shares or
+``reference_groups`` (``"sex=Male:0.5,Female:0.5;race=..."``), label rates and missingness by group,
+proxy features.
 
 ``data.poison`` options: ``label`` (label column of a CSV/Parquet; a ``.npz`` holds ``X`` and ``y``),
 ``kind`` (``rows`` or ``ratings``; ratings when the columns are ``user, item, rating, time`` and no label
@@ -32,6 +36,7 @@ from pydantic import JsonValue
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.errors import InputError, VerificationError
 from mlsecops.core.findings import Finding, Report, Severity, utcnow
+from mlsecops.data._bias import bias_findings, parse_reference_groups
 from mlsecops.data._model_features import model_signals
 from mlsecops.data._poison import MODEL_MIN_PROBA, ROW_DETECTORS, PoisonResult, scan_accounts, scan_rows
 from mlsecops.data._profile import DataProfile, profile_chunks
@@ -60,23 +65,35 @@ def _row_limit(path: Path, rows: int, option: int | None, default: int) -> None:
         )
 
 
-def load_baseline(path: Path, *, label: str | None = None, seed: int = 0) -> DataProfile:
-    """A baseline from a profile JSON, or by profiling a trusted data file.
+def load_baseline(
+    path: Path, *, label: str | None = None, seed: int = 0, sensitive: list[str] | None = None
+) -> DataProfile:
+    """A baseline from a profile JSON, or by profiling a trusted data file (with bias statistics of
+    the ``sensitive`` columns).
 
     Raises:
         InputError: the file is neither a profile nor readable data.
     """
     if path.suffix.lower() == ".json":
         return DataProfile.load(path)
-    return profile_chunks(iter_chunks(path), label=label, seed=seed)
+    return profile_chunks(iter_chunks(path), label=label, seed=seed, sensitive=sensitive)
 
 
 @register(
     "data.check",
     kind=CheckKind.DATA,
     summary="Validate data against a trusted baseline: schema, ranges, categories, missingness, drift, labels",
-    metrics=("rows", "violations", "drifted_columns", "duplicate_rows"),
-    options=("baseline", "label", "chunk_rows", "alpha", "min_effect", "dataset"),
+    metrics=("rows", "violations", "drifted_columns", "duplicate_rows", "bias_issues"),
+    options=(
+        "baseline",
+        "label",
+        "chunk_rows",
+        "alpha",
+        "min_effect",
+        "dataset",
+        "sensitive",
+        "reference_groups",
+    ),
 )
 class DataValidationCheck:
     """Profile each data file in one streaming pass and compare it with the baseline."""
@@ -97,7 +114,10 @@ class DataValidationCheck:
             )
         label = target.opt_str("label")
         seed = target.seed or 0
-        baseline = load_baseline(base_path, label=label, seed=seed)
+        sensitive = target.opt_list("sensitive") or None
+        ref_text = target.opt_str("reference_groups")
+        ref_groups = parse_reference_groups(ref_text) if ref_text else None
+        baseline = load_baseline(base_path, label=label, seed=seed, sensitive=sensitive)
         label = label or baseline.label
         vopts = ValidationOptions(
             alpha=target.opt_float("alpha", 1e-3, lo=0.0, hi=1.0),
@@ -107,16 +127,31 @@ class DataValidationCheck:
         findings: list[Finding] = []
         rows = 0
         dup = 0.0
+        bias_issues = 0
         dataset = target.opt_str("dataset")
         if dataset is not None:
             findings.extend(self._manifest(target, dataset))
         for path in target.paths:
             current = profile_chunks(
-                iter_chunks(path, chunk_rows=chunk_rows), label=label, reference=baseline, seed=seed
+                iter_chunks(path, chunk_rows=chunk_rows),
+                label=label,
+                reference=baseline,
+                seed=seed,
+                sensitive=sensitive,
             )
             rows += current.rows
             dup += current.duplicate_rows
             findings.extend(validate(baseline, current, artifact=str(path), options=vopts))
+            if current.bias is not None:
+                biased = bias_findings(
+                    current.bias,
+                    reference=baseline.bias,
+                    reference_groups=ref_groups,
+                    artifact=str(path),
+                    alpha=vopts.alpha,
+                )
+                findings.extend(biased)
+                bias_issues += len(biased)
         drifted = sum(1 for f in findings if f.evidence.get("test") in ("ks", "chi2"))
         worst = max((f.severity for f in findings), default=None)
         return Report(
@@ -130,6 +165,7 @@ class DataValidationCheck:
                 "violations": float(len(findings)),
                 "drifted_columns": float(drifted),
                 "duplicate_rows": round(dup, 1),
+                **({"bias_issues": float(bias_issues)} if sensitive else {}),
             },
             verdict="pass" if worst is None or worst < Severity.MEDIUM else "fail",
             data={"baseline": str(base_path), "baseline_fingerprint": baseline.fingerprint},
