@@ -342,7 +342,7 @@ def unwrap_key(provider: KeyProvider, row: DataKeyRow, source: KekSource, record
     if len(key) != KEY_SIZE:
         raise KeyUnavailable(
             f"wrong key-encryption key: the key from {source.describe()} (fingerprint {current}) does not "
-            f"unwrap the workspace data key (wrapped with {recorded_kek})"
+            f"unwrap the workspace data key (wrapped with {recorded_kek}), or the stored wrapped key was altered"
         )
     return key
 

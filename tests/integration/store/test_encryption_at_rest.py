@@ -7,6 +7,7 @@ import io
 import json
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -243,3 +244,44 @@ def test_streams(workspace: Workspace, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="changed while"):
         ws.artifacts.put_stream(shifty)
     assert len(list(ws.artifacts.digests())) == 1
+
+
+class _Kms:
+    """A key provider keeping its KEK to itself, as a KMS does; counts its calls."""
+
+    calls = 0
+
+    def __init__(self, options: Mapping[str, str]) -> None:
+        from mlsecops.store.encryption import LocalKek
+
+        self._kek = LocalKek(bytes.fromhex(options["seed"]) * 2)
+
+    def kek_id(self) -> str:
+        return "kms:test"
+
+    def wrap(self, data_key: bytes, context: bytes) -> bytes:
+        _Kms.calls += 1
+        return self._kek.wrap(data_key, context)
+
+    def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
+        _Kms.calls += 1
+        return self._kek.unwrap(wrapped, context)
+
+
+def test_key_provider(workspace: Workspace, tmp_path: Path) -> None:
+    from mlsecops.store.encryption import register_key_provider
+
+    ws = workspace
+    register_key_provider("test-kms", _Kms)
+    sha = ws.add_artifact(_blob(tmp_path, "p.bin", 3000), actor="t")
+    source = KekSource.provider("test-kms", {"seed": "ab" * 16})
+    assert enable_encryption(ws, source, actor="t").kek_id == "kms:test"
+    ws.keyring.forget()
+    before = _Kms.calls
+    with ws.artifacts.open(sha) as fh:
+        assert fh.read() == (tmp_path / "p.bin").read_bytes()
+    assert _Kms.calls == before + 1  # unwrapped once, then cached
+    assert encryption_status(ws)["kek_source"] == "provider test-kms (seed=" + "ab" * 16 + ")"
+    rotate_kek(ws, KekSource.file(_kek(tmp_path / "kek")), actor="t")
+    ws.keyring.forget()
+    assert ws.artifacts.verify(sha)
