@@ -253,6 +253,34 @@ def test_remote_code_modules(tmp_path: Path, name: str) -> None:
     assert scan_file(tmp_path / "config.json").verdict is Verdict.SAFE
 
 
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("padded.py", b'"""' + b"doc " * 30000 + b'"""\nimport os\nos.system("id")\n'),
+        ("ctrl.py", b"# \x01 a control byte makes this 'binary'\nimport os\nos.system('id')\n"),
+        ("class.py", b"class M:\n    def __init__(self):\n        __import__('os').system('id')\n"),
+        ("padded.jinja", b"hello " * 20000 + b"{{ ''.__class__.__mro__ }}"),
+        ("hi.jinja", b"Hi {{ cycler.__init__.__globals__ }}"),  # 'H' and 'h' open pickles too
+    ],
+    ids=[
+        "padded-python",
+        "control-byte-python",
+        "class-first-python",
+        "padded-template",
+        "pickle-letter-template",
+    ],
+)
+def test_code_text_evasions(tmp_path: Path, name: str, data: bytes) -> None:
+    assert _scan(tmp_path, name, data).verdict is Verdict.MALICIOUS
+
+
+def test_vocabulary_text_is_not_parsed_as_python(tmp_path: Path) -> None:
+    data = b"\n".join(b"word%d" % i for i in range(100_000)) + b"\nimport\nopen\neval\n"
+    t0 = time.monotonic()
+    assert _scan(tmp_path, "vocab.txt", data).verdict is Verdict.SAFE
+    assert time.monotonic() - t0 < 1.0
+
+
 def test_remote_code_benign_twin_is_safe(tmp_path: Path) -> None:
     (tmp_path / "modeling_tiny.py").write_text(F.BENIGN_MODELING)
     (tmp_path / "config.json").write_bytes(F.remote_code_config("modeling_tiny.TinyModel"))

@@ -189,8 +189,8 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
             return "tf-graph-text"
         if fmt == "text" and head_is_json(s.peek(64)) and self._json_text(s, entry):
             return "json"
-        if fmt == "text" and not code_read:
-            s = scan_text_code(s, entry=entry, report=self.add)  # Python modules, Jinja templates
+        if fmt in ("text", "unknown") and not code_read:  # Python modules, Jinja templates
+            s = scan_text_code(s, entry=entry, report=self.add, printable=fmt == "text")
         self._blob(s, entry)
         return fmt
 

@@ -197,17 +197,22 @@ class _Chain:
         return self._rest.read(n)
 
 
-def scan_text_code(s: Stream, *, entry: str, report: Report) -> Stream:
+def scan_text_code(s: Stream, *, entry: str, report: Report, printable: bool = True) -> Stream:
     """Judge text that is Python source (a remote-code module) or a Jinja template (``chat_template.jinja``).
 
-    The text is read up to ``MAX_SOURCE`` bytes; a seekable stream is left where it was, a forward one
-    is replaced by an equivalent stream (returned), so the caller can go on with its own search.
+    Text up to ``MAX_SOURCE`` bytes with an import, ``def`` or ``class`` line anywhere in it (a module
+    padded with 100 KB of comments still imports) is offered to Python's parser; other text (vocabulary
+    lists parse as Python too, slowly) only to the template check. Non-printable bytes are read only
+    when their first 64 KiB have such a line. A seekable stream is left where it was, a forward one is replaced by an equivalent
+    stream (returned), so the caller can go on with its own search.
     """
     start = s.tell()
     head = s.peek(64 << 10)
-    is_py = looks_like_python(head)
-    is_template = b"{%" in head or b"{{" in head
-    if not is_py and not is_template:
+    hinted = looks_like_python(head)
+    # Text that opens with a letter pickle protocol 1 also opens with ("Hello", "You are") reaches us as
+    # "unknown" after the pickle walk gave up on it.
+    printable = printable or (bool(head) and not any(b < 9 or 13 < b < 32 or b == 127 for b in head[:4096]))
+    if not printable and not hinted:
         return s
     data = s.read(MAX_SOURCE + 1)
     if s.seekable:
@@ -216,19 +221,22 @@ def scan_text_code(s: Stream, *, entry: str, report: Report) -> Stream:
     else:
         out = Stream(_Chain(data, s), s.budget, size=s.size)
     if len(data) > MAX_SOURCE:
-        report(
-            _hit(
-                Severity.MEDIUM,
-                "code-like text too large to inspect",
-                f"more than {MAX_SOURCE} bytes",
-                entry,
-                None,
+        if hinted:
+            report(
+                _hit(
+                    Severity.MEDIUM,
+                    "code-like text too large to inspect",
+                    f"more than {MAX_SOURCE} bytes of what looks like Python source",
+                    entry,
+                    None,
+                )
             )
-        )
         return out
-    if is_py and scan_python_source(data, entry=entry, report=report):
+    if (hinted or (printable and looks_like_python(data))) and scan_python_source(
+        data, entry=entry, report=report
+    ):
         return out
-    if is_template:
+    if b"{%" in data or b"{{" in data:
         text = data.decode("utf-8", "replace")
         if len(text) <= MAX_TEMPLATE:
             issues = [i for i in analyze_template(text) if i.severity >= Severity.MEDIUM]
