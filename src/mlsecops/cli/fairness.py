@@ -116,8 +116,9 @@ def harden_fairness(
     constraint: Annotated[
         str,
         typer.Option(
-            help="demographic_parity, equalized_odds, true_positive_rate_parity, false_positive_rate_parity "
-            "(threshold also: ...)."
+            help="demographic_parity, equalized_odds, true_positive_rate_parity, false_positive_rate_parity; "
+            "threshold also true_negative_rate_parity, false_negative_rate_parity; reductions also "
+            "error_rate_parity."
         ),
     ] = "demographic_parity",
     out_model: Annotated[
