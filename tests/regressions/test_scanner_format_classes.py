@@ -376,6 +376,18 @@ def test_sevenzip_traversal_and_links(tmp_path: Path, py7zr: Any) -> None:
     assert r.verdict is Verdict.SUSPICIOUS and "symbolic link in 7-Zip archive" in _titles(r)
 
 
+@pytest.mark.parametrize("encrypted_header", [False, True])
+def test_sevenzip_encrypted_is_not_safe(tmp_path: Path, py7zr: Any, encrypted_header: bool) -> None:
+    import io
+
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w", password="secret") as z:
+        z.set_encrypted_header(encrypted_header)
+        z.writestr(F.MALICIOUS_PICKLE, "data.pkl")
+    r = _scan(tmp_path, "enc.7z", buf.getvalue())
+    assert r.verdict is Verdict.SUSPICIOUS, r.hits
+
+
 def test_sevenzip_nested_in_gzip(tmp_path: Path, py7zr: Any) -> None:
     import gzip
 
