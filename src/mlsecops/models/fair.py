@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from mlsecops.core.errors import InputError
+from mlsecops.core.inputs import load_json
 from mlsecops.models.interface import ModelAdapter, ModelError, check_inputs
 
 __all__ = [
@@ -372,12 +373,8 @@ def load_fair_model(path: str | os.PathLike[str], *, timeout: float = 10.0) -> F
     p = Path(path)
     if not p.is_file():
         raise InputError(f"model file {p} does not exist")
-    if p.stat().st_size > MAX_MANIFEST_BYTES:
-        raise InputError(f"{p}: larger than {MAX_MANIFEST_BYTES} bytes; not a mitigated-model manifest")
-    try:
-        raw = json.loads(p.read_bytes())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise _bad(p, f"not JSON ({err})") from None
+    # the bounded reader: a regular file of at most MAX_MANIFEST_BYTES, nesting limited before parsing
+    raw = load_json(p, what="mitigated-model manifest", max_bytes=MAX_MANIFEST_BYTES)
     if not isinstance(raw, dict) or raw.get("format") != FAIR_FORMAT:
         raise _bad(p, f"format must be {FAIR_FORMAT!r}")
     method = raw.get("method")

@@ -109,8 +109,11 @@ def test_tampered_or_hostile_manifest_is_refused(threshold_model, tmp_path: Path
     with pytest.raises(ModelError, match="plain file name"):
         load_model(copy_dir / "u.fair.json")
     (copy_dir / "v.fair.json").write_text("[1, 2")
-    with pytest.raises(ModelError, match="not JSON"):
+    with pytest.raises(InputError):
         load_model(copy_dir / "v.fair.json")
+    (copy_dir / "w.fair.json").write_text("[" * 100_000 + "]" * 100_000)  # nesting bomb: refused unparsed
+    with pytest.raises(InputError):
+        load_model(copy_dir / "w.fair.json")
 
 
 def test_a_member_the_scanner_refuses_is_not_loaded(threshold_model, tmp_path: Path) -> None:
