@@ -154,6 +154,15 @@ def test_tflite_operator_codes(tmp_path: Path, ops: list[tuple[int, str]], verdi
     assert r.format == "tflite" and r.verdict is verdict, r.hits
 
 
+def test_tflite_metadata_zip_is_expected_and_scanned(tmp_path: Path) -> None:
+    # TFLite metadata appends a zip of associated files (labels, vocabularies) to the flatbuffer.
+    model = F.tflite([(F.BUILTIN_CONV_2D, "")])
+    r = _scan(tmp_path, "labels.tflite", model + F.zip_of({"labels.txt": b"cat\ndog\n"}))
+    assert r.format == "tflite" and r.verdict is Verdict.SAFE, r.hits
+    r = _scan(tmp_path, "bad.tflite", model + F.zip_of({"labels.txt": b"cat\n", "x.pkl": F.MALICIOUS_PICKLE}))
+    assert r.verdict is Verdict.MALICIOUS
+
+
 def test_tflite_custom_code_read_from_the_deprecated_field(tmp_path: Path) -> None:
     # The interpreter takes max(builtin_code, deprecated_builtin_code): a CUSTOM hidden in the int8 field.
     data = bytearray(F.tflite([(F.BUILTIN_CUSTOM, "FlexWriteFile")]))

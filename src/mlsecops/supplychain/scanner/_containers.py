@@ -65,7 +65,10 @@ def join_entry(parent: str, name: str) -> str:
 class ContainerScanning(ScannerBase):
     """Opening containers (a part of ``ArtifactScanner``)."""
 
-    def _polyglot(self, region: FileRegion, entry: str, depth: int) -> None:
+    def _polyglot(self, region: FileRegion, entry: str, depth: int, *, expected: bool = False) -> None:
+        """Scan a zip found at the end of another format; ``expected`` when that format appends one by
+        design (TFLite metadata packs its associated files so): the members are scanned all the same.
+        """
         if find_eocd(region) is None:
             return
         hits: list[Hit] = []
@@ -77,7 +80,7 @@ class ContainerScanning(ScannerBase):
             return
         self.add(
             Hit(
-                Severity.HIGH,
+                Severity.INFO if expected else Severity.HIGH,
                 "file is also a zip archive",
                 "the file starts as one format and ends with a zip directory: loaders that check the "
                 "first bytes and loaders that read the zip directory see different content",
@@ -86,7 +89,7 @@ class ContainerScanning(ScannerBase):
                 atlas=ATLAS_ARTIFACT,
             )
         )
-        self._zip(region, entry, depth, listing_hits=hits, listing=listing)
+        self._zip(region, entry, depth, listing_hits=hits, listing=listing, host_scanned=expected)
 
     def _spooled_zip(self, s: Stream, entry: str, depth: int) -> str:
         """A zip inside a compressed stream needs random access: copy it to an unnamed temporary file."""
@@ -123,6 +126,7 @@ class ContainerScanning(ScannerBase):
         *,
         listing_hits: list[Hit] | None = None,
         listing: ZipListing | None = None,
+        host_scanned: bool = False,
     ) -> str:
         hits: list[Hit] = listing_hits if listing_hits is not None else []
         if listing is None:
@@ -145,7 +149,7 @@ class ContainerScanning(ScannerBase):
         entries: list[ZipEntry] = listing.entries
         prefix = listing.prefix
         names = [e.name for e in entries]
-        if prefix > 0:
+        if prefix > 0 and not host_scanned:  # a host format that appends a zip was scanned as itself
             self.add(
                 Hit(
                     Severity.MEDIUM,

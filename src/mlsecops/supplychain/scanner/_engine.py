@@ -99,7 +99,7 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
             and region.length >= 22
             and depth < self.limits.max_depth
         ):
-            self._polyglot(region, entry, depth)
+            self._polyglot(region, entry, depth, expected=out == "tflite")
         self.formats[entry] = out
         return out
 
