@@ -133,6 +133,11 @@ def _tflite(root: Path, out: list[Sample]) -> None:
     }
     for name, ops in bad.items():
         _put(root, out, f"{name}.tflite", F.tflite(ops), "malicious", "tflite", name)
+    model = F.tflite([(F.BUILTIN_CONV_2D, "")])
+    labels = F.zip_of({"labels.txt": b"cat\ndog\n"})
+    _put(root, out, "metadata-zip.tflite", model + labels, "benign", "tflite", "metadata-associated-files")
+    evil = F.zip_of({"labels.txt": b"cat\n", "x.pkl": F.MALICIOUS_PICKLE})
+    _put(root, out, "metadata-zip-pickle.tflite", model + evil, "malicious", "tflite", "metadata-zip-pickle")
     for name, ops in good.items():
         _put(root, out, f"{name}.tflite", F.tflite(ops), "benign", "tflite", name)
 
