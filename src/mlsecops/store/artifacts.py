@@ -226,7 +226,7 @@ class ArtifactStore:
 
     # ------------------------------------------------------------------ reading
 
-    def _is_plain(self, head: bytes, policy: Policy | None) -> bool:
+    def _is_plain(self, head: bytes, policy: Policy | None, name: str) -> bool:
         """Whether a blob starting with ``head`` is stored as plaintext.
 
         Raises:
@@ -240,7 +240,7 @@ class ArtifactStore:
         if policy.accept_plain:
             return True
         raise VerificationError(
-            "a blob of this encrypted workspace is stored unencrypted (replaced on disk?); "
+            f"{name} of this encrypted workspace is stored unencrypted (replaced on disk?); "
             "restore it from a backup or re-register the artifact"
         )
 
@@ -272,7 +272,7 @@ class ArtifactStore:
             head = fh.read(HEADER_SIZE)
             fh.seek(0)
             name = f"artifact {sha256[:12]}..."
-            if self._is_plain(head, policy):
+            if self._is_plain(head, policy, name):
                 return cast(BinaryIO, VerifyingReader(fh, sha256=sha256, name=name))
             keyring = self.keyring
             return cast(
