@@ -34,6 +34,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "mlsecops.cli.lineage": ("lineage",),
     "mlsecops.cli.robustness": ("assess", "harden", "certify"),
     "mlsecops.cli.fairness": ("assess", "harden"),
+    "mlsecops.cli.privacy_train": ("assess", "harden"),
     "mlsecops.cli.data": ("data",),
     "mlsecops.cli.monitor": ("monitor",),
     "mlsecops.cli.serve": ("serve",),

@@ -54,6 +54,7 @@ OPTIONAL_EXTRAS: Mapping[str, str | None] = {
     "torch": "torch",
     "torchvision": "torch",
     "opacus": "privacy",
+    "tenseal": "he",
     "psycopg": "postgres",
     "ray": "ray",
     "blake3": "signing",
