@@ -113,6 +113,8 @@ def test_tflite_without_operator_codes_is_safe(tmp_path: Path) -> None:
         ("{{ x|attr(true and '__class__' or 'y') }}", None),  # not folded: reported as computed
         ("{{ x.__dict__ }}", "__dict__"),
         ("{{ x['_TemplateReference__context'] }}", "_TemplateReference__context"),
+        ("{{ messages|map('attr', '__cl' ~ 'ass__')|list }}", "__class__"),
+        ("{% with k = '__gl' ~ 'obals__' %}{{ lipsum|attr(k) }}{% endwith %}", "__globals__"),
     ],
 )
 def test_template_folding(template: str, name: str | None) -> None:
@@ -148,6 +150,8 @@ def test_python_resolution() -> None:
     assert names("import os as o\ns = o.system\ns('id')")["os.system"] == Severity.CRITICAL
     assert names("from os import *\nsystem('id')")["os.system"] == Severity.CRITICAL
     assert names("x = __builtins__['ev' + 'al']")["builtins.eval"] == Severity.CRITICAL
+    assert names("import builtins\nbuiltins.__dict__['exec']('1')")["builtins.exec"] == Severity.CRITICAL
+    assert names("import os\nos.__dict__['system']('id')")["os.system"] == Severity.CRITICAL
     assert isinstance(analyze_python("def (:"), str)
 
 

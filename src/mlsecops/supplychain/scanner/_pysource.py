@@ -271,6 +271,9 @@ class _Analyzer(ast.NodeVisitor):
             key = _const_str(node.slice)
             if base is None or key is None:
                 return None
+            base = base.removesuffix(".__dict__")  # builtins.__dict__["exec"], os.__dict__["system"]
+            if base != "builtins" and base != "sys.modules" and "." not in base:
+                return f"{base}.{key}"
             return key if base == "sys.modules" else f"{base}.{key}" if base == "builtins" else None
         if isinstance(node, ast.Attribute):
             base = self.resolve(node.value)

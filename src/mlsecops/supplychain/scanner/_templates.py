@@ -483,6 +483,12 @@ def analyze_template(source: str) -> list[TemplateIssue]:
                 for t in _walk(node.target):
                     if isinstance(t, nodes.Name):
                         folder.assign(t.name, None)
+            elif isinstance(node, nodes.With):
+                for target, value in zip(node.targets, node.values, strict=False):
+                    if isinstance(target, nodes.Name):
+                        folder.assign(target.name, folder.fold(value))
+                        if folder.env.get(target.name) is None and folder.built(value):
+                            folder.tainted.add(target.name)
             elif isinstance(node, (nodes.Macro, nodes.CallBlock)):
                 for a in getattr(node, "args", []):
                     if isinstance(a, nodes.Name):
@@ -528,9 +534,13 @@ def _judge(every: list[Any], folder: _Folder, nodes: Any) -> list[TemplateIssue]
             cands = [k.value for k in node.kwargs if k.key in _ATTRIBUTE_KW]
             if pos is not None and len(node.args) > pos:
                 cands.append(node.args[pos])
+            attr_like = node.name == "attr"
+            if node.name == "map" and len(node.args) >= 2 and folder.fold(node.args[0]) == {"attr"}:
+                cands.append(node.args[1])  # map('attr', name) applies |attr(name) to every item
+                attr_like = True
             for c in cands:
                 vals = folder.fold(c)
-                if vals is None and (node.name == "attr" or folder.built(c)):
+                if vals is None and (attr_like or folder.built(c)):
                     add(
                         Severity.HIGH,
                         "template reads an attribute whose name is computed",
