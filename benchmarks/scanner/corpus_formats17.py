@@ -341,7 +341,10 @@ def write_samples(root: Path) -> list[Sample]:
     _keras3(root, out)
     _templates(root, out)
     _remote_code(root, out)
-    _sevenzip(root, out)
+    try:
+        _sevenzip(root, out)
+    except ImportError:  # py7zr is the 'scan' extra
+        print("py7zr missing: 7-Zip samples skipped (pip install 'mlsecops[scan]')", file=sys.stderr)
     return out
 
 
