@@ -461,3 +461,37 @@ def test_red_team_joblib_array_inside_a_frame(scan: Scan) -> None:
 def test_red_team_module_reached_as_an_attribute(scan: Scan, module: str) -> None:
     for attr in ("os", "sys", "subprocess", "builtins"):
         assert scan(f"c{module}\n{attr}\n.".encode()).verdict is Verdict.MALICIOUS, (module, attr)
+
+
+def test_red_team_flooding_the_tuple_table_does_not_hide_expansion(
+    scan: Scan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlsecops.supplychain.scanner import _pickle_sizes
+
+    monkeypatch.setattr(_pickle_sizes, "MAX_TRACKED_TUPLES", 1000)
+    # 5,000 dead nested tuples first (built and popped), then tuples doubling through DUP: 2^60.
+    data = b"\x80\x02" + b"]\x85\x850" * 5000 + b"K\x01\x85" + b"2\x86" * 60 + b"."
+    r = scan(data)
+    assert r.verdict is Verdict.SUSPICIOUS, _titles(r)
+    assert "expands" in _titles(r)
+    # live nested tuples past the table size are reported, not silently dropped
+    live = b"\x80\x02(" + b"]\x85\x85" * 1500 + b"l."
+    assert "too many nested tuples" in _titles(scan(live))
+
+
+def test_red_team_payload_behind_padding_in_a_long_string(scan: Scan) -> None:
+    blob = base64.b64encode(SYSTEM_P2 + b"\x00" * (9 << 20)).decode()  # 12 MB of base64
+    r = scan(pickle.dumps({"x": blob}, protocol=4))
+    assert r.verdict is Verdict.MALICIOUS, _titles(r)
+
+
+def test_red_team_exhausting_the_decode_budget_is_reported(
+    scan: Scan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlsecops.supplychain.scanner import _pickle_state
+
+    monkeypatch.setattr(_pickle_state, "MAX_TOTAL", 4096)
+    decoys = [base64.b64encode(bytes(3000)).decode() + str(i) for i in range(4)]
+    r = scan(pickle.dumps([*decoys, base64.b64encode(SYSTEM_P2 * 4).decode()], protocol=4))
+    assert r.verdict is not Verdict.SAFE
+    assert "too much encoded-looking data" in _titles(r)

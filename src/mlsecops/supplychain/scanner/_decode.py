@@ -36,7 +36,8 @@ __all__ = [
 MIN_INPUT = 24
 """Shorter strings are not decoded (names, keys, dtype strings; no useful payload fits)."""
 MAX_INPUT = 8 << 20
-"""Longest candidate decoded (bounds the work per string)."""
+"""Bytes of a candidate decoded, from its start (bounds the work per string; a pickle or a
+compressed stream is read from the front, so a payload cannot hide behind padding)."""
 MAX_OUTPUT = 16 << 20
 """Most bytes one layer may decode to (a decompression bomb stops here)."""
 MAX_LAYERS = 4
@@ -48,6 +49,7 @@ MAX_CODE = 1 << 20
 
 _B64 = re.compile(rb"[A-Za-z0-9+/\-_]+={0,2}")
 _HEX = re.compile(rb"(?:[0-9a-fA-F]{2})+")
+_HEX_CHARS = re.compile(rb"[0-9a-fA-F]+")
 _B85 = re.compile(rb"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]+")
 _WS = re.compile(rb"\s+")
 _CODE_HINT = re.compile(
@@ -130,11 +132,13 @@ def _text_decodings(data: bytes) -> Iterator[tuple[str, bytes]]:
     stripped = _WS.sub(b"", data)
     if len(stripped) < MIN_INPUT:
         return
-    if _HEX.fullmatch(stripped):
-        yield "hex", bytes.fromhex(stripped.decode())
+    if _HEX_CHARS.fullmatch(stripped):
+        even = stripped[: len(stripped) & ~1]  # a prefix cut at MAX_INPUT may end mid-byte
+        yield "hex", bytes.fromhex(even.decode())
     if _B64.fullmatch(stripped):
         alt = b"-_" if (b"-" in stripped or b"_" in stripped) else None
-        padded = stripped + b"=" * (-len(stripped) % 4)
+        body = stripped.rstrip(b"=")
+        padded = body[: len(body) - (len(body) % 4 == 1)] + b"=" * (-len(body) % 4)
         out = _try(lambda: base64.b64decode(padded, altchars=alt, validate=True))
         if out is not None:
             yield "base64", out
@@ -168,8 +172,9 @@ def decode_layers(data: bytes, budget: list[int]) -> Iterator[tuple[str, bytes]]
     todo: list[tuple[str, bytes, int]] = [("", data, 0)]
     while todo:
         chain, cur, depth = todo.pop()
-        if depth >= MAX_LAYERS or len(cur) > MAX_INPUT or len(cur) < MIN_INPUT // 2:
+        if depth >= MAX_LAYERS or len(cur) < MIN_INPUT // 2:
             continue
+        cur = cur[:MAX_INPUT]  # a payload a loader decodes starts at the front: its prefix is enough
         kind = _compression(cur[:8])
         outs: list[tuple[str, bytes]] = []
         if kind is not None:

@@ -24,6 +24,7 @@ from dataclasses import replace
 from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._decode import (
     MAX_LAYERS,
+    MAX_TOTAL,
     dangerous_calls,
     decode_layers,
     is_candidate,
@@ -194,6 +195,15 @@ def _decoded(st: WalkState, data: bytes, offset: int) -> None:
         if alt is not None and alt != data:
             _decoded(st, alt, offset)
     if not is_candidate(data):
+        return
+    if st.decode_left[0] <= 0:
+        st.anomaly(
+            "decode-budget",
+            "too much encoded-looking data to decode",
+            f"the pickle's strings decoded to more than {MAX_TOTAL} bytes; later strings were not decoded, "
+            "so a payload encoded in them would not be seen.",
+            offset,
+        )
         return
     calls = dangerous_calls(data)
     if calls:

@@ -144,11 +144,14 @@ def read_blob(st: WalkState, n: int, op_off: int, *, text: bool) -> object:
         else:
             st.embedded(Stream(BytesReader(s.read_exact(n)), s.budget, size=n), f"{st.entry}@{start}")
         return Blob(start, n, None, scanned=True)
-    if st.decoder is not None and n <= MAX_INPUT and is_candidate(head):
-        # Text or compressed data that may decode to a payload: read it (bounded) and look.
-        data = region.pread(n, start) if region is not None else s.read_exact(n)
+    if st.decoder is not None and is_candidate(head):
+        # Text or compressed data that may decode to a payload: read its front (bounded) and look.
+        k = min(n, MAX_INPUT)
+        data = region.pread(k, start) if region is not None else s.read_exact(k)
         if region is not None:
             s.skip(n)
+        elif k < n:
+            s.skip(n - k)
         st.decoder(st, data, op_off)
         return Blob(start, n, None, seekable=region is not None)
     s.skip(n)

@@ -22,7 +22,7 @@ from mlsecops.supplychain.scanner._pickle_args import (
 )
 from mlsecops.supplychain.scanner._pickle_frames import CFileStream
 from mlsecops.supplychain.scanner._pickle_opcodes import Handler, registrar
-from mlsecops.supplychain.scanner._pickle_sizes import grow, measure, new_tuple
+from mlsecops.supplychain.scanner._pickle_sizes import NESTED, grow, measure, new_tuple
 from mlsecops.supplychain.scanner._pickle_state import (
     LOST,
     NO_FRAME,
@@ -254,6 +254,8 @@ def _hashable_keys(st: WalkState, items: list[object], step: int, op_off: int) -
 
 
 _UNHASHABLE = frozenset({Lst, Dct, Coll})
+_PLAIN = NESTED.isdisjoint
+"""Whether the types of some items are all plain values (no container whose size must be added)."""
 
 
 @handles("LIST")
@@ -311,7 +313,9 @@ def _setitems(st: WalkState, op: int, op_off: int) -> None:
     st.stack = st.pop_mark(op_off)
     st.need(1, op_off)
     target = st.stack[-1]
-    if grow(st, target, items):
+    if type(target) is Dct and _PLAIN(map(type, items)):  # the common case, inlined (hot)
+        target.n += len(items)
+    elif grow(st, target, items):
         _hashable_keys(st, items, 2, op_off)
     if isinstance(target, Dct):
         set_items(target, items)

@@ -16,10 +16,22 @@ the tuples are small).
 
 from __future__ import annotations
 
+import sys
+
 from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._pickle_state import Call, Coll, Dct, Lst, WalkState
 
-__all__ = ["EXPANSION_MIN", "EXPANSION_RATIO", "MAX_NESTING", "grow", "made", "measure", "new_tuple", "sized"]
+__all__ = [
+    "EXPANSION_MIN",
+    "EXPANSION_RATIO",
+    "MAX_NESTING",
+    "NESTED",
+    "grow",
+    "made",
+    "measure",
+    "new_tuple",
+    "sized",
+]
 
 SATURATE = 1 << 62
 """Sizes stop growing here (a self-referencing list doubles per opcode: the count must stay a small int)."""
@@ -33,14 +45,15 @@ MAX_TRACKED_TUPLES = 200_000
 """Tuples whose sizes are remembered (bounds memory; tuples of plain values are never stored)."""
 
 _SIZED = frozenset({Lst, Coll, Dct, Call})
-_NESTED = _SIZED | {tuple}
+NESTED = _SIZED | {tuple}
+"""Types of stand-ins that carry a size of their own (everything else counts as one plain value)."""
 
 
 def measure(st: WalkState, items: list[object] | tuple[object, ...]) -> tuple[int, int]:
     """Objects reached and depth of ``items`` taken together (each plain value counts 1, depth 0)."""
     n = len(items)
     d = 0
-    if _NESTED.isdisjoint(map(type, items)):
+    if NESTED.isdisjoint(map(type, items)):
         return n, d  # plain values only (the common case), tested in C
     tsizes = st.tsizes
     for x in items:
@@ -70,13 +83,16 @@ def sized(st: WalkState, x: object) -> tuple[int, int]:
 def new_tuple(st: WalkState, items: list[object]) -> tuple[object, ...]:
     """Make the tuple stand-in of ``items``, remembering its size when it holds containers."""
     t = tuple(items)
-    if _NESTED.isdisjoint(map(type, t)):
+    if NESTED.isdisjoint(map(type, t)):
         return t  # plain values (the common case): size len+1, depth 1, nothing to remember
     n, d = measure(st, t)
     n += 1
     d += 1
-    if (d > 1 or n > len(t) + 1) and len(st.tsizes) < MAX_TRACKED_TUPLES:
-        st.tsizes[id(t)] = (t, min(n, SATURATE), d)
+    if d > 1 or n > len(t) + 1:
+        if len(st.tsizes) >= MAX_TRACKED_TUPLES:
+            _sweep(st)
+        if len(st.tsizes) < MAX_TRACKED_TUPLES:
+            st.tsizes[id(t)] = (t, min(n, SATURATE), d)
     if (n > EXPANSION_MIN and "expansion" not in st.flagged) or (
         d > MAX_NESTING and "nesting" not in st.flagged
     ):
@@ -94,6 +110,30 @@ def made(st: WalkState, func: object, args: object, offset: int, parts: object) 
         ):
             check(st, n, d)
     return Call(func, args, offset, n=min(n + 1, SATURATE), d=d)
+
+
+def _sweep(st: WalkState) -> None:
+    """Forget tuples nothing else holds (no stack slot, memo entry or live tuple can reach them again).
+
+    Only when the live ones alone fill the table is it left full, and reported: past that, sizes of new
+    tuples are not known, so an expansion could be missed.
+    """
+    tsizes = st.tsizes
+    dead = [k for k, e in tsizes.items() if sys.getrefcount(e[0]) <= _ONLY_OURS]
+    for k in dead:
+        del tsizes[k]
+    if len(tsizes) >= MAX_TRACKED_TUPLES:
+        st.anomaly(
+            "tuples",
+            "too many nested tuples to follow",
+            f"more than {MAX_TRACKED_TUPLES} tuples that hold containers are alive at once (memoized or on "
+            "the stack); the size of the loaded object is no longer followed.",
+            st.s.tell(),
+        )
+
+
+_ONLY_OURS = 2
+"""``sys.getrefcount`` of a tuple held only by its ``tsizes`` entry (the entry and the call's argument)."""
 
 
 def grow(st: WalkState, target: object, items: list[object] | tuple[object, ...]) -> int:

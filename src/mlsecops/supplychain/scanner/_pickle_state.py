@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlsecops.core.severity import Severity
+from mlsecops.supplychain.scanner._decode import MAX_TOTAL
 from mlsecops.supplychain.scanner._io import Stream
 from mlsecops.supplychain.scanner._policy import Rule, judge
 from mlsecops.supplychain.scanner._types import Hit, ScanLimits
@@ -88,15 +89,19 @@ class Call:
     """Nesting depth below the result."""
 
 
-@dataclass(eq=False)
 class Dct:
-    """A dict with string keys we keep (bounded)."""
+    """A dict with string keys we keep (bounded).
 
-    items: dict[str, object] = field(default_factory=dict)
-    n: int = 1
-    """Objects reached when the dict is traversed, keys and values (``_pickle_sizes``)."""
-    d: int = 1
-    """Nesting depth of the dict (1 when it holds plain values only)."""
+    ``n`` counts the objects a traversal reaches (keys and values, ``_pickle_sizes``), ``d`` the nesting
+    depth (1 when it holds plain values only). A plain class: one is made per pickled dict (hot).
+    """
+
+    __slots__ = ("d", "items", "n")
+
+    def __init__(self) -> None:
+        self.items: dict[str, object] = {}
+        self.n = 1
+        self.d = 1
 
 
 class Lst:
@@ -193,7 +198,7 @@ class WalkState:
     """Anomaly kinds already reported in this pickle (one hit each)."""
     decoder: Callable[[WalkState, bytes, int], None] | None = None
     """Looks for an encoded payload in a string or bytes argument (data, offset); ``_pickle`` sets it."""
-    decode_left: list[int] = field(default_factory=lambda: [64 << 20])
+    decode_left: list[int] = field(default_factory=lambda: [MAX_TOTAL])
     """Bytes the decoder may still produce for this walker (``_decode.MAX_TOTAL``)."""
 
     def begin(self, res: PickleResult) -> None:
