@@ -495,3 +495,23 @@ def test_red_team_exhausting_the_decode_budget_is_reported(
     r = scan(pickle.dumps([*decoys, base64.b64encode(SYSTEM_P2 * 4).decode()], protocol=4))
     assert r.verdict is not Verdict.SAFE
     assert "too much encoded-looking data" in _titles(r)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pickle.dumps({"x": SYSTEM_P2}, protocol=4),  # a 23-byte pickle kept as bytes
+        pickle.dumps({"x": b"cos\nsystem\n(Vid\ntR."}, protocol=2),  # a 20-byte protocol-0 pickle
+        pickle.dumps({"x": base64.b64encode(SYSTEM_P2 + bytes(30)).decode()}, protocol=0),  # STRING line
+        pickle.dumps({"x": base64.b64encode(SYSTEM_P2 + bytes(30))}, protocol=0),  # bytes at protocol 0
+        pickle.dumps({"x": "#" * 600 + "\nimport os\nos.system('id')\n"}, protocol=4),  # code after padding
+    ],
+)
+def test_red_team_short_raw_and_protocol0_payloads(scan: Scan, data: bytes) -> None:
+    assert scan(data).verdict is not Verdict.SAFE
+
+
+def test_red_team_long_benign_text_is_safe(scan: Scan) -> None:
+    text = "lorem ipsum: call load() to open the system exec summary. " * 500
+    assert scan(pickle.dumps({"doc": text, "short": "a" * 20}, protocol=0)).verdict is Verdict.SAFE
+    assert scan(pickle.dumps({"doc": text}, protocol=4)).verdict is Verdict.SAFE

@@ -26,6 +26,7 @@ __all__ = [
     "MAX_LAYERS",
     "MAX_OUTPUT",
     "MAX_TOTAL",
+    "MIN_ENCODED",
     "MIN_INPUT",
     "dangerous_calls",
     "decode_layers",
@@ -33,8 +34,10 @@ __all__ = [
     "looks_like_pickle",
 ]
 
-MIN_INPUT = 24
-"""Shorter strings are not decoded (names, keys, dtype strings; no useful payload fits)."""
+MIN_INPUT = 16
+"""Shorter strings and bytes are not looked at (``cos\\nsystem\\n(Vx\\ntR.`` is 18 bytes)."""
+MIN_ENCODED = 24
+"""Shorter strings are not decoded as text encodings (names, keys, dtype strings; no payload fits)."""
 MAX_INPUT = 8 << 20
 """Bytes of a candidate decoded, from its start (bounds the work per string; a pickle or a
 compressed stream is read from the front, so a payload cannot hide behind padding)."""
@@ -84,6 +87,8 @@ def is_candidate(data: bytes) -> bool:
     head = data[:64]
     if looks_like_pickle(head) or _compression(head) is not None:
         return True
+    if len(data) < MIN_ENCODED:
+        return False
     if not head.isascii():  # compressed data kept in a str: its UTF-8 bytes, latin-1 decoded
         alt = head.decode("utf-8", "ignore").encode("latin-1", "ignore")
         return looks_like_pickle(alt) or _compression(alt) is not None
@@ -130,7 +135,7 @@ def _inflate(kind: str, data: bytes) -> bytes | None:
 def _text_decodings(data: bytes) -> Iterator[tuple[str, bytes]]:
     """Text encodings of ``data`` that decode: base64, hex, base85, ascii85."""
     stripped = _WS.sub(b"", data)
-    if len(stripped) < MIN_INPUT:
+    if len(stripped) < MIN_ENCODED:
         return
     if _HEX_CHARS.fullmatch(stripped):
         even = stripped[: len(stripped) & ~1]  # a prefix cut at MAX_INPUT may end mid-byte
@@ -172,7 +177,7 @@ def decode_layers(data: bytes, budget: list[int]) -> Iterator[tuple[str, bytes]]
     todo: list[tuple[str, bytes, int]] = [("", data, 0)]
     while todo:
         chain, cur, depth = todo.pop()
-        if depth >= MAX_LAYERS or len(cur) < MIN_INPUT // 2:
+        if depth >= MAX_LAYERS or len(cur) < MIN_INPUT:
             continue
         cur = cur[:MAX_INPUT]  # a payload a loader decodes starts at the front: its prefix is enough
         kind = _compression(cur[:8])

@@ -209,8 +209,8 @@ def _decoded(st: WalkState, data: bytes, offset: int) -> None:
     if calls:
         _code_hit(st, "", calls, offset)
     layers = decode_layers(data, st.decode_left)
-    if data[:1] != b"\x80" and looks_like_pickle(data[:256]):  # a protocol 0/1 pickle kept as bytes
-        layers = itertools.chain([("protocol 0 pickle in bytes", data)], layers)
+    if looks_like_pickle(data[:256]):  # a pickle kept as it is (short ones are not walked as nested)
+        layers = itertools.chain([("a pickle kept as data", data)], layers)
     for chain, out in layers:
         if looks_like_pickle(out[:256]):
             buf: list[Hit] = []

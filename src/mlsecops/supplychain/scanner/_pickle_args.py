@@ -13,7 +13,7 @@ import re
 from typing import cast
 
 from mlsecops.core.severity import Severity
-from mlsecops.supplychain.scanner._decode import MAX_INPUT, MIN_INPUT, is_candidate
+from mlsecops.supplychain.scanner._decode import MAX_CODE, MAX_INPUT, MIN_INPUT, is_candidate
 from mlsecops.supplychain.scanner._io import Stream
 from mlsecops.supplychain.scanner._pickle_frames import CFileStream
 from mlsecops.supplychain.scanner._pickle_state import (
@@ -94,14 +94,17 @@ def read_text(st: WalkState, n: int, op_off: int) -> object:
             return raw.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
             raise Malformed(f"string is not UTF-8 at offset {op_off}") from None
-    out = read_blob(st, n, op_off, text=False)
+    out = read_blob(st, n, op_off, text=False, code=True)
     if isinstance(out, Blob):
         out.codec = "utf-8"
     return out
 
 
-def read_blob(st: WalkState, n: int, op_off: int, *, text: bool) -> object:
-    """Read or skip a bytes/str argument; nested pickles and zips inside it are scanned."""
+def read_blob(st: WalkState, n: int, op_off: int, *, text: bool, code: bool = False) -> object:
+    """Read or skip a bytes/str argument; nested pickles and zips inside it are scanned.
+
+    ``code``: a str argument, read whole (up to ``MAX_CODE``) to look for Python code in it.
+    """
     s = st.s
     if text and n <= MAX_STR:
         raw = s.read_exact(n)
@@ -144,7 +147,7 @@ def read_blob(st: WalkState, n: int, op_off: int, *, text: bool) -> object:
         else:
             st.embedded(Stream(BytesReader(s.read_exact(n)), s.budget, size=n), f"{st.entry}@{start}")
         return Blob(start, n, None, scanned=True)
-    if st.decoder is not None and is_candidate(head):
+    if st.decoder is not None and ((code and n <= MAX_CODE) or is_candidate(head)):
         # Text or compressed data that may decode to a payload: read its front (bounded) and look.
         k = min(n, MAX_INPUT)
         data = region.pread(k, start) if region is not None else s.read_exact(k)

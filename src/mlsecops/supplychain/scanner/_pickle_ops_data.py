@@ -8,8 +8,10 @@ past ``ScanLimits.max_memo`` keys, new keys are counted but not kept, and readin
 
 from __future__ import annotations
 
+import codecs
 import struct
 
+from mlsecops.supplychain.scanner._decode import MAX_INPUT, MIN_INPUT
 from mlsecops.supplychain.scanner._io import Truncated
 from mlsecops.supplychain.scanner._pickle_args import (
     KEEP_TOTAL,
@@ -155,6 +157,12 @@ def _string(st: WalkState, op: int, op_off: int) -> None:
     line = _long_line(st).rstrip(b"\n")
     if len(line) < 2 or line[:1] not in (b"'", b'"') or line[-1:] != line[:1]:
         raise Malformed(f"STRING without quotes at offset {op_off}")
+    if len(line) >= MIN_INPUT and st.decoder is not None:
+        try:
+            raw = codecs.escape_decode(line[1 : MAX_INPUT + 1])[0]  # the bytes the loader makes
+        except ValueError:
+            raw = line[1:-1]
+        st.decoder(st, raw, op_off)
     st.stack.append(decode_quoted(line[1:-1]))
 
 
@@ -162,6 +170,8 @@ def _string(st: WalkState, op: int, op_off: int) -> None:
 def _unicode(st: WalkState, op: int, op_off: int) -> None:
     line = _long_line(st).rstrip(b"\n")
     txt = line.decode("raw_unicode_escape", "replace")
+    if len(line) >= MIN_INPUT and st.decoder is not None:
+        st.decoder(st, txt[:MAX_INPUT].encode("utf-8", "surrogatepass"), op_off)
     if len(txt) <= MAX_STR:
         st.stack.append(txt)
     elif st.kept + len(line) <= KEEP_TOTAL:
