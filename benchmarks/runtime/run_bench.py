@@ -91,6 +91,7 @@ monitor:
 
 
 ABLATIONS: dict[str, dict[str, Any]] = {
+    "mlsecops -kernel": {"_env": {"MLSECOPS_SERVE_KERNELS": "0"}},
     "mlsecops -detectors": {"monitor": {"enabled": False}},
     "mlsecops -decision log": {"logging": {"sample_rate": 0.0}},
     "mlsecops -profile check": {"validation": {"mode": "enforce"}},
@@ -101,7 +102,9 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     },
 }
 """``--ablate``: the guard again with one control (or three) off, to price each. The ``validation``
-override drops the data profile (schema checks stay)."""
+override drops the data profile (schema checks stay). ``-kernel`` calls scikit-learn's own
+``predict_proba`` as the floor does, instead of the guard's verified kernel for logistic regression
+(``_env`` entries are environment variables, not policy)."""
 
 
 def log(msg: str) -> None:
@@ -333,6 +336,8 @@ def _guard_server(setup: Setup, name: str, overrides: dict[str, Any]) -> Server:
     import yaml
 
     policy = setup.policy
+    overrides = dict(overrides)
+    env = {"MLSECOPS_HOME": str(setup.home), **overrides.pop("_env", {})}
     if overrides:
         doc = yaml.safe_load(GUARD_POLICY)
         doc.update(overrides)
@@ -359,7 +364,7 @@ def _guard_server(setup: Setup, name: str, overrides: dict[str, Any]) -> Server:
         port,
         setup.bodies["mlsecops"],
         f"/v2/models/{MODEL}/infer",
-        env={"MLSECOPS_HOME": str(setup.home)},
+        env=env,
         token_file=setup.token_file,
     )
 

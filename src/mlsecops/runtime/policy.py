@@ -58,6 +58,10 @@ class ServerPolicy(_Strict):
     """Whole-request deadline (reading the body included): slow clients get 408."""
     model_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     """Longest a model may take to answer one request before 504."""
+    metrics: Literal["operators", "public"] = "operators"
+    """Who may read ``/metrics``: ``operators`` (an authenticated principal whose role is not
+    ``client``: viewer, deployer, approver or admin) or ``public`` (anyone who reaches the port; for a
+    scraper behind a network policy). Per-principal counters name who calls which model."""
 
 
 class JwtPolicy(_Strict):

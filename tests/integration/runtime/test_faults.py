@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from collections.abc import Iterator
@@ -155,15 +156,15 @@ def test_a_crashing_model_is_500_and_the_server_keeps_serving(
     local_app: tuple[Any, Any, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app, tc, key = local_app
-    adapter = app.state.guard.active.served.adapter.estimator
-    real = adapter.predict_proba
+    guard = app.state.guard
+    real = guard.active.predict  # the model call the request path makes (a kernel or the estimator's)
 
     def crash(x: np.ndarray) -> np.ndarray:
         if x.shape[0] == 2:
             raise RuntimeError("segfault-ish /secret/path/in/message")
         return np.asarray(real(x))
 
-    monkeypatch.setattr(adapter, "predict_proba", crash)
+    monkeypatch.setattr(guard, "active", dataclasses.replace(guard.active, predict=crash))
     headers = {"Authorization": f"Bearer {key}"}
     r = tc.post("/v2/models/pixels/infer", json=_body(2), headers=headers)
     _error(r, 500, "model_failed")
@@ -180,15 +181,14 @@ def test_a_model_that_hangs_is_cut_off(
 
     app, tc, key = local_app
     guard = app.state.guard
-    adapter = guard.active.served.adapter.estimator
-    real = adapter.predict_proba
+    real = guard.active.predict
 
     def slow(x: np.ndarray) -> np.ndarray:
         if x.shape[0] == 3:
             time.sleep(1.5)
         return np.asarray(real(x))
 
-    monkeypatch.setattr(adapter, "predict_proba", slow)
+    monkeypatch.setattr(guard, "active", dataclasses.replace(guard.active, predict=slow))
     monkeypatch.setattr(
         guard,
         "policy",

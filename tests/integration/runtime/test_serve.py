@@ -129,6 +129,14 @@ def test_unknown_model_or_version_404(guard: Guard, client: Any) -> None:
             "inputs[0].datatype",
         ),
         ({"inputs": []}, "inputs"),
+        (  # the right number of values in the wrong layout: [1, 8, 8] is not [n, 64]
+            {"inputs": [{"name": "input-0", "shape": [1, 8, 8], "datatype": "FP32", "data": [0.0] * 64}]},
+            "inputs[0]",
+        ),
+        (
+            {"inputs": [{"name": "input-0", "shape": [64], "datatype": "FP32", "data": [0.0] * 64}]},
+            "inputs[0]",
+        ),
     ],
 )
 def test_invalid_inputs_422_name_the_field(
@@ -228,7 +236,11 @@ def test_metrics_parse_and_count(guard: Guard, client: Any) -> None:
     for _ in range(12):  # enough for alice to get a label of her own
         client.post("/v2/models/digits/infer", json=guard.body(), headers=guard.headers())
     client.post("/v2/models/digits/infer", json=guard.body())
-    text = client.get("/metrics").text
+    assert client.get("/metrics").status_code == 401  # who calls which model is not public
+    assert client.get("/metrics", headers=guard.headers("alice")).status_code == 403  # a client role
+    r = client.get("/metrics", headers=guard.headers("deployer"))
+    assert r.status_code == 200
+    text = r.text
     families = {f.name: f for f in text_string_to_metric_families(text)}
     requests = families["mlsecops_guard_requests"]
     infer_ok = sum(
