@@ -515,3 +515,11 @@ def test_red_team_long_benign_text_is_safe(scan: Scan) -> None:
     text = "lorem ipsum: call load() to open the system exec summary. " * 500
     assert scan(pickle.dumps({"doc": text, "short": "a" * 20}, protocol=0)).verdict is Verdict.SAFE
     assert scan(pickle.dumps({"doc": text}, protocol=4)).verdict is Verdict.SAFE
+
+
+def test_red_team_frame_crossing_that_breaks_the_straight_reading(scan: Scan) -> None:
+    # The straight reading of the crossing string is not UTF-8 and stops there; the C unpickler
+    # reading a file takes the 12 bytes after the frame instead and runs on into the payload.
+    data = b"\x80\x04" + _frame(b"\x8c\x0c\xff\xff\xff\xff") + b"BBBBBBBBBBBB" + SYSTEM_P0
+    r = scan(data)
+    assert r.verdict is Verdict.MALICIOUS, _titles(r)

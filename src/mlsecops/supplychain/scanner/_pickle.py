@@ -144,6 +144,8 @@ class PickleWalker:
             res.ok = False
             res.error = str(err)
             res.end = s.tell()
+            if fe != NO_FRAME and res.end > fe:
+                _crossed(st, fe)  # the failing opcode ran over the frame end: a C reader reads on
             if isinstance(err, Truncated) and any(
                 w in res.error for w in ("wanted", "past the end", "ended inside a skipped")
             ):
