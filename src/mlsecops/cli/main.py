@@ -33,6 +33,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "mlsecops.cli.registry": ("registry",),
     "mlsecops.cli.lineage": ("lineage",),
     "mlsecops.cli.robustness": ("assess", "harden", "certify"),
+    "mlsecops.cli.explain": ("assess",),
     "mlsecops.cli.fairness": ("assess", "harden"),
     "mlsecops.cli.privacy_train": ("assess", "harden"),
     "mlsecops.cli.data": ("data",),

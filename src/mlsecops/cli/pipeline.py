@@ -111,8 +111,18 @@ def demo(
         bool,
         typer.Option("--build-only", help="Build the project only; run it later with `mlsecops run`."),
     ] = False,
+    case: Annotated[
+        str,
+        typer.Option(
+            "--case", help="digits (the secure lifecycle) or healthcare (fairness gate, mitigation, pass)."
+        ),
+    ] = "digits",
 ) -> None:
     """Build a demo project on bundled data (models, data, pipeline) and run the main job on it."""
+    if case == "healthcare":
+        raise typer.Exit(_healthcare_demo(folder, build_only=build_only))
+    if case != "digits":
+        raise typer.BadParameter(f"expected digits or healthcare; got {case!r}", param_hint="--case")
     from mlsecops.pipeline.demo import build_demo  # numpy, scikit-learn and torch load only here
 
     pipeline_file = build_demo(folder)
@@ -125,6 +135,34 @@ def demo(
     with Workspace.init(folder / ".mlsecops", actor=settings().actor) as ws:
         code = _run(pipeline_file, None, Format.TEXT, None, ws)
     raise typer.Exit(code)
+
+
+def _healthcare_demo(folder: Path, *, build_only: bool) -> int:
+    """The healthcare case: the gate blocks the biased model, ``harden fairness`` mitigates, the gate passes."""
+    from mlsecops.pipeline.healthcare import build_healthcare_case, mitigate_healthcare_case
+
+    blocked = build_healthcare_case(folder)
+    if build_only:
+        console.print(
+            f"healthcare case built in [bold]{safe(folder)}[/]; run it with: mlsecops run {safe(blocked)}"
+        )
+        return EXIT_OK
+    home = folder / ".mlsecops"
+    console.print("[bold]1/3[/] the screening model trained on biased records, through the fairness gate")
+    with Workspace.init(home, actor=settings().actor) as ws:
+        if _run(blocked, None, Format.TEXT, None, ws) != EXIT_FAIL:
+            err_console.print("the gate did not block the biased model: the case did not show what it should")
+            return EXIT_FAIL
+    console.print("[bold]2/3[/] blocked as expected; mitigating (harden fairness, equal true-positive rates)")
+    m = mitigate_healthcare_case(folder, home=home, actor=settings().actor).metrics
+    console.print(
+        f"equal opportunity difference {m['equal_opportunity_difference_before']:.3f} -> "
+        f"{m['equal_opportunity_difference_after']:.3f}, accuracy {m['accuracy_before']:.3f} -> "
+        f"{m['accuracy_after']:.3f}"
+    )
+    console.print("[bold]3/3[/] the mitigated model through the same gate")
+    with Workspace.init(home, actor=settings().actor) as ws:
+        return _run(folder / "pipeline.yaml", None, Format.TEXT, None, ws)
 
 
 runs_app = typer.Typer(help="Recorded pipeline runs and their reports.", no_args_is_help=True)

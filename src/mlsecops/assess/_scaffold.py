@@ -1,0 +1,120 @@
+"""Planted scaffolded classifiers (Slack et al., AIES 2020, "Fooling LIME and SHAP"), for tests and benchmarks.
+
+A scaffold wraps a biased rule and an innocuous one behind an out-of-distribution detector: on inputs the
+detector takes for real data it decides on the sensitive feature, on the perturbed inputs LIME and SHAP
+generate it decides on an unrelated feature, so the explainers report the unrelated feature as the
+reason. The detector here is a random forest trained to tell real rows from the perturbation families
+of ``assess._perturbations`` (by default both LIME-style families and SHAP-style coalitions), as in the
+paper. This is the attack ``assess.explain_integrity`` must catch; it is not meant for anything else.
+
+A scaffold is a Python class, which ``safe_load`` rightly refuses to unpickle; tests and benchmarks use
+it in memory through ``SklearnModel``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from mlsecops.assess._perturbations import FAMILIES, perturb
+
+__all__ = ["ScaffoldedClassifier", "rule_classifier"]
+
+
+class _Rule:
+    """Positive class when feature ``feature`` exceeds ``threshold``."""
+
+    def __init__(self, feature: int, threshold: float) -> None:
+        self.feature = feature
+        self.threshold = threshold
+
+    def positive(self, x: np.ndarray) -> np.ndarray:
+        return x[:, self.feature] > self.threshold
+
+
+class ScaffoldedClassifier:
+    """Biased on real-looking inputs (decides on ``sensitive``), innocuous on explainer perturbations.
+
+    Args:
+        sensitive: column the biased rule decides on (positive above its median).
+        innocuous: column the rule shown to explainers decides on (positive above its median).
+        families: perturbation families the detector learns to recognise.
+        n_estimators: trees of the out-of-distribution detector.
+        seed: random seed.
+    """
+
+    def __init__(
+        self,
+        *,
+        sensitive: int,
+        innocuous: int,
+        families: Sequence[str] = FAMILIES,
+        n_estimators: int = 100,
+        seed: int = 0,
+    ) -> None:
+        self.sensitive = sensitive
+        self.innocuous = innocuous
+        self.families = families
+        self.n_estimators = n_estimators
+        self.seed = seed
+
+    def fit(self, x: np.ndarray, y: np.ndarray | None = None) -> ScaffoldedClassifier:
+        """Learn the detector (real rows vs perturbations) and the two rules' thresholds."""
+        from sklearn.ensemble import RandomForestClassifier
+
+        data = np.asarray(x, dtype=np.float64)
+        rng = np.random.default_rng(self.seed)
+        per = max(1, len(data) // len(self.families))  # as many perturbed rows as real ones: balanced
+        fake = np.concatenate([perturb(f, data, per, rng) for f in self.families])
+        xs = np.concatenate([data, fake])
+        ys = np.concatenate([np.ones(len(data)), np.zeros(len(fake))])
+        self.detector_ = RandomForestClassifier(
+            n_estimators=self.n_estimators, min_samples_leaf=2, random_state=self.seed, n_jobs=1
+        ).fit(xs, ys)
+        self.biased_ = _Rule(self.sensitive, _split(data[:, self.sensitive]))
+        self.shown_ = _Rule(self.innocuous, _split(data[:, self.innocuous]))
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = data.shape[1]
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """One-hot probabilities: the biased rule where the detector sees real data, else the innocuous one."""
+        arr = np.asarray(x, dtype=np.float64)
+        real = self.detector_.predict_proba(arr)[:, 1] >= 0.5
+        pos = np.where(real, self.biased_.positive(arr), self.shown_.positive(arr))
+        return np.stack([1.0 - pos, pos.astype(np.float64)], axis=1)
+
+    def biased_share(self, x: np.ndarray) -> float:
+        """Share of rows of ``x`` on which the scaffold follows its biased rule (real data: near 1)."""
+        arr = np.asarray(x, dtype=np.float64)
+        return float(np.mean(self.detector_.predict_proba(arr)[:, 1] >= 0.5))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class labels."""
+        return np.asarray(self.predict_proba(x).argmax(axis=1))
+
+
+class _RuleClassifier:
+    def __init__(self, feature: int, threshold: float, n_features: int) -> None:
+        self.rule = _Rule(feature, threshold)
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = n_features
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        pos = self.rule.positive(np.asarray(x, dtype=np.float64)).astype(np.float64)
+        return np.stack([1.0 - pos, pos], axis=1)
+
+
+def rule_classifier(x: np.ndarray, feature: int) -> _RuleClassifier:
+    """An honest but biased model: decides on ``feature`` (above its median) for every input."""
+    data = np.asarray(x, dtype=np.float64)
+    return _RuleClassifier(feature, _split(data[:, feature]), data.shape[1])
+
+
+def _split(col: np.ndarray) -> float:
+    """A threshold that splits a column as evenly as its values allow (binary columns at their midpoint)."""
+    values = np.unique(col)
+    if len(values) == 2:
+        return float(values.mean())
+    return float(np.median(col))

@@ -1,0 +1,465 @@
+"""The ``assess.explain_integrity`` check: does the model hide a sensitive feature from its explainers?
+
+Slack et al. (AIES 2020, "Fooling LIME and SHAP") hid a classifier that decides on race behind an
+out-of-distribution detector: on real inputs it is biased, on the perturbed inputs LIME and SHAP
+generate it decides on an unrelated feature, so both explainers name the unrelated feature. Such a model
+behaves differently on the data than on the explainer's perturbations; that difference is what we
+measure.
+
+**Decision dependence.** For a distribution P and a group of features G, ``dependence(G | P)`` is the
+share of the model's decisions on P that cannot be predicted without G: we label rows drawn from P with
+the model's own decisions, fit a surrogate (gradient-boosted trees) on half of them with all features
+and one without G, and take the difference of their agreement with the model on the other half. The
+same number is computed on
+
+- the data itself (``in-distribution``): the model is queried **only on real rows**, so no
+  out-of-distribution detector can tell this test from ordinary use, and an attacker who knows the test
+  cannot answer it differently without giving up the bias on real inputs;
+- each explainer perturbation family (``assess._perturbations``: LIME-style Gaussian and feature-marginal
+  samples, SHAP-style coalitions with background substitution).
+
+An honest model that uses a feature uses it on both; if anything, perturbations (which break the
+correlations between features) make a used feature more necessary, not less. A model whose decisions
+depend on a sensitive or proxy feature in distribution (``MIN_DEPENDENCE``) but hardly on a family's
+perturbations (at most ``HIDE_RATIO`` of it, and ``MIN_GAP`` less) is flagged: it shows that family's
+explainer a different model than the one that decides on real data. Several families are tested, as an
+attacker may tune the detector to one sampler; any one that is hidden from is enough. Proxy features
+(columns that track a sensitive one, ``PROXY_CORRELATION``) are tested alone and together with the
+sensitive columns, so moving the bias into a proxy does not hide it.
+
+As evidence, the report also gives how often the model's decisions on each family's points disagree
+with the in-distribution surrogate (a scaffold switches rules there).
+
+What it does not do: judge whether using the feature is unfair (``assess fairness`` does that: a model
+that openly decides on a sensitive feature everywhere is not flagged here, and is flagged there), or
+catch a model whose out-of-distribution behaviour only differs on inputs no explainer generates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlsecops.assess._explain_backends import feature_name_warnings_off
+from mlsecops.assess._perturbations import FAMILIES, perturb
+from mlsecops.core.checks import CheckKind, ContractCases, Target, register
+from mlsecops.core.errors import InputError
+from mlsecops.core.findings import Finding, Report, Severity, utcnow
+from mlsecops.models.interface import ModelAdapter, check_inputs
+from mlsecops.report.plots import bar_chart
+
+__all__ = [
+    "DependenceResult",
+    "ExplainIntegrityCheck",
+    "IntegrityResult",
+    "assess_integrity",
+    "decision_dependence",
+    "find_proxies",
+    "integrity_report",
+]
+
+MIN_DEPENDENCE = 0.05
+"""In-distribution dependence (share of decisions) below which a feature group is not judged: too
+little of the model's behaviour rests on it for hiding to matter or to be measured reliably."""
+HIDE_RATIO = 0.35
+"""A family hides a group when its dependence there is at most this share of the in-distribution one."""
+MIN_GAP = 0.05
+"""...and at least this much smaller (share of decisions): above the surrogate's sampling noise (about
+0.02 on 500 held-out rows)."""
+PROXY_CORRELATION = 0.5
+"""A column whose absolute Spearman correlation with a sensitive column reaches this is a proxy."""
+MAX_PROXIES = 5
+"""Most proxies tested (the strongest first): bounds the surrogates fitted."""
+DEFAULT_MAX_ROWS = 1000
+"""Real rows used (and perturbed rows per family): half fit the surrogates, half score them."""
+MIN_ROWS = 100
+"""Fewer real rows leave the surrogates' agreement too noisy to compare."""
+
+
+@dataclass(frozen=True)
+class DependenceResult:
+    """Dependence of the model's decisions on one feature group, in distribution and per family."""
+
+    group: str
+    """The group's name: a column, or ``a+b`` for several."""
+    columns: tuple[int, ...]
+    in_distribution: float
+    """Share of decisions on real rows that cannot be predicted without the group."""
+    perturbed: dict[str, float]
+    """The same on each perturbation family's points."""
+    hidden_from: tuple[str, ...] = ()
+    """Families the group is hidden from (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class IntegrityResult:
+    """The integrity test's measurements and verdict."""
+
+    groups: tuple[DependenceResult, ...]
+    proxies: tuple[str, ...]
+    disagreement: dict[str, float] = field(default_factory=dict)
+    """Per distribution (``data`` and each family): share of points where the model disagrees with a
+    surrogate of its in-distribution behaviour."""
+    n_rows: int = 0
+
+    @property
+    def flagged(self) -> bool:
+        """Whether some sensitive or proxy group is hidden from some family."""
+        return any(g.hidden_from for g in self.groups)
+
+    @property
+    def hidden_dependence(self) -> float:
+        """Largest drop, over groups and families, from in-distribution to perturbation dependence."""
+        gaps = [g.in_distribution - min(g.perturbed.values()) for g in self.groups if g.perturbed]
+        return max([0.0, *gaps])
+
+
+SURROGATE_ITERATIONS = 50
+"""Boosting rounds of each surrogate (15-leaf trees): enough to follow a rule on a few features."""
+
+
+def _surrogate(seed: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    # A high learning rate and small leaves: a group of a few percent of the rows (women among the
+    # arrests data, 8%) must be learnable from a few hundred rows, or its dependence reads as zero.
+    return HistGradientBoostingClassifier(
+        max_iter=SURROGATE_ITERATIONS,
+        learning_rate=0.3,
+        min_samples_leaf=5,
+        max_leaf_nodes=15,
+        early_stopping=False,
+        random_state=seed,
+    )
+
+
+def decision_dependence(
+    points: np.ndarray, decisions: np.ndarray, groups: Sequence[Sequence[int]], *, seed: int
+) -> tuple[list[float], Any]:
+    """For each group, the share of ``decisions`` on ``points`` that cannot be predicted without it.
+
+    Returns:
+        One dependence per group, and the all-feature surrogate (fitted on the first half).
+    """
+    from threadpoolctl import threadpool_limits
+
+    half = len(points) // 2
+    fit_x, fit_y, test_x, test_y = points[:half], decisions[:half], points[half:], decisions[half:]
+    if len(np.unique(fit_y)) < 2:  # the model makes one decision here: it depends on nothing
+        return [0.0 for _ in groups], None
+    # One OpenMP thread: small fits gain nothing from more, and on a busy machine spinning threads
+    # made each fit 40 times slower.
+    with threadpool_limits(1):
+        return _dependence(fit_x, fit_y, test_x, test_y, groups, seed)
+
+
+def _dependence(
+    fit_x: np.ndarray,
+    fit_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    groups: Sequence[Sequence[int]],
+    seed: int,
+) -> tuple[list[float], Any]:
+    full = _surrogate(seed).fit(fit_x, fit_y)
+    base = float(np.mean(full.predict(test_x) == test_y))
+    out = []
+    for cols in groups:
+        keep = np.setdiff1d(np.arange(fit_x.shape[1]), np.asarray(cols, dtype=int))
+        if keep.size == 0:
+            agree = float(np.mean(test_y == np.bincount(fit_y).argmax()))
+        else:
+            agree = float(
+                np.mean(_surrogate(seed).fit(fit_x[:, keep], fit_y).predict(test_x[:, keep]) == test_y)
+            )
+        out.append(max(0.0, base - agree))
+    return out, full
+
+
+def find_proxies(
+    x: np.ndarray, sensitive: Sequence[int], *, threshold: float = PROXY_CORRELATION
+) -> list[int]:
+    """Columns whose absolute Spearman correlation with a sensitive column reaches ``threshold``."""
+    from scipy.stats import rankdata
+
+    ranks = np.column_stack([rankdata(x[:, j]) for j in range(x.shape[1])])
+    std = ranks.std(axis=0)
+    scores: dict[int, float] = {}
+    for s in sensitive:
+        if std[s] == 0:
+            continue
+        for j in range(x.shape[1]):
+            if j in sensitive or std[j] == 0:
+                continue
+            r = abs(float(np.corrcoef(ranks[:, s], ranks[:, j])[0, 1]))
+            if r >= threshold:
+                scores[j] = max(scores.get(j, 0.0), r)
+    return sorted(scores, key=lambda j: -scores[j])[:MAX_PROXIES]
+
+
+def assess_integrity(
+    model: ModelAdapter,
+    x: np.ndarray,
+    *,
+    sensitive: Sequence[int],
+    feature_names: Sequence[str] | None = None,
+    proxies: Sequence[int] | None = None,
+    families: Sequence[str] = FAMILIES,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> IntegrityResult:
+    """Compare the model's dependence on sensitive and proxy features in distribution and under perturbation.
+
+    Args:
+        model: the model (only ``predict_proba`` is used).
+        x: real rows (tabular), the distribution the model is deployed on.
+        sensitive: indices of the sensitive columns (model inputs).
+        feature_names: one name per column.
+        proxies: proxy columns; ``None`` finds them from the data (``find_proxies``).
+        families: perturbation families to compare with.
+        max_rows: real rows used, and points per family.
+        seed: random seed.
+        progress: called as ``(step, done, total)``.
+
+    Raises:
+        InputError: non-tabular data, too few rows, or a sensitive index out of range.
+    """
+    with feature_name_warnings_off():
+        return _assess(model, x, sensitive, feature_names, proxies, families, max_rows, seed, progress)
+
+
+def _assess(
+    model: ModelAdapter,
+    x: np.ndarray,
+    sensitive: Sequence[int],
+    feature_names: Sequence[str] | None,
+    proxies: Sequence[int] | None,
+    families: Sequence[str],
+    max_rows: int,
+    seed: int,
+    progress: Callable[[str, int, int], None] | None,
+) -> IntegrityResult:
+    arr = check_inputs(x, model.input_shape, what="data")
+    if arr.ndim != 2:
+        raise InputError(f"the integrity test needs tabular data; got rows of shape {arr.shape[1:]}")
+    n, m = arr.shape
+    if n < MIN_ROWS:
+        raise InputError(f"the integrity test needs at least {MIN_ROWS} rows; got {n}")
+    if not sensitive:
+        raise InputError("name at least one sensitive column")
+    bad = [s for s in sensitive if not 0 <= s < m]
+    if bad:
+        raise InputError(f"sensitive column index {bad[0]} is not among the {m} features")
+    names = list(feature_names) if feature_names is not None else [f"f{i}" for i in range(m)]
+    rng = np.random.default_rng(seed)
+    data = arr[rng.permutation(n)[: min(n, max_rows)]]
+    prox = list(proxies) if proxies is not None else find_proxies(data, sensitive)
+    groups: list[tuple[str, tuple[int, ...]]] = [(names[s], (s,)) for s in sensitive]
+    groups += [(names[p], (p,)) for p in prox if p not in sensitive]
+    if prox:
+        union = tuple(sorted({*sensitive, *prox}))
+        groups.append(("+".join(names[c] for c in union), union))
+    cols = [g[1] for g in groups]
+    total = 1 + len(families)
+    if progress is not None:
+        progress("in-distribution", 0, total)
+    decisions = model.predict_proba(data).argmax(axis=1)
+    dep_in, surrogate = decision_dependence(data, decisions, cols, seed=seed)
+    half = len(data) // 2
+    disagreement = {"data": _disagree(surrogate, data[half:], decisions[half:])}
+    per_family: dict[str, list[float]] = {}
+    for i, fam in enumerate(families, start=1):
+        if progress is not None:
+            progress(fam, i, total)
+        pts = perturb(fam, data, len(data), rng)
+        dec = model.predict_proba(pts).argmax(axis=1)
+        per_family[fam], _ = decision_dependence(pts, dec, cols, seed=seed)
+        disagreement[fam] = _disagree(surrogate, pts, dec)
+    if progress is not None:
+        progress("done", total, total)
+    results = []
+    for k, (name, c) in enumerate(groups):
+        pert = {fam: round(per_family[fam][k], 6) for fam in families}
+        hidden = tuple(
+            fam
+            for fam in families
+            if dep_in[k] >= MIN_DEPENDENCE
+            and pert[fam] <= HIDE_RATIO * dep_in[k]
+            and dep_in[k] - pert[fam] >= MIN_GAP
+        )
+        results.append(DependenceResult(name, c, round(dep_in[k], 6), pert, hidden))
+    return IntegrityResult(
+        groups=tuple(results),
+        proxies=tuple(names[p] for p in prox),
+        disagreement={k: round(v, 6) for k, v in disagreement.items()},
+        n_rows=len(data),
+    )
+
+
+def _disagree(surrogate: Any, points: np.ndarray, decisions: np.ndarray) -> float:
+    if surrogate is None or len(points) == 0:
+        return 0.0
+    return float(np.mean(surrogate.predict(points) != decisions))
+
+
+def integrity_report(
+    result: IntegrityResult, *, subject: str, started: Any = None, kind: str = "assess.explain_integrity"
+) -> Report:
+    """Turn an integrity result into a report: a high finding per hidden group, metrics, a chart."""
+    findings = []
+    for g in result.groups:
+        if not g.hidden_from:
+            continue
+        worst = min(g.hidden_from, key=lambda f: g.perturbed[f])
+        findings.append(
+            Finding(
+                check=kind,
+                severity=Severity.HIGH,
+                title=f"the model hides its use of {g.group!r} from perturbation-based explainers",
+                detail=f"{g.in_distribution:.0%} of its decisions on real rows depend on {g.group!r}, but only "
+                f"{g.perturbed[worst]:.0%} on {worst} perturbations (hidden from: {', '.join(g.hidden_from)}): "
+                "LIME/SHAP explanations of this model describe a different model than the one deciding on "
+                "real inputs (a scaffolding attack, Slack et al. 2020)",
+                artifact=subject,
+                location={"feature": g.group},
+                evidence={
+                    "in_distribution": g.in_distribution,
+                    "perturbed": dict(g.perturbed),
+                    "hidden_from": list(g.hidden_from),
+                },
+                remediation="do not trust this model's LIME/SHAP explanations; audit its outcomes by group "
+                "(mlsecops assess fairness) and inspect or retrain it from a trusted pipeline",
+            )
+        )
+    metrics: dict[str, float] = {
+        "scaffold_flagged": 1.0 if result.flagged else 0.0,
+        "hidden_dependence": round(result.hidden_dependence, 6),
+    }
+    for g in result.groups:
+        metrics[f"dependence@{g.group}"] = g.in_distribution
+    chart: dict[str, float] = {}
+    for g in result.groups:
+        chart[f"{g.group} (data)"] = g.in_distribution
+        for fam, v in g.perturbed.items():
+            chart[f"{g.group} ({fam})"] = v
+    data: dict[str, Any] = {
+        "integrity": [
+            {
+                "group": g.group,
+                "in_distribution": g.in_distribution,
+                "perturbed": dict(g.perturbed),
+                "hidden_from": list(g.hidden_from),
+            }
+            for g in result.groups
+        ],
+        "proxies": list(result.proxies),
+        "surrogate_disagreement": dict(result.disagreement),
+        "n_rows": result.n_rows,
+    }
+    return Report(
+        subject=subject,
+        kind=kind,
+        started=started or utcnow(),
+        finished=utcnow(),
+        findings=tuple(findings),
+        metrics=metrics,
+        verdict="scaffolded" if result.flagged else "consistent",
+        data=data,
+        figures=(
+            bar_chart(
+                "Decision dependence: real data vs explainer perturbations",
+                chart,
+                ylabel="share of decisions",
+            ),
+        ),
+    )
+
+
+_OPTIONS = ("model", "data", "label", "input_shape", "output", "timeout", "sensitive", "proxies", "max_rows")
+
+
+class ExplainIntegrityCheck:
+    """Whether a model hides a sensitive or proxy feature from LIME/SHAP (``assess.explain_integrity``).
+
+    Args:
+        progress: called as ``(step, done, total)``.
+    """
+
+    def __init__(self, *, progress: Callable[[str, int, int], None] | None = None) -> None:
+        self.progress = progress
+
+    def run(self, target: Target) -> Report:
+        """Load model and data, compare in-distribution and perturbation dependence, report.
+
+        Raises:
+            InputError: missing or malformed model or data, or a sensitive/proxy column not in the data.
+            ConfigError: a malformed option.
+        """
+        from mlsecops.assess.explain import load_explain_inputs
+
+        started = utcnow()
+        sens_names = target.opt_list("sensitive")
+        if not sens_names:
+            raise InputError("the integrity test needs the sensitive column(s) (option 'sensitive')")
+        first = Target(**{**target.model_dump(), "options": {**target.options, "sensitive": None}})
+        model, x, _, names, _, subject, _ = load_explain_inputs(first, "the integrity test needs")
+        idx = [_column(names, s, "sensitive") for s in sens_names]
+        proxy_names = target.opt_list("proxies")
+        proxies = [_column(names, p, "proxy") for p in proxy_names] if proxy_names else None
+        result = assess_integrity(
+            model,
+            x,
+            sensitive=idx,
+            feature_names=names,
+            proxies=proxies,
+            max_rows=target.opt_int("max_rows", DEFAULT_MAX_ROWS, lo=MIN_ROWS),
+            seed=int(target.seed or 0),
+            progress=self.progress,
+        )
+        return integrity_report(result, subject=subject, started=started)
+
+    @classmethod
+    def contract_cases(cls, tmp_dir: Any) -> ContractCases:
+        """An honest logistic regression on a CSV with a sensitive column, and a corrupt data file."""
+        import pickle
+
+        from sklearn.linear_model import LogisticRegression
+
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(300, 4))
+        x[:, 3] = rng.random(300) < 0.5
+        y = (x[:, 0] + 0.3 * rng.normal(size=300) > 0).astype(int)
+        model_path = Path(tmp_dir) / "integrity-lr.pkl"
+        model_path.write_bytes(pickle.dumps(LogisticRegression().fit(x, y)))
+        data_path = Path(tmp_dir) / "integrity.csv"
+        lines = ["a,b,c,s,label"] + [
+            ",".join(f"{v:.4f}" for v in r) + f",{t}" for r, t in zip(x, y, strict=True)
+        ]
+        data_path.write_text("\n".join(lines) + "\n")
+        bad = Path(tmp_dir) / "integrity-bad.csv"
+        bad.write_text("a,b,c,s,label\n1,2,x,4,0\n")
+        opts = {"label": "label", "sensitive": "s", "max_rows": 300}
+        return ContractCases(
+            valid=Target(paths=(model_path, data_path), options=opts, seed=1),
+            corrupt=Target(paths=(model_path, bad), options=opts, seed=1),
+        )
+
+
+def _column(names: list[str], name: str, what: str) -> int:
+    if name not in names:
+        raise InputError(f"{what} column {name!r} is not a model input (columns: {', '.join(names[:20])})")
+    return names.index(name)
+
+
+register(
+    "assess.explain_integrity",
+    kind=CheckKind.AUDIT,
+    summary="Explanation integrity: a sensitive feature hidden from LIME/SHAP perturbations (scaffolding)",
+    metrics=("scaffold_flagged", "hidden_dependence", "dependence@*"),
+    options=_OPTIONS,
+)(ExplainIntegrityCheck)
