@@ -296,6 +296,8 @@ def test_precedence_3_built_in_exact_entries_beat_built_in_deny_rules() -> None:
     assert judge("uuid", "uuid4").rule is Rule.DENY  # the uuid module is denied (it runs processes)
     assert judge("uuid", "UUID").rule is Rule.ALLOW  # ...but the exact entry wins
     assert judge("functools", "partial").rule is Rule.UNKNOWN  # functools is denied; partial is reviewed
+    assert judge("functools", "partial", _pol(allow=["functools.partial"])).rule is Rule.ALLOW
+    assert judge("functools", "reduce", _pol(allow=["functools.*"])).rule is Rule.DENY
     assert judge("__future__", "annotations").rule is Rule.ALLOW  # private-module rule, exact inert name
     assert judge("__future__", "os").rule is Rule.DENY
 

@@ -24,8 +24,9 @@ Precedence (``judge``; the first rule that matches decides, one test per rule in
 1. A name that is not a dotted Python identifier: ``DENY`` (nothing overrides it).
 2. The user's deny-list (``ScanPolicy.deny``): ``DENY``.
 3. Built-in exact entries, reviewed one by one: ``_ALLOW_EXACT`` and the inert names (``ALLOW``), the
-   TorchScript namespace ``__torch__.`` (``ALLOW``), and ``_UNKNOWN_EXACT`` (``UNKNOWN``). They are the
-   exceptions to the rules below (``uuid.UUID`` in the denied ``uuid`` module, ``functools.partial``).
+   TorchScript namespace ``__torch__.`` (``ALLOW``), and ``_UNKNOWN_EXACT`` (``UNKNOWN``, or ``ALLOW``
+   when the user's allow-list names it). They are the exceptions to the rules below (``uuid.UUID`` in
+   the denied ``uuid`` module, ``functools.partial`` in the denied ``functools``).
 4. Built-in deny rules (modules, builtins, dunder access, run/load/exec words, private modules, attribute
    walks): ``DENY``, unless the user's ``force_allow`` lists the name: then ``ALLOW``, and every scan
    that meets it reports the override (a plain ``allow`` entry never downgrades a deny).
@@ -732,6 +733,8 @@ def _judge(module: str, name: str, policy: ScanPolicy | None) -> Judgement:
         return Judgement(Rule.DENY, full, "denied by the scan policy")
     # 3. built-in exact entries
     if full in _UNKNOWN_EXACT:
+        if policy is not None and _listed(full, policy.allow):
+            return Judgement(Rule.ALLOW, full, "allowed by the scan policy")
         return Judgement(Rule.UNKNOWN, full, "call indirection; not on the allow-list")
     if full in _ALLOW_EXACT:
         return Judgement(Rule.ALLOW, full, "allow-list")
