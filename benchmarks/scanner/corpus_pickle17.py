@@ -118,6 +118,22 @@ def malicious() -> dict[str, tuple[bytes, str]]:
             pickle.dumps({"hook": base64.b64encode(b"import os\nos.system('id')\n").decode()}, protocol=4),
             "base64 Python code calling os.system",
         ),
+        "short_pickle_in_bytes.pkl": (
+            pickle.dumps({"x": SYSTEM_P2}, protocol=4),
+            "23-byte pickle kept as bytes",
+        ),
+        "p0_string_b64.pkl": (
+            pickle.dumps({"x": base64.b64encode(SYSTEM_P2 + bytes(30)).decode()}, protocol=0),
+            "base64 pickle in a protocol-0 STRING",
+        ),
+        "frame_cross_breaks_straight.pkl": (
+            b"\x80\x04" + _frame(b"\x8c\x0c\xff\xff\xff\xff") + b"BBBBBBBBBBBB" + SYSTEM_P0,
+            "frame crossing that is invalid UTF-8 in the straight reading",
+        ),
+        "code_after_padding.pkl": (
+            pickle.dumps({"x": "#" * 600 + "\nimport os\nos.system('id')\n"}, protocol=4),
+            "Python code after 600 characters of comment",
+        ),
     }
     encoders = {
         "b64": base64.b64encode,
