@@ -523,3 +523,28 @@ def test_red_team_frame_crossing_that_breaks_the_straight_reading(scan: Scan) ->
     data = b"\x80\x04" + _frame(b"\x8c\x0c\xff\xff\xff\xff") + b"BBBBBBBBBBBB" + SYSTEM_P0
     r = scan(data)
     assert r.verdict is Verdict.MALICIOUS, _titles(r)
+
+
+def test_scan_cli_and_check_read_the_policy_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlsecops.cli.scan import run_scan
+    from mlsecops.supplychain.scanner.checks import limits_from_options
+
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"\x80\x02cmypkg.models\nMyNet\n)\x81.")
+    policy = tmp_path / "scan-policy.yaml"
+    policy.write_text("allow: ['mypkg.*']\n")
+    assert run_scan(["-q", "-f", "json", str(model)]) == 1
+    assert run_scan(["-q", "-f", "json", "--policy", str(policy), str(model)]) == 0
+    forced = tmp_path / "forced.yaml"
+    forced.write_text("force_allow: [os.system]\n")
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(SYSTEM_P2)
+    capsys.readouterr()
+    assert run_scan(["-q", "-f", "json", "--policy", str(forced), str(evil)]) == 0
+    assert "WARNING" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("allow: [1]\n")
+    with pytest.raises(ConfigError):
+        run_scan(["-q", "--policy", str(bad), str(model)])
+    limits = limits_from_options({"policy": str(policy)})
+    assert limits.policy is not None and "mypkg.*" in limits.policy.allow
