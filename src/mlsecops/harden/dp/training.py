@@ -424,11 +424,11 @@ def dp_train(
         if optimizer == "adam"
         else torch.optim.SGD(params, lr=lr, momentum=0.9)
     )
-    engine = PrivacyEngine(accountant=accountant)
     work.train()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # secure-mode and accountant warnings: the facts go in notes
+            engine = PrivacyEngine(accountant=accountant)
             private, dp_opt, dp_loader = engine.make_private_with_epsilon(
                 module=work,
                 optimizer=opt,
@@ -455,7 +455,10 @@ def dp_train(
             dp_opt.zero_grad()
             logits = private(xb)
             loss = torch.nn.functional.cross_entropy(logits, yb)
-            loss.backward()  # type: ignore[no-untyped-call]  # torch stub gap
+            with warnings.catch_warnings():
+                # the first layer's input needs no gradient; Opacus's hooks still see the output's
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                loss.backward()  # type: ignore[no-untyped-call]  # torch stub gap
             dp_opt.step()
             steps += 1
             losses.append(float(loss.detach()))
