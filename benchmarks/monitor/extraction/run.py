@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
             "margin_cut": ours.margin_cut_,
             "margin_rate": ours.margin_rate_,
             "margin_rank_llr": list(ours.rank_llr_),
+            "rank_threshold": ours.rank_threshold,
             "near_cut": ours.near_cut_,
             "near_rate": ours.near_rate_,
             "w_cut": ours_w.w_cut_,
