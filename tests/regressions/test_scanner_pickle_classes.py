@@ -548,3 +548,11 @@ def test_scan_cli_and_check_read_the_policy_file(tmp_path: Path, capsys: pytest.
         run_scan(["-q", "--policy", str(bad), str(model)])
     limits = limits_from_options({"policy": str(policy)})
     assert limits.policy is not None and "mypkg.*" in limits.policy.allow
+
+
+@pytest.mark.parametrize("wrap", ["bytes", "base64"])
+def test_red_team_frame_trick_inside_a_nested_pickle(scan: Scan, wrap: str) -> None:
+    inner = b"\x80\x04" + _frame(b"\x8c\x0cAAAA") + b"BBBBBBBBN.XX" + SYSTEM_P0 + b" " * 80
+    value: object = inner if wrap == "bytes" else base64.b64encode(inner).decode()
+    r = scan(pickle.dumps({"inner": value}, protocol=4))
+    assert r.verdict is Verdict.MALICIOUS, _titles(r)

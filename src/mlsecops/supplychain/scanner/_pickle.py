@@ -31,8 +31,7 @@ from mlsecops.supplychain.scanner._decode import (
     looks_like_pickle,
 )
 from mlsecops.supplychain.scanner._io import Stream, Truncated
-from mlsecops.supplychain.scanner._pickle_args import BytesReader
-from mlsecops.supplychain.scanner._pickle_frames import CFileStream
+from mlsecops.supplychain.scanner._pickle_frames import CFileStream, MemRegion
 from mlsecops.supplychain.scanner._pickle_opcodes import dispatch_table
 from mlsecops.supplychain.scanner._pickle_ops_calls import CALL_OPS
 from mlsecops.supplychain.scanner._pickle_ops_data import DATA_OPS
@@ -216,7 +215,7 @@ def _decoded(st: WalkState, data: bytes, offset: int) -> None:
     for chain, out in layers:
         if looks_like_pickle(out[:256]):
             buf: list[Hit] = []
-            sub = Stream(BytesReader(out), st.s.budget, size=len(out))
+            sub = Stream(MemRegion(out), st.s.budget)
             w = PickleWalker(
                 sub, st.limits, entry=f"{st.entry}@{offset}", report=buf.append, depth=st.depth + 1
             )

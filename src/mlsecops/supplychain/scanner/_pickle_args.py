@@ -15,7 +15,7 @@ from typing import cast
 from mlsecops.core.severity import Severity
 from mlsecops.supplychain.scanner._decode import MAX_CODE, MAX_INPUT, MIN_INPUT, is_candidate
 from mlsecops.supplychain.scanner._io import Stream
-from mlsecops.supplychain.scanner._pickle_frames import CFileStream
+from mlsecops.supplychain.scanner._pickle_frames import CFileStream, MemRegion
 from mlsecops.supplychain.scanner._pickle_state import (
     OPAQUE,
     Blob,
@@ -117,7 +117,7 @@ def read_blob(st: WalkState, n: int, op_off: int, *, text: bool, code: bool = Fa
     if n <= _KEEP_BLOB:
         data = s.read_exact(n)
         if st.nested is not None and n > _NESTED_PEEK and data[:1] == b"\x80" and 2 <= data[1:2][0] <= 5:
-            st.nested(Stream(BytesReader(data), s.budget, size=n), f"{st.entry}@{start}", False)
+            st.nested(Stream(MemRegion(data), s.budget), f"{st.entry}@{start}", False)
             return Blob(start, n, None, scanned=True)
         if n >= MIN_INPUT and st.decoder is not None:
             st.decoder(st, data, op_off)
@@ -134,7 +134,7 @@ def read_blob(st: WalkState, n: int, op_off: int, *, text: bool, code: bool = Fa
         if region is not None:
             sub = Stream(region.sub(start, n), s.budget)
         else:
-            sub = Stream(BytesReader(s.read_exact(n)), s.budget, size=n)
+            sub = Stream(MemRegion(s.read_exact(n)), s.budget)
         st.nested(sub, f"{st.entry}@{start}", False)
         if region is not None:
             s.seek(start + n)

@@ -28,7 +28,30 @@ from __future__ import annotations
 from mlsecops.supplychain.scanner._io import FileRegion, Stream
 from mlsecops.supplychain.scanner._types import Budget
 
-__all__ = ["CFileStream"]
+__all__ = ["CFileStream", "MemRegion"]
+
+
+class MemRegion(FileRegion):
+    """A ``FileRegion`` over bytes in memory: a pickle found inside another one (nested, decoded) can be
+    read again, so its frames can be re-walked the C way too.
+    """
+
+    def __init__(self, data: bytes | memoryview, start: int = 0, length: int | None = None) -> None:
+        super().__init__(-1, start, len(data) - start if length is None else length)
+        self._data = data
+
+    def pread(self, n: int, pos: int) -> bytes:
+        """Read up to ``n`` bytes at ``pos`` (relative to the region)."""
+        if pos >= self.length or n <= 0:
+            return b""
+        n = min(n, self.length - pos)
+        return bytes(self._data[self.start + pos : self.start + pos + n])
+
+    def sub(self, start: int, length: int) -> MemRegion:
+        """A region inside this one."""
+        start = max(0, min(start, self.length))
+        length = max(0, min(length, self.length - start))
+        return MemRegion(self._data, self.start + start, length)
 
 
 class CFileStream(Stream):
