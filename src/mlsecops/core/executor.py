@@ -182,7 +182,8 @@ class ProcessExecutor:
             if pending and attempt == WORKER_RETRIES:
                 raise ExecutorError(
                     f"{label}: a worker process died twice running the same work ({len(pending)} of "
-                    f"{len(calls)} items not done; out of memory or a crash in native code?)"
+                    f"{len(calls)} items not done): out of memory, a crash in native code, or a script that "
+                    "starts work without an `if __name__ == '__main__':` guard"
                 )
         return [results[i] for i in range(len(calls))]
 

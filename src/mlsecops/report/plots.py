@@ -6,6 +6,7 @@ can run script in the reader's browser.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from xml.sax.saxutils import escape
 
@@ -21,7 +22,9 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
-def _axes(xmin: float, xmax: float, ymin: float, ymax: float, xlabel: str, ylabel: str) -> list[str]:
+def _axes(
+    xmin: float, xmax: float, ymin: float, ymax: float, xlabel: str, ylabel: str, *, log: bool = False
+) -> list[str]:
     out = [
         f'<line x1="{_L}" y1="{_H - _B}" x2="{_W - _R}" y2="{_H - _B}" stroke="#333"/>',
         f'<line x1="{_L}" y1="{_T}" x2="{_L}" y2="{_H - _B}" stroke="#333"/>',
@@ -32,11 +35,13 @@ def _axes(xmin: float, xmax: float, ymin: float, ymax: float, xlabel: str, ylabe
     for i in range(5):
         yv = ymin + (ymax - ymin) * i / 4
         y = _H - _B - (_H - _T - _B) * i / 4
-        out.append(f'<text x="{_L - 6}" y="{y + 4}" text-anchor="end" font-size="11">{_fmt(yv)}</text>')
+        ytext = _fmt(10**yv if log else yv)
+        out.append(f'<text x="{_L - 6}" y="{y + 4}" text-anchor="end" font-size="11">{ytext}</text>')
         out.append(f'<line x1="{_L}" y1="{y}" x2="{_W - _R}" y2="{y}" stroke="#eee"/>')
         xv = xmin + (xmax - xmin) * i / 4
         x = _L + (_W - _L - _R) * i / 4
-        out.append(f'<text x="{x}" y="{_H - _B + 16}" text-anchor="middle" font-size="11">{_fmt(xv)}</text>')
+        xtext = _fmt(10**xv if log else xv)
+        out.append(f'<text x="{x}" y="{_H - _B + 16}" text-anchor="middle" font-size="11">{xtext}</text>')
     return out
 
 
@@ -57,15 +62,24 @@ def line_chart(
     xlabel: str = "",
     ylabel: str = "",
     ylim: tuple[float, float] | None = None,
+    log: bool = False,
 ) -> Figure:
-    """A line chart of named series of ``(x, y)`` points."""
+    """A line chart of named series of ``(x, y)`` points; ``log``: both axes logarithmic (points with a
+    coordinate <= 0 are left out; ``ylim`` then bounds the positive values shown).
+    """
+    if log:
+        series = {
+            name: [(math.log10(x), math.log10(y)) for x, y in pts if x > 0 and y > 0]
+            for name, pts in series.items()
+        }
+        ylim = (math.log10(ylim[0]), math.log10(ylim[1])) if ylim and ylim[0] > 0 else None
     points = [p for s in series.values() for p in s]
     if not points:
         return Figure(title=title, content=_svg(['<text x="50" y="60">no data</text>'], title))
     xmin, xmax = min(p[0] for p in points), max(p[0] for p in points)
     ymin, ymax = ylim or (min(p[1] for p in points), max(p[1] for p in points))
     xspan, yspan = (xmax - xmin) or 1.0, (ymax - ymin) or 1.0
-    body = _axes(xmin, xmin + xspan, ymin, ymin + yspan, xlabel, ylabel)
+    body = _axes(xmin, xmin + xspan, ymin, ymin + yspan, xlabel, ylabel, log=log)
     for i, (name, pts) in enumerate(series.items()):
         color = _PALETTE[i % len(_PALETTE)]
         coords = [

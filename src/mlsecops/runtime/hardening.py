@@ -14,6 +14,9 @@ what rate limits, budgets and the extraction detectors are for.
 top-1 agreement with the full model, the log-loss a caller can reach from the hardened answer, the
 information removed (mean KL divergence, in bits, from the model's distribution to the best guess a
 caller can rebuild from the answer) and the most information one answer can carry (bits).
+
+The transformations themselves are pure functions in ``mlsecops.models.outputs`` (shared with the
+privacy audit's evaluation of output defences); this module applies the guard's policy and prices it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 
 from mlsecops.core.errors import InputError
 from mlsecops.models.interface import ModelAdapter
+from mlsecops.models.outputs import PROB_FLOOR, HardenedOutput, harden_proba, rebuild
 from mlsecops.runtime.policy import OutputPolicy
 
 __all__ = [
@@ -40,49 +44,16 @@ __all__ = [
     "utility_cost",
 ]
 
-PROB_FLOOR = 1e-6
-"""Smallest probability a rebuilt distribution gives a class (a hidden class is never impossible to a
-caller); keeps log-loss and KL finite for label-only answers."""
 FLOAT64_BITS = 52
 """Mantissa bits of an unrounded float64 probability: what one full-precision value can carry."""
 
 
-@dataclass(frozen=True)
-class HardenedOutput:
-    """The answer the caller gets, as arrays (encoded to tensors by the app).
-
-    Attributes:
-        label: predicted class index per row, ``(n,)`` int64 (always present).
-        probabilities: ``(n, n_classes)`` in ``probabilities`` mode, else None.
-        top_classes: ``(n, k)`` int64 in ``top_k`` mode (most likely first), else None.
-        top_probabilities: ``(n, k)`` float64 matching ``top_classes``, else None.
-    """
-
-    label: np.ndarray
-    probabilities: np.ndarray | None = None
-    top_classes: np.ndarray | None = None
-    top_probabilities: np.ndarray | None = None
-
-
-def _round(p: np.ndarray, decimals: int | None) -> np.ndarray:
-    return p if decimals is None else np.round(p, decimals)
-
-
 def harden(proba: np.ndarray, policy: OutputPolicy) -> HardenedOutput:
-    """Apply ``policy`` to class probabilities ``(n, n_classes)``.
+    """Apply ``policy`` to class probabilities ``(n, n_classes)`` (``models.outputs.harden_proba``).
 
     The label is the argmax of the full probabilities (rounding never changes the predicted class).
     """
-    label = np.argmax(proba, axis=1).astype(np.int64) if proba.shape[0] else np.zeros(0, np.int64)
-    if policy.mode == "label":
-        return HardenedOutput(label=label)
-    if policy.mode == "top_k":
-        k = min(policy.top_k, proba.shape[1])
-        # stable sort on the negated values: ties keep the lower class index first, so top-1 is the label
-        order = np.argsort(-proba, axis=1, kind="stable")[:, :k].astype(np.int64)
-        top = np.take_along_axis(proba, order, axis=1)
-        return HardenedOutput(label=label, top_classes=order, top_probabilities=_round(top, policy.decimals))
-    return HardenedOutput(label=label, probabilities=_round(proba, policy.decimals))
+    return harden_proba(proba, mode=policy.mode, top_k=policy.top_k, decimals=policy.decimals)
 
 
 def output_tensors(out: HardenedOutput) -> dict[str, tuple[np.ndarray, str]]:
@@ -104,30 +75,6 @@ def output_names(policy: OutputPolicy) -> tuple[str, ...]:
     if policy.mode == "top_k":
         return ("top_k_classes", "top_k_probabilities", "label")
     return ("probabilities", "label")
-
-
-def rebuild(out: HardenedOutput, n_classes: int) -> np.ndarray:
-    """The best distribution a caller can rebuild from a hardened answer.
-
-    Revealed probabilities are kept (renormalised); the mass they leave is spread evenly over the
-    hidden classes; label-only answers give the label the mass the others do not take at the floor.
-    Every class keeps at least :data:`PROB_FLOOR`.
-    """
-    n = out.label.shape[0]
-    if out.probabilities is not None:
-        q = np.asarray(out.probabilities, dtype=np.float64).copy()
-    elif out.top_classes is not None and out.top_probabilities is not None:
-        k = out.top_classes.shape[1]
-        shown = np.clip(np.asarray(out.top_probabilities, dtype=np.float64), 0.0, 1.0)
-        rest = np.clip(1.0 - shown.sum(axis=1, keepdims=True), 0.0, 1.0)
-        hidden = max(n_classes - k, 1)
-        q = np.broadcast_to(rest / hidden, (n, n_classes)).copy()
-        np.put_along_axis(q, out.top_classes, shown, axis=1)
-    else:
-        q = np.zeros((n, n_classes))
-        q[np.arange(n), out.label] = 1.0
-    q = np.maximum(q, PROB_FLOOR)
-    return np.asarray(q / q.sum(axis=1, keepdims=True))
 
 
 def answer_bits(policy: OutputPolicy, n_classes: int) -> float:
