@@ -53,7 +53,7 @@ from mlsecops.models.fair import (
 )
 from mlsecops.models.interface import ModelAdapter
 
-__all__ = ["COMPARED", "FairnessMitigationCheck", "Mitigation", "mitigate"]
+__all__ = ["COMPARED", "FairnessMitigationCheck", "Mitigation", "mitigate", "sample_weight_name"]
 
 THRESHOLD_CONSTRAINTS = (
     "demographic_parity",
@@ -134,6 +134,14 @@ def _moment(constraint: str) -> Any:
     }[constraint]()
 
 
+def sample_weight_name(estimator: Any) -> str:
+    """The fit parameter that carries sample weights: a Pipeline routes them to its last step."""
+    steps = getattr(estimator, "steps", None)
+    if isinstance(steps, list) and steps and isinstance(steps[-1], tuple):
+        return f"{steps[-1][0]}__sample_weight"
+    return "sample_weight"
+
+
 def mitigate(
     model: ModelAdapter,
     x: np.ndarray,
@@ -200,7 +208,13 @@ def mitigate(
     from fairlearn.reductions import ExponentiatedGradient
     from sklearn.base import clone
 
-    eg = ExponentiatedGradient(clone(estimator), constraints=_moment(constraint), eps=eps, max_iter=max_iter)
+    eg = ExponentiatedGradient(
+        clone(estimator),
+        constraints=_moment(constraint),
+        eps=eps,
+        max_iter=max_iter,
+        sample_weight_name=sample_weight_name(estimator),
+    )
     eg.fit(x, y, sensitive_features=np.asarray(names, dtype=object))
     members = [(eg.predictors_[t], float(w)) for t, w in eg.weights_.items() if float(w) > 0]
     return Mitigation(method, constraint, None, None, members)

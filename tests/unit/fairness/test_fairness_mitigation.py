@@ -195,3 +195,16 @@ def test_cli_harden_fairness(arrests, cli, tmp_path: Path) -> None:
     doc = json.loads(res.out)
     assert doc["kind"] == "harden.fairness" and out.is_file()
     assert doc["evaluation"]["on"].startswith("held-out")
+
+
+def test_sample_weights_reach_a_pipelines_last_step() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mlsecops.harden.fairness import sample_weight_name
+
+    assert sample_weight_name(make_pipeline(StandardScaler(), LogisticRegression())) == (
+        "logisticregression__sample_weight"
+    )
+    assert sample_weight_name(LogisticRegression()) == "sample_weight"
