@@ -556,3 +556,12 @@ def test_red_team_frame_trick_inside_a_nested_pickle(scan: Scan, wrap: str) -> N
     value: object = inner if wrap == "bytes" else base64.b64encode(inner).decode()
     r = scan(pickle.dumps({"inner": value}, protocol=4))
     assert r.verdict is Verdict.MALICIOUS, _titles(r)
+
+
+def test_benign_code_snippets_in_strings_are_safe(scan: Scan) -> None:
+    snippets = [
+        "with open('train.csv') as f:\n    rows = f.read().splitlines()\n",
+        "model = load_model('weights.h5')\nmodel.run(batch)\n",
+        "import numpy as np\nx = np.zeros(3)\n",
+    ]
+    assert scan(pickle.dumps({"cells": snippets}, protocol=4)).verdict is Verdict.SAFE

@@ -56,7 +56,7 @@ _HEX_CHARS = re.compile(rb"[0-9a-fA-F]+")
 _B85 = re.compile(rb"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]+")
 _WS = re.compile(rb"\s+")
 _CODE_HINT = re.compile(
-    rb"import|exec|eval|system|popen|subprocess|socket|__\w+__|open\s*\(|compile|getattr|urlopen|spawn"
+    rb"import|exec|eval|system|popen|subprocess|socket|__\w+__|open\s*\(|compile|getattr|urlopen|spawn|requests|urllib|shutil"
 )
 _PICKLE_P0 = re.compile(rb"^(?:\(|c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n)")
 
@@ -215,15 +215,7 @@ def dangerous_calls(text: bytes) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             name = _dotted(node.func)
-            if (
-                name
-                and name.split(".")[-1] in _DANGEROUS_CALLS
-                and (
-                    "." not in name
-                    or name.split(".")[0] in _DANGEROUS_MODULES
-                    or name.split(".")[-1] in _HARD
-                )
-            ):
+            if name and _is_dangerous(name):
                 found.append(name)
         elif isinstance(node, ast.Import):
             found.extend(f"import {a.name}" for a in node.names if a.name.split(".")[0] in _DANGEROUS_MODULES)
@@ -236,6 +228,18 @@ def dangerous_calls(text: bytes) -> list[str]:
 
 
 _HARD = frozenset({"eval", "exec", "system", "popen", "Popen", "__import__", "check_output", "urlopen"})
+"""Calls that run code, a process or a download whatever object they hang off (``x.system``)."""
+_BARE = frozenset({"eval", "exec", "compile", "__import__", "breakpoint"})
+"""Builtins that run code when called by their bare name (``open`` or ``load`` alone are not reported)."""
+
+
+def _is_dangerous(name: str) -> bool:
+    """A call by dotted name that runs code, a process, or touches files or the network."""
+    parts = name.split(".")
+    last = parts[-1]
+    if len(parts) == 1:
+        return last in _BARE
+    return last in _HARD or (parts[0] in _DANGEROUS_MODULES and last in _DANGEROUS_CALLS)
 
 
 def _dotted(node: ast.expr) -> str | None:
