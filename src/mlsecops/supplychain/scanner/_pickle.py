@@ -13,6 +13,12 @@ each global, reporting computed callables and planted ``__setstate__``). Handler
 ``WalkState`` and run from a 256-entry dispatch table; ``_pickle_args`` reads their arguments (large
 strings and bytes are skipped, nested pickles and zips in them are scanned, joblib's inline array bytes
 are skipped). This module runs the loop and checks its limits.
+
+Three more readings of the same bytes live here: frames (``_pickle_frames``: the loop keeps the end of
+the open frame and reports an opcode that runs over it; a diverging pickle is walked again the way the
+C unpickler reads a file), sizes (``_pickle_sizes``: how many objects and levels the loaded value
+would have, for expansion and nesting bombs), and encoded payloads (``_decode``: string and bytes values
+that are, or decode to, a pickle or Python code; pickles found are walked by a nested walker).
 """
 
 from __future__ import annotations
