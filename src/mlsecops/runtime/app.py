@@ -34,7 +34,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -47,7 +47,7 @@ from mlsecops._version import __version__
 from mlsecops.core.errors import InputError, MlsecopsError, WorkspaceError
 from mlsecops.models import ModelError, SklearnModel
 from mlsecops.monitor.interface import Observation
-from mlsecops.registry import Role
+from mlsecops.registry import Actor, Permission, Role
 from mlsecops.runtime._kernels import linear_kernel
 from mlsecops.runtime.errors import (
     BadRequest,
@@ -56,15 +56,19 @@ from mlsecops.runtime.errors import (
     InvalidInput,
     ModelFailed,
     ModelNotFound,
+    NotMonitored,
     PayloadTooLarge,
     RateLimited,
     RequestTimeout,
     Unavailable,
 )
 from mlsecops.runtime.hardening import harden, output_names, output_tensors
+from mlsecops.runtime.hook import Feedback
 from mlsecops.runtime.metrics import CONTENT_TYPE, GuardMetrics
 from mlsecops.runtime.policy import GuardPolicy, OutputPolicy, load_policy
 from mlsecops.runtime.protocol import (
+    FeedbackRequest,
+    FeedbackResponse,
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
@@ -455,15 +459,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(body: bytes) -> InferenceRequest:
+def _parse(body: bytes, model: type[_Body]) -> _Body:
     try:
-        return InferenceRequest.model_validate_json(body)
+        return model.model_validate_json(body)
     except ValidationError as err:
         first = err.errors(include_url=False, include_input=False)[0]
         if first["type"] in ("json_invalid", "json_type"):
             raise BadRequest("the body is not valid JSON") from None
         where = _loc(first["loc"])
         raise InvalidInput(f"{first['msg'][:200]}", field=where or None) from None
+
+
+_Body = TypeVar("_Body", bound=BaseModel)
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -619,7 +626,7 @@ def _admit(
             )
         guard.auth.authorize(principal, served.name)
         try:
-            req = _parse(body)
+            req = _parse(body, InferenceRequest)
             if len(req.inputs) != 1:
                 raise InvalidInput(f"the model takes 1 input tensor; got {len(req.inputs)}", field="inputs")
             array = decode_tensor(req.inputs[0], "inputs[0]")
@@ -1077,7 +1084,30 @@ def create_app(
         endpoint("infer", request)
         return await _infer(guard, request, name, version)
 
-    @app.get("/metrics", tags=["metrics"], response_class=Response)
+    feedback_doc: dict[str, Any] = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": FeedbackRequest.model_json_schema(ref_template=_REF)}},
+        }
+    }
+
+    @app.post(
+        "/v2/models/{name}/feedback",
+        response_model=FeedbackResponse,
+        tags=["monitoring"],
+        responses={**_ERRORS, 409: {"model": ErrorBody, "description": "no detector takes labels"}},
+        openapi_extra=feedback_doc,
+    )
+    async def feedback(request: Request, name: str) -> Response:
+        endpoint("feedback", request)
+        return await _feedback(guard, request, name)
+
+    @app.get(
+        "/metrics",
+        tags=["metrics"],
+        response_class=Response,
+        responses={s: _ERRORS[s] for s in (401, 403, 503)},
+    )
     async def metrics(request: Request) -> Response:
         endpoint("metrics", request)
         if guard.policy.server.metrics != "public":
@@ -1160,6 +1190,68 @@ async def _authorized(guard: Guard, request: Request, name: str, version: str | 
 
     await to_thread.run_sync(check)
     return active
+
+
+FEEDBACK_PERMISSION = Permission.ATTACH
+"""Who may send labels: they steer the drift alerts and so the playbooks (rollback, retraining), so
+the roles that attach evidence to model versions (deployer, admin), never a client."""
+
+
+async def _feedback(guard: Guard, request: Request, name: str) -> Response:
+    """``POST /v2/models/{name}/feedback``: true classes of served rows, for the drift detector."""
+    from anyio import to_thread
+
+    ctx: _Ctx = request.scope["mlsecops.ctx"]
+    ctx.model = name[:100]
+    server = guard.policy.server
+    if not _is_json(request.headers.get("content-type")):
+        raise UnsupportedMediaType("send the request as Content-Type: application/json")
+    try:
+        async with asyncio.timeout(server.request_timeout_s):
+            body = await _read_body(request, server.max_body_bytes)
+    except TimeoutError:
+        raise RequestTimeout(f"the request was not received within {server.request_timeout_s:g} s") from None
+    authorization = request.headers.get("authorization")
+
+    def run() -> dict[str, Any]:
+        active = guard.active
+        assert active is not None
+        served = active.served
+        ctx.version = served.version
+        try:
+            principal = guard.auth.authenticate(authorization)
+            ctx.principal = principal.name
+            if name != served.name:
+                raise ModelNotFound(f"no model named {name[:64]!r} is served here")
+            if principal.kind == "anonymous" or not Actor(principal.name, principal.role).can(
+                FEEDBACK_PERMISSION
+            ):
+                raise Forbidden("sending labels needs a role that may attach evidence (deployer, admin)")
+            if not guard.hook.takes_feedback:
+                raise NotMonitored("this guard's policy runs no detector that takes labels (monitor: drift)")
+            req = _parse(body, FeedbackRequest)
+            array = decode_tensor(req.inputs[0], "inputs[0]")
+            active.validator.validate(array, field="inputs[0]")
+        except (WorkspaceError, SQLAlchemyError) as err:
+            raise _db_down(err) from None
+        x = _model_input(array, served)
+        labels = np.asarray(req.labels, dtype=np.int64)
+        ctx.rows = int(x.shape[0])
+        if labels.shape[0] != x.shape[0]:
+            raise InvalidInput(f"{labels.shape[0]} labels for {x.shape[0]} rows", field="labels")
+        if int(labels.min()) < 0 or int(labels.max()) >= served.n_classes:
+            raise InvalidInput(f"labels are class indices 0..{served.n_classes - 1}", field="labels")
+        proba = _predict(active, x)  # the served version's own answers, never the sender's
+        item = Feedback(time.time(), principal.name, served.name, served.version, labels, proba)
+        if not guard.hook.feedback(item):
+            raise Unavailable("the detectors' queue is full; send the labels again later")
+        guard.metrics.feedback_rows.inc(ctx.rows)
+        out: dict[str, Any] = {"model_name": served.name, "model_version": served.version, "rows": ctx.rows}
+        if req.id is not None:
+            out["id"] = req.id
+        return out
+
+    return _json(await to_thread.run_sync(run))
 
 
 async def _operator(guard: Guard, request: Request) -> None:

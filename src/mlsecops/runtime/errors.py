@@ -14,6 +14,7 @@ __all__ = [
     "InvalidInput",
     "ModelFailed",
     "ModelNotFound",
+    "NotMonitored",
     "PayloadTooLarge",
     "RateLimited",
     "RequestTimeout",
@@ -75,6 +76,12 @@ class RequestTimeout(GuardError):
     """The client did not send the whole request in time."""
 
     status, code = 408, "request_timeout"
+
+
+class NotMonitored(GuardError):
+    """Feedback for a guard whose policy runs no detector that takes labels."""
+
+    status, code = 409, "not_monitored"
 
 
 class PayloadTooLarge(GuardError):

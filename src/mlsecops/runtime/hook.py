@@ -20,9 +20,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from mlsecops.monitor.interface import Alert, Detector, Observation
 
-__all__ = ["DEFAULT_QUEUE_SIZE", "MAX_TRACKED_PRINCIPALS", "DetectorHook"]
+__all__ = ["DEFAULT_QUEUE_SIZE", "MAX_TRACKED_PRINCIPALS", "DetectorHook", "Feedback"]
 
 _log = logging.getLogger("mlsecops.runtime.hook")
 
@@ -33,6 +35,28 @@ MAX_TRACKED_PRINCIPALS = 100_000
 (its count restarts at 1), so a flood of identities cannot grow memory without bound."""
 STOP_TIMEOUT_S = 30.0
 """How long ``stop(drain=True)`` waits for the detectors to work through the queue."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Feedback:
+    """True classes of served rows, as ``POST /v2/models/{name}/feedback`` delivers them.
+
+    Attributes:
+        time: unix seconds the feedback arrived.
+        principal: who sent it.
+        model: the served model's name.
+        version: the version that answered (the guard recomputes the outputs with it).
+        labels: ``(n,)`` true class indices.
+        outputs: ``(n, n_classes)`` the model's probabilities for the same rows.
+    """
+
+    time: float
+    principal: str
+    model: str
+    version: str
+    labels: np.ndarray
+    outputs: np.ndarray
+
 
 _STOP = object()
 """Queue sentinel: the consumer exits when it takes it."""
@@ -104,6 +128,23 @@ class DetectorHook:
         with self._lock:
             self.submitted += 1
         return True
+
+    def feedback(self, item: Feedback) -> bool:
+        """Queue labels for the detectors that take them (``record_feedback``); never blocks.
+
+        They travel in the observations' queue, so a detector sees them in arrival order with the
+        traffic, from the same thread. Counted with the observations (``submitted``, ``dropped``,
+        ``processed``).
+
+        Returns:
+            True when queued; False when dropped (queue full, or the hook stopped).
+        """
+        return self.submit(item)  # type: ignore[arg-type]  # the consumer dispatches on the type
+
+    @property
+    def takes_feedback(self) -> bool:
+        """Whether any detector takes labels (``record_feedback``)."""
+        return any(callable(getattr(d, "record_feedback", None)) for d in self.detectors)
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -177,11 +218,14 @@ class DetectorHook:
             item = self._queue.get()
             if item is _STOP:
                 return
-            if not isinstance(item, Observation):
+            if not isinstance(item, Observation | Feedback):
                 self._count_error("submit", TypeError(f"not an Observation: {type(item).__name__}"))
                 continue
             try:
-                self._process(item)
+                if isinstance(item, Feedback):
+                    self._labels(item)
+                else:
+                    self._process(item)
             except Exception as err:  # the consumer must outlive any bug in one observation's handling
                 self._count_error("hook", err)
 
@@ -210,6 +254,23 @@ class DetectorHook:
             except Exception as err:
                 errors += 1
                 self._count_error(getattr(det, "name", type(det).__name__), err)
+        self._finish(raised, errors)
+
+    def _labels(self, item: Feedback) -> None:
+        raised: list[Alert] = []
+        errors = 0
+        for det in self.detectors:
+            record = getattr(det, "record_feedback", None)
+            if not callable(record):
+                continue
+            try:
+                raised.extend(record(labels=item.labels, outputs=item.outputs, time=item.time))
+            except Exception as err:
+                errors += 1
+                self._count_error(getattr(det, "name", type(det).__name__), err)
+        self._finish(raised, errors)
+
+    def _finish(self, raised: list[Alert], errors: int) -> None:
         if raised and self.on_alerts is not None:
             try:
                 self.on_alerts(raised)

@@ -94,6 +94,9 @@ class GuardMetrics:
         self.switches = Counter(
             "mlsecops_guard_model_switches", "Alias or stage switches to a new model version", registry=r
         )
+        self.feedback_rows = Counter(
+            "mlsecops_guard_feedback_rows", "Labelled rows received for the drift detector", registry=r
+        )
         self.in_flight = Gauge("mlsecops_guard_in_flight", "Inference requests being answered", registry=r)
         self._counts: dict[str, int] = {}
         self._labelled: set[str] = set()

@@ -30,6 +30,8 @@ __all__ = [
     "MAX_INPUTS",
     "MAX_NAME",
     "Datatype",
+    "FeedbackRequest",
+    "FeedbackResponse",
     "InferenceRequest",
     "InferenceResponse",
     "MetadataTensor",
@@ -112,6 +114,24 @@ class InferenceRequest(_Wire):
     parameters: dict[str, Any] | None = None
     inputs: list[RequestInput] = Field(min_length=1, max_length=MAX_INPUTS)
     outputs: list[RequestOutput] | None = Field(default=None, max_length=MAX_INPUTS)
+
+
+class FeedbackRequest(_Wire):
+    """``POST /v2/models/{name}/feedback`` body: served rows and their true classes, once known."""
+
+    id: str | None = Field(default=None, max_length=MAX_NAME)
+    inputs: list[RequestInput] = Field(min_length=1, max_length=1)
+    labels: list[int] = Field(min_length=1)
+    """The true class index (``0 .. n_classes - 1``, the model's output order) of each row."""
+
+
+class FeedbackResponse(BaseModel):
+    """What the guard took from a feedback request."""
+
+    model_name: str
+    model_version: str
+    rows: int
+    id: str | None = None
 
 
 class ResponseOutput(BaseModel):

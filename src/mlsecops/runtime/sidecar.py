@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from mlsecops.monitor.interface import Observation
+from mlsecops.runtime.hook import Feedback
 
 __all__ = [
     "FLUSH_INTERVAL_S",
@@ -134,7 +135,7 @@ class Sidecar:
         self._send_lock = threading.Lock()
         self._buf: list[tuple[Any, ...]] = []
         self._closed = False
-        self.dropped = {"obs": 0, "log": 0}
+        self.dropped = {"obs": 0, "log": 0, "fb": 0}
         """Records refused by the server-side buffer (full, or the sidecar closed), by kind."""
         self.detectors: tuple[str, ...] = ()
         if not self._replies.poll(START_TIMEOUT_S):
@@ -148,7 +149,8 @@ class Sidecar:
         if kind != "ready":
             self._kill()
             raise SidecarError(str(value))
-        self.detectors = tuple(value)
+        self.detectors = tuple(value["detectors"])
+        self.takes_feedback = bool(value["feedback"])
         self._tokens = 0
         self._flusher = threading.Thread(target=self._run, name="mlsecops-sidecar-feed", daemon=True)
         self._flusher.start()
@@ -288,10 +290,34 @@ class RemoteHook:
             )
         )
 
+    def feedback(self, item: Feedback) -> bool:
+        """Hand labels to the sidecar's detectors (``DetectorHook.feedback``); never blocks."""
+        if self._closed:
+            with self._lock:
+                self._dropped += 1
+            return False
+        return self._sidecar.put(
+            (
+                "fb",
+                item.time,
+                item.principal,
+                item.model,
+                item.version,
+                _pack(item.labels),
+                _pack(item.outputs),
+            )
+        )
+
+    @property
+    def takes_feedback(self) -> bool:
+        """Whether a sidecar detector takes labels."""
+        return self._sidecar.takes_feedback
+
     @property
     def dropped(self) -> int:
         """Observations dropped here, in the server's buffer, or by the sidecar's full queue."""
-        return self._dropped + self._sidecar.dropped["obs"] + self._sidecar.hook_stats()["dropped"]
+        sidecar = self._sidecar.dropped
+        return self._dropped + sidecar["obs"] + sidecar["fb"] + self._sidecar.hook_stats()["dropped"]
 
     def start(self) -> RemoteHook:
         """Nothing to start (the sidecar runs already); returns self."""
@@ -444,7 +470,8 @@ def _main(spec: SidecarSpec, recv: Connection, reply: Connection, stats: Any) ->
         with contextlib.suppress(OSError):
             reply.send(("error", " ".join(str(line).split())[:500]))
         return
-    reply.send(("ready", [getattr(d, "name", type(d).__name__) for d in hook.detectors]))
+    names = [getattr(d, "name", type(d).__name__) for d in hook.detectors]
+    reply.send(("ready", {"detectors": names, "feedback": hook.takes_feedback}))
     done = threading.Event()
 
     def publisher() -> None:
@@ -490,6 +517,9 @@ def _serve(recv: Connection, reply: Connection, stats: Any, hook: Any, log: Any)
                         source=source,
                     )
                 )
+            elif kind == "fb":
+                _, t, principal, model, version, labels, outputs = item
+                hook.feedback(Feedback(t, principal, model, version, _unpack(labels), _unpack(outputs)))  # type: ignore[arg-type]
             elif kind == "log":
                 _, t, principal, model, version, decision, status, ms, inputs, outputs, source = item
                 log.record(
