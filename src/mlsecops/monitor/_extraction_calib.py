@@ -75,18 +75,20 @@ def dense_near_distances(
 
 
 def rank_cusum_false_alarm(
-    increments: tuple[float, float], threshold: float, rows: int, streams: int, seed: int
+    increments: tuple[float, float], threshold: float, rows: int, streams: int, seed: int, floor: float
 ) -> float:
     """Share of simulated benign streams on which the margin-rank CUSUM fires within ``rows`` answers.
 
     Under the null (a principal's answers drawn like the held-out ones) an answer's margin rank is
     uniform on (0, 1), so the CUSUM's false-alarm rate is a property of its increments alone:
-    ``increments[0] + increments[1] * log(u)`` with ``u`` uniform.
+    ``increments[0] + increments[1] * log(max(u, floor))`` with ``u`` uniform.
     """
     rng = np.random.default_rng(seed)
     s = np.zeros(streams)
     fired = np.zeros(streams, dtype=bool)
     for _ in range(rows):
-        s = np.maximum(0.0, s + increments[0] + increments[1] * np.log(rng.random(streams)))
+        s = np.maximum(
+            0.0, s + increments[0] + increments[1] * np.log(np.maximum(rng.random(streams), floor))
+        )
         fired |= s >= threshold
     return float(fired.mean())

@@ -201,18 +201,19 @@ def test_rank_cusum_false_alarm_rate_under_its_exact_null() -> None:
     from mlsecops.monitor._extraction_calib import rank_cusum_false_alarm
     from mlsecops.monitor.extraction import (
         MARGIN_BENIGN_SHAPE,
+        MARGIN_RANK_FLOOR,
         MARGIN_THIEF_SHAPE,
         RANK_CUSUM_THRESHOLD,
     )
 
     a0, a1 = MARGIN_BENIGN_SHAPE, MARGIN_THIEF_SHAPE
     inc = (math.log(a1 / a0), a1 - a0)
-    assert rank_cusum_false_alarm(inc, RANK_CUSUM_THRESHOLD, 2_000, 4_000, seed=1) <= 1e-3
+    assert rank_cusum_false_alarm(inc, RANK_CUSUM_THRESHOLD, 2_000, 4_000, 1, MARGIN_RANK_FLOOR) <= 1e-3
     # the same simulation sees a stream whose ranks pile towards low margins (Beta(0.6, 1))
     rng = np.random.default_rng(2)
     s, at = 0.0, None
     for i, u in enumerate(rng.random(2_000) ** (1 / 0.6), 1):
-        s = max(0.0, s + inc[0] + inc[1] * math.log(max(u, 0.005)))
+        s = max(0.0, s + inc[0] + inc[1] * math.log(max(u, MARGIN_RANK_FLOOR)))
         if s >= RANK_CUSUM_THRESHOLD:
             at = i
             break
