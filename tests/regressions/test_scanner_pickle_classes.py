@@ -565,3 +565,10 @@ def test_benign_code_snippets_in_strings_are_safe(scan: Scan) -> None:
         "import numpy as np\nx = np.zeros(3)\n",
     ]
     assert scan(pickle.dumps({"cells": snippets}, protocol=4)).verdict is Verdict.SAFE
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_hashable_containers_as_keys_are_safe(scan: Scan, protocol: int) -> None:
+    obj = {frozenset({1, 2}): "a", tuple(range(300)): "b", (1, (2, 3)): "c", "s": {frozenset({4})}}
+    r = scan(pickle.dumps(obj, protocol=protocol))
+    assert r.verdict is Verdict.SAFE, _titles(r)

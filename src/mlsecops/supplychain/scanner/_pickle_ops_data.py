@@ -32,6 +32,7 @@ from mlsecops.supplychain.scanner._pickle_state import (
     Blob,
     Coll,
     Dct,
+    Frozen,
     Lst,
     Malformed,
     WalkState,
@@ -230,7 +231,7 @@ def _tuple(st: WalkState, op: int, op_off: int) -> None:
         st.stack.append(new_tuple(st, items))
     else:
         n, d = measure(st, items)
-        st.stack.append(Lst(n + 1, d + 1))  # a long tuple: only its size is kept
+        st.stack.append(Frozen(n + 1, d + 1))  # a long tuple: only its size is kept
 
 
 @handles("DICT")
@@ -281,7 +282,7 @@ def _list(st: WalkState, op: int, op_off: int) -> None:
 def _frozenset(st: WalkState, op: int, op_off: int) -> None:
     items = st.stack
     st.stack = st.pop_mark(op_off)
-    c = Coll()
+    c = Frozen()
     if grow(st, c, items):
         _hashable_keys(st, items, 1, op_off)
     st.stack.append(c)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 
 from mlsecops.core.severity import Severity
-from mlsecops.supplychain.scanner._pickle_state import Call, Coll, Dct, Lst, WalkState
+from mlsecops.supplychain.scanner._pickle_state import Call, Coll, Dct, Frozen, Lst, WalkState
 
 __all__ = [
     "EXPANSION_MIN",
@@ -44,7 +44,7 @@ MAX_NESTING = 5_000
 MAX_TRACKED_TUPLES = 200_000
 """Tuples whose sizes are remembered (bounds memory; tuples of plain values are never stored)."""
 
-_SIZED = frozenset({Lst, Coll, Dct, Call})
+_SIZED = frozenset({Lst, Coll, Frozen, Dct, Call})
 NESTED = _SIZED | {tuple}
 """Types of stand-ins that carry a size of their own (everything else counts as one plain value)."""
 

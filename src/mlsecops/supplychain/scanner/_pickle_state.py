@@ -27,6 +27,7 @@ __all__ = [
     "Call",
     "Coll",
     "Dct",
+    "Frozen",
     "Glob",
     "Lst",
     "Malformed",
@@ -115,7 +116,13 @@ class Lst:
 
 
 class Coll(Lst):
-    """A set or frozenset (its items are not kept)."""
+    """A set (its items are not kept)."""
+
+    __slots__ = ()
+
+
+class Frozen(Lst):
+    """A hashable container whose items are not kept: a frozenset, or a tuple too long to keep."""
 
     __slots__ = ()
 
