@@ -60,6 +60,7 @@ from mlsecops.registry._versions import (
 )
 from mlsecops.registry._webhooks import deliver
 from mlsecops.store import StoredReport, audit, lineage
+from mlsecops.store.models import LineageNode
 
 __all__ = ["Registry", "version_lineage"]
 
@@ -247,13 +248,19 @@ class Registry(Governance):
 
         Returns:
             ``{"version": VersionInfo JSON, "datasets": [lineage dataset nodes], "metrics": {the
-            attached gate run's metrics}}``.
+            attached gate run's metrics}, "privacy": [differential-privacy facts of its ancestors]}``.
         """
         with audited(self.ws), self.ws.session(readonly=True) as s:
             check(self.actor, Permission.READ, ref)
             model, v = resolve(s, ref)
             info = describe(s, model, v)
             doc = version_lineage(s, f"{info.name}@{info.version}")
+            privacy = [  # differential-privacy facts recorded by `harden dp-train` on an ancestor
+                facts
+                for node_id in doc["nodes"]
+                if (node := s.get(LineageNode, int(node_id))) is not None
+                and (facts := lineage.node_attributes(node).get("differential_privacy"))
+            ]
             metrics: dict[str, float] = {}
             if info.gate_run_id is not None:
                 body = s.execute(
@@ -264,7 +271,7 @@ class Registry(Governance):
                 if body is not None:
                     metrics = dict(json.loads(body).get("metrics", {}))
         datasets = [n for n in doc["nodes"].values() if n["kind"] == "dataset"]
-        return {"version": info.to_json(), "datasets": datasets, "metrics": metrics}
+        return {"version": info.to_json(), "datasets": datasets, "metrics": metrics, "privacy": privacy}
 
     def versions(self, name: str) -> list[VersionInfo]:
         """Every version of a model, oldest first."""

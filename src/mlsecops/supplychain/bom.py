@@ -59,6 +59,17 @@ CARD_KEYS = (
 )
 """Keys a model card may hold; anything else is refused (a typo would otherwise vanish from the BOM)."""
 _CONSIDERATION_KEYS = (*_CONSIDERATION_LISTS, "ethical_considerations")
+_PRIVACY_FACTS = (
+    "mechanism",
+    "epsilon",
+    "delta",
+    "accountant",
+    "noise_multiplier",
+    "max_grad_norm",
+    "sample_rate",
+    "epochs",
+)
+"""Differential-privacy facts from the lineage (``context["privacy"]``) written as BOM properties."""
 
 
 def _load_card(card: Path | None) -> dict[str, Any]:
@@ -246,7 +257,8 @@ def build_bom(
             ``architecture``, ``datasets``, ``inputs``, ``outputs``, ``metrics``, ``considerations``.
         signature: model-signing bundle (default ``<path>.sig`` when present).
         context: what the registry knows: ``version`` (a ``VersionInfo`` JSON), ``datasets`` (lineage
-            nodes), ``metrics`` (from the attached policy-gate run); or just ``scan`` (a scan summary:
+            nodes), ``metrics`` (from the attached policy-gate run), ``privacy`` (differential-privacy
+            facts of the lineage, as properties ``mlsecops:privacy:*``); or just ``scan`` (a scan summary:
             ``verdict`` and ``counts``) for a model outside the registry.
         scan: judges a model path and returns its scan summary (``verdict``, ``counts``); run on the
             snapshot, and its result replaces ``context["scan"]``.
@@ -311,6 +323,12 @@ def build_bom(
         )
         for sev, count in (summary.get("counts") or {}).items():
             props.append({"name": f"mlsecops:scan:{sev}", "value": str(count)})
+    for facts in ctx.get("privacy", []) or []:  # how it was trained with differential privacy
+        props += [
+            {"name": f"mlsecops:privacy:{key}", "value": str(facts[key])}
+            for key in _PRIVACY_FACTS
+            if facts.get(key) is not None
+        ]
     component: dict[str, Any] = {
         "type": "machine-learning-model",
         "bom-ref": "model",
