@@ -572,3 +572,9 @@ def test_hashable_containers_as_keys_are_safe(scan: Scan, protocol: int) -> None
     obj = {frozenset({1, 2}): "a", tuple(range(300)): "b", (1, (2, 3)): "c", "s": {frozenset({4})}}
     r = scan(pickle.dumps(obj, protocol=protocol))
     assert r.verdict is Verdict.SAFE, _titles(r)
+
+
+def test_decoded_noise_that_looks_like_a_pickle_is_safe(scan: Scan) -> None:
+    # base64 of bytes that start like a pickle and reach STOP with two values left: structure only.
+    noise = base64.b64encode(b"\x80\x02K\x01K\x02." + bytes(40)).decode()
+    assert scan(pickle.dumps({"x": noise}, protocol=4)).verdict is Verdict.SAFE

@@ -226,7 +226,9 @@ def _decoded(st: WalkState, data: bytes, offset: int) -> None:
                 sub, st.limits, entry=f"{st.entry}@{offset}", report=buf.append, depth=st.depth + 1
             )
             res = w.walk(st.s.budget)
-            if res.ok or res.calls:
+            # Decoded bytes that happen to start like a pickle are noise unless the walk names a
+            # callable that is not allowed (structure findings alone are not reported for them).
+            if (res.ok or res.calls) and any(h.callable and h.severity >= Severity.MEDIUM for h in buf):
                 for h in buf:
                     if h.severity >= Severity.MEDIUM:
                         st.report(replace(h, title=f"encoded payload ({chain}): {h.title}", offset=offset))
