@@ -38,7 +38,7 @@ from mlsecops.models import SklearnModel
 ROWS, BACKGROUND, SEED = 1000, 100, 0
 
 
-def _timed(fn: Callable[[], Any], repeats: int = 1) -> tuple[float, Any]:
+def _timed(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
     fn()  # warm-up: numba compilation, caches
     best, out = float("inf"), None
     for _ in range(repeats):

@@ -5,7 +5,7 @@
 Scaffolds (``mlsecops.assess._scaffold``) decide on the sensitive column on inputs their random-forest
 detector takes for real, and on ``age`` elsewhere. Three attackers: a detector trained against every
 perturbation family (``all``), against LIME's samplers only (``lime``), against SHAP's coalitions
-only (``shap``, the attacker who knows our LIME tests and only wants to fool SHAP). Honest models:
+only (``shap``: real-row and k-means backgrounds; the attacker who only wants to fool SHAP). Honest models:
 logistic regression and gradient boosting trained on the labels, an MLP, and a rule that decides on
 the sensitive column for every input. For each model: whether ``assess_integrity`` flags it, its
 in-distribution dependence on the sensitive column and the smallest perturbation dependence, and
@@ -40,7 +40,11 @@ CASES: list[tuple[str, Callable[[], data.Data], str]] = [
     ("arrests", data.arrests, "sex"),
     ("flchain", data.flchain, "female"),
 ]
-ATTACKERS = {"all": FAMILIES, "lime": ("lime-gaussian", "lime-marginal"), "shap": ("shap-coalition",)}
+ATTACKERS = {
+    "all": FAMILIES,
+    "lime": ("lime-gaussian", "lime-marginal", "lime-quartile"),
+    "shap": ("shap-coalition", "shap-kmeans"),
+}
 
 
 def _honest(kind: str, x: np.ndarray, y: np.ndarray, s: int, seed: int) -> Any:

@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 
 __all__ = ["signed_bars_svg"]
 
-_W, _ROW, _LABEL, _PAD = 640, 22, 170, 30
+_W, _ROW, _LABEL, _PAD = 640, 22, 170, 70  # _PAD leaves room for the value printed past a bar
 
 
 def signed_bars_svg(items: Sequence[tuple[str, float]], *, xlabel: str = "") -> str:

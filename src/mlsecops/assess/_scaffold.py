@@ -4,8 +4,8 @@ A scaffold wraps a biased rule and an innocuous one behind an out-of-distributio
 detector takes for real data it decides on the sensitive feature, on the perturbed inputs LIME and SHAP
 generate it decides on an unrelated feature, so the explainers report the unrelated feature as the
 reason. The detector here is a random forest trained to tell real rows from the perturbation families
-of ``assess._perturbations`` (by default both LIME-style families and SHAP-style coalitions), as in the
-paper. This is the attack ``assess.explain_integrity`` must catch; it is not meant for anything else.
+of ``assess._perturbations`` (by default all of them, LIME-style and SHAP-style), as in the paper; an
+attacker who wants to fool one explainer only trains it on that explainer's families. This is the attack ``assess.explain_integrity`` must catch; it is not meant for anything else.
 
 A scaffold is a Python class, which ``safe_load`` rightly refuses to unpickle; tests and benchmarks use
 it in memory through ``SklearnModel``.

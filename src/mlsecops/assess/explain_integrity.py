@@ -15,8 +15,8 @@ same number is computed on
 - the data itself (``in-distribution``): the model is queried **only on real rows**, so no
   out-of-distribution detector can tell this test from ordinary use, and an attacker who knows the test
   cannot answer it differently without giving up the bias on real inputs;
-- each explainer perturbation family (``assess._perturbations``: LIME-style Gaussian and feature-marginal
-  samples, SHAP-style coalitions with background substitution).
+- each explainer perturbation family (``assess._perturbations``: LIME-style Gaussian, feature-marginal
+  and quartile-bin samples; SHAP-style coalitions with a real-row or a k-means background).
 
 An honest model that uses a feature uses it on both; if anything, perturbations (which break the
 correlations between features) make a used feature more necessary, not less. A model whose decisions
