@@ -176,7 +176,10 @@ def train_reference(job: _Job, seed: int) -> np.ndarray:
     est = clone(job.learner)
     params = est.get_params()
     fixed = {k: seed for k in params if k == "random_state" or k.endswith("__random_state")}
-    fixed.update({k: 1 for k in params if k == "n_jobs" or k.endswith("__n_jobs")})
+    # one thread per reference model (the executor runs them in parallel); None already means one
+    fixed.update(
+        {k: 1 for k, v in params.items() if (k == "n_jobs" or k.endswith("__n_jobs")) and v not in (None, 1)}
+    )
     if fixed:
         est.set_params(**fixed)
     est.fit(job.x_train.reshape(len(job.x_train), -1), job.y_train)

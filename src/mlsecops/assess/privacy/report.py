@@ -30,7 +30,8 @@ __all__ = ["HIGH_TPR_RATIO", "LEAK_TPR_RATIO", "METRICS", "privacy_report"]
 METRICS = ("membership_*", "attribute_gain", "attribute_*", "reconstruction_similarity")
 """Metric patterns ``assess.privacy`` declares."""
 LEAK_TPR_RATIO = 2.0
-"""An attack leaks when the lower end of its TPR interval at an FPR is at least this multiple of it."""
+"""An attack leaks when the lower end of its TPR interval at an FPR is at least this multiple of it
+(of the smallest FPR the non-members can resolve, ``1/n``, when that is larger)."""
 HIGH_TPR_RATIO = 10.0
 """... and leaks badly (high severity) from this multiple."""
 MIRROR_AUC = 0.45
@@ -59,7 +60,8 @@ def _metrics(audit: PrivacyAudit, defences: Sequence[DefenceResult]) -> dict[str
 
 
 def _leak_finding(a: AttackMetrics, subject: str, kind: str) -> Finding | None:
-    ratios = {f: a.tpr_ci[f][0] / f for f in FPR_TARGETS}
+    # with fewer than 1/f non-members the FPR cannot be resolved down to f: compare with the resolution
+    ratios = {f: a.tpr_ci[f][0] / max(f, a.fpr_resolution) for f in FPR_TARGETS}
     worst = max(ratios.values())
     if worst < LEAK_TPR_RATIO:
         return None
