@@ -101,7 +101,7 @@ def _kmeans_summary(data: np.ndarray, seed: int) -> np.ndarray:
     from sklearn.cluster import KMeans
 
     k = min(KMEANS_CENTROIDS, len(np.unique(data, axis=0)))
-    centroids = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(data).cluster_centers_
+    centroids = np.array(KMeans(n_clusters=k, n_init=3, random_state=seed).fit(data).cluster_centers_)
     for j in range(data.shape[1]):
         values = np.unique(data[:, j])
         idx = (
@@ -112,4 +112,4 @@ def _kmeans_summary(data: np.ndarray, seed: int) -> np.ndarray:
             continue
         left, right = values[idx - 1], values[idx]
         centroids[:, j] = np.where(centroids[:, j] - left <= right - centroids[:, j], left, right)
-    return centroids
+    return np.asarray(centroids, dtype=np.float64)
