@@ -51,6 +51,8 @@ from mlsecops.models.pytorch import TorchModel
 __all__ = ["DpTrainingCheck", "record_dp_lineage"]
 
 CHECK = "harden.dp_training"
+AUDIT_ATTACKS = ("loss", "confidence")
+"""Membership attacks run on the trained model: the audit's reference-free ones (no extra training)."""
 EPSILON_SLACK = 1e-3
 """Relative slack on the spent epsilon before it counts as over the target (accountant rounding)."""
 
@@ -309,7 +311,14 @@ def _leakage(
     if n < 4:
         return None
     pick = np.random.default_rng(seed).permutation(len(members[0]))[:n]
-    scores, member = membership_scores(model, (members[0][pick], members[1][pick]), non_members)
+    chosen = (members[0][pick], members[1][pick])
+    try:  # the privacy audit's reference-free attacks (loss, confidence), the same code `assess privacy` runs
+        from mlsecops.assess.privacy import audit_privacy
+
+        audit = audit_privacy(model, chosen, non_members, attacks=AUDIT_ATTACKS, seed=seed)
+        scores, member = audit.scores, audit.member
+    except InputError:  # e.g. identical rows on both sides: the audit refuses, the plain scores still test
+        scores, member = membership_scores(model, chosen, non_members)
     return leakage_check(scores, member, epsilon=result.epsilon, delta=result.delta, seed=seed)
 
 
