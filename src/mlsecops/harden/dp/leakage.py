@@ -148,7 +148,7 @@ def leakage_check(
             best = row
     assert best is not None
     emp, name, auc, adv, ttpr, tfpr = best
-    bound = (math.exp(epsilon) - 1 + 2 * delta) / (math.exp(epsilon) + 1)
+    bound = min(1.0, math.tanh(epsilon / 2) + 2 * delta / (math.exp(min(epsilon, 700.0)) + 1))  # no overflow
     return LeakageCheck(
         epsilon=float(epsilon),
         delta=float(delta),
