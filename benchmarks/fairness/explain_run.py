@@ -34,14 +34,15 @@ def _md(doc: dict) -> str:
             f"**{s['honest_flagged']}/{s['honest']}**. Median time per model: {s['median_seconds']:.1f} s "
             "(1,000 real rows and 1,000 points per perturbation family).",
             "",
-            "| data | sensitive | seed | model | flagged | hidden from | dependence (data) | min dependence (perturbed) | biased on real rows | SHAP rank | LIME-style rank |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| data | sensitive | seed | model | flagged | hidden from | dependence (data) | min dependence (perturbed) | biased on real rows | SHAP rank | SHAP rank (k-means bg) | LIME-style rank |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in doc["integrity"]["rows"]:
             lines.append(
                 f"| {r['data']} | {r['sensitive']} | {r['seed']} | {r['model']} | {'yes' if r['flagged'] else 'no'} | "
                 f"{', '.join(r['hidden_from']) or '-'} | {r['in_distribution']:.3f} | {r['min_perturbed']:.3f} | "
-                f"{r.get('biased_share_real', '-')} | {r.get('shap_rank', '-')} | {r.get('lime_rank', '-')} |"
+                f"{r.get('biased_share_real', '-')} | {r.get('shap_rank', '-')} | {r.get('shap_kmeans_rank', '-')} | "
+                f"{r.get('lime_rank', '-')} |"
             )
         lines.append("")
     if "speed" in doc:

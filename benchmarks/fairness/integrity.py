@@ -10,7 +10,8 @@ logistic regression and gradient boosting trained on the labels, an MLP, and a r
 the sensitive column for every input. For each model: whether ``assess_integrity`` flags it, its
 in-distribution dependence on the sensitive column and the smallest perturbation dependence, and
 whether the attack fooled the explainers it targets: the sensitive column's rank in SHAP's global
-importance (shap's permutation explainer, 100 rows, 50 background rows) and in a LIME-style ranking
+importance (shap's permutation explainer, 100 rows, 50 background rows; and with ``shap.kmeans(x, 10)``
+as the background, as Slack et al. and SHAP's documentation use it) and in a LIME-style ranking
 (per row 500 Gaussian perturbations, kernel-weighted ridge, |coefficient| averaged over 30 rows).
 """
 
@@ -59,15 +60,16 @@ def _honest(kind: str, x: np.ndarray, y: np.ndarray, s: int, seed: int) -> Any:
     return rule_classifier(x, s)
 
 
-def _shap_rank(model: SklearnModel, x: np.ndarray, s: int, seed: int) -> int:
+def _shap_rank(model: SklearnModel, x: np.ndarray, s: int, seed: int, *, kmeans: bool = False) -> int:
     import shap
 
     rng = np.random.default_rng(seed)
     rows = x[rng.choice(len(x), 100, replace=False)]
-    bg = x[rng.choice(len(x), 50, replace=False)]
+    # kmeans: the summarised background SHAP's documentation recommends (Slack et al. used it)
+    bg = np.asarray(shap.kmeans(x, 10).data) if kmeans else x[rng.choice(len(x), 50, replace=False)]
     explainer = shap.explainers.Permutation(
         lambda z: model.predict_proba(np.asarray(z, dtype=np.float32))[:, 1],
-        shap.maskers.Independent(bg, max_samples=50),
+        shap.maskers.Independent(bg, max_samples=len(bg)),
         seed=seed,
     )
     values = explainer(rows, max_evals=10 * x.shape[1], silent=True).values
@@ -127,6 +129,7 @@ def run() -> dict[str, Any]:
                 if truth == "scaffolded":
                     row["biased_share_real"] = round(est.biased_share(x), 4)
                     row["shap_rank"] = _shap_rank(adapter, x, s, seed)
+                    row["shap_kmeans_rank"] = _shap_rank(adapter, x, s, seed, kmeans=True)
                     row["lime_rank"] = _lime_rank(adapter, x, s, seed)
                 rows.append(row)
                 print(row, flush=True)

@@ -47,6 +47,7 @@ from mlsecops.core.errors import ConfigError, InputError
 from mlsecops.core.findings import Report, utcnow
 from mlsecops.core.redaction import redact
 from mlsecops.models.interface import ModelAdapter, check_inputs
+from mlsecops.models.sklearn import SklearnModel
 
 __all__ = [
     "METHODS",
@@ -313,8 +314,9 @@ def load_explain_inputs(
 ) -> tuple[ModelAdapter, np.ndarray, np.ndarray, list[str], np.ndarray | None, str, list[str]]:
     """Model, features, encoded labels, feature names, sensitive values and subject from a target.
 
-    The sensitive column (option ``sensitive``) stays a model input when the model takes every column
-    of the file, and is dropped from the inputs when the model takes one column fewer.
+    A scikit-learn model fitted on a table gets the columns it was fitted on, in its order. Otherwise the
+    sensitive column (option ``sensitive``) stays a model input when the model takes every column of
+    the file, and is dropped from the inputs when the model takes one column fewer.
 
     Raises:
         InputError: missing files, a missing sensitive column, or a model whose width matches neither.
@@ -340,13 +342,26 @@ def load_explain_inputs(
         j = names.index(sens_name)
         sens = x[:, j].copy()
     model = load_target_model(target, model_ref, x)
-    width = int(np.prod(model.input_shape))
-    if sens is not None and width == x.shape[1] - 1:
-        j = names.index(str(sens_name))
-        x = np.delete(x, j, axis=1)
-        names = [n for i, n in enumerate(names) if i != j]
-    if width != x.shape[1]:
-        raise InputError(f"the model takes {width} features; {path} has {x.shape[1]} feature columns")
+    est = getattr(model, "estimator", None)
+    fitted = getattr(est, "feature_names_in_", None)
+    if fitted is not None:  # a scikit-learn model fitted on a table: its columns, in its order
+        wanted = [str(n) for n in fitted]
+        missing = [n for n in wanted if n not in names]
+        if missing:
+            raise InputError(f"the model was fitted on column(s) {', '.join(missing[:5])} that {path} lacks")
+        x = x[:, [names.index(n) for n in wanted]]
+        names = wanted
+    else:
+        n_in = getattr(est, "n_features_in_", None)
+        width = int(n_in) if n_in is not None else int(np.prod(model.input_shape))
+        if sens is not None and width == x.shape[1] - 1:
+            j = names.index(str(sens_name))
+            x = np.delete(x, j, axis=1)
+            names = [n for i, n in enumerate(names) if i != j]
+        if width != x.shape[1]:
+            raise InputError(f"the model takes {width} features; {path} has {x.shape[1]} feature columns")
+    if est is not None and model.input_shape != (x.shape[1],):
+        model = SklearnModel(est, input_shape=(x.shape[1],), n_classes=model.n_classes)
     y = encode_labels(raw_y, getattr(model, "classes", None))
     if len(np.unique(y)) < 2:
         raise InputError(f"{path}: every row has the same label; explanations need at least two classes")

@@ -129,3 +129,32 @@ def test_healthcare_example_pipelines_match_the_packaged_ones() -> None:
     for name, resource in HEALTHCARE_PIPELINES.items():
         packaged = (resources.files("mlsecops.pipeline") / resource).read_text()
         assert (examples / name).read_text() == packaged, name
+
+
+def test_explain_reads_the_columns_a_table_model_was_fitted_on(cli: Cli, tmp_path: Path) -> None:
+    """A model fitted on a DataFrame gets its columns by name and order, whatever the file's order."""
+    pd = require("pandas", "data")
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {"a": rng.normal(size=400), "planted": rng.normal(size=400), "sex": rng.random(400) < 0.5}
+    )
+    y = (frame["planted"] > 0).astype(int)
+    model = tmp_path / "table.pkl"
+    model.write_bytes(
+        pickle.dumps(GradientBoostingClassifier(random_state=0).fit(frame[["planted", "a"]], y))
+    )
+    data = tmp_path / "shuffled.csv"
+    frame.assign(label=y)[["sex", "a", "label", "planted"]].astype(float).to_csv(data, index=False)
+    res = cli(
+        "assess", "explain", "--model", str(model), "--data", str(data), "--label", "label",
+        "--sensitive", "sex", "--method", "permutation", "-q", "-f", "json",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["explanation"]["ranking"][0][0] == "planted"
+    assert {n for n, _ in doc["explanation"]["ranking"]} == {"planted", "a"}
+    assert {g["group"] for g in doc["group_rankings"]} == {"0", "1"}
+    wrong = tmp_path / "wrong.csv"
+    frame.assign(label=y)[["sex", "a", "label"]].astype(float).to_csv(wrong, index=False)
+    res = cli("assess", "explain", "--model", str(model), "--data", str(wrong), "--label", "label", "-q")
+    assert res.code == 2 and "fitted on column(s) planted" in res.err
