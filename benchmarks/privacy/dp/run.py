@@ -180,8 +180,8 @@ def run_opacus() -> list[dict]:
         row = {
             "method": "Opacus tutorial settings (SGD 0.05, batch 64, 20 epochs, clip 1)",
             "epsilon": eps,
-            "spent_epsilon": spent,
-            "noise_multiplier": dp_opt.noise_multiplier,
+            "spent_epsilon": float(spent),
+            "noise_multiplier": float(dp_opt.noise_multiplier),
             "seconds": secs,
         }
         row |= evaluate(private._module, xtr, ytr, xte, yte, spent)
