@@ -42,12 +42,12 @@ def dp_train(
     epsilon: Annotated[float, typer.Option(min=0.0, help="Target epsilon; the noise is solved for it.")],
     label: LabelOpt = None,
     delta: Annotated[float, typer.Option(help="Target delta (below 1/rows).")] = 1e-5,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the data [default: 40].")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the data [default: 60].")] = None,
     clip: Annotated[float | None, typer.Option(help="Per-sample gradient clip norm [default: 1.0].")] = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Expected Poisson batch size [default: 256].")
     ] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate [default: 0.002, Adam].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate [default: 0.005, Adam].")] = None,
     optimizer: Annotated[str, typer.Option(help="adam or sgd.")] = "adam",
     accountant: Annotated[str, typer.Option(help="prv, rdp or gdp (Opacus accountants).")] = "prv",
     lower: Annotated[

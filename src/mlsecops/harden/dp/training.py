@@ -65,7 +65,7 @@ __all__ = [
 
 DEFAULT_DELTA = 1e-5
 """Target delta when none is given: below 1/n for any training set under 100 000 rows."""
-DEFAULT_EPOCHS = 40
+DEFAULT_EPOCHS = 60
 """Passes over the data: DP-SGD converges slower than SGD; the accountant charges for extra passes
 with a larger noise multiplier, which large batches keep small (De et al. 2022)."""
 DEFAULT_BATCH_SIZE = 256
@@ -73,8 +73,8 @@ DEFAULT_BATCH_SIZE = 256
 DEFAULT_CLIP = 1.0
 """Per-sample L2 clip norm, on the order of the per-sample gradient norms of a cross-entropy classifier
 on inputs scaled to [-1, 1]."""
-DEFAULT_LR = 2e-3
-"""Adam learning rate for the defaults above."""
+DEFAULT_LR = 5e-3
+"""Adam learning rate for the defaults above, on inputs scaled to [-1, 1] (``input_range``)."""
 DEFAULT_EMA = 0.97
 """Decay of the exponential moving average of the weights that is released instead of the last iterate
 (De et al. 2022): it averages out part of the noise of the last ~1/(1-decay) steps, and as
