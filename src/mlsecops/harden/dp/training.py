@@ -26,7 +26,8 @@ The defaults are the known-good DP-SGD practice for small tabular and image clas
 tutorial settings): large expected batches, so the noise added to the batch sum is small against the
 signal; more epochs, which the accountant pays for with a little more noise but which let the model
 converge; a clip norm near the typical per-sample gradient norm; Adam, which tolerates the noise better
-than plain SGD at a fixed learning rate; and inputs rescaled to a fixed public range (never statistics
+than plain SGD at a fixed learning rate; a moving average of the weights released instead of the last,
+noisiest iterate (free: post-processing); and inputs rescaled to a fixed public range (never statistics
 of the private data, which the accountant does not cover).
 
 After training, ``mlsecops.harden.dp.leakage`` tests the model's measured membership leakage against
