@@ -18,6 +18,7 @@ worker).
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from mlsecops.core.errors import ConfigError, InputError
-from mlsecops.core.executor import Executor
+from mlsecops.core.executor import Executor, InlineExecutor, item_seed
 
 __all__ = [
     "MIN_REFERENCES",
@@ -42,6 +43,9 @@ MIN_REFERENCES = 2
 """Fewest reference models: each record needs at least one IN and one OUT model."""
 MAX_REFERENCES = 1024
 """Most reference models one audit trains: bounds the work a typo buys."""
+POOL_PAYS_SECONDS = 10.0
+"""Estimated seconds of the remaining reference models below which a local process pool (seconds to
+start) is skipped and they train in this process; other engines (Ray) are always used."""
 MIN_REFERENCE_ROWS = 20
 """Fewest rows a reference model may train on (and at least two per class): fewer gives a model
 unlike the target, and scores that look like leakage or its absence for the wrong reason."""
@@ -163,8 +167,22 @@ def run_references(
             xs.append(pool[0][plan.pool_rows[k]])
             ys.append(pool[1][plan.pool_rows[k]])
         jobs.append(_Job(learner, np.concatenate(xs), np.concatenate(ys), x, n_classes))
-    out = executor.map(train_reference, jobs, desc="reference models", seed=seed)
+    seeds = [item_seed(seed, k) for k in range(len(jobs))]
+    items = list(zip(jobs, seeds, strict=True))
+    # the first model trains here and times the job: a pool of fresh interpreters costs seconds to
+    # start, which only pays when the remaining models take longer than that (same seeds either way)
+    started = time.perf_counter()
+    first = _train_item(items[0])
+    rest_seconds = (time.perf_counter() - started) * (len(items) - 1) / max(executor.workers, 1)
+    if rest_seconds < POOL_PAYS_SECONDS and executor.name == "process":
+        executor = InlineExecutor(progress=getattr(executor, "progress", None))
+    out = [first, *executor.map(_train_item, items[1:], desc="reference models")]
     return np.stack(out)
+
+
+def _train_item(item: tuple[_Job, int]) -> np.ndarray:
+    """Executor work item: one reference model with its seed."""
+    return train_reference(*item)
 
 
 def train_reference(job: _Job, seed: int) -> np.ndarray:

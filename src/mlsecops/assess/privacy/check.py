@@ -142,7 +142,7 @@ class PrivacyCheck:
             lo, hi = float(members[0].min()), float(members[0].max())
             figures.append(
                 Figure(
-                    title="Class reconstructions | nearest training image",
+                    title="Class reconstructions | mean of the members of the class",
                     content=image_pairs_svg(pairs, lower=lo, upper=hi),
                 )
             )

@@ -193,6 +193,11 @@ def _search_blackbox(
     return list(best)
 
 
+def _class_mean(x: np.ndarray, y: np.ndarray, cls: int) -> np.ndarray:
+    rows = x[y == cls]
+    return np.asarray(rows.mean(axis=0) if len(rows) else np.zeros(x.shape[1:]))
+
+
 def reconstruct_classes(
     model: ModelAdapter,
     members: tuple[np.ndarray, np.ndarray],
@@ -204,7 +209,8 @@ def reconstruct_classes(
 ) -> tuple[dict[str, Any], list[tuple[np.ndarray, np.ndarray, str]]]:
     """Reconstruct a representative input per class; compare it with the nearest member and non-member.
 
-    Returns the JSON summary and ``(reconstruction, nearest member, caption)`` image triples for a figure.
+    Returns the JSON summary and ``(reconstruction, class mean of the members, caption)`` image triples
+    for a figure: an average, never a training record (records appear by index only).
     """
     xm, ym = members
     xn = non_members[0]
@@ -235,7 +241,7 @@ def reconstruct_classes(
         pairs.append(
             (
                 rec.reshape(image_shape or xm.shape[1:]),
-                xm[near].reshape(image_shape or xm.shape[1:]),
+                _class_mean(xm, ym, cls).reshape(image_shape or xm.shape[1:]),
                 f"class {cls}: nearest member #{near}, cos {sim_m[near]:.2f}",
             )
         )

@@ -34,6 +34,8 @@ LEAK_TPR_RATIO = 2.0
 (of the smallest FPR the non-members can resolve, ``1/n``, when that is larger)."""
 HIGH_TPR_RATIO = 10.0
 """... and leaks badly (high severity) from this multiple."""
+AVERAGE_AUC = 0.55
+"""AUC whose interval's lower end above it is reported as average-case leakage (low severity)."""
 MIRROR_AUC = 0.45
 """The loss attack's AUC below which (upper interval end) the members look like the unseen records."""
 _ATLAS_MEMBERSHIP = "AML.T0024.000"
@@ -64,7 +66,7 @@ def _leak_finding(a: AttackMetrics, subject: str, kind: str) -> Finding | None:
     ratios = {f: a.tpr_ci[f][0] / max(f, a.fpr_resolution) for f in FPR_TARGETS}
     worst = max(ratios.values())
     if worst < LEAK_TPR_RATIO:
-        return None
+        return _average_case(a, subject, kind)
     sev = Severity.HIGH if worst >= HIGH_TPR_RATIO else Severity.MEDIUM
     f1 = 0.01
     return Finding(
@@ -84,6 +86,25 @@ def _leak_finding(a: AttackMetrics, subject: str, kind: str) -> Finding | None:
         },
         remediation="train with differential privacy (mlsecops harden dp-train), regularise (weight decay, "
         "early stopping), or serve labels only and rate-limit queries; re-audit afterwards",
+        atlas=_ATLAS_MEMBERSHIP,
+    )
+
+
+def _average_case(a: AttackMetrics, subject: str, kind: str) -> Finding | None:
+    """Leakage on average (AUC clearly above chance) that identifies no record confidently."""
+    if a.auc_ci[0] < AVERAGE_AUC:
+        return None
+    return Finding(
+        check=kind,
+        severity=Severity.LOW,
+        title=f"{a.attack} membership inference beats chance on average (AUC {a.auc:.3f}) but identifies no "
+        "record confidently at low FPR",
+        detail=f"AUC {a.auc:.3f} [{a.auc_ci[0]:.3f}, {a.auc_ci[1]:.3f}], advantage {a.advantage:.3f}; TPR at 1% FPR "
+        f"{a.tpr[0.01]:.3f} [{a.tpr_ci[0.01][0]:.3f}, {a.tpr_ci[0.01][1]:.3f}]",
+        artifact=subject,
+        location={"attack": a.attack},
+        evidence={"auc": round(a.auc, 6), "advantage": round(a.advantage, 6)},
+        remediation="stronger attacks (reference models) may find more; regularise or train with DP",
         atlas=_ATLAS_MEMBERSHIP,
     )
 
