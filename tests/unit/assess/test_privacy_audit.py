@@ -315,3 +315,29 @@ def test_cli_writes_the_report_and_exits_on_findings(split: Split, tmp_path: Pat
     assert doc["metrics"]["membership_tpr@0.01"] == doc["metrics"]["membership_tpr@0.01@rmia"] > 0.05
     assert doc["privacy"]["attacks"][1]["most_exposed_members"]
     assert main([*args, "--non-members", str(tmp_path / "in.npz"), "-q"]) == 2  # overlap: usage error
+
+
+@pytest.mark.timeout(300)
+def test_a_pipeline_gates_on_the_privacy_metrics(split: Split, tmp_path: Path) -> None:
+    from mlsecops.pipeline import load_pipeline, run_pipeline
+
+    members, non_members, _ = split.sets()
+    est = KNeighborsClassifier(5, weights="distance").fit(*members)
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))
+    np.savez(tmp_path / "in.npz", X=members[0], y=members[1])
+    np.savez(tmp_path / "out.npz", X=non_members[0], y=non_members[1])
+    text = """
+name: privacy
+stages:
+  - name: privacy
+    check: assess.privacy
+    options: {model: m.pkl, members: in.npz, non_members: out.npz, attacks: "loss,rmia", references: 4,
+              executor: inline, defences: false}
+policy:
+  - {metric: "membership_tpr@0.01 <= 0.05"}
+  - {metric: "membership_auc@loss <= 0.9"}
+"""
+    (tmp_path / "p.yaml").write_text(text)
+    result = run_pipeline(load_pipeline(tmp_path / "p.yaml"))
+    assert [r.passed for r in result.gate.results][:2] == [False, True]  # RMIA finds members: refused
+    assert result.report.metrics["privacy/membership_tpr@0.01"] > 0.05

@@ -96,6 +96,8 @@ class PrivacyCheck:
         model_ref = target.opt_str("model") or (str(target.paths[0]) if target.paths else None)
         if not model_ref:
             raise InputError("the privacy audit needs a model (option model)")
+        if target.opt_str("model") and not model_ref.startswith(("http://", "https://", "python:")):
+            model_ref = str(target.path_option("model"))  # relative to the pipeline file
         members = _read(target, "members", required=True)
         non_members = _read(target, "non_members", required=True)
         pool = _read(target, "reference_data", required=False)
