@@ -200,13 +200,26 @@ class Listing:
     """Text table columns (default: the first row's keys)."""
     no_wrap: Sequence[str] = field(default_factory=tuple)
     """Columns never folded (short ids, times)."""
+    compact: bool = False
+    """Rule under the header only, no cell borders: many short columns fit 80 characters."""
 
     def table(self) -> RenderableType:
         """The rows as a rich table: every cell through ``cell``, long columns folded."""
+        from rich import box
         from rich.table import Table
 
         columns = list(self.columns or (self.rows[0].keys() if self.rows else ()))
-        table = Table(title=visible(self.title), title_justify="left")
+        if self.compact:
+            table = Table(
+                title=visible(self.title),
+                title_justify="left",
+                box=box.SIMPLE_HEAD,
+                show_edge=False,
+                pad_edge=False,
+                collapse_padding=True,
+            )
+        else:
+            table = Table(title=visible(self.title), title_justify="left")
         for col in columns:
             table.add_column(col, overflow="fold", no_wrap=col in self.no_wrap)
         for row in self.rows:

@@ -65,7 +65,7 @@ def _row(a: StoredAlert) -> dict[str, Any]:
         "count": a.count,
         "first seen": short_time(a.first_seen),
         "last seen": short_time(a.last_seen),
-        "acknowledged by": a.acked_by or "",
+        "ack by": a.acked_by or "",
     }
 
 
@@ -89,18 +89,10 @@ def alerts_list(
         key="alerts",
         rows=[_row(a) for a in alerts],
         document=[a.to_json() for a in alerts],
-        columns=(
-            "id",
-            "status",
-            "severity",
-            "kind",
-            "principal",
-            "model",
-            "count",
-            "last seen",
-            "acknowledged by",
-        ),
-        no_wrap=("id", "status", "severity", "count"),
+        # eight short columns fit 80 characters; `alerts show ID` or --format json has every field
+        columns=("id", "status", "severity", "kind", "principal", "model", "count", "last seen"),
+        no_wrap=("id", "status", "severity", "count", "last seen"),
+        compact=True,
     )
     emit_listing(listing, fmt, output)
 

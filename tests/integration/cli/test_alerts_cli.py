@@ -82,6 +82,14 @@ def test_list_and_show_in_every_format(cli: Callable[..., Any], setup: dict[str,
     )
     text = cli("alerts", "list")
     assert text.code == 0 and "mallory" in text.out and "\x1b[31m" not in text.out
+    from mlsecops.cli import _common
+
+    with pytest.MonkeyPatch.context() as mp:  # a standard terminal: every column readable, no wrapping
+        mp.setenv("COLUMNS", "80")
+        mp.setattr(_common, "_consoles", {})  # consoles read the width when made
+        narrow = cli("alerts", "list").out
+    assert max(len(line) for line in narrow.splitlines()) <= 80, narrow
+    assert all(w in narrow for w in ("mallory", "extraction", "medium", "open")), narrow
     shown_text = cli("alerts", "show", str(mallory))
     assert shown_text.code == 0 and "\x1b" not in shown_text.out and "u001b" in shown_text.out
     out = setup["tmp"] / "alerts.html"
