@@ -167,7 +167,9 @@ def harden_fairness(
 
 
 def register(app: typer.Typer) -> None:
-    """The commands live on the ``assess`` and ``harden`` groups, which ``cli.robustness`` adds to the app."""
-    from mlsecops.cli import robustness
-
-    del app, robustness  # importing this module added the commands; robustness.register adds the groups
+    """Add the ``assess`` and ``harden`` groups (holding these commands) unless ``cli.robustness`` did."""
+    present = {g.name for g in app.registered_groups}
+    if "assess" not in present:
+        app.add_typer(assess_app, name="assess")
+    if "harden" not in present:
+        app.add_typer(harden_app, name="harden")
