@@ -341,3 +341,35 @@ policy:
     result = run_pipeline(load_pipeline(tmp_path / "p.yaml"))
     assert [r.passed for r in result.gate.results][:2] == [False, True]  # RMIA finds members: refused
     assert result.report.metrics["privacy/membership_tpr@0.01"] > 0.05
+
+
+@pytest.mark.timeout(300)
+def test_pytorch_reference_models_are_reinitialised_and_retrained(split: Split) -> None:
+    import torch
+
+    from mlsecops.assess.privacy._reference import TorchRecipe, learner_of, train_torch
+    from mlsecops.models import TorchModel
+
+    members, non_members, _ = ((x[::2], y[::2]) for x, y in split.sets())  # 100 and 100: a quick run
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    model = TorchModel(train_torch(net, *members, epochs=40, lr=5e-3, batch_size=50), input_shape=(64,))
+    learner = learner_of(model, epochs=40, lr=5e-3, batch_size=50)
+    assert isinstance(learner, TorchRecipe)
+    before = [p.detach().clone() for p in net.parameters()]
+    audit = audit_privacy(
+        model,
+        members,
+        non_members,
+        attacks=["loss", "rmia"],
+        references=4,
+        executor=get_executor("inline"),
+        learner=learner,
+    )
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))  # target untouched
+    assert audit.references is not None
+    ref, _ = audit.references
+    assert ref.shape == (4, 200, 10) and np.allclose(ref.sum(axis=2), 1.0, atol=1e-5)
+    assert len({float(r[0, 0]) for r in ref}) == 4  # each reference its own fresh initialisation
+    rmia = next(a for a in audit.attacks if a.attack == "rmia")
+    assert audit.accuracy["members"] == 1.0 and rmia.auc_ci[0] > 0.5  # above chance
