@@ -578,3 +578,12 @@ def test_decoded_noise_that_looks_like_a_pickle_is_safe(scan: Scan) -> None:
     # base64 of bytes that start like a pickle and reach STOP with two values left: structure only.
     noise = base64.b64encode(b"\x80\x02K\x01K\x02." + bytes(40)).decode()
     assert scan(pickle.dumps({"x": noise}, protocol=4)).verdict is Verdict.SAFE
+
+
+def test_red_team_base64_with_junk_characters(scan: Scan) -> None:
+    # b64decode(s) (validate=False, the default) drops characters outside the alphabet.
+    clean = base64.b64encode(SYSTEM_P2 + bytes(30)).decode()
+    junky = "!".join(clean[i : i + 12] for i in range(0, len(clean), 12))
+    assert base64.b64decode(junky) == SYSTEM_P2 + bytes(30)
+    r = scan(pickle.dumps({"x": junky}, protocol=4))
+    assert r.verdict is Verdict.MALICIOUS, _titles(r)

@@ -51,10 +51,19 @@ MAX_CODE = 1 << 20
 """Longest text parsed as Python."""
 
 _B64 = re.compile(rb"[A-Za-z0-9+/\-_]+={0,2}")
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_"
+_NON_B64_BYTES = bytes(b for b in range(256) if b not in _B64_ALPHABET)
+"""Bytes ``b64decode(validate=False)`` drops (``bytes.translate`` deletes them at C speed)."""
+_WS_BYTES = b" \t\n\r\x0b\x0c"
+B64_JUNK = 8
+"""Text with at most 1 character in this many outside the base64 alphabet is decoded as base64 with
+those characters dropped, as ``base64.b64decode`` does by default (``validate=False``)."""
+_B64_MAGIC = re.compile(rb"gA[I-X]|e[JNAF]|H4sI|Qlpo|/Td6WFo")
+"""How base64 of a pickle header (``\\x80\\x02``-``\\x05``), a zlib, gzip, bz2 or xz stream begins."""
 _HEX = re.compile(rb"(?:[0-9a-fA-F]{2})+")
 _HEX_CHARS = re.compile(rb"[0-9a-fA-F]+")
+_ANY_ALPHABET = re.compile(rb"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~/]+")
 _B85 = re.compile(rb"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]+")
-_WS = re.compile(rb"\s+")
 _CODE_HINT = re.compile(
     rb"import|exec|eval|system|popen|subprocess|socket|__\w+__|open\s*\(|compile|getattr|urlopen|spawn|requests|urllib|shutil"
 )
@@ -80,25 +89,32 @@ _DANGEROUS_MODULES = frozenset(
 )  # fmt: skip
 
 
+_MAGIC_FIRST = frozenset(b"\x80c(\x1fB\xfdx")
+"""First bytes of a pickle (PROTO, GLOBAL, MARK) or a gzip, bz2, xz or zlib stream."""
+
+
 def is_candidate(data: bytes) -> bool:
     """Whether ``data`` may hold an encoded payload (a cheap test on its first bytes)."""
     if len(data) < MIN_INPUT:
         return False
     head = data[:64]
-    if looks_like_pickle(head) or _compression(head) is not None:
+    if head[0] in _MAGIC_FIRST and (looks_like_pickle(head) or _compression(head) is not None):
         return True
     if len(data) < MIN_ENCODED:
         return False
     if not head.isascii():  # compressed data kept in a str: its UTF-8 bytes, latin-1 decoded
         alt = head.decode("utf-8", "ignore").encode("latin-1", "ignore")
         return looks_like_pickle(alt) or _compression(alt) is not None
-    stripped = _WS.sub(b"", head)
-    return bool(
-        _B64.fullmatch(stripped)
-        or _HEX.fullmatch(stripped)
-        or _B85.fullmatch(stripped)
-        or _CODE_HINT.search(head)
-    )
+    if (b"(" in data and _CODE_HINT.search(data, 0, MAX_CODE)) or _B64_MAGIC.match(
+        head.translate(None, _NON_B64_BYTES)
+    ):
+        return True
+    if b" " in head:  # prose: no strict encoding has spaces (base64 with junk was tested just above)
+        return False
+    stripped = head.translate(None, _WS_BYTES)
+    if not _ANY_ALPHABET.fullmatch(stripped):  # one test for the three alphabets (names with dots fail)
+        return False
+    return bool(_B64.fullmatch(stripped) or _HEX.fullmatch(stripped) or _B85.fullmatch(stripped))
 
 
 def looks_like_pickle(data: bytes) -> bool:
@@ -133,28 +149,71 @@ def _inflate(kind: str, data: bytes) -> bytes | None:
 
 
 def _text_decodings(data: bytes) -> Iterator[tuple[str, bytes]]:
-    """Text encodings of ``data`` that decode: base64, hex, base85, ascii85."""
-    stripped = _WS.sub(b"", data)
+    """Text encodings of ``data`` that decode to something worth a look: base64, hex, base85, ascii85.
+
+    Each is first tried on a short prefix (``_PROBE`` characters); only an encoding whose prefix decodes
+    to the start of a pickle, of a compressed stream, or to ASCII text is decoded whole. Names and prose
+    that happen to fit an alphabet decode to noise and cost one short decode.
+    """
+    stripped = data.translate(None, _WS_BYTES)
     if len(stripped) < MIN_ENCODED:
         return
+    tries: list[tuple[str, Callable[[bytes], bytes | None], bytes]] = []
     if _HEX_CHARS.fullmatch(stripped):
-        even = stripped[: len(stripped) & ~1]  # a prefix cut at MAX_INPUT may end mid-byte
-        yield "hex", bytes.fromhex(even.decode())
+        tries.append(("hex", _hex, stripped))
     if _B64.fullmatch(stripped):
-        alt = b"-_" if (b"-" in stripped or b"_" in stripped) else None
-        body = stripped.rstrip(b"=")
-        padded = body[: len(body) - (len(body) % 4 == 1)] + b"=" * (-len(body) % 4)
-        out = _try(lambda: base64.b64decode(padded, altchars=alt, validate=True))
-        if out is not None:
-            yield "base64", out
+        tries.append(("base64", _b64, stripped.rstrip(b"=")))
+    else:
+        kept = _mostly_b64(stripped)
+        if kept is not None:
+            tries.append(("base64 (other characters dropped)", _b64, kept))
     if stripped.startswith(b"<~") and stripped.endswith(b"~>"):
-        out = _try(lambda: base64.a85decode(stripped, adobe=True))
-        if out is not None:
-            yield "ascii85", out
+        tries.append(("ascii85", lambda t: _try(lambda: base64.a85decode(t, adobe=True)), stripped))
     elif _B85.fullmatch(stripped):
-        out = _try(lambda: base64.b85decode(stripped))
-        if out is not None:
-            yield "base85", out
+        tries.append(("base85", lambda t: _try(lambda: base64.b85decode(t)), stripped))
+    for name, decode, text in tries:
+        if len(text) > _PROBE and name != "ascii85":
+            head = decode(text[:_PROBE])
+            if head is None or not _promising(head):
+                continue
+        out = decode(text)
+        if out is not None and _promising(out[:_PROBE]):
+            yield name, out
+
+
+_PROBE = 80
+"""Characters decoded first to see whether an encoding is worth decoding whole (a multiple of 4 and 5)."""
+
+
+def _promising(head: bytes) -> bool:
+    """Decoded bytes that start a pickle or a compressed stream, or are text (code, another encoding)."""
+    return looks_like_pickle(head) or _compression(head) is not None or (len(head) >= 8 and head.isascii())
+
+
+def _hex(text: bytes) -> bytes | None:
+    even = text[: len(text) & ~1]  # a prefix cut at MAX_INPUT may end mid-byte
+    return _try(lambda: bytes.fromhex(even.decode()))
+
+
+def _mostly_b64(text: bytes) -> bytes | None:
+    """The base64 alphabet characters of ``text`` when the others are few (see ``B64_JUNK``) and what is
+    left starts like an encoded pickle or compressed stream (``_B64_MAGIC``).
+    """
+    kept = text.translate(None, _NON_B64_BYTES)
+    if (
+        len(kept) < MIN_ENCODED
+        or (len(text) - len(kept)) * B64_JUNK > len(text)
+        or not _B64_MAGIC.match(kept)
+    ):
+        return None
+    return kept
+
+
+def _b64(body: bytes) -> bytes | None:
+    """Decode base64 without padding (standard or URL-safe alphabet; a cut-off tail is dropped)."""
+    alt = b"-_" if (b"-" in body or b"_" in body) else None
+    padded = body[: len(body) - (len(body) % 4 == 1)] + b"=" * (-len(body) % 4)
+    return _try(lambda: base64.b64decode(padded, altchars=alt, validate=True))
 
 
 def _try(decode: Callable[[], bytes]) -> bytes | None:
@@ -205,7 +264,7 @@ def dangerous_calls(text: bytes) -> list[str]:
         Names such as ``os.system`` or ``import subprocess``; empty when the text is not Python or holds
         nothing dangerous.
     """
-    if len(text) > MAX_CODE or not _CODE_HINT.search(text):
+    if len(text) > MAX_CODE or b"(" not in text or not _CODE_HINT.search(text):
         return []
     try:
         tree = ast.parse(text.decode("utf-8"), mode="exec")
