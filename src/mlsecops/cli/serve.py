@@ -106,7 +106,7 @@ def serve(
     label: Annotated[str | None, typer.Option(help="Label column of --test-data (CSV/Parquet).")] = None,
 ) -> None:
     """Serve MODEL behind authentication, rate limits, input validation and output hardening."""
-    from mlsecops.runtime.app import CONFIG_ENV, ServeConfig, close_guard, create_app
+    from mlsecops.runtime.app import CONFIG_ENV, ServeConfig, close_guard, create_app, freeze_startup
 
     _check_host(host)
     if test_data is not None and not dry_run:
@@ -142,6 +142,7 @@ def serve(
             f"serving {served.name} version {served.version} on http://{host}:{port}/v2/models/{served.name}",
             err=True,
         )
+        freeze_startup()
         uvicorn.run(app, log_config=_log_config(), **common)
         return
     # workers load the model themselves; check it here first so a refusal is one line, before listening

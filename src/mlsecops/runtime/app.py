@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -87,6 +88,7 @@ __all__ = [
     "app_from_env",
     "close_guard",
     "create_app",
+    "freeze_startup",
 ]
 
 CONFIG_ENV = "MLSECOPS_SERVE_CONFIG"
@@ -1305,7 +1307,21 @@ def app_from_env() -> FastAPI:
         raise SystemExit(2)
     try:
         config = ServeConfig.model_validate_json(raw)
-        return create_app(config)
+        app = create_app(config)
     except MlsecopsError as err:
         sys.stderr.write(err.diagnostics() + "\n")
         raise SystemExit(2) from None
+    freeze_startup()
+    return app
+
+
+def freeze_startup() -> None:
+    """Move what start-up built out of the cyclic collector's generations (server processes only).
+
+    The modules, the model and the policy live as long as the server: frozen, a full collection walks
+    only what requests allocate, and its pauses (a share of the tail latency) shrink. ``mlsecops
+    serve`` calls it once the app is built; an app built in a test or a notebook leaves the collector
+    alone.
+    """
+    gc.collect()
+    gc.freeze()
