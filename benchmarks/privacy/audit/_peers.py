@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 import sys
 import time
 import types
@@ -86,7 +87,7 @@ def art_shadow(est, xm, ym, xn, yn, xp, yp, k, seed):
     return att.infer(x, np.eye(est.classes_.size)[y], probabilities=True).reshape(-1)
 
 
-def privacy_meter_reference(est, xm, ym, xn, yn, xp, yp, k, seed, workdir):
+def privacy_meter_reference(est, xm, ym, xn, yn, xp, yp, k, seed, workdir, name):
     _placeholders()
     from privacy_meter.dataset import Dataset
     from privacy_meter.hypothesis_test import linear_itp_threshold_func
@@ -122,8 +123,9 @@ def privacy_meter_reference(est, xm, ym, xn, yn, xp, yp, k, seed, workdir):
     )
     target = InformationSource(models=[Proba(est, None)], datasets=[data])
     reference = InformationSource(models=refs, datasets=[data])
-    logs = Path(workdir) / f"pm-{seed}"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = Path(workdir) / f"pm-{name}-{seed}"  # it caches signals here: one folder per target, fresh
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
     metric = ReferenceMetric(
         target,
         reference,
@@ -149,7 +151,7 @@ def main() -> None:
         "art_black_box": lambda: art_blackbox(est, xm, ym, xn, yn, k, seed),
         "art_shadow_models": lambda: art_shadow(est, xm, ym, xn, yn, xp, yp, k, seed),
         "privacy_meter_reference": lambda: privacy_meter_reference(
-            est, xm, ym, xn, yn, xp, yp, k, seed, workdir
+            est, xm, ym, xn, yn, xp, yp, k, seed, workdir, name
         ),
     }
     for tool, fn in runs.items():
