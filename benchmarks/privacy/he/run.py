@@ -47,7 +47,13 @@ def main() -> None:
             joblib.dump(model, mpath)
             np.savez(dpath, X=xte.astype(np.float32), y=yte)
             report = evaluate_encrypted(mpath, dpath, max_rows=min(len(xte), MAX_ROWS))
-            row = {"model": name, "rows": len(xte), "features": x.shape[1], **report.metrics}
+            row = {
+                "model": name,
+                "rows": report.data["rows"],
+                "test_rows": len(xte),
+                "features": x.shape[1],
+                **report.metrics,
+            }
             row["outputs"] = report.data["outputs"]
             rows.append(row)
             print(json.dumps(row), flush=True)
