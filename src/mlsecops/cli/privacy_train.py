@@ -79,6 +79,14 @@ def dp_train(
         bool,
         typer.Option("--leakage-check/--no-leakage-check", help="Test measured leakage against epsilon."),
     ] = True,
+    fine_tune: Annotated[
+        bool,
+        typer.Option(
+            "--fine-tune",
+            help="Start from the model's weights (only if they are public: the guarantee covers DATA "
+            "only); by default every weight is drawn afresh.",
+        ),
+    ] = False,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
@@ -106,6 +114,7 @@ def dp_train(
         "test_data": str(test_data) if test_data else None,
         "output": str(out_model) if out_model else None,
         "leakage_check": leakage,
+        "fine_tune": fine_tune,
     }
     options = {k: v for k, v in given.items() if v is not None}
     cfg = settings()

@@ -172,3 +172,36 @@ def test_leakage_check_mirrors_when_members_and_non_members_swap() -> None:
     assert a.auc == pytest.approx(b.auc)
     with pytest.raises(InputError, match="at least 4 members"):
         leakage_check({"loss": s[:3]}, member[:3], epsilon=1.0, delta=1e-5)
+
+
+class _Memorised(torch.nn.Module):
+    """A layer whose weight has no initialiser of its own (it could only be kept, never re-drawn)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(8, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.w
+
+
+def test_weights_are_drawn_afresh_unless_fine_tuning() -> None:
+    """Weights a model file carries were trained outside the accountant: DP training must not start
+    from them (their training would be released in the clear), unless the user says they are public."""
+    x, y = _blobs(200)
+    trained = _mlp()
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.fill_(0.123)  # stands for weights fitted non-privately on the same data
+    kwargs = {"epsilon": 5.0, "delta": 1e-3, "epochs": 1, "batch_size": 50, "accountant": "rdp", "lr": 1e-9}
+    fresh = dp_train(trained, x, y, **kwargs)  # type: ignore[arg-type]
+    kept = dp_train(trained, x, y, fine_tune=True, **kwargs)  # type: ignore[arg-type]
+    first = lambda m: next(p for p in m.parameters()).detach()  # noqa: E731
+    assert not torch.allclose(first(fresh.module), torch.full_like(first(fresh.module), 0.123), atol=1e-3)
+    assert torch.allclose(first(kept.module), torch.full_like(first(kept.module), 0.123), atol=1e-3)
+    assert fresh.facts()["initialisation"] == "random"
+    assert kept.facts()["initialisation"] == "given weights"
+    assert any("fine-tuned" in n for n in kept.notes)
+    with pytest.raises(PrivacyUnsupportedError, match="fine-tune"):
+        dp_train(_Memorised(), x, y, **kwargs)  # type: ignore[arg-type]
+    assert dp_train(_Memorised(), x, y, fine_tune=True, **kwargs).steps > 0  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ Options: ``epsilon`` (required), ``delta`` (1e-5), ``epochs``, ``clip``, ``batch
 (defaults in ``mlsecops.harden.dp.training``), ``optimizer`` (adam), ``accountant`` (prv),
 ``lower``/``upper`` (public feature bounds: inputs are mapped to [-1, 1] by a fixed first layer),
 ``val_fraction`` (0.2), ``test_data``, ``output`` (default ``<model>.dp.pt2``), ``leakage_check``
-(true), ``label``, ``weights``.
+(true), ``fine_tune`` (false: every weight is drawn afresh first), ``label``, ``weights``.
 """
 
 from __future__ import annotations
@@ -147,6 +147,7 @@ def record_dp_lineage(
         "test_data",
         "output",
         "leakage_check",
+        "fine_tune",
     ),
 )
 class DpTrainingCheck:
@@ -200,6 +201,7 @@ class DpTrainingCheck:
             n_classes=model.n_classes,
             input_range=bounds,
             seed=seed,
+            fine_tune=target.opt_bool("fine_tune", False),
             progress=self.progress,
         )
         trained = TorchModel(result.module, input_shape=model.input_shape, n_classes=model.n_classes)

@@ -113,6 +113,9 @@ class DpTrainingResult:
     seconds: float
     notes: tuple[str, ...] = ()
     """Layers replaced to make the model private, and other facts a reader must know."""
+    initialisation: str = "random"
+    """``random`` (every parameter re-drawn before training: the guarantee covers all the training
+    that produced the weights) or ``given weights`` (fine-tuning: only this run is covered)."""
     history: list[dict[str, float]] = field(default_factory=list)
     """Per epoch: mean training loss and accuracy on the sampled batches."""
 
@@ -130,6 +133,7 @@ class DpTrainingResult:
             "sampling": "poisson",
             "epochs": self.epochs,
             "steps": self.steps,
+            "initialisation": self.initialisation,
             "notes": list(self.notes),
         }
 
@@ -370,9 +374,15 @@ def dp_train(
     input_range: tuple[float, float] | None = None,
     ema: float | None = DEFAULT_EMA,
     seed: int = 0,
+    fine_tune: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> DpTrainingResult:
     """Train a copy of ``module`` with DP-SGD to the target (epsilon, delta).
+
+    The copy's parameters are drawn afresh first (``reset_parameters`` of every layer, seeded): the
+    weights a model file carries were trained on data the accountant never saw, so starting from them
+    would release that training in the clear. ``fine_tune=True`` keeps them, for weights that are
+    public (pre-trained on public data); the guarantee then covers only this run's data.
 
     Args:
         module: the classifier (returns logits); it is not changed.
@@ -393,8 +403,9 @@ def dp_train(
             data, which the accountant does not cover. Inputs outside the range are refused.
         ema: decay of the moving average of the weights released at the end (``None``: the last
             iterate); post-processing, so it changes no privacy figure.
-        seed: seeds the initial shuffle, the sampling and the noise (reproducible runs; a deployment
-            that must resist an attacker who knows the seed uses Opacus's secure mode instead).
+        seed: seeds the initial weights, the shuffle, the sampling and the noise (reproducible runs;
+            a deployment that must resist an attacker who knows the seed uses Opacus's secure mode).
+        fine_tune: start from the module's weights instead of re-drawing them (see above).
         progress: called as ``("epoch N", done, epochs)``.
 
     Raises:
@@ -421,6 +432,13 @@ def dp_train(
             arr = rescale(torch.from_numpy(arr)).numpy()
     work, notes = prepare_module(module)
     torch.manual_seed(seed)
+    if fine_tune:
+        notes.append(
+            "fine-tuned from the given weights: the guarantee covers this run's data only, and holds "
+            "only if those weights are public (trained on public data)"
+        )
+    else:
+        _reinitialise(work)
     gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator().manual_seed(seed + 1)
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(arr), torch.from_numpy(labels))
@@ -520,8 +538,34 @@ def dp_train(
         steps=steps,
         seconds=time.perf_counter() - start,
         notes=tuple(notes),
+        initialisation="given weights" if fine_tune else "random",
         history=history,
     )
+
+
+def _reinitialise(module: Any) -> None:
+    """Draw every trainable parameter afresh with its layer's own initialiser (seeded by the caller).
+
+    Raises:
+        PrivacyUnsupportedError: a trainable parameter whose layer has no ``reset_parameters`` (it
+            would keep weights trained outside the accountant); fine-tuning is the way for those.
+    """
+    import torch
+
+    covered: set[int] = set()
+    for layer in module.modules():
+        reset = getattr(layer, "reset_parameters", None)
+        if callable(reset):
+            with torch.no_grad():
+                reset()
+            covered.update(id(p) for p in layer.parameters(recurse=False))
+    left = [name for name, p in module.named_parameters() if p.requires_grad and id(p) not in covered]
+    if left:
+        raise PrivacyUnsupportedError(
+            f"cannot re-draw the weights of {', '.join(left[:3])}{' ...' if len(left) > 3 else ''} "
+            "(no reset_parameters); DP training starts from fresh weights so that the training behind "
+            "the given ones is not released. If those weights are public, pass --fine-tune"
+        )
 
 
 def _rescaler(bounds: tuple[float, float], arr: np.ndarray) -> Any:
