@@ -21,7 +21,10 @@ privacy audit's evaluation of output defences); this module applies the guard's 
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import secrets
+import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,7 +32,7 @@ import numpy as np
 
 from mlsecops.core.errors import InputError
 from mlsecops.models.interface import ModelAdapter
-from mlsecops.models.outputs import PROB_FLOOR, HardenedOutput, harden_proba, rebuild
+from mlsecops.models.outputs import PROB_FLOOR, HardenedOutput, harden_proba, perturb, rebuild
 from mlsecops.runtime.policy import OutputPolicy
 
 __all__ = [
@@ -48,12 +51,31 @@ FLOAT64_BITS = 52
 """Mantissa bits of an unrounded float64 probability: what one full-precision value can carry."""
 
 
+_rng_lock = threading.Lock()
+_rng: np.random.Generator | None = None
+
+
+def _noise_rng() -> np.random.Generator:
+    """The process's generator for output noise, seeded from the OS (never predictable from outside)."""
+    global _rng
+    if _rng is None:
+        _rng = np.random.default_rng(secrets.randbits(128))
+    return _rng
+
+
 def harden(proba: np.ndarray, policy: OutputPolicy) -> HardenedOutput:
     """Apply ``policy`` to class probabilities ``(n, n_classes)`` (``models.outputs.harden_proba``).
 
-    The label is the argmax of the full probabilities (rounding never changes the predicted class).
+    The label is the argmax of the full probabilities (rounding and noise never change the predicted
+    class); with ``policy.noise`` the confidences shown are ``models.outputs.perturb``'s.
     """
-    return harden_proba(proba, mode=policy.mode, top_k=policy.top_k, decimals=policy.decimals)
+    if policy.noise is None or policy.mode == "label":
+        return harden_proba(proba, mode=policy.mode, top_k=policy.top_k, decimals=policy.decimals)
+    with _rng_lock:  # a Generator is not thread-safe; requests answer in several threads
+        noisy = perturb(proba, policy.noise, _noise_rng())
+    out = harden_proba(noisy, mode=policy.mode, top_k=policy.top_k, decimals=policy.decimals)
+    label = np.argmax(proba, axis=1).astype(np.int64) if proba.shape[0] else out.label
+    return dataclasses.replace(out, label=label)
 
 
 def output_tensors(out: HardenedOutput) -> dict[str, tuple[np.ndarray, str]]:
@@ -155,7 +177,7 @@ def price(proba: np.ndarray, y: np.ndarray, policy: OutputPolicy) -> UtilityCost
     kl = _kl_bits(full, after) - _kl_bits(full, baseline)
     return UtilityCost(
         rows=n,
-        mode=policy.mode if policy.decimals is None else f"{policy.mode} (rounded to {policy.decimals})",
+        mode=_describe(policy),
         accuracy_before=float(np.mean(before_label == y)),
         accuracy_after=float(np.mean(out.label == y)),
         top1_agreement=float(np.mean(seen_label == before_label)),
@@ -165,3 +187,10 @@ def price(proba: np.ndarray, y: np.ndarray, policy: OutputPolicy) -> UtilityCost
         answer_bits_before=answer_bits(OutputPolicy(), k),
         answer_bits_after=answer_bits(policy, k),
     )
+
+
+def _describe(policy: OutputPolicy) -> str:
+    parts = [] if policy.decimals is None else [f"rounded to {policy.decimals}"]
+    if policy.noise is not None and policy.mode != "label":
+        parts.append(f"Laplace noise {policy.noise:g}")
+    return policy.mode + (f" ({', '.join(parts)})" if parts else "")

@@ -122,6 +122,10 @@ class OutputPolicy(_Strict):
     top_k: int = Field(default=1, ge=1)
     decimals: int | None = Field(default=None, ge=0, le=12)
     """Round probabilities to this many decimals (None: full precision)."""
+    noise: float | None = Field(default=None, gt=0, le=1)
+    """Laplace noise of this scale on the confidences before they are shown (None: none). The label
+    stays the model's argmax; top-k classes are those of the noisy confidences. Fresh noise per answer:
+    a caller who repeats a query averages it away (``assess privacy`` measures what it buys)."""
 
 
 class LoggingPolicy(_Strict):

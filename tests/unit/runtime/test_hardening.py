@@ -85,3 +85,19 @@ def test_price_refuses_bad_labels() -> None:
         price(P, np.array([0, 5]), OutputPolicy())
     with pytest.raises(InputError):
         price(np.zeros((0, 3)), np.zeros(0, dtype=int), OutputPolicy())
+
+
+def test_noise_hides_confidences_but_never_the_label() -> None:
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(5), size=400)
+    policy = OutputPolicy(mode="probabilities", noise=0.05, decimals=3)
+    a, b = harden(proba, policy), harden(proba, policy)
+    assert np.array_equal(a.label, proba.argmax(axis=1))  # the model's answer stands
+    assert a.probabilities is not None and b.probabilities is not None
+    assert not np.allclose(a.probabilities, proba, atol=1e-3)  # the shown confidences are not the model's
+    assert not np.array_equal(a.probabilities, b.probabilities)  # fresh noise per answer
+    assert np.allclose(a.probabilities.sum(axis=1), 1.0, atol=5e-3)
+    top = harden(proba, OutputPolicy(mode="top_k", top_k=2, noise=0.05))
+    assert top.top_probabilities is not None and np.array_equal(top.label, proba.argmax(axis=1))
+    cost = price(proba, proba.argmax(axis=1), policy)
+    assert "Laplace noise 0.05" in cost.mode and cost.accuracy_after == 1.0
