@@ -1,0 +1,62 @@
+"""Merge partial runs of ``run.py --kinds ... --out PART`` into one results file.
+
+    nice -n 10 .venv/bin/python benchmarks/monitor/extraction/merge.py PART1 PART2 ... [--sweep SWEEP]
+
+Clients come in the order of ``run.py``; the detector's per-request costs are pooled before the
+percentiles are taken; the ART fidelities are joined per thief. ``--sweep``: a ``benign_sweep.py``
+output whose ``benign_sweep`` section is carried over. Writes ``benchmarks/results/monitor-extraction``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from run import ROOT, _markdown  # noqa: E402
+
+from mlsecops.monitor._thieves import BENIGN_KINDS, HARD_KIND, THIEF_KINDS  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("parts", nargs="+", help="--out prefixes of the partial runs")
+    ap.add_argument("--sweep", help="a benign_sweep.py output prefix")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "monitor-extraction"))
+    args = ap.parse_args(argv)
+    docs = [json.loads(Path(p + ".json").read_text()) for p in args.parts]
+    doc: dict[str, Any] = {
+        k: v for k, v in docs[0].items() if k not in ("clients", "art", "detector_ms_samples")
+    }
+    clients = {k: v for d in docs for k, v in d["clients"].items()}
+    order = [*THIEF_KINDS, *(f"benign_{b}" for b in (*BENIGN_KINDS, HARD_KIND))]
+    doc["clients"] = {k: clients[k] for k in order if k in clients}
+    cost = np.concatenate([np.asarray(d["detector_ms_samples"], dtype=np.float64) for d in docs])
+    doc["detector_ms"] = {
+        "p50": float(np.percentile(cost, 50)),
+        "p99": float(np.percentile(cost, 99)),
+        "max": float(cost.max()),
+        "requests": int(cost.size),
+    }
+    art = [d["art"] for d in docs if "skipped" not in d["art"]]
+    doc["art"] = (
+        {k: v for k in THIEF_KINDS for a in art for kk, v in a.items() if kk == k} if art else docs[0]["art"]
+    )
+    doc["seconds"] = round(max(d["seconds"] for d in docs), 1)
+    doc["parallel_parts"] = len(docs)
+    if args.sweep:
+        doc["benign_sweep"] = json.loads(Path(args.sweep + ".json").read_text())["benign_sweep"]
+    Path(args.out + ".json").write_text(json.dumps(doc, indent=1))
+    Path(args.out + ".md").write_text(_markdown(doc))
+    print(_markdown(doc))
+
+
+if __name__ == "__main__":
+    main()
