@@ -61,6 +61,13 @@ def split_debug(args: list[str]) -> tuple[list[str], bool]:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     args, debug = split_debug(list(argv if argv is not None else sys.argv[1:]))
+    if not debug:
+        # Libraries' warnings (deprecations, numeric RuntimeWarnings inside torch, opacus, sklearn) are
+        # for their callers' developers, not for a CLI user: findings and errors say what matters.
+        # mlsecops itself warns through its reports, never through the warnings module.
+        import warnings
+
+        warnings.simplefilter("ignore")
     if debug:  # logging is imported only then: it is start-up time every other run would pay
         import logging
 
