@@ -25,7 +25,7 @@ from mlsecops.cli._common import (
     progress_hook,
     resolve_format,
 )
-from mlsecops.cli.robustness import DataOpt, LabelOpt, ModelOpt, SeedOpt, assess_app
+from mlsecops.cli.robustness import DataOpt, LabelOpt, ModelOpt, SeedOpt, add_groups, assess_app
 from mlsecops.core.checks import Target, get_check
 from mlsecops.report import Format
 
@@ -126,5 +126,5 @@ def explain_integrity(
 
 
 def register(app: typer.Typer) -> None:
-    """Nothing to add at the top: the commands join ``assess``, which ``mlsecops.cli.robustness`` adds."""
-    del app  # importing this module added the commands; robustness.register (run first) adds the group
+    """Add the groups holding these commands (``cli.robustness.add_groups``: whichever module comes first)."""
+    add_groups(app, "assess")

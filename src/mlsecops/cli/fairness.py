@@ -22,6 +22,7 @@ from mlsecops.cli.robustness import (
     SeedOpt,
     _options,
     _run,
+    add_groups,
     assess_app,
     harden_app,
 )
@@ -167,9 +168,5 @@ def harden_fairness(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``assess`` and ``harden`` groups (holding these commands) unless ``cli.robustness`` did."""
-    present = {g.name for g in app.registered_groups}
-    if "assess" not in present:
-        app.add_typer(assess_app, name="assess")
-    if "harden" not in present:
-        app.add_typer(harden_app, name="harden")
+    """Add the groups holding these commands (``cli.robustness.add_groups``: whichever module comes first)."""
+    add_groups(app, "assess", "harden")

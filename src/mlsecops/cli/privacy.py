@@ -14,7 +14,16 @@ from typing import Annotated
 import typer
 
 from mlsecops.cli._common import DEFAULT_FAIL_ON, FailOnOpt, FormatOpt, OutputOpt, QuietOpt
-from mlsecops.cli.robustness import LabelOpt, ModelOpt, OutputKindOpt, SeedOpt, _options, _run, assess_app
+from mlsecops.cli.robustness import (
+    LabelOpt,
+    ModelOpt,
+    OutputKindOpt,
+    SeedOpt,
+    _options,
+    _run,
+    add_groups,
+    assess_app,
+)
 from mlsecops.core.checks import Target
 
 __all__ = ["register"]
@@ -99,5 +108,5 @@ def privacy(
 
 
 def register(app: typer.Typer) -> None:
-    """Nothing to add at the top: the command joins ``assess``, which ``mlsecops.cli.robustness`` adds."""
-    del app  # importing this module added the command; robustness.register (run first) adds the group
+    """Add the groups holding these commands (``cli.robustness.add_groups``: whichever module comes first)."""
+    add_groups(app, "assess")

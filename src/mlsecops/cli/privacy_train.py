@@ -28,7 +28,7 @@ from mlsecops.cli._common import (
     resolve_format,
     safe,
 )
-from mlsecops.cli.robustness import DataOpt, LabelOpt, ModelOpt, SeedOpt, assess_app, harden_app
+from mlsecops.cli.robustness import DataOpt, LabelOpt, ModelOpt, SeedOpt, add_groups, assess_app, harden_app
 from mlsecops.core.checks import Target, get_check
 from mlsecops.core.severity import Severity
 
@@ -173,7 +173,5 @@ def encrypted(
 
 
 def register(app: typer.Typer) -> None:
-    """The commands live on the ``assess`` and ``harden`` groups, which ``cli.robustness`` adds to the app."""
-    from mlsecops.cli import robustness
-
-    del app, robustness  # importing this module added the commands; robustness.register adds the groups
+    """Add the groups holding these commands (``cli.robustness.add_groups``: whichever module comes first)."""
+    add_groups(app, "assess", "harden")

@@ -230,8 +230,20 @@ def _indices(value: str | None, flag: str) -> list[int] | None:
         ) from None
 
 
+def add_groups(app: typer.Typer, *names: str) -> None:
+    """Add the ``assess`` and/or ``harden`` groups to ``app`` unless a module already did.
+
+    Several command modules put commands on these groups (robustness, privacy, fairness, explain);
+    whichever registers first adds the group, and the group holds every module's commands.
+    """
+    groups = {"assess": assess_app, "harden": harden_app}
+    present = {g.name for g in app.registered_groups}
+    for name in names:
+        if name not in present:
+            app.add_typer(groups[name], name=name)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``assess``, ``harden`` and ``certify`` to the app."""
-    app.add_typer(assess_app, name="assess")
-    app.add_typer(harden_app, name="harden")
+    add_groups(app, "assess", "harden")
     app.command("certify")(certify)
