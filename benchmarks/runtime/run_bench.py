@@ -90,6 +90,8 @@ monitor:
 """
 
 
+KERNEL_NOTE = "Not equal work in one respect, stated plainly: the guard evaluates this logistic regression with its verified numpy kernel (the same formula on the same fitted arrays, checked against `predict_proba` to 1e-12 at start), while the floor, MLServer and KServe call scikit-learn's `predict_proba`, whose input checks cost more than the arithmetic; the `mlsecops -kernel` row (every control on, scikit-learn's own `predict_proba`) prices that difference."
+
 ABLATIONS: dict[str, dict[str, Any]] = {
     "mlsecops -kernel": {"_env": {"MLSECOPS_SERVE_KERNELS": "0"}},
     "mlsecops -detectors": {"monitor": {"enabled": False}},
@@ -714,6 +716,8 @@ def write(result: dict[str, Any], stem: str) -> Path:
         "not to trigger), input validation (schema and the training data's profile), output hardening "
         "(top-3, 4 decimals), Prometheus metrics, the decision log of every request and the detector hook "
         "(default detectors). The floor, MLServer and KServe authenticate, limit and inspect nothing.",
+        "",
+        KERNEL_NOTE,
         "",
         "| server | connections | requests/s | p50 ms | p99 ms | server CPU ms/request | errors | vs floor | vs MLServer | vs KServe |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
