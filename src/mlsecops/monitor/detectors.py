@@ -50,6 +50,7 @@ DETECTORS: Mapping[str, DetectorSpec] = {
     "query_attack": DetectorSpec("mlsecops.monitor.query_attacks", "QueryAttackDetector"),
     "adversarial_input": DetectorSpec("mlsecops.monitor.adversarial_screen", "AdversarialInputScreen"),
     "drift": DetectorSpec("mlsecops.monitor.drift", "DriftDetector", needs_baseline=True),
+    "fairness": DetectorSpec("mlsecops.monitor.fairness", "FairnessMonitor"),
 }
 """Detector name (as in ``guard.yaml``'s ``monitor.detectors``) -> implementation."""
 

@@ -1244,7 +1244,8 @@ async def _feedback(guard: Guard, request: Request, name: str) -> Response:
         if int(labels.min()) < 0 or int(labels.max()) >= served.n_classes:
             raise InvalidInput(f"labels are class indices 0..{served.n_classes - 1}", field="labels")
         proba = _predict(active, x)  # the served version's own answers, never the sender's
-        item = Feedback(time.time(), principal.name, served.name, served.version, labels, proba)
+        rows = x.reshape(x.shape[0], -1)
+        item = Feedback(time.time(), principal.name, served.name, served.version, labels, proba, rows)
         if not guard.hook.feedback(item):
             raise Unavailable("the detectors' queue is full; send the labels again later")
         guard.metrics.feedback_rows.inc(ctx.rows)

@@ -13,6 +13,7 @@ still see it, and it sees the next one. The design, guarantees and how to write 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import queue
 import threading
@@ -48,6 +49,7 @@ class Feedback:
         version: the version that answered (the guard recomputes the outputs with it).
         labels: ``(n,)`` true class indices.
         outputs: ``(n, n_classes)`` the model's probabilities for the same rows.
+        inputs: the validated rows (for detectors that read a column of them, e.g. a group).
     """
 
     time: float
@@ -56,6 +58,7 @@ class Feedback:
     version: str
     labels: np.ndarray
     outputs: np.ndarray
+    inputs: np.ndarray | None = None
 
 
 _STOP = object()
@@ -263,8 +266,11 @@ class DetectorHook:
             record = getattr(det, "record_feedback", None)
             if not callable(record):
                 continue
+            kwargs = {"labels": item.labels, "outputs": item.outputs, "time": item.time}
+            if item.inputs is not None and _takes_inputs(record):
+                kwargs["inputs"] = item.inputs
             try:
-                raised.extend(record(labels=item.labels, outputs=item.outputs, time=item.time))
+                raised.extend(record(**kwargs))
             except Exception as err:
                 errors += 1
                 self._count_error(getattr(det, "name", type(det).__name__), err)
@@ -302,3 +308,11 @@ class DetectorHook:
             first,
             type(err).__name__,
         )
+
+
+def _takes_inputs(record: Callable[..., object]) -> bool:
+    """Whether a detector's ``record_feedback`` accepts the rows (``inputs=``)."""
+    try:
+        return "inputs" in inspect.signature(record).parameters
+    except (TypeError, ValueError):
+        return False

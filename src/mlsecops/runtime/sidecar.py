@@ -305,6 +305,7 @@ class RemoteHook:
                 item.version,
                 _pack(item.labels),
                 _pack(item.outputs),
+                _pack(item.inputs),
             )
         )
 
@@ -518,8 +519,9 @@ def _serve(recv: Connection, reply: Connection, stats: Any, hook: Any, log: Any)
                     )
                 )
             elif kind == "fb":
-                _, t, principal, model, version, labels, outputs = item
-                hook.feedback(Feedback(t, principal, model, version, _unpack(labels), _unpack(outputs)))  # type: ignore[arg-type]
+                _, t, principal, model, version, labels, outputs, rows = item
+                got = (_unpack(labels), _unpack(outputs), _unpack(rows))
+                hook.feedback(Feedback(t, principal, model, version, *got))  # type: ignore[arg-type]
             elif kind == "log":
                 _, t, principal, model, version, decision, status, ms, inputs, outputs, source = item
                 log.record(
