@@ -1,4 +1,4 @@
-"""``mlsecops monitor replay | drift``: the runtime detectors, offline.
+"""``mlsecops monitor replay | drift | fairness | export-log``: the runtime detectors, offline.
 
 Each subcommand lives in its own module (``_SUBCOMMANDS``), which adds itself to ``monitor_app``.
 """
@@ -12,7 +12,7 @@ import typer
 __all__ = ["monitor_app", "register"]
 
 monitor_app = typer.Typer(
-    help="Run the runtime detectors offline: replay a decision log, test batches for drift.",
+    help="Run the runtime detectors offline: replay a decision log, test batches for drift or disparity.",
     no_args_is_help=True,
 )
 
@@ -21,6 +21,7 @@ _SUBCOMMANDS: tuple[str, ...] = (
     "mlsecops.cli._monitor_export",
     "mlsecops.cli._monitor_replay",
     "mlsecops.cli._monitor_drift",
+    "mlsecops.cli._monitor_fairness",
 )
 
 

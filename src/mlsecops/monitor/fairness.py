@@ -188,3 +188,94 @@ class FairnessMonitor:
         self._groups = [np.asarray(state.get("groups", []), dtype=np.float64)]
         self._rows = int(y.shape[0])
         self.audits = int(state.get("audits", 0))
+
+
+BATCH_CHECK = "monitor.fairness"
+
+
+def fairness_windows(
+    model: str,
+    windows: list[Any],
+    *,
+    label: str,
+    sensitive: str,
+    metric: str = "equal_opportunity_difference",
+    max_difference: float = 0.1,
+    bootstrap: int = 200,
+    min_group_size: int = 30,
+    seed: int = 0,
+) -> Any:
+    """``mlsecops monitor fairness``: one audit per window of labelled decisions, as a trend.
+
+    Each window file (CSV, Parquet, .npz with the label and sensitive columns) is audited with
+    ``assess fairness``'s code; a window whose ``metric`` interval lies wholly above
+    ``max_difference`` is a high finding, the rule the guard's detector and the pipeline gate apply.
+
+    Raises:
+        InputError: a window, model, label or sensitive column ``assess fairness`` refuses.
+        ConfigError: an unknown metric.
+    """
+    from mlsecops.assess._fairness_inputs import load_fairness_inputs
+    from mlsecops.assess.fairness import audit_fairness
+    from mlsecops.core.checks import Target
+    from mlsecops.core.findings import Finding, Report
+    from mlsecops.core.redaction import redact
+
+    if metric not in DIFFERENCE_METRICS:
+        raise ConfigError(f"metric must be one of {', '.join(DIFFERENCE_METRICS)}; got {metric!r}")
+    entries: list[dict[str, Any]] = []
+    findings: list[Finding] = []
+    for window in windows:
+        target = Target(paths=(model, window), options={"label": label, "sensitive": sensitive}, seed=seed)
+        inputs = load_fairness_inputs(target, calibration="false")
+        audit = audit_fairness(
+            inputs.y_true,
+            inputs.y_pred,
+            inputs.sensitive,
+            min_group_size=min_group_size,
+            n_boot=bootstrap,
+            seed=seed,
+        )
+        grouping = audit.intersection
+        value = float(grouping.aggregates.get(metric, float("nan")))
+        low, high = grouping.intervals.get(metric, (value, value))
+        beyond = bool(np.isfinite(low) and low > max_difference)
+        where = redact(str(window))
+        entry: dict[str, Any] = {
+            "window": where,
+            "rows": audit.n_rows,
+            "metric": metric,
+            "value": _num(value),
+            "interval": [_num(low), _num(high)],
+            "beyond": beyond,
+            "groups": {g.name: {"rows": g.size, "judged": g.judged} for g in grouping.groups},
+        }
+        entries.append(entry)
+        if beyond:
+            findings.append(
+                Finding(
+                    check=BATCH_CHECK,
+                    severity=Severity.HIGH,
+                    title=f"{metric} {value:.3f} [{low:.3f}, {high:.3f}] above {max_difference:g}",
+                    detail=f"{audit.n_rows} labelled decisions by {sensitive}; the whole interval lies "
+                    "beyond the limit.",
+                    artifact=where,
+                    location={"window": where},
+                    evidence={"metric": metric, "value": _num(value), "interval": [_num(low), _num(high)]},
+                    remediation="Compare the groups' rates in this window with the pre-deployment audit; "
+                    "mitigate (harden fairness) or roll back, and check the labels for the group.",
+                )
+            )
+    flagged = sum(1 for e in entries if e["beyond"])
+    return Report(
+        subject=redact(model),
+        kind=BATCH_CHECK,
+        findings=tuple(findings),
+        metrics={"windows": float(len(entries)), "disparate_windows": float(flagged)},
+        verdict="disparity" if flagged else "no disparity",
+        data={"windows": entries, "max_difference": max_difference},
+    )
+
+
+def _num(v: float) -> float | None:
+    return round(float(v), 6) if np.isfinite(v) else None
