@@ -27,8 +27,9 @@ LAYER = {
     "pipeline": 4,
     "registry": 4,
     "runtime": 5,
-    "cli": 6,
-    "web": 6,
+    "posture": 6,
+    "cli": 7,
+    "web": 7,
 }
 # Same-layer imports that the design allows (importer -> imported).
 ALLOWED_SIDEWAYS = {
