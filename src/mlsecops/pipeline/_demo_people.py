@@ -1,0 +1,53 @@
+"""The demo's people: one admin per demo workspace, and the users the cases need.
+
+Every case of ``mlsecops demo`` may run alone or after the others in one shared workspace, so none can
+bootstrap the first admin on its own. ``demo_admin`` bootstraps ``demo-admin`` in an empty workspace and
+keeps its API key in ``<home>/demo-admin.key`` (mode 0600, beside the database it unlocks); later cases
+read it from there. ``demo_user`` creates a user once and gives it a fresh key each time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mlsecops.core.errors import InputError
+from mlsecops.registry import Actor, Role, authenticate, create_api_key, create_user, grant, list_users
+from mlsecops.store import Workspace
+
+__all__ = ["ADMIN", "demo_admin", "demo_user"]
+
+ADMIN = "demo-admin"
+_KEY_FILE = "demo-admin.key"
+
+
+def demo_admin(ws: Workspace, home: Path) -> tuple[Actor, str]:
+    """The demo's admin and its API key (bootstrapped on first use).
+
+    Raises:
+        InputError: the workspace has users but no demo admin key (not a demo workspace).
+    """
+    key_file = home / _KEY_FILE
+    if key_file.is_file():
+        key = key_file.read_text().strip()
+        return authenticate(ws, key), key
+    try:
+        create_user(ws, ADMIN, Role.ADMIN, actor=None)
+    except Exception as err:
+        raise InputError(
+            f"{home} has users already but no {_KEY_FILE}: run the demo in a fresh --dir"
+        ) from err
+    key = create_api_key(ws, ADMIN, actor=None, label="demo")
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return authenticate(ws, key), key
+
+
+def demo_user(ws: Workspace, admin: Actor, name: str, role: Role, *, models: tuple[str, ...] = ()) -> str:
+    """Create ``name`` with ``role`` unless it exists, grant it ``models``; a fresh API key for it."""
+    if name not in {str(u["name"]) for u in list_users(ws, actor=admin)}:
+        create_user(ws, name, role, actor=admin)
+    for model in models:
+        grant(ws, model, name, actor=admin)
+    return create_api_key(ws, name, actor=admin, label="demo")
