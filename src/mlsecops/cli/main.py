@@ -42,6 +42,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "mlsecops.cli.serve": ("serve",),
     "mlsecops.cli.alerts": ("alerts", "incidents"),
     "mlsecops.cli.encryption": ("workspace",),
+    "mlsecops.cli.ui": ("ui",),
 }
 _DEBUG = "--debug"
 
