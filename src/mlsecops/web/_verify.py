@@ -1,0 +1,116 @@
+"""The audit chain's verification status, computed off the request path and cached by head position.
+
+Walking 100,000 events takes a second or more, far beyond a page load. ``ChainVerifier.status()``
+reads the head position (one row), answers from the cache when the last verification covered that
+position, and otherwise starts one verification in a background thread and answers ``verifying``
+(with the previous result, if any). Pages poll ``/api/audit/verify`` from a small script until the
+answer is final. At most one verification runs at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from mlsecops.core.errors import MlsecopsError
+from mlsecops.store import Workspace, audit
+from mlsecops.store.models import AuditHead
+
+__all__ = ["ChainVerifier", "VerifyResult", "head_seq"]
+
+
+def head_seq(ws: Workspace) -> int:
+    """The newest event's position (0 when there is no head row)."""
+    with ws.session(readonly=True) as s:
+        found = s.execute(select(AuditHead.seq).where(AuditHead.id == 1)).scalar_one_or_none()
+    return int(found) if isinstance(found, int) else 0
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """One finished verification."""
+
+    head: int
+    """The head position when it started."""
+    ok: bool
+    events: int
+    bad_seq: int | None
+    reason: str
+    seconds: float
+    finished: float
+    """``time.time()`` when it finished."""
+
+
+class ChainVerifier:
+    """Runs ``store.audit.verify`` in a background thread and caches the result by head position."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self._ws = ws
+        self._lock = threading.Lock()
+        self._result: VerifyResult | None = None
+        self._running: int | None = None
+        """Head position a running verification started at."""
+
+    def status(self) -> dict[str, Any]:
+        """``{"state": "verified"|"failed"|"verifying", "head": N, ...}`` (starts a run when needed)."""
+        head = head_seq(self._ws)
+        with self._lock:
+            result = self._result
+            fresh = result is not None and result.head == head
+            if not fresh and self._running is None:
+                self._running = head
+                threading.Thread(target=self._run, args=(head,), name="ui-audit-verify", daemon=True).start()
+        if result is not None and fresh:
+            return self._doc(result, head)
+        out: dict[str, Any] = {"state": "verifying", "head": head}
+        if result is not None:
+            out["previous"] = self._doc(result, result.head)
+        return out
+
+    def wait(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Poll until the status is final (for tests and the JSON API's ``?wait=1``)."""
+        deadline = time.monotonic() + timeout
+        doc = self.status()
+        while doc["state"] == "verifying" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            doc = self.status()
+        return doc
+
+    @staticmethod
+    def _doc(r: VerifyResult, head: int) -> dict[str, Any]:
+        return {
+            "state": "verified" if r.ok else "failed",
+            "head": head,
+            "events": r.events,
+            "bad_seq": r.bad_seq,
+            "reason": r.reason,
+            "seconds": round(r.seconds, 3),
+            "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.finished)),
+        }
+
+    def _run(self, head: int) -> None:
+        start = time.perf_counter()
+        try:
+            with self._ws.session(readonly=True) as s:
+                chain = audit.verify(s)
+            result = VerifyResult(
+                head,
+                chain.ok,
+                chain.events,
+                chain.bad_seq,
+                chain.reason,
+                time.perf_counter() - start,
+                time.time(),
+            )
+        except MlsecopsError as err:  # e.g. the audit key file is missing: cannot vouch for the chain
+            result = VerifyResult(head, False, 0, None, str(err), time.perf_counter() - start, time.time())
+        except Exception as err:  # a database failure: shown as not verified, never as verified
+            reason = f"verification could not run: {type(err).__name__}"
+            result = VerifyResult(head, False, 0, None, reason, time.perf_counter() - start, time.time())
+        with self._lock:
+            self._result = result
+            self._running = None
