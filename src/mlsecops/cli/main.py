@@ -43,6 +43,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "mlsecops.cli.alerts": ("alerts", "incidents"),
     "mlsecops.cli.encryption": ("workspace",),
     "mlsecops.cli.ui": ("ui",),
+    "mlsecops.cli.posture": ("posture",),
 }
 _DEBUG = "--debug"
 
