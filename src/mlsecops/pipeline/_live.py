@@ -77,10 +77,11 @@ def guard(home: Path, model: str, policy: Path, log: Path, *, ready_s: float = 1
     import httpx
 
     port = _free_port()
+    command = [sys.executable, "-m", "mlsecops.cli", "serve", model, "--policy", str(policy)]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlsecops.cli", "serve", model, "--policy", str(policy)]
-            + ["--host", "127.0.0.1", "--port", str(port)],
+            command,
             env=_env(home),
             stdout=out,
             stderr=subprocess.STDOUT,

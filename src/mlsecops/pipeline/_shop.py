@@ -261,15 +261,15 @@ def pair_features(stats: ItemStats, user: np.ndarray, item: np.ndarray) -> np.nd
     )
 
 
-def fit_recommender(stats: ItemStats, ratings: Any, *, seed: int = 0) -> Any:
-    """A scaled logistic regression of ``rating >= 4`` on the pair features of ``ratings``."""
+def fit_recommender(stats: ItemStats, ratings: Any, *, seed: int = 0, c: float = 1.0) -> Any:
+    """A scaled logistic regression (inverse regularisation ``c``) of ``rating >= 4`` on the pair features."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     x = pair_features(stats, ratings["user"].to_numpy(), ratings["item"].to_numpy())
     y = (ratings["rating"].to_numpy() >= 4.0).astype(np.int64)
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, random_state=seed))
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500, random_state=seed))
     return model.fit(x, y)
 
 

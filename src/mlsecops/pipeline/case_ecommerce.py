@@ -163,7 +163,7 @@ def release_model(
     result = run_pipeline(
         load_pipeline(_write(folder / "pipeline.yaml", MODEL_PIPELINE)), workspace=ws, actor=actor
     )
-    if not result.passed:
+    if not result.passed or result.run_id is None:
         raise InputError(f"the {tag} recommender did not pass its gate (run {result.run_id})")
     info = registry.register(MODEL, path, signature=sig, description=tag, trained_on=())
     ref = f"{MODEL}@{info.version}"
@@ -194,6 +194,8 @@ def run_ecommerce_case(folder: Path, *, home: Path, actor: str, say: Callable[[s
     stream[["user", "item", "rating", "time"]].to_csv(data / "ratings.csv", index=False)
     truth = {"fake_users": campaign.fake_users.tolist(), "target_items": campaign.target_items.tolist()}
     (data / "truth.json").write_text(json.dumps(truth))
+    catalogue = frame.drop_duplicates("item")[["item", "title", "year", "genres"]]
+    catalogue.to_csv(data / "catalogue.csv", index=False)
     titles = stream.drop_duplicates("item").set_index("item")["title"]
     promoted = [str(titles[t]) for t in campaign.target_items.tolist()]
     say(
@@ -207,7 +209,8 @@ def run_ecommerce_case(folder: Path, *, home: Path, actor: str, say: Callable[[s
             load_pipeline(_write(folder / "pipeline-data.yaml", DATA_PIPELINE)), workspace=ws, actor=actor
         )
         poison = checked.stages[0].report
-        found = {int(float(s["user"])) for s in poison.data.get("suspect_accounts", [])}  # type: ignore[union-attr]
+        suspects: Any = poison.data.get("suspect_accounts") or []
+        found = {int(float(s["user"])) for s in suspects}
         fake = set(campaign.fake_users.tolist())
         caught, false = len(found & fake), len(found - fake)
         summary["detection"] = {
@@ -236,7 +239,7 @@ def run_ecommerce_case(folder: Path, *, home: Path, actor: str, say: Callable[[s
         users = rng.choice(genuine, size=min(RANK_USERS, genuine.size), replace=False)
         trained: dict[str, tuple[Any, ItemStats]] = {}
         for name, ratings in (("without defence", stream), ("with defence", clean)):
-            stats = ItemStats.of(ratings, stream)
+            stats = ItemStats.of(ratings, catalogue)
             model = fit_recommender(stats, ratings, seed=_SEED)
             trained[name] = (model, stats)
             ranks = item_ranks(model, stats, ratings, users, candidates, campaign.target_items)
