@@ -289,7 +289,7 @@ def runtime(request: Request, status: str | None = None, model: str | None = Non
         "runtime.html",
         alerts=alerts,
         incidents=incidents,
-        status=status or "",
+        alert_status=status or "",
         model=model or "",
     )
 
@@ -413,5 +413,7 @@ def run_report(request: Request, run_id: int, stage: str | None = None) -> Respo
         report = load(ui_of(request).ws, run_id, stage=stage)
     except InputError as err:
         raise UiError(404, str(err)) from None
+    except (ValueError, KeyError, TypeError) as err:  # a stored body that no longer parses
+        raise UiError(500, f"stored report of run {run_id} cannot be read: {type(err).__name__}") from None
     html = render_report(report, Format.HTML)
     return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_CSP})
