@@ -8,15 +8,20 @@ score and the grade.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+
+from sqlalchemy import select
 
 from mlsecops.core.errors import InputError
 from mlsecops.posture._model import VersionPosture, grade_of, score_of
 from mlsecops.posture._parts import Bodies, build_parts, wanted_reports
-from mlsecops.posture._snapshot import Snapshot, VersionFact, load, stage_bodies
+from mlsecops.posture._snapshot import Snapshot, VersionFact, as_of, load, stage_bodies
+from mlsecops.posture.history import parse_time
 from mlsecops.store import Workspace
+from mlsecops.store.models import AuditEvent
 
-__all__ = ["all_postures", "model_posture", "postures_from"]
+__all__ = ["all_postures", "attach_times", "model_posture", "postures_from"]
 
 
 def _slots(v: VersionFact, snap: Snapshot) -> tuple[str, ...]:
@@ -52,21 +57,48 @@ def postures_from(
     return [_posture(v, snap, bodies) for v in snap.versions if keep is None or v.id in keep]
 
 
-def all_postures(ws: Workspace) -> list[VersionPosture]:
-    """The posture of every registered model version, ordered by model name and version."""
-    snap = load(ws)
+def attach_times(ws: Workspace, snap: Snapshot) -> dict[int, str]:
+    """Version id -> when its gate run was attached (the newest ``registry.gate.attach`` event)."""
+    refs = {f"{v.model}@{v.version}": v.id for v in snap.versions}
+    with ws.session(readonly=True) as s:
+        rows = s.execute(
+            select(AuditEvent.subject, AuditEvent.ts)
+            .where(AuditEvent.action == "registry.gate.attach")
+            .order_by(AuditEvent.seq)
+        ).all()
+    return {refs[subject]: ts for subject, ts in rows if subject in refs}
+
+
+def _at(ws: Workspace, snap: Snapshot, at: dt.datetime | str | None) -> Snapshot:
+    if at is None:
+        return snap
+    return as_of(snap, parse_time(at), attach_times(ws, snap))
+
+
+def all_postures(ws: Workspace, *, at: dt.datetime | str | None = None) -> list[VersionPosture]:
+    """The posture of every registered model version, ordered by model name and version.
+
+    Args:
+        ws: the workspace.
+        at: the postures as they were at this moment (naive: UTC), from the same stored facts.
+    """
+    snap = _at(ws, load(ws), at)
     return postures_from(snap, stage_bodies(ws, wanted_reports(snap)))
 
 
-def model_posture(ws: Workspace, name: str, version: int) -> VersionPosture:
-    """The posture of ``name`` version ``version``.
+def model_posture(
+    ws: Workspace, name: str, version: int, *, at: dt.datetime | str | None = None
+) -> VersionPosture:
+    """The posture of ``name`` version ``version`` (as it was at ``at``, when given).
 
     Raises:
-        InputError: no such model or version.
+        InputError: no such model or version (at that moment).
     """
-    snap = load(ws, models=[name])
+    snap = _at(ws, load(ws, models=[name]), at)
     match = [v for v in snap.versions if v.version == version]
     if not snap.versions:
+        if at is not None:
+            raise InputError(f"{name} had no registered version at {parse_time(at)}")
         raise InputError(f"no registered model named {name!r}; `mlsecops registry list` shows them")
     if not match:
         latest = max(v.version for v in snap.versions)

@@ -24,12 +24,11 @@ from sqlalchemy import func, select
 
 from mlsecops.monitor._alert_tables import AlertRow
 from mlsecops.posture._parts import wanted_reports
-from mlsecops.posture._posture import postures_from
+from mlsecops.posture._posture import attach_times, postures_from
 from mlsecops.posture._snapshot import as_of, load, stage_bodies
 from mlsecops.posture.history import parse_time
 from mlsecops.runtime._decision_tables import DecisionRecord
 from mlsecops.store import Workspace
-from mlsecops.store.models import AuditEvent
 
 if TYPE_CHECKING:
     from mlsecops.core.findings import Figure
@@ -44,23 +43,12 @@ def _unix(iso: str) -> float:
     return dt.datetime.fromisoformat(iso).timestamp()
 
 
-def _attach_times(ws: Workspace, name: str) -> dict[str, str]:
-    """``"NAME@V"`` -> when its newest gate run was attached (``registry.gate.attach`` events)."""
-    with ws.session(readonly=True) as s:
-        rows = s.execute(
-            select(AuditEvent.subject, AuditEvent.ts)
-            .where(AuditEvent.action == "registry.gate.attach", AuditEvent.subject.like(f"{name}@%"))
-            .order_by(AuditEvent.seq)
-        ).all()
-    return {subject: ts for subject, ts in rows}
-
-
 def _posture_series(ws: Workspace, name: str, since: str | None) -> dict[str, list[list[float]]]:
     snap = load(ws, models=[name])
     if not snap.versions:
         return {}
-    attached_by_ref = _attach_times(ws, name)
-    attached = {v.id: attached_by_ref.get(f"{v.model}@{v.version}", "~") for v in snap.versions}
+    found = attach_times(ws, snap)
+    attached = {v.id: found.get(v.id, "~") for v in snap.versions}
     bodies = stage_bodies(ws, wanted_reports(snap))
     moments: dict[int, set[str]] = defaultdict(set)
     for v in snap.versions:

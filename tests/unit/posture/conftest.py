@@ -105,9 +105,8 @@ policy:
         return info.version
 
 
-@pytest.fixture
-def world(workspace: Workspace, tmp_path: Path) -> World:
-    ws = workspace
+def make_world(ws: Workspace, tmp_path: Path) -> World:
+    """Users of every role, their registries and a trusted key in ``ws``."""
     create_user(ws, "root", Role.ADMIN, actor=None)
     keys = {"admin": create_api_key(ws, "root", actor=None)}
     admin = authenticate(ws, keys["admin"])
@@ -118,3 +117,8 @@ def world(workspace: Workspace, tmp_path: Path) -> World:
     pub, _ = signing.create_keypair(tmp_path / "keys" / "release.key")
     regs["admin"].trust_key("release", pub)
     return World(ws, regs, tmp_path / "keys" / "release.key", tmp_path)
+
+
+@pytest.fixture
+def world(workspace: Workspace, tmp_path: Path) -> World:
+    return make_world(workspace, tmp_path)
