@@ -1,9 +1,10 @@
-"""``mlsecops audit log``, ``mlsecops audit verify`` and ``mlsecops audit anchor``."""
+"""``mlsecops audit log``, ``verify``, ``anchor`` and ``checkpoint``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -22,11 +23,13 @@ from mlsecops.cli._common import (
     open_workspace,
     resolve_format,
     safe,
+    settings,
     short_time,
 )
 from mlsecops.core.errors import InputError
 from mlsecops.report import Format
 from mlsecops.store import audit as audit_trail
+from mlsecops.store import checkpoints as signed_checkpoints
 from mlsecops.store.checks import chain_report
 
 __all__ = ["register"]
@@ -156,19 +159,55 @@ def verify(
             "hold it (repeatable).",
         ),
     ] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            help="A file of signed checkpoints written by `audit checkpoint --to` and kept elsewhere; "
+            "every one must be signed by --public-key and still be in the chain.",
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="The checkpoint public key (PEM) kept elsewhere; default: the workspace's own "
+            "keys/audit-checkpoint.pub, which only proves whoever holds keys/ made the checkpoints.",
+        ),
+    ] = None,
 ) -> None:
     """Walk the hash chain; exit 1 naming the first bad event when anything was edited, deleted,
-    reordered or inserted by hand, the sealed head does not match, or an anchor is gone.
+    reordered or inserted by hand, the sealed head does not match, or an anchor or signed checkpoint
+    is gone.
     """
     fmt = resolve_format(fmt, output)
     anchors = [audit_trail.Anchor.parse(a) for a in anchor or ()]
+    if public_key is not None and checkpoints is None:
+        raise InputError("--public-key is used with --checkpoints FILE")
+    marks = signed_checkpoints.read_checkpoints(checkpoints) if checkpoints is not None else []
     with open_workspace() as ws:  # refuses a missing, corrupt or too-new workspace (exit 2)
-        report = chain_report(ws, anchors=anchors)
+        key = None
+        if marks:
+            key_file = public_key or ws.keys_dir / signed_checkpoints.PUBLIC_KEY_FILE
+            key = signed_checkpoints.load_public_key(key_file)
+        report = chain_report(ws, anchors=anchors, checkpoints=marks, public_key=key)
     if fmt is Format.TEXT and output is None:
         if report.verdict == "intact":
+            signed = int(report.metrics.get("audit_checkpoints", 0))
             console.print(
                 f"[green]audit trail intact[/]: {int(report.metrics['audit_events'])} event(s) verified"
+                + (
+                    f"; {signed} signed checkpoint(s) hold, up to event "
+                    f"{int(report.metrics['audit_checkpoint_newest'])}"
+                    if signed
+                    else ""
+                )
             )
+            if marks and public_key is None:
+                err_console.print(
+                    "note: checked with the workspace's own public key; pass --public-key with the copy "
+                    "kept elsewhere to rule out a rewrite by someone holding keys/"
+                )
         else:
             for f in report.findings:
                 err_console.print(f"[bold red]{safe(f.title)}[/]: {safe(f.detail)}")
@@ -194,6 +233,42 @@ def anchor() -> None:
         )
         raise typer.Exit(EXIT_FAIL)
     typer.echo(str(status.head))
+
+
+@audit_app.command("checkpoint")
+def checkpoint(
+    to: Annotated[
+        Path,
+        typer.Option(
+            "--to",
+            help="Append the signed checkpoint to this file (keep it, or a copy, where whoever can "
+            "write the workspace cannot).",
+        ),
+    ],
+) -> None:
+    """Verify the chain, sign its head with the workspace's checkpoint key and append it to a file.
+
+    Run it periodically (cron, a CI job, the guard's `audit.checkpoint_interval_s`); later,
+    `mlsecops audit verify --checkpoints FILE --public-key PUB` proves that no event up to the newest
+    checkpoint was changed, deleted or replaced, even by someone who rewrote the chain and its keys.
+    The key is created on first use: keys/audit-checkpoint.key (0600) and .pub (give the .pub to the
+    verifiers).
+    """
+    with open_workspace() as ws:
+        key = signed_checkpoints.load_or_create_key(ws.keys_dir)
+        with ws.session() as s:
+            mark = signed_checkpoints.sign_head(s, key)
+            signed_checkpoints.write_checkpoint(to, mark)
+            audit_trail.append(
+                s,
+                actor=settings().actor,
+                action="audit.checkpoint",
+                subject=f"audit:{mark.seq}",
+                details={"seq": mark.seq, "hash": mark.hash, "key_id": mark.key_id, "file": str(to)},
+            )
+    typer.echo(
+        f"checkpoint of event {mark.seq} ({mark.hash[:16]}...) signed by key {mark.key_id}, appended to {to}"
+    )
 
 
 def register(app: typer.Typer) -> None:

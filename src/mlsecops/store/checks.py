@@ -10,12 +10,14 @@ import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
-from mlsecops.core.errors import MlsecopsError
+from mlsecops.core.errors import InputError, MlsecopsError
 from mlsecops.core.findings import Finding, Report, Severity, utcnow
 from mlsecops.store import audit
+from mlsecops.store.checkpoints import Checkpoint, verify_checkpoints
 from mlsecops.store.models import StoredArtifact
 from mlsecops.store.workspace import Workspace
 
@@ -60,25 +62,44 @@ def chain_report(
     subject: str | None = None,
     started: dt.datetime | None = None,
     anchors: Sequence[audit.Anchor] = (),
+    checkpoints: Sequence[Checkpoint] = (),
+    public_key: Ed25519PublicKey | None = None,
 ) -> Report:
     """The ``audit.verify`` report of an open workspace: a broken chain is a critical finding.
 
-    ``anchors`` (positions and hashes kept elsewhere) are checked as in ``audit.verify``.
+    ``anchors`` (positions and hashes kept elsewhere) are checked as in ``audit.verify``; signed
+    ``checkpoints`` (``store.checkpoints``) are checked under ``public_key`` first, then as anchors.
 
     Raises:
         WorkspaceError: the audit head key is missing, so the chain cannot be checked.
     """
     started = started or utcnow()
     subject = subject or str(ws.home)
+    metrics: dict[str, float] = {}
     with ws.session(readonly=True) as s:
         status = audit.verify(s, anchors=anchors)
+        if status.ok and checkpoints:
+            if public_key is None:
+                raise InputError("checkpoints need the public key to check them with")
+            signed = verify_checkpoints(s, checkpoints, public_key)
+            metrics = {
+                "audit_checkpoints": float(signed.checked),
+                "audit_checkpoint_newest": float(signed.newest),
+            }
+            if not signed.ok:
+                bad_seq = signed.chain.bad_seq if signed.chain is not None else None
+                status = audit.ChainStatus(False, status.events, bad_seq, signed.reason)
     findings: tuple[Finding, ...] = ()
     if not status.ok:
         findings = (
             Finding(
                 check="audit.verify",
                 severity=Severity.CRITICAL,
-                title=f"audit trail tampered at event {status.bad_seq}",
+                title=(
+                    f"audit trail tampered at event {status.bad_seq}"
+                    if status.bad_seq is not None
+                    else "audit checkpoints do not hold"
+                ),
                 detail=status.reason,
                 artifact=subject,
                 location={"event": status.bad_seq or 0},
@@ -90,7 +111,7 @@ def chain_report(
         kind="audit.verify",
         started=started,
         findings=findings,
-        metrics={"audit_events": float(status.events)},
+        metrics={"audit_events": float(status.events), **metrics},
         verdict="intact" if status.ok else "tampered",
     )
 
