@@ -103,6 +103,18 @@ def _refused_stage(stage: Stage, flag: Flagged) -> StageResult:
     return StageResult(stage, report, finding.title)
 
 
+def _inputs(result: StageResult, base: Path) -> list[dict[str, Any]]:
+    """The stage's paths as the report names them (relative to the pipeline file where inside it), each
+    with the content digest the stage evaluated (``pipeline.evaluated``; null for data stages).
+    """
+    digests = {p["path"]: p.get("digest") for p in (result.evaluated or {}).get("paths", [])}
+    out = []
+    for path in result.stage.paths:
+        shown = os.path.relpath(path, base) if path.is_relative_to(base) else str(path)
+        out.append({"path": shown, "digest": digests.get(str(path))})
+    return out
+
+
 def _combine(pipeline: Pipeline, results: list[StageResult], gate: GateResult) -> Report:
     metrics = {f"{r.stage.name}/{k}": v for r in results for k, v in r.report.metrics.items()}
     stages = [
@@ -113,6 +125,8 @@ def _combine(pipeline: Pipeline, results: list[StageResult], gate: GateResult) -
             "max_severity": None if r.report.max_severity is None else str(r.report.max_severity),
             "counts": r.report.counts(),
             "error": r.error,
+            "inputs": _inputs(r, pipeline.base_dir),
+            "figures": len(r.report.figures),
         }
         for r in results
     ]
