@@ -27,7 +27,7 @@ def image_pairs_svg(
     h, w = imgs[0][0].shape
     size_w, size_h = w * cell, h * cell
     row_h = size_h + 18
-    width = 2 * size_w + 40 + 260
+    width = 2 * size_w + 40 + max(260, 7 * max(len(cap) for _, _, cap in imgs))
     height = row_h * len(imgs) + 6
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '

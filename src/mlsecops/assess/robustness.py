@@ -55,6 +55,8 @@ class Evaluation:
     clean_correct: np.ndarray
     results: tuple[AttackResult, ...] = ()
     constraints: FeatureConstraints = field(default_factory=FeatureConstraints)
+    labels: Callable[[np.ndarray], np.ndarray] | None = None
+    """The model's predicted labels for a batch, to caption the worst examples (none: captions without)."""
 
     @property
     def clean_accuracy(self) -> float:
@@ -107,7 +109,14 @@ def evaluate_robustness(
         progress("done", done, total)
     if clean is None:
         clean = model.predict_proba(arr).argmax(axis=1) == np.asarray(y)
-    return Evaluation(x=arr, y=np.asarray(y), clean_correct=clean, results=tuple(results), constraints=cons)
+    return Evaluation(
+        x=arr,
+        y=np.asarray(y),
+        clean_correct=clean,
+        results=tuple(results),
+        constraints=cons,
+        labels=lambda batch: np.asarray(model.predict_proba(batch)).argmax(axis=1),
+    )
 
 
 def robustness_report(
@@ -201,7 +210,10 @@ def _worst_examples(ev: Evaluation, n: int) -> tuple[list[Any], Figure | None]:
     order = idx[np.argsort(size, kind="stable")][:n]
     out: list[Any] = []
     pairs = []
-    for i in order:
+    predicted = None  # the model's labels: the clean inputs, then their adversarial twins, in one batch
+    if ev.labels is not None:
+        predicted = ev.labels(np.concatenate([ev.x[order], best.x_adv[order]])).reshape(2, len(order))
+    for k, i in enumerate(order):
         d = (best.x_adv[i] - ev.x[i]).ravel()
         top = np.argsort(-np.abs(d), kind="stable")[:5]
         entry = {
@@ -213,14 +225,12 @@ def _worst_examples(ev: Evaluation, n: int) -> tuple[list[Any], Figure | None]:
             "distance": float(np.abs(d).max() if best.norm == "linf" else np.linalg.norm(d)),
             "changed_features": {str(int(j)): float(d[j]) for j in top if d[j] != 0},
         }
+        caption = f"#{i} true {ev.y[i]}"
+        if predicted is not None:
+            entry["clean_prediction"], entry["adversarial_prediction"] = (int(p) for p in predicted[:, k])
+            caption += f": clean {predicted[0, k]}, adversarial {predicted[1, k]}"
         out.append(entry)
-        pairs.append(
-            (
-                ev.x[i],
-                best.x_adv[i],
-                f"#{i} true {ev.y[i]}, {best.attack} {best.norm} d={entry['distance']:.3f}",
-            )
-        )
+        pairs.append((ev.x[i], best.x_adv[i], f"{caption} ({best.norm} d={entry['distance']:.3f})"))
     fig = None
     shape = ev.x.shape[1:]
     if len(shape) >= 2:

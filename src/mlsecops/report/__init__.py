@@ -15,7 +15,7 @@ from mlsecops.report.interface import Format, Renderer
 
 if TYPE_CHECKING:
     from mlsecops.core.findings import Report
-    from mlsecops.report.html import HtmlRenderer
+    from mlsecops.report.html import HtmlRenderer, render_fragment
     from mlsecops.report.json import JsonRenderer, report_from_dict, report_to_dict
     from mlsecops.report.plots import bar_chart, line_chart
     from mlsecops.report.sarif import SarifRenderer, report_to_sarif
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # Renderers load on first use (PEP 562): jinja2 and rich cost start-up time a JSON-only command never needs.
 _LAZY = {
     "HtmlRenderer": "mlsecops.report.html",
+    "render_fragment": "mlsecops.report.html",
     "JsonRenderer": "mlsecops.report.json",
     "report_from_dict": "mlsecops.report.json",
     "report_to_dict": "mlsecops.report.json",
@@ -46,6 +47,7 @@ __all__ = [
     "bar_chart",
     "line_chart",
     "render",
+    "render_fragment",
     "renderer_for",
     "report_from_dict",
     "report_renderable",
@@ -72,7 +74,7 @@ def renderer_for(fmt: Format, *, color: bool = False) -> Renderer:
 
             return SarifRenderer()
         case Format.HTML:
-            from mlsecops.report.html import HtmlRenderer
+            from mlsecops.report.html import HtmlRenderer, render_fragment
 
             return HtmlRenderer()
         case _:
