@@ -50,7 +50,7 @@ from mlsecops.pipeline.spec import load_pipeline
 from mlsecops.registry import Registry, Role
 from mlsecops.store import Workspace
 
-__all__ = ["MODEL", "release_model", "run_ecommerce_case"]
+__all__ = ["MODEL", "load_movielens", "plant_campaign", "release_model", "run_ecommerce_case"]
 
 MODEL = "recommender"
 """Registry name of the case's model."""
