@@ -2,13 +2,16 @@
 
 ``trends(ws, name)`` returns:
 
-- ``posture``: per version, ``[[unix_seconds, score], ...]``: its score recomputed as of each moment
-  its evidence changed (registration, a run over its bytes finishing, a gate attached, an approval,
-  an alert raised or resolved), from the same stored facts as ``model_posture`` (``_snapshot.as_of``).
-- ``buckets``: the start (Unix seconds) of each time bucket with ``requests``, ``accepted``,
-  ``rejections`` by reason (from ``runtime_decisions``: ``rejected:<reason>``) and ``alerts_opened``
-  by kind (``monitor_alerts.first_seen``), one number per bucket.
-- ``drift``: ``p_value`` of each drift alert's latest window, ``[[unix_seconds, p], ...]``.
+Every series is a list of ``[unix_seconds, value]`` pairs, grouped in mappings of series name to
+points (one chart per group):
+
+- ``posture``: ``{"v3": [[t, score], ...]}``: each version's score recomputed as of each moment its
+  evidence changed (registration, a run over its bytes finishing, a gate attached, an approval, an
+  alert raised or resolved), from the same stored facts as ``model_posture`` (``_snapshot.as_of``).
+- ``traffic``: ``requests`` and ``accepted`` per time bucket (``runtime_decisions``; ``t`` is the
+  bucket's start); ``rejections``: per reason (``rejected:<reason>``); ``alerts_opened``: per kind
+  (``monitor_alerts.first_seen``).
+- ``drift``: ``p_value`` of each drift alert's latest window.
 
 ``charts(trends)`` draws them with ``mlsecops.report.plots`` (our own SVG).
 """
@@ -71,7 +74,7 @@ def _posture_series(ws: Workspace, name: str, since: str | None) -> dict[str, li
             got = postures_from(past, bodies, only=[v.id])
             if got and got[0].score is not None:
                 points.append([round(_unix(moment), 3), float(got[0].score)])
-        series[str(v.version)] = points
+        series[f"v{v.version}"] = points
     return series
 
 
@@ -155,69 +158,48 @@ def trends(
             p = ev.get("p_value") if isinstance(ev, dict) else None
             if isinstance(p, int | float):
                 drift.append([round(_unix(last_seen), 3), float(p)])
+
+    def pairs(values: list[int]) -> list[list[float]]:
+        return [[float(t), float(n)] for t, n in zip(buckets, values, strict=True)]
+
     return {
         "model": name,
         "bucket_s": bucket_s,
         "since": start,
         "posture": _posture_series(ws, name, start),
-        "buckets": buckets,
-        "requests": requests,
-        "accepted": accepted,
-        "rejections": dict(rejections),
-        "alerts_opened": dict(opened),
+        "traffic": {"requests": pairs(requests), "accepted": pairs(accepted)},
+        "rejections": {reason: pairs(v) for reason, v in sorted(rejections.items())},
+        "alerts_opened": {kind: pairs(v) for kind, v in sorted(opened.items())},
         "drift": {"p_value": sorted(drift)},
     }
 
 
 def charts(data: dict[str, Any]) -> list[Figure]:
-    """The trends as SVG charts: posture per version, traffic and rejections, alerts, drift p-values."""
+    """The trends as SVG charts: posture per version, traffic, rejections, alerts, drift p-values."""
     from mlsecops.report.plots import line_chart
 
-    # x axes in hours since the first event: Unix seconds make unreadable ticks
-    origin = min([p[0] for pts in data["posture"].values() for p in pts] + list(data["buckets"][:1]) or [0.0])
-
-    def x(t: float) -> float:
-        return round((t - origin) / 3600.0, 4)
-
-    figs = [
-        line_chart(
-            f"{data['model']}: posture score by version",
-            {f"v{v}": [(x(t), y) for t, y in pts] for v, pts in data["posture"].items() if pts},
-            xlabel="hours since first event",
-            ylabel="score",
-            ylim=(0.0, 100.0),
-        )
-    ]
-    traffic = {"requests": data["requests"], **{f"rejected: {k}": v for k, v in data["rejections"].items()}}
-    figs.append(
-        line_chart(
-            f"{data['model']}: requests per {data['bucket_s']} s",
-            {
-                k: [(x(t), float(n)) for t, n in zip(data["buckets"], v, strict=True)]
-                for k, v in traffic.items()
-            },
-            xlabel="hours since first event",
-            ylabel="requests",
-        )
-    )
-    figs.append(
-        line_chart(
-            f"{data['model']}: alerts opened per {data['bucket_s']} s",
-            {
-                k: [(x(t), float(n)) for t, n in zip(data["buckets"], v, strict=True)]
-                for k, v in data["alerts_opened"].items()
-            },
-            xlabel="hours since first event",
-            ylabel="alerts",
-        )
-    )
-    if data["drift"]["p_value"]:
-        figs.append(
-            line_chart(
-                f"{data['model']}: drift p-value",
-                {"p-value": [(x(t), p) for t, p in data["drift"]["p_value"]]},
-                xlabel="hours since first event",
-                ylabel="p",
+    # x axes in hours since the first point: Unix seconds make unreadable ticks
+    groups = [(k, data[k]) for k in ("posture", "traffic", "rejections", "alerts_opened", "drift")]
+    xs = [p[0] for _, group in groups for pts in group.values() for p in pts]
+    origin = min(xs) if xs else 0.0
+    titles = {
+        "posture": "posture score by version",
+        "traffic": f"requests per {data['bucket_s']} s",
+        "rejections": f"rejections per {data['bucket_s']} s, by reason",
+        "alerts_opened": f"alerts opened per {data['bucket_s']} s, by kind",
+        "drift": "drift p-value of each drift alert",
+    }
+    figs = []
+    for key, group in groups:
+        series = {name: [((t - origin) / 3600.0, y) for t, y in pts] for name, pts in group.items() if pts}
+        if series:
+            figs.append(
+                line_chart(
+                    f"{data['model']}: {titles[key]}",
+                    series,
+                    xlabel="hours since the first point",
+                    ylabel="score" if key == "posture" else "",
+                    ylim=(0.0, 100.0) if key == "posture" else None,
+                )
             )
-        )
     return figs

@@ -12,7 +12,7 @@ from mlsecops.core.errors import InputError
 from mlsecops.core.severity import Severity
 from mlsecops.monitor.alerts import AlertStore
 from mlsecops.monitor.interface import Alert
-from mlsecops.posture import all_postures, at_time, model_posture, production_history, trends
+from mlsecops.posture import all_postures, at_time, charts, model_posture, production_history, trends
 
 SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 """Tests that add nothing on PostgreSQL (its JSON path runs in the two tests left on both)."""
@@ -176,8 +176,9 @@ def test_trends_follow_the_posture_and_the_alerts(world: World) -> None:
         Alert("extraction", "mallory", "fraud", Severity.HIGH, 10, time.time(), {"version": str(version)})
     )
     data = trends(world.ws, "fraud", bucket_s=60)
-    series = data["posture"][str(version)]
+    series = data["posture"][f"v{version}"]
     assert len(series) >= 3 and series == sorted(series)
     assert series[-1][1] < max(y for _, y in series)  # the open alert lowered the latest score
-    assert sum(data["alerts_opened"]["extraction"]) == 1
-    assert len(data["buckets"]) == len(data["requests"]) >= 1
+    assert sum(n for _, n in data["alerts_opened"]["extraction"]) == 1
+    assert data["traffic"]["requests"] and all(n == 0 for _, n in data["traffic"]["requests"])
+    assert len(charts(data)) >= 2 and all("<svg" in f.content for f in charts(data))
