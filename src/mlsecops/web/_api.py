@@ -83,7 +83,7 @@ def trends(request: Request, name: str, bucket: str = "day") -> dict[str, Any]:
     return {
         "model": name,
         "bucket_s": BUCKETS[bucket],
-        "posture": ui.postures.trends(name, bucket_s=BUCKETS[bucket]),
+        "trends": ui.postures.trends(name, bucket_s=BUCKETS[bucket]),
         "runtime": q.runtime_series(ui.ws, name, bucket_s=BUCKETS[bucket]),
     }
 

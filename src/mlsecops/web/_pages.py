@@ -234,33 +234,19 @@ def trends(request: Request, model: str | None = None, bucket: str = "day") -> R
         raise UiError(404, f"no registered model named {model!r}")
     charts: list[dict[str, str]] = []
     if chosen is not None:
-        for title, series in ui.postures.trends(chosen, bucket_s=BUCKETS[bucket]).items():
-            charts.append(
-                {"title": title, "uri": chart_uri(title, series, xlabel="time (unix s)", ylabel=title)}
-            )
-        runtime = q.runtime_series(ui.ws, chosen, bucket_s=BUCKETS[bucket])
-        charts.append(
-            {
-                "title": "traffic",
-                "uri": chart_uri(
-                    f"{chosen}: requests and rejections per {bucket}",
-                    {"requests": runtime["requests"], "rejected": runtime["rejected"]},
-                    xlabel="time (unix s)",
-                    ylabel="requests",
-                ),
-            }
-        )
-        charts.append(
-            {
-                "title": "alerts",
-                "uri": chart_uri(
-                    f"{chosen}: alerts raised per {bucket}",
-                    {"alerts": runtime["alerts"]},
-                    xlabel="time (unix s)",
-                    ylabel="alerts",
-                ),
-            }
-        )
+        drawn = ui.postures.charts(chosen, bucket_s=BUCKETS[bucket])
+        if drawn is not None:
+            charts = [{"title": title, "uri": svg_uri(svg)} for title, svg in drawn]
+        else:  # without the posture package: the runtime signals read here
+            runtime = q.runtime_series(ui.ws, chosen, bucket_s=BUCKETS[bucket])
+            for key, label in (
+                ("requests", "requests"),
+                ("rejected", "rejections"),
+                ("alerts", "alerts raised"),
+            ):
+                title = f"{chosen}: {label} per {bucket}"
+                uri = chart_uri(title, {key: runtime[key]}, xlabel="time (unix s)", ylabel=label)
+                charts.append({"title": title, "uri": uri})
     return render(
         request,
         ctx,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from mlsecops.store import Workspace
@@ -76,57 +76,20 @@ class PostureCache:
 
         return _as_dict(posture.model_posture(self._ws, name, version))
 
-    def trends(self, name: str, *, bucket_s: int) -> dict[str, dict[str, list[tuple[float, float]]]]:
-        """Posture trends of a model as charts: ``{chart title: {series: [(x, y), ...]}}``.
-
-        ``posture.trends`` returns plain series; a mapping of series names to point lists becomes one
-        chart, a mapping of such mappings one chart each. Anything else is left out.
-        """
+    def trends(self, name: str, *, bucket_s: int) -> dict[str, Any] | None:
+        """``posture.trends`` of a model (posture per version and runtime signals), or None."""
         if not posture_available():
-            return {}
+            return None
         from mlsecops import posture
 
-        raw = posture.trends(self._ws, name, bucket_s=bucket_s)
-        if hasattr(raw, "to_dict"):
-            raw = raw.to_dict()
-        if not isinstance(raw, Mapping):
-            return {}
-        charts: dict[str, dict[str, list[tuple[float, float]]]] = {}
-        loose: dict[str, list[tuple[float, float]]] = {}
-        for key, value in raw.items():
-            points = _points(value)
-            if points is not None:
-                loose[str(key)] = points
-            elif isinstance(value, Mapping):
-                series = {str(k): pts for k, v in value.items() if (pts := _points(v)) is not None}
-                if series:
-                    charts[str(key)] = series
-        if loose:
-            charts["posture"] = loose
-        return charts
+        data: dict[str, Any] = posture.trends(self._ws, name, bucket_s=bucket_s)
+        return data
 
-
-def _points(value: Any) -> list[tuple[float, float]] | None:
-    """``value`` as ``[(x, y), ...]`` when it is a sequence of pairs of numbers (or x/y dicts)."""
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        return None
-    out = []
-    for item in value:
-        if isinstance(item, Mapping):
-            x = item.get("t", item.get("x", item.get("time")))
-            y = item.get("value", item.get("y", item.get("score")))
-        elif isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 2:
-            x, y = item
-        else:
+    def charts(self, name: str, *, bucket_s: int) -> list[tuple[str, str]] | None:
+        """``(title, SVG)`` of each trend chart (``posture.charts``), or None without the package."""
+        data = self.trends(name, bucket_s=bucket_s)
+        if data is None:
             return None
-        if isinstance(x, str):
-            import datetime as dt
+        from mlsecops import posture
 
-            try:
-                x = dt.datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()
-            except ValueError:
-                return None
-        if not isinstance(x, int | float) or not isinstance(y, int | float):
-            return None
-        out.append((float(x), float(y)))
-    return out
+        return [(f.title, f.content) for f in posture.charts(data)]
