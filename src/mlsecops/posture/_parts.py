@@ -131,7 +131,7 @@ def wanted_reports(snap: Snapshot) -> set[int]:
     return ids
 
 
-def _rules(run: RunFact, stage: str) -> list[dict[str, Any]]:
+def _rules(run: RunFact, stage: str) -> list[Any]:
     return [
         g
         for g in run.gate
@@ -158,7 +158,7 @@ def _stage_status(run: RunFact, st: StageFact) -> tuple[Status, list[str]]:
     return "ok", []
 
 
-def _finding_refs(findings: Iterable[Mapping[str, Any]], remedy: str) -> list[FindingRef]:
+def _finding_refs(findings: Iterable[Any], remedy: str) -> list[FindingRef]:
     shown = sorted(
         (f for f in findings if isinstance(f, Mapping) and _SEV_RANK.get(str(f.get("severity")), 0) >= 1),
         key=lambda f: -_SEV_RANK.get(str(f.get("severity")), 0),
@@ -598,7 +598,7 @@ def gate_part(v: VersionFact, snap: Snapshot, bodies: Bodies) -> PartPosture:
     attached = snap.runs.get(v.gate_run_id) if v.gate_run_id is not None else None
     newest = snap.runs[covering[0]] if covering else None
 
-    def failed(run: RunFact) -> list[dict[str, Any]]:
+    def failed(run: RunFact) -> list[Any]:
         return [g for g in run.gate if isinstance(g, dict) and not g.get("passed")]
 
     def refs(run: RunFact) -> tuple[FindingRef, ...]:

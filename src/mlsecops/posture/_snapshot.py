@@ -100,7 +100,8 @@ class RunFact:
     pipeline: str
     finished: str
     passed: bool
-    gate: list[dict[str, Any]]
+    gate: list[Any]
+    """The rule results ``{rule, passed, observed}`` as stored (JSON: checked where read)."""
     stages: list[StageFact] = field(default_factory=list)
 
 
@@ -240,7 +241,7 @@ def _runs(s: Session) -> dict[int, RunFact]:
             parsed = _json(record, None)
             runs[run_id].stages.append(
                 StageFact(
-                    rid, run_id, stage, kind, sev, verdict, parsed if isinstance(parsed, dict) else None
+                    rid, run_id, str(stage), kind, sev, verdict, parsed if isinstance(parsed, dict) else None
                 )
             )
     return runs

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import func, select
 
@@ -101,7 +101,7 @@ def trends(
         )
         if start_us is not None:
             span = span.where(DecisionRecord.ts_us >= start_us)
-        lo, hi = s.execute(span).one()
+        lo, hi = cast("tuple[int | None, int | None]", tuple(s.execute(span).one()))
         alert_q = select(AlertRow.kind, AlertRow.first_seen, AlertRow.last_seen, AlertRow.evidence).where(
             AlertRow.model == name
         )
