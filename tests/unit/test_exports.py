@@ -22,6 +22,7 @@ PACKAGES = [
     "mlsecops.harden",
     "mlsecops.monitor",
     "mlsecops.runtime",
+    "mlsecops.posture",
 ]
 
 
