@@ -115,7 +115,7 @@ async def ack(request: Request, alert_id: int) -> dict[str, Any]:
     """Acknowledge an open alert (roles in ``ACK_ROLES``; audited)."""
     ctx = await run_in_threadpool(caller, request)
     form = await read_form(request)
-    check_csrf(ctx, form)
+    check_csrf(request, ctx, form)
     result: dict[str, Any] = await run_in_threadpool(
         acknowledge, request, ctx, alert_id, form.get("note", "")
     )

@@ -136,7 +136,7 @@ async def logout(request: Request) -> Response:
     """End the session (``ui.logout``)."""
     ui = ui_of(request)
     ctx = await run_in_threadpool(caller, request)
-    check_csrf(ctx, await read_form(request))
+    check_csrf(request, ctx, await read_form(request))
     name = ctx.identity.name
     await run_in_threadpool(
         audit_event, ui, actor=name, action="ui.logout", subject=f"user:{name}", details={}
@@ -303,7 +303,7 @@ async def ack(request: Request, alert_id: int) -> Response:
     """Acknowledge an open alert (audited as ``monitor.alert_ack`` in the same transaction)."""
     ctx: Ctx = await run_in_threadpool(caller, request)
     form = await read_form(request)
-    check_csrf(ctx, form)
+    check_csrf(request, ctx, form)
     await run_in_threadpool(acknowledge, request, ctx, alert_id, form.get("note", ""))
     return RedirectResponse(f"/alerts/{alert_id}", status_code=303)
 

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import jinja2
 from fastapi import FastAPI, Request
@@ -146,13 +146,21 @@ def caller(request: Request) -> Ctx:
     return ctx
 
 
-def check_csrf(ctx: Ctx, form: dict[str, str]) -> None:
-    """Refuse a session's POST without its CSRF token (Bearer requests carry no cookie to abuse).
+def check_csrf(request: Request, ctx: Ctx, form: dict[str, str]) -> None:
+    """Refuse a session's POST without its CSRF token, or sent from another origin (Bearer requests
+    carry no cookie to abuse and need neither).
 
     Raises:
         UiError: 403.
     """
-    if ctx.session is not None and not ctx.session.csrf_ok(form.get("csrf")):
+    if ctx.session is None:
+        return
+    origin = request.headers.get("origin")
+    if origin is not None and origin != "null":
+        host = request.headers.get("host", "")
+        if urlsplit(origin).netloc.lower() != host.lower():
+            raise UiError(403, "the form was sent from another site")
+    if not ctx.session.csrf_ok(form.get("csrf")):
         raise UiError(403, "the form's CSRF token is missing or wrong; reload the page and try again")
 
 

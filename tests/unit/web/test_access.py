@@ -112,3 +112,17 @@ def test_unknown_things_are_404_and_bad_input_400_without_tracebacks(site: Site,
     assert c.get("/api/alerts/abc", headers=h).status_code == 400
     html = c.get("/alerts/999999", headers={**h, "Accept": "text/html"})
     assert html.status_code == 404 and "<!doctype html>" in html.text and "Traceback" not in html.text
+
+
+def test_session_post_from_another_origin_is_refused(site: Site) -> None:
+    alert_id = _alert(site, "cross_site")
+    c = site.client()
+    csrf = site.login(c, "admin")
+    answer = c.post(
+        f"/alerts/{alert_id}/ack",
+        data={"csrf": csrf},
+        headers={"Origin": "http://evil.example"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 403 and "another site" in answer.text
+    assert str(AlertStore(site.ws).get(alert_id).status) == "open"
