@@ -502,7 +502,7 @@ def score_function(model: ModelAdapter) -> Callable[[torch.Tensor], torch.Tensor
 
 
 ATTACKS: dict[str, type[Attack]] = {}
-"""Attack implementations by short name (``fgsm``, ``pgd``, ``apgd``, ``square``, ``hopskipjump``)."""
+"""Attack implementations by short name (``fgsm``, ``pgd``, ``apgd``, ``square``, ``hopskipjump``, ``patch``)."""
 
 
 def register_attack(cls: type[Attack]) -> type[Attack]:
@@ -521,7 +521,7 @@ def make_attack(name: str, **params: Any) -> Attack:
     """
     import importlib
 
-    for module in ("whitebox", "apgd", "square", "hopskipjump"):
+    for module in ("whitebox", "apgd", "square", "hopskipjump", "patch"):
         try:  # importing registers the implementations
             importlib.import_module(f"mlsecops.assess.{module}")
         except ModuleNotFoundError as err:
