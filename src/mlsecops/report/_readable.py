@@ -146,7 +146,9 @@ def _gate_verdict(report: Report, rules: list[dict[str, Any]]) -> Verdict:
             "Blocked",
             f"{len(failed)} of {_plural(len(rules), 'policy rule')} failed: {'; '.join(shown)}{more}.",
         )
-    held = f"all {_plural(len(rules), 'policy rule')} hold" if rules else "the policy has no rules"
+    held = {0: "the policy has no rules", 1: "the one policy rule holds"}.get(
+        len(rules), f"all {_plural(len(rules), 'policy rule')} hold"
+    )
     if worst is None:
         return Verdict("ok", "Gate passed", f"{held} and no stage found anything.")
     n_worst = len([f for f in report.findings if f.severity == worst])
