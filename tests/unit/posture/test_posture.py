@@ -46,6 +46,7 @@ def test_clean_signed_gated_version_is_good_and_every_part_explained(world: Worl
     assert "release" in p.part("signature").summary
     assert p.part("gate").source.startswith("run ")
     assert p.part("data").source.endswith("stage data")
+    assert p.part("data").evidence["rows"] == 284  # read from the stored report (569 rows, every other one)
     assert p.part("bom").evidence["training_data"] == 1
     assert p.open_alerts == 0 and p.open_incidents == 0
     doc = p.to_dict()
