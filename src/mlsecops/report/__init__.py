@@ -74,7 +74,7 @@ def renderer_for(fmt: Format, *, color: bool = False) -> Renderer:
 
             return SarifRenderer()
         case Format.HTML:
-            from mlsecops.report.html import HtmlRenderer, render_fragment
+            from mlsecops.report.html import HtmlRenderer
 
             return HtmlRenderer()
         case _:

@@ -38,6 +38,8 @@ class Unit(StrEnum):
     BYTES = "bytes"
     COUNT = "count"
     SECONDS = "seconds"
+    TIMESTAMP = "timestamp"
+    """Seconds since the Unix epoch, shown as a UTC date and time."""
 
 
 _NOT_FINITE = {math.inf: "∞", -math.inf: "-∞"}
@@ -175,6 +177,7 @@ _RATE_WORDS = frozenset(
     }
 )
 _BYTE_WORDS = frozenset({"bytes", "byte"})
+_TIMESTAMP_WORDS = frozenset({"unix", "epoch", "timestamp", "utc", "date"})
 _SECOND_WORDS = frozenset({"seconds", "secs", "sec", "latency", "duration", "elapsed", "s"})
 _COUNT_WORDS = frozenset(
     {"count", "rows", "files", "artifacts", "events", "queries", "findings", "violations", "version", "n"}
@@ -183,7 +186,8 @@ _COUNT_WORDS = frozenset(
 
 def unit_of(name: str) -> Unit:
     """The unit a metric or column name implies: ``robust_accuracy@pgd`` is a share, ``bytes_scanned``
-    bytes, ``p99_latency_s`` seconds, ``suspect_rows`` a count; anything else a plain number.
+    bytes, ``time (unix s)`` a moment, ``p99_latency_s`` seconds, ``suspect_rows`` a count; anything
+    else a plain number.
 
     Only the part before ``@`` and after the last ``/`` counts (``stage/metric@attack_params``).
     """
@@ -193,6 +197,8 @@ def unit_of(name: str) -> Unit:
         return Unit.BYTES
     if words & _RATE_WORDS:
         return Unit.PERCENT
+    if words & _TIMESTAMP_WORDS:
+        return Unit.TIMESTAMP
     if words & _SECOND_WORDS:
         return Unit.SECONDS
     if words & _COUNT_WORDS:
@@ -209,6 +215,8 @@ def value(x: float, unit: Unit | str) -> str:
             return size(x)
         case Unit.SECONDS:
             return duration(x)
+        case Unit.TIMESTAMP if math.isfinite(float(x)):
+            return timestamp(dt.datetime.fromtimestamp(float(x), dt.UTC))
         case _:
             return number(x)
 

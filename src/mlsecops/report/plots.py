@@ -9,6 +9,7 @@ an image, so nothing in it can run script in the reader's browser, and every lab
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from xml.sax.saxutils import escape
@@ -16,7 +17,7 @@ from xml.sax.saxutils import escape
 from mlsecops.core.findings import Figure
 from mlsecops.report.humanize import Unit, unit_of, value
 
-__all__ = ["bar_chart", "line_chart", "log_ticks", "nice_ticks"]
+__all__ = ["bar_chart", "line_chart", "log_ticks", "nice_ticks", "time_ticks"]
 
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 _W, _H, _L, _R, _T, _B = 640, 360, 70, 150, 30, 50
@@ -71,6 +72,34 @@ def log_ticks(lo: float, hi: float, *, most: int = 8) -> list[float]:
     return [10.0**k for k in range(first, last + 1, every)]
 
 
+_TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+def time_ticks(lo: float, hi: float, *, target: int = 5) -> list[float]:
+    """Ticks for moments in Unix seconds at a clock-friendly step (1, 2, 5, 10, 15, 30 s or min; 1, 2,
+    3, 6, 12 h; then 1-2-5 days), aligned to the UTC clock and covering ``[lo, hi]``.
+
+    >>> [int(t) for t in time_ticks(1_000_000_030, 1_000_000_250)]
+    [1000000020, 1000000080, 1000000140, 1000000200, 1000000260]
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError("ticks need a finite range")
+    lo, hi = min(lo, hi), max(lo, hi)
+    if hi == lo:
+        lo, hi = lo - 30, hi + 30
+    span = hi - lo
+    step = next((float(s) for s in _TIME_STEPS if span / s <= target), None)
+    if step is None:
+        step = 86400.0 * max(1.0, _nice_step(span / 86400, target))
+    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+    return [k * step for k in range(first, last + 1)]
+
+
+def _time_label(t: float, step: float) -> str:
+    moment = dt.datetime.fromtimestamp(t, dt.UTC)
+    return moment.strftime("%Y-%m-%d" if step >= 86400 else "%H:%M" if step >= 60 else "%H:%M:%S")
+
+
 def _unit(label: str, unit: Unit | str | None, values: Sequence[float]) -> Unit:
     """The caller's unit, else the label's; a share outside [0, 1] is shown as a plain number."""
     chosen = Unit(unit) if unit is not None else unit_of(label)
@@ -104,9 +133,16 @@ def _yticks(ticks: Sequence[float], pos: Sequence[float], unit: Unit) -> list[st
 
 def _xticks(ticks: Sequence[float], pos: Sequence[float], unit: Unit) -> list[str]:
     out = []
-    for t, x in zip(ticks, pos, strict=True):
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 86400.0
+    for i, (t, x) in enumerate(zip(ticks, pos, strict=True)):
         out.append(f'<line x1="{x:.1f}" y1="{_H - _B}" x2="{x:.1f}" y2="{_H - _B + 4}" stroke="#333"/>')
-        out.append(_text(x, _H - _B + 16, value(t, unit)))
+        if unit is Unit.TIMESTAMP:  # clock times; the date under the first tick and where the day turns
+            out.append(_text(x, _H - _B + 16, _time_label(t, step)))
+            day = _time_label(t, 86400)
+            if step < 86400 and (i == 0 or day != _time_label(ticks[i - 1], 86400)):
+                out.append(_text(x, _H - _B + 28, day, size=9))
+        else:
+            out.append(_text(x, _H - _B + 16, value(t, unit)))
     return out
 
 
@@ -144,8 +180,11 @@ class _Axis:
             self.lo, self.hi = math.log10(self.ticks[0]), math.log10(self.ticks[-1])
             return
         lo, hi = lim if lim is not None else (min(values), max(values))
-        k = _scale(unit, hi - lo)
-        ticks = [t * k for t in nice_ticks(lo / k, hi / k)]
+        if unit is Unit.TIMESTAMP:
+            ticks = time_ticks(lo, hi)
+        else:
+            k = _scale(unit, hi - lo)
+            ticks = [t * k for t in nice_ticks(lo / k, hi / k)]
         if lim is not None:
             self.ticks = [t for t in ticks if lim[0] - 1e-12 <= t <= lim[1] + 1e-12]
             self.lo, self.hi = lim if lim[1] > lim[0] else (lim[0], lim[0] + 1.0)

@@ -116,6 +116,8 @@ def test_timestamp_is_utc_to_the_second() -> None:
         ("effect_size", Unit.NUMBER),  # not bytes
         ("certified_accuracy@0.25", Unit.PERCENT),  # the budget after @ does not count
         ("bytes_of@accuracy", Unit.BYTES),
+        ("time (unix s)", Unit.TIMESTAMP),
+        ("started_utc", Unit.TIMESTAMP),
     ],
 )
 def test_unit_of_metric_names(name: str, unit: Unit) -> None:
@@ -130,5 +132,6 @@ def test_metric_formats_by_the_name() -> None:
     # a "rate" outside [0, 1] is not a share: shown as a number, never as 250%
     assert humanize.metric("requests_rate", 2.5) == "2.5"
     assert humanize.value(0.25, "percent") == "25%"
+    assert humanize.value(1_796_000_000, "timestamp") == "2026-11-30 00:53:20 UTC"
     with pytest.raises(ValueError):
         humanize.value(1.0, "furlongs")

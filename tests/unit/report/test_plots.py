@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from mlsecops.report.plots import bar_chart, line_chart, log_ticks, nice_ticks
+from mlsecops.report.plots import bar_chart, line_chart, log_ticks, nice_ticks, time_ticks
 
 _SVG = "{http://www.w3.org/2000/svg}"
 
@@ -107,3 +107,19 @@ def test_hostile_names_stay_text_in_the_svg() -> None:
         assert not [e for e in root.iter() if e.tag.endswith("script")]
         assert "<script>" not in svg
         assert any(evil in (t.text or "") for t in root.iter(f"{_SVG}text"))
+
+
+def test_time_axis_ticks_on_the_utc_clock() -> None:
+    t0 = 1_796_000_000.0  # 2026-11-30 00:53:20 UTC
+    ticks = time_ticks(t0, t0 + 7 * 3600)
+    assert all(t % 3600 == 0 for t in ticks) and ticks[0] <= t0 and ticks[-1] >= t0 + 7 * 3600
+    assert all(t % 60 == 0 for t in time_ticks(t0, t0 + 250))
+    days = time_ticks(t0, t0 + 40 * 86400)
+    assert all(t % 86400 == 0 for t in days) and 3 <= len(days) <= 8
+    labels = _labels(
+        line_chart(
+            "traffic", {"r": [(t0 + i * 600, float(i)) for i in range(40)]}, xlabel="time (unix s)"
+        ).content
+    )
+    assert {"02:00", "04:00", "06:00", "2026-11-30"} <= set(labels), labels
+    assert not any(t.endswith(" h") for t in labels)  # moments, not durations
