@@ -38,8 +38,8 @@ def models(request: Request) -> dict[str, Any]:
     out = q.models_overview(ui.ws)
     for m in out:
         for v in m["versions"]:
-            v["posture"] = postures.get((m["name"], v["version"]))
-    return {"models": out}
+            v["posture"] = postures.by_version.get((m["name"], v["version"]))
+    return {"models": out, "postures_as_of_event": postures.as_of, "audit_head": postures.head}
 
 
 @router.get("/models/{name}/history")

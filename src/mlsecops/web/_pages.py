@@ -14,6 +14,7 @@ from mlsecops.core.errors import InputError
 from mlsecops.runtime.errors import GuardError
 from mlsecops.web import _queries as q
 from mlsecops.web._graphics import chart_uri, lineage_svg, svg_uri
+from mlsecops.web._posture import Postures
 from mlsecops.web._security import REPORT_CSP
 from mlsecops.web._sessions import UI_ROLES
 from mlsecops.web.app import (
@@ -156,21 +157,20 @@ def home() -> Response:
     return RedirectResponse("/models", status_code=303)
 
 
-def _with_posture(request: Request, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _with_posture(request: Request, models: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Postures]:
     postures = ui_of(request).postures.all()
     for m in models:
         for v in m["versions"]:
-            v["posture"] = postures.get((m["name"], v["version"]))
-    return models
+            v["posture"] = postures.by_version.get((m["name"], v["version"]))
+    return models, postures
 
 
 @router.get("/models", response_class=HTMLResponse)
 def models(request: Request) -> Response:
     """Every model and version with its posture at a glance, and what is in production."""
     ctx = caller(request)
-    return render(
-        request, ctx, "models.html", models=_with_posture(request, q.models_overview(ui_of(request).ws))
-    )
+    found, postures = _with_posture(request, q.models_overview(ui_of(request).ws))
+    return render(request, ctx, "models.html", models=found, postures=postures)
 
 
 @router.get("/models/{name}", response_class=HTMLResponse)
@@ -188,7 +188,7 @@ def model(request: Request, name: str, at: str | None = None) -> Response:
         request,
         ctx,
         "model.html",
-        model=_with_posture(request, found)[0],
+        model=_with_posture(request, found)[0][0],
         history=history,
         at=at or "",
         held_then=held_then,

@@ -9,14 +9,21 @@ package is not installed the pages say so and show the registry's own facts.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mlsecops.store import Workspace
 from mlsecops.web._verify import head_seq
 
-__all__ = ["PostureCache", "posture_available"]
+__all__ = ["FIRST_WAIT_S", "PostureCache", "Postures", "posture_available"]
+
+_log = logging.getLogger("mlsecops.web")
+
+FIRST_WAIT_S = 30.0
+"""Longest a page waits for the very first computation of every posture (later pages never wait)."""
 
 
 def posture_available() -> bool:
@@ -35,43 +42,104 @@ def _as_dict(p: Any) -> dict[str, Any]:
     return dict(out) if isinstance(out, Mapping) else {}
 
 
+@dataclass(frozen=True)
+class Postures:
+    """Every version's posture as of one audit head position."""
+
+    by_version: dict[tuple[str, int], dict[str, Any]]
+    as_of: int
+    """The audit head position they were computed at."""
+    head: int
+    """The head position now; larger than ``as_of`` while a refresh runs."""
+
+    @property
+    def stale(self) -> bool:
+        """Whether events were recorded since (a refresh is running)."""
+        return self.as_of != self.head
+
+
 class PostureCache:
-    """``all_postures`` keyed by (model, version), recomputed when the audit head moved."""
+    """``all_postures`` keyed by (model, version), refreshed off the request path when the head moves.
+
+    Computing every posture reads every version's evidence (about a second for 200 versions), so a
+    page never waits for it once a first result exists: it gets the last result, labelled with the
+    event it is as of, while one background thread computes the new one (stale-while-revalidate).
+    Only the very first call waits; ``warm()`` starts that at application start.
+    """
 
     def __init__(self, ws: Workspace) -> None:
         self._ws = ws
         self._lock = threading.Lock()
-        self._head = -1
-        self._all: dict[tuple[str, int], dict[str, Any]] = {}
+        self._done = threading.Condition(self._lock)
+        self._result: tuple[int, dict[tuple[str, int], dict[str, Any]]] | None = None
+        self._running = False
 
-    def all(self) -> dict[tuple[str, int], dict[str, Any]]:
-        """Every version's posture (empty without the posture package)."""
+    def warm(self) -> None:
+        """Start computing in the background (at start-up), so the first page need not wait long."""
+        if posture_available():
+            self._refresh_async(head_seq(self._ws))
+
+    def _compute(self, head: int) -> None:
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        try:
+            from mlsecops import posture
+
+            for p in posture.all_postures(self._ws):
+                doc = _as_dict(p)
+                try:
+                    found[(str(doc["model"]), int(doc["version"]))] = doc
+                except (KeyError, TypeError, ValueError):
+                    continue
+        except Exception as err:  # keep serving the last result; the next page load retries
+            _log.warning("computing postures failed: %s: %s", type(err).__name__, err)
+            with self._lock:
+                self._running = False
+                self._done.notify_all()
+            return
+        with self._lock:
+            if self._result is None or head >= self._result[0]:
+                self._result = (head, found)
+            self._running = False
+            self._done.notify_all()
+
+    def _refresh_async(self, head: int) -> None:
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+        threading.Thread(target=self._compute, args=(head,), name="ui-postures", daemon=True).start()
+
+    def all(self) -> Postures:
+        """Every version's posture: current, or the last result while a refresh runs (empty without
+        the posture package).
+        """
         if not posture_available():
-            return {}
+            return Postures({}, 0, 0)
         head = head_seq(self._ws)
         with self._lock:
-            if head == self._head:
-                return self._all
-        from mlsecops import posture
-
-        found = {}
-        for p in posture.all_postures(self._ws):
-            doc = _as_dict(p)
-            try:
-                found[(str(doc["model"]), int(doc["version"]))] = doc
-            except (KeyError, TypeError, ValueError):
-                continue
-        with self._lock:
-            self._head, self._all = head, found
-        return found
+            result = self._result
+        if result is None:
+            self._refresh_async(head)
+            with self._lock:
+                self._done.wait_for(
+                    lambda: self._result is not None or not self._running, timeout=FIRST_WAIT_S
+                )
+                result = self._result
+            if result is None:
+                return Postures({}, 0, head)
+        if result[0] != head:
+            self._refresh_async(head)
+        return Postures(result[1], result[0], head)
 
     def one(self, name: str, version: int) -> dict[str, Any] | None:
-        """One version's posture (from the cache when current), or None without the package."""
+        """One version's posture, always current (from the cache when it is), or None without the package."""
         if not posture_available():
             return None
-        cached = self.all().get((name, version))
-        if cached is not None:
-            return cached
+        head = head_seq(self._ws)
+        with self._lock:
+            result = self._result
+        if result is not None and result[0] == head and (name, version) in result[1]:
+            return result[1][(name, version)]
         from mlsecops import posture
 
         return _as_dict(posture.model_posture(self._ws, name, version))

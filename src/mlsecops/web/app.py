@@ -336,6 +336,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ui.postures.warm()
         yield
         ui.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+import pytest
 from tests.unit.web.conftest import Bearer, Site
 
 from mlsecops.store import audit
@@ -150,3 +151,23 @@ def test_chain_status_reports_tampering(site: Site, bearer: Bearer) -> None:
     finally:
         with site.ws.engine.begin() as conn:
             conn.execute(text("UPDATE audit_events SET subject = 'before' WHERE seq = :s"), {"s": seq})
+
+
+def test_postures_are_served_while_a_refresh_runs(site: Site) -> None:
+    import time
+
+    from mlsecops.web._posture import PostureCache, posture_available
+
+    if not posture_available():
+        pytest.skip("mlsecops.posture is not installed")
+    cache = PostureCache(site.ws)
+    first = cache.all()
+    assert not first.stale and first.as_of == first.head
+    with site.ws.session() as s:
+        audit.append(s, actor="tester", action="test.posture", subject="x")
+    second = cache.all()
+    assert second.head == first.head + 1 and second.as_of in (first.head, first.head + 1)
+    deadline = time.monotonic() + 30
+    while cache.all().stale and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not cache.all().stale
