@@ -5,6 +5,7 @@ numbers read as people write them (``humanize``). Plain values only; ``html`` dr
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ _BAD_WORDS = frozenset(
         "biased",
     }
 )
+_ISO_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$")
 _SEVERITY_RULE = re.compile(r"^(?P<stage>.+): max_severity (?P<limit>[a-z]+)$")
 _METRIC_RULE = re.compile(r"^(?P<stage>.+): (?P<metric>\S+) (?P<op><=|>=|==|!=|<|>) (?P<value>\S+)$")
 
@@ -111,10 +113,7 @@ def observed(rule: Mapping[str, Any]) -> str:
     """A rule's observed value as people read it (a metric rule's number to three significant digits)."""
     text = str(rule.get("observed", ""))
     if _METRIC_RULE.match(str(rule.get("rule", ""))) and not _SEVERITY_RULE.match(str(rule.get("rule", ""))):
-        try:
-            return humanize.significant(float(text))
-        except ValueError:
-            return text
+        return _DECIMAL.sub(lambda m: humanize.significant(float(m.group())), text)
     return text
 
 
@@ -188,6 +187,11 @@ def verdict(report: Report, *, fail_on: Severity | None = None) -> Verdict:
             return Verdict("ok", "Passes", "no findings.")
         tone = "warn" if worst >= Severity.MEDIUM else "ok"
         return Verdict(tone, "Passes", f"{counts}, all below the fail-on level ({fail_on}).")
+    if worst is None and not word:  # a listing (runs, audit events, alerts): say what it holds
+        held = [f"{len(v)} {k.replace('_', ' ')}" for k, v in report.data.items() if isinstance(v, list)]
+        return Verdict(
+            "ok", "Nothing found", f"the report lists {_and(held)}." if held else "the report is empty."
+        )
     if worst is None:
         tone = "bad" if word.lower() in _BAD_WORDS else "ok"
         return Verdict(tone, head, "no findings.")
@@ -317,7 +321,30 @@ def cell(column: str, value: Any) -> str:
         return "" if value is None else str(value)
     if isinstance(value, int | float):
         return humanize.value(value, humanize.unit_of(column))
+    if isinstance(value, str) and _ISO_MOMENT.match(value):
+        try:
+            return humanize.timestamp(dt.datetime.fromisoformat(value))
+        except ValueError:
+            return value
     return str(value)
+
+
+_DECIMAL = re.compile(r"(?<![\w.])-?\d+\.\d+(?:e[-+]?\d+)?(?![\w.])")
+_HEX = re.compile(r"^(sha256:)?[0-9a-f]{40,}$")
+
+
+def _cell(column: str, value: Any) -> tuple[Any, str, str]:
+    """``(shown, css class, full text on hover)``: booleans and nulls as they are for the template."""
+    if isinstance(value, bool) or value is None:
+        return value, "", ""
+    text = cell(column, value)
+    if isinstance(value, int | float):
+        return text, "num", str(value)
+    if text != value:  # a moment, reformatted
+        return text, "when", str(value)
+    if _HEX.match(text):  # a digest: its start is what people compare; all of it on hover
+        return text[: text.find(":") + 13] + "…", "hex", text
+    return text, "", ""
 
 
 def table(key: str, value: object) -> dict[str, Any] | None:
@@ -331,14 +358,7 @@ def table(key: str, value: object) -> dict[str, Any] | None:
                 columns.append(k)
     if not columns:
         return None
-    rows = [
-        [
-            (v, False) if isinstance(v, bool) or v is None else (cell(c, v), isinstance(v, int | float))
-            for c in columns
-            for v in (row.get(c),)
-        ]
-        for row in value[:_MAX_ROWS]
-    ]
+    rows = [[_cell(c, row.get(c)) for c in columns] for row in value[:_MAX_ROWS]]
     return {
         "title": key.replace("_", " "),
         "columns": columns,

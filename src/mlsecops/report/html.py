@@ -36,7 +36,8 @@ REPORT_CSS = """
 .mlsr h3{font-size:1rem;margin:1.2rem 0 .4rem}
 .mlsr table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.3rem 0}
 .mlsr th,.mlsr td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
-.mlsr th{background:#f5f5f5}.mlsr td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.mlsr th{background:#f5f5f5}.mlsr td{overflow-wrap:anywhere}.mlsr td.when,.mlsr td.hex{white-space:nowrap}
+.mlsr td.hex{font-family:ui-monospace,monospace;font-size:.85rem}.mlsr td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .mlsr .sev{font-weight:bold;border-radius:3px;padding:0 .4rem;white-space:nowrap}
 .mlsr .critical{background:#b00020;color:#fff}.mlsr .high{color:#b00020}.mlsr .medium{color:#9a5b00}
 .mlsr .low{color:#0b6e99}.mlsr .info{color:#666}.mlsr .ok{color:#1b7a1b;font-weight:bold}
@@ -79,9 +80,9 @@ _TEMPLATE = """{%- macro sev(s) -%}{% if s %}<span class="sev {{ s }}">{{ s }}</
 <h1>mlsecops report: {{ r.subject }}</h1>
 <div class="verdict {{ v.tone }}"><b>{{ v.headline }}:</b> {{ v.sentence }}</div>
 <div class="meta"><span><b>check</b> {{ r.kind }}</span><span><b>verdict</b> {{ r.verdict or "-" }}</span>
-<span><b>worst</b> {{ sev(top) }}</span><span><b>started</b> {{ when(r.started) }}</span><span><b>took</b> {{ took }}</span>
+<span><b>worst</b> {{ sev(top) }}</span><span><b>started</b> {{ when(r.started) }}</span>{% if took %}<span><b>took</b> {{ took }}</span>{% endif %}
 <span><b>mlsecops</b> {{ r.tool_version }}</span></div>
-<p class="pills">{% for name, n in counts.items() %}<span class="sev {{ name }}">{{ name }}: {{ n }}</span>{% endfor %}</p>
+{% if r.findings or r.verdict or r.metrics %}<p class="pills">{% for name, n in counts.items() %}<span class="sev {{ name }}">{{ name }}: {{ n }}</span>{% endfor %}</p>{% endif %}
 {% if rules is not none %}<h2>Policy gate</h2>{{ rules_table(rules) }}{% endif %}
 {% if stages is not none %}
 <h2>Stages</h2>
@@ -101,12 +102,12 @@ _TEMPLATE = """{%- macro sev(s) -%}{% if s %}<span class="sev {{ s }}">{{ s }}</
 {% if orphan_figures %}<h2>Figures</h2>{{ figures_block(orphan_figures) }}{% endif %}
 {% else %}
 {% if metrics %}<h2>Metrics</h2>{{ metrics_table(metrics) }}{% endif %}
-<h2>Findings ({{ r.findings|length }})</h2>{% if groups %}{{ groups_block(groups) }}{% else %}<p class="ok">No findings.</p>{% endif %}
+{% if r.findings or r.verdict or r.metrics %}<h2>Findings ({{ r.findings|length }})</h2>{% if groups %}{{ groups_block(groups) }}{% else %}<p class="ok">No findings.</p>{% endif %}{% endif %}
 {% if r.figures %}<h2>Figures</h2>{{ figures_block(r.figures) }}{% endif %}
 {% endif %}
 {% for t in tables %}<h2>{{ t.title }}</h2>
 <table><tr>{% for c in t.columns %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for row in t.rows %}<tr>{% for v, numeric in row %}<td{% if numeric %} class="num"{% endif %}>{{ yesno(v) }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% for row in t.rows %}<tr>{% for v, cls, full in row %}<td{% if cls %} class="{{ cls }}"{% endif %}{% if full %} title="{{ full }}"{% endif %}>{{ yesno(v) }}</td>{% endfor %}</tr>{% endfor %}</table>
 {% if t.more %}<p>{{ t.more }} more row(s) in the JSON report.</p>{% endif %}{% endfor %}
 {% if blobs %}<h2>Raw data</h2>{% for key, value in blobs.items() %}<details><summary>{{ key }} (JSON)</summary><pre>{{ value }}</pre></details>{% endfor %}{% endif %}
 </div>"""
@@ -168,7 +169,9 @@ class HtmlRenderer:
             r=report,
             v=_readable.verdict(report, fail_on=self.fail_on),
             top=None if top is None else str(top),
-            took=humanize.duration((report.finished - report.started).total_seconds()),
+            took=humanize.duration(seconds)
+            if (seconds := (report.finished - report.started).total_seconds()) >= 1e-3
+            else "",
             counts=report.counts(),
             stages=stages,
             rules=_readable._rules(report),

@@ -146,9 +146,10 @@ def _xticks(ticks: Sequence[float], pos: Sequence[float], unit: Unit) -> list[st
     return out
 
 
-def _svg(body: list[str], title: str) -> str:
+def _svg(body: list[str], title: str, *, extra: int = 0) -> str:
+    height = _H + extra  # room below the frame for slanted bar labels
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{height}" viewBox="0 0 {_W} {height}" '
         f'font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>'
         + _text(_W / 2, 18, title, size=14, extra=' font-weight="bold"')
         + "".join(body)
@@ -267,6 +268,7 @@ def bar_chart(
     ]
     top = ticks[-1]
     width = _PLOT_W / len(shown)
+    slanted = any(len(n) * 6 > width for n in shown)
     body = _frame("", ylabel)
     body += _yticks(ticks, [_H - _B - _PLOT_H * t / top for t in ticks], unit)
     for i, (name, v) in enumerate(shown.items()):
@@ -276,6 +278,14 @@ def bar_chart(
             f'<rect x="{x + 2:.1f}" y="{_H - _B - h:.1f}" width="{max(width - 4, 1):.1f}" height="{h:.1f}" '
             f'fill="{_PALETTE[0]}"><title>{escape(name)}: {escape(value(v, unit))}</title></rect>'
         )
-        label = name if len(name) <= 12 else name[:11] + "\u2026"
-        body.append(_text(x + width / 2, _H - _B + 14, label, size=10))
-    return Figure(title=title, content=_svg(body, title))
+        if slanted:  # many bars or long names: labels at 45 degrees, ending under their bar
+            label = name if len(name) <= 16 else name[:15] + "\u2026"
+            cx, cy = x + width / 2 + 3, _H - _B + 10
+            body.append(
+                _text(cx, cy, label, anchor="end", size=10, extra=f' transform="rotate(-45 {cx:.1f} {cy})"')
+            )
+        else:
+            label = name if len(name) <= 12 else name[:11] + "\u2026"
+            body.append(_text(x + width / 2, _H - _B + 14, label, size=10))
+    longest = max(min(len(n), 16) for n in shown)
+    return Figure(title=title, content=_svg(body, title, extra=int(longest * 4.3) if slanted else 0))

@@ -298,3 +298,33 @@ def test_pipeline_stage_sections_name_inputs_and_hold_their_findings_and_figures
         "Gate passed:</b> the one policy rule holds, though 1 medium finding remains: in stage scan" in head
     )
     assert "within the policy&#39;s limit for it (max_severity high)" in head
+
+
+def test_listing_banner_moments_and_digests_read_for_people() -> None:
+    digest = "ee97dfcff641ad621f2d0a3d852805fd77320b3659bd8f73349e2f767baa5677"
+    listing = Report(
+        subject="audit trail",
+        kind="audit.log",
+        data={"events": [{"seq": 1, "ts": "2026-12-05T21:13:53.123456+00:00", "subject": digest}]},
+    )
+    v = verdict(listing)
+    assert (v.headline, v.sentence) == ("Nothing found", "the report lists 1 events.")
+    page = render(listing, Format.HTML)
+    assert "2026-12-05 21:13:53 UTC" in page and "No findings" not in page
+    assert "ee97dfcff641\u2026" in page and f'title="{digest}"' in page  # the start shown, all on hover
+
+
+def test_observed_numbers_with_an_interval_get_three_digits() -> None:
+    report = _pipeline(
+        [],
+        [_stage("fairness", "assess.fairness", {})],
+        [
+            {
+                "rule": "fairness: equal_opportunity_difference <= 0.1",
+                "passed": False,
+                "observed": "0.463048 [0.399515, 0.535831]",
+            }
+        ],
+    )
+    assert "(observed 0.463 [0.4, 0.536])" in verdict(report).sentence
+    assert "0.463048" not in render(report, Format.HTML).split("Raw data")[0]
