@@ -189,9 +189,15 @@ def parse_rules(raw: Any, stages: Mapping[str, CheckSpec]) -> list[Rule]:
         where = f"policy rule {i}"
         if not isinstance(item, dict):
             raise ConfigError(f"{where} must be a mapping such as {{stage: scan, max_severity: medium}}")
-        unknown = set(item) - {"stage", "max_severity", "metric"}
+        unknown = {str(k) for k in item} - {"stage", "max_severity", "metric"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; use stage, max_severity, metric")
+        bad = next(
+            (k for k in ("stage", "max_severity", "metric") if k in item and not isinstance(item[k], str)),
+            None,
+        )
+        if bad is not None and not (bad == "stage" and item[bad] is None):
+            raise ConfigError(f"{where}: {bad} must be a string; got {type(item[bad]).__name__}")
         stage = item.get("stage")
         if stage is not None and stage not in stages:
             raise ConfigError(f"{where}: unknown stage {stage!r}; the pipeline has {sorted(stages)}")
