@@ -7,9 +7,11 @@ First the library calls the pages stand on (``mlsecops.posture``: ``all_postures
 ``trends``) are timed in this process. Then ``mlsecops ui`` is started as a subprocess on a free
 loopback port, the admin logs in through the form (CSRF token, session cookie), and each page is
 fetched ``--repeats`` times after one warm-up; a page's time is from sending the request to having
-read the whole body (server time plus transfer on loopback). The first fetch of the models page right
-after start-up is reported apart (it computes every posture before the cache is warm). Goal: p95 under
-300 ms for every page. Results go to ``benchmarks/results/ui.md`` and ``ui.json``.
+read the whole body (server time plus transfer on loopback). The server's CPU time per request (all
+its threads, from /proc) is recorded too: on a shared machine it says what a page costs when wall
+times are inflated by other jobs. The first fetch of the models page right after start-up is
+reported apart (it computes every posture before the cache is warm). Goal: p95 under 300 ms for
+every page. Results go to ``benchmarks/results/ui.md`` and ``ui.json``.
 """
 
 from __future__ import annotations
@@ -71,12 +73,13 @@ def _library(home: Path, repeats: int) -> dict[str, Any]:
         }
         for name, call in calls.items():
             call()
-            times = []
+            times, cpu = [], []
             for _ in range(repeats):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 call()
                 times.append((time.perf_counter() - t) * 1000)
-            out[name] = _summary(times)
+                cpu.append((time.process_time() - c) * 1000)
+            out[name] = {**_summary(times), "cpu_p50_ms": round(statistics.median(cpu), 1)}
         out["versions"] = len(found)
         out["grades"] = {
             g: sum(1 for p in found if p.grade == g) for g in ("good", "fair", "poor", "unknown")
@@ -84,6 +87,12 @@ def _library(home: Path, repeats: int) -> dict[str, Any]:
         return out
     finally:
         ws.close()
+
+
+def _cpu_ms(pid: int) -> float:
+    """CPU time (user + system, all threads) the process has used, in ms (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
 def _login(client: httpx.Client, key: str) -> None:
@@ -163,6 +172,7 @@ def _dashboard(home: Path, repeats: int) -> dict[str, Any]:
             for label, path in _pages(client).items():
                 answer = client.get(path)  # warm-up
                 times = []
+                cpu0 = _cpu_ms(server.pid)
                 for _ in range(repeats):
                     t = time.perf_counter()
                     answer = client.get(path)
@@ -173,6 +183,7 @@ def _dashboard(home: Path, repeats: int) -> dict[str, Any]:
                     "status": answer.status_code,
                     "bytes": len(answer.content),
                     **_summary(times),
+                    "server_cpu_ms": round((_cpu_ms(server.pid) - cpu0) / repeats, 1),
                 }
                 print(f"{label:18} {path[:48]:48} {out['pages'][label]}", flush=True)
         return out
@@ -205,12 +216,14 @@ def _markdown(result: dict[str, Any]) -> str:
         "",
         "## Library calls (in process)",
         "",
-        "| call | p50 ms | p95 ms | max ms | n |",
-        "|---|---|---|---|---|",
+        "| call | p50 ms | p95 ms | max ms | CPU p50 ms | n |",
+        "|---|---|---|---|---|---|",
     ]
     for name, s in lib.items():
         if isinstance(s, dict) and "p50_ms" in s:
-            lines.append(f"| {name} | {s['p50_ms']} | {s['p95_ms']} | {s['max_ms']} | {s['n']} |")
+            lines.append(
+                f"| {name} | {s['p50_ms']} | {s['p95_ms']} | {s['max_ms']} | {s['cpu_p50_ms']} | {s['n']} |"
+            )
     lines += ["", f"Grades of the {lib['versions']} versions: {lib['grades']}.", ""]
     if dash is not None:
         lines += [
@@ -218,14 +231,14 @@ def _markdown(result: dict[str, Any]) -> str:
             "",
             f"First load of /models after start-up (cold posture cache): {dash['first_models_load_ms']} ms.",
             "",
-            "| page | path | status | KiB | p50 ms | p95 ms | max ms | under 300 ms (p95) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| page | path | status | KiB | p50 ms | p95 ms | max ms | server CPU ms/request | under 300 ms (p95) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for label, s in dash["pages"].items():
             ok = "yes" if s["p95_ms"] < GOAL_MS else "**no**"
             lines.append(
                 f"| {label} | `{s['path']}` | {s['status']} | {s['bytes'] / 1024:.1f} | {s['p50_ms']} | "
-                f"{s['p95_ms']} | {s['max_ms']} | {ok} |"
+                f"{s['p95_ms']} | {s['max_ms']} | {s['server_cpu_ms']} | {ok} |"
             )
     lines.append("")
     return "\n".join(lines)

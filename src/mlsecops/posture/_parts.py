@@ -9,9 +9,11 @@ medium: warn).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from mlsecops.core.severity import utcnow
 from mlsecops.core.taxonomy import classify
 from mlsecops.posture._model import STATUS_SCORE, FindingRef, PartPosture, Status
 from mlsecops.posture._snapshot import OPEN_ALERT, OPEN_INCIDENT, RunFact, Snapshot, StageFact, VersionFact
@@ -111,13 +113,21 @@ def _candidates(v: VersionFact, snap: Snapshot) -> list[int]:
 
 
 def _stages_for(v: VersionFact, snap: Snapshot, part: str) -> tuple[RunFact, list[StageFact]] | None:
+    """The first run (gate run, then newest over the same bytes) with stages of ``part``'s checks."""
+    key = (v.id, part)
+    if key in snap.memo:
+        found: tuple[RunFact, list[StageFact]] | None = snap.memo[key]
+        return found
     checks = PART_CHECKS[part]
+    found = None
     for run_id in _candidates(v, snap):
         run = snap.runs[run_id]
         stages = [st for st in run.stages if st.kind in checks]
         if stages:
-            return run, stages
-    return None
+            found = (run, stages)
+            break
+    snap.memo[key] = found
+    return found
 
 
 def wanted_reports(snap: Snapshot) -> set[int]:
@@ -132,15 +142,8 @@ def wanted_reports(snap: Snapshot) -> set[int]:
 
 
 def _rules(run: RunFact, stage: str) -> list[Any]:
-    return [
-        g
-        for g in run.gate
-        if isinstance(g, dict)
-        and (
-            str(g.get("rule", "")).startswith(f"{stage}: ")
-            or str(g.get("rule", "")).startswith("all stages:")
-        )
-    ]
+    """The run's rule results about ``stage`` (rules read ``"<stage>: ..."`` or ``"all stages: ..."``)."""
+    return run.rules_by_stage.get(stage, []) + run.rules_by_stage.get("all stages", [])
 
 
 def _stage_status(run: RunFact, st: StageFact) -> tuple[Status, list[str]]:
@@ -463,8 +466,19 @@ def fairness_part(v: VersionFact, snap: Snapshot, bodies: Bodies) -> PartPosture
     )
 
 
+def production_hours(v: VersionFact, snap: Snapshot) -> float:
+    """Hours this version held the production stage, in total (until now while it holds it)."""
+    now = utcnow().isoformat(timespec="microseconds")
+    total = 0.0
+    for slot, vid, started, ended, _ in snap.assignments.get(v.model_id, []):
+        if vid == v.id and slot == "stage:production":
+            end = ended or now
+            total += (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(started)).total_seconds()
+    return round(total / 3600.0, 2)
+
+
 def served_requests(v: VersionFact, snap: Snapshot) -> int:
-    """Requests the decision log holds for this version (by number or digest prefix)."""
+    """Requests the decision log holds for this version in its last hour (by number or digest prefix)."""
     total = 0
     for (model, version), n in snap.served.items():
         if model == v.model and (
@@ -479,24 +493,31 @@ def drift_part(v: VersionFact, snap: Snapshot, bodies: Bodies) -> PartPosture:
     weight = WEIGHTS["drift"]
     alerts = [a for a in snap.alerts_of.get(v.id, []) if a.kind in DRIFT_KINDS]
     served = served_requests(v, snap)
-    evidence: dict[str, Any] = {"served_requests": served, "drift_alerts": len(alerts)}
+    hours = production_hours(v, snap)
+    evidence: dict[str, Any] = {
+        "requests_last_hour": served,
+        "production_hours": hours,
+        "drift_alerts": len(alerts),
+    }
     if not alerts:
-        if served == 0:
+        if served == 0 and hours == 0:
             return PartPosture(
                 "drift",
                 "missing",
                 None,
                 weight,
-                "missing: it has no logged requests, so its inputs were never compared with its training data.",
+                "missing: it never held production and logged no request in the last hour, so its inputs "
+                "were never compared with its training data.",
                 evidence,
-                "runtime_decisions",
+                "registry_assignments; runtime_decisions",
             )
         return PartPosture(
             "drift",
             "ok",
             100,
             weight,
-            f"no drift or performance alert over {served} logged requests.",
+            f"no drift or performance alert while it served ({hours:g} h in production, {served} "
+            "logged requests in the last hour).",
             evidence,
             "monitor_alerts; runtime_decisions",
         )

@@ -4,7 +4,7 @@
 holding, approvals with their approvers' roles, trusted keys, the stage rows of every pipeline run
 (not their bodies), the runs, the lineage edges with the differential-privacy facts recorded on
 nodes, the alerts and incidents of those models, and the number of logged requests per served
-version. Bodies of stored reports are read afterwards only for the stages a posture shows, their
+version over the last hour. Bodies of stored reports are read afterwards only for the stages a posture shows, their
 ``metrics`` and ``findings`` extracted by the database (the figures they also hold are never loaded).
 
 Which runs speak about a version is decided by content, as the registry decides it for gate runs
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,7 @@ from mlsecops.store import PipelineRun, StoredReport, Workspace
 from mlsecops.store.models import LineageEdge, LineageNode
 
 __all__ = [
+    "SERVED_WINDOW_S",
     "AlertFact",
     "RunFact",
     "Snapshot",
@@ -51,6 +53,11 @@ __all__ = [
     "stage_bodies",
 ]
 
+SERVED_WINDOW_S = 3600
+"""Requests are counted over the last hour of the decision log: the (model, time) index makes that a
+read bounded by an hour of traffic, where a count over the whole log reads all of it (0.8 s for
+100,000 rows in ``benchmarks/results/ui.md``'s workspace). Whether a version served at all is read
+from its production holdings, which cost nothing."""
 OPEN_ALERT = ("open", "acknowledged")
 """Alert statuses that count as open (an acknowledged alert is still unresolved)."""
 OPEN_INCIDENT = ("running", "partial", "failed")
@@ -103,6 +110,13 @@ class RunFact:
     gate: list[Any]
     """The rule results ``{rule, passed, observed}`` as stored (JSON: checked where read)."""
     stages: list[StageFact] = field(default_factory=list)
+    rules_by_stage: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """The rule results of ``gate`` by the stage their rule names (``all stages`` for stage-less rules)."""
+
+    def __post_init__(self) -> None:
+        for g in self.gate:
+            if isinstance(g, dict) and ":" in str(g.get("rule", "")):
+                self.rules_by_stage.setdefault(str(g["rule"]).split(":", 1)[0], []).append(g)
 
 
 @dataclass(frozen=True)
@@ -139,11 +153,13 @@ class Snapshot:
     incidents_of: dict[int, list[tuple[int, str, str]]]
     """version id -> ``(incident id, status, triggered)`` of incidents on its alerts."""
     served: dict[tuple[str, str], int]
-    """(model, version as logged) -> logged requests."""
+    """(model, version as logged) -> logged requests in the last ``SERVED_WINDOW_S`` seconds."""
     dp_facts: dict[int, list[dict[str, Any]]]
     """version id -> differential-privacy facts recorded on its lineage ancestors."""
     datasets: dict[int, int]
     """version id -> number of dataset nodes among its lineage ancestors."""
+    memo: dict[tuple[int, str], Any] = field(default_factory=dict)
+    """Per (version id, part): the run and stages chosen for it (computed once per snapshot)."""
 
 
 def _json(text: str | None, default: Any) -> Any:
@@ -410,9 +426,10 @@ def load(ws: Workspace, *, models: Sequence[str] | None = None) -> Snapshot:
         served: dict[tuple[str, str], int] = {}
         names = _in(v.model for v in versions)
         if names:
+            since_us = int((time.time() - SERVED_WINDOW_S) * 1_000_000)
             for model, version, n in s.execute(
                 select(DecisionRecord.model, DecisionRecord.version, func.count())
-                .where(DecisionRecord.model.in_(names))
+                .where(DecisionRecord.model.in_(names), DecisionRecord.ts_us >= since_us)
                 .group_by(DecisionRecord.model, DecisionRecord.version)
             ).all():
                 served[(model, version)] = int(n)
