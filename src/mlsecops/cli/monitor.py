@@ -1,4 +1,4 @@
-"""``mlsecops monitor replay | drift | fairness | export-log``: the runtime detectors, offline.
+"""``mlsecops monitor replay | drift | fairness | export-log | decisions``: the runtime detectors, offline.
 
 Each subcommand lives in its own module (``_SUBCOMMANDS``), which adds itself to ``monitor_app``.
 """
@@ -22,6 +22,7 @@ _SUBCOMMANDS: tuple[str, ...] = (
     "mlsecops.cli._monitor_replay",
     "mlsecops.cli._monitor_drift",
     "mlsecops.cli._monitor_fairness",
+    "mlsecops.cli._monitor_decisions",
 )
 
 

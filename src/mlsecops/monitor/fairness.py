@@ -279,3 +279,172 @@ def fairness_windows(
 
 def _num(v: float) -> float | None:
     return round(float(v), 6) if np.isfinite(v) else None
+
+
+LOG_CHECK = "monitor.fairness.log"
+"""Kind of the report of ``mlsecops monitor fairness --log``."""
+ATTRIBUTION_TOP = 3
+"""Features shown per group and window in the attribution trend."""
+
+
+def fairness_of_logged(
+    model: str,
+    *,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    groups: np.ndarray,
+    times: np.ndarray,
+    explained_groups: list[str] | None = None,
+    explained: list[dict[str, float]] | None = None,
+    window: int = 1_000,
+    attribution_windows: int = 2,
+    metric: str = "equal_opportunity_difference",
+    max_difference: float = 0.1,
+    bootstrap: int = 200,
+    min_group_size: int = 30,
+    seed: int = 0,
+) -> Any:
+    """``mlsecops monitor fairness --log``: group fairness of the guard's logged, labelled decisions.
+
+    The labelled rows (logged from feedback with the group recorded by ``logging.group``) are cut into
+    tumbling windows of ``window`` rows, oldest first, and each window is audited with ``assess
+    fairness``'s code; a window whose ``metric`` interval lies wholly above ``max_difference`` is a high
+    finding (the rule of the guard's ``fairness`` detector and of the pipeline gate). The last window
+    may be shorter; one under ``MIN_WINDOW`` rows is left out. The explained decisions
+    (``logging.explain``) give, per group and per time slice (``attribution_windows`` equal slices),
+    the mean contribution of each feature (a feature outside a row's top features counts 0); a group
+    whose most contributing feature changes from one slice to the next is a low finding: what drives
+    its decisions has shifted.
+
+    Raises:
+        ConfigError: an unknown metric or a window out of range.
+        InputError: no labelled decisions with groups.
+    """
+    from mlsecops.assess.fairness import audit_fairness
+    from mlsecops.core.findings import Finding, Report
+
+    if metric not in DIFFERENCE_METRICS:
+        raise ConfigError(f"metric must be one of {', '.join(DIFFERENCE_METRICS)}; got {metric!r}")
+    if not MIN_WINDOW <= int(window) <= MAX_WINDOW:
+        raise ConfigError(f"window must be in [{MIN_WINDOW}, {MAX_WINDOW}]; got {window}")
+    if not 1 <= attribution_windows <= 100:
+        raise ConfigError("attribution windows must be in [1, 100]")
+    n = int(labels.shape[0])
+    if n == 0 and not explained:
+        raise InputError(
+            f"the decision log holds no labelled or explained decisions of {model!r}: set logging.group "
+            "(and logging.explain) in the guard policy and send labels to /v2/models/{name}/feedback"
+        )
+    entries: list[dict[str, Any]] = []
+    findings: list[Finding] = []
+    for start in range(0, n, window):
+        stop = min(start + window, n)
+        if stop - start < MIN_WINDOW:
+            break
+        part = slice(start, stop)
+        entry: dict[str, Any] = {
+            "window": len(entries) + 1,
+            "rows": stop - start,
+            "from": float(times[start]),
+            "to": float(times[stop - 1]),
+            "metric": metric,
+        }
+        try:
+            audit = audit_fairness(
+                labels[part],
+                predictions[part],
+                {"group": groups[part]},
+                min_group_size=min_group_size,
+                n_boot=bootstrap,
+                seed=seed,
+            )
+        except InputError as err:  # one group only, or labels that are not 0/1: reported, not judged
+            entries.append(
+                {**entry, "value": None, "interval": [None, None], "beyond": False, "note": str(err)}
+            )
+            continue
+        grouping = audit.intersection
+        value = float(grouping.aggregates.get(metric, float("nan")))
+        low, high = grouping.intervals.get(metric, (value, value))
+        beyond = bool(np.isfinite(low) and low > max_difference)
+        entry.update(
+            value=_num(value),
+            interval=[_num(low), _num(high)],
+            beyond=beyond,
+            groups={
+                g.name: {"rows": g.size, "judged": g.judged, **{k: round(v, 4) for k, v in g.rates.items()}}
+                for g in grouping.groups
+            },
+        )
+        entries.append(entry)
+        if beyond:
+            findings.append(
+                Finding(
+                    check=LOG_CHECK,
+                    severity=Severity.HIGH,
+                    title=f"{metric} {value:.3f} [{low:.3f}, {high:.3f}] above {max_difference:g} in live traffic",
+                    detail=f"window {entry['window']}: {stop - start} labelled decisions of {model} by logged "
+                    "group; the whole interval lies beyond the limit.",
+                    artifact=model,
+                    location={"window": entry["window"]},
+                    evidence={"metric": metric, "value": _num(value), "interval": [_num(low), _num(high)]},
+                    remediation="Compare the groups' rates with the pre-deployment audit; mitigate (harden "
+                    "fairness) or roll back, and check the labels for the group.",
+                )
+            )
+    trend = _attribution_trend(explained_groups or [], explained or [], attribution_windows)
+    for group, slices in trend.items():
+        tops = [s["top"][0][0] if s["top"] else None for s in slices]
+        for i in range(1, len(tops)):
+            if tops[i - 1] is not None and tops[i] is not None and tops[i] != tops[i - 1]:
+                findings.append(
+                    Finding(
+                        check=LOG_CHECK,
+                        severity=Severity.LOW,
+                        title=f"what drives decisions for {group} shifted: {tops[i - 1]} -> {tops[i]}",
+                        detail=f"mean local contributions over the explained decisions of {group}, slice "
+                        f"{i} against slice {i + 1}",
+                        artifact=model,
+                        location={"group": group, "slice": i + 1},
+                        evidence={"before": slices[i - 1]["top"], "after": slices[i]["top"]},
+                        remediation="Check the inputs of this group for drift and the model's behaviour on "
+                        "them (mlsecops monitor drift, assess explain).",
+                    )
+                )
+    flagged = sum(1 for e in entries if e.get("beyond"))
+    return Report(
+        subject=model,
+        kind=LOG_CHECK,
+        findings=tuple(findings),
+        metrics={
+            "windows": float(len(entries)),
+            "disparate_windows": float(flagged),
+            "labelled_rows": float(n),
+            "explained_rows": float(len(explained or [])),
+        },
+        verdict="disparity" if flagged else "no disparity",
+        data={"windows": entries, "max_difference": max_difference, "attributions": trend},
+    )
+
+
+def _attribution_trend(
+    groups: list[str], explained: list[dict[str, float]], slices: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Per group, per time slice of its explained rows: rows and the mean contribution of the top features."""
+    by_group: dict[str, list[dict[str, float]]] = {}
+    for g, row in zip(groups, explained, strict=True):
+        by_group.setdefault(g, []).append(row)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for g in sorted(by_group):
+        rows = by_group[g]
+        parts = [p for p in np.array_split(np.arange(len(rows)), min(slices, len(rows))) if p.size]
+        out[g] = []
+        for part in parts:
+            total: dict[str, float] = {}
+            for i in part:
+                for f, v in rows[int(i)].items():
+                    total[f] = total.get(f, 0.0) + v
+            mean = {f: v / part.size for f, v in total.items()}
+            top = sorted(mean.items(), key=lambda kv: -abs(kv[1]))[:ATTRIBUTION_TOP]
+            out[g].append({"rows": int(part.size), "top": [[f, round(v, 6)] for f, v in top]})
+    return out

@@ -4,6 +4,10 @@ One row per sampled request: when (``ts_us``, Unix microseconds, an integer so e
 and indexes it exactly), who, which model version, what the guard decided and answered, how long it
 took, the SHA-256 of the canonical input bytes and the row count. ``inputs`` and ``outputs`` (JSON) are
 filled only when the policy's ``logging.raw_inputs`` is on; otherwise the log holds no request data.
+
+Decision auditing (migration ``0010``): ``groups``, ``predictions`` and ``explanation`` when the policy's
+``logging.group`` / ``logging.explain`` ask for them, ``labels`` on rows logged from feedback
+(``decision`` is then ``feedback``).
 """
 
 from __future__ import annotations
@@ -47,3 +51,11 @@ class DecisionRecord(Base):
     """JSON rows as the model received them; only with ``logging.raw_inputs``."""
     outputs: Mapped[str | None] = mapped_column(Text, nullable=True)
     """JSON model output before hardening; only with ``logging.raw_inputs``."""
+    groups: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """JSON list, the sensitive group of each row (``sex=1``); only with ``logging.group``."""
+    predictions: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """JSON list, the predicted class of each row; only with ``logging.group``."""
+    explanation: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """JSON: method, explained class and top contributions of the first rows; sampled decisions only."""
+    labels: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """JSON list, true classes of the rows; feedback rows only."""

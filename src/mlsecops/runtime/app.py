@@ -331,7 +331,14 @@ def _build_guard(config: ServeConfig, *, sidecar: bool = True) -> Guard:
                 detectors = list(
                     build(policy.monitor, model, baseline=guard.active.profile, model_name=served.name)
                 )
-            guard.decisions = DecisionLog(ws, policy.logging, start=False)
+            from mlsecops.runtime.decision_audit import build_auditor
+
+            auditor = build_auditor(
+                policy.logging,
+                served.adapter if guard.backend is None else None,
+                guard.active.profile,
+            )
+            guard.decisions = DecisionLog(ws, policy.logging, start=False, auditor=auditor)
             guard.hook = DetectorHook(
                 detectors, queue_size=policy.monitor.queue_size, on_alerts=_on_alerts(guard)
             )
@@ -1229,8 +1236,12 @@ async def _feedback(guard: Guard, request: Request, name: str) -> Response:
                 FEEDBACK_PERMISSION
             ):
                 raise Forbidden("sending labels needs a role that may attach evidence (deployer, admin)")
-            if not guard.hook.takes_feedback:
-                raise NotMonitored("this guard's policy runs no detector that takes labels (monitor: drift)")
+            logs_labels = guard.policy.logging.group is not None  # decision auditing logs them
+            if not guard.hook.takes_feedback and not logs_labels:
+                raise NotMonitored(
+                    "this guard's policy runs no detector that takes labels (monitor: drift or fairness) "
+                    "and logs no groups (logging.group)"
+                )
             req = _parse(body, FeedbackRequest)
             array = decode_tensor(req.inputs[0], "inputs[0]")
             active.validator.validate(array, field="inputs[0]")
@@ -1248,6 +1259,16 @@ async def _feedback(guard: Guard, request: Request, name: str) -> Response:
         item = Feedback(time.time(), principal.name, served.name, served.version, labels, proba, rows)
         if not guard.hook.feedback(item):
             raise Unavailable("the detectors' queue is full; send the labels again later")
+        record_feedback = getattr(guard.decisions, "record_feedback", None)  # in the sidecar: done there
+        if callable(record_feedback):
+            record_feedback(
+                principal=principal.name,
+                model=served.name,
+                version=served.version,
+                labels=labels,
+                outputs=proba,
+                inputs=rows,
+            )
         guard.metrics.feedback_rows.inc(ctx.rows)
         out: dict[str, Any] = {"model_name": served.name, "model_version": served.version, "rows": ctx.rows}
         if req.id is not None:

@@ -21,6 +21,10 @@ What it guarantees, and what it does not:
   written then is counted in ``dropped`` and logged.
 - Without ``raw_inputs`` no request data is stored: only the digest (which still tells repeated inputs
   apart, and lets a request be matched to a file one has) and the row count.
+- Decision auditing (``logging.group``, ``logging.explain``; ``runtime/decision_audit.py``): the writer
+  also stores each row's group and predicted class, and a local explanation of a sample of the
+  decisions; labels sent as feedback are logged as rows of their own (``decision`` ``feedback``, never
+  sampled out). All of it is computed by the writer, off the request path.
 
 ``export_jsonl`` writes the rows that hold raw inputs in the replay format of ``mlsecops monitor
 replay`` (one request per line: ``time``, ``principal``, ``inputs``, ``outputs``, ``model``,
@@ -52,6 +56,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from mlsecops.core.errors import InputError
 from mlsecops.runtime._decision_tables import DecisionRecord
+from mlsecops.runtime.decision_audit import DecisionAuditor
 from mlsecops.runtime.policy import LoggingPolicy
 from mlsecops.store import Workspace, audit
 
@@ -106,6 +111,11 @@ class _Entry:
     outputs: np.ndarray | None
     source: str
     nbytes: int
+    labels: np.ndarray | None = None
+
+
+FEEDBACK = "feedback"
+"""``decision`` of a row logged from labels sent to ``POST /v2/models/{name}/feedback``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +207,7 @@ class DecisionLog:
         actor: Audit actor of purges.
         rng: Random source of the sampling (tests pass a seeded one).
         start: Start the writer now (tests may start it later with :meth:`start`).
+        auditor: Groups, predictions and explanations to store (``logging.group``/``explain``).
     """
 
     def __init__(
@@ -211,6 +222,7 @@ class DecisionLog:
         actor: str = "guard",
         rng: random.Random | None = None,
         start: bool = True,
+        auditor: DecisionAuditor | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1 or max_queued_bytes < 1:
             raise ValueError("queue_size, batch_size and max_queued_bytes must be at least 1")
@@ -221,6 +233,7 @@ class DecisionLog:
         self.batch_size = batch_size
         self.purge_interval_s = purge_interval_s
         self.actor = actor
+        self.auditor = auditor
         self._rng = rng or random.Random()
         self._cv = threading.Condition(threading.Lock())
         self._buf: deque[_Entry] = deque()
@@ -288,11 +301,52 @@ class DecisionLog:
             with self._cv:
                 self.unsampled += 1
             return False
+        return self._buffer(
+            principal, model, version, decision, status, latency_ms, inputs, outputs, time_s, source, None
+        )
+
+    def record_feedback(
+        self,
+        *,
+        principal: str,
+        model: str,
+        version: str,
+        labels: np.ndarray,
+        outputs: np.ndarray,
+        inputs: np.ndarray,
+        time_s: float | None = None,
+    ) -> bool:
+        """Log labelled rows sent as feedback (with ``logging.group`` only; never sampled out).
+
+        Returns:
+            True when buffered; False without ``logging.group`` or when dropped (buffer full).
+        """
+        if self.auditor is None or self.auditor.group is None:
+            return False
+        return self._buffer(
+            principal, model, version, FEEDBACK, 200, 0.0, inputs, outputs, time_s, "", labels
+        )
+
+    def _buffer(
+        self,
+        principal: str,
+        model: str,
+        version: str,
+        decision: str,
+        status: int,
+        latency_ms: float,
+        inputs: np.ndarray | None,
+        outputs: np.ndarray | None,
+        time_s: float | None,
+        source: str,
+        labels: np.ndarray | None,
+    ) -> bool:
         raw = self.policy.raw_inputs
+        keep_outputs = raw or (self.auditor is not None and self.auditor.wants_outputs)
         nbytes = 0
         if inputs is not None:
             nbytes += int(getattr(inputs, "nbytes", 0))
-        if raw and outputs is not None:
+        if keep_outputs and outputs is not None:
             nbytes += int(getattr(outputs, "nbytes", 0))
         entry = _Entry(
             time.time() if time_s is None else time_s,
@@ -303,9 +357,10 @@ class DecisionLog:
             status,
             latency_ms,
             inputs,
-            outputs if raw else None,
+            outputs if keep_outputs else None,
             source,
             nbytes,
+            labels,
         )
         with self._cv:
             if (
@@ -436,6 +491,31 @@ class DecisionLog:
             "source": _fit(e.source, "source"),
             "inputs": _json_rows(e.inputs) if raw and e.inputs is not None else None,
             "outputs": _json_rows(e.outputs) if raw and e.outputs is not None else None,
+            **self._audit(e),
+        }
+
+    def _audit(self, e: _Entry) -> dict[str, str | None]:
+        """Group, predicted class, explanation and labels of an entry (decision auditing), as JSON."""
+        a = self.auditor
+        if a is None:
+            return {}
+        groups = a.groups(e.inputs)
+        preds = a.predictions(e.outputs)
+        explanation = None
+        if e.decision == "accepted":
+            try:
+                explanation = a.explanation(e.inputs)
+            except Exception as err:  # a model that fails on the occluded rows must not cost the row
+                self._warn_once(
+                    "explain", f"decision log: a decision could not be explained: {type(err).__name__}"
+                )
+        labels = None if e.labels is None else [int(v) for v in np.asarray(e.labels).reshape(-1)]
+        dump = json.dumps
+        return {
+            "groups": None if groups is None else dump(groups, separators=(",", ":")),
+            "predictions": None if preds is None else dump(preds, separators=(",", ":")),
+            "explanation": None if explanation is None else dump(explanation, separators=(",", ":")),
+            "labels": None if labels is None else dump(labels, separators=(",", ":")),
         }
 
     def _write(self, batch: list[_Entry]) -> int:

@@ -28,6 +28,8 @@ from mlsecops.core.inputs import load_yaml
 
 __all__ = [
     "AuthPolicy",
+    "ExplainLogging",
+    "GroupLogging",
     "GuardPolicy",
     "JwtPolicy",
     "LimitsPolicy",
@@ -128,6 +130,30 @@ class OutputPolicy(_Strict):
     a caller who repeats a query averages it away (``assess privacy`` measures what it buys)."""
 
 
+class ExplainLogging(_Strict):
+    """Local explanations of sampled decisions, computed by the decision log's writer (off the request path)."""
+
+    sample_rate: float = Field(default=0.1, ge=0, le=1)
+    """Share of the logged decisions explained."""
+    method: Literal["auto", "linear", "occlusion"] = "auto"
+    """``linear``: exact contributions ``coef * (x - mean)`` of a linear model; ``occlusion``: the change
+    of the explained class's probability when one feature is set to its mean (one batched model call per
+    row); ``auto``: linear when the model is linear, else occlusion."""
+    top_k: int = Field(default=5, ge=1, le=50)
+    """Features kept per explained row (the largest contributions in absolute value)."""
+    max_rows: int = Field(default=8, ge=1, le=1000)
+    """Rows explained per request (the first ones): bounds the writer's work per request."""
+
+
+class GroupLogging(_Strict):
+    """The sensitive group recorded with each logged decision (for fairness audits of live traffic)."""
+
+    columns: tuple[int, ...] = Field(min_length=1, max_length=8)
+    """Input feature indices holding the group (for example sex and age band)."""
+    names: tuple[str, ...] = ()
+    """A name per column for the group labels (``sex=1``); default ``f<index>``."""
+
+
 class LoggingPolicy(_Strict):
     """The decision log (replayable by ``mlsecops monitor replay``) and access logs."""
 
@@ -135,6 +161,13 @@ class LoggingPolicy(_Strict):
     raw_inputs: bool = False
     """Keep raw inputs in the decision log (needed to replay detectors); otherwise digests only."""
     retention_days: float = Field(default=30.0, gt=0)
+    explain: ExplainLogging | None = None
+    """Explain sampled decisions (stored with the decision, never the inputs themselves)."""
+    group: GroupLogging | None = None
+    """Record each decision's group (and its predicted class), and log labels sent as feedback."""
+    feature_names: tuple[str, ...] = ()
+    """Names of the model's input features in explanations (default: the data profile's column names,
+    else ``f<index>``)."""
 
 
 class MonitorPolicy(_Strict):

@@ -383,7 +383,7 @@ class RemoteDecisionLog:
                 status,
                 latency_ms,
                 _pack(inputs),
-                _pack(outputs) if self.policy.raw_inputs else None,
+                _pack(outputs) if self.policy.raw_inputs or self.policy.group is not None else None,
                 source,
             )
         )
@@ -425,20 +425,21 @@ def _build(spec: SidecarSpec) -> tuple[Any, Any, Any]:
     ws = Workspace.from_settings(Settings())
     detectors: list[Any] = []
     on_alerts = None
+    model: Any = spec.model_info
+    logging_policy = spec.policy.logging
+    if (spec.detect or logging_policy.explain is not None) and spec.model_spec is not None:
+        from mlsecops.runtime.serving import load_served
+
+        served = load_served(ws, spec.model_spec, name=spec.model_name)
+        if served.digest != spec.model_digest:
+            raise SidecarError(
+                f"{spec.model_spec} changed while the guard started (digest {served.digest[:12]}, "
+                f"served {spec.model_digest[:12]}); restart the guard"
+            )
+        model = served.adapter
     if spec.detect:
         from mlsecops.monitor.detectors import build_detectors
 
-        model: Any = spec.model_info
-        if spec.model_spec is not None:
-            from mlsecops.runtime.serving import load_served
-
-            served = load_served(ws, spec.model_spec, name=spec.model_name)
-            if served.digest != spec.model_digest:
-                raise SidecarError(
-                    f"{spec.model_spec} changed while the guard started (digest {served.digest[:12]}, "
-                    f"served {spec.model_digest[:12]}); restart the guard"
-                )
-            model = served.adapter
         detectors = list(
             build_detectors(spec.policy.monitor, model, baseline=spec.profile, model_name=spec.model_name)
         )
@@ -447,7 +448,11 @@ def _build(spec: SidecarSpec) -> tuple[Any, Any, Any]:
 
             on_alerts = alert_sink(ws, spec.policy)
     hook = DetectorHook(detectors, queue_size=spec.policy.monitor.queue_size, on_alerts=on_alerts).start()
-    log = DecisionLog(ws, spec.policy.logging.model_copy(update={"sample_rate": 1.0}))
+    from mlsecops.runtime.decision_audit import build_auditor
+
+    local = model if spec.model_spec is not None else None  # an upstream model cannot be explained here
+    auditor = build_auditor(logging_policy, local, spec.profile)
+    log = DecisionLog(ws, logging_policy.model_copy(update={"sample_rate": 1.0}), auditor=auditor)
     return ws, hook, log
 
 
@@ -472,7 +477,8 @@ def _main(spec: SidecarSpec, recv: Connection, reply: Connection, stats: Any) ->
             reply.send(("error", " ".join(str(line).split())[:500]))
         return
     names = [getattr(d, "name", type(d).__name__) for d in hook.detectors]
-    reply.send(("ready", {"detectors": names, "feedback": hook.takes_feedback}))
+    logs_labels = log.auditor is not None and log.auditor.group is not None  # decision auditing
+    reply.send(("ready", {"detectors": names, "feedback": hook.takes_feedback or logs_labels}))
     done = threading.Event()
 
     def publisher() -> None:
@@ -522,6 +528,16 @@ def _serve(recv: Connection, reply: Connection, stats: Any, hook: Any, log: Any)
                 _, t, principal, model, version, labels, outputs, rows = item
                 got = (_unpack(labels), _unpack(outputs), _unpack(rows))
                 hook.feedback(Feedback(t, principal, model, version, *got))  # type: ignore[arg-type]
+                if got[0] is not None and got[1] is not None and got[2] is not None:
+                    log.record_feedback(
+                        principal=principal,
+                        model=model,
+                        version=version,
+                        labels=got[0],
+                        outputs=got[1],
+                        inputs=got[2],
+                        time_s=t,
+                    )
             elif kind == "log":
                 _, t, principal, model, version, decision, status, ms, inputs, outputs, source = item
                 log.record(
