@@ -193,14 +193,9 @@ def _case_demo(folder: Path, case: str) -> int:
 
 def _play(name: str, folder: Path, home: Path, actor: str) -> int:
     if name == "av":
-        try:  # LOCAL ONLY until case_av lands: remove this guard then
-            from mlsecops.pipeline.case_av import run_av_case
-        except ModuleNotFoundError as err:
-            if err.name != "mlsecops.pipeline.case_av":
-                raise
-            err_console.print("[bold red]SKIPPED: the av case is not in this checkout yet[/]")
-            return 0
-        return int(run_av_case(folder, home=home, actor=actor, say=_say))
+        from mlsecops.pipeline.case_av import run_av_case
+
+        return run_av_case(folder, home=home, actor=actor, say=_say)
     if name == "ecommerce":
         from mlsecops.pipeline.case_ecommerce import run_ecommerce_case
 

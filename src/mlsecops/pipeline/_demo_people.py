@@ -2,8 +2,8 @@
 
 Every case of ``mlsecops demo`` may run alone or after the others in one shared workspace, so none can
 bootstrap the first admin on its own. ``demo_admin`` bootstraps ``demo-admin`` in an empty workspace and
-keeps its API key in ``<home>/demo-admin.key`` (mode 0600, beside the database it unlocks); later cases
-read it from there. ``demo_user`` creates a user once and gives it a fresh key each time.
+keeps its API key in the workspace's ``keys/demo-admin.key`` (mode 0600, beside the keys that seal the
+trail); later cases read it from there. ``case_av.demo_admin`` keeps the same user in the same file. ``demo_user`` creates a user once and gives it a fresh key each time.
 """
 
 from __future__ import annotations
@@ -15,19 +15,24 @@ from mlsecops.core.errors import InputError
 from mlsecops.registry import Actor, Role, authenticate, create_api_key, create_user, grant, list_users
 from mlsecops.store import Workspace
 
-__all__ = ["ADMIN", "demo_admin", "demo_user"]
+__all__ = ["ADMIN", "admin_key_file", "demo_admin", "demo_user"]
 
 ADMIN = "demo-admin"
 _KEY_FILE = "demo-admin.key"
 
 
-def demo_admin(ws: Workspace, home: Path) -> tuple[Actor, str]:
+def admin_key_file(ws: Workspace) -> Path:
+    """Where the demo admin's API key is kept."""
+    return ws.keys_dir / _KEY_FILE
+
+
+def demo_admin(ws: Workspace) -> tuple[Actor, str]:
     """The demo's admin and its API key (bootstrapped on first use).
 
     Raises:
         InputError: the workspace has users but no demo admin key (not a demo workspace).
     """
-    key_file = home / _KEY_FILE
+    key_file = admin_key_file(ws)
     if key_file.is_file():
         key = key_file.read_text().strip()
         return authenticate(ws, key), key
@@ -35,10 +40,11 @@ def demo_admin(ws: Workspace, home: Path) -> tuple[Actor, str]:
         create_user(ws, ADMIN, Role.ADMIN, actor=None)
     except Exception as err:
         raise InputError(
-            f"{home} has users already but no {_KEY_FILE}: run the demo in a fresh --dir"
+            f"{ws.home} has users already but no {key_file}: run the demo in a fresh --dir"
         ) from err
     key = create_api_key(ws, ADMIN, actor=None, label="demo")
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
     return authenticate(ws, key), key

@@ -255,7 +255,7 @@ def run_ecommerce_case(folder: Path, *, home: Path, actor: str, say: Callable[[s
         say("4/5 the defended recommender signed, gated, approved and promoted")
         from mlsecops.supplychain import signing
 
-        admin, _ = demo_admin(ws, home)
+        admin, _ = demo_admin(ws)
         keys = {
             "deployer": demo_user(ws, admin, "shop-deployer", Role.DEPLOYER),
             "approver": demo_user(ws, admin, "shop-approver", Role.APPROVER),
@@ -263,7 +263,7 @@ def run_ecommerce_case(folder: Path, *, home: Path, actor: str, say: Callable[[s
             "mallory": demo_user(ws, admin, "mallory", Role.CLIENT),
         }
         demo_user(ws, admin, RESPONSE_USER, Role.DEPLOYER)
-        key_path = home.parent / "keys" / "shop-release.key"
+        key_path = home / "keys" / "shop-release.key"
         if not key_path.is_file():
             pub, _ = signing.create_keypair(key_path, workspace=ws, actor=actor)
             Registry(ws, admin).trust_key("shop-release", pub)
@@ -365,7 +365,7 @@ def _thief_and_benign(
                 time.sleep(0.05)
             if i % 4 == 0:
                 send("alice", benign[BENIGN_QUERIES // 2 + (i // 4) % (BENIGN_QUERIES // 2)][1])
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while blocked_at is None and time.monotonic() < deadline:
             time.sleep(0.5)
             if send("mallory", thief[-1][1]) == 403:

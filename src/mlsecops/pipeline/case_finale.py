@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from mlsecops.core.errors import InputError
-from mlsecops.pipeline._demo_people import demo_admin, demo_user
+from mlsecops.pipeline._demo_people import admin_key_file, demo_admin, demo_user
 from mlsecops.pipeline._live import RESPONSE_USER, cli, cli_json, guard, infer_body
 from mlsecops.pipeline._shop import ItemStats, fit_recommender
 from mlsecops.pipeline.case_ecommerce import MODEL, release_model
@@ -82,7 +82,7 @@ def run_finale(
     stats = ItemStats.of(clean, meta)
     model = fit_recommender(stats, clean, c=0.05)
     with Workspace.init(home, actor=actor) as ws:
-        admin, _ = demo_admin(ws, home)
+        admin, _ = demo_admin(ws)
         keys = {
             "deployer": demo_user(ws, admin, "shop-deployer", Role.DEPLOYER),
             "approver": demo_user(ws, admin, "shop-approver", Role.APPROVER),
@@ -93,7 +93,7 @@ def run_finale(
         grant(ws, MODEL, "trudy", actor=admin)
         deployer = Registry(ws, authenticate(ws, keys["deployer"]))
         before = deployer.show(f"{MODEL}@production").version
-        key_path = home.parent / "keys" / "shop-release.key"
+        key_path = home / "keys" / "shop-release.key"
         v2 = release_model(
             ws, shop, model, tag="retrained, stronger regularisation", registry=deployer,
             approver=Registry(ws, authenticate(ws, keys["approver"])), key_path=key_path, actor=actor, say=say,
@@ -125,6 +125,9 @@ def run_finale(
     )
     with Workspace.open(home) as ws:
         runs = list_runs(ws, limit=200)
+        key_file = admin_key_file(ws)
+    say(f"dashboard: MLSECOPS_HOME={home} mlsecops ui --port {UI_PORT}")
+    say(f"           then open http://127.0.0.1:{UI_PORT}/ and log in with the API key in {key_file}")
     for run in sorted(runs, key=lambda r: r.id):
         html = home / "reports" / f"run-{run.id}" / "report.html"
         verdict = "passed" if run.passed else "failed"
@@ -182,13 +185,14 @@ def _attack(
                 break
             if i % 25 == 0:
                 time.sleep(0.05)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while blocked_at is None and time.monotonic() < deadline:
             time.sleep(0.5)
             if send("trudy", thief[-1][1]) == 403:
                 blocked_at = len(codes["trudy"])
         for _, rows in benign[BENIGN_QUERIES // 2 :]:
             send("alice", rows)
+        deadline = time.monotonic() + 90  # the guard follows the stage about once a second
         while str(v1) not in served[BENIGN_QUERIES // 2 :] and time.monotonic() < deadline:
             send("alice", benign[0][1])
             time.sleep(0.2)

@@ -122,7 +122,7 @@ def test_thief_blocked_benign_client_answered_and_not_flagged(played: Played) ->
 
 
 def test_defended_model_in_production_and_trail_verifies(played: Played) -> None:
-    key = (played.home / "demo-admin.key").read_text().strip()
+    key = (played.home / "keys" / "demo-admin.key").read_text().strip()
     prod = json.loads(
         _mlsecops(played, "registry", "show", "recommender@production", "-f", "json", key=key).stdout
     )
@@ -140,3 +140,35 @@ def test_unknown_case_and_build_only_are_one_line_exit_2(cli: Callable[..., Any]
     assert res.code == 2 and len(res.err.strip().splitlines()) == 1 and "banking" in res.err
     res = cli("demo", "--case", "ecommerce", "--build-only")
     assert res.code == 2 and len(res.err.strip().splitlines()) == 1
+
+
+def test_last_act_rolls_production_back_and_the_trail_verifies(played: Played) -> None:
+    """The finale after this case, as ``--case all`` plays it (the whole of ``all`` is in test_demo_all)."""
+    from mlsecops.pipeline.case_finale import run_finale
+
+    said: list[str] = []
+    before = json.loads(_mlsecops(played, "incidents", "list", "-f", "json").stdout)
+    code = run_finale(played.root / "finale", home=played.home, actor="test", say=said.append)
+    text = "\n".join(said)
+    assert code == 0, text[-3000:]
+    summary = json.loads((played.root / "finale" / "summary.json").read_text())
+    v1 = played.summary["release"]["version"]
+    assert summary["rolled_back"] == {"from": v1 + 1, "to": v1, "served_last": str(v1)}
+    assert summary["audit_verified"] is True
+    new = [
+        i for i in json.loads(_mlsecops(played, "incidents", "list", "-f", "json").stdout) if i not in before
+    ]
+    assert len(new) == 1 and new[0]["alert"]["principal"] == "trudy"
+    incident = json.loads(_mlsecops(played, "incidents", "show", str(new[0]["id"]), "-f", "json").stdout)
+    actions = {a["action"]: a for a in incident["actions"]}
+    assert actions["rollback"]["detail"] == {"model": "recommender", "from": v1 + 1, "to": v1}
+    key = (played.home / "keys" / "demo-admin.key").read_text().strip()
+    prod = json.loads(
+        _mlsecops(played, "registry", "show", "recommender@production", "-f", "json", key=key).stdout
+    )
+    assert prod["version"] == v1
+    assert f"production of recommender: v{v1} -> v{v1 + 1} -> v{v1}" in text
+    assert "audit trail intact" in text
+    assert f"MLSECOPS_HOME={played.home} mlsecops ui --port 8090" in text
+    reports = [line.rsplit(": ", 1)[1] for line in said if line.startswith("report of run ")]
+    assert len(reports) == 3 and all(Path(r).is_file() for r in reports)  # data gate, v1 gate, v2 gate
