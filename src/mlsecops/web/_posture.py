@@ -18,12 +18,14 @@ from typing import Any
 from mlsecops.store import Workspace
 from mlsecops.web._verify import head_seq
 
-__all__ = ["FIRST_WAIT_S", "PostureCache", "Postures", "posture_available"]
+__all__ = ["FIRST_WAIT_S", "MAX_CACHED_CHARTS", "PostureCache", "Postures", "posture_available"]
 
 _log = logging.getLogger("mlsecops.web")
 
 FIRST_WAIT_S = 30.0
 """Longest a page waits for the very first computation of every posture (later pages never wait)."""
+MAX_CACHED_CHARTS = 256
+"""Trend chart sets kept (model x resolution)."""
 
 
 def posture_available() -> bool:
@@ -73,6 +75,7 @@ class PostureCache:
         self._done = threading.Condition(self._lock)
         self._result: tuple[int, dict[tuple[str, int], dict[str, Any]]] | None = None
         self._running = False
+        self._charts: dict[tuple[str, int], tuple[int, list[tuple[str, str]]]] = {}
 
     def warm(self) -> None:
         """Start computing in the background (at start-up), so the first page need not wait long."""
@@ -154,10 +157,26 @@ class PostureCache:
         return data
 
     def charts(self, name: str, *, bucket_s: int) -> list[tuple[str, str]] | None:
-        """``(title, SVG)`` of each trend chart (``posture.charts``), or None without the package."""
+        """``(title, SVG)`` of each trend chart (``posture.charts``), or None without the package.
+
+        Kept per model and bucket until the audit head moves (a few hundred ms to compute).
+        """
+        if not posture_available():
+            return None
+        head = head_seq(self._ws)
+        key = (name, bucket_s)
+        with self._lock:
+            hit = self._charts.get(key)
+        if hit is not None and hit[0] == head:
+            return hit[1]
         data = self.trends(name, bucket_s=bucket_s)
         if data is None:
             return None
         from mlsecops import posture
 
-        return [(f.title, f.content) for f in posture.charts(data)]
+        drawn = [(f.title, f.content) for f in posture.charts(data)]
+        with self._lock:
+            self._charts[key] = (head, drawn)
+            while len(self._charts) > MAX_CACHED_CHARTS:
+                self._charts.pop(next(iter(self._charts)))
+        return drawn

@@ -4,14 +4,19 @@ Walking 100,000 events takes a second or more, far beyond a page load. ``ChainVe
 reads the head position (one row), answers from the cache when the last verification covered that
 position, and otherwise starts one verification in a background thread and answers ``verifying``
 (with the previous result, if any). Pages poll ``/api/audit/verify`` from a small script until the
-answer is final. At most one verification runs at a time.
+answer is final. At most one verification runs at a time, in a child process (hashing holds the
+GIL; a thread would slow every page served meanwhile).
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +25,10 @@ from mlsecops.core.errors import MlsecopsError
 from mlsecops.store import Workspace, audit
 from mlsecops.store.models import AuditHead
 
-__all__ = ["ChainVerifier", "VerifyResult", "head_seq"]
+__all__ = ["VERIFY_TIMEOUT_S", "ChainVerifier", "VerifyResult", "child_main", "head_seq", "verify_workspace"]
+
+VERIFY_TIMEOUT_S = 3600.0
+"""Longest one verification may run (tens of millions of events); then it is reported as not run."""
 
 
 def head_seq(ws: Workspace) -> int:
@@ -95,22 +103,57 @@ class ChainVerifier:
     def _run(self, head: int) -> None:
         start = time.perf_counter()
         try:
-            with self._ws.session(readonly=True) as s:
-                chain = audit.verify(s)
-            result = VerifyResult(
-                head,
-                chain.ok,
-                chain.events,
-                chain.bad_seq,
-                chain.reason,
-                time.perf_counter() - start,
-                time.time(),
-            )
-        except MlsecopsError as err:  # e.g. the audit key file is missing: cannot vouch for the chain
-            result = VerifyResult(head, False, 0, None, str(err), time.perf_counter() - start, time.time())
-        except Exception as err:  # a database failure: shown as not verified, never as verified
+            ok, events, bad_seq, reason = self._verify()
+            result = VerifyResult(head, ok, events, bad_seq, reason, time.perf_counter() - start, time.time())
+        except Exception as err:  # could not run: shown as not verified, never as verified
             reason = f"verification could not run: {type(err).__name__}"
             result = VerifyResult(head, False, 0, None, reason, time.perf_counter() - start, time.time())
         with self._lock:
             self._result = result
             self._running = None
+
+    def _verify(self) -> tuple[bool, int, int | None, str]:
+        """Walk the chain in a child process: hashing 100,000 events holds the GIL for seconds, which
+        would stall every page served meanwhile. Falls back to this process if no child can start.
+
+        The database URL (which may hold a password) goes to the child on stdin, never in its argv.
+        """
+        request = json.dumps({"home": str(self._ws.home), "url": self._ws.url})
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", "from mlsecops.web._verify import child_main; child_main()"],
+                input=request,
+                capture_output=True,
+                text=True,
+                timeout=VERIFY_TIMEOUT_S,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return verify_workspace(str(self._ws.home), None, ws=self._ws)
+        try:
+            ok, events, bad_seq, reason = json.loads(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError, TypeError):
+            return False, 0, None, f"verification could not run (exit {done.returncode})"
+        return bool(ok), int(events), bad_seq if isinstance(bad_seq, int) else None, str(reason)
+
+
+def verify_workspace(
+    home: str, url: str | None, *, ws: Workspace | None = None
+) -> tuple[bool, int, int | None, str]:
+    """``store.audit.verify`` of a workspace as ``(ok, events, bad_seq, reason)`` (run in a child)."""
+    opened = ws if ws is not None else Workspace.open(Path(home), url)
+    try:
+        with opened.session(readonly=True) as s:
+            chain = audit.verify(s)
+        return chain.ok, chain.events, chain.bad_seq, chain.reason
+    except MlsecopsError as err:  # e.g. the audit key file is missing: cannot vouch for the chain
+        return False, 0, None, str(err)
+    finally:
+        if ws is None:
+            opened.close()
+
+
+def child_main() -> None:
+    """The child of ``ChainVerifier._verify``: ``{"home", "url"}`` on stdin, one JSON line out."""
+    args = json.loads(sys.stdin.read())
+    print(json.dumps(verify_workspace(args["home"], args["url"])))
