@@ -243,7 +243,8 @@ def _run(pipeline: Path, ws: Workspace, actor: str) -> Any:
     return run_pipeline(load_pipeline(pipeline), workspace=ws, actor=actor)
 
 
-def _summarise(result: Any, numbers: _Numbers, tag: str) -> dict[str, float]:
+def _summarise(result: Any, numbers: _Numbers, tag: str, folder: Path) -> dict[str, float]:
+    """The run's key numbers, recorded under ``tag``; its HTML report copied to ``reports/av-<tag>.html``."""
     out = {
         "clean_accuracy": numbers.metric(result, "pgd", "clean_accuracy"),
         "pgd_0.05": numbers.metric(result, "pgd", "robust_accuracy@pgd_linf_0.05"),
@@ -254,7 +255,12 @@ def _summarise(result: Any, numbers: _Numbers, tag: str) -> dict[str, float]:
             for k in (1, 2, 3)
         },
     }
-    numbers.values[tag] = {**out, "gate_passed": result.passed, "run": result.run_id}
+    report = None
+    if result.report_dir is not None and (result.report_dir / "report.html").is_file():
+        report = folder / "reports" / f"av-{tag}.html"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(result.report_dir / "report.html", report)
+    numbers.values[tag] = {**out, "gate_passed": result.passed, "run": result.run_id, "report": str(report)}
     return out
 
 
@@ -299,7 +305,7 @@ def run_av_case(folder: Path, *, home: Path, actor: str, say: Say) -> int:
     reports = folder / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "av-case.json").write_text(json.dumps(numbers.values, indent=2, default=str) + "\n")
-    say(f"6/6 done in {numbers.values['seconds']:.0f} s; numbers in {reports / 'av-case.json'}")
+    say(f"6/6 done in {numbers.values['seconds']:.0f} s; reports and numbers in {reports}")
     return 0 if live else 1
 
 
@@ -329,7 +335,7 @@ def _lifecycle(
         f"2/6 registered {AV_MODEL}@{v1} (scanned, signed); attacking and certifying it (pipeline-blocked.yaml)"
     )
     first = _run(blocked, ws, actor)
-    before = _summarise(first, numbers, "undefended")
+    before = _summarise(first, numbers, "undefended", folder)
     say(f"    {_line(before)}")
     if first.passed:
         say("    the gate did not block the undefended model: the case did not show what it should")
@@ -361,7 +367,7 @@ def _lifecycle(
     v2 = register(models / "signs-cnn.hardened.pt2")
     say(f"4/6 registered {AV_MODEL}@{v2} (hardened, signed); the same attacks and gate (pipeline.yaml)")
     second = _run(folder / "pipeline.yaml", ws, actor)
-    after = _summarise(second, numbers, "hardened")
+    after = _summarise(second, numbers, "hardened", folder)
     say(f"    {_line(after)}")
     if not second.passed:
         say(

@@ -104,3 +104,14 @@ def test_a_workspace_with_other_users_is_refused_clearly(tmp_path: Path) -> None
         create_user(ws, "someone", Role.ADMIN, actor=None)
         with pytest.raises(InputError, match="no demo admin key"):
             demo_admin(ws)
+
+
+def test_example_pipelines_match_the_packaged_ones() -> None:
+    from importlib import resources
+
+    from mlsecops.pipeline.case_av import AV_PIPELINES
+
+    examples = Path(__file__).resolve().parents[3] / "examples" / "av"
+    for name, resource in AV_PIPELINES.items():
+        packaged = (resources.files("mlsecops.pipeline") / resource).read_text()
+        assert (examples / name).read_text() == packaged, name
