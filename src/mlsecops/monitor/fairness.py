@@ -10,6 +10,11 @@ judged as it would have been before deployment.
 
 Binary classifiers only (the audit's metrics are binary); other feedback is skipped. Memory is bounded
 by ``window`` rows of one label, one prediction and one group value each.
+
+Offline, ``fairness_windows`` audits files of labelled decisions, and ``fairness_of_logged`` the
+guard's decision log (``mlsecops monitor fairness --log``): the groups the guard recorded
+(``logging.group``), the labels sent as feedback, and per group the mean feature contributions of the
+explained decisions (``logging.explain``) over time.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from mlsecops.core.errors import ConfigError, InputError
 from mlsecops.core.severity import Severity
 from mlsecops.monitor.interface import Alert, Observation
 
-__all__ = ["DIFFERENCE_METRICS", "FairnessMonitor"]
+__all__ = ["DIFFERENCE_METRICS", "FairnessMonitor", "fairness_of_logged", "fairness_windows"]
 
 DIFFERENCE_METRICS = (
     "demographic_parity_difference",
