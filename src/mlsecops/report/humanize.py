@@ -176,6 +176,8 @@ _RATE_WORDS = frozenset(
         "pct",
     }
 )
+_NOT_SHARE_WORDS = frozenset({"difference", "ratio", "drop", "gap", "change", "delta"})
+"""A difference or ratio of two shares is not itself a share (policies write it as ``<= 0.1``)."""
 _BYTE_WORDS = frozenset({"bytes", "byte"})
 _TIMESTAMP_WORDS = frozenset({"unix", "epoch", "timestamp", "utc", "date"})
 _SECOND_WORDS = frozenset({"seconds", "secs", "sec", "latency", "duration", "elapsed", "s"})
@@ -195,7 +197,7 @@ def unit_of(name: str) -> Unit:
     words = set(_TOKENS.findall(base))
     if words & _BYTE_WORDS or base in ("size", "file_size"):
         return Unit.BYTES
-    if words & _RATE_WORDS:
+    if words & _RATE_WORDS and not words & _NOT_SHARE_WORDS:
         return Unit.PERCENT
     if words & _TIMESTAMP_WORDS:
         return Unit.TIMESTAMP

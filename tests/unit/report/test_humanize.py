@@ -117,6 +117,8 @@ def test_timestamp_is_utc_to_the_second() -> None:
         ("certified_accuracy@0.25", Unit.PERCENT),  # the budget after @ does not count
         ("bytes_of@accuracy", Unit.BYTES),
         ("time (unix s)", Unit.TIMESTAMP),
+        ("fairness/accuracy_difference_ci_low", Unit.NUMBER),  # a difference of shares, not a share
+        ("accuracy drop", Unit.NUMBER),
         ("started_utc", Unit.TIMESTAMP),
     ],
 )
