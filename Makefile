@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Extras the tests and the demo need (torch is pinned to 2.13.0 in pyproject.toml).
-EXTRAS ?= test,ml,torch,privacy,he,postgres,signing,bom,data,scan,onnx,serve,fairness,explain,healthcare,ecommerce,signing-compat
+EXTRAS ?= test,ml,torch,privacy,he,postgres,ray,signing,bom,data,scan,onnx,serve,fairness,explain,healthcare,ecommerce,signing-compat
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-16)
 PYTEST_ARGS ?=
 

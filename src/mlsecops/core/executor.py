@@ -9,7 +9,9 @@ cross-validation folds, scans of many artifacts), so a report is the same whiche
 Engines, by name (``ENGINES``; another module adds one with ``register_engine``, e.g. Ray):
 
 - ``inline``: in this process, one item after the other (debugging, tiny jobs, nested calls);
-- ``process``: a local pool of worker processes (the default).
+- ``process``: a local pool of worker processes (the default);
+- ``ray``: tasks on a Ray cluster, local or remote (``address``; the ``ray`` extra, imported when the
+  first job runs; ``mlsecops.core._ray``).
 
 Contract, the same on every engine:
 
@@ -79,7 +81,11 @@ class Executor(Protocol):
     """Maps a function over items on some engine; see the module docstring for the contract."""
 
     name: str
-    workers: int
+
+    @property
+    def workers(self) -> int:
+        """Items run at once."""
+        ...
 
     def map(
         self,
@@ -227,9 +233,16 @@ class ProcessExecutor:
         return sorted(lost)
 
 
+def _ray_engine(**options: Any) -> Executor:
+    from mlsecops.core._ray import RayExecutor
+
+    return RayExecutor(**options)
+
+
 ENGINES: dict[str, Callable[..., Executor]] = {
     "inline": InlineExecutor,
     "process": ProcessExecutor,
+    "ray": _ray_engine,
 }
 """Engine factories by name, each called as ``factory(workers=..., progress=...)``."""
 
@@ -243,17 +256,22 @@ def register_engine(name: str, factory: Callable[..., Executor]) -> None:
 
 
 def get_executor(
-    name: str = DEFAULT_ENGINE, *, workers: int | None = None, progress: ProgressFn | None = None
+    name: str = DEFAULT_ENGINE,
+    *,
+    workers: int | None = None,
+    progress: ProgressFn | None = None,
+    address: str | None = None,
 ) -> Executor:
     """The executor of engine ``name``.
 
     Args:
-        name: ``inline``, ``process`` or a registered engine.
+        name: ``inline``, ``process``, ``ray`` or a registered engine.
         workers: parallelism (engine default when None: the CPU count for ``process``).
         progress: called as ``(desc, done, total)`` while a ``map`` runs.
+        address: the cluster to run on (``ray`` only: ``HOST:PORT`` of its head, or ``auto``).
 
     Raises:
-        ConfigError: an unknown engine or a bad worker count.
+        ConfigError: an unknown engine, a bad worker count, or an address for a local engine.
     """
     factory = ENGINES.get(name)
     if factory is None:
@@ -261,4 +279,8 @@ def get_executor(
         raise ConfigError(f"unknown executor {name!r}; choose one of: {known}")
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         raise ConfigError(f"workers must be in [1, {MAX_WORKERS}]; got {workers}")
+    if address is not None:
+        if name in ("inline", "process"):
+            raise ConfigError(f"an address is for a cluster engine (ray), not {name!r}")
+        return factory(workers=workers, progress=progress, address=address)
     return factory(workers=workers, progress=progress)
