@@ -417,7 +417,7 @@ def patch_report(
     figures = [
         line_chart(
             "Sticker attack: success rate vs sticker area",
-            {"patch (PGD in the square)": curve},
+            {"sticker": curve},
             xlabel="sticker area (% of the image)",
             ylabel="attack success",
             ylim=(0.0, 1.0),
@@ -443,7 +443,10 @@ def _examples(
     ev: PatchEvaluation, n: int, class_names: Sequence[str] | None
 ) -> tuple[list[dict[str, Any]], Figure | None]:
     """Successful stickers at the smallest size that has any, captioned with the predictions."""
-    name = (lambda c: str(class_names[c])) if class_names else (lambda c: str(c))
+
+    def name(c: int) -> str:
+        return str(class_names[c]) if class_names else str(c)
+
     for (size, r), pred in zip(ev.results, ev.predictions, strict=True):
         idx = np.flatnonzero(r.fooled & r.clean_correct)[:n]
         if len(idx) == 0:
