@@ -183,3 +183,27 @@ def test_trends_follow_the_posture_and_the_alerts(world: World) -> None:
     assert sum(n for _, n in data["alerts_opened"]["extraction"]) == 1
     assert data["traffic"]["requests"] and all(n == 0 for _, n in data["traffic"]["requests"])
     assert len(charts(data)) >= 2 and all("<svg" in f.content for f in charts(data))
+
+
+@SQLITE
+def test_all_postures_reads_in_a_fixed_number_of_queries(world: World) -> None:
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    world.clean_version("a")
+    event.listen(world.ws.engine, "before_cursor_execute", count)
+    try:
+        all_postures(world.ws)
+        few = len(statements)
+        for seed in range(1, 4):
+            world.regs["deployer"].register(f"m{seed}", world.model(f"m{seed}", seed, sign=False))
+        world.clean_version("a", seed=9)
+        statements.clear()
+        assert len(all_postures(world.ws)) == 5
+        assert len(statements) == few, "a query per version crept in"
+    finally:
+        event.remove(world.ws.engine, "before_cursor_execute", count)
