@@ -337,6 +337,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         ui.postures.warm()
+        ui.verifier.status()  # start verifying the chain now: the audit page is likely to find it done
         yield
         ui.close()
 
