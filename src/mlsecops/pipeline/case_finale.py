@@ -132,6 +132,11 @@ def run_finale(
         html = home / "reports" / f"run-{run.id}" / "report.html"
         verdict = "passed" if run.passed else "failed"
         say(f"report of run {run.id} ({run.pipeline}, gate {verdict}): {html}")
+    for case in ("av", "ecommerce", "healthcare", "finale"):
+        if (folder.parent / case).is_dir():
+            say(
+                f"the {case} case's files (data, models, pipelines, guard log, numbers): {folder.parent / case}"
+            )
     for p in problems:
         say(f"not shown: {p}")
     return 0 if not problems else 1
