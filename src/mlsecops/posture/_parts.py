@@ -148,6 +148,13 @@ def _rules(run: RunFact, stage: str) -> list[Any]:
 
 def _stage_status(run: RunFact, st: StageFact) -> tuple[Status, list[str]]:
     """A stage's status and the reasons, read from its rules, verdict and worst finding."""
+    if st.status is None:
+        st.status = _judge_stage(run, st)
+    status: tuple[Status, list[str]] = st.status
+    return status
+
+
+def _judge_stage(run: RunFact, st: StageFact) -> tuple[Status, list[str]]:
     failed = [g for g in _rules(run, st.stage) if not g.get("passed")]
     if failed:
         return "fail", [f"rule {g['rule']} failed (observed {g.get('observed')})" for g in failed]
@@ -202,32 +209,28 @@ def _rule_refs(run: RunFact, stages: Sequence[StageFact], remedy: str) -> list[F
     return out
 
 
-def _metrics(stages: Sequence[StageFact], bodies: Bodies, part: str) -> dict[str, float]:
-    """The stages' numbers, headline metrics first (``stage/metric`` when several stages report)."""
+def _metrics(stages: Sequence[StageFact], bodies: Bodies, part: str) -> tuple[dict[str, float], str]:
+    """The stages' numbers, headline metrics first (``stage/metric`` when several stages report), and
+    the headline metrics as a phrase (``robust_accuracy@pgd_linf_0.05 0.61, ...``).
+    """
     many = len(stages) > 1
-    values: dict[str, float] = {}
+    heads = _HEADLINE.get(part, ())
+    ranked: list[tuple[int, str, float, str]] = []
     for st in stages:
         for name, value in bodies.get(st.report_id, ({}, []))[0].items():
             n = _num(value)
-            if n is not None:
-                values[f"{st.stage}/{name}" if many else name] = n
-    heads = _HEADLINE.get(part, ())
-
-    def rank(key: str) -> int:
-        bare = key.rsplit("/", 1)[-1]
-        return next((i for i, h in enumerate(heads) if bare.startswith(h)), len(heads))
-
-    return dict(sorted(values.items(), key=lambda kv: (rank(kv[0]), kv[0]))[:MAX_EVIDENCE])
-
-
-def _headline(values: Mapping[str, float], part: str) -> str:
-    heads = _HEADLINE.get(part, ())
-    shown = [
-        f"{k.rsplit('/', 1)[-1]} {_fmt(v)}"
-        for k, v in values.items()
-        if any(k.rsplit("/", 1)[-1].startswith(h) for h in heads)
-    ][:4]
-    return ", ".join(shown)
+            if n is None:
+                continue
+            rank = len(heads)
+            for i, h in enumerate(heads):
+                if name.startswith(h):
+                    rank = i
+                    break
+            ranked.append((rank, f"{st.stage}/{name}" if many else name, n, name))
+    ranked.sort()
+    kept = ranked[:MAX_EVIDENCE]
+    phrase = ", ".join(f"{bare} {_fmt(n)}" for rank, _, n, bare in kept if rank < len(heads))
+    return {key: n for _, key, n, _ in kept}, phrase
 
 
 def _from_stages(part: str, v: VersionFact, snap: Snapshot, bodies: Bodies, missing: str) -> PartPosture:
@@ -240,17 +243,16 @@ def _from_stages(part: str, v: VersionFact, snap: Snapshot, bodies: Bodies, miss
     judged = [_stage_status(run, st) for st in stages]
     status = _worst(s for s, _ in judged)
     reasons = [r for _, rs in judged for r in rs]
-    values = _metrics(stages, bodies, part)
+    values, head = _metrics(stages, bodies, part)
     refs = _rule_refs(run, stages, _REMEDY[part])
     refs += _finding_refs((f for st in stages for f in bodies.get(st.report_id, ({}, []))[1]), _REMEDY[part])
     names = ", ".join(st.stage for st in stages)
     source = f"run {run.id} stage{'s' if len(stages) > 1 else ''} {names}"
-    head = _headline(values, part)
     if status == "ok":
         summary = f"run {run.id} ({run.pipeline}) judged it in {names} and found nothing above low"
     else:
         summary = f"run {run.id} ({run.pipeline}): " + "; ".join(reasons[:3])
-    summary += f" ({head})." if head else "."
+    summary += f"; measured: {head}." if head else "."
     return PartPosture(
         part, status, STATUS_SCORE[status], weight, summary, values, source, tuple(refs[:MAX_FINDINGS])
     )

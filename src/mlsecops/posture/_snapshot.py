@@ -86,7 +86,7 @@ class VersionFact:
     lineage_node_id: int | None
 
 
-@dataclass(frozen=True)
+@dataclass
 class StageFact:
     """One stage row of a pipeline run (without its body)."""
 
@@ -97,6 +97,9 @@ class StageFact:
     max_severity: str | None
     verdict: str | None
     record: dict[str, Any] | None
+    status: tuple[Any, list[str]] | None = None
+    """The stage's posture status and reasons once judged (``_parts``; they depend on this row and its
+    run only, so a snapshot's ``as_of`` copies share them)."""
 
 
 @dataclass(frozen=True)
