@@ -27,6 +27,7 @@ add their own users. Nothing is downloaded.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -43,6 +44,7 @@ import numpy as np
 from mlsecops.core.errors import ConflictError, InputError, MlsecopsError
 
 if TYPE_CHECKING:
+    from mlsecops.monitor.alerts import StoredAlert
     from mlsecops.registry import Actor, Registry
     from mlsecops.store import Workspace
 
@@ -400,6 +402,7 @@ def _live(folder: Path, home: Path, ws: Workspace, keys: dict[str, str], say: Sa
         x_test, y_test = test["X"], test["y"]
     policy = folder / "guard.yaml"
     policy.write_text(_GUARD_POLICY)
+    since = dt.datetime.now(dt.UTC)
     guard = start_guard(home, f"{AV_MODEL}@production", policy, folder / "guard.log")
     try:
         fleet = GuardClient(guard.url, AV_MODEL, keys["av-fleet"], input_shape=(1, 8, 8), n_classes=10)
@@ -418,15 +421,19 @@ def _live(folder: Path, home: Path, ws: Workspace, keys: dict[str, str], say: Sa
         for i in natural[BENIGN_BEFORE + ATTACK_IMAGES : BENIGN_BEFORE + ATTACK_IMAGES + BENIGN_AFTER]:
             right += int(fleet.predict_proba(x_test[i : i + 1]).argmax() == y_test[i])
         store = AlertStore(ws)
+
+        def raised(principal: str, kind: str | None = None) -> list[StoredAlert]:
+            # this run's: new alerts, or repeats of one left open by an earlier run on this workspace
+            found = store.list(model=AV_MODEL, principal=principal, kind=kind)
+            return [a for a in found if dt.datetime.fromisoformat(a.last_seen) >= since]
+
         deadline = time.monotonic() + 15  # the detectors run off the request path
-        alerts = store.list(model=AV_MODEL, kind="query_attack")
-        while not any(a.principal == "av-prober" for a in alerts) and time.monotonic() < deadline:
+        while not raised("av-prober", "query_attack") and time.monotonic() < deadline:
             time.sleep(0.25)
-            alerts = store.list(model=AV_MODEL, kind="query_attack")
     finally:
         code = guard.stop()
-    on_prober = [a for a in alerts if a.principal == "av-prober"]
-    on_fleet = [a for a in store.list(model=AV_MODEL) if a.principal == "av-fleet"]
+    on_prober = raised("av-prober", "query_attack")
+    on_fleet = raised("av-fleet")
     served = BENIGN_BEFORE + BENIGN_AFTER
     numbers.values["live"] = {
         "fleet_requests": fleet.requests,
@@ -437,6 +444,7 @@ def _live(folder: Path, home: Path, ws: Workspace, keys: dict[str, str], say: Sa
         "attacker_images": ATTACK_IMAGES,
         "attacker_queries": spent,
         "alert": on_prober[0].to_json() if on_prober else None,
+        "queries_until_alert": _query_index(on_prober[0], since) if on_prober else None,
         "fleet_alerts": len(on_fleet),
         "guard_exit_code": code,
     }
@@ -448,10 +456,18 @@ def _live(folder: Path, home: Path, ws: Workspace, keys: dict[str, str], say: Sa
     if on_prober:
         a = on_prober[0]
         say(
-            f"    alert #{a.id} {a.kind} ({a.severity}) on av-prober after {a.first_query_index} of its queries; "
+            f"    alert #{a.id} {a.kind} ({a.severity}) on av-prober after {_query_index(a, since)} of its queries; "
             f"none on av-fleet ({len(on_fleet)} alerts). See: mlsecops alerts list"
         )
     else:
         say("    no query-attack alert on the attacker: the case did not show what it should")
     say(f"    guard stopped (exit code {code}); its log: {guard.log_path}")
     return bool(on_prober) and not on_fleet and fleet.statuses.get(200, 0) == served
+
+
+def _query_index(alert: StoredAlert, since: dt.datetime) -> int:
+    """The attacker's request count when this run raised ``alert`` (a repeat of an older open alert
+    carries this run's count as its latest).
+    """
+    fresh = dt.datetime.fromisoformat(alert.first_seen) >= since
+    return alert.first_query_index if fresh else alert.last_query_index
