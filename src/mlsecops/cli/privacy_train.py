@@ -47,7 +47,7 @@ def dp_train(
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Expected Poisson batch size [default: 256].")
     ] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate [default: 0.005, Adam].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate [default: 0.01, Adam].")] = None,
     optimizer: Annotated[str, typer.Option(help="adam or sgd.")] = "adam",
     accountant: Annotated[str, typer.Option(help="prv, rdp or gdp (Opacus accountants).")] = "prv",
     lower: Annotated[
