@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlsecops.core.findings import Report, Severity
+from mlsecops.report import humanize
 from mlsecops.report._safe import json_dumps, visible
 
 __all__ = ["SEVERITY_STYLE", "TextRenderer", "report_renderable"]
@@ -77,7 +78,7 @@ def report_renderable(report: Report) -> Group:
         metrics.add_column("metric")
         metrics.add_column("value", justify="right")
         for name, value in report.metrics.items():
-            metrics.add_row(_safe(name), f"{value:.4g}")
+            metrics.add_row(_safe(name), humanize.metric(name, value))
         parts.append(metrics)
     for key, item in report.data.items():
         if isinstance(item, list):
