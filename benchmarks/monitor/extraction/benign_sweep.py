@@ -30,6 +30,7 @@ from mlsecops.monitor.interface import Observation  # noqa: E402
 
 SEED_BASE = 60_000
 _STATS = ("cusum_fit", "cusum_near", "cusum_margin", "cusum_rank")
+_SHADOW = ("shadow_margin", "shadow_coverage")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     kinds: dict[str, Any] = {}
     for kind in BENIGN_KINDS:
         flagged: list[dict[str, Any]] = []
-        highest = dict.fromkeys(_STATS, 0.0)
+        highest = dict.fromkeys((*_STATS, *_SHADOW), 0.0)
         for c in range(args.clients):
             reqs = benign_stream(world, kind, args.queries, seed=SEED_BASE + c)
             outputs = world.proba(np.concatenate([r for _, r in reqs]))
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
                 p = det._principals["m\x00c"]  # the statistics' paths, not only the alerts
                 for k in _STATS:
                     highest[k] = max(highest[k], getattr(p, k))
+                if p.shadow is not None:
+                    for k, v in zip(_SHADOW, p.shadow.log_mix, strict=True):
+                        highest[k] = max(highest[k], float(v))
                 if alerts:
                     flagged.append({"client": c, "query": i, "signals": alerts[0].evidence["signals"]})
                     break
@@ -74,7 +78,11 @@ def main(argv: list[str] | None = None) -> None:
         "world": args.world,
         "queries_per_client": args.queries,
         "seeds": f"{SEED_BASE}..{SEED_BASE + args.clients - 1}",
-        "thresholds": {"cusum": det.cusum_threshold, "rank": det.rank_threshold},
+        "thresholds": {
+            "cusum": det.cusum_threshold,
+            "rank": det.rank_threshold,
+            "shadow": det.shadow_threshold,
+        },
         "kinds": kinds,
         "seconds": round(time.time() - started, 1),
     }

@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("parts", nargs="+", help="--out prefixes of the partial runs")
     ap.add_argument("--sweep", help="a benign_sweep.py output prefix")
+    ap.add_argument(
+        "--art-from",
+        help="an earlier results JSON whose ART section is carried over (for kinds whose streams are unchanged)",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "monitor-extraction"))
     args = ap.parse_args(argv)
     docs = [json.loads(Path(p + ".json").read_text()) for p in args.parts]
@@ -49,6 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     doc["art"] = (
         {k: v for k in THIEF_KINDS for a in art for kk, v in a.items() if kk == k} if art else docs[0]["art"]
     )
+    if args.art_from:
+        earlier = json.loads(Path(args.art_from).read_text())["art"]
+        doc["art"] = {**{k: v for k, v in earlier.items()}, **({} if "skipped" in doc["art"] else doc["art"])}
+        doc["art_carried_over"] = True
     doc["seconds"] = round(max(d["seconds"] for d in docs), 1)
     doc["parallel_parts"] = len(docs)
     if args.sweep:

@@ -152,6 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--world", default="tabular")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--queries", type=int, default=2_000)
+    ap.add_argument(
+        "--active-queries",
+        type=int,
+        default=0,
+        help="queries per active-learning thief (default --queries; they retrain a substitute each round)",
+    )
     ap.add_argument("--art-seeds", type=int, default=3, help="thief seeds per kind for the ART comparison")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "monitor-extraction"))
     ap.add_argument(
@@ -188,13 +194,15 @@ def main(argv: list[str] | None = None) -> None:
             "prada": [],
             "fidelity": [],
             "fidelity_at_alert": [],
+            "natural_at_alert": [],
             **{f"fidelity_{b}": [] for b in BUDGETS},
         }
         for seed in seeds:
             if kind.startswith("benign_"):
                 reqs = benign_stream(world, kind[len("benign_") :], args.queries, seed=seed)
             else:
-                reqs = thief_stream(world, kind, args.queries, seed=seed)
+                n = args.active_queries if kind.startswith("active") and args.active_queries else args.queries
+                reqs = thief_stream(world, kind, n, seed=seed)
             x = np.concatenate([r for _, r in reqs])
             proba = world.proba(x)
             labels = proba.argmax(axis=1)
@@ -215,6 +223,13 @@ def main(argv: list[str] | None = None) -> None:
                     res["fidelity_at_alert"].append(
                         round(_substitute_fidelity(x[:k], labels[:k], world, x_eval, y_eval), 4)
                     )
+                    if kind.startswith("active"):
+                        # What a client sending k random natural rows would hold at the same count.
+                        xn = np.concatenate([r for _, r in benign_stream(world, "natural", k, seed=seed)])
+                        yn = world.proba(xn).argmax(axis=1)
+                        res["natural_at_alert"].append(
+                            round(_substitute_fidelity(xn, yn, world, x_eval, y_eval), 4)
+                        )
                 if seed < seeds[0] + args.art_seeds and not kind.startswith("benign_"):
                     art_inputs.append((kind, seed, x, proba))
         n = len(seeds)
@@ -224,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
             "prada": _summ(res["prada"], n),
             "fidelity": res["fidelity"],
             "fidelity_at_alert": res["fidelity_at_alert"],
+            "natural_at_alert": res["natural_at_alert"],
             **{f"fidelity_{b}": res[f"fidelity_{b}"] for b in BUDGETS},
         }
         print(
@@ -236,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     doc = {
         "world": args.world,
         "queries_per_client": args.queries,
+        "active_queries": args.active_queries or args.queries,
         "seeds": seeds,
         "prada_delta": round(delta, 4),
         "thresholds": {
@@ -245,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
             "margin_rate": ours.margin_rate_,
             "margin_rank_llr": list(ours.rank_llr_),
             "rank_threshold": ours.rank_threshold,
+            "shadow_threshold": ours.shadow_threshold,
             "near_cut": ours.near_cut_,
             "near_rate": ours.near_rate_,
             "w_cut": ours_w.w_cut_,
@@ -305,27 +323,36 @@ def _markdown(doc: dict[str, Any]) -> str:
         "# Model-extraction detection",
         "",
         f"Victim: `{doc['world']}` MLP ({'20 features, 5 classes' if doc['world'] == 'tabular' else doc['world']}); "
-        f"{doc['queries_per_client']} queries per client; held-out seeds {doc['seeds'][0]}..{doc['seeds'][-1]}. "
+        f"{doc['queries_per_client']} queries per client"
+        + (
+            f" ({doc['active_queries']} per active-learning thief)"
+            if doc.get("active_queries", doc["queries_per_client"]) != doc["queries_per_client"]
+            else ""
+        )
+        + f"; held-out seeds {doc['seeds'][0]}..{doc['seeds'][-1]}. "
         f"Cells: clients flagged / clients (median and largest query index at the first alert). Goal: every thief "
         f"flagged within {GOAL_QUERIES} queries, no benign client flagged.",
         "",
         "Reproduce: `bash benchmarks/monitor/extraction/setup_venv.sh && nice -n 10 .venv/bin/python "
-        "benchmarks/monitor/extraction/run.py --seeds 10 --queries 2000 && nice -n 10 .venv/bin/python "
-        "benchmarks/monitor/extraction/benign_sweep.py --clients 34 --queries 2000`",
+        "benchmarks/monitor/extraction/run.py --seeds 10 --queries 2000 --active-queries 800 && nice -n 10 "
+        ".venv/bin/python benchmarks/monitor/extraction/benign_sweep.py --clients 34 --queries 2000` (run "
+        "here as parts side by side with `--kinds` and `--out`, merged by `merge.py`; `--active-queries "
+        "1000` for `active_batch` and `active_mixed`)",
         "",
-        "| client | ours (default) | ours + PRADA's W | PRADA re-implementation | fidelity after all queries | at our alert | "
+        "| client | ours (default) | ours + PRADA's W | PRADA re-implementation | fidelity after all queries | at our alert | natural rows, same count | "
         + " | ".join(f"after {b}" for b in BUDGETS)
         + " |",
-        "|---|---|---|---|---|---|" + "---|" * len(BUDGETS),
+        "|---|---|---|---|---|---|---|" + "---|" * len(BUDGETS),
     ]
     for kind, c in doc["clients"].items():
         fid = f"{np.mean(c['fidelity']):.3f}" if c["fidelity"] else ""
         at = f"{np.mean(c['fidelity_at_alert']):.3f}" if c["fidelity_at_alert"] else ""
+        nat = f"{np.mean(c['natural_at_alert']):.3f}" if c.get("natural_at_alert") else ""
         budget = " | ".join(
             f"{np.mean(c[f'fidelity_{b}']):.3f}" if c.get(f"fidelity_{b}") else "" for b in BUDGETS
         )
         lines.append(
-            f"| {kind} | {_cell(c['ours'])} | {_cell(c['ours_with_w'])} | {_cell(c['prada'])} | {fid} | {at} | {budget} |"
+            f"| {kind} | {_cell(c['ours'])} | {_cell(c['ours_with_w'])} | {_cell(c['prada'])} | {fid} | {at} | {nat} | {budget} |"
         )
     ms = doc["detector_ms"]
     lines += [
@@ -365,17 +392,20 @@ def _markdown(doc: dict[str, Any]) -> str:
             f"`benign_sweep.py`: {sweep['kinds'][next(iter(sweep['kinds']))]['clients']} clients per kind, "
             f"{sweep['queries_per_client']} queries each, seeds {sweep['seeds']} (unseen by the thresholds); "
             f"highest statistic any client reached per signal (thresholds: {sweep['thresholds']['cusum']} for "
-            f"the fit, close-step and boundary CUSUMs, {sweep['thresholds']['rank']} for the margin-rank one). "
+            f"the fit, close-step and boundary CUSUMs, {sweep['thresholds']['rank']} for the margin-rank one, "
+            f"{sweep['thresholds'].get('shadow', '')} for the shadow tests). "
             f"{sweep['seconds']} s.",
             "",
-            "| kind | flagged | distribution fit | close steps | boundary | margin rank |",
-            "|---|---|---|---|---|---|",
+            "| kind | flagged | distribution fit | close steps | boundary | margin rank | shadow margin | "
+            "shadow coverage |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for kind, k in sweep["kinds"].items():
             h = k["highest"]
             lines.append(
                 f"| {kind} | {len(k['flagged'])}/{k['clients']} | {h['cusum_fit']} | {h['cusum_near']} | "
-                f"{h['cusum_margin']} | {h['cusum_rank']} |"
+                f"{h['cusum_margin']} | {h['cusum_rank']} | {h.get('shadow_margin', '')} | "
+                f"{h.get('shadow_coverage', '')} |"
             )
         lines.append("")
     art = doc["art"]
@@ -390,7 +420,13 @@ def _markdown(doc: dict[str, Any]) -> str:
             "argmax) trained on each thief's queries, mean over the first seeds; `none` = full probabilities; "
             "`one_hot_label` = label-only outputs as one-hot vectors (ours: ART 1.20.1's `ClassLabels` returned "
             "wrong vectors on these inputs, e.g. `[[1, 1], [1, 1]]` for `[[0.2, 0.8], [0.7, 0.3]]`, so its "
-            "column measures that bug, not label-only outputs).",
+            "column measures that bug, not label-only outputs)."
+            + (
+                " Carried over from the previous run (ART was not installed for this one; the thieves' "
+                "streams of these kinds are unchanged, and the new kinds have no row)."
+                if doc.get("art_carried_over")
+                else ""
+            ),
             "",
             "| thief | " + " | ".join(names) + " |",
             "|---|" + "---|" * len(names),

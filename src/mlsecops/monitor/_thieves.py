@@ -18,6 +18,12 @@ variants the thresholds were not tuned on):
   learning as ActiveThief runs it (natural rows of the training distribution, a random seed batch, a
   neural substitute retrained after each round, picks by least margin, largest entropy, k-center in the
   substitute's output space, or k-center in the input space);
+- ``active_small``: least-margin or entropy picks from a small seed batch (10-20 rows) in small rounds
+  (10-15 rows), retraining more often;
+- ``active_batch``: least-margin or output-space k-center picks in large fixed rounds (a seed batch of
+  100-200 rows, then rounds of 100), retraining seldom;
+- ``active_mixed``: least-margin or output-space k-center picks with a share (30-60%, per thief) of
+  random natural rows mixed into every round, shuffled: an adaptive thief diluting its picks;
 - ``bisect``: boundary search between pairs of natural rows the victim labels differently.
 
 Benign kinds: ``natural`` (fresh in-distribution rows), ``retry`` (re-sends identical requests),
@@ -56,6 +62,9 @@ THIEF_KINDS = (
     "active_entropy",
     "active_kcenter",
     "active_coreset",
+    "active_small",
+    "active_batch",
+    "active_mixed",
     "bisect",
 )
 BENIGN_KINDS = ("natural", "retry", "burst", "skewed", "one_class", "noisy")
@@ -242,6 +251,9 @@ def thief_stream(world: World, kind: str, n: int, *, seed: int, start: float = 1
         "active_entropy": lambda w, k, r: _active(w, k, r, "entropy"),
         "active_kcenter": lambda w, k, r: _active(w, k, r, "kcenter"),
         "active_coreset": lambda w, k, r: _active(w, k, r, "coreset"),
+        "active_small": _active_small,
+        "active_batch": _active_batch,
+        "active_mixed": _active_mixed,
         "bisect": _bisect,
     }
     if kind not in make:
@@ -337,7 +349,32 @@ def _active_substitute(seed: int) -> object:
     return MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, random_state=seed)
 
 
-def _active(world: World, n: int, rng: np.random.Generator, strategy: str) -> np.ndarray:
+def _active_small(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
+    strategy = "margin" if rng.random() < 0.5 else "entropy"
+    return _active(world, n, rng, strategy, seed_batch=(10, 21), rounds=(10, 16))
+
+
+def _active_batch(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
+    strategy = "margin" if rng.random() < 0.5 else "kcenter"
+    return _active(world, n, rng, strategy, seed_batch=(100, 201), rounds=(100, 101), grow=False)
+
+
+def _active_mixed(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
+    strategy = "margin" if rng.random() < 0.5 else "kcenter"
+    return _active(world, n, rng, strategy, natural=float(rng.uniform(0.3, 0.6)))
+
+
+def _active(
+    world: World,
+    n: int,
+    rng: np.random.Generator,
+    strategy: str,
+    *,
+    seed_batch: tuple[int, int] = _ACTIVE_SEED,
+    rounds: tuple[int, int] = _ACTIVE_ROUND,
+    grow: bool = True,
+    natural: float = 0.0,
+) -> np.ndarray:
     """Pool-based active learning as ActiveThief (Pal et al., 2020) runs it.
 
     The thief owns a pool of unlabeled natural rows from the training distribution (``world.x_pool``),
@@ -349,6 +386,10 @@ def _active(world: World, n: int, rng: np.random.Generator, strategy: str) -> np
     - ``kcenter``: greedy k-center in the substitute's probability space (each pick the pool row
       farthest from every row labeled so far, ActiveThief's coverage strategy);
     - ``coreset``: greedy k-center in the (standardised) input space (Sener and Savarese's core set).
+
+    ``seed_batch`` and ``rounds`` bound the seed batch's and the first round's sizes (rounds grow to an
+    eighth of the labels held unless ``grow`` is off); ``natural``: the share of each round that is
+    random natural rows, shuffled in among the picks.
     """
     from sklearn.preprocessing import StandardScaler
 
@@ -356,13 +397,18 @@ def _active(world: World, n: int, rng: np.random.Generator, strategy: str) -> np
     scaler = StandardScaler().fit(pool)
     zpool = scaler.transform(pool)
     n = min(n, len(pool))
-    taken = list(rng.choice(len(pool), size=min(int(rng.integers(*_ACTIVE_SEED)), n), replace=False))
+    taken = list(rng.choice(len(pool), size=min(int(rng.integers(*seed_batch)), n), replace=False))
     labels = list(world.proba(pool[taken]).argmax(axis=1))
     free = np.ones(len(pool), dtype=bool)
     free[taken] = False
-    first = int(rng.integers(*_ACTIVE_ROUND))
+    first = int(rng.integers(*rounds))
     while len(taken) < n:
-        k = min(max(first, len(taken) // 8), n - len(taken))
+        size = min(max(first, len(taken) // 8) if grow else first, n - len(taken))
+        mixed = np.zeros(0, dtype=np.int64)
+        if natural > 0:
+            mixed = rng.choice(np.flatnonzero(free), size=round(natural * size), replace=False)
+            free[mixed] = False
+        k = size - len(mixed)
         idx = np.flatnonzero(free)
         if strategy == "coreset":
             space = zpool
@@ -399,7 +445,10 @@ def _active(world: World, n: int, rng: np.random.Generator, strategy: str) -> np
                 near = np.minimum(near, ((space - space[j]) ** 2).sum(axis=1))
                 near[j] = -np.inf
             pick = np.asarray(chosen)
+        if k == 0:
+            pick = np.zeros(0, dtype=np.int64)
         free[pick] = False
+        pick = rng.permutation(np.concatenate([pick, mixed]).astype(np.int64)) if len(mixed) else pick
         taken.extend(int(j) for j in pick)
         labels.extend(world.proba(pool[pick]).argmax(axis=1).tolist())
     return np.asarray(pool[np.array(taken)])

@@ -22,6 +22,15 @@ principal's stream of distinct rows, with thresholds learned from the model's ow
   Beta(``MARGIN_BENIGN_SHAPE``, 1) fires on streams whose answers pile towards low margins and hold few
   confident ones, the footprint of uncertainty and coverage sampling, spread over the whole distribution
   rather than a fixed low-margin share.
+- **Shadow substitute** (pool-based active-learning thieves, whose picks are natural rows chosen by a
+  substitute retrained on the labels they hold; needs the model's probabilities): the detector trains
+  a substitute of its own on each principal's rows and answers (a softmax regression, a few gradient
+  steps per query over the most recent 256 rows) and ranks each new row, before learning it, among
+  natural comparison rows of the same predicted class: by its shadow margin (least-margin and entropy
+  picks rank low) and by its distance in the shadow's output space to the nearest earlier row (k-center
+  picks rank far). A benign client's next row is drawn independently of its history, so both ranks are
+  uniform whatever the shadow learnt, for any class mix; each feeds a restarted mixture of Beta(a, 1)
+  likelihood ratios (:mod:`mlsecops.monitor._shadow`, ``SHADOW_THRESHOLD``).
 - **Minimum-distance distribution** (PRADA: synthetic perturbations around seeds, T-RND, JBDA): the
   distance of each new row to the principal's earlier rows (standardised features), over a bounded
   memory (the most recent rows and a uniform reservoir of the older ones); natural traffic gives a
@@ -47,16 +56,17 @@ and in the number of principals (least recently seen evicted first, evictions co
 What it does not catch (the attacker who read this):
 
 - A thief whose queries are natural in-distribution rows sampled the way benign clients sample them
-  is, query by query, a benign client; only the query budget bounds it. That includes the first rounds of
-  an active-learning thief: on the 20-feature tabular benchmark the first 200 answers of a least-margin
-  or output-space k-center thief rank like natural ones (mean log-rank -1.15..-1.20, natural
-  -1.03..-1.25; their inputs' Mahalanobis ranks and nearest-row distances are as close to natural) and
-  its substitute is no better than a random client's (0.62-0.64 fidelity either way); it is flagged
-  once its picks concentrate on the boundary (a few hundred queries, before its lead over a natural
-  client's fidelity exceeds a few points). Entropy thieves drift sooner (about 150-250 queries).
-  Selection strategies that leave the margin distribution natural (e.g. diversity in the input space
-  among in-distribution rows only, or picks diluted with random natural rows below the break-even
-  rank) stay below it.
+  is, query by query, a benign client; only the query budget bounds it. That includes an
+  active-learning thief's random seed batch, and its first rounds: its substitute is then weak, and its
+  picks differ little from natural rows (on the 20-feature tabular benchmark a least-margin or
+  output-space k-center thief's first 200 answers rank among the model's held-out answers like natural
+  ones). The shadow substitute reads them better (least-margin picks: mean log-rank about -1.34 under
+  the shadow against -1.0 for natural rows, over the first 200 queries) but a few hundred such answers
+  are still needed at a false-alarm rate near 1e-4: see ``benchmarks/results/monitor-extraction.md``
+  for the queries at the alert and what the thief's substitute holds then, against a natural client's
+  at the same count. A thief that mixes random natural rows into its rounds dilutes the shadow's
+  evidence per query in proportion (the mean log-rank moves towards -1 by the natural share) and pays
+  the same share of its queries for rows that teach it no more than a natural client's.
 - A benign client whose traffic is the cases the model is least sure about (a review queue sending only
   the less confident half of natural rows) is flagged by the margin-rank signal, by design: its answers
   hold the boundary an uncertainty thief is after, and nothing in them tells the two apart (its answers
@@ -91,11 +101,13 @@ import numpy as np
 from mlsecops.core.errors import ConfigError, InputError, NotFittedError
 from mlsecops.core.severity import Severity
 from mlsecops.monitor._extraction_calib import dense_near_distances
+from mlsecops.monitor._shadow import SHADOW_TESTS, SHADOW_THRESHOLD, ShadowCalibration, ShadowState
 from mlsecops.monitor.interface import Alert, Observation
 
 __all__ = [
     "CUSUM_THRESHOLD",
     "RANK_CUSUM_THRESHOLD",
+    "SHADOW_THRESHOLD",
     "ExtractionDetector",
     "reference_bounds",
     "reference_rows",
@@ -227,7 +239,8 @@ reservoir of the older ones."""
 
 DEFAULT_MAX_PRINCIPALS = 4_096
 """Principals tracked at once; the least recently seen is evicted beyond (memory is about
-memory_rows x features x 4 bytes + 20 KB of digests each: ~40 KB for 20 features)."""
+memory_rows x features x 4 bytes + 20 KB of digests + the shadow's 256 rows of up to 33 float32
+components: ~65 KB for 20 features)."""
 
 _MAX_STATE_FEATURES = 100_000
 """Widest input the detector keeps state for (a row of a 300x300 image); wider rows are skipped."""
@@ -367,6 +380,7 @@ class _Principal:
         "repeats",
         "reservoir",
         "reservoir_seen",
+        "shadow",
         "w_last",
         "w_low",
     )
@@ -395,6 +409,7 @@ class _Principal:
         self.flagged = False
         self.w_last = 1.0
         self.w_low = 0
+        self.shadow: ShadowState | None = None
 
     def stored(self) -> np.ndarray:
         half = self.recent.shape[0]
@@ -442,10 +457,13 @@ class _Principal:
             "flagged": self.flagged,
             "w_last": self.w_last,
             "w_low": self.w_low,
+            "shadow": None if self.shadow is None else self.shadow.to_json(),
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], features: int, memory_rows: int, n_classes: int) -> _Principal:
+    def from_json(
+        cls, data: dict[str, Any], features: int, memory_rows: int, n_classes: int, shadow_width: int = 0
+    ) -> _Principal:
         p = cls(features, memory_rows, n_classes)
         p.recent[...] = np.asarray(data["recent"], dtype=np.float32).reshape(p.recent.shape)
         p.reservoir[...] = np.asarray(data["reservoir"], dtype=np.float32).reshape(p.reservoir.shape)
@@ -469,6 +487,9 @@ class _Principal:
         p.cusum_near = float(data["cusum_near"])
         p.cusum_rank, p.log_rank = float(data["cusum_rank"]), float(data["log_rank"])
         p.flagged, p.w_last = bool(data["flagged"]), float(data["w_last"])
+        shadow = data.get("shadow")
+        if shadow is not None and shadow_width:
+            p.shadow = ShadowState.from_json(shadow, shadow_width, n_classes)
         return p
 
 
@@ -483,6 +504,10 @@ class ExtractionDetector:
             ``RANK_CUSUM_THRESHOLD``).
         fit_quantile: reference quantile of the Mahalanobis distance above which a row is a hit.
         margin_quantile: reference quantile of the top-two margin below which a row is a hit.
+        shadow: run the shadow-substitute test (needs the model's probabilities): a softmax regression
+            trained on each principal's own rows and answers ranks each new row's margin among
+            natural comparison rows of its class (see :mod:`mlsecops.monitor._shadow`).
+        shadow_threshold: level (nats) at which the shadow-substitute test fires.
         prada: also run PRADA's minimum-distance (Shapiro-Wilk) test. Off by default: on heavy-tailed
             features (breast cancer) benign streams drawn from outside the reference give W below any
             threshold that still separates thieves, while the close-steps CUSUM flags the same
@@ -506,6 +531,8 @@ class ExtractionDetector:
         fit_quantile: float = FIT_QUANTILE,
         margin_quantile: float = MARGIN_QUANTILE,
         prada: bool = False,
+        shadow: bool = True,
+        shadow_threshold: float = SHADOW_THRESHOLD,
         severity: str = "high",
         seed: int = 0,
     ) -> None:
@@ -516,6 +543,8 @@ class ExtractionDetector:
         self.fit_quantile = fit_quantile
         self.margin_quantile = margin_quantile
         self.prada = prada
+        self.shadow = shadow
+        self.shadow_threshold = shadow_threshold
         self.severity = severity
         self.seed = seed
 
@@ -545,6 +574,12 @@ class ExtractionDetector:
             (_num(self.fit_quantile) and 0.5 <= self.fit_quantile < 1.0, "fit_quantile", "[0.5, 1)"),
             (_num(self.margin_quantile) and 0.0 < self.margin_quantile <= 0.5, "margin_quantile", "(0, 0.5]"),
             (isinstance(self.prada, bool), "prada", "true or false"),
+            (isinstance(self.shadow, bool), "shadow", "true or false"),
+            (
+                _num(self.shadow_threshold) and 1.0 <= self.shadow_threshold <= 100.0,
+                "shadow_threshold",
+                "1..100",
+            ),
             (self.severity in ("info", "low", "medium", "high", "critical"), "severity", "info..critical"),
             (_int(self.seed), "seed", "an integer"),
         ]
@@ -669,6 +704,13 @@ class ExtractionDetector:
                 for c in range(self.n_classes_)
             ]
         self.w_cut_ = self._calibrate_w(zb, rng) if self.prada else 0.0
+        # The shadow substitute's comparison rows: the calibration half with the model's answers (its own
+        # generator, so the other calibrations do not move with it).
+        self.shadow_: ShadowCalibration | None = None
+        if self.shadow and self.n_classes_:
+            self.shadow_ = ShadowCalibration(
+                za, zb, labels[b], self.n_classes_, np.random.default_rng(self.seed + 1)
+            )
         self.reset()
         return self
 
@@ -803,6 +845,11 @@ class ExtractionDetector:
                     fired.append("margin_rank")
             else:
                 low = margin < self.margin_cut_
+            if self.shadow_ is not None:
+                if p.shadow is None:
+                    p.shadow = ShadowState(self.shadow_.width, self.n_classes_)
+                p.shadow.observe(self.shadow_, self.shadow_.project(z), cls)
+                fired += p.shadow.fired(self.shadow_threshold)
             p.margin_hits += low
             p.cusum_margin = max(0.0, p.cusum_margin + self.margin_llr_[0 if low else 1])
             if p.cusum_margin >= self.cusum_threshold:
@@ -848,6 +895,17 @@ class ExtractionDetector:
                 "distance_cut": round(self.near_cut_, 4),
             },
             "min_distance": {"shapiro_w": round(p.w_last, 4), "w_cut": round(self.w_cut_, 4)},
+            **{
+                name: {
+                    "statistic": 0.0 if p.shadow is None else round(float(p.shadow.log_mix[t]), 3),
+                    "threshold": self.shadow_threshold,
+                    "mean_log_rank": 0.0
+                    if p.shadow is None
+                    else round(float(p.shadow.log_rank[t]) / max(p.shadow.ranked, 1), 4),
+                    "benign_mean_log_rank": -1.0,
+                }
+                for t, name in enumerate(SHADOW_TESTS)
+            },
             "cusum_threshold": self.cusum_threshold,
             "rank_threshold": self.rank_threshold,
         }
@@ -872,7 +930,16 @@ class ExtractionDetector:
             raise NotFittedError("ExtractionDetector.fit must run before restore")
         try:
             principals = OrderedDict(
-                (str(k), _Principal.from_json(v, self.features_, self.memory_rows, self.n_classes_))
+                (
+                    str(k),
+                    _Principal.from_json(
+                        v,
+                        self.features_,
+                        self.memory_rows,
+                        self.n_classes_,
+                        0 if self.shadow_ is None else self.shadow_.width,
+                    ),
+                )
                 for k, v in state["principals"].items()
             )
             counters = int(state["evicted"]), int(state["skipped_rows"]), int(state["alerts"])
