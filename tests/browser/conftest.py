@@ -105,7 +105,13 @@ def _populate(home: Path, tmp: Path) -> tuple[dict[str, str], dict[str, int], in
         create_user(ws, "root", Role.ADMIN, actor=None)
         keys = {"admin": create_api_key(ws, "root", actor=None)}
         admin = authenticate(ws, keys["admin"])
-        users = (("ann", "approver"), ("dan", "deployer"), ("vera", "viewer"), ("cleo", "client"), ("cli1", "thief"))
+        users = (
+            ("ann", "approver"),
+            ("dan", "deployer"),
+            ("vera", "viewer"),
+            ("cleo", "client"),
+            ("cli1", "thief"),
+        )
         for user, role in users:
             create_user(ws, user, Role(role if role != "thief" else "client"), actor=admin)
             keys[role] = create_api_key(ws, user, actor=admin)
@@ -142,14 +148,30 @@ def _populate(home: Path, tmp: Path) -> tuple[dict[str, str], dict[str, int], in
         store = AlertStore(ws)
         now = time.time()
         thief = store.record(
-            Alert("extraction", "cli1", "digits", Severity.HIGH, 812, now - 30, {"margin_rank": 0.97, "queries": 812})
+            Alert(
+                "extraction",
+                "cli1",
+                "digits",
+                Severity.HIGH,
+                812,
+                now - 30,
+                {"margin_rank": 0.97, "queries": 812},
+            )
         )
         policy_path = tmp / "guard.yaml"
         policy_path.write_text(POLICY)
         incidents = ResponseEngine(ws, load_policy(policy_path)).respond(thief.alert.id)
         assert incidents and incidents[0].id is not None, "the playbook should have run"
         html = store.record(
-            Alert("query_attack", HTML_PRINCIPAL, HTML_MODEL, Severity.MEDIUM, 40, now - 20, {"note": "<b>x</b>"})
+            Alert(
+                "query_attack",
+                HTML_PRINCIPAL,
+                HTML_MODEL,
+                Severity.MEDIUM,
+                40,
+                now - 20,
+                {"note": "<b>x</b>"},
+            )
         )
         drift = store.record(Alert("drift", "", "digits", Severity.MEDIUM, 0, now - 10, {"p_value": 0.001}))
         alerts = {"thief": thief.alert.id, "html": html.alert.id, "drift": drift.alert.id}
@@ -261,7 +283,9 @@ def tab(browser: Any, world: World) -> Iterator[Tab]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     t = Tab(page, world)
-    page.on("console", lambda m: t.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on(
+        "console", lambda m: t.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+    )
     page.on("pageerror", lambda e: t.errors.append(f"page error: {e}"))
 
     def _dialog(d: Any) -> None:

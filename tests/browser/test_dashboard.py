@@ -34,7 +34,9 @@ def test_wrong_key_and_client_role_are_refused(tab: Tab) -> None:
     tab.page.fill("#credential", tab.world.keys["client"])
     tab.page.click("#login-submit")
     assert "no access" in tab.page.inner_text("#login-error")
-    assert tab.page.context.cookies() == [] or all(c["name"] != "mlsecops_session" for c in tab.page.context.cookies())
+    assert tab.page.context.cookies() == [] or all(
+        c["name"] != "mlsecops_session" for c in tab.page.context.cookies()
+    )
 
 
 def test_version_posture_page(tab: Tab) -> None:
@@ -54,6 +56,21 @@ def test_version_posture_page(tab: Tab) -> None:
     assert tab.page.query_selector("#lineage-graph") is not None
     assert "digits-train.csv" in tab.page.inner_text("main")
     tab.shot("04-lineage")
+    assert tab.errors == []
+
+
+def test_what_was_in_production_at_a_time(tab: Tab) -> None:
+    import datetime as dt
+
+    tab.login("viewer")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    tab.go(f"/models/digits?at={now}")
+    held = tab.page.inner_text("#held-then")
+    assert "stage:production: v1" in held
+    tab.go("/models/digits?at=2000-01-01T00:00")
+    assert "Nothing held" in tab.page.inner_text("#held-then")
+    assert "registry.promote" not in tab.page.inner_text("#history")
+    assert "production" in tab.page.inner_text("#history") and "dan" in tab.page.inner_text("#history")
     assert tab.errors == []
 
 

@@ -22,11 +22,11 @@ class Site:
     keys: dict[str, str]
     app: Any
 
-    def client(self, app: Any | None = None) -> Any:
+    def client(self, app: Any | None = None, *, scheme: str = "http") -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from fastapi.testclient import TestClient
-        return TestClient(app or self.app, base_url="http://127.0.0.1")
+        return TestClient(app or self.app, base_url=f"{scheme}://127.0.0.1")
 
     def login(self, client: Any, role: str) -> str:
         """Log in through the form; returns the session's CSRF token."""

@@ -77,3 +77,20 @@ def test_revoking_the_key_ends_its_sessions(site: Site) -> None:
     assert c.get("/api/me").json()["name"] == "temp"
     revoke_api_key(site.ws, key.split("_")[1], actor=admin)
     assert c.get("/api/me").status_code == 401
+
+
+def test_cookies_are_secure_when_served_over_tls(site: Site) -> None:
+    import re
+
+    c = site.client(create_app(site.ws, secure_cookies=True), scheme="https")
+    form = c.get("/login")
+    assert "secure" in form.headers["set-cookie"].lower(), "the log-in form's token cookie too"
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token is not None
+    answer = c.post(
+        "/login", data={"csrf": token.group(1), "credential": site.keys["viewer"]}, follow_redirects=False
+    )
+    cookie = next(
+        v for k, v in answer.headers.multi_items() if k == "set-cookie" and "mlsecops_session=" in v
+    )
+    assert "; secure" in cookie.lower()
