@@ -164,11 +164,22 @@ def _written(output: Path) -> None:
     _console(stderr=True).print(f"report written to {safe(output)}", highlight=False, soft_wrap=True)
 
 
-def emit(report: Report, fmt: Format | None, output: Path | None) -> None:
-    """Render ``report`` to ``output`` (mode 0600) or stdout (coloured text on a terminal)."""
+def _rendered(report: Report, chosen: Format, fail_on: Severity | None) -> str:
+    if chosen is Format.HTML and fail_on is not None:  # the verdict says whether findings reach --fail-on
+        from mlsecops.report import HtmlRenderer
+
+        return HtmlRenderer(fail_on=fail_on).render(report)
+    return render(report, chosen)
+
+
+def emit(report: Report, fmt: Format | None, output: Path | None, *, fail_on: Severity | None = None) -> None:
+    """Render ``report`` to ``output`` (mode 0600) or stdout (coloured text on a terminal).
+
+    ``fail_on`` is the command's ``--fail-on``: the HTML verdict then says whether the findings reach it.
+    """
     chosen = resolve_format(fmt, output)
     if output is not None:
-        write_private(output, render(report, chosen))
+        write_private(output, _rendered(report, chosen, fail_on))
         _written(output)
         return
     if chosen is Format.TEXT:
@@ -176,7 +187,7 @@ def emit(report: Report, fmt: Format | None, output: Path | None) -> None:
 
         _console(stderr=False).print(report_renderable(report))
     else:
-        sys.stdout.write(render(report, chosen))
+        sys.stdout.write(_rendered(report, chosen, fail_on))
         sys.stdout.flush()
 
 

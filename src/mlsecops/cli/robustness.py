@@ -59,7 +59,7 @@ def _run(
     with progress_hook(check, quiet=quiet) as hook:
         factory: Any = get_check(check).factory  # every check here takes a progress callback
         report = factory(progress=hook).run(target)
-    emit(report, chosen, output)
+    emit(report, chosen, output, fail_on=threshold)
     raise typer.Exit(exit_for(report, threshold))
 
 
