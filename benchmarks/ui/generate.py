@@ -413,6 +413,7 @@ def generate(
         else:
             store.resolve(a.id, actor="alice", note="handled")
     _log(f"{n_alerts} alerts, {incidents} incidents", t0)
+    before_audit = time.monotonic() - t0
 
     with ws.session(readonly=True) as s:
         have = int(s.execute(select(func.count()).select_from(AuditEvent)).scalar_one())
@@ -455,6 +456,7 @@ def generate(
         done += n
         if done % 20_000 < batch:
             _log(f"{have + done} audit events", t0)
+    audit_s = time.monotonic() - t0 - before_audit
     t_verify = time.monotonic()
     with ws.session(readonly=True) as s:
         status = audit.verify(s)
@@ -477,6 +479,8 @@ def generate(
         "audit_events": total,
         "audit_verified": status.ok,
         "audit_verify_s": round(verify_s, 2),
+        "seconds_before_audit_top_up": round(before_audit, 1),
+        "audit_top_up": {"events": todo, "seconds": round(audit_s, 1)},
         "seconds": round(time.monotonic() - t0, 1),
         "seed": seed,
     }
