@@ -14,7 +14,19 @@ from typing import Any
 from mlsecops.core.findings import Figure, Finding, Report, Severity
 from mlsecops.report import humanize
 
-__all__ = ["Group", "Stage", "Verdict", "group_findings", "stages", "table", "verdict"]
+__all__ = [
+    "Group",
+    "Stage",
+    "Verdict",
+    "cell",
+    "count_phrase",
+    "gate_rules",
+    "group_findings",
+    "observed",
+    "stages",
+    "table",
+    "verdict",
+]
 
 _MAX_ROWS = 500
 _MAX_ITEMS = 100
@@ -97,7 +109,8 @@ def count_phrase(counts: Mapping[str, int]) -> str:
     return f"{_and(parts)} finding{'' if sum(counts.values()) == 1 else 's'}"
 
 
-def _rules(report: Report) -> list[dict[str, Any]] | None:
+def gate_rules(report: Report) -> list[dict[str, Any]] | None:
+    """The gate's rule results (``data.gate``) of a pipeline report, or ``None`` for a report without."""
     gate = report.data.get("gate")
     if not isinstance(gate, list) or not all(isinstance(g, dict) and "rule" in g for g in gate):
         return None
@@ -169,7 +182,7 @@ def verdict(report: Report, *, fail_on: Severity | None = None) -> Verdict:
     """The one sentence a reader needs first, reconciling the gate (or ``--fail-on``, or the check's own
     verdict) with the worst finding, so a "pass" never sits beside a "high" without the reason.
     """
-    rules = _rules(report)
+    rules = gate_rules(report)
     if rules is not None:
         return _gate_verdict(report, rules)
     worst, counts = report.max_severity, count_phrase(report.counts())
@@ -280,7 +293,7 @@ def stages(report: Report) -> list[Stage] | None:
     per_findings = _slices(sizes, report.findings) or [[] for _ in rows]
     fig_sizes = [int(r["figures"]) if isinstance(r.get("figures"), int) else -1 for r in rows]
     per_figures = _slices(fig_sizes, report.figures) if min(fig_sizes, default=0) >= 0 else None
-    rules = _rules(report) or []
+    rules = gate_rules(report) or []
     out = []
     for i, r in enumerate(rows):
         name = str(r.get("name", ""))

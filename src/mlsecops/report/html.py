@@ -96,9 +96,10 @@ _TEMPLATE = """{%- macro sev(s) -%}{% if s %}<span class="sev {{ s }}">{{ s }}</
 <ul class="inputs">{% for i in s.inputs %}<li><code>{{ i.path }}</code>{% if i.digest %} <span class="dim" title="{{ i.digest }}">{{ short(i.digest) }}</span>{% endif %}</li>{% endfor %}</ul>{% endif %}
 <h3>Policy</h3>{% if s.rules %}<ul class="inputs">{% for g in s.rules %}<li>{{ yesno(g.passed) }} <code>{{ g.rule }}</code> <span class="dim">observed {{ observed(g) }}</span></li>{% endfor %}</ul>{% else %}<p class="dim">no rule judges this stage</p>{% endif %}</div>
 <div>{% if s.metrics %}<h3>Metrics</h3>{{ metrics_table(s.metrics) }}{% endif %}</div></div>
-<h3>Findings ({{ s.count }})</h3>{% if s.groups %}{{ groups_block(s.groups) }}{% else %}<p class="ok">No findings.</p>{% endif %}
+<h3>Findings ({{ s.count }})</h3>{% if s.groups %}{{ groups_block(s.groups) }}{% elif s.count %}<p class="dim">listed with all the findings below</p>{% else %}<p class="ok">No findings.</p>{% endif %}
 {{ figures_block(s.figures) }}
 </section>{% endfor %}
+{% if orphan_groups %}<h2>Findings ({{ r.findings|length }})</h2>{{ groups_block(orphan_groups) }}{% endif %}
 {% if orphan_figures %}<h2>Figures</h2>{{ figures_block(orphan_figures) }}{% endif %}
 {% else %}
 {% if metrics %}<h2>Metrics</h2>{{ metrics_table(metrics) }}{% endif %}
@@ -164,6 +165,7 @@ class HtmlRenderer:
         """The report as one ``<div class="mlsr">`` (style it with ``REPORT_CSS``), escaped like the page."""
         stages = _readable.stages(report)
         placed = sum(len(s.figures) for s in stages or [])
+        placed_all = sum(g.count for s in stages or [] for g in s.groups) == len(report.findings)
         top = report.max_severity
         body = self._body.render(
             r=report,
@@ -174,15 +176,18 @@ class HtmlRenderer:
             else "",
             counts=report.counts(),
             stages=stages,
-            rules=_readable._rules(report),
-            orphan_figures=report.figures[placed:] if stages is not None and placed == 0 else [],
+            rules=_readable.gate_rules(report),
+            orphan_figures=report.figures[placed:] if stages is not None else (),
+            orphan_groups=_readable.group_findings(report.findings)
+            if stages is not None and not placed_all
+            else [],
             metrics=[(k, humanize.metric(k, v), v) for k, v in report.metrics.items()],
             groups=_readable.group_findings(report.findings),
             tables=[
                 t
                 for k, v in report.data.items()
                 if not (stages is not None and k in _PIPELINE_KEYS)
-                and not (k == "gate" and _readable._rules(report) is not None)
+                and not (k == "gate" and _readable.gate_rules(report) is not None)
                 and (t := _readable.table(k, v)) is not None
             ],
             blobs={k: json.dumps(v, indent=2, ensure_ascii=False)[:200_000] for k, v in report.data.items()},
@@ -191,10 +196,8 @@ class HtmlRenderer:
 
     def render(self, report: Report) -> str:
         """Return the HTML page."""
-        page = self._page.render(
-            r=report, css=REPORT_CSS, body=Markup(self.fragment(report))
-        )  # the fragment was rendered with autoescape
-        return visible(page, keep_newlines=True)
+        body = Markup(self.fragment(report))  # rendered with autoescape: every input text is escaped
+        return visible(self._page.render(r=report, css=REPORT_CSS, body=body), keep_newlines=True)
 
 
 def render_fragment(report: Report, *, fail_on: Severity | None = None) -> str:

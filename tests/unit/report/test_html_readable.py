@@ -328,3 +328,18 @@ def test_observed_numbers_with_an_interval_get_three_digits() -> None:
     )
     assert "(observed 0.463 [0.4, 0.536])" in verdict(report).sentence
     assert "0.463048" not in render(report, Format.HTML).split("Raw data")[0]
+
+
+def test_findings_that_cannot_be_placed_in_stages_are_still_shown() -> None:
+    # counts that do not add up (an edited or older report): no finding may silently disappear
+    report = _pipeline(
+        [_f("artifact.scan", "critical", "os.system in model.pkl"), _f("data.check", "low", "drift")],
+        [_stage("scan", "artifact.scan", {"critical": 1})],
+        [{"rule": "scan: max_severity low", "passed": False, "observed": "worst finding critical"}],
+        figures=(line_chart("unplaced curve", {"a": [(0, 0), (1, 1)]}),),
+    )
+    page = render(report, Format.HTML)
+    tail = page[page.index("<h2>Stage scan") :]
+    assert "listed with all the findings below" in tail
+    assert "os.system in model.pkl" in tail and "drift" in tail and "<h2>Findings (2)</h2>" in tail
+    assert "unplaced curve" in tail
