@@ -193,7 +193,11 @@ def world() -> Iterator[World]:
     httpx = require("httpx", "test")
     tmp = Path(tempfile.mkdtemp(prefix="mlsecops-ui-"))
     home = tmp / "ws" / ".mlsecops"
-    keys, alerts, incident, run_id = _populate(home, tmp)
+    from mlsecops.store import Workspace
+
+    Workspace.init(home, actor="test").close()
+    # the server boots (imports, app) while the workspace is populated below; identities and data
+    # are read per request, so nothing it holds goes stale
     port = _free_port()
     log_path = tmp / "ui.log"
     log = log_path.open("wb")
@@ -205,6 +209,7 @@ def world() -> Iterator[World]:
         cwd=tmp,
     )
     url = f"http://127.0.0.1:{port}"
+    keys, alerts, incident, run_id = _populate(home, tmp)
     deadline = time.monotonic() + 60
     while True:
         if proc.poll() is not None:
@@ -217,6 +222,13 @@ def world() -> Iterator[World]:
         if time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError(f"mlsecops ui did not start: {log_path.read_text()[-2000:]}")
+        time.sleep(0.1)
+    # postures computed at start-up predate the data: wait until they cover the newest event
+    auth = {"Authorization": f"Bearer {keys['admin']}"}
+    while time.monotonic() < deadline:
+        doc = httpx.get(f"{url}/api/models", headers=auth, timeout=30).json()
+        if doc["postures_as_of_event"] == doc["audit_head"]:
+            break
         time.sleep(0.1)
     try:
         yield World(url, home, keys, alerts, incident, run_id, proc, log_path)
