@@ -283,7 +283,7 @@ def runtime_series(
     with ws.session(readonly=True) as s:
         rows = s.execute(
             select(
-                (DecisionRecord.ts_us / bucket_us).label("b"),
+                (DecisionRecord.ts_us // bucket_us).label("b"),
                 func.count(),
                 func.sum(case((DecisionRecord.status >= 400, 1), else_=0)),
             )
