@@ -13,6 +13,8 @@ from mlsecops.core.severity import Severity
 from mlsecops.monitor.alerts import AlertStore
 from mlsecops.monitor.interface import Alert
 from mlsecops.posture import all_postures, at_time, charts, model_posture, production_history, trends
+from mlsecops.runtime.decisions import DecisionLog
+from mlsecops.runtime.policy import LoggingPolicy
 
 SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 """Tests that add nothing on PostgreSQL (its JSON path runs in the two tests left on both)."""
@@ -170,9 +172,24 @@ def test_production_history_answers_a_past_time_after_promote_and_rollback(world
         at_time(world.ws, "fraud", "yesterday")
 
 
-@SQLITE
-def test_trends_follow_the_posture_and_the_alerts(world: World) -> None:
+def test_trends_follow_the_posture_the_alerts_and_the_traffic(world: World) -> None:
     version = world.clean_version("fraud")
+    world.regs["admin"].promote("fraud", version, to="production")
+    start = (int(time.time()) // 60 - 3) * 60  # three whole minutes ago
+    log = DecisionLog(world.ws, LoggingPolicy(sample_rate=1.0))
+    for i, decision in enumerate(["accepted"] * 5 + ["rejected:rate_limit"] * 2):
+        minute = 0 if i < 4 else 1  # four requests in the first minute, three in the second
+        log.record(
+            principal="bob",
+            model="fraud",
+            version=str(version),
+            decision=decision,
+            status=200 if decision == "accepted" else 429,
+            latency_ms=1.0,
+            time_s=start + 60 * minute + i,
+        )
+    log.close()
+    before_alert = dt.datetime.now(dt.UTC)
     AlertStore(world.ws).record(
         Alert("extraction", "mallory", "fraud", Severity.HIGH, 10, time.time(), {"version": str(version)})
     )
@@ -181,29 +198,33 @@ def test_trends_follow_the_posture_and_the_alerts(world: World) -> None:
     assert len(series) >= 3 and series == sorted(series)
     assert series[-1][1] < max(y for _, y in series)  # the open alert lowered the latest score
     assert sum(n for _, n in data["alerts_opened"]["extraction"]) == 1
-    assert data["traffic"]["requests"] and all(n == 0 for _, n in data["traffic"]["requests"])
-    assert len(charts(data)) >= 2 and all("<svg" in f.content for f in charts(data))
+    requests = [(t, n) for t, n in data["traffic"]["requests"] if n]
+    assert requests == [(float(start), 4.0), (float(start + 60), 3.0)]
+    assert [(t, n) for t, n in data["rejections"]["rate_limit"] if n] == [(float(start + 60), 2.0)]
+    assert len(charts(data)) >= 3 and all("<svg" in f.content for f in charts(data))
+    # the same facts as they were before the alert: the alerts part was fine then
+    then = model_posture(world.ws, "fraud", version, at=before_alert)
+    assert (
+        then.part("alerts").status == "ok"
+        and model_posture(world.ws, "fraud", version).part("alerts").status == "fail"
+    )
+    assert then.part("drift").status == "ok"  # it held production, with no drift alert
+    assert "requests in the last hour" in then.part("drift").summary
 
 
 @SQLITE
-def test_all_postures_reads_in_a_fixed_number_of_queries(world: World) -> None:
-    from sqlalchemy import event
-
-    statements: list[str] = []
-
-    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(statement)
-
-    world.clean_version("a")
-    event.listen(world.ws.engine, "before_cursor_execute", count)
-    try:
-        all_postures(world.ws)
-        few = len(statements)
-        for seed in range(1, 4):
-            world.regs["deployer"].register(f"m{seed}", world.model(f"m{seed}", seed, sign=False))
-        world.clean_version("a", seed=9)
-        statements.clear()
-        assert len(all_postures(world.ws)) == 5
-        assert len(statements) == few, "a query per version crept in"
-    finally:
-        event.remove(world.ws.engine, "before_cursor_execute", count)
+def test_open_drift_alert_fails_the_drift_part_with_its_statistics(world: World) -> None:
+    version = world.clean_version("fraud")
+    world.regs["admin"].promote("fraud", version, to="production")
+    store = AlertStore(world.ws)
+    evidence = {"p_value": 1e-5, "columns": ["mean_radius", "mean_texture"], "window": "rows 1-5000"}
+    rec = store.record(Alert("drift", "", "fraud", Severity.HIGH, 0, time.time(), evidence))
+    drift = model_posture(world.ws, "fraud", version).part("drift")
+    assert (
+        drift.status == "fail"
+        and drift.evidence["p_value"] == 1e-5
+        and drift.evidence["drifted_columns"] == 2
+    )
+    assert drift.findings[0].owasp == ("ML08",) and "AML.T0031" in drift.findings[0].atlas
+    store.resolve(rec.alert.id, actor="root", note="retrained")
+    assert model_posture(world.ws, "fraud", version).part("drift").status == "ok"
