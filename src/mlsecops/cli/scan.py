@@ -131,6 +131,19 @@ def parser() -> argparse.ArgumentParser:
         "--workers", type=_at_least(1, int), metavar="N", help="Parallel processes (default: CPU count)."
     )
     p.add_argument(
+        "--executor",
+        choices=("inline", "process", "ray"),
+        default=None,
+        help="Run the scans through this engine in tasks of up to 64 files (ray: on a cluster whose "
+        "nodes read the files at the same paths); default: a local pool.",
+    )
+    p.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        default=None,
+        help="With --executor ray: the cluster's head (default: RAY_ADDRESS, else a local instance).",
+    )
+    p.add_argument(
         "--max-seconds",
         type=_at_least(0.001, float),
         default=120.0,
@@ -199,8 +212,20 @@ def run_scan(argv: list[str]) -> int:
             if bar is not None:
                 bar.advance(bar.tasks[0].id)
 
+        engine = None
+        if ns.executor is not None:
+            from mlsecops.core.executor import get_executor
+
+            engine = get_executor(ns.executor, workers=ns.workers, address=ns.address)
+        elif ns.address is not None:
+            raise InputError("--address is used with --executor ray")
         results = scan_paths(
-            ns.paths, limits=limits, workers=ns.workers, sha256=not ns.no_hash, progress=tick
+            ns.paths,
+            limits=limits,
+            workers=ns.workers,
+            sha256=not ns.no_hash,
+            progress=tick,
+            executor=engine,
         )
     threshold: Severity | None = ns.fail_on
     failed = threshold is not None and any(h.severity >= threshold for r in results for h in r.hits)

@@ -25,6 +25,7 @@ from mlsecops.supplychain.scanner._io import FileRegion, Stream
 from mlsecops.supplychain.scanner._types import ArtifactScan, Budget, Hit, LimitReached, ScanLimits
 
 if TYPE_CHECKING:
+    from mlsecops.core.executor import Executor
     from mlsecops.core.findings import Finding, Report
 
 __all__ = [
@@ -215,6 +216,23 @@ def _scan_one(args: tuple[str, ScanLimits, bool]) -> ArtifactScan:
         )
 
 
+CHUNK_FILES = 64
+"""Most files one executor task scans: small files cost less than a task's overhead on Ray."""
+
+
+def _scan_chunk(args: tuple[list[str], ScanLimits, bool]) -> list[ArtifactScan]:
+    files, limits, sha = args
+    return [_scan_one((f, limits, sha)) for f in files]
+
+
+def chunks_of(files: Sequence[str], parallel: int) -> list[list[str]]:
+    """Split ``files`` into tasks: about eight per worker, at most ``CHUNK_FILES`` files each."""
+    if not files:
+        return []
+    size = max(1, min(CHUNK_FILES, len(files) // max(1, 8 * parallel)))
+    return [list(files[i : i + size]) for i in range(0, len(files), size)]
+
+
 def scan_paths(
     paths: Sequence[str | Path],
     *,
@@ -222,6 +240,7 @@ def scan_paths(
     workers: int | None = None,
     sha256: bool = True,
     progress: Callable[[ArtifactScan], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[ArtifactScan]:
     """Scan files and directories; several files are scanned in parallel processes.
 
@@ -231,6 +250,9 @@ def scan_paths(
         workers: process count (default: CPU count, at most 8; 1 scans in this process).
         sha256: compute file digests.
         progress: called once per finished file.
+        executor: run the scans through this executor (``mlsecops.core.executor``: ``inline``,
+            ``process`` or ``ray``) in tasks of up to ``CHUNK_FILES`` files; on a cluster every node
+            must read the files at the same paths (a shared filesystem). Default: a local fork pool.
 
     Returns:
         One result per file, in the order the files were found.
@@ -256,7 +278,14 @@ def scan_paths(
     files = [str(f) for f in iter_files(paths, on_skip=skip)]
     n = workers if workers is not None else min(8, os.cpu_count() or 1)
     out: list[ArtifactScan] = []
-    if n <= 1 or len(files) <= 1:
+    if executor is not None:
+        tasks = [(chunk, limits, sha256) for chunk in chunks_of(files, executor.workers)]
+        for batch in executor.map(_scan_chunk, tasks, desc="scanning"):
+            for r in batch:
+                out.append(r)
+                if progress is not None:
+                    progress(r)
+    elif n <= 1 or len(files) <= 1:
         for f in files:
             r = _scan_one((f, limits, sha256))
             out.append(r)
