@@ -15,7 +15,7 @@ from mlsecops.core.errors import InputError
 from mlsecops.registry import Actor, Role, authenticate, create_api_key, create_user, grant, list_users
 from mlsecops.store import Workspace
 
-__all__ = ["ADMIN", "admin_key_file", "demo_admin", "demo_user"]
+__all__ = ["ADMIN", "admin_key_file", "demo_admin", "demo_user", "fresh_user"]
 
 ADMIN = "demo-admin"
 _KEY_FILE = "demo-admin.key"
@@ -57,3 +57,18 @@ def demo_user(ws: Workspace, admin: Actor, name: str, role: Role, *, models: tup
     for model in models:
         grant(ws, model, name, actor=admin)
     return create_api_key(ws, name, actor=admin, label="demo")
+
+
+def fresh_user(
+    ws: Workspace, admin: Actor, base: str, role: Role, *, models: tuple[str, ...] = ()
+) -> tuple[str, str]:
+    """A user no earlier run made (``base``, else ``base-2``, ``base-3`` ...) and its key: a thief blocked
+    by an earlier run of the demo stays blocked, so each run needs a new one.
+    """
+    taken = {str(u["name"]) for u in list_users(ws, actor=admin)}
+    name = base
+    k = 1
+    while name in taken:
+        k += 1
+        name = f"{base}-{k}"
+    return name, demo_user(ws, admin, name, role, models=models)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from mlsecops.core.errors import InputError
-from mlsecops.pipeline._demo_people import demo_admin, demo_user
+from mlsecops.pipeline._demo_people import demo_admin, demo_user, fresh_user
 from mlsecops.pipeline._live import RESPONSE_USER, cli, cli_json, guard, infer_body
 from mlsecops.pipeline._shop import (
     FEATURES,
@@ -165,7 +165,8 @@ def release_model(
     )
     if not result.passed or result.run_id is None:
         raise InputError(f"the {tag} recommender did not pass its gate (run {result.run_id})")
-    info = registry.register(MODEL, path, signature=sig, description=tag, trained_on=())
+    trained_on = (str(folder / "quarantine" / "ratings.clean.csv"),)  # lineage: data -> model -> deployment
+    info = registry.register(MODEL, path, signature=sig, description=tag, trained_on=trained_on)
     ref = f"{MODEL}@{info.version}"
     registry.attach_gate(ref, result.run_id)
     approver.approve(ref, comment=f"{tag}: gate run {result.run_id} passed")
@@ -260,8 +261,8 @@ def run_ecommerce_case(folder: Path, *, home: Path, actor: str, say: Callable[[s
             "deployer": demo_user(ws, admin, "shop-deployer", Role.DEPLOYER),
             "approver": demo_user(ws, admin, "shop-approver", Role.APPROVER),
             "alice": demo_user(ws, admin, "alice", Role.CLIENT),
-            "mallory": demo_user(ws, admin, "mallory", Role.CLIENT),
         }
+        thief, keys["thief"] = fresh_user(ws, admin, "mallory", Role.CLIENT)
         demo_user(ws, admin, RESPONSE_USER, Role.DEPLOYER)
         key_path = home / "keys" / "shop-release.key"
         if not key_path.is_file():
@@ -276,7 +277,7 @@ def run_ecommerce_case(folder: Path, *, home: Path, actor: str, say: Callable[[s
             ws, folder, model, tag="trained on the quarantined stream", registry=deployer,
             approver=approver, key_path=key_path, actor=actor, say=say,
         )  # fmt: skip
-        for who in ("alice", "mallory"):
+        for who in ("alice", thief):
             from mlsecops.registry import grant
 
             grant(ws, MODEL, who, actor=admin)
@@ -293,7 +294,7 @@ def run_ecommerce_case(folder: Path, *, home: Path, actor: str, say: Callable[[s
         raise InputError(f"mlsecops data profile failed: {made.stderr.strip()[-300:]}")
     policy = _write(folder / "guard.yaml", GUARD_POLICY.format(profile=profile))
     pool = _benign_rows(stats, clean, candidates, rng)
-    live = _thief_and_benign(home, folder, policy, keys, model, sample, pool, say)
+    live = _thief_and_benign(home, folder, policy, keys, thief, model, sample, pool, say)
     summary["live"] = live
     problems += live.pop("problems")
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -322,6 +323,7 @@ def _thief_and_benign(
     folder: Path,
     policy: Path,
     keys: dict[str, str],
+    thief_name: str,
     model: Any,
     train_x: np.ndarray,
     pool: np.ndarray,
@@ -336,7 +338,7 @@ def _thief_and_benign(
     thief = thief_stream(world, "trnd", THIEF_QUERIES, seed=3)
     benign = benign_stream(world, "natural", BENIGN_QUERIES, seed=7)
     problems: list[str] = []
-    codes: dict[str, list[int]] = {"alice": [], "mallory": []}
+    codes: dict[str, list[int]] = {"alice": [], "thief": []}
     blocked_at: int | None = None
     with (
         guard(home, f"{MODEL}@production", policy, folder / "guard.log") as url,
@@ -358,7 +360,7 @@ def _thief_and_benign(
             send("alice", rows)
         started = time.monotonic()
         for i, (_, rows) in enumerate(thief, start=1):
-            if send("mallory", rows) == 403:
+            if send("thief", rows) == 403:
                 blocked_at = i
                 break
             if i % 25 == 0:  # the detectors run off the request path: let them keep up
@@ -368,25 +370,29 @@ def _thief_and_benign(
         deadline = time.monotonic() + 90
         while blocked_at is None and time.monotonic() < deadline:
             time.sleep(0.5)
-            if send("mallory", thief[-1][1]) == 403:
-                blocked_at = len(codes["mallory"])
+            if send("thief", thief[-1][1]) == 403:
+                blocked_at = len(codes["thief"])
         seconds = time.monotonic() - started
         for _, rows in benign[BENIGN_QUERIES // 2 :]:
             send("alice", rows)
     answered = sum(c == 200 for c in codes["alice"])
     if blocked_at is None:
-        problems.append(f"the thief was not blocked in {len(codes['mallory'])} queries")
-        say(f"the thief was not blocked after {len(codes['mallory'])} queries")
+        problems.append(f"the thief was not blocked in {len(codes['thief'])} queries")
+        say(f"the thief was not blocked after {len(codes['thief'])} queries")
     else:
-        say(f"the thief was blocked after {blocked_at} queries ({seconds:.1f} s); its next requests get 403")
+        say(
+            f"the thief ({thief_name}) was blocked after {blocked_at} queries ({seconds:.1f} s); its next requests get 403"
+        )
     say(f"the benign client: {answered}/{len(codes['alice'])} requests answered")
     if answered != len(codes["alice"]):
         problems.append("the benign client was refused")
     alerts = cli_json(home, "alerts", "list")
-    flagged = sorted({str(a["principal"]) for a in alerts if a["kind"] == "extraction"})
+    flagged = sorted(
+        {str(a["principal"]) for a in alerts if a["kind"] == "extraction"} & {"alice", thief_name}
+    )
     if "alice" in flagged:
         problems.append("the benign client was flagged")
-    incidents = [i for i in cli_json(home, "incidents", "list") if i["alert"]["principal"] == "mallory"]
+    incidents = [i for i in cli_json(home, "incidents", "list") if i["alert"]["principal"] == thief_name]
     out: dict[str, Any] = {
         "blocked_after_queries": blocked_at,
         "seconds_to_block": round(seconds, 2),

@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 
 from mlsecops.core.errors import InputError
-from mlsecops.pipeline._demo_people import admin_key_file, demo_admin, demo_user
+from mlsecops.pipeline._demo_people import admin_key_file, demo_admin, demo_user, fresh_user
 from mlsecops.pipeline._live import RESPONSE_USER, cli, cli_json, guard, infer_body
 from mlsecops.pipeline._shop import ItemStats, fit_recommender
 from mlsecops.pipeline.case_ecommerce import MODEL, release_model
 from mlsecops.pipeline.history import list_runs
-from mlsecops.registry import Registry, Role, authenticate, grant
+from mlsecops.registry import Registry, Role, authenticate
 from mlsecops.store import Workspace
 
 __all__ = ["run_finale"]
@@ -87,10 +87,9 @@ def run_finale(
             "deployer": demo_user(ws, admin, "shop-deployer", Role.DEPLOYER),
             "approver": demo_user(ws, admin, "shop-approver", Role.APPROVER),
             "alice": demo_user(ws, admin, "alice", Role.CLIENT),
-            "trudy": demo_user(ws, admin, "trudy", Role.CLIENT),
         }
+        thief, keys["thief"] = fresh_user(ws, admin, "trudy", Role.CLIENT, models=(MODEL,))
         demo_user(ws, admin, RESPONSE_USER, Role.DEPLOYER)
-        grant(ws, MODEL, "trudy", actor=admin)
         deployer = Registry(ws, authenticate(ws, keys["deployer"]))
         before = deployer.show(f"{MODEL}@production").version
         key_path = home / "keys" / "shop-release.key"
@@ -103,7 +102,7 @@ def run_finale(
     policy = folder / "guard.yaml"
     policy.write_text(POLICY.format(profile=profile))
     train_x = np.loadtxt(features, delimiter=",", skiprows=1)
-    live = _attack(home, folder, policy, keys, model, train_x, (before, v2), say)
+    live = _attack(home, folder, policy, keys, thief, model, train_x, (before, v2), say)
     problems += live.pop("problems")
 
     say("3/4 what the trail says")
@@ -152,6 +151,7 @@ def _attack(
     folder: Path,
     policy: Path,
     keys: dict[str, str],
+    thief_name: str,
     model: Any,
     train_x: np.ndarray,
     versions: tuple[int, int],
@@ -166,7 +166,7 @@ def _attack(
     thief = thief_stream(world, "trnd", THIEF_QUERIES, seed=11)
     benign = benign_stream(world, "natural", BENIGN_QUERIES, seed=12)
     problems: list[str] = []
-    codes: dict[str, list[int]] = {"alice": [], "trudy": []}
+    codes: dict[str, list[int]] = {"alice": [], "thief": []}
     served: list[str] = []
     blocked_at: int | None = None
     with (
@@ -185,7 +185,7 @@ def _attack(
         for _, rows in benign[: BENIGN_QUERIES // 2]:
             send("alice", rows)
         for i, (_, rows) in enumerate(thief, start=1):
-            if send("trudy", rows) == 403:
+            if send("thief", rows) == 403:
                 blocked_at = i
                 break
             if i % 25 == 0:
@@ -193,8 +193,8 @@ def _attack(
         deadline = time.monotonic() + 90
         while blocked_at is None and time.monotonic() < deadline:
             time.sleep(0.5)
-            if send("trudy", thief[-1][1]) == 403:
-                blocked_at = len(codes["trudy"])
+            if send("thief", thief[-1][1]) == 403:
+                blocked_at = len(codes["thief"])
         for _, rows in benign[BENIGN_QUERIES // 2 :]:
             send("alice", rows)
         deadline = time.monotonic() + 90  # the guard follows the stage about once a second
@@ -204,7 +204,7 @@ def _attack(
     if blocked_at is None:
         problems.append("the thief was not blocked")
     else:
-        say(f"the thief was blocked after {blocked_at} queries")
+        say(f"the thief ({thief_name}) was blocked after {blocked_at} queries")
     rolled = str(v1) in served[BENIGN_QUERIES // 2 :]
     say(
         f"the benign client: {sum(c == 200 for c in codes['alice'])}/{len(codes['alice'])} answered; "
@@ -214,7 +214,7 @@ def _attack(
         problems.append(f"production did not go back to v{v1}")
     if any(c != 200 for c in codes["alice"]):
         problems.append("the benign client was refused")
-    incidents = [i for i in cli_json(home, "incidents", "list") if i["alert"]["principal"] == "trudy"]
+    incidents = [i for i in cli_json(home, "incidents", "list") if i["alert"]["principal"] == thief_name]
     if incidents:
         shown = cli(home, "incidents", "show", str(incidents[-1]["id"]))
         say(f"$ mlsecops incidents show {incidents[-1]['id']}")
