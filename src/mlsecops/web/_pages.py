@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from typing import Annotated, Any
 
@@ -34,6 +35,7 @@ from mlsecops.web.app import (
 __all__ = ["BUCKETS", "router"]
 
 router = APIRouter()
+_log = logging.getLogger("mlsecops.web")
 
 BUCKETS = {"hour": 3600, "day": 86_400, "week": 7 * 86_400}
 """Trend resolutions offered on the Trends page."""
@@ -92,11 +94,24 @@ async def login(request: Request) -> Response:
     credential = form.get("credential", "").strip()
     if not credential:
         return _login_page(request, next_path=next_path, error="enter an API key", status=400)
+    address = request.client.host if request.client else "?"
+    wait = ui.failed_logins.retry_after(address)
+    if wait is not None:
+        response = _login_page(
+            request,
+            next_path=next_path,
+            error=f"too many failed log-ins; try again in {wait:.0f} s",
+            status=429,
+        )
+        response.headers["Retry-After"] = str(int(wait))
+        return response
     try:
         identity = await run_in_threadpool(ui.sessions.identify, credential)
     except GuardError as err:
         if err.status == 503:
             raise
+        ui.failed_logins.failed(address)
+        _log.warning("failed log-in from %s (%s)", address, err.code)
         return _login_page(
             request, next_path=next_path, error="the credential is not valid", status=err.status
         )

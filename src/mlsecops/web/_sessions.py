@@ -35,8 +35,11 @@ from mlsecops.store import Workspace
 
 __all__ = [
     "ACK_ROLES",
+    "FAILED_LOGINS_PER_WINDOW",
+    "FAILED_LOGIN_WINDOW_S",
     "SESSION_TTL_S",
     "UI_ROLES",
+    "FailedLogins",
     "SessionStore",
     "UiIdentity",
     "UiSession",
@@ -51,6 +54,12 @@ UI_ROLES = frozenset({Role.ADMIN, Role.APPROVER, Role.DEPLOYER, Role.VIEWER})
 """Roles that may use the dashboard; ``client`` may only call models in the guard."""
 ACK_ROLES = frozenset({Role.ADMIN, Role.APPROVER, Role.DEPLOYER})
 """Roles that may acknowledge alerts: those that act on the registry. A viewer only reads."""
+
+FAILED_LOGIN_WINDOW_S = 60.0
+FAILED_LOGINS_PER_WINDOW = 10
+"""Failed log-ins from one address within the window before further attempts get 429 (guessing a
+256-bit key is hopeless anyway; this keeps a flood from spending the server's scrypt budget)."""
+_MAX_TRACKED = 10_000
 
 CredentialKind = Literal["api_key", "jwt"]
 
@@ -85,6 +94,45 @@ class UiSession:
     def csrf_ok(self, token: str | None) -> bool:
         """Whether ``token`` is this session's CSRF token (constant-time comparison)."""
         return bool(token) and hmac.compare_digest(self.csrf.encode(), (token or "").encode())
+
+
+class FailedLogins:
+    """Recent failed log-ins per client address (thread-safe, bounded)."""
+
+    def __init__(
+        self, *, window_s: float = FAILED_LOGIN_WINDOW_S, limit: int = FAILED_LOGINS_PER_WINDOW
+    ) -> None:
+        self.window_s = window_s
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._seen: dict[str, list[float]] = {}
+
+    def _recent(self, address: str, now: float) -> list[float]:
+        times = [t for t in self._seen.get(address, []) if now - t < self.window_s]
+        if times:
+            self._seen[address] = times
+        else:
+            self._seen.pop(address, None)
+        return times
+
+    def retry_after(self, address: str) -> float | None:
+        """Seconds until ``address`` may try again, or None when it may now."""
+        now = time.monotonic()
+        with self._lock:
+            times = self._recent(address, now)
+            if len(times) < self.limit:
+                return None
+            return max(1.0, self.window_s - (now - times[0]))
+
+    def failed(self, address: str) -> None:
+        """Record one failed attempt."""
+        now = time.monotonic()
+        with self._lock:
+            times = self._recent(address, now)
+            times.append(now)
+            self._seen[address] = times[-self.limit :]
+            if len(self._seen) > _MAX_TRACKED:
+                self._seen.pop(next(iter(self._seen)))
 
 
 def _digest(token: str) -> str:

@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -41,7 +41,15 @@ from mlsecops.store import Workspace, audit
 from mlsecops.web._posture import PostureCache, posture_available
 from mlsecops.web._queries import NotFound
 from mlsecops.web._security import SecurityHeaders
-from mlsecops.web._sessions import ACK_ROLES, SESSION_TTL_S, UI_ROLES, SessionStore, UiIdentity, UiSession
+from mlsecops.web._sessions import (
+    ACK_ROLES,
+    SESSION_TTL_S,
+    UI_ROLES,
+    FailedLogins,
+    SessionStore,
+    UiIdentity,
+    UiSession,
+)
 from mlsecops.web._verify import ChainVerifier
 
 __all__ = ["COOKIE", "LOGIN_COOKIE", "Ui", "UiError", "create_app"]
@@ -84,6 +92,7 @@ class Ui:
     postures: PostureCache
     templates: jinja2.Environment
     secure_cookies: bool
+    failed_logins: FailedLogins = field(default_factory=FailedLogins)
 
     def close(self) -> None:
         """Release database connections."""

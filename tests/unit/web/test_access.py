@@ -126,3 +126,23 @@ def test_session_post_from_another_origin_is_refused(site: Site) -> None:
     )
     assert answer.status_code == 403 and "another site" in answer.text
     assert str(AlertStore(site.ws).get(alert_id).status) == "open"
+
+
+def test_repeated_failed_logins_are_slowed_down(site: Site) -> None:
+    import re
+
+    from mlsecops.web import create_app
+    from mlsecops.web._sessions import FAILED_LOGINS_PER_WINDOW
+
+    c = site.client(create_app(site.ws))
+    codes = []
+    for i in range(FAILED_LOGINS_PER_WINDOW + 1):
+        token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text)
+        assert token is not None
+        answer = c.post("/login", data={"csrf": token.group(1), "credential": f"mlsk_{i:04x}_wrong"})
+        codes.append(answer.status_code)
+    assert codes[:-1] == [401] * FAILED_LOGINS_PER_WINDOW and codes[-1] == 429
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text)
+    assert token is not None
+    blocked = c.post("/login", data={"csrf": token.group(1), "credential": site.keys["viewer"]})
+    assert blocked.status_code == 429 and "Retry-After" in blocked.headers
