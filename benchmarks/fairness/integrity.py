@@ -2,15 +2,22 @@
 
     nice -n 10 .venv/bin/python benchmarks/fairness/explain_run.py   # runs this and explain_speed.py
 
-Scaffolds (``mlsecops.assess._scaffold``) decide on the sensitive column on inputs their random-forest
-detector takes for real, and on ``age`` elsewhere. Three attackers: a detector trained against every
-perturbation family (``all``), against LIME's samplers only (``lime``), against SHAP's coalitions
-only (``shap``: real-row and k-means backgrounds; the attacker who only wants to fool SHAP). Honest models:
-logistic regression and gradient boosting trained on the labels, an MLP, and a rule that decides on
-the sensitive column for every input. For each model: whether ``assess_integrity`` flags it, its
+Scaffolds (``mlsecops.assess._scaffold``) decide on the sensitive column on inputs their
+out-of-distribution detector takes for real, and on ``age`` elsewhere. Five attackers: a random-forest
+detector trained against every perturbation family (``all``), against LIME's samplers only (``lime``),
+against SHAP's coalitions only (``shap``: real-row and k-means backgrounds; the attacker who only wants
+to fool SHAP), and two detectors that know no sampler: the distance to the 5th nearest real row
+(``knn``) and an isolation forest (``isolation``). Proxy cases (``+proxy``) add a column that tracks
+the sensitive one (the sensitive value plus Gaussian noise, Spearman about 0.7) and plant the scaffolds
+on that proxy; the check is told only the sensitive column and must find the proxy itself. Honest
+models: logistic regression and gradient boosting trained on the labels, an MLP, a rule that decides
+on the sensitive column for every input, gradient boosting trained on labels with a planted disparity
+(``gbm-biased``: positives of the sensitive group turned negative with probability 0.6), and a rule
+that decides on the sensitive column and ``age`` together for every input (``rule-mixed``: the honest
+twin of a scaffold, using the same two features everywhere). For each model: whether ``assess_integrity`` flags it, its
 in-distribution dependence on the sensitive column and the smallest perturbation dependence, and
 whether the attack fooled the explainers it targets: the sensitive column's rank in SHAP's global
-importance (shap's permutation explainer, 100 rows, 50 background rows; and with ``shap.kmeans(x, 10)``
+importance (shap's permutation explainer, 20 rows, 10 background rows; and with ``shap.kmeans(x, 10)``
 as the background, as Slack et al. and SHAP's documentation use it) and in a LIME-style ranking
 (per row 500 Gaussian perturbations, kernel-weighted ridge, |coefficient| averaged over 30 rows).
 """
@@ -34,21 +41,72 @@ from mlsecops.assess._scaffold import ScaffoldedClassifier, rule_classifier
 from mlsecops.assess.explain_integrity import assess_integrity
 from mlsecops.models import SklearnModel
 
-SEEDS = (0, 1, 2)
-CASES: list[tuple[str, Callable[[], data.Data], str]] = [
-    ("synthetic", data.synthetic, "group"),
-    ("arrests", data.arrests, "colour"),
-    ("arrests", data.arrests, "sex"),
-    ("flchain", data.flchain, "female"),
+DEV_SEEDS = (0, 1, 2)
+"""Seeds the check's thresholds were developed on."""
+HELD_OUT_SEEDS = (3, 4)
+"""Seeds never looked at while developing: the reported run."""
+SEEDS = HELD_OUT_SEEDS
+CASES: list[tuple[str, Callable[[], data.Data], str, bool]] = [
+    ("synthetic", data.synthetic, "group", False),
+    ("arrests", data.arrests, "colour", False),
+    ("arrests", data.arrests, "sex", False),
+    ("flchain", data.flchain, "female", False),
+    ("synthetic", data.synthetic, "group", True),
+    ("arrests", data.arrests, "colour", True),
 ]
-ATTACKERS = {
-    "all": FAMILIES,
-    "lime": ("lime-gaussian", "lime-marginal", "lime-quartile"),
-    "shap": ("shap-coalition", "shap-kmeans"),
+ATTACKERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "all": ("forest", FAMILIES),
+    "lime": ("forest", ("lime-gaussian", "lime-marginal", "lime-quartile")),
+    "shap": ("forest", ("shap-coalition", "shap-kmeans")),
+    "knn": ("knn", FAMILIES),
+    "isolation": ("isolation", FAMILIES),
 }
+PROXY_ATTACKERS = ("all", "knn", "isolation")
+RANK_ROWS = 20
+"""Rows SHAP explains for the rank columns (100 before the held-out run: the ranks cost most of the time)."""
+RANK_BACKGROUND = 10
+"""Background rows of SHAP with a real-row background (50 before)."""
+HONEST = ("logreg", "gbm", "mlp", "rule-on-sensitive", "gbm-biased", "rule-mixed")
 
 
-def _honest(kind: str, x: np.ndarray, y: np.ndarray, s: int, seed: int) -> Any:
+class _MixedRule:
+    """Honest: positive when the sensitive column is above its split or ``age`` in its top quartile."""
+
+    def __init__(self, x: np.ndarray, s: int, age: int) -> None:
+        self.s, self.age = s, age
+        self.ts = (
+            float(np.unique(x[:, s]).mean()) if len(np.unique(x[:, s])) == 2 else float(np.median(x[:, s]))
+        )
+        self.ta = float(np.quantile(x[:, age], 0.75))
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = x.shape[1]
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        arr = np.asarray(x, dtype=np.float64)
+        pos = ((arr[:, self.s] > self.ts) | (arr[:, self.age] > self.ta)).astype(np.float64)
+        return np.stack([1.0 - pos, pos], axis=1)
+
+
+def _with_proxy(d: data.Data, sensitive: str, seed: int) -> tuple[data.Data, str]:
+    x, y, names = d
+    rng = np.random.default_rng(1000 + seed)
+    col = x[:, names.index(sensitive)].astype(np.float64)
+    proxy = (col - col.mean()) / (col.std() or 1.0) + rng.normal(0.0, 0.9, size=len(col))
+    return (
+        np.column_stack([x, proxy]).astype(np.float32),
+        y,
+        [*names, f"{sensitive}_proxy"],
+    ), f"{sensitive}_proxy"
+
+
+def _honest(kind: str, x: np.ndarray, y: np.ndarray, s: int, seed: int, age: int) -> Any:
+    if kind == "gbm-biased":
+        rng = np.random.default_rng(seed)
+        group = x[:, s] > (np.unique(x[:, s]).mean() if len(np.unique(x[:, s])) == 2 else np.median(x[:, s]))
+        yb = np.where(group & (y == 1) & (rng.random(len(y)) < 0.6), 0, y)
+        return GradientBoostingClassifier(random_state=seed).fit(x, yb)
+    if kind == "rule-mixed":
+        return _MixedRule(x, s, age)
     if kind == "logreg":
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)
     if kind == "gbm":
@@ -64,9 +122,13 @@ def _shap_rank(model: SklearnModel, x: np.ndarray, s: int, seed: int, *, kmeans:
     import shap
 
     rng = np.random.default_rng(seed)
-    rows = x[rng.choice(len(x), 100, replace=False)]
+    rows = x[rng.choice(len(x), RANK_ROWS, replace=False)]
     # kmeans: the summarised background SHAP's documentation recommends (Slack et al. used it)
-    bg = np.asarray(shap.kmeans(x, 10).data) if kmeans else x[rng.choice(len(x), 50, replace=False)]
+    bg = (
+        np.asarray(shap.kmeans(x, 10).data)
+        if kmeans
+        else x[rng.choice(len(x), RANK_BACKGROUND, replace=False)]
+    )
     explainer = shap.explainers.Permutation(
         lambda z: model.predict_proba(np.asarray(z, dtype=np.float32))[:, 1],
         shap.maskers.Independent(bg, max_samples=len(bg)),
@@ -93,30 +155,40 @@ def _lime_rank(model: SklearnModel, x: np.ndarray, s: int, seed: int) -> int:
     return int(np.argsort(-total, kind="stable").tolist().index(s) + 1)
 
 
-def run() -> dict[str, Any]:
+def run(seeds: tuple[int, ...] = SEEDS, only: str | None = None) -> dict[str, Any]:
+    """Every case (or those whose ``data`` or ``data/sensitive`` is ``only``) over ``seeds``."""
     rows: list[dict[str, Any]] = []
     cache: dict[str, data.Data] = {}
-    for name, load, sensitive in CASES:
+    for name, load, sensitive, with_proxy in CASES:
+        if only is not None and only not in (name, f"{name}/{sensitive}"):
+            continue
         if name not in cache:
             cache[name] = load()
-        x, y, names = cache[name]
-        s, age = names.index(sensitive), names.index("age")
-        for seed in SEEDS:
+        for seed in seeds:
+            x, y, names = cache[name]
+            planted = sensitive
+            if with_proxy:
+                (x, y, names), planted = _with_proxy(cache[name], sensitive, seed)
+            s, p, age = names.index(sensitive), names.index(planted), names.index("age")
             models: dict[str, tuple[str, Any]] = {}
-            for attacker, families in ATTACKERS.items():
-                est = ScaffoldedClassifier(sensitive=s, innocuous=age, families=families, seed=seed).fit(x)
+            for attacker, (detector, families) in ATTACKERS.items():
+                if with_proxy and attacker not in PROXY_ATTACKERS:
+                    continue
+                est = ScaffoldedClassifier(
+                    sensitive=p, innocuous=age, families=families, detector=detector, seed=seed
+                ).fit(x)
                 models[f"scaffold-{attacker}"] = ("scaffolded", est)
-            for kind in ("logreg", "gbm", "mlp", "rule-on-sensitive"):
-                models[kind] = ("honest", _honest(kind, x, y, s, seed))
+            for kind in HONEST:
+                models[kind] = ("honest", _honest(kind, x, y, p, seed, age))
             for model_name, (truth, est) in models.items():
                 adapter = SklearnModel(est, input_shape=(x.shape[1],), n_classes=2)
                 t0 = time.perf_counter()
                 res = assess_integrity(adapter, x, sensitive=[s], feature_names=names, seed=seed)
                 seconds = time.perf_counter() - t0
-                g = next(g for g in res.groups if g.group == sensitive)
+                g = next(g for g in res.groups if g.group == planted)
                 row: dict[str, Any] = {
-                    "data": name,
-                    "sensitive": sensitive,
+                    "data": name + ("+proxy" if with_proxy else ""),
+                    "sensitive": planted,
                     "seed": seed,
                     "model": model_name,
                     "truth": truth,
@@ -124,24 +196,33 @@ def run() -> dict[str, Any]:
                     "hidden_from": sorted({f for grp in res.groups for f in grp.hidden_from}),
                     "in_distribution": g.in_distribution,
                     "min_perturbed": min(g.perturbed.values()),
+                    "share_in_distribution": g.share_in_distribution,
+                    "min_share_perturbed": min(g.share_perturbed.values(), default=None),
                     "seconds": round(seconds, 2),
                 }
                 if truth == "scaffolded":
                     row["biased_share_real"] = round(est.biased_share(x), 4)
-                    row["shap_rank"] = _shap_rank(adapter, x, s, seed)
-                    row["shap_kmeans_rank"] = _shap_rank(adapter, x, s, seed, kmeans=True)
-                    row["lime_rank"] = _lime_rank(adapter, x, s, seed)
+                    row["shap_rank"] = _shap_rank(adapter, x, p, seed)
+                    row["shap_kmeans_rank"] = _shap_rank(adapter, x, p, seed, kmeans=True)
+                    row["lime_rank"] = _lime_rank(adapter, x, p, seed)
+                    # the attack worked when some explainer no longer names the planted column first
+                    row["fooled"] = max(row["shap_rank"], row["shap_kmeans_rank"], row["lime_rank"]) > 1
                 rows.append(row)
                 print(row, flush=True)
+    return {"rows": rows, "summary": summarise(rows)}
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts over rows: scaffolds flagged (all, and those that fooled an explainer), honest flagged."""
     scaff = [r for r in rows if r["truth"] == "scaffolded"]
+    fooled = [r for r in scaff if r.get("fooled", True)]
     honest = [r for r in rows if r["truth"] == "honest"]
     return {
-        "rows": rows,
-        "summary": {
-            "scaffolded_flagged": sum(r["flagged"] for r in scaff),
-            "scaffolded": len(scaff),
-            "honest_flagged": sum(r["flagged"] for r in honest),
-            "honest": len(honest),
-            "median_seconds": float(np.median([r["seconds"] for r in rows])),
-        },
+        "scaffolded_flagged": sum(r["flagged"] for r in scaff),
+        "scaffolded": len(scaff),
+        "effective_flagged": sum(r["flagged"] for r in fooled),
+        "effective": len(fooled),
+        "honest_flagged": sum(r["flagged"] for r in honest),
+        "honest": len(honest),
+        "median_seconds": float(np.median([r["seconds"] for r in rows])) if rows else 0.0,
     }

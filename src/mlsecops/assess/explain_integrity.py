@@ -20,9 +20,21 @@ same number is computed on
 
 An honest model that uses a feature uses it on both; if anything, perturbations (which break the
 correlations between features) make a used feature more necessary, not less. A model whose decisions
-depend on a sensitive or proxy feature in distribution (``MIN_DEPENDENCE``) but hardly on a family's
-perturbations (at most ``HIDE_RATIO`` of it, and ``MIN_GAP`` less) is flagged: it shows that family's
-explainer a different model than the one that decides on real data. Several families are tested, as an
+depend on a sensitive or proxy feature in distribution (``MIN_DEPENDENCE``) and that hides it from a
+family is flagged: it shows that family's explainer a different model than the one that decides on
+real data. A group is hidden from a family in either of two ways:
+
+- **absolutely**: its dependence there is at most ``HIDE_RATIO`` of the in-distribution one, and
+  ``MIN_GAP`` less (the scaffold stops using the feature on the explainer's points);
+- **relatively**: its *share* of the decisions' dependence, ``dep(G) / (dep(G) + dep(rest))`` where
+  ``dep(rest)`` is the dependence on all the other features together (a surrogate that sees only G
+  against one that sees everything), falls to at most ``HIDE_RATIO`` of its in-distribution share, and
+  ``MIN_SHARE_GAP`` less. Explainers report rankings and relative attributions, so a scaffold need not
+  stop using the sensitive feature: it is enough to let an innocuous feature dominate the explainer's
+  points. That is how a scaffold with a weak detector, or on a small group (whose dependence is bounded
+  by the group's share of rows), fools SHAP while its absolute dependence barely moves. The complement
+  is measured jointly, so features that substitute for each other in distribution (and not under
+  perturbation) do not inflate it. Several families are tested, as an
 attacker may tune the detector to one sampler; any one that is hidden from is enough. Proxy features
 (columns that track a sensitive one, ``PROXY_CORRELATION``) are tested alone and together with the
 sensitive columns, so moving the bias into a proxy does not hide it.
@@ -58,6 +70,7 @@ __all__ = [
     "IntegrityResult",
     "assess_integrity",
     "decision_dependence",
+    "dependence_with_rest",
     "find_proxies",
     "integrity_report",
 ]
@@ -70,6 +83,9 @@ HIDE_RATIO = 0.35
 MIN_GAP = 0.05
 """...and at least this much smaller (share of decisions): above the surrogate's sampling noise (about
 0.02 on 500 held-out rows)."""
+MIN_SHARE_GAP = 0.2
+"""A family hides a group relatively when the group's share of the dependence falls by at least this
+much (and to at most ``HIDE_RATIO`` of its in-distribution share)."""
 PROXY_CORRELATION = 0.5
 """A column whose absolute Spearman correlation with a sensitive column reaches this is a proxy."""
 MAX_PROXIES = 5
@@ -91,6 +107,11 @@ class DependenceResult:
     """Share of decisions on real rows that cannot be predicted without the group."""
     perturbed: dict[str, float]
     """The same on each perturbation family's points."""
+    share_in_distribution: float = 0.0
+    """The group's share of the dependence on real rows: ``dep(G) / (dep(G) + dep(other features))``."""
+    share_perturbed: dict[str, float] = field(default_factory=dict)
+    """The same share on each family's points (families whose decisions depend on less than
+    ``MIN_DEPENDENCE`` in total are left out)."""
     hidden_from: tuple[str, ...] = ()
     """Families the group is hidden from (see the module docstring)."""
 
@@ -145,12 +166,29 @@ def decision_dependence(
     Returns:
         One dependence per group, and the all-feature surrogate (fitted on the first half).
     """
+    deps, _, full = dependence_with_rest(points, decisions, groups, seed=seed)
+    return deps, full
+
+
+def dependence_with_rest(
+    points: np.ndarray, decisions: np.ndarray, groups: Sequence[Sequence[int]], *, seed: int
+) -> tuple[list[float], list[float], Any]:
+    """Per group, the dependence on the group and on all the other features together.
+
+    ``dep(G)`` is the share of ``decisions`` that a surrogate without G cannot predict, ``dep(rest)``
+    the share that a surrogate with G alone cannot predict (both against a surrogate with every
+    feature, on the held-out half).
+
+    Returns:
+        ``dep(G)`` per group, ``dep(rest)`` per group, and the all-feature surrogate (or ``None`` when
+        the model makes one decision on ``points``).
+    """
     from threadpoolctl import threadpool_limits
 
     half = len(points) // 2
     fit_x, fit_y, test_x, test_y = points[:half], decisions[:half], points[half:], decisions[half:]
     if len(np.unique(fit_y)) < 2:  # the model makes one decision here: it depends on nothing
-        return [0.0 for _ in groups], None
+        return [0.0 for _ in groups], [0.0 for _ in groups], None
     # One OpenMP thread: small fits gain nothing from more, and on a busy machine spinning threads
     # made each fit 40 times slower.
     with threadpool_limits(1):
@@ -164,20 +202,26 @@ def _dependence(
     test_y: np.ndarray,
     groups: Sequence[Sequence[int]],
     seed: int,
-) -> tuple[list[float], Any]:
+) -> tuple[list[float], list[float], Any]:
     full = _surrogate(seed).fit(fit_x, fit_y)
     base = float(np.mean(full.predict(test_x) == test_y))
-    out = []
-    for cols in groups:
-        keep = np.setdiff1d(np.arange(fit_x.shape[1]), np.asarray(cols, dtype=int))
-        if keep.size == 0:
-            agree = float(np.mean(test_y == np.bincount(fit_y).argmax()))
-        else:
-            agree = float(
-                np.mean(_surrogate(seed).fit(fit_x[:, keep], fit_y).predict(test_x[:, keep]) == test_y)
-            )
-        out.append(max(0.0, base - agree))
-    return out, full
+    majority = float(np.mean(test_y == np.bincount(fit_y).argmax()))
+
+    def agreement(cols: np.ndarray) -> float:
+        if cols.size == 0:
+            return majority
+        if cols.size == fit_x.shape[1]:
+            return base
+        pred = _surrogate(seed).fit(fit_x[:, cols], fit_y).predict(test_x[:, cols])
+        return float(np.mean(pred == test_y))
+
+    deps, rests = [], []
+    for group in groups:
+        cols = np.unique(np.asarray(group, dtype=int))
+        keep = np.setdiff1d(np.arange(fit_x.shape[1]), cols)
+        deps.append(max(0.0, base - agreement(keep)))
+        rests.append(max(0.0, base - agreement(cols)))
+    return deps, rests, full
 
 
 def find_proxies(
@@ -269,36 +313,65 @@ def _assess(
     if progress is not None:
         progress("in-distribution", 0, total)
     decisions = model.predict_proba(data).argmax(axis=1)
-    dep_in, surrogate = decision_dependence(data, decisions, cols, seed=seed)
+    dep_in, rest_in, surrogate = dependence_with_rest(data, decisions, cols, seed=seed)
     half = len(data) // 2
     disagreement = {"data": _disagree(surrogate, data[half:], decisions[half:])}
-    per_family: dict[str, list[float]] = {}
+    per_family: dict[str, tuple[list[float], list[float]]] = {}
     for i, fam in enumerate(families, start=1):
         if progress is not None:
             progress(fam, i, total)
         pts = perturb(fam, data, len(data), rng)
         dec = model.predict_proba(pts).argmax(axis=1)
-        per_family[fam], _ = decision_dependence(pts, dec, cols, seed=seed)
+        dep_f, rest_f, _ = dependence_with_rest(pts, dec, cols, seed=seed)
+        per_family[fam] = (dep_f, rest_f)
         disagreement[fam] = _disagree(surrogate, pts, dec)
     if progress is not None:
         progress("done", total, total)
     results = []
     for k, (name, c) in enumerate(groups):
-        pert = {fam: round(per_family[fam][k], 6) for fam in families}
+        pert = {fam: round(per_family[fam][0][k], 6) for fam in families}
+        share_in = _share(dep_in[k], rest_in[k])
+        shares = {
+            fam: round(sh, 6)
+            for fam in families
+            if (sh := _share(per_family[fam][0][k], per_family[fam][1][k])) == sh  # not NaN
+        }
         hidden = tuple(
             fam
             for fam in families
             if dep_in[k] >= MIN_DEPENDENCE
-            and pert[fam] <= HIDE_RATIO * dep_in[k]
-            and dep_in[k] - pert[fam] >= MIN_GAP
+            and (
+                (pert[fam] <= HIDE_RATIO * dep_in[k] and dep_in[k] - pert[fam] >= MIN_GAP)
+                or (
+                    fam in shares
+                    and shares[fam] <= HIDE_RATIO * share_in
+                    and share_in - shares[fam] >= MIN_SHARE_GAP
+                )
+            )
         )
-        results.append(DependenceResult(name, c, round(dep_in[k], 6), pert, hidden))
+        results.append(
+            DependenceResult(
+                name,
+                c,
+                round(dep_in[k], 6),
+                pert,
+                share_in_distribution=round(share_in, 6) if share_in == share_in else 0.0,
+                share_perturbed=shares,
+                hidden_from=hidden,
+            )
+        )
     return IntegrityResult(
         groups=tuple(results),
         proxies=tuple(names[p] for p in prox),
         disagreement={k: round(v, 6) for k, v in disagreement.items()},
         n_rows=len(data),
     )
+
+
+def _share(dep: float, rest: float) -> float:
+    """The group's share of the decisions' dependence; NaN when they depend on too little to tell."""
+    total = dep + rest
+    return dep / total if total >= MIN_DEPENDENCE else float("nan")
 
 
 def _disagree(surrogate: Any, points: np.ndarray, decisions: np.ndarray) -> float:
@@ -353,6 +426,8 @@ def integrity_report(
                 "group": g.group,
                 "in_distribution": g.in_distribution,
                 "perturbed": dict(g.perturbed),
+                "share_in_distribution": g.share_in_distribution,
+                "share_perturbed": dict(g.share_perturbed),
                 "hidden_from": list(g.hidden_from),
             }
             for g in result.groups
