@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from tests.unit.web.conftest import Bearer, Site
 
@@ -146,3 +147,20 @@ def test_repeated_failed_logins_are_slowed_down(site: Site) -> None:
     assert token is not None
     blocked = c.post("/login", data={"csrf": token.group(1), "credential": site.keys["viewer"]})
     assert blocked.status_code == 429 and "Retry-After" in blocked.headers
+
+
+def test_a_bug_is_a_clean_500_without_traceback(site: Site, bearer: Bearer, monkeypatch: Any) -> None:
+    from mlsecops.web import _queries
+
+    def broken(*_: object, **__: object) -> object:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(_queries, "models_overview", broken)
+    c = site.client()
+    api = c.get("/api/models", headers=bearer("viewer"))
+    assert api.status_code == 500
+    assert api.json() == {"error": {"status": 500, "message": "internal error (logged on the server)"}}
+    page = c.get("/models", headers={**bearer("viewer"), "Accept": "text/html"})
+    assert page.status_code == 500 and "<!doctype html>" in page.text
+    for text in (api.text, page.text):
+        assert "Traceback" not in text and "secret internal detail" not in text
