@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("parts", nargs="+", help="--out prefixes of the partial runs")
     ap.add_argument("--sweep", help="a benign_sweep.py output prefix")
+    ap.add_argument("--reproduce", help="the commands that produced the parts (shown in the results)")
     ap.add_argument(
         "--art-from",
         help="an earlier results JSON whose ART section is carried over (for kinds whose streams are unchanged)",
@@ -53,6 +54,18 @@ def main(argv: list[str] | None = None) -> None:
     doc["art"] = (
         {k: v for k in THIEF_KINDS for a in art for kk, v in a.items() if kk == k} if art else docs[0]["art"]
     )
+    fresh = [d for d in docs if not any(c.get("carried") for c in d["clients"].values())]
+    if fresh:
+        doc["queries_per_client"] = fresh[0]["queries_per_client"]
+        doc["seeds"] = sorted({s for d in fresh for s in d["seeds"]})
+    doc["active_queries"] = {
+        k: d.get("active_queries", d["queries_per_client"])
+        for d in fresh
+        for k in d["clients"]
+        if k.startswith("active")
+    }
+    if args.reproduce:
+        doc["reproduce"] = args.reproduce
     if args.art_from:
         earlier = json.loads(Path(args.art_from).read_text())["art"]
         doc["art"] = {**{k: v for k, v in earlier.items()}, **({} if "skipped" in doc["art"] else doc["art"])}
