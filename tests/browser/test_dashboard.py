@@ -54,7 +54,8 @@ def test_version_posture_page(tab: Tab) -> None:
     tab.page.click("text=lineage")
     tab.page.wait_for_load_state("load")
     assert tab.page.query_selector("#lineage-graph") is not None
-    assert "digits-train.csv" in tab.page.inner_text("main")
+    assert "digits-train.csv" in tab.page.inner_text("main"), "upstream: the training data"
+    assert "digits:production" in tab.page.inner_text("main"), "downstream: the deployment"
     tab.shot("04-lineage")
     assert tab.errors == []
 

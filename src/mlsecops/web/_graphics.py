@@ -56,23 +56,28 @@ def lineage_svg(doc: Mapping[str, Any]) -> str:
     nodes: Mapping[str, Mapping[str, Any]] = doc.get("nodes", {})
     edges: list[list[Any]] = [list(e) for e in doc.get("edges", [])]
     root = str(doc.get("root"))
-    depth = {root: 0}
-    frontier = [root]
     parents: dict[str, list[str]] = {}
+    children: dict[str, list[str]] = {}
     for parent, child, _ in edges:
         parents.setdefault(str(child), []).append(str(parent))
-    while frontier:
-        nxt = []
-        for n in frontier:
-            for p in parents.get(n, []):
-                if p not in depth:
-                    depth[p] = depth[n] + 1
-                    nxt.append(p)
-        frontier = nxt
-    levels = max(depth.values(), default=0)
+        children.setdefault(str(parent), []).append(str(child))
+    # depth > 0 upstream of the version, < 0 downstream (deployments), 0 the version itself
+    depth = {root: 0}
+    for step, links in ((1, parents), (-1, children)):
+        frontier = [root]
+        while frontier:
+            nxt = []
+            for n in frontier:
+                for m in links.get(n, []):
+                    if m not in depth:
+                        depth[m] = depth[n] + step
+                        nxt.append(m)
+            frontier = nxt
+    up = max(depth.values(), default=0)
+    levels = up - min(depth.values(), default=0)
     columns: dict[int, list[str]] = {}
-    for node_id in sorted(depth, key=lambda k: (depth[k], int(k) if k.isdigit() else 0)):
-        columns.setdefault(levels - depth[node_id], []).append(node_id)
+    for node_id in sorted(depth, key=lambda k: (-depth[k], int(k) if k.isdigit() else 0)):
+        columns.setdefault(up - depth[node_id], []).append(node_id)
     pos: dict[str, tuple[float, float]] = {}
     body: list[str] = []
     tallest = max((min(len(c), _MAX_PER_COLUMN + 1) for c in columns.values()), default=1)

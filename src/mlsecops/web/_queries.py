@@ -19,11 +19,13 @@ from mlsecops.monitor._alert_tables import AlertRow, IncidentRow
 from mlsecops.registry._tables import Approval, Assignment, ModelVersion, RegisteredModel
 from mlsecops.registry._versions import describe, get_model, get_version, history_rows
 from mlsecops.runtime._decision_tables import DecisionRecord
-from mlsecops.store import AuditEvent, PipelineRun, StoredReport, Workspace
+from mlsecops.store import AuditEvent, LineageEdge, LineageNode, PipelineRun, StoredReport, Workspace
 from mlsecops.store import lineage as lineage_store
 
 __all__ = [
     "AUDIT_PAGE",
+    "MAX_LINEAGE_NODES",
+    "MAX_LIST",
     "NotFound",
     "alerts_page",
     "audit_page",
@@ -42,6 +44,8 @@ AUDIT_PAGE = 50
 """Events per audit page."""
 MAX_LIST = 200
 """Most alerts, incidents or runs one page lists (newest first)."""
+MAX_LINEAGE_NODES = 500
+"""Lineage nodes read for one version (upstream and downstream)."""
 
 
 class NotFound(InputError):
@@ -218,8 +222,28 @@ def version_lineage_graph(ws: Workspace, name: str, version: int) -> dict[str, A
         node = lineage_store.find_node(s, "model_version", name, str(version))
         if node is None:
             return None
-        graph = lineage_store.ancestors(s, node, max_nodes=500)
-        return lineage_store.graph_document(graph)
+        doc = lineage_store.graph_document(lineage_store.ancestors(s, node, max_nodes=MAX_LINEAGE_NODES))
+        # and downstream: the deployments (and anything else) this version went on to produce
+        frontier, seen = [node.id], {node.id}
+        while frontier and len(doc["nodes"]) < MAX_LINEAGE_NODES:
+            edges = s.execute(select(LineageEdge).where(LineageEdge.parent_id.in_(frontier))).scalars().all()
+            children = {e.child_id for e in edges} - seen
+            rows = (
+                s.execute(select(LineageNode).where(LineageNode.id.in_(children))).scalars().all()
+                if children
+                else []
+            )
+            for n in rows:
+                doc["nodes"][str(n.id)] = {
+                    "kind": n.kind,
+                    "name": n.name,
+                    "version": n.version,
+                    "digest": n.digest,
+                }
+            doc["edges"].extend([e.parent_id, e.child_id, e.relation] for e in edges)
+            seen |= children
+            frontier = list(children)
+        return doc
 
 
 # ---------------------------------------------------------------------------------------- runtime

@@ -110,7 +110,7 @@ def _templates() -> jinja2.Environment:
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, default=str)
     env.filters["short"] = lambda t: str(t or "")[:19].replace("T", " ") if t else ""
     env.filters["seconds"] = lambda v: "" if v is None else f"{float(v):.3g} s"
-    env.globals["version"] = __version__
+    env.globals["mlsecops_version"] = __version__
     return env
 
 

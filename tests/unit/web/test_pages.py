@@ -88,20 +88,27 @@ def test_user_supplied_strings_are_escaped(site: Site, bearer: Bearer) -> None:
     assert html.escape(PAYLOAD, quote=True) in page.text or "&lt;script&gt;" in page.text
 
 
-def test_lineage_svg_escapes_names() -> None:
+def test_lineage_svg_escapes_names_and_draws_both_directions() -> None:
+    import xml.dom.minidom
+
     doc = {
         "root": 2,
         "nodes": {
             "1": {"kind": "dataset", "name": PAYLOAD, "version": "", "digest": None},
             "2": {"kind": "model_version", "name": "m", "version": "1", "digest": None},
+            "3": {"kind": "deployment", "name": "m:production", "version": "1", "digest": None},
         },
-        "edges": [[1, 2, "trained_on</text><script>"]],
+        "edges": [[1, 2, "trained_on</text><script>"], [2, 3, "deployed_as"]],
     }
     svg = lineage_svg(doc)
     assert "<script" not in svg and "&lt;script&gt;" in svg
-    import xml.dom.minidom
-
-    xml.dom.minidom.parseString(svg)  # well-formed
+    dom = xml.dom.minidom.parseString(svg)  # well-formed
+    xs = {
+        t.firstChild.data: float(t.getAttribute("x"))
+        for t in dom.getElementsByTagName("text")
+        if t.firstChild is not None and t.getAttribute("font-size") == "13"
+    }
+    assert xs["m@1"] > min(xs.values()) and xs["m:production@1"] > xs["m@1"], "data -> version -> deployment"
 
 
 def test_audit_keyset_paging_and_filters(site: Site, bearer: Bearer) -> None:
