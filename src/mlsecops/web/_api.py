@@ -35,7 +35,7 @@ def models(request: Request) -> dict[str, Any]:
     caller(request)
     ui = ui_of(request)
     postures = ui.postures.all()
-    out = q.models_overview(ui.ws)
+    out = ui.overview.get()
     for m in out:
         for v in m["versions"]:
             v["posture"] = postures.by_version.get((m["name"], v["version"]))

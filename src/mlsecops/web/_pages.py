@@ -184,7 +184,7 @@ def _with_posture(request: Request, models: list[dict[str, Any]]) -> tuple[list[
 def models(request: Request) -> Response:
     """Every model and version with its posture at a glance, and what is in production."""
     ctx = caller(request)
-    found, postures = _with_posture(request, q.models_overview(ui_of(request).ws))
+    found, postures = _with_posture(request, ui_of(request).overview.get())
     return render(request, ctx, "models.html", models=found, postures=postures)
 
 
@@ -193,7 +193,7 @@ def model(request: Request, name: str, at: str | None = None) -> Response:
     """A model's versions, its production history and what held production at a past time."""
     ctx = caller(request)
     ws = ui_of(request).ws
-    found = [m for m in q.models_overview(ws) if m["name"] == name]
+    found = [m for m in ui_of(request).overview.get() if m["name"] == name]
     if not found:
         raise UiError(404, f"no registered model named {name!r}")
     when = q.parse_time(at, "at")
@@ -243,7 +243,7 @@ def trends(request: Request, model: str | None = None, bucket: str = "day") -> R
     ui = ui_of(request)
     if bucket not in BUCKETS:
         raise UiError(400, f"bucket must be one of {', '.join(BUCKETS)}")
-    names = [m["name"] for m in q.models_overview(ui.ws)]
+    names = [m["name"] for m in ui.overview.get()]
     chosen = model if model in names else (names[0] if names else None)
     if model and model not in names:
         raise UiError(404, f"no registered model named {model!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -21,12 +22,14 @@ from mlsecops.registry._versions import describe, get_model, get_version, histor
 from mlsecops.runtime._decision_tables import DecisionRecord
 from mlsecops.store import AuditEvent, LineageEdge, LineageNode, PipelineRun, StoredReport, Workspace
 from mlsecops.store import lineage as lineage_store
+from mlsecops.web._verify import head_seq
 
 __all__ = [
     "AUDIT_PAGE",
     "MAX_LINEAGE_NODES",
     "MAX_LIST",
     "NotFound",
+    "OverviewCache",
     "alerts_page",
     "audit_page",
     "incidents_page",
@@ -154,6 +157,33 @@ def models_overview(ws: Workspace) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+class OverviewCache:
+    """``models_overview`` kept until the audit head moves.
+
+    Everything it shows changes only with an audited action (registering, signing, gating,
+    approving, promoting, an alert raised, acknowledged or resolved), so the newest event's position
+    says when it is stale. Each caller gets its own copy to annotate.
+    """
+
+    def __init__(self, ws: Workspace) -> None:
+        self._ws = ws
+        self._lock = threading.Lock()
+        self._head = -1
+        self._data: list[dict[str, Any]] = []
+
+    def get(self) -> list[dict[str, Any]]:
+        """Every model with every version (a copy)."""
+        head = head_seq(self._ws)
+        with self._lock:
+            fresh = head == self._head
+            data = self._data
+        if not fresh:
+            data = models_overview(self._ws)
+            with self._lock:
+                self._head, self._data = head, data
+        return [{**m, "versions": [dict(v) for v in m["versions"]]} for m in data]
 
 
 def version_detail(ws: Workspace, name: str, version: int) -> dict[str, Any]:

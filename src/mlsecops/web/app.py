@@ -39,7 +39,7 @@ from mlsecops.runtime.errors import GuardError
 from mlsecops.runtime.policy import AuthPolicy
 from mlsecops.store import Workspace, audit
 from mlsecops.web._posture import PostureCache, posture_available
-from mlsecops.web._queries import NotFound
+from mlsecops.web._queries import NotFound, OverviewCache
 from mlsecops.web._security import SecurityHeaders
 from mlsecops.web._sessions import (
     ACK_ROLES,
@@ -90,6 +90,7 @@ class Ui:
     sessions: SessionStore
     verifier: ChainVerifier
     postures: PostureCache
+    overview: OverviewCache
     templates: jinja2.Environment
     secure_cookies: bool
     failed_logins: FailedLogins = field(default_factory=FailedLogins)
@@ -339,6 +340,7 @@ def create_app(
         sessions=SessionStore(ws, auth, ttl_s=session_ttl_s),
         verifier=ChainVerifier(ws),
         postures=PostureCache(ws),
+        overview=OverviewCache(ws),
         templates=_templates(),
         secure_cookies=secure_cookies,
     )

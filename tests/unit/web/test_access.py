@@ -155,8 +155,10 @@ def test_a_bug_is_a_clean_500_without_traceback(site: Site, bearer: Bearer, monk
     def broken(*_: object, **__: object) -> object:
         raise RuntimeError("secret internal detail")
 
+    from mlsecops.web import create_app
+
     monkeypatch.setattr(_queries, "models_overview", broken)
-    c = site.client()
+    c = site.client(create_app(site.ws))  # a fresh app: nothing cached yet
     api = c.get("/api/models", headers=bearer("viewer"))
     assert api.status_code == 500
     assert api.json() == {"error": {"status": 500, "message": "internal error (logged on the server)"}}
