@@ -326,6 +326,11 @@ def _active_notes(doc: dict[str, Any]) -> list[str]:
     status = "; ".join(
         f"`{k}` {c['ours']['within_goal']}/{c['ours']['of']}" for k, c in active.items() if c["ours"]["of"]
     )
+    leads = "; ".join(
+        f"`{k}` {100 * (np.mean(c['fidelity_at_alert']) - np.mean(c['natural_at_alert'])):+.1f}"
+        for k, c in active.items()
+        if c.get("natural_at_alert")
+    )
     return [
         "Active-learning thieves send natural rows of the training distribution, picked by a substitute "
         "they retrain in rounds; their first answers rank among the model's held-out answers much like "
@@ -340,10 +345,16 @@ def _active_notes(doc: dict[str, Any]) -> list[str]:
         f"fires at {doc['thresholds'].get('shadow_threshold', 9.0)} nats (2.5 in 10,000 simulated benign "
         "2,000-answer streams under the exact null).",
         "",
+        "Variants: `active_small` (least-margin or entropy picks from a seed batch of 10-20 rows, rounds "
+        "of 10-15), `active_batch` (least-margin or output-space k-center picks after a random seed batch "
+        "of 100-200 rows, then fixed rounds of 100), `active_mixed` (least-margin or output-space k-center "
+        "picks with 30-60% random natural rows shuffled into every round).",
+        "",
         f"Flagged within {GOAL_QUERIES} queries, per kind: {status}. Where the goal is missed, compare "
         "`at our alert` (the thief's substitute trained on its queries up to the alert) with `natural rows, "
         "same count` (a substitute trained on as many random natural rows): the thief's lead at the alert "
-        "is what it extracted beyond what any natural client holds at that count.",
+        "is what it extracted beyond what any natural client holds at that count. Lead at the alert, in "
+        f"points of fidelity (mean over the flagged seeds): {leads}.",
         "",
         "The adaptive thief who read this: the shadow's evidence per query is the Kullback-Leibler "
         "divergence of its ranks from uniform, about `m - 1 - ln m` nats for a mean log-rank `-m` (0.047 "
