@@ -140,13 +140,12 @@ class ShadowState:
         self.log_rank = np.zeros(len(SHADOW_TESTS), dtype=np.float64)
         self.ranked = 0
 
-    def _ranks(self, cal: ShadowCalibration, w: np.ndarray, label: int) -> tuple[float, float]:
+    def _ranks(
+        self, cal: ShadowCalibration, p_new: np.ndarray, p_hist: np.ndarray, label: int
+    ) -> tuple[float, float]:
         ref = cal.comparison[cal.by_class[label]]
         p_ref = _softmax(ref @ self.weights.T)
-        p_new = _softmax(self.weights @ w)
         m_ref, m_new = _margin(p_ref), float(_margin(p_new))
-        held = min(self.count, SHADOW_HISTORY)
-        p_hist = _softmax(self.rows[:held].astype(np.float64) @ self.weights.T)
         sq_hist = (p_hist**2).sum(axis=1)
         d_ref = ((p_ref**2).sum(axis=1)[:, None] - 2 * p_ref @ p_hist.T + sq_hist[None, :]).min(axis=1)
         d_new = float((float(p_new @ p_new) - 2 * p_hist @ p_new + sq_hist).min())
@@ -161,8 +160,13 @@ class ShadowState:
         Returns the two ranks (None while the history is shorter than ``SHADOW_MIN``).
         """
         ranks = None
+        held = min(self.count, SHADOW_HISTORY)
+        x = self.rows[:held].astype(np.float64)
+        # The shadow's outputs on the history and on the new row: ranked now, reused by the first step.
+        p_hist = _softmax(x @ self.weights.T)
+        p_new = _softmax(self.weights @ w)
         if self.count >= SHADOW_MIN:
-            ranks = self._ranks(cal, w, label)
+            ranks = self._ranks(cal, p_new, p_hist, label)
             u = np.asarray(ranks)
             self.log_rank += np.log(u)
             self.ranked += 1
@@ -181,15 +185,24 @@ class ShadowState:
         self.rows[slot] = w
         self.labels[slot] = label
         self.count += 1
-        held = min(self.count, SHADOW_HISTORY)
-        x = self.rows[:held].astype(np.float64)
+        row = self.rows[slot].astype(np.float64)
+        p_row = _softmax(self.weights @ row)  # as stored (float32), as every later step reads it
+        if held < SHADOW_HISTORY:
+            x = np.vstack([x, row])
+            p = np.vstack([p_hist, p_row])
+            held += 1
+        else:  # the ring is full: the new row replaced the oldest
+            x[slot] = row
+            p_hist[slot] = p_row
+            p = p_hist
         y = self.labels[:held]
         reg = 1.0 / held
         # Step size: the mean softmax loss's curvature is at most half the rows' second moment, which is
         # about 2 for whitened components and a bias; rows far from the reference get smaller steps.
         step = min(1.0, cal.width / max(float(np.einsum("ij,ij->", x, x)) / held, 1e-12))
-        for _ in range(SHADOW_STEPS):
-            p = _softmax(x @ self.weights.T)
+        for i in range(SHADOW_STEPS):
+            if i:
+                p = _softmax(x @ self.weights.T)
             p[np.arange(held), y] -= 1.0
             self.weights -= step * ((p.T @ x) / held + reg * self.weights)
         return ranks
