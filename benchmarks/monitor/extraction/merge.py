@@ -20,9 +20,23 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import ROOT, _markdown  # noqa: E402
+from run import ROOT, _markdown, _summ  # noqa: E402
 
 from mlsecops.monitor._thieves import BENIGN_KINDS, HARD_KIND, THIEF_KINDS  # noqa: E402
+
+
+def _join(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """One kind's rows from two parts that ran different seeds: per-seed lists joined, summaries redone."""
+    out: dict[str, Any] = {}
+    for key, value in a.items():
+        if isinstance(value, list):
+            out[key] = value + b.get(key, [])
+        elif isinstance(value, dict) and "queries" in value:
+            joined = value["queries"] + b[key]["queries"]
+            out[key] = _summ(joined, len(joined))
+        else:
+            out[key] = value
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,7 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     doc: dict[str, Any] = {
         k: v for k, v in docs[0].items() if k not in ("clients", "art", "detector_ms_samples")
     }
-    clients = {k: v for d in docs for k, v in d["clients"].items()}
+    clients: dict[str, Any] = {}
+    for d in docs:
+        for k, v in d["clients"].items():
+            clients[k] = _join(clients[k], v) if k in clients else v
     order = [*THIEF_KINDS, *(f"benign_{b}" for b in (*BENIGN_KINDS, HARD_KIND))]
     doc["clients"] = {k: clients[k] for k in order if k in clients}
     cost = np.concatenate([np.asarray(d["detector_ms_samples"], dtype=np.float64) for d in docs])

@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--world", default="tabular")
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument(
+        "--first-seed", type=int, default=1_000, help="first held-out seed (parts can split seeds)"
+    )
     ap.add_argument("--queries", type=int, default=2_000)
     ap.add_argument(
         "--active-queries",
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     x_eval = world.x_pool[eval_idx]
     y_eval = world.proba(x_eval).argmax(axis=1)
-    seeds = [1_000 + s for s in range(args.seeds)]
+    seeds = [args.first_seed + s for s in range(args.seeds)]
     costs: list[float] = []
     clients: dict[str, Any] = {}
     art_inputs: list[tuple[str, int, np.ndarray, np.ndarray]] = []
