@@ -99,4 +99,6 @@ def test_core_imports_nothing_heavy() -> None:
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             for n in names:
+                if path.name == "_ray.py" and n == "ray" and node.col_offset > 0:
+                    continue  # the ray engine imports Ray inside a function, when its first job runs
                 assert n.split(".")[0] not in heavy, f"core/{path.name} imports heavy {n}"

@@ -26,6 +26,11 @@ from mlsecops.core.executor import MAX_WORKERS, WORKER_RETRIES, ExecutorError, P
 
 __all__ = ["RayExecutor"]
 
+LOCAL_NODE_IP = "127.0.0.2"
+"""Address of a private local instance: a loopback address that Ray does not rewrite to the host's
+network address (it replaces ``127.0.0.1`` and ``localhost``), so a local job's traffic stays on the
+loopback interface."""
+
 _ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -79,8 +84,11 @@ class RayExecutor:
         ray = _import_ray()
         if not ray.is_initialized():
             try:
+                # a private instance ("local": never a stale cluster some earlier run left behind)
+                local = {} if self.address else {"_node_ip_address": LOCAL_NODE_IP}
                 ray.init(
-                    address=self.address,
+                    address=self.address or "local",
+                    **local,
                     include_dashboard=False,
                     log_to_driver=False,
                     logging_level="ERROR",

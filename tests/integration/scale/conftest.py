@@ -6,6 +6,7 @@ test session and stopped at its end. CI installs the ``ray`` extra, so these tes
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -16,6 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Token authentication with a token of this session's own, set before Ray is imported (it reads its
+# auth mode once): nothing else on the machine can join or submit work, nothing in $HOME is used.
+_AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+os.environ.update(_AUTH)
 
 try:
     import ray
@@ -70,15 +76,18 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     env.pop("RAY_ADDRESS", None)
+    env.update(_AUTH)
+    # loopback addresses Ray does not rewrite to the host's network address (it does so for 127.0.0.1)
+    head_ip, node_ip = "127.0.0.2", "127.0.0.3"
     port = _free_port()
-    address = f"127.0.0.1:{port}"
+    address = f"{head_ip}:{port}"
     common = [
         "--num-cpus=1",
         f"--dashboard-agent-listen-port={_free_port()}",
         f"--metrics-export-port={_free_port()}",
     ]
     head = _start(
-        ["--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--include-dashboard=false", *common],
+        ["--head", f"--node-ip-address={head_ip}", f"--port={port}", "--include-dashboard=false", *common],
         env,
         logs / "head.log",
     )
@@ -88,7 +97,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         while True:
             try:
                 ray.init(
-                    address=address, _node_ip_address="127.0.0.1", logging_level="ERROR", log_to_driver=False
+                    address=address, _node_ip_address=head_ip, logging_level="ERROR", log_to_driver=False
                 )
                 break
             except (ConnectionError, RuntimeError):
@@ -98,7 +107,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     ) from None
                 time.sleep(1)
         worker = _start(
-            [f"--address={address}", "--node-ip-address=127.0.0.1", *common], env, logs / "node2.log"
+            [f"--address={address}", f"--node-ip-address={node_ip}", *common], env, logs / "node2.log"
         )
         procs.append(worker)
         while sum(1 for n in ray.nodes() if n["Alive"]) < 2:
