@@ -12,6 +12,7 @@ COMPAS and German credit does not install on Python 3.11 (it pins matplotlib 2.x
 from __future__ import annotations
 
 import numpy as np
+
 from tests._deps import require
 
 
