@@ -52,7 +52,8 @@ def test_thief_alerted_benign_clients_not(cli: Callable[..., Any], case: tuple[P
     assert set(first) >= {"kind", "principal", "severity", "query_index", "time", "evidence"}
     assert first["query_index"] <= 200
     assert not [a for a in alerts if a["principal"].startswith("benign")]
-    assert doc["metrics"]["detector_ms_p99"] > 0  # measured and reported (timings are benchmarked, not tested)
+    # measured and reported; the cost goal is benchmarked, not tested
+    assert doc["metrics"]["detector_ms_p99"] > 0
 
 
 @pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
