@@ -117,7 +117,9 @@ def test_check_runs_from_files_and_refuses_a_model_without_gradients(cnn, digits
     x, y = _images(digits, 20)
     np.savez(data, X=x, y=y)
     check = get_check("assess.patch").create()
-    report = check.run(Target(paths=(model, data), options={"sizes": [1, 2], "steps": 3, "candidates": 1}, seed=0))
+    report = check.run(
+        Target(paths=(model, data), options={"sizes": [1, 2], "steps": 3, "candidates": 1}, seed=0)
+    )
     assert {"patch_success@1x1", "patch_success@2x2", "clean_accuracy"} <= set(report.metrics)
     flat = tmp_path / "flat.npz"
     np.savez(flat, X=digits.x_test[:20], y=digits.y_test[:20])
