@@ -416,10 +416,11 @@ def pooled_section(rows: list[dict[str, Any]]) -> tuple[list[str], bool, bool]:
     base = rows[0]
     n = base["targets"]
     lines = [
-        f"### Pooled over {n} targets per method at eps 3 (the cut, resolved)",
+        f"### Pooled over {n} targets per method (the cut, resolved)",
         "",
-        f"`--part pooled` and `--part pooled-opacus`: the same 1000 audited records and pool; {n} targets per "
-        "method (non-private, `dp_train` defaults and Opacus tutorial settings at eps 3), target t trained on "
+        f"`--part pooled`, `pooled-opacus`, `pooled-eps1`: the same 1000 audited records and pool; {n} targets "
+        "per method (non-private; `dp_train` defaults at eps 3 and 1; Opacus tutorial settings at eps 3), "
+        "target t trained on "
         "its own random 500 of the 1000 records (the same 500 for every method; t = 0: the members "
         f"above), the other 500 its non-members; {POOLED_REFERENCES} reference models (trained once, through "
         "the executor, by `audit_privacy`; their IN/OUT assignment is independent of every target's) score "
