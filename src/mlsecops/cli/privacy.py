@@ -60,6 +60,12 @@ def privacy(
         str, typer.Option(help="Where reference models train: process (local pool), inline, or ray.")
     ] = "process",
     workers: Annotated[int | None, typer.Option(min=1, help="Worker processes [default: CPU count].")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --executor ray: the cluster's head HOST:PORT [default: RAY_ADDRESS, else local]."
+        ),
+    ] = None,
     defences: Annotated[
         bool, typer.Option("--defences/--no-defences", help="Evaluate output defences against the audit.")
     ] = True,
@@ -96,6 +102,7 @@ def privacy(
         references=references,
         executor=executor,
         workers=workers,
+        address=address,
         defences=defences,
         sensitive=sensitive,
         reconstruct=reconstruct,

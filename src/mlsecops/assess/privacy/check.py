@@ -3,8 +3,8 @@
 Options (CLI ``mlsecops assess privacy`` and pipeline stages alike): ``model``; ``members`` and
 ``non_members`` (``.npz`` with ``X``/``y``, or CSV/Parquet with ``label``); ``reference_data`` (the
 pool the reference models draw from); ``attacks`` (names, default every one that applies);
-``references`` (K, default 8); ``executor`` (``inline``, ``process`` or a registered engine) and
-``workers``; ``defences`` (evaluate the output defences, default true); ``sensitive`` (a feature
+``references`` (K, default 8); ``executor`` (``inline``, ``process``, ``ray`` or a registered engine),
+``workers`` and ``address`` (the Ray cluster); ``defences`` (evaluate the output defences, default true); ``sensitive`` (a feature
 name: attribute inference); ``reconstruct`` (class reconstruction for image data, default true when
 the records are images); ``epochs``, ``lr``, ``batch_size`` (how PyTorch reference models train); and
 the model options every check shares (``output``, ``timeout``, ``input_shape``, ``weights``).
@@ -45,6 +45,7 @@ _OPTIONS = (
     "references",
     "executor",
     "workers",
+    "address",
     "defences",
     "sensitive",
     "reconstruct",
@@ -107,7 +108,12 @@ class PrivacyCheck:
         ym, yn = encode_labels(members[1], classes), encode_labels(non_members[1], classes)
         yp = encode_labels(pool[1], classes) if pool is not None else None
         engine = target.opt_choice("executor", sorted(ENGINES), "process")
-        executor = get_executor(engine, workers=target.opt_int("workers", lo=1), progress=self.progress)
+        executor = get_executor(
+            engine,
+            workers=target.opt_int("workers", lo=1),
+            progress=self.progress,
+            address=target.opt_str("address"),
+        )
         learner = learner_of(
             model,
             epochs=target.opt_int("epochs", 30, lo=1),
