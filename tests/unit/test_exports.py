@@ -23,6 +23,7 @@ PACKAGES = [
     "mlsecops.monitor",
     "mlsecops.runtime",
     "mlsecops.posture",
+    "mlsecops.web",
 ]
 
 

@@ -2,7 +2,9 @@
 ``mlsecops incidents quarantine list|release|export``.
 
 Reading alerts and incidents needs the workspace only (like ``mlsecops audit log``). Acknowledging and
-resolving record who did it: the owner of the API key in ``MLSECOPS_API_KEY``. ``alerts respond`` runs
+resolving record who did it: the owner of the API key in ``MLSECOPS_API_KEY``, whose role must be one
+of ``monitor.alerts.ACK_ROLES`` (admin, approver, deployer: as on the dashboard); a viewer or client is
+refused (exit 1, recorded as ``monitor.denied``). ``alerts respond`` runs
 the playbooks of a guard policy on a stored alert; without ``--dry-run`` it acts (blocks, rolls back),
 so it needs an admin's key; with ``--dry-run`` it only shows what would happen and writes nothing.
 """
@@ -136,7 +138,7 @@ def alerts_ack(
     with open_workspace() as ws:
         actor = _actor(ws)
         alert = AlertStore(ws, notify=webhook_notifier(ws, actor=actor.name)).acknowledge(
-            alert_id, actor=actor.name, note=note
+            alert_id, actor=actor.name, note=note, role=actor.role
         )
     emit_listing(_alert_listing(alert), fmt, output)
 
@@ -151,7 +153,7 @@ def alerts_resolve(
     """Resolve an alert (audited); the next alert of its kind, principal and model opens a new one."""
     with open_workspace() as ws:
         actor = _actor(ws)
-        alert = AlertStore(ws).resolve(alert_id, actor=actor.name, note=note)
+        alert = AlertStore(ws).resolve(alert_id, actor=actor.name, note=note, role=actor.role)
     emit_listing(_alert_listing(alert), fmt, output)
 
 

@@ -38,13 +38,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from mlsecops.core.errors import InputError, WorkspaceError
+from mlsecops.core.errors import GovernanceRefusal, InputError, WorkspaceError
 from mlsecops.core.severity import Severity, utcnow
 from mlsecops.monitor._alert_tables import AlertRow
 from mlsecops.monitor.interface import Alert
 from mlsecops.store import Workspace, audit
 
 __all__ = [
+    "ACK_ROLES",
     "MAX_EVIDENCE_BYTES",
     "AlertStatus",
     "AlertStore",
@@ -56,6 +57,11 @@ __all__ = [
 ]
 
 _log = logging.getLogger("mlsecops.monitor.alerts")
+
+ACK_ROLES = frozenset({"admin", "approver", "deployer"})
+"""Registry roles (``mlsecops.registry.Role`` values) that may acknowledge or resolve alerts: those that
+act on the registry. A ``viewer`` only reads and a ``client`` only calls models. The dashboard
+(``mlsecops.web.ACK_ROLES``) and ``mlsecops alerts ack|resolve`` enforce the same set."""
 
 MAX_EVIDENCE_BYTES = 16 * 1024
 """Largest evidence kept per alert (JSON bytes); larger evidence is replaced by its digest and keys."""
@@ -402,24 +408,53 @@ class AlertStore:
 
     # ------------------------------------------------------------------ life cycle
 
-    def acknowledge(self, alert_id: int, *, actor: str, note: str = "") -> StoredAlert:
+    def acknowledge(
+        self, alert_id: int, *, actor: str, note: str = "", role: str | None = None
+    ) -> StoredAlert:
         """Mark an open alert acknowledged by ``actor`` (audited as ``monitor.alert_ack``).
 
+        ``role`` is the actor's registry role when a person or key acts (the CLI, the dashboard):
+        outside ``ACK_ROLES`` the acknowledgement is refused and the refusal recorded as
+        ``monitor.denied``. Without it the caller is trusted code (the guard's own responses).
+
         Raises:
+            GovernanceRefusal: ``role`` may not acknowledge alerts.
             InputError: no such alert, or it is resolved or acknowledged already.
         """
+        self._require_role(alert_id, actor=actor, role=role, verb="acknowledge")
         stored = self._transition(alert_id, AlertStatus.ACKNOWLEDGED, actor=actor, note=note)
         self._announce("alert.acknowledged", {"alert": stored.to_json()})
         return stored
 
-    def resolve(self, alert_id: int, *, actor: str, note: str = "") -> StoredAlert:
+    def resolve(self, alert_id: int, *, actor: str, note: str = "", role: str | None = None) -> StoredAlert:
         """Close an alert (audited as ``monitor.alert_resolve``); the next one of its kind, principal
-        and model opens a new alert.
+        and model opens a new alert. ``role`` is checked as in ``acknowledge``.
 
         Raises:
+            GovernanceRefusal: ``role`` may not resolve alerts.
             InputError: no such alert, or it is resolved already.
         """
+        self._require_role(alert_id, actor=actor, role=role, verb="resolve")
         return self._transition(alert_id, AlertStatus.RESOLVED, actor=actor, note=note)
+
+    def _require_role(self, alert_id: int, *, actor: str, role: str | None, verb: str) -> None:
+        """Refuse (audited as ``monitor.denied``, in its own transaction) a role outside ``ACK_ROLES``.
+
+        Raises:
+            GovernanceRefusal: the role may not act on alerts.
+        """
+        if role is None or str(role) in ACK_ROLES:
+            return
+        with self.ws.session() as s:
+            audit.append(
+                s,
+                actor=actor,
+                action="monitor.denied",
+                subject=f"alert:{alert_id}",
+                details={"permission": f"alert.{verb}", "role": str(role)},
+            )
+        allowed = " or ".join(sorted(ACK_ROLES))
+        raise GovernanceRefusal(f"{actor} ({role}) may not {verb} alerts; that needs the role {allowed}")
 
     def _transition(self, alert_id: int, to: AlertStatus, *, actor: str, note: str) -> StoredAlert:
         note = note[:2000]

@@ -30,7 +30,9 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -176,11 +178,33 @@ def append(
     else:
         head.seq, head.hash, head.mac = seq, digest, mac
     session.flush()
-    if _extends_mark(session, seal, prev_seq):
+    _fault_pause(action)
+    earlier = session.info.get(APPENDED_INFO)
+    if isinstance(earlier, Mark) and earlier.seq == prev_seq and earlier.hash == prev_hash:
+        # The event extended here is the one this session appended last, under the same lock and a
+        # head with a valid seal: that append already found the chain holds this host's mark, and
+        # nothing but this session has written since, so the check would read the same rows again.
+        session.info[APPENDED_INFO] = Mark(first=earlier.first, seq=seq, hash=digest)
+    elif _extends_mark(session, seal, prev_seq):
         first = digest if seq == 1 else _hash_at(session, 1)
         if first is not None:
             session.info[APPENDED_INFO] = Mark(first=first, seq=seq, hash=digest)
     return row
+
+
+FAULT_PAUSE_ENV = "MLSECOPS_TEST_FAULT_PAUSE"
+"""Test-only fault hook: ``ACTION:PATH`` makes an append of ``ACTION`` create ``PATH`` and sleep inside
+its transaction (rows flushed, not committed), so fault tests can kill the process there for sure."""
+
+
+def _fault_pause(action: str) -> None:
+    spec = os.environ.get(FAULT_PAUSE_ENV)
+    if spec:
+        wanted, _, path = spec.partition(":")
+        if wanted == action and path:
+            with open(path, "x"):  # once: a second append of the action fails loudly instead of pausing
+                pass
+            time.sleep(120)
 
 
 def _check_head(head: AuditHead | None, seal: Seal, key: bytes, action: str) -> None:

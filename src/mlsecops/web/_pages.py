@@ -339,7 +339,8 @@ def acknowledge(request: Request, ctx: Ctx, alert_id: int, note: str) -> dict[st
     if current["status"] != "open":
         raise UiError(409, f"alert {alert_id} is {current['status']} already")
     try:
-        return store.acknowledge(alert_id, actor=ctx.identity.name, note=note[:2000]).to_json()
+        acked = store.acknowledge(alert_id, actor=ctx.identity.name, note=note[:2000], role=ctx.identity.role)
+        return acked.to_json()
     except InputError as err:  # lost a race with another acknowledgement
         raise UiError(409, str(err)) from None
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mlsecops.core.errors import WorkspaceError
+from mlsecops.monitor.alerts import ACK_ROLES as ALERT_ACK_ROLES
 from mlsecops.registry import Role, key_states
 from mlsecops.runtime.auth import Authenticator
 from mlsecops.runtime.controls import AccessWatch
@@ -52,8 +53,9 @@ MAX_SESSIONS = 10_000
 
 UI_ROLES = frozenset({Role.ADMIN, Role.APPROVER, Role.DEPLOYER, Role.VIEWER})
 """Roles that may use the dashboard; ``client`` may only call models in the guard."""
-ACK_ROLES = frozenset({Role.ADMIN, Role.APPROVER, Role.DEPLOYER})
-"""Roles that may acknowledge alerts: those that act on the registry. A viewer only reads."""
+ACK_ROLES = frozenset(Role(r) for r in ALERT_ACK_ROLES)
+"""Roles that may acknowledge alerts: those that act on the registry. A viewer only reads. The same
+set as ``mlsecops.monitor.alerts.ACK_ROLES``, which the CLI and the alert store enforce."""
 
 FAILED_LOGIN_WINDOW_S = 60.0
 FAILED_LOGINS_PER_WINDOW = 10

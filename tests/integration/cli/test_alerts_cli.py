@@ -110,13 +110,23 @@ def test_bad_input_is_one_line_exit_2(cli: Callable[..., Any], setup: dict[str, 
     assert "no alert with id 999" in cli("alerts", "show", "999").err
 
 
-def test_ack_records_the_key_owner_and_needs_a_key(
+def test_ack_records_the_key_owner_needs_a_key_and_an_acting_role(
     cli: Callable[..., Any], setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mallory = setup["ids"][0]
     monkeypatch.delenv("MLSECOPS_API_KEY", raising=False)
     refused = cli("alerts", "ack", str(mallory))
     assert refused.code == 2 and "MLSECOPS_API_KEY" in refused.err
+    denied = cli("alerts", "ack", str(mallory), env={"MLSECOPS_API_KEY": setup["viewer"]})
+    assert denied.code == 1 and "Traceback" not in denied.err
+    assert len(denied.err.strip().splitlines()) == 1 and "vera (viewer) may not acknowledge" in denied.err
+    denied_resolve = cli("alerts", "resolve", str(mallory), env={"MLSECOPS_API_KEY": setup["viewer"]})
+    assert denied_resolve.code == 1 and "may not resolve" in denied_resolve.err
+    assert _json(cli("alerts", "show", str(mallory), "-f", "json"))["status"] == "open"
+    with setup["ws"].session(readonly=True) as s:
+        denials = [(e.actor, e.subject, e.details) for e in audit.iter_events(s, action="monitor.denied")]
+    assert [(a, sub) for a, sub, _ in denials] == [("vera", f"alert:{mallory}")] * 2
+    assert '"role":"viewer"' in denials[0][2] and '"permission":"alert.acknowledge"' in denials[0][2]
     acked = _json(
         cli(
             "alerts",
@@ -126,17 +136,17 @@ def test_ack_records_the_key_owner_and_needs_a_key(
             "on it",
             "-f",
             "json",
-            env={"MLSECOPS_API_KEY": setup["viewer"]},
+            env={"MLSECOPS_API_KEY": setup["admin"]},
         )
     )
-    assert (acked["status"], acked["acknowledged_by"], acked["ack_note"]) == ("acknowledged", "vera", "on it")
+    assert (acked["status"], acked["acknowledged_by"], acked["ack_note"]) == ("acknowledged", "root", "on it")
     again = cli("alerts", "ack", str(mallory))
     assert again.code == 2 and "acknowledged already" in again.err
     resolved = _json(cli("alerts", "resolve", str(mallory), "-f", "json"))
-    assert (resolved["status"], resolved["resolved_by"]) == ("resolved", "vera")
+    assert (resolved["status"], resolved["resolved_by"]) == ("resolved", "root")
     with setup["ws"].session(readonly=True) as s:
         acks = [(e.actor, e.subject) for e in audit.iter_events(s, action="monitor.alert_ack")]
-    assert acks == [("vera", f"alert:{mallory}")]
+    assert acks == [("root", f"alert:{mallory}")]
 
 
 def test_respond_dry_run_writes_nothing_and_respond_acts(
