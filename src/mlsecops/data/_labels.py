@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, Self
 import numpy as np
 
 from mlsecops.core.errors import InputError, NotFittedError
+from mlsecops.core.executor import Executor
 
 __all__ = ["ConfidentLabelDetector", "out_of_sample_proba"]
 
@@ -75,17 +76,19 @@ def out_of_sample_proba(
     random_state: int = 0,
     models: Any = None,
     trusted: tuple[np.ndarray, np.ndarray] | None = None,
+    executor: Executor | None = None,
 ) -> np.ndarray:
     """Class probabilities for every row from models that did not train on it.
 
     Rows in ``fit_mask`` are scored out of fold; the others are scored by every fold's models (which
     never include them). ``models`` is a callable ``(n_samples, seed) -> list of sklearn classifiers``.
-    ``trusted`` rows ``(X, y)`` join every fold's training set and are never scored.
+    ``trusted`` rows ``(X, y)`` join every fold's training set and are never scored. With ``executor``
+    the folds fit on it (one item per fold; ``models`` must then be picklable); the probabilities are
+    summed in fold order either way, so the result is the same bit for bit on every engine.
 
     Raises:
         InputError: a class has fewer rows than folds.
     """
-    from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold
 
     n = X.shape[0]
@@ -102,21 +105,48 @@ def out_of_sample_proba(
     factory = models or _default_models
     total = np.zeros((n, n_classes))
     seen = np.zeros(n)
-    for rep in range(n_repeats):
-        skf = StratifiedKFold(folds, shuffle=True, random_state=random_state * 1000 + rep)
-        for tr, te in skf.split(X[idx_fit], y[idx_fit]):
-            for model in factory(n, random_state):
-                m = clone(model)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    m.fit(*_with_trusted(X[idx_fit[tr]], y[idx_fit[tr]], trusted))
-                for rows in (idx_fit[te], idx_out):
-                    if rows.size:
-                        p = np.zeros((rows.size, n_classes))
-                        p[:, np.asarray(m.classes_, dtype=int)] = m.predict_proba(X[rows])
-                        total[rows] += p
-                        seen[rows] += 1
+    splits = [
+        (idx_fit[tr], idx_fit[te])
+        for rep in range(n_repeats)
+        for tr, te in StratifiedKFold(folds, shuffle=True, random_state=random_state * 1000 + rep).split(
+            X[idx_fit], y[idx_fit]
+        )
+    ]
+    tasks = [(X, y, train, (te, idx_out), factory, random_state, n_classes, trusted) for train, te in splits]
+    fitted = executor.map(_fit_fold, tasks, desc="label folds") if executor else map(_fit_fold, tasks)
+    for (_, te), per_model in zip(splits, fitted, strict=True):
+        for probas in per_model:  # the same additions, in the same order, as one loop over folds and models
+            for rows, p in zip((te, idx_out), probas, strict=True):
+                if rows.size:
+                    total[rows] += p
+                    seen[rows] += 1
     return total / np.maximum(seen, 1)[:, None]
+
+
+def _fit_fold(task: tuple[Any, ...]) -> list[list[np.ndarray]]:
+    """Fit each model of the factory on one fold's training rows; per model, its probabilities on each
+    group of scored rows (the fold's held-out rows, then the rows outside ``fit_mask``).
+
+    ``task`` is ``(X, y, train_rows, scored_groups, factory, seed, n_classes, trusted)``; a top-level
+    function so that a process pool or Ray can run it.
+    """
+    from sklearn.base import clone
+
+    X, y, train, groups, factory, seed, n_classes, trusted = task
+    out = []
+    for model in factory(X.shape[0], seed):
+        m = clone(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m.fit(*_with_trusted(X[train], y[train], trusted))
+        probas = []
+        for rows in groups:
+            p = np.zeros((rows.size, n_classes))
+            if rows.size:
+                p[:, np.asarray(m.classes_, dtype=int)] = m.predict_proba(X[rows])
+            probas.append(p)
+        out.append(probas)
+    return out
 
 
 def _with_trusted(
@@ -141,6 +171,8 @@ class ConfidentLabelDetector:
         n_repeats: repeated K-fold splits averaged per round.
         random_state: seed of the splits.
         models: optional ``(n_samples, seed) -> list of classifiers`` replacing the default ensemble.
+        executor: where the cross-validation folds fit (``mlsecops.core.executor``; default: here, one
+            after the other); the result is the same on every engine.
 
     Attributes (after ``fit``):
         proba_: out-of-sample class probabilities of the last round.
@@ -161,6 +193,7 @@ class ConfidentLabelDetector:
         n_repeats: int = 2,
         random_state: int = 0,
         models: Any = None,
+        executor: Executor | None = None,
     ) -> None:
         self.margin = margin
         self.max_clean_rate = max_clean_rate
@@ -169,6 +202,7 @@ class ConfidentLabelDetector:
         self.n_repeats = n_repeats
         self.random_state = random_state
         self.models = models
+        self.executor = executor
 
     def fit(
         self, X: np.ndarray, y: np.ndarray, *, trusted: tuple[np.ndarray, np.ndarray] | None = None
@@ -214,6 +248,7 @@ class ConfidentLabelDetector:
                 random_state=self.random_state + r,
                 models=self.models,
                 trusted=trusted,
+                executor=self.executor,
             )
             fit = noise_calibration(proba, y2)
             keep = fit.label_correct > 0.5
