@@ -28,6 +28,7 @@ from mlsecops.cli._common import (
     safe,
     settings,
 )
+from mlsecops.cli._executor_opts import AddressOpt, ExecutorOpt, WorkersOpt
 from mlsecops.core.checks import Target
 from mlsecops.core.errors import InputError
 from mlsecops.report import Format
@@ -187,6 +188,9 @@ def poison(
             min=1,
         ),
     ] = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = None,
+    address: AddressOpt = None,
     quiet: QuietOpt = False,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     fmt: FormatOpt = None,
@@ -203,6 +207,9 @@ def poison(
             options[key] = value
     if max_rows is not None:
         options["max_rows"] = max_rows
+    for key, value in (("executor", executor), ("workers", workers), ("address", address)):
+        if value is not None:
+            options[key] = value
     if quarantine is not None:
         options["quarantine"] = str(quarantine)
     target = _workspace_target((data,), options, need=False).model_copy(update={"seed": seed})

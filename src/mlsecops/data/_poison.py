@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import JsonValue
 
 from mlsecops.core.errors import InputError
+from mlsecops.core.executor import Executor
 from mlsecops.core.findings import Finding, Severity
 from mlsecops.data._accounts import CoordinatedAccountDetector
 from mlsecops.data._backdoor import BackdoorClusterDetector
@@ -103,6 +104,7 @@ def scan_rows(
     model: ModelSignals | None = None,
     model_min_proba: float = MODEL_MIN_PROBA,
     progress: Callable[[str, int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> PoisonResult:
     """Run the row detectors on ``(X, y)``.
 
@@ -121,6 +123,8 @@ def scan_rows(
         model_min_proba: see ``model``.
         progress: called as each detector starts with its name, the number of detectors done and the
             number that will run (a detector needing more classes than the data has is not counted).
+        executor: where the label detector's cross-validation folds fit (default: here); the result is
+            the same on every engine.
 
     Raises:
         InputError: an unknown detector name, or data the detectors cannot use.
@@ -151,7 +155,7 @@ def scan_rows(
 
     if "labels" in planned:
         step("labels")
-        lab = ConfidentLabelDetector(random_state=seed).fit(X, y, trusted=trusted)
+        lab = ConfidentLabelDetector(random_state=seed, executor=executor).fit(X, y, trusted=trusted)
         rows = np.flatnonzero(lab.suspect_)
         res.metrics["label_issues"] = float(rows.size)
         text = [

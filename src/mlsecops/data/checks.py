@@ -36,6 +36,7 @@ from pydantic import JsonValue
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.errors import InputError, VerificationError
 from mlsecops.core.findings import Finding, Report, Severity, utcnow
+from mlsecops.core.target_executor import EXECUTOR_OPTIONS, executor_from_target
 from mlsecops.data._bias import bias_findings, parse_reference_groups
 from mlsecops.data._model_features import model_signals
 from mlsecops.data._poison import MODEL_MIN_PROBA, ROW_DETECTORS, PoisonResult, scan_accounts, scan_rows
@@ -233,6 +234,7 @@ class DataValidationCheck:
         "model",
         "model_min_proba",
         "max_rows",
+        *EXECUTOR_OPTIONS,
     ),
 )
 class DataPoisonCheck:
@@ -310,6 +312,7 @@ class DataPoisonCheck:
                 model=signals,
                 model_min_proba=target.opt_float("model_min_proba", MODEL_MIN_PROBA, lo=0.0, hi=0.5),
                 progress=self.progress,
+                executor=executor_from_target(target),
             )
             if signals is not None:
                 model_info = {"model": signals.model, "features": signals.source}
