@@ -292,18 +292,49 @@ def scan_paths(
             if progress is not None:
                 progress(r)
     else:
-        from concurrent.futures import ProcessPoolExecutor  # only when a pool is needed: it imports slowly
-
-        with ProcessPoolExecutor(max_workers=min(n, len(files))) as pool:
-            for r in pool.map(_scan_one, [(f, limits, sha256) for f in files], chunksize=1):
-                out.append(r)
-                if progress is not None:
-                    progress(r)
+        out.extend(_scan_pooled(files, n, limits, sha256, progress))
     for r in skipped:
         out.append(r)
         if progress is not None:
             progress(r)
     return out
+
+
+def _scan_pooled(
+    files: list[str],
+    workers: int,
+    limits: ScanLimits,
+    sha256: bool,
+    progress: Callable[[ArtifactScan], None] | None,
+) -> list[ArtifactScan]:
+    """Scan ``files`` on a local pool, in order; the files of a worker that died (killed, out of
+    memory, a crash in native code) are scanned again once on a fresh pool, as the executors do.
+
+    Raises:
+        ExecutorError: a worker died again on the files left.
+    """
+    from concurrent.futures import ProcessPoolExecutor  # only when a pool is needed: it imports slowly
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mlsecops.core.executor import WORKER_RETRIES, ExecutorError
+
+    done: list[ArtifactScan] = []
+    for attempt in range(WORKER_RETRIES + 1):
+        left = files[len(done) :]
+        try:
+            with ProcessPoolExecutor(max_workers=min(workers, len(left))) as pool:
+                for r in pool.map(_scan_one, [(f, limits, sha256) for f in left], chunksize=1):
+                    done.append(r)
+                    if progress is not None:
+                        progress(r)
+            return done
+        except BrokenProcessPool:
+            if attempt == WORKER_RETRIES:
+                raise ExecutorError(
+                    f"scanning: a worker process died twice ({len(files) - len(done)} of {len(files)} "
+                    "files not scanned): out of memory or a crash in native code"
+                ) from None
+    return done
 
 
 def to_findings(result: ArtifactScan) -> list[Finding]:
