@@ -4,7 +4,7 @@ nice -n 10 .venv/bin/python benchmarks/fairness/explain_run.py [--only integrity
 
 The integrity part can be split by data set over several processes, then merged:
 
-    nice -n 10 .venv/bin/python benchmarks/fairness/explain_run.py --only integrity --data arrests
+    nice -n 10 .venv/bin/python benchmarks/fairness/explain_run.py --only integrity --data arrests/sex [--seeds 4]
     nice -n 10 .venv/bin/python benchmarks/fairness/explain_run.py --merge
 """
 
@@ -84,8 +84,10 @@ def main() -> None:
     only, part = _arg("--only"), _arg("--data")
     path = RESULTS / "explain.json"
     if part is not None:  # one data set's share of the integrity run, merged by --merge
-        out = RESULTS / f"explain-integrity.{part.replace('/', '-')}.json"
-        out.write_text(json.dumps(integrity.run(only=part), indent=2) + "\n")
+        seeds = tuple(int(v) for v in (_arg("--seeds") or ",".join(map(str, integrity.SEEDS))).split(","))
+        tag = part.replace("/", "-") + ("" if seeds == integrity.SEEDS else "." + "-".join(map(str, seeds)))
+        out = RESULTS / f"explain-integrity.{tag}.json"
+        out.write_text(json.dumps(integrity.run(seeds, only=part), indent=2) + "\n")
         return
     doc = json.loads(path.read_text()) if path.exists() and (only or "--merge" in sys.argv) else {}
     doc["shap_version"] = shap.__version__

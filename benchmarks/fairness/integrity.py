@@ -43,7 +43,10 @@ from mlsecops.models import SklearnModel
 
 DEV_SEEDS = (0, 1, 2)
 """Seeds the check's thresholds were developed on."""
-HELD_OUT_SEEDS = (3, 4)
+FIRST_HELD_OUT_SEEDS = (3, 4)
+"""Held-out seeds of the first run (the relative test alone): they showed honest models flagged on
+SHAP's k-means perturbations, fixed by drawing each family's points in the data's group proportions."""
+HELD_OUT_SEEDS = (5, 6)
 """Seeds never looked at while developing: the reported run."""
 SEEDS = HELD_OUT_SEEDS
 CASES: list[tuple[str, Callable[[], data.Data], str, bool]] = [
@@ -160,7 +163,8 @@ def run(seeds: tuple[int, ...] = SEEDS, only: str | None = None) -> dict[str, An
     rows: list[dict[str, Any]] = []
     cache: dict[str, data.Data] = {}
     for name, load, sensitive, with_proxy in CASES:
-        if only is not None and only not in (name, f"{name}/{sensitive}"):
+        label = name + ("+proxy" if with_proxy else "")
+        if only is not None and only not in (name, f"{name}/{sensitive}", label, f"{label}/{sensitive}"):
             continue
         if name not in cache:
             cache[name] = load()

@@ -16,7 +16,10 @@ same number is computed on
   out-of-distribution detector can tell this test from ordinary use, and an attacker who knows the test
   cannot answer it differently without giving up the bias on real inputs;
 - each explainer perturbation family (``assess._perturbations``: LIME-style Gaussian, feature-marginal
-  and quartile-bin samples; SHAP-style coalitions with a real-row or a k-means background).
+  and quartile-bin samples; SHAP-style coalitions with a real-row or a k-means background), its points
+  drawn so that the sensitive groups come in the data's proportions (a dependence is bounded by the
+  group's share of the points, and some samplers change it: SHAP's k-means background turns almost
+  every woman of the arrests data into a man).
 
 An honest model that uses a feature uses it on both; if anything, perturbations (which break the
 correlations between features) make a used feature more necessary, not less. A model whose decisions
@@ -92,6 +95,8 @@ MAX_PROXIES = 5
 """Most proxies tested (the strongest first): bounds the surrogates fitted."""
 DEFAULT_MAX_ROWS = 1000
 """Real rows used (and perturbed rows per family): half fit the surrogates, half score them."""
+GROUP_POOL = 3
+"""Perturbed points drawn per real row, from which the family's points are chosen group by group."""
 MIN_ROWS = 100
 """Fewer real rows leave the surrogates' agreement too noisy to compare."""
 
@@ -320,7 +325,7 @@ def _assess(
     for i, fam in enumerate(families, start=1):
         if progress is not None:
             progress(fam, i, total)
-        pts = perturb(fam, data, len(data), rng)
+        pts = _same_groups(perturb(fam, data, GROUP_POOL * len(data), rng), data, sensitive, rng)
         dec = model.predict_proba(pts).argmax(axis=1)
         dep_f, rest_f, _ = dependence_with_rest(pts, dec, cols, seed=seed)
         per_family[fam] = (dep_f, rest_f)
@@ -366,6 +371,51 @@ def _assess(
         disagreement={k: round(v, 6) for k, v in disagreement.items()},
         n_rows=len(data),
     )
+
+
+def _group_keys(points: np.ndarray, data: np.ndarray, sensitive: Sequence[int]) -> np.ndarray:
+    """Per point, the bin of its sensitive values.
+
+    The nearest value the data takes for a column of at most ``CATEGORICAL_LEVELS`` values, else the
+    data's quartile.
+    """
+    from mlsecops.assess._perturbations import CATEGORICAL_LEVELS
+
+    key = np.zeros(len(points), dtype=np.int64)
+    for j in sensitive:
+        values = np.unique(data[:, j])
+        if len(values) <= CATEGORICAL_LEVELS:
+            mid = (values[:-1] + values[1:]) / 2.0
+            b = np.searchsorted(mid, points[:, j])
+        else:
+            b = np.searchsorted(np.quantile(data[:, j], [0.25, 0.5, 0.75]), points[:, j])
+        key = key * 5 + b
+    return key
+
+
+def _same_groups(
+    points: np.ndarray, data: np.ndarray, sensitive: Sequence[int], rng: np.random.Generator
+) -> np.ndarray:
+    """``len(data)`` of ``points`` whose sensitive groups come in the data's proportions.
+
+    Some samplers change how many rows a group has (SHAP's k-means background snaps a column where
+    women are 8% to "male" in every centroid); a decision dependence is bounded by the group's share of
+    the points, so an honest model would seem to depend less on the group there. Drawing the points
+    group by group in the data's proportions removes that; a scaffold's hiding does not depend on it.
+    Groups the sampler never produces are filled with other points.
+    """
+    n = len(data)
+    want_keys, want = np.unique(_group_keys(data, data, sensitive), return_counts=True)
+    have = _group_keys(points, data, sensitive)
+    chosen = []
+    for k, c in zip(want_keys, want, strict=True):
+        idx = np.flatnonzero(have == k)
+        chosen.append(rng.choice(idx, size=min(int(c), len(idx)), replace=False))
+    picked = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    if len(picked) < n:
+        rest = np.setdiff1d(np.arange(len(points)), picked)
+        picked = np.concatenate([picked, rng.choice(rest, size=n - len(picked), replace=False)])
+    return np.asarray(points[rng.permutation(picked)])
 
 
 def _share(dep: float, rest: float) -> float:
