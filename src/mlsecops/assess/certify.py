@@ -21,11 +21,13 @@ import numpy as np
 
 from mlsecops.assess._data import encode_labels, load_dataset, subsample
 from mlsecops.assess._options import MODEL_OPTIONS, load_target_model, model_and_data, tiny_contract_model
+from mlsecops.assess._sharded import DEFAULT_SHARD_ROWS, certify_sharded, worker_model
 from mlsecops.assess.attack import score_function
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.errors import InputError
 from mlsecops.core.findings import Finding, Report, Severity, utcnow
 from mlsecops.core.redaction import redact
+from mlsecops.core.target_executor import EXECUTOR_OPTIONS, executor_from_target
 from mlsecops.models.interface import ModelAdapter, TorchNative, check_inputs, check_labels
 from mlsecops.report.plots import line_chart
 
@@ -165,13 +167,25 @@ def _counts(
     kind=CheckKind.CERTIFIER,
     summary="Certified L2 robustness by randomized smoothing (Clopper-Pearson bound, abstentions)",
     metrics=("certified_accuracy@*", "abstain_rate", "smoothed_accuracy"),
-    options=(*MODEL_OPTIONS, "sigma", "n", "n0", "alpha", "radii", "max_examples"),
+    options=(
+        *MODEL_OPTIONS,
+        "sigma",
+        "n",
+        "n0",
+        "alpha",
+        "radii",
+        "max_examples",
+        *EXECUTOR_OPTIONS,
+        "shard_rows",
+    ),
 )
 class CertifyCheck:
     """Certified accuracy at chosen L2 radii (``assess.certify``; the ``certify`` pipeline stage).
 
     Options: ``sigma`` (0.25), ``n`` (1000), ``n0`` (100), ``alpha`` (0.001), ``radii`` (``0.25,0.5``),
-    ``max_examples`` (500), ``label``, ``output``, ``timeout``. ``paths`` = (model, data).
+    ``max_examples`` (500), ``label``, ``output``, ``timeout``; ``executor``, ``workers``, ``address``
+    and ``shard_rows`` shard the examples on an engine (the same report on every engine).
+    ``paths`` = (model, data).
 
     Args:
         progress: called as ``(step, done, total)`` while certifying (a UI draws a bar from it).
@@ -190,17 +204,29 @@ class CertifyCheck:
         seed = int(target.seed or 0)
         idx = subsample(len(x), target.opt_int("max_examples", 500, lo=1), seed)
         radii = target.opt_float_list("radii", lo=0.0) or [0.25, 0.5]
-        cert = certify(
-            model,
-            x[idx],
-            y[idx],
-            sigma=target.opt_float("sigma", 0.25),
-            n=target.opt_int("n", 1000, lo=1),
-            n0=target.opt_int("n0", 100, lo=1),
-            alpha=target.opt_float("alpha", 0.001, lo=0.0, hi=1.0),
-            seed=seed,
-            progress=self.progress,
-        )
+        params = {
+            "sigma": target.opt_float("sigma", 0.25),
+            "n": target.opt_int("n", 1000, lo=1),
+            "n0": target.opt_int("n0", 100, lo=1),
+            "alpha": target.opt_float("alpha", 0.001, lo=0.0, hi=1.0),
+        }
+        executor = executor_from_target(target, self.progress)
+        if executor is None:
+            cert = certify(model, x[idx], y[idx], **params, seed=seed, progress=self.progress)
+        else:
+            if not params["sigma"] > 0 or not 0 < params["alpha"] < 1:  # refused before any worker starts
+                certify(model, x[idx][:1], y[idx][:1], **params, seed=seed)
+            ref, options = worker_model(target)
+            cert = certify_sharded(
+                executor,
+                ref,
+                options,
+                x[idx],
+                y[idx],
+                **params,
+                seed=seed,
+                shard_rows=target.opt_int("shard_rows", DEFAULT_SHARD_ROWS, lo=1),
+            )
         return certification_report(cert, radii, subject=redact(str(model_ref)), started=started)
 
     @classmethod

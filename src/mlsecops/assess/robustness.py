@@ -10,7 +10,9 @@ The registered checks read the model and data from the target: ``paths`` = (mode
 ``model`` and ``data``; other options: ``attack`` (name or list; default ``pgd`` for PyTorch models,
 ``square`` otherwise), ``eps`` (list or ``"0.05,0.1"``), ``norm``, ``steps``, ``restarts``,
 ``max_queries``, ``max_examples`` (default 1000), ``label``, feature ``lower``/``upper``,
-``integer_features``, ``immutable_features``, ``output``, ``timeout``, ``weights``. A model file loads
+``integer_features``, ``immutable_features``, ``output``, ``timeout``, ``weights``; ``executor``
+(``inline``, ``process``, ``ray``), ``workers``, ``address`` and ``shard_rows`` shard the examples on an
+engine (``mlsecops.assess._sharded``: the same report on every engine and worker count). A model file loads
 only through the artifact scanner (``safe_load``): one it does not judge ``safe`` is refused unrun.
 Every attack is also registered on its own (``assess.fgsm``, ``assess.pgd``...).
 """
@@ -27,11 +29,13 @@ import numpy as np
 from mlsecops.assess._data import encode_labels, load_dataset, subsample
 from mlsecops.assess._figures import image_pairs_svg
 from mlsecops.assess._options import MODEL_OPTIONS, load_target_model, model_and_data
+from mlsecops.assess._sharded import DEFAULT_SHARD_ROWS, robustness_sharded, worker_model
 from mlsecops.assess.attack import ATTACKS, AttackResult, make_attack
 from mlsecops.assess.constraints import FeatureConstraints, parse_norm
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.findings import Figure, Finding, Report, Severity, utcnow
 from mlsecops.core.redaction import redact
+from mlsecops.core.target_executor import EXECUTOR_OPTIONS, executor_from_target
 from mlsecops.models.interface import ModelAdapter, TorchNative, check_inputs
 from mlsecops.report.plots import line_chart
 
@@ -273,9 +277,26 @@ class RobustnessCheck:
         norm = parse_norm(target.opt_str("norm", "linf"))
         eps = target.opt_float_list("eps", lo=0.0) or list(_DEFAULT_EPS[norm])
         attacks = [(n, _attack_params(n, target, norm)) for n in names]
-        ev = evaluate_robustness(
-            model, x, y, attacks=attacks, eps=eps, constraints=cons, seed=seed, progress=self.progress
-        )
+        executor = executor_from_target(target, self.progress)
+        if executor is None:
+            ev = evaluate_robustness(
+                model, x, y, attacks=attacks, eps=eps, constraints=cons, seed=seed, progress=self.progress
+            )
+        else:
+            ref, options = worker_model(target)
+            ev = robustness_sharded(
+                executor,
+                model,
+                ref,
+                options,
+                x,
+                y,
+                attacks=attacks,
+                eps=eps,
+                constraints=cons,
+                seed=seed,
+                shard_rows=target.opt_int("shard_rows", DEFAULT_SHARD_ROWS, lo=1),
+            )
         return robustness_report(ev, subject=subject, kind=self.check_name, started=started)
 
     @classmethod
@@ -315,6 +336,8 @@ _OPTIONS = (
     "upper",
     "integer_features",
     "immutable_features",
+    *EXECUTOR_OPTIONS,
+    "shard_rows",
 )
 
 

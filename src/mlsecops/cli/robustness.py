@@ -24,6 +24,7 @@ from mlsecops.cli._common import (
     progress_hook,
     resolve_format,
 )
+from mlsecops.cli._executor_opts import AddressOpt, ExecutorOpt, WorkersOpt
 from mlsecops.core.checks import Target, get_check
 from mlsecops.report import Format
 
@@ -45,6 +46,9 @@ DataOpt = Annotated[
 ]
 LabelOpt = Annotated[str | None, typer.Option(help="Label column of a CSV/Parquet data file.")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed; the same seed gives the same report.")]
+ShardRowsOpt = Annotated[
+    int | None, typer.Option(min=1, help="With --executor: examples per shard [default: 128].")
+]
 OutputKindOpt = Annotated[
     str | None,
     typer.Option("--model-output", help="What the model returns: logits (PyTorch default) or proba."),
@@ -98,6 +102,10 @@ def robustness(
     ] = None,
     model_output: OutputKindOpt = None,
     timeout: Annotated[float, typer.Option(min=0.01, help="Seconds per request to a model endpoint.")] = 10.0,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = None,
+    address: AddressOpt = None,
+    shard_rows: ShardRowsOpt = None,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
@@ -122,6 +130,10 @@ def robustness(
         immutable_features=_indices(immutable_features, "--immutable-features"),
         output=model_output,
         timeout=timeout,
+        executor=executor,
+        workers=workers,
+        address=address,
+        shard_rows=shard_rows,
     )
     _run("assess.robustness", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
 
@@ -197,6 +209,10 @@ def certify(
     max_examples: Annotated[int, typer.Option(min=1)] = 500,
     label: LabelOpt = None,
     model_output: OutputKindOpt = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = None,
+    address: AddressOpt = None,
+    shard_rows: ShardRowsOpt = None,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
@@ -215,6 +231,10 @@ def certify(
         max_examples=max_examples,
         label=label,
         output=model_output,
+        executor=executor,
+        workers=workers,
+        address=address,
+        shard_rows=shard_rows,
     )
     _run("assess.certify", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
 
