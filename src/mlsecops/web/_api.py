@@ -17,7 +17,7 @@ from mlsecops.web import _queries as q
 from mlsecops.web._pages import BUCKETS, acknowledge
 from mlsecops.web.app import UiError, caller, check_csrf, read_form, ui_of
 
-__all__ = ["router"]
+__all__ = ["posture_summary", "router"]
 
 router = APIRouter(prefix="/api")
 
@@ -29,16 +29,38 @@ def me(request: Request) -> dict[str, Any]:
     return {"name": ctx.identity.name, "role": str(ctx.identity.role), "may_ack": ctx.identity.may_ack}
 
 
+def posture_summary(posture: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A version's posture at a glance: grade, score, open alerts and incidents, and the parts that
+    fail (name and why); every part in full is at ``/api/models/{name}/{version}``.
+    """
+    if posture is None:
+        return None
+    failing = [
+        {"name": p.get("name"), "summary": p.get("summary")}
+        for p in posture.get("parts", [])
+        if isinstance(p, dict) and p.get("status") == "fail"
+    ]
+    return {
+        "grade": posture.get("grade"),
+        "score": posture.get("score"),
+        "failing": failing,
+        "open_alerts": posture.get("open_alerts"),
+        "open_incidents": posture.get("open_incidents"),
+    }
+
+
 @router.get("/models")
 def models(request: Request) -> dict[str, Any]:
-    """Every model and version, with postures when the posture package is installed."""
+    """Every model and version, with each posture's grade, score and failing parts (the parts in full
+    are per version) when the posture package is installed.
+    """
     caller(request)
     ui = ui_of(request)
     postures = ui.postures.all()
     out = ui.overview.get()
     for m in out:
         for v in m["versions"]:
-            v["posture"] = postures.by_version.get((m["name"], v["version"]))
+            v["posture"] = posture_summary(postures.by_version.get((m["name"], v["version"])))
     return {"models": out, "postures_as_of_event": postures.as_of, "audit_head": postures.head}
 
 

@@ -77,10 +77,28 @@ class PostureCache:
         self._running = False
         self._charts: dict[tuple[str, int], tuple[int, list[tuple[str, str]]]] = {}
 
-    def warm(self) -> None:
-        """Start computing in the background (at start-up), so the first page need not wait long."""
-        if posture_available():
-            self._refresh_async(head_seq(self._ws))
+    def warm(self, *, wait: bool = False) -> None:
+        """Compute every posture now: in the background, or with ``wait`` in this thread (the app's
+        start-up does, so the server reports ready with the cache filled and no first page waits).
+        """
+        if not posture_available():
+            return
+        head = head_seq(self._ws)
+        if not wait:
+            self._refresh_async(head)
+            return
+        with self._lock:
+            if self._running:
+                self._done.wait_for(lambda: not self._running, timeout=FIRST_WAIT_S)
+                return
+            self._running = True
+        self._compute(head)
+
+    @property
+    def computed_at(self) -> int | None:
+        """The audit head position of the newest result, or None before the first one."""
+        with self._lock:
+            return None if self._result is None else self._result[0]
 
     def _compute(self, head: int) -> None:
         found: dict[tuple[str, int], dict[str, Any]] = {}

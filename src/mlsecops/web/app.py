@@ -31,6 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlsecops._version import __version__
@@ -318,6 +319,19 @@ def _install_error_handlers(app: FastAPI) -> None:
 # ------------------------------------------------------------------------------------ app
 
 
+def _warm(ui: Ui) -> None:
+    """Compute what the first pages need (every posture, the models overview, the compiled templates),
+    so none of it lands on the first request after start; a failure is logged and left to the page.
+    """
+    ui.postures.warm(wait=True)
+    try:
+        ui.overview.get()
+    except Exception as err:  # start anyway: the page reports the error as it does for any request
+        _log.warning("warming the models overview failed: %s: %s", type(err).__name__, err)
+    for name in ui.templates.list_templates():
+        ui.templates.get_template(name)
+
+
 def create_app(
     ws: Workspace,
     *,
@@ -347,7 +361,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        ui.postures.warm()
+        # Fill the caches before the server listens, so the first page after start is a warm one.
+        await run_in_threadpool(_warm, ui)
         ui.verifier.status()  # start verifying the chain now: the audit page is likely to find it done
         yield
         ui.close()
