@@ -149,9 +149,10 @@ def _dashboard(home: Path, repeats: int) -> dict[str, Any]:
     }
     cmd = [sys.executable, "-m", "mlsecops.cli", "ui", "--host", "127.0.0.1", "--port", str(port)]
     log = (home.parent / "ui-server.log").open("w")
+    started = time.perf_counter()
     server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -161,8 +162,9 @@ def _dashboard(home: Path, repeats: int) -> dict[str, Any]:
                     raise SystemExit(
                         f"mlsecops ui did not start; see {home.parent / 'ui-server.log'}"
                     ) from None
-                time.sleep(0.2)
-        out: dict[str, Any] = {"pages": {}}
+                time.sleep(0.05)
+        # The port opens once the app's start-up (which fills the posture and overview caches) is done.
+        out: dict[str, Any] = {"pages": {}, "startup_s": round(time.perf_counter() - started, 2)}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, follow_redirects=False) as client:
             _login(client, key)
             t = time.perf_counter()
@@ -170,7 +172,10 @@ def _dashboard(home: Path, repeats: int) -> dict[str, Any]:
             out["first_models_load_ms"] = round((time.perf_counter() - t) * 1000, 1)
             out["first_models_status"] = first.status_code
             for label, path in _pages(client).items():
-                answer = client.get(path)  # warm-up
+                t = time.perf_counter()
+                answer = client.get(path)  # the page's first load since start
+                _ = answer.content
+                first_ms = round((time.perf_counter() - t) * 1000, 1)
                 times = []
                 cpu0 = _cpu_ms(server.pid)
                 for _ in range(repeats):
@@ -182,6 +187,7 @@ def _dashboard(home: Path, repeats: int) -> dict[str, Any]:
                     "path": path,
                     "status": answer.status_code,
                     "bytes": len(answer.content),
+                    "first_ms": first_ms,
                     **_summary(times),
                     "server_cpu_ms": round((_cpu_ms(server.pid) - cpu0) / repeats, 1),
                 }
@@ -229,19 +235,26 @@ def _markdown(result: dict[str, Any]) -> str:
         lines += [
             "## Pages of `mlsecops ui` (logged-in session, loopback)",
             "",
-            f"First load of /models after start-up (cold posture cache): {dash['first_models_load_ms']} ms.",
+            f"Start-up until the port opens (the caches are filled before it listens): "
+            f"{dash.get('startup_s', '?')} s. First load of /models after start-up (the first request "
+            f"after logging in): {dash['first_models_load_ms']} ms. `first ms` below is each page's "
+            "first load since start.",
             "",
-            "| page | path | status | KiB | p50 ms | p95 ms | max ms | server CPU ms/request | under 300 ms (p95) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| page | path | status | KiB | first ms | p50 ms | p95 ms | max ms | server CPU ms/request | "
+            "under 300 ms (first and p95) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for label, s in dash["pages"].items():
-            ok = "yes" if s["p95_ms"] < GOAL_MS else "**no**"
+            ok = "yes" if max(s["p95_ms"], s.get("first_ms", 0)) < GOAL_MS else "**no**"
             lines.append(
-                f"| {label} | `{s['path']}` | {s['status']} | {s['bytes'] / 1024:.1f} | {s['p50_ms']} | "
+                f"| {label} | `{s['path']}` | {s['status']} | {s['bytes'] / 1024:.1f} | "
+                f"{s.get('first_ms', '')} | {s['p50_ms']} | "
                 f"{s['p95_ms']} | {s['max_ms']} | {s['server_cpu_ms']} | {ok} |"
             )
         pages = dash["pages"]
-        slow = [label for label, s in pages.items() if s["p95_ms"] >= GOAL_MS]
+        slow = [label for label, s in pages.items() if max(s["p95_ms"], s.get("first_ms", 0)) >= GOAL_MS]
+        if dash["first_models_load_ms"] >= GOAL_MS:
+            slow.insert(0, "the first /models load")
         cpu_max = max(s["server_cpu_ms"] for s in pages.values())
         lines += [
             "",
@@ -251,7 +264,7 @@ def _markdown(result: dict[str, Any]) -> str:
             f"{result['load_before']}-{result['load_after']} on {os.cpu_count()} cores): a request waits for a "
             "core most of its time. The server's own CPU time per request is the stable figure: at most "
             f"{cpu_max} ms for every page here.",
-            "- Goal (p95 < 300 ms wall): "
+            "- Goal (first load and p95 < 300 ms wall): "
             + (
                 "met by every page."
                 if not slow
@@ -260,11 +273,14 @@ def _markdown(result: dict[str, Any]) -> str:
                 "shared cores, not work; whether they meet it on an unshared machine this run cannot show."
             ),
             f"- The library: `all_postures` over {lib['versions']} versions costs "
-            f"{lib['all_postures']['cpu_p50_ms']} ms of CPU (p50) in a fixed number of queries; the dashboard "
-            "caches it until the audit head moves, which is why its pages cost less than the call.",
-            "- Building the workspace takes most of its time appending the audit events one by one "
-            "through `store.audit.append` (each append re-reads the chain head and this host's mark, "
-            "then re-seals the head)"
+            f"{lib['all_postures']['cpu_p50_ms']} ms of CPU (p50; wall p50 {lib['all_postures']['p50_ms']} ms) "
+            "in a fixed number of queries (a profile puts about half of it in SQLite fetching the stage "
+            "bodies and the rest in building the parts); the gap between wall and CPU time is waiting for "
+            "a core on the shared machine, not I/O. The dashboard computes it at start-up and then caches it "
+            "until the audit head moves, which is why its pages cost less than the call.",
+            "- The audit top-up appends in transactions of 2,000 events; `store.audit.append` checks this "
+            "host's mark once per transaction (an append that extends the session's own previous event "
+            "reuses that check)"
             + (
                 f": {gen['audit_top_up']['events']} events in {gen['audit_top_up']['seconds']} s of "
                 f"{gen['seconds']} s."
@@ -300,8 +316,8 @@ def main() -> None:
             f"no workspace under {args.home}; run benchmarks/ui/generate.py --home {args.home} first"
         )
     result: dict[str, Any] = {
-        "command": "nice -n 10 .venv/bin/python benchmarks/ui/run.py --home /tmp/mlsecops-ui-bench",
-        "generate_command": "nice -n 10 .venv/bin/python benchmarks/ui/generate.py --home /tmp/mlsecops-ui-bench",
+        "command": f"nice -n 10 .venv/bin/python benchmarks/ui/run.py --home {args.home}",
+        "generate_command": f"nice -n 10 .venv/bin/python benchmarks/ui/generate.py --home {args.home}",
         "machine": f"{platform.machine()}, Python {platform.python_version()}, SQLite workspace",
         "load_before": _load(),
         "workspace": json.loads((args.home / "bench.json").read_text()),
