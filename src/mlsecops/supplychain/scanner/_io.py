@@ -308,7 +308,7 @@ def open_decompressed(
     if codec == "lz4":
         import lz4.frame  # optional; absent -> ModuleNotFoundError, reported by the caller
 
-        raw: RawReader = lz4.frame.LZ4FrameFile(_StreamFile(source), mode="rb")
+        raw: RawReader = _Lz4Reader(lz4.frame.LZ4FrameFile(_StreamFile(source), mode="rb"))
         return Stream(raw, source.budget, size=size)
     if codec == "zip-lzma":
         head = source.read_exact(4)
@@ -318,6 +318,19 @@ def open_decompressed(
     if codec not in makers:
         raise ValueError(f"unknown codec {codec!r}")
     return Stream(Decompressed(source, makers[codec], ratio_check=ratio_check), source.budget, size=size)
+
+
+class _Lz4Reader:
+    """``LZ4FrameFile`` whose corrupt-frame errors (``RuntimeError``, found by fuzzing) read as ``Truncated``."""
+
+    def __init__(self, f: RawReader) -> None:
+        self._f = f
+
+    def read(self, n: int) -> bytes:
+        try:
+            return self._f.read(n)
+        except (RuntimeError, OSError, EOFError) as err:
+            raise Truncated(f"corrupt compressed data: {err}") from None
 
 
 class _StreamFile:

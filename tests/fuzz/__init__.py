@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing of the artifact scanner (atheris): harnesses, seed corpora, regression files."""
