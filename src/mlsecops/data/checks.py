@@ -49,8 +49,12 @@ from mlsecops.data.quarantine import record_quarantine, write_quarantine
 __all__ = ["DataPoisonCheck", "DataValidationCheck", "load_baseline"]
 
 RATINGS_COLUMNS = ("user", "item", "rating", "time")
-MAX_POISON_ROWS = 200_000
-"""Default row limit of ``data.poison`` on row data (option ``max_rows``)."""
+MAX_POISON_ROWS = 20_000_000
+"""Default row limit of ``data.poison`` on row data (option ``max_rows``). Files over
+``STREAM_ABOVE_ROWS`` (200,000) rows are streamed: detectors fit on a uniform sample, every row scored
+in chunks (``mlsecops.data._stream``)."""
+STREAM_ABOVE_ROWS = 200_000
+"""Row data above this many rows is scanned in streaming mode."""
 MAX_POISON_RATINGS = 20_000_000
 """Default row limit of ``data.poison`` on ratings."""
 MAX_ROWS_OPTION = 10**12
@@ -61,8 +65,8 @@ def _row_limit(path: Path, rows: int, option: int | None, default: int) -> None:
     limit = option or default
     if rows > limit:
         raise InputError(
-            f"{path}: more than {limit:,} rows; data poison holds every row in memory and cross-validates"
-            " models on them. Split or sample the file, or raise the limit with --max-rows"
+            f"{path}: more than {limit:,} rows (the --max-rows guard); split or sample the file, or raise"
+            " the limit with --max-rows"
         )
 
 
@@ -279,6 +283,8 @@ class DataPoisonCheck:
         else:
             detectors = tuple(target.opt_list("detectors")) or ROW_DETECTORS
             _row_limit(path, n_rows, max_rows, MAX_POISON_ROWS)
+            if n_rows > STREAM_ABOVE_ROWS:
+                return self._stream(target, path, label, detectors, seed, started)
             X, y, _, classes = load_xy(path, label=label)
             trusted = None
             trusted_path = target.path_option("trusted")
@@ -344,6 +350,44 @@ class DataPoisonCheck:
             findings=tuple(res.findings),
             metrics=metrics,
             verdict="suspect" if res.suspects else "clean",
+            data=data,
+        )
+
+    def _stream(
+        self,
+        target: Target,
+        path: Path,
+        label: str | None,
+        detectors: tuple[str, ...],
+        seed: int,
+        started: Any,
+    ) -> Report:
+        """Above ``STREAM_ABOVE_ROWS`` rows: fit on a uniform sample, score every row in chunks."""
+        from mlsecops.data._stream import scan_file
+
+        for opt in ("trusted", "model", "quarantine"):
+            if target.opt_str(opt) is not None:
+                raise InputError(
+                    f"option {opt} needs every row in memory: files over {STREAM_ABOVE_ROWS:,} rows are"
+                    " streamed without it; split the file or drop the option"
+                )
+        res = scan_file(
+            path,
+            label=label,
+            detectors=detectors,
+            seed=seed,
+            executor=executor_from_target(target),
+            progress=self.progress,
+        )
+        data: dict[str, JsonValue] = {"suspect_rows": list(res.suspects), "mode": "streaming"}
+        return Report(
+            subject=str(path),
+            kind="data.poison",
+            started=started,
+            finished=utcnow(),
+            findings=tuple(res.findings),
+            metrics=dict(res.metrics),
+            verdict="suspect" if res.metrics.get("suspect_rows") else "clean",
             data=data,
         )
 

@@ -1,0 +1,86 @@
+"""Streaming poisoning scan: seeded sample, same verdicts as in memory, bounded memory, row-named errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.unit.data.conftest import rates
+
+from mlsecops.core.errors import InputError
+from mlsecops.data._poison import scan_rows
+from mlsecops.data._stream import reservoir_sample, scan_file
+
+
+def _write_csv(path: Path, X: np.ndarray, y: np.ndarray) -> Path:
+    cols = [f"f{i}" for i in range(X.shape[1])]
+    with path.open("w") as fh:
+        fh.write(",".join([*cols, "label"]) + "\n")
+        for row, lab in zip(X, y, strict=True):
+            fh.write(",".join(f"{v:.4f}" for v in row) + f",{int(lab)}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def planted(digits: tuple[np.ndarray, np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """Digits tiled 4x with small jitter (7,188 rows), 1% of the rows replaced by far-off outliers."""
+    X, y = digits
+    rng = np.random.default_rng(0)
+    Xb = np.vstack([X + rng.normal(0, 0.3, X.shape) for _ in range(4)])
+    yb = np.tile(y, 4)
+    truth = np.zeros(yb.size, dtype=bool)
+    idx = rng.choice(yb.size, yb.size // 100, replace=False)
+    Xb[idx] = rng.uniform(0, 16, (idx.size, 64)) * rng.choice([-3, 3], (idx.size, 64))
+    truth[idx] = True
+    return _write_csv(tmp_path_factory.mktemp("stream") / "d.csv", Xb, yb), Xb, yb, truth
+
+
+def test_reservoir_is_seeded_and_uniform(planted: tuple) -> None:
+    path, _, yb, _ = planted
+    a = reservoir_sample(path, label="label", sample_rows=1000, seed=3, chunk_rows=1000)
+    b = reservoir_sample(path, label="label", sample_rows=1000, seed=3, chunk_rows=1000)
+    c = reservoir_sample(path, label="label", sample_rows=1000, seed=4, chunk_rows=1000)
+    assert a.n_rows == yb.size
+    assert np.array_equal(a.rows, b.rows) and not np.array_equal(a.rows, c.rows)
+    # Uniform: each quarter of the file holds about a quarter of the sample (binomial sd ~14 rows).
+    quarters = np.bincount(a.rows * 4 // yb.size, minlength=4)
+    assert np.all(np.abs(quarters - 250) < 70), quarters
+    assert sorted(set(a.y_raw)) == sorted(str(v) for v in range(10))
+
+
+def test_outliers_match_in_memory(planted: tuple) -> None:
+    path, Xb, yb, truth = planted
+    out = path.with_suffix(".jsonl")
+    res = scan_file(
+        path, label="label", detectors=("outliers",), sample_rows=3000, chunk_rows=1500, suspects_path=out
+    )
+    flagged = np.zeros(yb.size, dtype=bool)
+    flagged[[json.loads(line)["row"] for line in out.read_text().splitlines()]] = True
+    mem = scan_rows(Xb, yb, detectors=("outliers",))
+    assert mem.mask is not None
+    r_s, f_s = rates(flagged, truth)
+    r_m, f_m = rates(mem.mask, truth)
+    assert r_m > 0.9 and r_s > 0.9
+    assert abs(r_s - r_m) <= 0.01 and abs(f_s - f_m) <= 0.01
+    assert res.metrics["rows"] == yb.size and res.metrics["outliers"] == flagged.sum()
+
+
+def test_clean_rows_not_flagged(digits: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    X, y = digits
+    path = _write_csv(tmp_path / "clean.csv", X, y)
+    res = scan_file(path, label="label", detectors=("outliers",), sample_rows=800, chunk_rows=500)
+    assert res.metrics["outliers"] / y.size < 0.02
+
+
+def test_corrupt_row_is_named(digits: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    X, y = digits
+    path = _write_csv(tmp_path / "bad.csv", X[:1200], y[:1200])
+    lines = path.read_text().splitlines()
+    parts = lines[1101].split(",")
+    parts[3] = ""
+    lines[1101] = ",".join(parts)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"data row 1101\b"):
+        scan_file(path, label="label", detectors=("outliers",), sample_rows=200, chunk_rows=500)
