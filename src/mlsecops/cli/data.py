@@ -184,7 +184,8 @@ def poison(
     max_rows: Annotated[
         int | None,
         typer.Option(
-            help="Refuse larger files (default 200,000 rows; 20,000,000 ratings): every row is held in memory.",
+            help="Refuse larger files (default 20,000,000 rows or ratings). Row data over 200,000 rows"
+            " is streamed: detectors fit on a 50,000-row uniform sample, every row scored in chunks.",
             min=1,
         ),
     ] = None,
