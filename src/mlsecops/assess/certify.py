@@ -204,18 +204,18 @@ class CertifyCheck:
         seed = int(target.seed or 0)
         idx = subsample(len(x), target.opt_int("max_examples", 500, lo=1), seed)
         radii = target.opt_float_list("radii", lo=0.0) or [0.25, 0.5]
-        params = {
-            "sigma": target.opt_float("sigma", 0.25),
-            "n": target.opt_int("n", 1000, lo=1),
-            "n0": target.opt_int("n0", 100, lo=1),
-            "alpha": target.opt_float("alpha", 0.001, lo=0.0, hi=1.0),
-        }
+        sigma = target.opt_float("sigma", 0.25)
+        n = target.opt_int("n", 1000, lo=1)
+        n0 = target.opt_int("n0", 100, lo=1)
+        alpha = target.opt_float("alpha", 0.001, lo=0.0, hi=1.0)
         executor = executor_from_target(target, self.progress)
         if executor is None:
-            cert = certify(model, x[idx], y[idx], **params, seed=seed, progress=self.progress)
+            cert = certify(
+                model, x[idx], y[idx], sigma=sigma, n=n, n0=n0, alpha=alpha, seed=seed, progress=self.progress
+            )
         else:
-            if not params["sigma"] > 0 or not 0 < params["alpha"] < 1:  # refused before any worker starts
-                certify(model, x[idx][:1], y[idx][:1], **params, seed=seed)
+            if not sigma > 0 or not 0 < alpha < 1:  # refused here, before any worker starts
+                certify(model, x[idx][:1], y[idx][:1], sigma=sigma, n=n, n0=n0, alpha=alpha)
             ref, options = worker_model(target)
             cert = certify_sharded(
                 executor,
@@ -223,7 +223,10 @@ class CertifyCheck:
                 options,
                 x[idx],
                 y[idx],
-                **params,
+                sigma=sigma,
+                n=n,
+                n0=n0,
+                alpha=alpha,
                 seed=seed,
                 shard_rows=target.opt_int("shard_rows", DEFAULT_SHARD_ROWS, lo=1),
             )

@@ -208,9 +208,12 @@ def poison(
             options[key] = value
     if max_rows is not None:
         options["max_rows"] = max_rows
-    for key, value in (("executor", executor), ("workers", workers), ("address", address)):
-        if value is not None:
-            options[key] = value
+    if executor is not None:
+        options["executor"] = executor
+    if workers is not None:
+        options["workers"] = workers
+    if address is not None:
+        options["address"] = address
     if quarantine is not None:
         options["quarantine"] = str(quarantine)
     target = _workspace_target((data,), options, need=False).model_copy(update={"seed": seed})
