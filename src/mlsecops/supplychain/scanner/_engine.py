@@ -61,11 +61,12 @@ class ArtifactScanner(ContainerScanning, PickleScanning):
             )
             return "nested"
         self.entries += 1
-        head = s.peek(1024)
-        fmt = detect(head)
-        if hint == "pickle" and fmt in ("pickle-text", "pickle-maybe", "text", "unknown"):
-            fmt = "pickle"
+        fmt = "compressed"  # named in the hit when even the first bytes cannot be decompressed
         try:
+            # Inside the try: a corrupt compressed entry can fail at its very head (found by fuzzing).
+            fmt = detect(s.peek(1024))
+            if hint == "pickle" and fmt in ("pickle-text", "pickle-maybe", "text", "unknown"):
+                fmt = "pickle"
             out = self._dispatch(s, fmt, entry, depth)
         except Truncated as err:
             self.add(
