@@ -84,3 +84,19 @@ def test_corrupt_row_is_named(digits: tuple[np.ndarray, np.ndarray], tmp_path: P
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=r"data row 1101\b"):
         scan_file(path, label="label", detectors=("outliers",), sample_rows=200, chunk_rows=500)
+
+
+def test_check_streams_above_the_switch(planted: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlsecops.core.checks import Target
+    from mlsecops.data import checks
+
+    path, _, _, truth = planted
+    monkeypatch.setattr(checks, "STREAM_ABOVE_ROWS", 1000)
+    target = Target(paths=(path,), options={"label": "label", "detectors": "outliers"})
+    report = checks.DataPoisonCheck().run(target)
+    assert report.data["mode"] == "streaming"
+    assert report.metrics["outliers"] >= 0.9 * truth.sum()
+    with pytest.raises(InputError, match="option quarantine needs every row"):
+        checks.DataPoisonCheck().run(
+            Target(paths=(path,), options={"label": "label", "quarantine": str(path.parent / "q")})
+        )
