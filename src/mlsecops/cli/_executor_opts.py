@@ -15,7 +15,7 @@ ExecutorOpt = Annotated[
     str | None,
     typer.Option(
         help="Fan the work out on an engine: inline, process (local pool) or ray; the same seed gives the "
-        "same report on every engine [default: in this process, unsharded].",
+        "same report on every engine [default: in this process].",
     ),
 ]
 WorkersOpt = Annotated[
