@@ -179,9 +179,24 @@ class ContainerScanning(ScannerBase):
         ts_sources: list[tuple[str, bytes]] | None = [] if is_ts else None
         plan = self._export_program(region, entries, entry) if is_export else None
         for e in entries:
-            self._zip_entry(
-                region, e, entry, depth, torch_prefixes, is_ts or is_keras, names, ts_sources, plan
-            )
+            try:
+                self._zip_entry(
+                    region, e, entry, depth, torch_prefixes, is_ts or is_keras, names, ts_sources, plan
+                )
+            except (
+                Truncated
+            ) as err:  # a corrupt entry read outside ``scan`` (a JSON config): found by fuzzing
+                self.add(
+                    Hit(
+                        Severity.LOW,
+                        "truncated zip entry",
+                        str(err),
+                        kind="container",
+                        entry=join_entry(entry, e.name),
+                        error=True,
+                        atlas=None,
+                    )
+                )
         if ts_sources:
             scan_torchscript_sources(ts_sources, report=self.add, tick=self.budget.check_time)
         return fmt
