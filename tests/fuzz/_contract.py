@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from pathlib import Path
 
 from mlsecops.core.errors import InputError
 from mlsecops.supplychain.scanner import ArtifactScan, ScanLimits, Verdict, scan_fd, scan_file
@@ -43,7 +44,7 @@ def check_fd(fd: int, path: str, limits: ScanLimits = LIMITS) -> Verdict:
     return _judge(result, time.monotonic() - t0, limits)
 
 
-def check_path(path: str | os.PathLike[str], limits: ScanLimits = LIMITS) -> Verdict:
+def check_path(path: str | Path, limits: ScanLimits = LIMITS) -> Verdict:
     """``check_fd`` through the public ``scan_file`` (how the regression files are replayed)."""
     t0 = time.monotonic()
     try:
