@@ -85,6 +85,9 @@ class AccessWatch:
         self._sqlite = make_url(ws.url).get_backend_name() == "sqlite"
         self._lock = threading.Lock()
         self._conn: Any = None
+        # the raw connection raises the driver's own errors (psycopg.OperationalError when the server
+        # restarted), not SQLAlchemy's: without them here a broken connection was never replaced
+        self._driver_error: type[Exception] = getattr(ws.engine.dialect.dbapi, "Error", sqlite3.Error)
 
     def read(self) -> Revision | None:
         """The current counters (None when the row is missing: then nothing may be cached).
@@ -104,7 +107,7 @@ class AccessWatch:
                     finally:
                         cursor.close()
                     return None if row is None else Revision(int(row[0]), int(row[1]), int(row[2]))
-                except (DBAPIError, SQLAlchemyError, OSError, sqlite3.Error) as err:
+                except (DBAPIError, SQLAlchemyError, OSError, sqlite3.Error, self._driver_error) as err:
                     self._drop()
                     if attempt:
                         raise Unavailable("the workspace database is unavailable") from err
