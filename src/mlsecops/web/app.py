@@ -319,22 +319,15 @@ def _install_error_handlers(app: FastAPI) -> None:
 # ------------------------------------------------------------------------------------ app
 
 
-WARM_TREND_MODELS = 64
-"""Models whose day-bucket trend charts start-up draws (about 50 ms of CPU each); the rest on demand."""
-
-
 def _warm(ui: Ui) -> None:
-    """Compute what the first pages need (every posture, the models overview, the day trend charts of
-    the first ``WARM_TREND_MODELS`` models, the compiled templates),
+    """Compute what the first pages need (every posture, the models overview, the compiled templates),
     so none of it lands on the first request after start; a failure is logged and left to the page.
     """
     ui.postures.warm(wait=True)
     try:
-        names = [str(m["name"]) for m in ui.overview.get()]
-        for name in names[:WARM_TREND_MODELS]:  # the trends page's default view: day buckets
-            ui.postures.charts(name, bucket_s=86_400)
+        ui.overview.get()
     except Exception as err:  # start anyway: the page reports the error as it does for any request
-        _log.warning("warming the dashboard's caches failed: %s: %s", type(err).__name__, err)
+        _log.warning("warming the models overview failed: %s: %s", type(err).__name__, err)
     for name in ui.templates.list_templates():
         ui.templates.get_template(name)
 
