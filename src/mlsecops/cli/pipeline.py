@@ -172,7 +172,7 @@ def _case_demo(folder: Path, case: str) -> int:
     titles = {
         "av": "autonomous driving: a sign classifier under patch and PGD attacks, hardened; a live query attack",
         "ecommerce": "e-commerce: a 537-account rating campaign and a model thief",
-        "healthcare": "healthcare: the fairness gate blocks a biased screening model; mitigation",
+        "healthcare": "healthcare: the fairness gate blocks a biased screening model; mitigation; DP training",
         "finale": "the last act: an alert, the playbook, an automatic rollback, the trail verified",
     }
     codes: dict[str, int] = {}
@@ -208,7 +208,7 @@ def _play(name: str, folder: Path, home: Path, actor: str) -> int:
 
 
 def _healthcare_demo(folder: Path, *, build_only: bool, home: Path | None = None) -> int:
-    """The healthcare case: the gate blocks the biased model, ``harden fairness`` mitigates, the gate passes."""
+    """The healthcare case: gate blocks, ``harden fairness`` mitigates, gate passes; DP training and audit."""
     from mlsecops.pipeline.healthcare import build_healthcare_case, mitigate_healthcare_case
 
     blocked = build_healthcare_case(folder)
@@ -218,21 +218,51 @@ def _healthcare_demo(folder: Path, *, build_only: bool, home: Path | None = None
         )
         return EXIT_OK
     home = home or folder / ".mlsecops"
-    console.print("[bold]1/3[/] the screening model trained on biased records, through the fairness gate")
+    console.print("[bold]1/4[/] the screening model trained on biased records, through the fairness gate")
     with Workspace.init(home, actor=settings().actor) as ws:
         if _run(blocked, None, Format.TEXT, None, ws) != EXIT_FAIL:
             err_console.print("the gate did not block the biased model: the case did not show what it should")
             return EXIT_FAIL
-    console.print("[bold]2/3[/] blocked as expected; mitigating (harden fairness, equal true-positive rates)")
+    console.print("[bold]2/4[/] blocked as expected; mitigating (harden fairness, equal true-positive rates)")
     m = mitigate_healthcare_case(folder, home=home, actor=settings().actor).metrics
     console.print(
         f"equal opportunity difference {m['equal_opportunity_difference_before']:.3f} -> "
         f"{m['equal_opportunity_difference_after']:.3f}, accuracy {m['accuracy_before']:.3f} -> "
         f"{m['accuracy_after']:.3f}"
     )
-    console.print("[bold]3/3[/] the mitigated model through the same gate")
+    console.print("[bold]3/4[/] the mitigated model through the same gate")
     with Workspace.init(home, actor=settings().actor) as ws:
-        return _run(folder / "pipeline.yaml", None, Format.TEXT, None, ws)
+        code = _run(folder / "pipeline.yaml", None, Format.TEXT, None, ws)
+    if code != EXIT_OK:
+        return code
+    return _healthcare_privacy(folder, home)
+
+
+def _healthcare_privacy(folder: Path, home: Path) -> int:
+    """Step 4: DP training of the neural screening model and the membership audit before and after."""
+    from mlsecops.pipeline.healthcare import PRIVACY_EPSILON, private_healthcare_case
+
+    console.print(
+        f"[bold]4/4[/] privacy: the neural screening model trained plainly and with DP-SGD "
+        f"(harden dp-train, epsilon {PRIVACY_EPSILON:g}), each audited for membership inference "
+        "(loss attack, LiRA with reference models)"
+    )
+    s = private_healthcare_case(folder, home=home, actor=settings().actor)
+    console.print(
+        f"DP-SGD spent epsilon {s['epsilon_spent']:.2f} (target {s['epsilon_target']:g}, delta "
+        f"{s['delta']:g}, noise multiplier {s['noise_multiplier']:.2f}); lineage {safe(str(s['lineage']))}",
+        highlight=False,
+    )
+    plain, dp = s["models"]["non-private"], s["models"]["dp"]
+    for label, key in (
+        ("membership AUC", "membership_auc"),
+        ("membership advantage", "membership_advantage"),
+        ("TPR at 1% FPR", "membership_tpr@0.01"),
+        ("test accuracy", "test_accuracy"),
+    ):
+        console.print(f"  {label:<22} non-private {plain[key]:.3f} -> DP {dp[key]:.3f}", highlight=False)
+    console.print(f"privacy reports in [bold]{safe(folder / 'privacy')}[/]")
+    return EXIT_OK
 
 
 runs_app = typer.Typer(help="Recorded pipeline runs and their reports.", no_args_is_help=True)

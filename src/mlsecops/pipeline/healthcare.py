@@ -21,6 +21,15 @@ validation and test sets carry the verified outcomes.
   ``mitigate_healthcare_case`` (``mlsecops harden fairness``: fairlearn's ``ThresholdOptimizer``, equal
   true-positive rates, fitted on ``validation.csv``) writes: it passes.
 
+``private_healthcare_case(folder)`` then shows the privacy side on a neural screening model (a PyTorch
+MLP on the same features, scaled by fixed public clinical bounds): a non-private one
+(``assets/models/screening.mlp.pt2``) and one trained with DP-SGD to epsilon ``PRIVACY_EPSILON``
+(``mlsecops harden dp-train``, Opacus; ``screening.mlp.dp.pt2``, its privacy facts in the lineage),
+both trained on the first ``PRIVATE_ROWS`` training records, then the membership-inference audit of each
+(``mlsecops assess privacy``'s ``audit_privacy``: the loss attack and LiRA with reference models
+trained through the executor). Members and non-members are both drawn from ``train.csv`` so the
+audit compares records with the same (biased) recording. Reports go to ``privacy/``.
+
 Both pipeline files ship in this package (``healthcare_*.yaml``) and in ``examples/healthcare/``.
 """
 
@@ -45,6 +54,7 @@ __all__ = [
     "build_healthcare_case",
     "flchain_frame",
     "mitigate_healthcare_case",
+    "private_healthcare_case",
 ]
 
 HEALTHCARE_PIPELINES = {
@@ -56,6 +66,26 @@ UNDER_RECORDED = 0.6
 """Share of women's deaths missing from the training records (recorded as survival)."""
 FEATURES = ("age", "creatinine", "kappa", "lambda", "flc_grp", "mgus", "female")
 """The model's inputs, in order (the CSV columns before ``death``)."""
+PRIVACY_EPSILON = 3.0
+"""Target epsilon of the DP-trained screening model (delta 1e-5)."""
+PRIVATE_ROWS = 400
+"""Training records the neural models learn from (the first rows of ``train.csv``)."""
+AUDIT_ROWS = 200
+"""Members and non-members the privacy audit scores (each)."""
+AUDIT_REFERENCES = 4
+"""Reference models LiRA trains per audit (each audited record is IN half of them)."""
+PUBLIC_BOUNDS = {
+    "age": (40.0, 110.0),
+    "creatinine": (0.0, 12.0),
+    "kappa": (0.0, 25.0),
+    "lambda": (0.0, 30.0),
+    "flc_grp": (1.0, 10.0),
+    "mgus": (0.0, 1.0),
+    "female": (0.0, 1.0),
+}
+"""Fixed clinical ranges the neural models' inputs are scaled by (never statistics of the records)."""
+_MLP = {"width": 128, "epochs": 60, "lr": 1e-2, "batch_size": 32}
+"""The non-private MLP's recipe (also the reference models'): wide and trained long enough to fit."""
 _SPLITS = (4000, 1900)
 _SEED = 0
 
@@ -148,3 +178,178 @@ def mitigate_healthcare_case(
     }
     target = Target(options=options, seed=_SEED, home=home, database_url=database_url, actor=actor)
     return get_check("harden.fairness").create().run(target)
+
+
+def _scaled(frame: Any) -> Any:
+    """``FEATURES`` mapped to [0, 1] by ``PUBLIC_BOUNDS`` (clipped), with ``death``."""
+    out = frame[[*FEATURES, "death"]].astype(float).copy()
+    for name, (lo, hi) in PUBLIC_BOUNDS.items():
+        out[name] = (out[name].clip(lo, hi) - lo) / (hi - lo)
+    out["death"] = frame["death"].astype(int)
+    return out
+
+
+def _mlp(width: int) -> Any:
+    import torch
+
+    n = len(FEATURES)
+    return torch.nn.Sequential(
+        torch.nn.Linear(n, width),
+        torch.nn.ReLU(),
+        torch.nn.Linear(width, width),
+        torch.nn.ReLU(),
+        torch.nn.Linear(width, 2),
+    )
+
+
+def _xy(frame: Any) -> tuple[np.ndarray, np.ndarray]:
+    return frame[list(FEATURES)].to_numpy(np.float32), frame["death"].to_numpy(np.int64)
+
+
+def private_healthcare_case(
+    folder: Path,
+    *,
+    home: Path | None = None,
+    database_url: str | None = None,
+    actor: str = "demo",
+    epsilon: float = PRIVACY_EPSILON,
+    references: int = AUDIT_REFERENCES,
+    executor: str = "process",
+) -> dict[str, Any]:
+    """Train the neural screening model with and without DP and audit both for membership leakage.
+
+    Needs ``build_healthcare_case(folder)`` first. Writes ``privacy/`` (the scaled training, test and
+    audit sets; ``dp-train.json``, ``audit-non-private.json``, ``audit-dp.json``, ``summary.json``) and
+    the two models under ``assets/models/``. With a workspace, the DP model's lineage carries epsilon.
+
+    Returns:
+        the summary: per model, accuracy on ``test.csv`` and the audit's AUC, advantage and TPR at 1%
+        FPR (strongest attack), plus the privacy spent.
+
+    Raises:
+        InputError: the case is not built, or torch / Opacus are missing.
+    """
+    try:
+        import opacus  # noqa: F401  # the DP training's engine
+        import torch
+    except ImportError as err:
+        raise InputError(
+            "the DP step of the healthcare case needs PyTorch and Opacus: pip install 'mlsecops[torch]'"
+        ) from err
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small MLPs: more threads only contend for the cores (minutes, not seconds)
+    try:
+        return _private_case(folder, home, database_url, actor, epsilon, references, executor)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _private_case(
+    folder: Path,
+    home: Path | None,
+    database_url: str | None,
+    actor: str,
+    epsilon: float,
+    references: int,
+    executor: str,
+) -> dict[str, Any]:
+    import json
+
+    import pandas as pd
+    import torch
+
+    from mlsecops.assess.privacy import audit_privacy, privacy_report
+    from mlsecops.assess.privacy._reference import TorchRecipe, train_torch
+    from mlsecops.core.executor import get_executor
+    from mlsecops.models.loading import load_model
+    from mlsecops.models.pytorch import TorchModel
+
+    folder = folder.resolve()
+    data = folder / "assets" / "data"
+    if not (data / "train.csv").is_file():
+        raise InputError(
+            f"{folder} holds no healthcare case; build it first (mlsecops demo --case healthcare)"
+        )
+    out = folder / "privacy"
+    out.mkdir(parents=True, exist_ok=True)
+    train = _scaled(pd.read_csv(data / "train.csv"))
+    test = _scaled(pd.read_csv(data / "test.csv"))
+    cohort, rest = train.iloc[:PRIVATE_ROWS], train.iloc[PRIVATE_ROWS:]
+    rng = np.random.default_rng(_SEED)
+    members = cohort.iloc[np.sort(rng.permutation(len(cohort))[:AUDIT_ROWS])]
+    pick = rng.permutation(len(rest))
+    non_members, pool = rest.iloc[np.sort(pick[:AUDIT_ROWS])], rest.iloc[np.sort(pick[AUDIT_ROWS:])]
+    for name, part in (("train", cohort), ("test", test), ("members", members), ("non_members", non_members)):
+        part.to_csv(out / f"{name}.csv", index=False, float_format="%.6f")
+
+    torch.manual_seed(_SEED)
+    module = _mlp(_MLP["width"])
+    x_fit, y_fit = _xy(cohort)
+    train_torch(
+        module, x_fit, y_fit, epochs=_MLP["epochs"], lr=_MLP["lr"], batch_size=_MLP["batch_size"], seed=_SEED
+    )
+    plain = TorchModel(module, input_shape=(len(FEATURES),), n_classes=2)
+    models = folder / "assets" / "models"
+    plain.save(models / "screening.mlp.pt2", fmt="torch-export")
+
+    options: dict[str, Any] = {
+        "model": str(models / "screening.mlp.pt2"),
+        "data": str(out / "train.csv"),
+        "test_data": str(out / "test.csv"),
+        "label": "death",
+        "epsilon": epsilon,
+        "lower": 0.0,
+        "upper": 1.0,
+        "epochs": 30,
+        "output": str(models / "screening.mlp.dp.pt2"),
+    }
+    target = Target(options=options, seed=_SEED, home=home, database_url=database_url, actor=actor)
+    dp = get_check("harden.dp_training").create().run(target)
+    (out / "dp-train.json").write_text(dp.model_dump_json(indent=2))
+    private = load_model(str(models / "screening.mlp.dp.pt2"), input_shape=(len(FEATURES),))
+
+    recipe = TorchRecipe(
+        module=_mlp(_MLP["width"]), epochs=_MLP["epochs"], lr=_MLP["lr"], batch_size=_MLP["batch_size"]
+    )
+    x_test, y_test = _xy(test)
+    summary: dict[str, Any] = {
+        "epsilon_target": epsilon,
+        "epsilon_spent": dp.metrics["dp_epsilon"],
+        "delta": dp.metrics["dp_delta"],
+        "noise_multiplier": dp.metrics["dp_noise_multiplier"],
+        "lineage": dp.data.get("lineage"),
+        "training_rows": len(cohort),
+        "audit_rows": AUDIT_ROWS,
+        "references": references,
+        "models": {},
+    }
+    for name, model in (("non-private", plain), ("dp", private)):
+        audit = audit_privacy(
+            model,
+            _xy(members),
+            _xy(non_members),
+            reference=_xy(pool),
+            attacks=("loss", "lira_online"),
+            references=references,
+            executor=get_executor(executor),
+            learner=recipe,
+            seed=_SEED,
+        )
+        report = privacy_report(
+            audit, subject=f"screening.mlp{'.dp' if name == 'dp' else ''}.pt2", defences=()
+        )
+        (out / f"audit-{name}.json").write_text(report.model_dump_json(indent=2))
+        accuracy = float(np.mean(model.predict_proba(x_test).argmax(axis=1) == y_test))
+        summary["models"][name] = {
+            "test_accuracy": accuracy,
+            "membership_auc": report.metrics["membership_auc"],
+            "membership_advantage": report.metrics["membership_advantage"],
+            "membership_tpr@0.01": report.metrics["membership_tpr@0.01"],
+            "per_attack": {
+                a.attack: {"auc": a.auc, "advantage": a.advantage, "tpr@0.01": a.tpr[0.01]}
+                for a in audit.attacks
+            },
+        }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

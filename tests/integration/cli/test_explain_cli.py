@@ -113,11 +113,41 @@ def test_pickled_scaffold_is_refused_unloaded(cli: Cli, tmp_path: Path) -> None:
 def test_demo_healthcare_blocks_mitigates_passes(cli: Cli, tmp_path: Path) -> None:
     require("sksurv", "healthcare")
     require("fairlearn", "fairness")
+    require("opacus", "privacy")
     res = cli("demo", "--case", "healthcare", "--dir", str(tmp_path / "case"))
     assert res.code == 0, res.err
     assert "blocked as expected" in res.out
     assert res.out.count("FAIL") >= 1 and "gate PASSED" in res.out
     assert (tmp_path / "case" / "assets" / "models" / "screening.fair.json").is_file()
+    # step 4: DP training to the target epsilon, and the membership audit before and after
+    assert "4/4" in res.out and "non-private" in res.out and "membership AUC" in res.out
+    summary = json.loads((tmp_path / "case" / "privacy" / "summary.json").read_text())
+    assert 0 < summary["epsilon_spent"] <= summary["epsilon_target"] * 1.001
+    plain, dp = summary["models"]["non-private"], summary["models"]["dp"]
+    for model in (plain, dp):
+        assert 0.0 <= model["membership_auc"] <= 1.0 and 0.0 <= model["membership_advantage"] <= 1.0
+        assert 0.0 <= model["membership_tpr@0.01"] <= 1.0 and 0.5 < model["test_accuracy"] <= 1.0
+        assert set(model["per_attack"]) == {"loss", "lira_online"}
+    # 200 members vs 200 non-members: an advantage's standard error is about 0.05
+    assert dp["membership_advantage"] <= plain["membership_advantage"] + 0.1
+    for name in ("dp-train.json", "audit-non-private.json", "audit-dp.json"):
+        assert (tmp_path / "case" / "privacy" / name).is_file()
+    # the DP model's lineage node carries the privacy spent
+    ref = summary["lineage"]
+    assert ref and ref.startswith("model_file:screening.mlp.dp.pt2@")
+    from mlsecops.store import Workspace, lineage
+
+    ws = Workspace.open(tmp_path / "case" / ".mlsecops", None, actor="test")
+    try:
+        with ws.session() as s:
+            name, version = ref.removeprefix("model_file:").split("@")
+            node = lineage.find_node(s, "model_file", name, version)
+            assert node is not None
+            facts = lineage.node_attributes(node)["differential_privacy"]
+    finally:
+        ws.close()
+    assert facts["epsilon"] == pytest.approx(summary["epsilon_spent"], abs=1e-5)
+    assert facts["target_epsilon"] == summary["epsilon_target"]
 
 
 def test_healthcare_example_pipelines_match_the_packaged_ones() -> None:
