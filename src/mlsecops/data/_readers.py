@@ -560,7 +560,10 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
     rows = 0
     try:
         with open_data_file(path) as fh:
-            pf = pq.ParquetFile(fh)
+            # Without pre-buffering and with a bounded read buffer: the defaults read ahead whole row
+            # groups of every column (measured: 686 MB peak for a 2M x 25 file read in 100k-row batches,
+            # 321 MB without).
+            pf = pq.ParquetFile(fh, pre_buffer=False, buffer_size=1 << 20)
             for batch in pf.iter_batches(batch_size=chunk_rows):
                 rows += batch.num_rows
                 yield {name: _arrow_to_numpy(batch.column(i)) for i, name in enumerate(batch.schema.names)}
