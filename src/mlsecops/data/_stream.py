@@ -358,10 +358,24 @@ def _backdoor_rules(
     return rules
 
 
+_WORKING_MEMORY_MB = 64
+"""scikit-learn's working memory for chunked distance computations (its default, 1 GiB, would set the
+peak memory of a scan on its own)."""
+
+
 def _score_chunk(
     fitted: _Fitted, start: int, X: np.ndarray, y_raw: np.ndarray
 ) -> list[tuple[int, str, float, str]]:
     """Flags of one chunk: ``(file row, detector, score, reason)``. Sample rows keep the sample verdict."""
+    import sklearn
+
+    with sklearn.config_context(working_memory=_WORKING_MEMORY_MB):
+        return _score_chunk_bounded(fitted, start, X, y_raw)
+
+
+def _score_chunk_bounded(
+    fitted: _Fitted, start: int, X: np.ndarray, y_raw: np.ndarray
+) -> list[tuple[int, str, float, str]]:
     n = X.shape[0]
     rows = np.arange(start, start + n)
     pos = np.searchsorted(fitted.sample_rows, rows)
