@@ -127,7 +127,7 @@ def read_blob(st: WalkState, n: int, op_off: int, *, text: bool, code: bool = Fa
     if (
         st.nested is not None
         and head[:1] == b"\x80"
-        and 2 <= head[1:2][0] <= 5
+        and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")  # the data may end after b"\x80" (fuzzing)
         and n <= _NESTED_MAX
         and st.depth < _NESTED_DEPTH
     ):
