@@ -22,13 +22,14 @@ import numpy as np
 OUT = Path(__file__).resolve().parents[1] / "results" / "scale-poison.json"
 
 
-def build(path: Path, rows: int, seed: int = 0) -> np.ndarray:
-    """Write ``rows`` planted rows to ``path`` chunk by chunk; return the ground-truth mask."""
+def build(path: Path, rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Write ``rows`` planted rows to ``path`` chunk by chunk; return the (outlier, flipped) masks."""
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
     rng = np.random.default_rng(seed)
-    truth = np.zeros(rows, dtype=bool)
+    outliers = np.zeros(rows, dtype=bool)
+    flips = np.zeros(rows, dtype=bool)
     with path.open("w") as fh:
         fh.write(",".join([*(f"f{i}" for i in range(64)), "label"]) + "\n")
         for start in range(0, rows, 50_000):
@@ -39,9 +40,10 @@ def build(path: Path, rows: int, seed: int = 0) -> np.ndarray:
             Xc[out] = rng.uniform(0, 16, (int(out.sum()), 64)) * rng.choice([-3, 3], (int(out.sum()), 64))
             flip = rng.random(n) < 0.02
             yc[flip] = (yc[flip] + rng.integers(1, 10, int(flip.sum()))) % 10
-            truth[start : start + n] = out | flip
+            outliers[start : start + n] = out
+            flips[start : start + n] = flip & ~out
             np.savetxt(fh, np.column_stack([Xc, yc]), fmt=["%.3f"] * 64 + ["%d"], delimiter=",")
-    return truth
+    return outliers, flips
 
 
 def main() -> None:
@@ -54,7 +56,9 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "data.csv"
-        truth = build(path, args.rows)
+        outliers, flips = build(path, args.rows)
+        dets = args.detectors.split(",")
+        truth = (outliers if "outliers" in dets else 0) | (flips if "labels" in dets else 0)
         sink = Path(tmp) / "suspects.jsonl"
         t0 = time.perf_counter()
         res = scan_file(
