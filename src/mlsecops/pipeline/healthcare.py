@@ -84,7 +84,7 @@ PUBLIC_BOUNDS = {
     "female": (0.0, 1.0),
 }
 """Fixed clinical ranges the neural models' inputs are scaled by (never statistics of the records)."""
-_MLP = {"width": 128, "epochs": 60, "lr": 1e-2, "batch_size": 32}
+_MLP_WIDTH, _MLP_EPOCHS, _MLP_LR, _MLP_BATCH = 128, 60, 1e-2, 32
 """The non-private MLP's recipe (also the reference models'): wide and trained long enough to fit."""
 _SPLITS = (4000, 1900)
 _SEED = 0
@@ -202,6 +202,16 @@ def _mlp(width: int) -> Any:
     )
 
 
+def _stratified(labels: np.ndarray, deaths: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of ``AUDIT_ROWS`` rows, ``deaths`` of them with label 1."""
+    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    if len(pos) < deaths or len(neg) < AUDIT_ROWS - deaths:
+        raise InputError("too few training records for the privacy audit's balanced member sets")
+    return np.sort(
+        np.concatenate([rng.permutation(pos)[:deaths], rng.permutation(neg)[: AUDIT_ROWS - deaths]])
+    )
+
+
 def _xy(frame: Any) -> tuple[np.ndarray, np.ndarray]:
     return frame[list(FEATURES)].to_numpy(np.float32), frame["death"].to_numpy(np.int64)
 
@@ -277,18 +287,18 @@ def _private_case(
     test = _scaled(pd.read_csv(data / "test.csv"))
     cohort, rest = train.iloc[:PRIVATE_ROWS], train.iloc[PRIVATE_ROWS:]
     rng = np.random.default_rng(_SEED)
-    members = cohort.iloc[np.sort(rng.permutation(len(cohort))[:AUDIT_ROWS])]
-    pick = rng.permutation(len(rest))
-    non_members, pool = rest.iloc[np.sort(pick[:AUDIT_ROWS])], rest.iloc[np.sort(pick[AUDIT_ROWS:])]
+    # the same number of deaths on both sides: a gap in the label mix alone moves the loss attack's AUC
+    deaths = round(AUDIT_ROWS * float(cohort["death"].mean()))
+    members = cohort.iloc[_stratified(cohort["death"].to_numpy(), deaths, rng)]
+    chosen = _stratified(rest["death"].to_numpy(), deaths, rng)
+    non_members, pool = rest.iloc[chosen], rest.drop(rest.index[chosen])
     for name, part in (("train", cohort), ("test", test), ("members", members), ("non_members", non_members)):
         part.to_csv(out / f"{name}.csv", index=False, float_format="%.6f")
 
     torch.manual_seed(_SEED)
-    module = _mlp(_MLP["width"])
+    module = _mlp(_MLP_WIDTH)
     x_fit, y_fit = _xy(cohort)
-    train_torch(
-        module, x_fit, y_fit, epochs=_MLP["epochs"], lr=_MLP["lr"], batch_size=_MLP["batch_size"], seed=_SEED
-    )
+    train_torch(module, x_fit, y_fit, epochs=_MLP_EPOCHS, lr=_MLP_LR, batch_size=_MLP_BATCH, seed=_SEED)
     plain = TorchModel(module, input_shape=(len(FEATURES),), n_classes=2)
     models = folder / "assets" / "models"
     plain.save(models / "screening.mlp.pt2", fmt="torch-export")
@@ -309,9 +319,7 @@ def _private_case(
     (out / "dp-train.json").write_text(dp.model_dump_json(indent=2))
     private = load_model(str(models / "screening.mlp.dp.pt2"), input_shape=(len(FEATURES),))
 
-    recipe = TorchRecipe(
-        module=_mlp(_MLP["width"]), epochs=_MLP["epochs"], lr=_MLP["lr"], batch_size=_MLP["batch_size"]
-    )
+    recipe = TorchRecipe(module=_mlp(_MLP_WIDTH), epochs=_MLP_EPOCHS, lr=_MLP_LR, batch_size=_MLP_BATCH)
     x_test, y_test = _xy(test)
     summary: dict[str, Any] = {
         "epsilon_target": epsilon,
