@@ -148,9 +148,9 @@ class PickleScanning(ScannerBase):
                     )
                 )
         else:
-            self._pickles(s, entry, 0, forced=True)
+            self._pickles(s, entry, 0, forced=True, blob=True)
 
-    def _pickles(self, s: Stream, entry: str, depth: int, *, forced: bool) -> str | None:
+    def _pickles(self, s: Stream, entry: str, depth: int, *, forced: bool, blob: bool = False) -> str | None:
         """Walk consecutive pickles; return the format, or None if the stream is not a pickle."""
         fmt = "pickle"
         count = 0
@@ -190,6 +190,13 @@ class PickleScanning(ScannerBase):
                 # anything is most likely other binary data: leave it to the embedded-pickle search.
                 named_deny = any(h.severity >= Severity.CRITICAL and h.callable for h in buf)
                 if not (forced or res.protocol or (buf and res.calls) or named_deny):
+                    return None
+                if blob and not res.calls and not any(h.callable for h in buf):
+                    # A bytes value of a pickle that only starts like one (raw weights: 1 in 16,384
+                    # arrays begins with PROTO 2..5) and breaks before calling or naming anything:
+                    # data, not a pickle (its frame lengths and opcodes are noise too). Nothing ran
+                    # before the break, and loading the outer pickle never unpickles it; a name or a
+                    # call before a break is still reported.
                     return None
                 self.hits.extend(buf)
                 self.add(
