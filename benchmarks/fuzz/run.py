@@ -109,8 +109,12 @@ def main() -> None:
     lines += [f"- `{ln}`" for ln in crash_lines]
     lines += [
         "",
-        "Found earlier and fixed (inputs in `tests/fuzz/regressions/`): a corrupt LZ4 frame made `lz4`'s",
-        '`LZ4FrameFile` raise `RuntimeError`, which escaped as a "scanner error"; it now reads as truncated data.',
+        "Found by these harnesses and fixed (inputs in `tests/fuzz/regressions/`, replayed in CI): a corrupt",
+        "LZ4 frame made `LZ4FrameFile` raise `RuntimeError`; a deflated entry corrupt at its first bytes",
+        "failed in the format-detecting peek, outside the `Truncated` handler; a corrupt deflated",
+        "`config.json` in a zip failed the same way in the JSON reader; a pickle string argument ending",
+        "right after `0x80` raised `IndexError` in the nested-pickle check. All four escaped as",
+        '"scanner error" (an `error` verdict: fail closed, but a bug); they now end as truncated-data hits.',
         "",
     ]
     (RESULTS / "fuzz.md").write_text("\n".join(lines))

@@ -23,7 +23,7 @@ from tests.fuzz._seeds import FAMILIES, seeds
 from mlsecops.supplychain.scanner import Verdict
 
 FUZZ_DIR = Path(__file__).resolve().parents[2] / "fuzz"
-SECONDS = int(os.environ.get("MLSECOPS_FUZZ_SECONDS", "8"))  # 7 families x 8 s, plus start-up
+SECONDS = int(os.environ.get("MLSECOPS_FUZZ_SECONDS", "6"))  # 7 x (6 s + ~5 s start-up) < 90 s
 
 
 def _regression_files() -> list[Path]:
