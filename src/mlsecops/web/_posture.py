@@ -1,8 +1,9 @@
-"""Posture of model versions for the dashboard, cached by the audit head position.
+"""Posture of model versions for the dashboard, cached by the newest audit event a page depends on.
 
 The scores come from ``mlsecops.posture`` (``all_postures``, ``model_posture``, ``trends``). Every state
-change in a workspace writes an audit event, so the head position changes whenever a posture can:
-the cache is keyed by it and never serves a posture older than the newest event. When the posture
+change in a workspace writes an audit event, so the newest event moves whenever a posture can: the
+cache is keyed by the newest event that is not a dashboard session event (``_verify.state_seq``:
+log-ins change no posture) and never serves a posture older than that event. When the posture
 package is not installed the pages say so and show the registry's own facts.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlsecops.store import Workspace
-from mlsecops.web._verify import head_seq
+from mlsecops.web._verify import state_seq
 
 __all__ = ["FIRST_WAIT_S", "MAX_CACHED_CHARTS", "PostureCache", "Postures", "posture_available"]
 
@@ -83,7 +84,7 @@ class PostureCache:
         """
         if not posture_available():
             return
-        head = head_seq(self._ws)
+        head = state_seq(self._ws)
         if not wait:
             self._refresh_async(head)
             return
@@ -136,7 +137,7 @@ class PostureCache:
         """
         if not posture_available():
             return Postures({}, 0, 0)
-        head = head_seq(self._ws)
+        head = state_seq(self._ws)
         with self._lock:
             result = self._result
         if result is None:
@@ -156,7 +157,7 @@ class PostureCache:
         """One version's posture, always current (from the cache when it is), or None without the package."""
         if not posture_available():
             return None
-        head = head_seq(self._ws)
+        head = state_seq(self._ws)
         with self._lock:
             result = self._result
         if result is not None and result[0] == head and (name, version) in result[1]:
@@ -181,7 +182,7 @@ class PostureCache:
         """
         if not posture_available():
             return None
-        head = head_seq(self._ws)
+        head = state_seq(self._ws)
         key = (name, bucket_s)
         with self._lock:
             hit = self._charts.get(key)

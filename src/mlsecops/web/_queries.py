@@ -22,7 +22,7 @@ from mlsecops.registry._versions import describe, get_model, get_version, histor
 from mlsecops.runtime._decision_tables import DecisionRecord
 from mlsecops.store import AuditEvent, LineageEdge, LineageNode, PipelineRun, StoredReport, Workspace
 from mlsecops.store import lineage as lineage_store
-from mlsecops.web._verify import head_seq
+from mlsecops.web._verify import state_seq
 
 __all__ = [
     "AUDIT_PAGE",
@@ -175,7 +175,7 @@ class OverviewCache:
 
     def get(self) -> list[dict[str, Any]]:
         """Every model with every version (a copy)."""
-        head = head_seq(self._ws)
+        head = state_seq(self._ws)
         with self._lock:
             fresh = head == self._head
             data = self._data

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from mlsecops.core.errors import MlsecopsError
 from mlsecops.store import Workspace, audit
-from mlsecops.store.models import AuditHead
+from mlsecops.store.models import AuditEvent, AuditHead
 
 __all__ = ["VERIFY_TIMEOUT_S", "ChainVerifier", "VerifyResult", "child_main", "head_seq", "verify_workspace"]
 
@@ -35,6 +35,27 @@ def head_seq(ws: Workspace) -> int:
     """The newest event's position (0 when there is no head row)."""
     with ws.session(readonly=True) as s:
         found = s.execute(select(AuditHead.seq).where(AuditHead.id == 1)).scalar_one_or_none()
+    return int(found) if isinstance(found, int) else 0
+
+
+SESSION_ACTIONS = "ui."
+"""Prefix of the dashboard's own session events (log-in, log-out, refusals): they change nothing a
+page shows, so they do not invalidate the caches keyed by ``state_seq``."""
+
+
+def state_seq(ws: Workspace) -> int:
+    """The newest event that can change what a page shows: the newest one not a dashboard session event.
+
+    Reads backwards from the head by the primary key and stops at the first match, so it costs a few
+    rows however long the trail is.
+    """
+    with ws.session(readonly=True) as s:
+        found = s.execute(
+            select(AuditEvent.seq)
+            .where(~AuditEvent.action.startswith(SESSION_ACTIONS, autoescape=True))
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        ).scalar_one_or_none()
     return int(found) if isinstance(found, int) else 0
 
 
