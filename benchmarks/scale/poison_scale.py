@@ -58,7 +58,9 @@ def main() -> None:
         path = Path(tmp) / "data.csv"
         outliers, flips = build(path, args.rows)
         dets = args.detectors.split(",")
-        truth = (outliers if "outliers" in dets else 0) | (flips if "labels" in dets else 0)
+        truth = np.zeros(args.rows, dtype=bool)
+        truth |= outliers if "outliers" in dets else truth
+        truth |= flips if "labels" in dets else truth
         sink = Path(tmp) / "suspects.jsonl"
         t0 = time.perf_counter()
         res = scan_file(
