@@ -35,7 +35,7 @@ def test_dry_run_prints_what_would_be_served_and_the_utility_cost(guard: Guard) 
     doc = json.loads(r.stdout)
     assert doc["model"] == "digits" and doc["source"].startswith("registry:digits@")
     assert doc["follows"] == "digits@production"
-    assert doc["outputs"] == {"mode": "top_k", "top_k": 3, "decimals": 4}
+    assert doc["outputs"] == {"mode": "top_k", "top_k": 3, "decimals": 4, "noise": None}
     cost = doc["utility_cost"]
     assert cost["rows"] == len(guard.y)
     assert cost["top1_agreement"] == 1.0 and cost["accuracy_after"] == cost["accuracy_before"] > 0.8
