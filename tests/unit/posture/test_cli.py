@@ -79,7 +79,10 @@ def test_listing_and_text_fit_80_columns(
     world = shared.world
     everything = cli("posture", "-f", "json", env=_env(world))
     assert [(p["model"], p["version"]) for p in json.loads(everything.out)] == [("fraud", 1), ("fraud", 2)]  # type: ignore[attr-defined]
+    from mlsecops.cli import _common
+
     monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(_common, "_consoles", {})  # consoles read the width when made
     text = cli("posture", "fraud@1", env=_env(world))
     assert text.code == 0  # type: ignore[attr-defined]
     lines = text.out.splitlines()  # type: ignore[attr-defined]
