@@ -118,10 +118,6 @@ def run_finale(
     (folder / "summary.json").write_text(json.dumps(live, indent=2))
 
     say("4/4 where to look")
-    say(f"dashboard: MLSECOPS_HOME={home} mlsecops ui --port {UI_PORT}")
-    say(
-        f"           then open http://127.0.0.1:{UI_PORT}/ and log in with the key in {home / 'demo-admin.key'}"
-    )
     with Workspace.open(home) as ws:
         runs = list_runs(ws, limit=200)
         key_file = admin_key_file(ws)
