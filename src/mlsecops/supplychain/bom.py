@@ -68,6 +68,8 @@ _PRIVACY_FACTS = (
     "max_grad_norm",
     "sample_rate",
     "epochs",
+    "initialisation",
+    "pretrained_on",
 )
 """Differential-privacy facts from the lineage (``context["privacy"]``) written as BOM properties."""
 
