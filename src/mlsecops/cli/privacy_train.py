@@ -87,6 +87,23 @@ def dp_train(
             "only); by default every weight is drawn afresh.",
         ),
     ] = False,
+    public_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-data",
+            help="Public rows (same format and --label as DATA, none of them in DATA) to pre-train on "
+            "without noise first: no privacy cost only if they are truly public; recorded in the lineage.",
+        ),
+    ] = None,
+    public_epochs: Annotated[
+        int | None, typer.Option(min=1, help="Passes over --public-data [default: 30].")
+    ] = None,
+    dp_layers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Train only the last N layers privately; the others keep their (pre-trained) weights."
+        ),
+    ] = None,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
@@ -115,6 +132,9 @@ def dp_train(
         "output": str(out_model) if out_model else None,
         "leakage_check": leakage,
         "fine_tune": fine_tune,
+        "public_data": str(public_data) if public_data else None,
+        "public_epochs": public_epochs,
+        "dp_layers": dp_layers,
     }
     options = {k: v for k, v in given.items() if v is not None}
     cfg = settings()

@@ -44,6 +44,10 @@ def test_dp_train_writes_model_records_lineage_and_registers(
     key = create_api_key(ws, "root", actor=None)
     model, data = files
     out = tmp_path / "private.pt2"
+    rng = np.random.default_rng(7)  # public rows: another sample of the same task, none in DATA
+    px = rng.normal(size=(400, 8)).astype(np.float32)
+    public = tmp_path / "public.npz"
+    np.savez(public, X=px, y=(px[:, 0] - px[:, 2] > 0).astype(np.int64))
     r = cli(
         "harden",
         "dp-train",
@@ -63,6 +67,12 @@ def test_dp_train_writes_model_records_lineage_and_registers(
         "rdp",
         "--out-model",
         str(out),
+        "--public-data",
+        str(public),
+        "--public-epochs",
+        "2",
+        "--dp-layers",
+        "1",
         "--register",
         "net-dp",
         "-f",
@@ -75,11 +85,16 @@ def test_dp_train_writes_model_records_lineage_and_registers(
     assert doc["kind"] == "harden.dp_training" and doc["verdict"] == "private"
     assert 0 < doc["metrics"]["dp_epsilon"] <= 2.0 and doc["privacy"]["sampling"] == "poisson"
     assert "leakage_empirical_epsilon" in doc["metrics"]
+    assert doc["privacy"]["initialisation"] == "public pre-training"
+    assert doc["privacy"]["public_pretraining"]["rows"] == 400
+    assert doc["privacy"]["pretrained_on"].startswith("public.npz (sha256 ")
+    assert doc["privacy"]["private_layers"] == ["program_module.2"]  # the .pt2 graph's layer names
     assert out.is_file() and doc["lineage"].startswith("model_file:private.pt2@")
     assert "registered" in r.out and "net-dp@1" in r.out
     reg = Registry(ws, authenticate(ws, key))
     graph = reg.lineage("net-dp@1")
     assert any(n["kind"] == "model_file" and n["name"] == "private.pt2" for n in graph["nodes"].values())
+    assert any(n["kind"] == "dataset" and n["name"] == "public.npz" for n in graph["nodes"].values())
     context = reg.bom_context("net-dp@1")
     (facts,) = context["privacy"]
     assert facts["epsilon"] == pytest.approx(doc["metrics"]["dp_epsilon"], rel=1e-4)
@@ -90,6 +105,8 @@ def test_dp_train_writes_model_records_lineage_and_registers(
     props = {p["name"]: p["value"] for p in bom["metadata"]["component"]["properties"]}
     assert float(props["mlsecops:privacy:epsilon"]) == pytest.approx(facts["epsilon"])
     assert props["mlsecops:privacy:accountant"] == "rdp"
+    assert props["mlsecops:privacy:initialisation"] == "public pre-training"
+    assert props["mlsecops:privacy:pretrained_on"] == doc["privacy"]["pretrained_on"]
     ws.close()
 
 
@@ -101,3 +118,7 @@ def test_dp_train_bad_inputs_are_one_line_exit_2(cli: Cli, files: tuple[Path, Pa
     assert r.code == 2 and "does not exist" in r.err
     r = cli("harden", "dp-train", "-m", str(model), "-d", str(data))
     assert r.code == 2 and "--epsilon" in r.err
+    r = cli(
+        "harden", "dp-train", "-m", str(model), "-d", str(data), "--epsilon", "1", "--public-data", str(data)
+    )
+    assert r.code == 2 and "also occur in the private training data" in r.err and "Traceback" not in r.err

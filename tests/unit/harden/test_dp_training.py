@@ -16,6 +16,7 @@ torch.set_num_threads(1)
 
 from mlsecops.harden.dp import (  # noqa: E402
     PrivacyUnsupportedError,
+    PublicData,
     dp_train,
     leakage_check,
     membership_scores,
@@ -205,3 +206,66 @@ def test_weights_are_drawn_afresh_unless_fine_tuning() -> None:
     with pytest.raises(PrivacyUnsupportedError, match="fine-tune"):
         dp_train(_Memorised(), x, y, **kwargs)  # type: ignore[arg-type]
     assert dp_train(_Memorised(), x, y, fine_tune=True, **kwargs).steps > 0  # type: ignore[arg-type]
+
+
+@pytest.mark.timeout(120)
+def test_public_pretraining_lifts_accuracy_and_is_recorded() -> None:
+    """100 private rows at epsilon 0.3 teach a fresh model little; 1000 public rows of the same task
+    (another sample, no row shared) pre-train it for free, and the facts say so."""
+    private_x, private_y = _blobs(100, seed=1)
+    test_x, test_y = _blobs(500, seed=2)
+    public = PublicData(*_blobs(1000, seed=3), source="blobs seed 3", epochs=2, lr=1e-2)
+    kw = {"epsilon": 0.3, "delta": 1e-3, "epochs": 4, "batch_size": 50, "accountant": "rdp"}
+    alone = dp_train(_mlp(), private_x, private_y, **kw)  # type: ignore[arg-type]
+    helped = dp_train(_mlp(), private_x, private_y, public_data=public, **kw)  # type: ignore[arg-type]
+
+    def accuracy(m: torch.nn.Module) -> float:
+        with torch.no_grad():
+            return float((m(torch.from_numpy(test_x)).argmax(1).numpy() == test_y).mean())
+
+    assert accuracy(helped.module) > 0.9
+    assert accuracy(helped.module) > accuracy(alone.module) + 0.1
+    assert helped.epsilon <= 0.3 * 1.001  # the private run's accounting is unchanged
+    facts = helped.facts()
+    assert facts["initialisation"] == "public pre-training"
+    assert facts["public_pretraining"]["source"] == "blobs seed 3"
+    assert facts["public_pretraining"]["rows"] == 1000
+    assert "public" in facts["public_pretraining"]["privacy_cost"]
+    assert "public_pretraining" not in alone.facts() and alone.facts()["initialisation"] == "random"
+
+
+def test_dp_layers_freezes_the_pretrained_layers() -> None:
+    public = PublicData(*_blobs(300, seed=3), epochs=1)
+    kw = {
+        "epsilon": 2.0,
+        "delta": 1e-3,
+        "epochs": 2,
+        "batch_size": 50,
+        "accountant": "rdp",
+        "public_data": public,
+    }
+    a = dp_train(_mlp(), *_blobs(200, seed=1), dp_layers=1, **kw)  # type: ignore[arg-type]
+    b = dp_train(_mlp(), *_blobs(200, seed=4), dp_layers=1, **kw)  # type: ignore[arg-type]
+    c = dp_train(_mlp(), *_blobs(200, seed=4), **kw)  # type: ignore[arg-type]
+    first = lambda r: r.module[0].weight.detach()  # noqa: E731
+    last = lambda r: r.module[2].weight.detach()  # noqa: E731
+    # frozen: the first layer depends on the public rows and the seed only, not on the private rows
+    assert torch.equal(first(a), first(b)) and not torch.equal(last(a), last(b))
+    assert not torch.equal(first(b), first(c))  # without dp_layers it trains privately too
+    assert a.private_layers == ("2",) and a.facts()["private_layers"] == ["2"]
+    with pytest.raises(InputError, match="dp_layers must be between 1 and 2"):
+        dp_train(_mlp(), *_blobs(200), dp_layers=3, **kw)  # type: ignore[arg-type]
+
+
+def test_public_data_sharing_private_rows_or_out_of_range_is_refused() -> None:
+    x, y = _blobs(200)
+    kw = {"epsilon": 1.0, "delta": 1e-3, "epochs": 1, "accountant": "rdp"}
+    leaky = PublicData(np.r_[_blobs(100, seed=5)[0], x[:3]], np.r_[_blobs(100, seed=5)[1], y[:3]])
+    with pytest.raises(InputError, match=r"3 public row.*also occur in the private training data"):
+        dp_train(_mlp(), x, y, public_data=leaky, **kw)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="public data rows have shape"):
+        dp_train(_mlp(), x, y, public_data=PublicData(x[:, :4] + 9, y), **kw)  # type: ignore[arg-type]
+    lo, hi = float(x.min()), float(x.max())
+    far = PublicData(_blobs(50, seed=6)[0] * 100, _blobs(50, seed=6)[1])
+    with pytest.raises(InputError, match="public data lies outside the input range"):
+        dp_train(_mlp(), x, y, public_data=far, input_range=(lo, hi), **kw)  # type: ignore[arg-type]

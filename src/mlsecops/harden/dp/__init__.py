@@ -12,12 +12,19 @@ leakage against its epsilon, ``check`` is the registered ``harden.dp_training`` 
 from __future__ import annotations
 
 from mlsecops.harden.dp.leakage import LeakageCheck, leakage_check, membership_scores
-from mlsecops.harden.dp.training import DpTrainingResult, PrivacyUnsupportedError, dp_train, prepare_module
+from mlsecops.harden.dp.training import (
+    DpTrainingResult,
+    PrivacyUnsupportedError,
+    PublicData,
+    dp_train,
+    prepare_module,
+)
 
 __all__ = [
     "DpTrainingResult",
     "LeakageCheck",
     "PrivacyUnsupportedError",
+    "PublicData",
     "dp_train",
     "leakage_check",
     "membership_scores",

@@ -16,7 +16,10 @@ Options: ``epsilon`` (required), ``delta`` (1e-5), ``epochs``, ``clip``, ``batch
 (defaults in ``mlsecops.harden.dp.training``), ``optimizer`` (adam), ``accountant`` (prv),
 ``lower``/``upper`` (public feature bounds: inputs are mapped to [-1, 1] by a fixed first layer),
 ``val_fraction`` (0.2), ``test_data``, ``output`` (default ``<model>.dp.pt2``), ``leakage_check``
-(true), ``fine_tune`` (false: every weight is drawn afresh first), ``label``, ``weights``.
+(true), ``fine_tune`` (false: every weight is drawn afresh first), ``label``, ``weights``,
+``public_data`` (a file of public rows, same format and ``label`` as the data: pre-train on it without
+noise first; recorded in the privacy facts and linked ``pretrained_on`` in the lineage),
+``public_epochs`` (30) and ``dp_layers`` (train only the last N layers privately, freeze the rest).
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ from mlsecops.harden.dp.training import (
     DEFAULT_DELTA,
     DEFAULT_EPOCHS,
     DEFAULT_LR,
+    DEFAULT_PUBLIC_EPOCHS,
     DpTrainingResult,
+    PublicData,
     dp_train,
 )
 from mlsecops.models.interface import check_inputs
@@ -74,6 +79,7 @@ def record_dp_lineage(
     child: Path,
     actor: str,
     facts: dict[str, Any],
+    public_data: Path | None = None,
 ) -> str:
     """Record ``child`` as trained privately from model ``parent`` on ``data``, with audit events.
 
@@ -110,6 +116,17 @@ def record_dp_lineage(
                     s, kind="dataset", name=data.name, version=d_digest[:12], digest=d_digest, actor=actor
                 )
                 lineage.link(s, d, c, "trained_on", actor=actor)
+            if public_data is not None and public_data.is_file():
+                q_digest = _sha256(public_data)
+                q = lineage.add_node(
+                    s,
+                    kind="dataset",
+                    name=public_data.name,
+                    version=q_digest[:12],
+                    digest=q_digest,
+                    actor=actor,
+                )
+                lineage.link(s, q, c, "pretrained_on", actor=actor)
     finally:
         ws.close()
     return f"model_file:{child.name}@{c_digest[:16]}"
@@ -148,6 +165,9 @@ def record_dp_lineage(
         "output",
         "leakage_check",
         "fine_tune",
+        "public_data",
+        "public_epochs",
+        "dp_layers",
     ),
 )
 class DpTrainingCheck:
@@ -186,6 +206,17 @@ class DpTrainingCheck:
         x_fit, y_fit, x_eval, y_eval, evaluation = self._split(target, x, y, model, data_ref, seed)
         bounds = _bounds(target)
         epochs = target.opt_int("epochs", DEFAULT_EPOCHS, lo=1)
+        public_ref = target.opt_str("public_data")
+        public = None
+        if public_ref is not None:
+            px, raw_py = load_dataset(public_ref, label=target.opt_str("label"))
+            public = PublicData(
+                px,
+                encode_labels(raw_py, None),
+                source=f"{Path(public_ref).name} (sha256 {_sha256(Path(public_ref))[:16]})",
+                epochs=target.opt_int("public_epochs", DEFAULT_PUBLIC_EPOCHS, lo=1),
+            )
+        dp_layers = target.opt_int("dp_layers", 0, lo=0) or None
         result = dp_train(
             model.module,
             x_fit,
@@ -202,6 +233,8 @@ class DpTrainingCheck:
             input_range=bounds,
             seed=seed,
             fine_tune=target.opt_bool("fine_tune", False),
+            public_data=public,
+            dp_layers=dp_layers,
             progress=self.progress,
         )
         trained = TorchModel(result.module, input_shape=model.input_shape, n_classes=model.n_classes)
@@ -224,6 +257,7 @@ class DpTrainingCheck:
                 child=out,
                 actor=target.actor,
                 facts=result.facts(),
+                public_data=Path(public_ref) if public_ref is not None else None,
             )
         metrics = {
             "test_accuracy": accuracy,

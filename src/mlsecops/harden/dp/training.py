@@ -30,6 +30,15 @@ than plain SGD at a fixed learning rate; a moving average of the weights release
 noisiest iterate (free: post-processing); and inputs rescaled to a fixed public range (never statistics
 of the private data, which the accountant does not cover).
 
+**Public pre-training** (``public_data``; Tramer & Boneh 2021, De et al. 2022): before the private run
+the fresh model is trained without noise on rows that are public (another collection of the same kind
+of data, never the private set), then DP-SGD fine-tunes it on the private rows. The public rows cost no
+privacy, because the guarantee is about the private rows only, so it holds only if they really are
+public; rows that also occur in the private set are refused. With ``dp_layers=N`` only the last N layers
+with parameters are trained privately and the rest keep their pre-trained weights: fewer private
+parameters, less noise in total. What was pre-trained, on what, and what stayed frozen is in
+``DpTrainingResult.facts()`` (so in the lineage and ML-BOM).
+
 After training, ``mlsecops.harden.dp.leakage`` tests the model's measured membership leakage against
 the epsilon it claims.
 """
@@ -58,8 +67,10 @@ __all__ = [
     "DEFAULT_DELTA",
     "DEFAULT_EPOCHS",
     "DEFAULT_LR",
+    "DEFAULT_PUBLIC_EPOCHS",
     "DpTrainingResult",
     "PrivacyUnsupportedError",
+    "PublicData",
     "dp_train",
     "prepare_module",
 ]
@@ -82,6 +93,10 @@ DEFAULT_EMA = 0.97
 """Decay of the exponential moving average of the weights that is released instead of the last iterate
 (De et al. 2022): it averages out part of the noise of the last ~1/(1-decay) steps, and as
 post-processing of the private iterates it costs no privacy. ``None`` releases the last iterate."""
+DEFAULT_PUBLIC_EPOCHS = 30
+"""Passes over the public data in the (non-private) pre-training that ``public_data`` asks for."""
+DEFAULT_PUBLIC_LR = 1e-3
+"""Adam learning rate of the public pre-training (batch 64)."""
 DEFAULT_ACCOUNTANT = "prv"
 """Opacus's PRV accountant: tighter than RDP for the same noise, so less noise for the same epsilon."""
 ACCOUNTANTS = ("prv", "rdp", "gdp")
@@ -92,6 +107,18 @@ MAX_SAMPLE_RATE = 1.0
 
 class PrivacyUnsupportedError(InputError):
     """The model cannot be trained with differential privacy (an architecture Opacus cannot make private)."""
+
+
+@dataclass(frozen=True)
+class PublicData:
+    """Public rows to pre-train on before the private run (no privacy cost: they must be public)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    source: str = "given arrays"
+    """Where the rows come from (a file name and digest, a data set's name), for the lineage."""
+    epochs: int = DEFAULT_PUBLIC_EPOCHS
+    lr: float = DEFAULT_PUBLIC_LR
 
 
 @dataclass(frozen=True)
@@ -120,9 +147,22 @@ class DpTrainingResult:
     that produced the weights) or ``given weights`` (fine-tuning: only this run is covered)."""
     history: list[dict[str, float]] = field(default_factory=list)
     """Per epoch: mean training loss and accuracy on the sampled batches."""
+    public_pretraining: dict[str, Any] | None = None
+    """Source, rows, epochs and final accuracy of the public pre-training, when there was one."""
+    private_layers: tuple[str, ...] = ()
+    """Layers trained with DP-SGD (empty: all); the others kept their pre-trained weights."""
 
     def facts(self) -> dict[str, Any]:
         """The privacy facts for lineage, the ML-BOM and reports (no weights, no data)."""
+        extra: dict[str, Any] = {}
+        if self.public_pretraining is not None:
+            extra["pretrained_on"] = self.public_pretraining["source"]  # flat, for the ML-BOM's properties
+            extra["public_pretraining"] = {
+                **self.public_pretraining,
+                "privacy_cost": "none, provided the rows are public (not drawn from the private data)",
+            }
+        if self.private_layers:
+            extra["private_layers"] = list(self.private_layers)
         return {
             "mechanism": "DP-SGD (Opacus)",
             "epsilon": round(self.epsilon, 6),
@@ -136,6 +176,7 @@ class DpTrainingResult:
             "epochs": self.epochs,
             "steps": self.steps,
             "initialisation": self.initialisation,
+            **extra,
             "notes": list(self.notes),
         }
 
@@ -377,6 +418,8 @@ def dp_train(
     ema: float | None = DEFAULT_EMA,
     seed: int = 0,
     fine_tune: bool = False,
+    public_data: PublicData | None = None,
+    dp_layers: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> DpTrainingResult:
     """Train a copy of ``module`` with DP-SGD to the target (epsilon, delta).
@@ -408,6 +451,10 @@ def dp_train(
         seed: seeds the initial weights, the shuffle, the sampling and the noise (reproducible runs;
             a deployment that must resist an attacker who knows the seed uses Opacus's secure mode).
         fine_tune: start from the module's weights instead of re-drawing them (see above).
+        public_data: public rows to pre-train on without noise before the private run (in the same
+            scale as ``x``; inside ``input_range`` when one is given); see the module docstring.
+        dp_layers: train only the last N layers that have parameters with DP-SGD and freeze the
+            others (useful after public pre-training); ``None`` trains all.
         progress: called as ``("epoch N", done, epochs)``.
 
     Raises:
@@ -428,10 +475,15 @@ def dp_train(
     k = n_classes if n_classes is not None else int(np.max(y)) + 1
     labels = check_labels(y, len(arr), k)
     _check_params(epsilon, delta, len(arr), epochs, clip, batch_size)
+    pub = _check_public(public_data, arr, k) if public_data is not None else None
     rescale = _rescaler(input_range, arr) if input_range is not None else None
-    if rescale is not None:
+    if rescale is not None and input_range is not None:
+        if pub is not None:
+            _rescaler(input_range, pub[0], what="public data")  # the same public bounds hold
         with torch.no_grad():
             arr = rescale(torch.from_numpy(arr)).numpy()
+            if pub is not None:
+                pub = (rescale(torch.from_numpy(pub[0])).numpy(), pub[1])
     work, notes = prepare_module(module)
     torch.manual_seed(seed)
     if fine_tune:
@@ -441,6 +493,21 @@ def dp_train(
         )
     else:
         _reinitialise(work)
+    pretraining = None
+    if pub is not None and public_data is not None:
+        pretraining = _pretrain(work, pub, public_data, seed)
+        notes.append(
+            f"pre-trained without noise on {len(pub[0])} public rows ({public_data.source}) for "
+            f"{public_data.epochs} epochs before the private run: no privacy cost only if those rows are "
+            "public, not drawn from the private data"
+        )
+    private_layers = _freeze(work, dp_layers) if dp_layers is not None else []
+    if private_layers:
+        notes.append(
+            f"trained privately only {', '.join(private_layers)}; the other layers kept their "
+            + ("pre-trained" if pretraining or fine_tune else "initial random")
+            + " weights"
+        )
     gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator().manual_seed(seed + 1)
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(arr), torch.from_numpy(labels))
@@ -540,9 +607,85 @@ def dp_train(
         steps=steps,
         seconds=time.perf_counter() - start,
         notes=tuple(notes),
-        initialisation="given weights" if fine_tune else "random",
+        initialisation=(
+            "given weights" if fine_tune else "public pre-training" if pretraining is not None else "random"
+        ),
         history=history,
+        public_pretraining=pretraining,
+        private_layers=tuple(private_layers),
     )
+
+
+def _check_public(public: PublicData, private: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The public rows as arrays, checked: same shape of row, labels in range, no row of the private set.
+
+    Raises:
+        InputError: a shape or label mismatch, too few rows, or rows shared with the private data.
+    """
+    px = np.asarray(public.x, dtype=np.float32)
+    if px.ndim < 2 or tuple(px.shape[1:]) != tuple(private.shape[1:]):
+        raise InputError(
+            f"public data rows have shape {tuple(px.shape[1:])}, the training rows "
+            f"{tuple(private.shape[1:])}; give public rows in the same features and scale"
+        )
+    px = check_inputs(px, tuple(px.shape[1:]), what="public data")
+    py = check_labels(public.y, len(px), n_classes)
+    if len(px) < 2:
+        raise InputError("public pre-training needs at least 2 public rows")
+    if public.epochs < 1 or not public.lr > 0:
+        raise InputError("public pre-training needs epochs >= 1 and lr > 0")
+    seen = {row.tobytes() for row in np.ascontiguousarray(private).reshape(len(private), -1)}
+    shared = sum(row.tobytes() in seen for row in np.ascontiguousarray(px).reshape(len(px), -1))
+    if shared:
+        raise InputError(
+            f"{shared} public row(s) also occur in the private training data: pre-training on them is "
+            "not covered by the accountant; remove them from the public data"
+        )
+    return px, py
+
+
+def _pretrain(
+    module: Any, pub: tuple[np.ndarray, np.ndarray], public: PublicData, seed: int
+) -> dict[str, Any]:
+    """Non-private training on the public rows (Adam, batch 64), in place; what was done."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed + 2)
+    xt, yt = torch.from_numpy(pub[0]), torch.from_numpy(pub[1])
+    opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=public.lr)
+    module.train()
+    for _ in range(public.epochs):
+        order = torch.randperm(len(xt), generator=gen)
+        for b in range(0, len(xt), 64):
+            idx = order[b : b + 64]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(module(xt[idx]), yt[idx]).backward()  # type: ignore[no-untyped-call]
+            opt.step()
+    with torch.no_grad():
+        acc = float((module(xt).argmax(1) == yt).float().mean())
+    return {
+        "source": public.source,
+        "rows": len(xt),
+        "epochs": public.epochs,
+        "lr": public.lr,
+        "train_accuracy": round(acc, 4),
+    }
+
+
+def _freeze(module: Any, n: int) -> list[str]:
+    """Freeze all but the last ``n`` layers that own parameters; the names of those left trainable.
+
+    Raises:
+        InputError: ``n`` < 1 or more layers than the model has.
+    """
+    owners = [name for name, m in module.named_modules() if any(True for _ in m.parameters(recurse=False))]
+    if not 1 <= n <= len(owners):
+        raise InputError(f"dp_layers must be between 1 and {len(owners)} (layers with parameters); got {n}")
+    keep = owners[-n:]
+    for name, m in module.named_modules():
+        for p in m.parameters(recurse=False):
+            p.requires_grad_(name in keep)
+    return keep
 
 
 def _reinitialise(module: Any) -> None:
@@ -570,7 +713,7 @@ def _reinitialise(module: Any) -> None:
         )
 
 
-def _rescaler(bounds: tuple[float, float], arr: np.ndarray) -> Any:
+def _rescaler(bounds: tuple[float, float], arr: np.ndarray, what: str = "training data") -> Any:
     """A fixed layer mapping ``[lo, hi]`` to ``[-1, 1]`` (no parameters: nothing for DP-SGD to train).
 
     Raises:
@@ -583,7 +726,7 @@ def _rescaler(bounds: tuple[float, float], arr: np.ndarray) -> Any:
         raise InputError(f"the input range must be two finite numbers lo < hi; got {bounds!r}")
     if len(arr) and (float(arr.min()) < lo or float(arr.max()) > hi):
         raise InputError(
-            f"training data lies outside the input range [{lo:g}, {hi:g}] (found {float(arr.min()):g} to "
+            f"{what} lies outside the input range [{lo:g}, {hi:g}] (found {float(arr.min()):g} to "
             f"{float(arr.max()):g}); give the features' public bounds"
         )
 
