@@ -28,7 +28,7 @@ from mlsecops.core.redaction import redact
 from mlsecops.core.severity import Severity, utcnow
 
 if TYPE_CHECKING:
-    from mlsecops.core._http import HttpAnswer, HttpFailure, http_post, url_origin
+    from mlsecops.core._http import HttpAnswer, HttpFailure, http_get, http_post, url_origin
     from mlsecops.core.checks import (
         Check,
         CheckKind,
@@ -65,7 +65,9 @@ _LAZY = {
         ("REPORT_SCHEMA", "Figure", "Finding", "Report", "merge_reports"), "mlsecops.core.findings"
     ),
     "Settings": "mlsecops.core.settings",
-    **dict.fromkeys(("HttpAnswer", "HttpFailure", "http_post", "url_origin"), "mlsecops.core._http"),
+    **dict.fromkeys(
+        ("HttpAnswer", "HttpFailure", "http_get", "http_post", "url_origin"), "mlsecops.core._http"
+    ),
     **dict.fromkeys(
         ("load_json", "load_yaml", "parse_json", "parse_yaml", "read_regular_file"), "mlsecops.core.inputs"
     ),
@@ -97,6 +99,7 @@ __all__ = [
     "WorkspaceError",
     "all_checks",
     "get_check",
+    "http_get",
     "http_post",
     "load_builtin_checks",
     "load_json",

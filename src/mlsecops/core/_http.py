@@ -1,4 +1,4 @@
-"""One bounded HTTP POST for every outgoing request (model endpoints, webhooks).
+"""One bounded HTTP exchange for every outgoing request (model endpoints, webhooks).
 
 A socket time-out bounds each read, not the request: a server that trickles one byte a second never
 trips it. ``http_post`` bounds the whole exchange instead. The deadline covers connecting, sending,
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from mlsecops.core.errors import MlsecopsError
 from mlsecops.core.redaction import redact
 
-__all__ = ["HttpAnswer", "HttpFailure", "http_post", "url_origin"]
+__all__ = ["HttpAnswer", "HttpFailure", "http_get", "http_post", "url_origin"]
 
 READ_CHUNK = 64 * 1024
 """Bytes asked for per read of the answer body."""
@@ -122,6 +122,25 @@ def http_post(
         HttpFailure: unreachable or refused (``kind="unreachable"``), the deadline passed
             (``"timeout"``), or the body is larger than ``max_bytes`` (``"too_large"``).
     """
+    return _exchange("POST", url, body, headers=headers, deadline_s=deadline_s, max_bytes=max_bytes)
+
+
+def http_get(
+    url: str, *, headers: Mapping[str, str] | None = None, deadline_s: float, max_bytes: int
+) -> HttpAnswer:
+    """GET ``url`` within ``deadline_s`` seconds in total; as :func:`http_post` otherwise."""
+    return _exchange("GET", url, None, headers=headers, deadline_s=deadline_s, max_bytes=max_bytes)
+
+
+def _exchange(
+    method: str,
+    url: str,
+    body: bytes | None,
+    *,
+    headers: Mapping[str, str] | None,
+    deadline_s: float,
+    max_bytes: int,
+) -> HttpAnswer:
     where = url_origin(url)
     start = time.monotonic()
     conn, target, extra = _connection(url, deadline_s)
@@ -144,7 +163,7 @@ def http_post(
     watchdog.daemon = True
     watchdog.start()
     try:
-        conn.request("POST", target, body=body, headers={**extra, **dict(headers or {})})
+        conn.request(method, target, body=body, headers={**extra, **dict(headers or {})})
         _left()
         response = conn.getresponse()
         chunks: list[bytes] = []

@@ -216,6 +216,7 @@ def _metadata(served: ServedModel, outputs: OutputPolicy, input_datatype: str = 
             "platform": served.platform,
             "inputs": [{"name": "input-0", "datatype": input_datatype, "shape": [-1, *served.input_shape]}],
             "outputs": [{"name": n, "datatype": types[n], "shape": shapes[n]} for n in output_names(outputs)],
+            "parameters": {"n_classes": k},
         }
     ).model_dump()
 

@@ -170,6 +170,8 @@ class ModelMetadata(BaseModel):
     platform: str
     inputs: list[MetadataTensor]
     outputs: list[MetadataTensor]
+    parameters: dict[str, Any] | None = None
+    """Extra facts (``n_classes``: a client reading only top-k or labels still knows the width)."""
 
 
 class ServerMetadata(BaseModel):
