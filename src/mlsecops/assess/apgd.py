@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, cast
 
-from mlsecops.assess._losses import attack_loss
+from mlsecops.assess._evasion import EarlyStop, loss_grad, per_row
 from mlsecops.assess.attack import Attack, BatchOutcome, register_attack
 from mlsecops.assess.constraints import Norm
 from mlsecops.assess.whitebox import gradient_step, random_start
@@ -74,22 +74,16 @@ class ApgdAttack(Attack):
         proj: Any,
         gen: torch.Generator,
     ) -> BatchOutcome:
-        import torch
-
         native = cast("TorchNative", model)
-        best = x0.clone()
-        fooled = torch.zeros(len(x0), dtype=torch.bool, device=x0.device)
-        queries = torch.zeros(len(x0), dtype=torch.long)
+        record = EarlyStop(x0)
         for loss in self.losses:
             for _ in range(max(1, int(self.restarts))):
-                idx = (~fooled).nonzero().flatten()
+                idx = record.standing()
                 if len(idx) == 0:
-                    return BatchOutcome(best, queries, {}, fooled)
+                    return record.outcome()
                 adv, hit, q = self._run(native, x0[idx], y[idx], eps, norm, proj.subset(idx), gen, loss)
-                queries[idx.cpu()] += q
-                best[idx] = adv
-                fooled[idx[hit]] = True
-        return BatchOutcome(best, queries, {}, fooled)
+                record.keep(idx, adv, hit, q)
+        return record.outcome()
 
     def _run(
         self,
@@ -113,11 +107,8 @@ class ApgdAttack(Attack):
         queries = torch.zeros(n, dtype=torch.long)
 
         def evaluate(x: torch.Tensor, yy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            x = x.detach().requires_grad_(True)
-            logits = model.logits(x)
-            values = attack_loss(loss, logits, yy)
-            (g,) = torch.autograd.grad(values.sum(), x)
-            return values.detach(), g.detach(), logits.detach().argmax(dim=1) != yy
+            values, g, logits = loss_grad(model, x, yy, loss)
+            return values, g, logits.argmax(dim=1) != yy
 
         live = torch.arange(n, device=dev)
         x = proj(random_start(x0, eps, norm, gen), eps, norm)
@@ -156,8 +147,8 @@ class ApgdAttack(Attack):
             queries[live.cpu()] += 1
             st["succ"] += (val > st["val"]).float()
             better = val > st["v_best"]
-            st["x_best"] = torch.where(_col(better, x_new), x_new, st["x_best"])
-            st["g_best"] = torch.where(_col(better, grad), grad, st["g_best"])
+            st["x_best"] = torch.where(per_row(better, x_new), x_new, st["x_best"])
+            st["g_best"] = torch.where(per_row(better, grad), grad, st["g_best"])
             st["v_best"] = torch.where(better, val, st["v_best"])
             st["x_prev"], st["x"], st["grad"], st["val"] = x, x_new, grad, val
             if k + 1 in marks:
@@ -166,8 +157,8 @@ class ApgdAttack(Attack):
                 cond2 = (st["eta_ck"] == st["eta"]) & (st["v_ck"] >= st["v_best"])
                 halve = (cond1 | cond2) & ~wrong
                 st["eta"] = torch.where(halve, st["eta"] / 2, st["eta"])
-                st["x"] = torch.where(_col(halve, x_new), st["x_best"], st["x"])
-                st["grad"] = torch.where(_col(halve, grad), st["g_best"], st["grad"])
+                st["x"] = torch.where(per_row(halve, x_new), st["x_best"], st["x"])
+                st["grad"] = torch.where(per_row(halve, grad), st["g_best"], st["grad"])
                 st["succ"] = torch.zeros_like(st["succ"])
                 st["eta_ck"], st["v_ck"] = st["eta"].clone(), st["v_best"].clone()
                 last_mark = k + 1
@@ -177,7 +168,3 @@ class ApgdAttack(Attack):
         rest = ~wrong
         out[live[rest]] = st["x_best"][rest]
         return out, hit, queries
-
-
-def _col(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return mask.view(-1, *([1] * (like.ndim - 1)))

@@ -281,10 +281,7 @@ class Attack(abc.ABC):
         out = self._attack_batch(model, x0[idx], y[idx], eps, norm, proj.subset(idx), gen)
         x_adv[idx] = out.x_adv.detach()
         q[idx.cpu()] += out.queries.cpu()
-        for key, value in out.extra.items():  # per-example extras, NaN where not attacked
-            full = np.full(len(x0), np.nan)
-            full[idx.cpu().numpy()] = np.asarray(value, dtype=np.float64)
-            extra[key] = full
+        extra = _spread(out.extra, idx.cpu().numpy(), len(x0))
         if out.fooled is not None:
             wrong[idx] = out.fooled.to(wrong.device)
         else:
@@ -343,10 +340,7 @@ class BlackBoxAttack(Attack):
                 )
                 x_adv[idx] = res.x_adv
                 q[idx] += res.queries
-                for key, value in res.extra.items():  # per-example extras, NaN where not attacked
-                    full = np.full(len(x0), np.nan)
-                    full[idx] = np.asarray(value, dtype=np.float64)
-                    extra[key] = full
+                extra = _spread(res.extra, idx, len(x0))
                 if res.fooled is not None:
                     wrong[idx] = res.fooled
                 else:
@@ -394,16 +388,12 @@ def numpy_score_function(model: ModelAdapter) -> Callable[[np.ndarray], np.ndarr
         import torch
 
         native = cast("TorchNative", model)
-        checked = False
+        logits = _checked_logits(native)
 
         def torch_scores(x: np.ndarray) -> np.ndarray:
-            nonlocal checked
+            z = logits(torch.from_numpy(np.ascontiguousarray(x)).to(native.device))
             with torch.inference_mode():
-                logits = native.logits(torch.from_numpy(np.ascontiguousarray(x)).to(native.device))
-                if not checked:
-                    check_logits(logits, len(x), native.n_classes)
-                    checked = True
-                out: np.ndarray = torch.softmax(logits.float(), dim=1).cpu().numpy()
+                out: np.ndarray = torch.softmax(z.float(), dim=1).cpu().numpy()
             return out
 
         return torch_scores
@@ -424,20 +414,11 @@ def label_function(model: ModelAdapter) -> Callable[[torch.Tensor], torch.Tensor
     Raises:
         ModelError: (from the returned function) scores of the wrong shape or with NaN or infinity.
     """
-    import torch
-
     if is_torch_native(model):
-        native = cast("TorchNative", model)
-        checked = False
+        logits = _checked_logits(cast("TorchNative", model))
 
         def torch_labels(x: torch.Tensor) -> torch.Tensor:
-            nonlocal checked
-            with torch.inference_mode():  # labels only: no autograd bookkeeping at all
-                logits = native.logits(x)
-            if not checked:  # the first batch proves the shape; NaN checks cost a pass over the logits
-                check_logits(logits, len(x), native.n_classes)
-                checked = True
-            return logits.argmax(dim=1)
+            return logits(x).argmax(dim=1)
 
         return torch_labels
 
@@ -447,6 +428,36 @@ def label_function(model: ModelAdapter) -> Callable[[torch.Tensor], torch.Tensor
         return scores(x).argmax(dim=1)
 
     return numpy_labels
+
+
+def _spread(extra: dict[str, Any], idx: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Per-example extras of the attacked rows ``idx`` spread over the batch's ``n`` rows, NaN elsewhere."""
+    out: dict[str, np.ndarray] = {}
+    for key, value in extra.items():
+        full = np.full(n, np.nan)
+        full[idx] = np.asarray(value, dtype=np.float64)
+        out[key] = full
+    return out
+
+
+def _checked_logits(native: TorchNative) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function from an input batch to the model's logits, without autograd; the first batch proves
+    the shape (NaN checks cost a pass over the logits, so only that batch is checked).
+    """
+    import torch
+
+    checked = False
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        nonlocal checked
+        with torch.inference_mode():  # no autograd bookkeeping at all
+            out = native.logits(x)
+        if not checked:
+            check_logits(out, len(x), native.n_classes)
+            checked = True
+        return out
+
+    return logits
 
 
 def _join(parts: list[np.ndarray]) -> np.ndarray:

@@ -43,18 +43,24 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import numpy as np
 
 from mlsecops.assess._data import encode_labels, load_dataset, subsample
+from mlsecops.assess._evasion import (
+    EarlyStop,
+    evasion_finding,
+    evasion_report,
+    loss_grad,
+    median_queries,
+    pgd_descend,
+)
 from mlsecops.assess._figures import image_pairs_svg
 from mlsecops.assess._options import MODEL_OPTIONS, load_target_model, model_and_data
 from mlsecops.assess.attack import (
     Attack,
     AttackResult,
     BatchOutcome,
-    check_logits,
     is_torch_native,
     register_attack,
 )
 from mlsecops.assess.constraints import FeatureConstraints, Norm
-from mlsecops.assess.whitebox import _loss_grad
 from mlsecops.core.checks import CheckKind, ContractCases, Target, register
 from mlsecops.core.errors import InputError
 from mlsecops.core.findings import Figure, Finding, Report, Severity, utcnow
@@ -186,7 +192,7 @@ class PatchAttack(Attack):
             rows = torch.randint(0, h - k + 1, (n, tries), generator=gen)
             cols = torch.randint(0, w - k + 1, (n, tries), generator=gen)
             return torch.stack([rows, cols], dim=2), 0
-        grad, _ = _loss_grad(native, x0, y, "ce")
+        grad = loss_grad(native, x0, y, "ce").grad
         sal = grad.abs().reshape(n, -1, h, w).sum(dim=1, keepdim=True)
         score = torch.nn.functional.avg_pool2d(sal, kernel_size=k, stride=1).flatten(1)  # (n, (h-k+1)(w-k+1))
         top = score.topk(tries, dim=1).indices.cpu()
@@ -221,51 +227,45 @@ class PatchAttack(Attack):
         native = cast("TorchNative", model)
         steps = int(self.steps)
         step = self.step_size if self.step_size is not None else 2.5 * eps / steps
+
+        def advance(x: torch.Tensor, grad: torch.Tensor, sub: Any, mask: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = sub(x + step * grad.sign() * mask, eps, "linf")
+            return out
+
         corners, spent = self._positions(native, x0, y, gen)
-        n = len(x0)
-        best = x0.clone()
-        fooled = torch.zeros(n, dtype=torch.bool, device=x0.device)
-        queries = torch.full((n,), spent, dtype=torch.long)
-        where = corners[:, 0, :].clone()
+        record = EarlyStop(x0, spent=spent)
+        tried = torch.zeros(len(x0), dtype=torch.long)  # per example: the last position tried on it
         lo, hi = proj.lo, proj.hi
         for t in range(corners.shape[1]):
             for restart in range(int(self.restarts)):
-                idx = (~fooled).nonzero().flatten()
+                idx = record.standing()
                 if len(idx) == 0:
                     break
-                live, yb, sub = idx, y[idx], proj.subset(idx)
-                corner = corners[idx.cpu(), t, :]
-                mask = self._mask(corner, x0[idx])
+                tried[idx.cpu()] = t
+                mask = self._mask(corners[idx.cpu(), t, :], x0[idx])
                 noise = torch.rand(x0[idx].shape, generator=gen).to(x0.device)
+                sub = proj.subset(idx)
                 x = sub(x0[idx] + mask * (lo + noise * (hi - lo) - x0[idx]), eps, "linf")
-                for k in range(steps):
-                    grad, logits = _loss_grad(native, x, yb, "ce")
-                    if t == 0 and restart == 0 and k == 0:
-                        check_logits(logits, len(x), native.n_classes, finite=False)
-                    done = logits.argmax(dim=1) != yb
-                    if bool(done.any()):
-                        best[live[done]] = x[done]
-                        fooled[live[done]] = True
-                        queries[live[done].cpu()] += k + 1
-                        where[live[done].cpu()] = corner[done.cpu()]
-                        keep = ~done
-                        if not bool(keep.any()):
-                            break
-                        x, grad, yb, live, mask = x[keep], grad[keep], yb[keep], live[keep], mask[keep]
-                        corner, sub = corner[keep.cpu()], sub.subset(keep)
-                    x = sub(x + step * grad.sign() * mask, eps, "linf")
-                else:  # the last point of the run: one forward pass
-                    with torch.no_grad():
-                        hit = native.logits(x).argmax(dim=1) != yb
-                    best[live] = x
-                    where[live.cpu()] = corner
-                    fooled[live[hit]] = True
-                    queries[live.cpu()] += steps + 1
+                pgd_descend(
+                    native,
+                    record,
+                    x,
+                    y[idx],
+                    idx,
+                    sub,
+                    steps=steps,
+                    loss="ce",
+                    advance=advance,
+                    carry=(mask,),
+                    check=t == 0 and restart == 0,
+                )
+        # an example stops at the position that fooled it, or ends at the last one
+        where = corners[torch.arange(len(x0)), tried]
         extra = {
             "patch_row": where[:, 0].numpy().astype(np.float64),
             "patch_col": where[:, 1].numpy().astype(np.float64),
         }
-        return BatchOutcome(best, queries, extra, fooled)
+        return record.outcome(extra)
 
 
 @dataclass(frozen=True)
@@ -380,16 +380,15 @@ def patch_report(
         metrics[f"patch_success@{key}"] = round(r.success_rate, 6)
         metrics[f"robust_accuracy@patch_{key}"] = round(r.robust_accuracy, 6)
         curve.append((round(100 * area, 3), r.success_rate))
-        broken = r.fooled & r.clean_correct
         row = {
             "size": size,
             "area_share": round(area, 6),
             "attack_success": r.success_rate,
             "robust_accuracy": r.robust_accuracy,
-            "median_queries": float(np.median(r.queries[broken])) if broken.any() else None,
+            "median_queries": median_queries(r),
         }
         rows.append(row)
-        if broken.any():
+        if (r.fooled & r.clean_correct).any():
             sev = (
                 Severity.HIGH
                 if r.success_rate >= 0.5
@@ -398,20 +397,18 @@ def patch_report(
                 else Severity.LOW
             )
             findings.append(
-                Finding(
-                    check=kind,
+                evasion_finding(
+                    kind=kind,
+                    subject=subject,
                     severity=sev,
                     title=f"a {key} sticker ({area:.1%} of the image) fools the model on {r.success_rate:.0%} of "
                     "correctly classified inputs",
                     detail=f"accuracy drops from {ev.clean_accuracy:.3f} to {r.robust_accuracy:.3f} when one "
                     f"{key}-pixel square is changed ({position})",
-                    artifact=subject,
                     location={"patch": key},
                     evidence={k: v for k, v in row.items() if k != "size"},
-                    remediation="harden the model (mlsecops harden adversarial-training), certify it "
-                    "(mlsecops certify), and screen live inputs; patch-specific defences (input "
-                    "masking, certified patch defences) bound what a sticker can do",
-                    atlas="AML.T0015",
+                    remediation=", and screen live inputs; patch-specific defences (input masking, certified "
+                    "patch defences) bound what a sticker can do",
                 )
             )
     figures = [
@@ -426,16 +423,14 @@ def patch_report(
     examples, fig = _examples(ev, n_examples, class_names)
     if fig is not None:
         figures.append(fig)
-    return Report(
+    return evasion_report(
         subject=subject,
         kind=kind,
-        started=started or utcnow(),
-        finished=utcnow(),
-        findings=tuple(findings),
+        started=started,
+        findings=findings,
         metrics=metrics,
-        verdict="vulnerable" if findings else "robust",
         data={"patches": rows, "examples": examples, "n_examples": len(ev.y)},
-        figures=tuple(figures),
+        figures=figures,
     )
 
 

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mlsecops.assess._data import encode_labels, load_dataset, subsample
+from mlsecops.assess._evasion import evasion_finding, evasion_report, median_queries
 from mlsecops.assess._figures import image_pairs_svg
 from mlsecops.assess._options import MODEL_OPTIONS, load_target_model, model_and_data
 from mlsecops.assess._sharded import DEFAULT_SHARD_ROWS, robustness_sharded, worker_model
@@ -144,34 +145,30 @@ def robustness_report(
         series.setdefault(f"{r.attack} ({r.norm})", [(0.0, ev.clean_accuracy)]).append(
             (r.eps, r.robust_accuracy)
         )
-        broken = r.fooled & r.clean_correct
-        fooled_q = r.queries[broken]
         row = {
             "attack": r.attack,
             "norm": r.norm,
             "eps": r.eps,
             "robust_accuracy": r.robust_accuracy,
             "attack_success": r.success_rate,
-            "median_queries": float(np.median(fooled_q)) if fooled_q.size else None,
+            "median_queries": median_queries(r),
         }
         rows.append(row)
-        if broken.any():
+        if (r.fooled & r.clean_correct).any():
             ratio = r.robust_accuracy / ev.clean_accuracy if ev.clean_accuracy else 0.0
             sev = Severity.HIGH if ratio < 0.5 else Severity.MEDIUM if ratio < 0.8 else Severity.LOW
             findings.append(
-                Finding(
-                    check=kind,
+                evasion_finding(
+                    kind=kind,
+                    subject=subject,
                     severity=sev,
                     title=f"{r.attack} ({r.norm}, eps={r.eps:g}) fools the model on {r.success_rate:.0%} of "
                     "correctly classified inputs",
                     detail=f"accuracy drops from {ev.clean_accuracy:.3f} to {r.robust_accuracy:.3f} under a "
                     f"{r.norm} perturbation of at most {r.eps:g}",
-                    artifact=subject,
                     location={"attack": r.attack, "norm": r.norm, "eps": f"{r.eps:g}"},
                     evidence={k: v for k, v in row.items() if k not in ("attack", "norm", "eps")},
-                    remediation="harden the model (mlsecops harden adversarial-training), certify it "
-                    "(mlsecops certify), or put an adversarial-input detector in front of it",
-                    atlas="AML.T0015",
+                    remediation=", or put an adversarial-input detector in front of it",
                 )
             )
     figures = []
@@ -189,16 +186,14 @@ def robustness_report(
     worst, fig = _worst_examples(ev, n_worst)
     if fig is not None:
         figures.append(fig)
-    return Report(
+    return evasion_report(
         subject=subject,
         kind=kind,
-        started=started or utcnow(),
-        finished=utcnow(),
-        findings=tuple(findings),
+        started=started,
+        findings=findings,
         metrics=metrics,
-        verdict="vulnerable" if findings else "robust",
         data={"robustness": rows, "worst_examples": worst, "n_examples": len(ev.y)},
-        figures=tuple(figures),
+        figures=figures,
     )
 
 

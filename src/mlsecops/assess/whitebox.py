@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from mlsecops.assess._losses import attack_loss
+from mlsecops.assess._evasion import EarlyStop, loss_grad, per_row, pgd_descend
 from mlsecops.assess.attack import Attack, BatchOutcome, check_logits, register_attack
 from mlsecops.assess.constraints import Norm
 from mlsecops.models.interface import ModelAdapter, TorchNative
@@ -30,12 +30,11 @@ def gradient_step(
     """One ascent step: the sign of the gradient (L-inf) or its unit direction (L2), times ``step``."""
     import torch
 
-    shape = (-1, *([1] * (grad.ndim - 1)))
-    s = step.view(shape) if isinstance(step, torch.Tensor) else step
+    s = per_row(step, grad) if isinstance(step, torch.Tensor) else step
     if norm == "linf":
         out: torch.Tensor = x + s * grad.sign()
     else:
-        out = x + s * grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
+        out = x + s * grad / per_row(grad.flatten(1).norm(dim=1).clamp_min(1e-12), grad)
     return out
 
 
@@ -48,23 +47,10 @@ def random_start(x0: torch.Tensor, eps: float, norm: Norm, gen: torch.Generator)
         return x0 + eps * noise.to(x0.device)
     d = x0[0].numel()
     direction = torch.randn(x0.shape, generator=gen)
-    direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x0.ndim - 1)))
+    direction = direction / per_row(direction.flatten(1).norm(dim=1).clamp_min(1e-12), x0)
     radius = torch.rand(len(x0), generator=gen) ** (1.0 / d)
-    out: torch.Tensor = x0 + (eps * radius.view(-1, *([1] * (x0.ndim - 1))) * direction).to(x0.device)
+    out: torch.Tensor = x0 + (eps * per_row(radius, x0) * direction).to(x0.device)
     return out
-
-
-def _loss_grad(
-    model: TorchNative, x: torch.Tensor, y: torch.Tensor, loss: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward and backward pass: the gradient of the summed loss and the (detached) logits."""
-    import torch
-
-    x = x.detach().requires_grad_(True)
-    logits = model.logits(x)
-    values = attack_loss(loss, logits, y)
-    (grad,) = torch.autograd.grad(values.sum(), x)
-    return grad, logits.detach()
 
 
 @register_attack
@@ -105,12 +91,12 @@ class FgsmAttack(Attack):
         if eps <= 0:
             ok = predict(x0) == y
             return x0.clone(), ok, ~ok, q, {}
-        grad, logits = _loss_grad(native, x0, y, self.loss)
+        _, grad, logits = loss_grad(native, x0, y, self.loss)
         # shape here; NaN or infinite scores reach x_adv through the gradient and fail predict's check
         ok = check_logits(logits, len(x0), native.n_classes, finite=False).argmax(dim=1) == y
         if not bool(ok.any()):
             return x0.clone(), ok, ~ok, q, {}
-        col = ok.view(-1, *([1] * (x0.ndim - 1)))
+        col = per_row(ok, x0)
         if norm == "linf" and proj.plain:
             # x0 + eps * sign(grad) is inside the ball already; bounds are one clamp. In place on the
             # new sign tensor, with the step zeroed where the model was already wrong.
@@ -129,7 +115,7 @@ class FgsmAttack(Attack):
         proj: Any,
         gen: Any,
     ) -> BatchOutcome:
-        grad, _ = _loss_grad(cast("TorchNative", model), x0, y, self.loss)
+        grad = loss_grad(cast("TorchNative", model), x0, y, self.loss).grad
         x_adv = proj(gradient_step(x0, grad, eps, norm), eps, norm)
         return BatchOutcome(x_adv, _ones(len(x0)), {})
 
@@ -189,40 +175,33 @@ class PgdAttack(Attack):
         proj: Any,
         gen: torch.Generator,
     ) -> BatchOutcome:
-        import torch
-
         native = cast("TorchNative", model)
         steps = max(1, int(self.steps))
         step = self.step_size if self.step_size is not None else eps * (self.rel_step or 2.5 / steps)
-        best = x0.clone()
-        fooled = torch.zeros(len(x0), dtype=torch.bool, device=x0.device)
-        queries = torch.zeros(len(x0), dtype=torch.long, device=x0.device)
+
+        def advance(x: torch.Tensor, grad: torch.Tensor, sub: Any) -> torch.Tensor:
+            out: torch.Tensor = sub(gradient_step(x, grad, step, norm), eps, norm)
+            return out
+
+        record = EarlyStop(x0)
         for _restart in range(max(1, int(self.restarts)) if self.random_init else 1):
-            idx = (~fooled).nonzero().flatten()
+            idx = record.standing()
             if len(idx) == 0:
                 break
             sub = proj.subset(idx)
             start = random_start(x0[idx], eps, norm, gen) if self.random_init else x0[idx]
-            x, yb, live = sub(start, eps, norm), y[idx], idx
-            for k in range(steps):
-                grad, logits = _loss_grad(native, x, yb, self.loss)
-                done = logits.argmax(dim=1) != yb
-                if bool(done.any()):  # these examples are fooled at x: keep it, stop attacking them
-                    best[live[done]] = x[done]
-                    fooled[live[done]] = True
-                    queries[live[done]] += k + 1
-                    keep = ~done
-                    if not bool(keep.any()):
-                        break
-                    x, grad, yb, live, sub = x[keep], grad[keep], yb[keep], live[keep], sub.subset(keep)
-                x = sub(gradient_step(x, grad, step, norm), eps, norm)
-            else:  # the points after the last step: one forward pass
-                with torch.no_grad():
-                    hit = native.logits(x).argmax(dim=1) != yb
-                best[live] = x
-                fooled[live[hit]] = True
-                queries[live] += steps + 1
-        return BatchOutcome(best, queries.cpu(), {}, fooled)
+            pgd_descend(
+                native,
+                record,
+                sub(start, eps, norm),
+                y[idx],
+                idx,
+                sub,
+                steps=steps,
+                loss=self.loss,
+                advance=advance,
+            )
+        return record.outcome()
 
 
 def _ones(n: int) -> torch.Tensor:
