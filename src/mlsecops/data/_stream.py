@@ -6,9 +6,12 @@ it to a few hundred thousand rows. ``scan_file`` streams a CSV/Parquet/NumPy fil
 1. pass one reads every chunk, checks it (numeric, finite, a label per row; an error names the file row),
    collects the class names and keeps a seeded uniform reservoir sample of ``sample_rows`` rows
    (Algorithm R, vectorised per chunk, so the same seed gives the same sample);
-2. the detectors are fitted on the sample exactly as ``scan_rows`` fits them on a whole file;
-3. pass two scores every row, chunk by chunk, with what the fit learned: rows of the sample keep the
-   sample verdict; the other rows get
+2. the detectors are fitted on the sample exactly as ``scan_rows`` fits them on a whole file; the label
+   and backdoor detectors, whose cross-validated and per-class models cost far more per row than the
+   neighbour searches, on a seeded uniform subset of the sample of at most ``fit_rows`` rows (the
+   label detector's folds, and the refit of its models, go through the executor when one is given);
+3. pass two scores every row, chunk by chunk, with what the fit learned: rows a detector was fitted on
+   keep that detector's verdict; the other rows get
    * labels: the probabilities of the label ensemble refit on the sample rows the detector kept, the
      same margin rule, and the detector's cap turned into a threshold on the calibrated margin (the
      lowest calibrated margin the cap let through in the sample);
@@ -53,12 +56,16 @@ from mlsecops.data._outliers import NearDuplicateDetector, OutlierDetector
 from mlsecops.data._poison import ROW_DETECTORS, PoisonResult, _finding, _label_severity
 from mlsecops.data._readers import LABEL_NAMES, iter_chunks
 
-__all__ = ["DEFAULT_SAMPLE_ROWS", "STREAM_ABOVE_ROWS", "reservoir_sample", "scan_file"]
+__all__ = ["DEFAULT_FIT_ROWS", "DEFAULT_SAMPLE_ROWS", "STREAM_ABOVE_ROWS", "reservoir_sample", "scan_file"]
 
 STREAM_ABOVE_ROWS = 200_000
 """``data poison`` holds files up to this many rows in memory and streams larger ones."""
 DEFAULT_SAMPLE_ROWS = 50_000
 """Rows of the reservoir sample the detectors are fitted on."""
+DEFAULT_FIT_ROWS = 20_000
+"""Rows of the sample the label and backdoor detectors are fitted on: 3 rounds x 2 repeats x 5 folds of
+logistic regression and gradient boosting on 16,000 rows take about 10 CPU-minutes here, on 40,000 about
+twice that (benchmarks/results/scale-poison.md)."""
 STREAM_CHUNK_ROWS = 100_000
 """Rows scored per chunk."""
 KEEP_SUSPECTS = 10_000
@@ -243,6 +250,8 @@ class _Fitted:
     bd: list[dict[str, Any]] | None = None
     bd_unit: tuple[np.ndarray, np.ndarray] | None = None
     bd_pca: Any = None
+    fit_rows: dict[str, np.ndarray] | None = None
+    """Per detector fitted on a subset of the sample, the file rows of that subset (ascending)."""
 
 
 def _tempered_margin(proba: np.ndarray, y: np.ndarray, t: float) -> np.ndarray:
@@ -253,27 +262,53 @@ def _tempered_margin(proba: np.ndarray, y: np.ndarray, t: float) -> np.ndarray:
     return _margin_scores(q, y)
 
 
-def _fit(sample: Sample, detectors: tuple[str, ...], seed: int, res: PoisonResult) -> _Fitted:
+def _subset(n: int, fit_rows: int, seed: int) -> np.ndarray:
+    """Positions of a seeded uniform subset of ``fit_rows`` of ``n`` sample rows, ascending (all when fewer)."""
+    if n <= fit_rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, 19]).choice(n, fit_rows, replace=False))
+
+
+def _fit_model(task: tuple[Any, np.ndarray, np.ndarray]) -> Any:
+    """Fit one label model on the kept rows (a top-level function, so an executor can run it)."""
+    model, X, y = task
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(X, y)
+
+
+def _fit(
+    sample: Sample,
+    detectors: tuple[str, ...],
+    seed: int,
+    res: PoisonResult,
+    fit_rows: int = DEFAULT_FIT_ROWS,
+    executor: Any = None,
+) -> _Fitted:
     code = {c: k for k, c in enumerate(sample.classes)}
-    X, y = sample.X, np.array([code[c] for c in sample.y_raw], dtype=np.int64)
-    k_classes = len(sample.classes)
-    fitted = _Fitted(sample.rows, {}, {}, code)
+    X_all, y_all = sample.X, np.array([code[c] for c in sample.y_raw], dtype=np.int64)
+    fitted = _Fitted(sample.rows, {}, {}, code, fit_rows={})
+    sub = _subset(X_all.shape[0], fit_rows, seed)
+    X, y = X_all[sub], y_all[sub]
     present = np.unique(y).size
     if "labels" in detectors and present >= 2:
-        lab = ConfidentLabelDetector(random_state=seed).fit(X, y)
+        lab = ConfidentLabelDetector(random_state=seed, executor=executor).fit(X, y)
         fitted.sample_flags["labels"] = lab.suspect_
         fitted.sample_scores["labels"] = lab.scores_
         fitted.margin, fitted.temperature = lab.margin, lab.temperature_
         tm = _tempered_margin(lab.proba_, y, lab.temperature_)
         fitted.cap = float(tm[lab.suspect_].min()) if lab.suspect_.any() else np.inf
         keep = ~lab.suspect_
-        models = []
-        for model in _default_models(int(keep.sum()), seed):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                models.append(model.fit(X[keep], y[keep]))
-        fitted.label_models = models
+        tasks = [(m, X[keep], y[keep]) for m in _default_models(int(keep.sum()), seed)]
+        fitted.label_models = (
+            list(executor.map(_fit_model, tasks, desc="label models"))
+            if executor
+            else list(map(_fit_model, tasks))
+        )
+        fitted.fit_rows["labels"] = sample.rows[sub]
         res.metrics["estimated_noise_rate"] = round(float(lab.noise_rate_), 6)
+        res.metrics["fit_rows"] = float(sub.size)
+    X, y = X_all, y_all  # the neighbour detectors use the whole sample
     if "outliers" in detectors:
         from sklearn.neighbors import NearestNeighbors
 
@@ -308,14 +343,16 @@ def _fit(sample: Sample, detectors: tuple[str, ...], seed: int, res: PoisonResul
         fitted.dup_radius = max(nd.radius * (float(np.median(positive)) if positive.size else 1.0), 1e-9)
         fitted.sample_flags["duplicates"] = nd.suspect_
         fitted.sample_scores["duplicates"] = nd.scores_
+    X, y = X_all[sub], y_all[sub]
     if "backdoor" in detectors and present >= 3:
         bd = BackdoorClusterDetector(random_state=seed).fit(X, y)
+        fitted.fit_rows["backdoor"] = sample.rows[sub]
+        res.metrics["fit_rows"] = float(sub.size)
         fitted.sample_flags["backdoor"] = bd.suspect_
         fitted.sample_scores["backdoor"] = bd.scores_
         if bd.suspect_.any():
             fitted.bd = _backdoor_rules(bd, X, y, seed, fitted)
         res.metrics["backdoor_classes"] = float(len(fitted.bd or []))
-    del k_classes
     return fitted
 
 
@@ -352,11 +389,32 @@ def _backdoor_rules(
         med, shared = _shift(means, X_unit, flagged, bd.explained_by_[flagged])
         n_trigger = int(np.sum(shared >= bd.min_consistency))
         feats = np.argsort(-shared)[: max(1, min(_MAX_TRIGGER_FEATURES, n_trigger))]
+        # The detector flags whole clusters (their median confidence is what it compares), so half of a
+        # flagged cluster's rows are less sure than the median: a row outside the fit is held to the
+        # confidence of the flagged rows that carry the trigger (their low end), not to the median.
+        p = clf.predict_proba(X_ref[flagged])
+        conf = p.max(axis=1)
+        pred = np.asarray(clf.classes_, dtype=int)[p.argmax(axis=1)]
+        change = X_unit[flagged][:, feats] - means[pred][:, feats]
+        carries = np.mean(np.abs(change - med[feats]) <= _CARRY_TOLERANCE * np.abs(med[feats]), axis=1)
+        carried = conf[carries >= _CARRY_SHARE]
+        floor = float(np.quantile(carried, _FLAGGED_CONFIDENCE_QUANTILE)) if carried.size else typical
         rules.append(
-            {"cls": int(c), "clf": clf, "typical": typical, "means": means, "med": med, "feats": feats}
+            {
+                "cls": int(c),
+                "clf": clf,
+                "typical": min(typical, floor),
+                "means": means,
+                "med": med,
+                "feats": feats,
+            }
         )
     return rules
 
+
+_FLAGGED_CONFIDENCE_QUANTILE = 0.0
+"""Quantile of the reference model's confidence on a flagged cluster's trigger-carrying rows that a row
+outside the fit must reach (with the trigger) to be flagged."""
 
 _WORKING_MEMORY_MB = 64
 """scikit-learn's working memory for chunked distance computations (its default, 1 GiB, would set the
@@ -388,7 +446,13 @@ def _score_chunk_bounded(
     def emit(det: str, mask: np.ndarray, score: np.ndarray, text: Callable[[int], str]) -> None:
         both = mask.copy()
         if det in fitted.sample_flags:
-            both[in_sample] = fitted.sample_flags[det][pos_c[in_sample]]
+            fit_rows = (fitted.fit_rows or {}).get(det)
+            if fit_rows is None:
+                both[in_sample] = fitted.sample_flags[det][pos_c[in_sample]]
+            else:
+                at = np.minimum(np.searchsorted(fit_rows, rows), fit_rows.size - 1)
+                fit = fit_rows[at] == rows
+                both[fit] = fitted.sample_flags[det][at[fit]]
         for i in np.flatnonzero(both):
             out.append((int(rows[i]), det, float(score[i]), text(int(i))))
 
@@ -474,6 +538,7 @@ def scan_file(
     detectors: tuple[str, ...] = ROW_DETECTORS,
     seed: int = 0,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    fit_rows: int = DEFAULT_FIT_ROWS,
     chunk_rows: int = STREAM_CHUNK_ROWS,
     suspects_path: Path | None = None,
     keep_suspects: int = KEEP_SUSPECTS,
@@ -488,10 +553,12 @@ def scan_file(
         detectors: which of ``ROW_DETECTORS`` run.
         seed: seed of the sample and every detector.
         sample_rows: rows the detectors are fitted on.
+        fit_rows: rows of the sample the label and backdoor detectors are fitted on.
         chunk_rows: rows read and scored at a time.
         suspects_path: JSON-lines file receiving every flagged row as it is found.
         keep_suspects: flagged rows kept in the result.
-        executor: an ``mlsecops.core.executor`` executor scoring chunks (inline when None).
+        executor: an ``mlsecops.core.executor`` executor fitting the label folds and scoring chunks
+            (inline when None).
         progress: called as ``(step, done, total)`` for the steps sample, fit, score.
 
     Returns:
@@ -503,15 +570,15 @@ def scan_file(
     unknown = set(detectors) - set(ROW_DETECTORS)
     if unknown:
         raise InputError(f"unknown detectors {sorted(unknown)}; choose from {', '.join(ROW_DETECTORS)}")
-    if sample_rows < 100:
-        raise InputError(f"sample_rows must be at least 100; got {sample_rows}")
+    if sample_rows < 100 or fit_rows < 100:
+        raise InputError(f"sample_rows and fit_rows must be at least 100; got {sample_rows}, {fit_rows}")
     if progress:
         progress("sample", 0, 3)
     sample = reservoir_sample(path, label=label, sample_rows=sample_rows, seed=seed, chunk_rows=chunk_rows)
     res = PoisonResult(metrics={"rows": float(sample.n_rows), "sample_rows": float(sample.X.shape[0])})
     if progress:
         progress("fit", 1, 3)
-    fitted = _fit(sample, detectors, seed, res)
+    fitted = _fit(sample, detectors, seed, res, fit_rows, executor)
     del sample
     if progress:
         progress("score", 2, 3)
@@ -546,15 +613,19 @@ def scan_file(
     )
     art = str(path)
     tail = f" (fitted on a uniform sample of {int(res.metrics['sample_rows']):,} rows, every row scored)"
+    fit_tail = (
+        f" (fitted on a uniform sample of {int(res.metrics.get('fit_rows', 0)):,} rows, every row scored)"
+    )
     if counts["labels"]:
         noise = res.metrics.get("estimated_noise_rate", 0.0)
         res.findings.append(
             _finding(
                 "labels",
-                _label_severity(noise, int(res.metrics["sample_rows"])),
+                _label_severity(noise, int(res.metrics["fit_rows"])),
                 f"{counts['labels']} rows with suspected label errors or flips"
                 f" ({counts['labels'] / n_rows:.1%})",
-                f"Models of the data assign another class clearly more probability than the given label{tail}.",
+                "Models of the data assign another class clearly more probability than the given label"
+                f"{fit_tail}.",
                 art,
                 rows=list(firsts["labels"]),
                 estimated_noise_rate=round(noise, 4),
@@ -567,7 +638,7 @@ def scan_file(
                 _finding_severity("critical"),
                 f"{counts['backdoor']} rows look like a backdoor",
                 "Rows of one class that a model of the other classes explains and that share a trigger"
-                f"{tail}.",
+                f"{fit_tail}.",
                 art,
                 rows=list(firsts["backdoor"]),
             )

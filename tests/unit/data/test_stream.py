@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.unit.data.conftest import rates
+from tests.unit.data.conftest import plant_trigger, rates
 
 from mlsecops.core.errors import InputError
 from mlsecops.data._poison import scan_rows
@@ -65,6 +65,66 @@ def test_outliers_match_in_memory(planted: tuple) -> None:
     assert r_m > 0.9 and r_s > 0.9
     assert abs(r_s - r_m) <= 0.01 and abs(f_s - f_m) <= 0.01
     assert res.metrics["rows"] == yb.size and res.metrics["outliers"] == flagged.sum()
+
+
+def _linear_models(n_samples: int, seed: int) -> list:
+    """One standardised logistic regression: the default ensemble (logistic regression plus an SVM or
+    gradient boosting, 30 fits per round) would take minutes here; the benchmark measures it."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return [make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500))]
+
+
+def _detector_flags(suspects: list, n: int) -> dict[str, np.ndarray]:
+    flags = {d: np.zeros(n, dtype=bool) for d in ("labels", "backdoor")}
+    for s in suspects:
+        flags["labels"][s["row"]] |= "contradicted" in s["reason"]
+        flags["backdoor"][s["row"]] |= "backdoor:" in s["reason"]
+    return flags
+
+
+def test_labels_and_backdoor_match_in_memory(
+    digits: tuple[np.ndarray, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Digits x2 with jitter (3,594 rows), 4% trigger rows (2x2 patch, target 0), 4% label flips of
+    the others. The label and backdoor detectors fit on 2,400 rows; the other 1,194 are scored by the
+    fitted models. Recall and FPR of each detector are within 0.01 of ``scan_rows`` on the whole file."""
+    from mlsecops.data import _labels, _stream
+
+    monkeypatch.setattr(_labels, "_default_models", _linear_models)
+    monkeypatch.setattr(_stream, "_default_models", _linear_models)
+    X, y = digits
+    rng = np.random.default_rng(1)
+    Xb = np.vstack([X + rng.normal(0, 0.3, X.shape) for _ in range(2)])
+    Xb, yb, trig = plant_trigger(Xb, np.tile(y, 2), 0.04, 0, seed=1)
+    flip_mask = np.zeros(yb.size, dtype=bool)
+    idx = rng.choice(np.flatnonzero(~trig), round(0.04 * yb.size), replace=False)
+    yb[idx] = (yb[idx] + rng.integers(1, 10, idx.size)) % 10
+    flip_mask[idx] = True
+    path = _write_csv(tmp_path / "planted.csv", Xb, yb)
+    res = scan_file(
+        path,
+        label="label",
+        detectors=("labels", "backdoor"),
+        sample_rows=yb.size,
+        fit_rows=2400,
+        chunk_rows=1000,
+    )
+    assert res.metrics["fit_rows"] == 2400 and res.metrics["rows"] == yb.size
+    stream = _detector_flags(res.suspects, yb.size)
+    mem = _detector_flags(scan_rows(Xb, yb, detectors=("labels", "backdoor")).suspects, yb.size)
+    clean = ~flip_mask & ~trig
+    outside = np.ones(yb.size, dtype=bool)
+    outside[_stream._subset(yb.size, 2400, 0)] = False  # the sample is the whole file here
+    for det, truth in (("labels", flip_mask), ("backdoor", trig)):
+        r_s, r_m = stream[det][truth].mean(), mem[det][truth].mean()
+        f_s, f_m = stream[det][clean].mean(), mem[det][clean].mean()
+        assert r_m > 0.9 and r_s > 0.9, (det, r_s, r_m)
+        assert abs(r_s - r_m) <= 0.01 and abs(f_s - f_m) <= 0.01, (det, r_s, r_m, f_s, f_m)
+        # Rows outside the fitted subset are found too, not only the subset's own verdicts.
+        assert stream[det][truth & outside].mean() > 0.9, det
 
 
 def test_clean_rows_not_flagged(digits: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
