@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -313,8 +314,19 @@ TARGETS = 6
 POOLED_REFERENCES = 32
 
 
+REFERENCE_CACHE = Path(__file__).resolve().parent / "parts" / "pooled-references.npz"
+"""The pooled parts' reference scores (`audit.references`), saved by the first pooled run and reused: the
+reference models depend only on the records, the pool, the recipe and the seed, never on the DP target."""
+
+
 def run_pooled(
-    mlp: Any, eps: float, delta: float, dp_label: str, *, opacus: bool = False
+    mlp: Any,
+    eps: float,
+    delta: float,
+    dp_label: str,
+    *,
+    opacus: bool = False,
+    trainer: Any = None,
 ) -> list[dict[str, Any]]:
     """The leakage estimate pooled over TARGETS target pairs (non-private and `dp_train` at ``eps``).
 
@@ -322,7 +334,8 @@ def run_pooled(
     500 members of `split()`), the other 500 are its non-members. One set of POOLED_REFERENCES reference
     models (trained once through the executor by `audit_privacy` on target 0) scores every target: their
     IN/OUT assignment is independent of each target's membership. Pooling the T x 1000 (target, record)
-    scores lowers the noise floor by about sqrt(T).
+    scores lowers the noise floor by about sqrt(T). ``trainer(x, y, seed) -> (module, spent epsilon)``
+    replaces the DP recipe (default: `dp_train` defaults, or Opacus's tutorial settings with ``opacus``).
     """
     from mlsecops.assess.privacy import attack_metrics, audit_privacy
     from mlsecops.assess.privacy._attacks import reference_scores, threshold_scores
@@ -345,6 +358,10 @@ def run_pooled(
     accs: dict[str, list[float]] = {k: [] for k in kinds}
     spent: list[float] = []
     ref = inside = None
+    if REFERENCE_CACHE.exists():
+        with np.load(REFERENCE_CACHE) as cached:
+            ref, inside = cached["ref"], cached["inside"]
+        print(f"reference scores from {REFERENCE_CACHE}", flush=True)
     start = time.perf_counter()
     for t, m in enumerate(masks):
         net = train_nonprivate(mlp(), x[m], y[m])
@@ -362,7 +379,11 @@ def run_pooled(
             )
             assert audit.references is not None
             ref, inside = audit.references
-        if opacus:
+            REFERENCE_CACHE.parent.mkdir(exist_ok=True)
+            np.savez_compressed(REFERENCE_CACHE, ref=ref, inside=inside)
+        if trainer is not None:
+            dp_module, eps_spent = trainer(x[m], y[m], SEED + t)
+        elif opacus:
             dp_module, eps_spent, _ = train_opacus(mlp(), x[m], y[m], eps, delta, seed=SEED + t)
         else:
             r = dp_train(mlp(), x[m], y[m], epsilon=eps, delta=delta, input_range=(0.0, 16.0), seed=SEED + t)

@@ -225,6 +225,84 @@ def run_mlsecops() -> list[dict]:
     return rows
 
 
+PUBLIC_KW: dict = {"dp_layers": 1}
+"""`dp_train` keywords of the public pre-training configuration beyond `public_data` (tuning table)."""
+
+
+def public_label() -> str:
+    extra = ", ".join(f"{k} {v}" for k, v in PUBLIC_KW.items())
+    return f"mlsecops dp_train + public pre-training (MNIST 5k, 30 epochs), {extra} (private head), defaults otherwise"
+
+
+OPACUS_PUBLIC_LABEL = "Opacus tutorial settings from the same public pre-trained weights (all layers)"
+
+
+def run_public() -> list[dict]:
+    """The pre-trained-only model (no private data) and `dp_train` with public pre-training at each epsilon."""
+    import public_data as pd
+
+    from mlsecops.harden.dp import dp_train
+
+    xtr, ytr, xte, yte = data()
+    start = time.perf_counter()
+    base = pd.rescaled(pd.pretrained(mlp, SEED))
+    row = {
+        "method": "public pre-training only (MNIST 5k, no private data)",
+        "epsilon": 0.0,
+        "spent_epsilon": 0.0,
+    }
+    row |= {"seconds": time.perf_counter() - start} | evaluate(base, xtr, ytr, xte, yte, None)
+    rows = [row]
+    print(json.dumps(row), flush=True)
+    for eps in EPSILONS:
+        r = dp_train(
+            mlp(),
+            xtr,
+            ytr,
+            epsilon=eps,
+            delta=DELTA,
+            input_range=(0.0, 16.0),
+            seed=SEED,
+            public_data=pd.load(),
+            **PUBLIC_KW,
+        )
+        row = {
+            "method": public_label(),
+            "epsilon": eps,
+            "spent_epsilon": r.epsilon,
+            "noise_multiplier": r.noise_multiplier,
+            "seconds": r.seconds,
+        }
+        row |= evaluate(r.module, xtr, ytr, xte, yte, r.epsilon)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def run_opacus_public() -> list[dict]:
+    """Opacus with the issue's settings, started from the public pre-trained weights (inputs in [-1, 1])."""
+    import leakage
+    import public_data as pd
+
+    xtr, ytr, xte, yte = data()
+    rows = []
+    for eps in EPSILONS:
+        start = time.perf_counter()
+        net = pd.pretrained(mlp, SEED)
+        module, spent, sigma = leakage.train_opacus(net.train(), xtr / 8.0 - 1.0, ytr, eps, DELTA)
+        row = {
+            "method": OPACUS_PUBLIC_LABEL,
+            "epsilon": eps,
+            "spent_epsilon": spent,
+            "noise_multiplier": sigma,
+            "seconds": time.perf_counter() - start,
+        }
+        row |= evaluate(pd.rescaled(module), xtr, ytr, xte, yte, spent)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def run_leakage() -> list[dict]:
     import leakage  # the sibling module (benchmarks/ is not a package)
 
@@ -276,18 +354,108 @@ def run_pooled_opacus() -> list[dict]:
     return leakage.run_pooled(mlp, 3.0, DELTA, label, opacus=True)
 
 
+def _public_trainer(eps: float):  # type: ignore[no-untyped-def]
+    import public_data as pd
+
+    from mlsecops.harden.dp import dp_train
+
+    def train(x, y, seed):  # type: ignore[no-untyped-def]
+        r = dp_train(
+            mlp(),
+            x,
+            y,
+            epsilon=eps,
+            delta=DELTA,
+            input_range=(0.0, 16.0),
+            seed=seed,
+            public_data=pd.load(),
+            **PUBLIC_KW,
+        )
+        return r.module, r.epsilon
+
+    return train
+
+
+def run_pooled_public() -> list[dict]:
+    import leakage
+
+    return leakage.run_pooled(mlp, 3.0, DELTA, public_label(), trainer=_public_trainer(3.0))
+
+
+def run_pooled_public_eps1() -> list[dict]:
+    import leakage
+
+    return leakage.run_pooled(mlp, 1.0, DELTA, public_label(), trainer=_public_trainer(1.0))
+
+
+def run_pooled_pretrained() -> list[dict]:
+    """The public pre-trained model alone: it never saw any of the records, so its leakage is the null."""
+    import leakage
+    import public_data as pd
+
+    def train(x, y, seed):  # type: ignore[no-untyped-def]
+        return pd.rescaled(pd.pretrained(mlp, seed)), 0.0
+
+    label = "public pre-training only (MNIST 5k, no private data)"
+    return leakage.run_pooled(mlp, 0.0, DELTA, label, trainer=train)
+
+
+def run_pooled_opacus_public() -> list[dict]:
+    import leakage
+    import public_data as pd
+
+    def train(x, y, seed):  # type: ignore[no-untyped-def]
+        net = pd.pretrained(mlp, seed)
+        module, spent, _ = leakage.train_opacus(net.train(), x / 8.0 - 1.0, y, 3.0, DELTA, seed=seed)
+        return pd.rescaled(module), spent
+
+    return leakage.run_pooled(mlp, 3.0, DELTA, OPACUS_PUBLIC_LABEL, trainer=train)
+
+
+def _public_verdict(rows: list[dict], pooled_rows: list[dict], base_acc: float) -> str:
+    """Goals (a) and (b) for the public pre-training configuration, per epsilon, from the same runs."""
+    import leakage
+
+    acc = {r["epsilon"]: r for r in rows if r["method"] == public_label()}
+    cut = {r["epsilon"]: r for r in pooled_rows if r["method"] == public_label()}
+    parts = []
+    for eps in sorted(set(acc) & set(cut)):
+        if eps > 3:
+            continue
+        a, c = acc[eps], cut[eps]
+        loss = 1 - a["test_accuracy"] / base_acc
+        ok_a = loss <= 0.042
+        ok_b, resolved_b = c["advantage_cut"] >= 0.894, c["advantage_cut_ci"][0] >= 0.894
+        parts.append(
+            f"at eps {eps:g}: test accuracy {a['test_accuracy']:.3f} (loss {loss:.1%}, goal (a) "
+            f"**{'met' if ok_a else 'not met'}**), pooled leakage {c['leakage']:.3f} "
+            f"{leakage._ci(c['leakage_ci'])}, cut {c['advantage_cut']:.0%} "
+            f"{leakage._ci(c['advantage_cut_ci'], '{:.0%}')} (goal (b) point estimate "
+            f"**{'met' if ok_b else 'not met'}**, its 95% interval above 89.4%: **{'yes' if resolved_b else 'no'}**)"
+        )
+    if not parts:
+        return ""
+    return (
+        "**With public pre-training** (`dp_train(..., public_data=..., "
+        + ", ".join(f"{k}={v}" for k, v in PUBLIC_KW.items())
+        + ")`: pre-trained without noise on 5000 MNIST digits brought to the digits' 8x8 format, then "
+        "only the output layer trained with DP-SGD): " + "; ".join(parts) + "."
+    )
+
+
 def merge() -> None:
     import leakage
 
     rows = []
-    for part in ("nonprivate", "opacus", "mlsecops"):
-        rows += json.loads((PARTS / f"{part}.json").read_text())["rows"]
+    for part in ("nonprivate", "opacus", "mlsecops", "public", "opacus-public"):
+        if (PARTS / f"{part}.json").exists():
+            rows += json.loads((PARTS / f"{part}.json").read_text())["rows"]
     meta = json.loads((PARTS / "mlsecops.json").read_text())["meta"]
     leak_rows = json.loads((PARTS / "leakage.json").read_text())["rows"]
     base = rows[0]
     for r in rows[1:]:
         r["accuracy_loss_rel"] = 1 - r["test_accuracy"] / base["test_accuracy"]
-    ours = [r for r in rows if r["method"].startswith("mlsecops") and r["epsilon"] <= 3]
+    ours = [r for r in rows if r["method"] == mlsecops_label() and r["epsilon"] <= 3]
     best_acc = max(r["test_accuracy"] for r in ours)
     goal_acc = any(r["accuracy_loss_rel"] <= 0.042 for r in ours)
     leak_lines, cut_met, cut_resolved = leakage.section(leak_rows)
@@ -302,7 +470,14 @@ def merge() -> None:
     pooled_text = ""
     if (PARTS / "pooled.json").exists():
         pooled_rows = json.loads((PARTS / "pooled.json").read_text())["rows"]
-        for extra in ("pooled-opacus", "pooled-eps1"):
+        for extra in (
+            "pooled-opacus",
+            "pooled-eps1",
+            "pooled-pretrained",
+            "pooled-public",
+            "pooled-public-eps1",
+            "pooled-opacus-public",
+        ):
             if (PARTS / f"{extra}.json").exists():
                 pooled_rows += json.loads((PARTS / f"{extra}.json").read_text())["rows"][1:]
         pooled_lines, p_met, p_resolved = leakage.pooled_section(pooled_rows)
@@ -315,6 +490,7 @@ def merge() -> None:
             f"{ours_p['advantage_cut']:.0%} {leakage._ci(ours_p['advantage_cut_ci'], '{:.0%}')}, goal "
             f"**{'met' if p_met and p_resolved else 'not met'}**."
         )
+        pooled_text += "\n\n" + _public_verdict(rows, pooled_rows, base["test_accuracy"])
     lines = [
         "# DP training benchmark: mlsecops dp_train vs Opacus tutorial settings",
         "",
@@ -430,7 +606,21 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
         "--part",
-        choices=("nonprivate", "opacus", "mlsecops", "leakage", "pooled", "pooled-opacus", "pooled-eps1"),
+        choices=(
+            "nonprivate",
+            "opacus",
+            "mlsecops",
+            "leakage",
+            "pooled",
+            "pooled-opacus",
+            "pooled-eps1",
+            "public",
+            "opacus-public",
+            "pooled-public",
+            "pooled-public-eps1",
+            "pooled-pretrained",
+            "pooled-opacus-public",
+        ),
     )
     ap.add_argument("--merge", action="store_true")
     args = ap.parse_args()
@@ -449,6 +639,12 @@ def main() -> None:
         "pooled": run_pooled,
         "pooled-opacus": run_pooled_opacus,
         "pooled-eps1": run_pooled_eps1,
+        "public": run_public,
+        "opacus-public": run_opacus_public,
+        "pooled-public": run_pooled_public,
+        "pooled-public-eps1": run_pooled_public_eps1,
+        "pooled-pretrained": run_pooled_pretrained,
+        "pooled-opacus-public": run_pooled_opacus_public,
     }
     rows = parts[args.part]()
     meta = {

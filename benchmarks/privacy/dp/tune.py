@@ -4,7 +4,8 @@ Tuning split: the benchmark's 1257 training rows (digits, stratified 70/30, seed
 (stratified, seed 1); the 540 test rows of `run.py` are not loaded. Tuning on private rows has a privacy
 cost of its own that no accountant here charges (Papernot & Steinke 2022 bound it); the results file
 says so. One configuration per call (a JSON object of `dp_train` keyword arguments, plus `act` relu|tanh,
-`norm` (GroupNorm(8, 256) after each hidden linear layer) and `multiplicity` (augmentation multiplicity,
+`norm` (GroupNorm(8, 256) after each hidden linear layer), `public` (pre-train on the public MNIST rows
+of `public_data.py`, `public_epochs` passes) and `multiplicity` (augmentation multiplicity,
 De et al. 2022: K random 1-pixel shifts of each 8x8 image, per-sample gradient averaged over them before
 clipping)), appended to parts/tune.jsonl:
 
@@ -127,6 +128,13 @@ def _rescale() -> Any:
     return Rescale()
 
 
+def public_data(epochs: int = 30) -> Any:
+    """The public MNIST rows in the digits format (`public_data.py` writes them)."""
+    import public_data as pd  # the sibling module
+
+    return pd.load(epochs)
+
+
 def main() -> None:
     import torch
 
@@ -143,7 +151,10 @@ def main() -> None:
         if cfg.get("multiplicity", 1) > 1:
             module, spent = with_multiplicity(cfg, xtr, ytr, seed)
         else:
-            kw = {k: v for k, v in cfg.items() if k not in ("act", "norm", "multiplicity")}
+            kw = {k: v for k, v in cfg.items() if k not in ("act", "norm", "multiplicity", "public")}
+            if cfg.get("public"):
+                kw["public_data"] = public_data(cfg.get("public_epochs", 30))
+                kw.pop("public_epochs", None)
             net = mlp(cfg.get("act", "relu"), cfg.get("norm", False))
             r = dp_train(net, xtr, ytr, delta=1e-5, input_range=(0.0, 16.0), seed=seed, **kw)
             module, spent = r.module, r.epsilon
