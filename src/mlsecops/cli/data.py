@@ -185,7 +185,8 @@ def poison(
         int | None,
         typer.Option(
             help="Refuse larger files (default 20,000,000 rows or ratings). Row data over 200,000 rows"
-            " is streamed: detectors fit on a 50,000-row uniform sample, every row scored in chunks.",
+            " is streamed: detectors fit on a 50,000-row uniform sample (labels and backdoor on 20,000"
+            " of its rows), every row scored in chunks.",
             min=1,
         ),
     ] = None,

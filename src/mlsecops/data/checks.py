@@ -17,8 +17,8 @@ suspect files; recorded in the workspace when the target has a ``home``), ``mode
 ``python:module:attr`` loaded with ``mlsecops.models.load_model``: its penultimate-layer activations, or
 its probabilities for models without internals, are the backdoor detector's features, and rows whose label
 it gives less than ``model_min_proba``, default 0.01, are label issues), ``max_rows`` (default
-200,000 rows, 20,000,000 ratings: the detectors hold every row in memory and cross-validate models on
-them, so a larger file is refused before it is read, counted in constant memory). Its report's ``data`` holds
+20,000,000 rows or ratings; a larger file is refused before it is read, counted in constant memory; row
+data over 200,000 rows is streamed, ``mlsecops.data._stream``). Its report's ``data`` holds
 ``suspect_rows`` (``{row, score, reason}``, 0-based rows) or ``suspect_accounts``
 (``{user, score, reason}``), ``quarantine`` when files were written, and ``model`` (``{model, features}``)
 when a model was used.
