@@ -8,26 +8,14 @@ for a bad model, data file or option.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from mlsecops.cli._common import (
-    DEFAULT_FAIL_ON,
-    FailOnOpt,
-    FormatOpt,
-    OutputOpt,
-    QuietOpt,
-    emit,
-    exit_for,
-    parse_fail_on,
-    progress_hook,
-    resolve_format,
-)
-from mlsecops.cli.robustness import DataOpt, LabelOpt, ModelOpt, SeedOpt, add_groups, assess_app
-from mlsecops.core.checks import Target, get_check
-from mlsecops.report import Format
+from mlsecops.cli._check_cmd import DataOpt, LabelOpt, ModelOpt, SeedOpt, check_options, int_list, run_check
+from mlsecops.cli._common import DEFAULT_FAIL_ON, FailOnOpt, FormatOpt, OutputOpt, QuietOpt
+from mlsecops.cli.robustness import add_groups, assess_app
+from mlsecops.core.checks import Target
 
 __all__ = ["register"]
 
@@ -37,29 +25,6 @@ SensitiveOpt = Annotated[
         help="Sensitive column of the data file (a model input, or a column the model does not take)."
     ),
 ]
-
-
-def _run(
-    check: str, target: Target, fmt: Format | None, output: Path | None, fail_on: str, *, quiet: bool
-) -> None:
-    threshold = parse_fail_on(fail_on)
-    chosen = resolve_format(fmt, output)
-    with progress_hook(check, quiet=quiet) as hook:
-        factory: Any = get_check(check).factory
-        report = factory(progress=hook).run(target)
-    emit(report, chosen, output)
-    raise typer.Exit(exit_for(report, threshold))
-
-
-def _rows(value: str | None) -> list[int] | None:
-    if value is None:
-        return None
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected comma-separated row numbers; got {value!r}", param_hint="--rows"
-        ) from None
 
 
 @assess_app.command("explain")
@@ -83,17 +48,18 @@ def explain(
     output: OutputOpt = None,
 ) -> None:
     """Which features drive the model: global ranking, local explanations, rankings per group."""
-    options: dict[str, Any] = {
-        "model": model,
-        "data": str(data),
-        "method": method,
-        "max_rows": max_rows,
-        "background": background,
-    }
-    for key, value in (("label", label), ("rows", _rows(rows)), ("sensitive", sensitive)):
-        if value is not None:
-            options[key] = value
-    _run("assess.explain", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
+    options = check_options(
+        model=model,
+        data=str(data),
+        method=method,
+        max_rows=max_rows,
+        background=background,
+        label=label,
+        rows=int_list(rows, "--rows", "row numbers"),
+        sensitive=sensitive,
+    )
+    target = Target(options=options, seed=seed)
+    run_check("assess.explain", target, fmt, output, fail_on, quiet=quiet, html_fail_on=False)
 
 
 @assess_app.command("explain-integrity")
@@ -113,16 +79,11 @@ def explain_integrity(
     output: OutputOpt = None,
 ) -> None:
     """Whether the model hides its use of a sensitive feature from perturbation-based explainers."""
-    options: dict[str, Any] = {
-        "model": model,
-        "data": str(data),
-        "sensitive": sensitive,
-        "max_rows": max_rows,
-    }
-    for key, value in (("label", label), ("proxies", proxies)):
-        if value is not None:
-            options[key] = value
-    _run("assess.explain_integrity", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
+    options = check_options(
+        model=model, data=str(data), sensitive=sensitive, max_rows=max_rows, label=label, proxies=proxies
+    )
+    target = Target(options=options, seed=seed)
+    run_check("assess.explain_integrity", target, fmt, output, fail_on, quiet=quiet, html_fail_on=False)
 
 
 def register(app: typer.Typer) -> None:

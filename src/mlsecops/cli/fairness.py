@@ -13,19 +13,18 @@ from typing import Annotated, Any
 
 import typer
 
-from mlsecops.cli._common import DEFAULT_FAIL_ON, FailOnOpt, FormatOpt, OutputOpt, QuietOpt
-from mlsecops.cli.robustness import (
+from mlsecops.cli._check_cmd import (
     DataOpt,
     LabelOpt,
     ModelOpt,
     OutputKindOpt,
     SeedOpt,
-    _options,
-    _run,
-    add_groups,
-    assess_app,
-    harden_app,
+    check_options,
+    run_check,
+    workspace_target,
 )
+from mlsecops.cli._common import DEFAULT_FAIL_ON, FailOnOpt, FormatOpt, OutputOpt, QuietOpt
+from mlsecops.cli.robustness import add_groups, assess_app, harden_app
 from mlsecops.core.checks import Target
 
 __all__ = ["register"]
@@ -84,7 +83,7 @@ def fairness(
     output: OutputOpt = None,
 ) -> None:
     """Group fairness of a binary classifier: rates per group, disparities with bootstrap intervals."""
-    options = _options(
+    options = check_options(
         model=model,
         data=str(data),
         label=label,
@@ -98,7 +97,7 @@ def fairness(
         min_ratio=min_ratio,
         output=model_output,
     )
-    _run("assess.fairness", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
+    run_check("assess.fairness", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
 
 
 @harden_app.command("fairness")
@@ -145,9 +144,7 @@ def harden_fairness(
     output: OutputOpt = None,
 ) -> None:
     """Mitigate group unfairness into a new model; report the audit before and after and the utility cost."""
-    from mlsecops.cli._common import settings
-
-    options: dict[str, Any] = _options(
+    options: dict[str, Any] = check_options(
         model=model,
         data=str(data),
         label=label,
@@ -160,11 +157,7 @@ def harden_fairness(
         min_group_size=min_group_size,
         bootstrap=bootstrap,
     )
-    cfg = settings()
-    home = cfg.home if cfg.workspace_exists() else None
-    db = cfg.database_url.get_secret_value() if cfg.database_url is not None else None
-    target = Target(options=options, seed=seed, home=home, database_url=db, actor=cfg.actor)
-    _run("harden.fairness", target, fmt, output, fail_on, quiet=quiet)
+    run_check("harden.fairness", workspace_target(options, seed=seed), fmt, output, fail_on, quiet=quiet)
 
 
 def register(app: typer.Typer) -> None:

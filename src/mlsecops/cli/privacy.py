@@ -13,17 +13,17 @@ from typing import Annotated
 
 import typer
 
-from mlsecops.cli._common import DEFAULT_FAIL_ON, FailOnOpt, FormatOpt, OutputOpt, QuietOpt
-from mlsecops.cli.robustness import (
+from mlsecops.cli._check_cmd import (
     LabelOpt,
     ModelOpt,
     OutputKindOpt,
     SeedOpt,
-    _options,
-    _run,
-    add_groups,
-    assess_app,
+    TimeoutOpt,
+    check_options,
+    run_check,
 )
+from mlsecops.cli._common import DEFAULT_FAIL_ON, FailOnOpt, FormatOpt, OutputOpt, QuietOpt
+from mlsecops.cli.robustness import add_groups, assess_app
 from mlsecops.core.checks import Target
 
 __all__ = ["register"]
@@ -84,7 +84,7 @@ def privacy(
         float | None, typer.Option(min=0.0, help="Adam learning rate of PyTorch references.")
     ] = None,
     model_output: OutputKindOpt = None,
-    timeout: Annotated[float, typer.Option(min=0.01, help="Seconds per request to a model endpoint.")] = 10.0,
+    timeout: TimeoutOpt = 10.0,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     fail_on: FailOnOpt = DEFAULT_FAIL_ON,
@@ -92,7 +92,7 @@ def privacy(
     output: OutputOpt = None,
 ) -> None:
     """Membership inference (TPR at low FPR), output defences and inversion probes on one model."""
-    options = _options(
+    options = check_options(
         model=model,
         members=str(members),
         non_members=str(non_members),
@@ -111,7 +111,7 @@ def privacy(
         output=model_output,
         timeout=timeout,
     )
-    _run("assess.privacy", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
+    run_check("assess.privacy", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,67 +8,31 @@ finding is at or above ``--fail-on``; exit 2 with one line for a bad model, data
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from mlsecops.cli._common import (
-    DEFAULT_FAIL_ON,
-    FailOnOpt,
-    FormatOpt,
-    OutputOpt,
-    QuietOpt,
-    emit,
-    exit_for,
-    parse_fail_on,
-    progress_hook,
-    resolve_format,
+from mlsecops.cli._check_cmd import (
+    DataOpt,
+    LabelOpt,
+    ModelOpt,
+    OutputKindOpt,
+    SeedOpt,
+    ShardRowsOpt,
+    TimeoutOpt,
+    check_options,
+    int_list,
+    run_check,
+    workspace_target,
 )
+from mlsecops.cli._common import DEFAULT_FAIL_ON, FailOnOpt, FormatOpt, OutputOpt, QuietOpt
 from mlsecops.cli._executor_opts import AddressOpt, ExecutorOpt, WorkersOpt
-from mlsecops.core.checks import Target, get_check
-from mlsecops.report import Format
+from mlsecops.core.checks import Target
 
 __all__ = ["register"]
 
 assess_app = typer.Typer(help="Assess a model: robustness under evasion attacks.", no_args_is_help=True)
 harden_app = typer.Typer(help="Harden a model: adversarial training.", no_args_is_help=True)
-
-ModelOpt = Annotated[
-    str,
-    typer.Option(
-        "--model",
-        "-m",
-        help="Model: .pt2, .pt (TorchScript), .onnx, .pkl/.joblib/.skops (loaded only if scanned safe), URL, python:mod:attr (runs it).",
-    ),
-]
-DataOpt = Annotated[
-    Path, typer.Option("--data", "-d", help="Data: .npz with X and y, or CSV/Parquet with --label.")
-]
-LabelOpt = Annotated[str | None, typer.Option(help="Label column of a CSV/Parquet data file.")]
-SeedOpt = Annotated[int, typer.Option(help="Random seed; the same seed gives the same report.")]
-ShardRowsOpt = Annotated[
-    int | None, typer.Option(min=1, help="With --executor: examples per shard [default: 128].")
-]
-OutputKindOpt = Annotated[
-    str | None,
-    typer.Option("--model-output", help="What the model returns: logits (PyTorch default) or proba."),
-]
-
-
-def _run(
-    check: str, target: Target, fmt: Format | None, output: Path | None, fail_on: str, *, quiet: bool
-) -> None:
-    threshold = parse_fail_on(fail_on)
-    chosen = resolve_format(fmt, output)  # a contradiction is refused before the long run
-    with progress_hook(check, quiet=quiet) as hook:
-        factory: Any = get_check(check).factory  # every check here takes a progress callback
-        report = factory(progress=hook).run(target)
-    emit(report, chosen, output, fail_on=threshold)
-    raise typer.Exit(exit_for(report, threshold))
-
-
-def _options(**kw: Any) -> dict[str, Any]:
-    return {k: v for k, v in kw.items() if v is not None}
 
 
 @assess_app.command("robustness")
@@ -101,7 +65,7 @@ def robustness(
         str | None, typer.Option(help="Indices of features an attacker cannot change.")
     ] = None,
     model_output: OutputKindOpt = None,
-    timeout: Annotated[float, typer.Option(min=0.01, help="Seconds per request to a model endpoint.")] = 10.0,
+    timeout: TimeoutOpt = 10.0,
     executor: ExecutorOpt = None,
     workers: WorkersOpt = None,
     address: AddressOpt = None,
@@ -113,7 +77,7 @@ def robustness(
     output: OutputOpt = None,
 ) -> None:
     """Accuracy under evasion attacks per budget, with a robustness curve and the worst examples."""
-    options = _options(
+    options = check_options(
         model=model,
         data=str(data),
         attack=attack,
@@ -126,8 +90,8 @@ def robustness(
         label=label,
         lower=lower,
         upper=upper,
-        integer_features=_indices(integer_features, "--integer-features"),
-        immutable_features=_indices(immutable_features, "--immutable-features"),
+        integer_features=int_list(integer_features, "--integer-features", "feature indices"),
+        immutable_features=int_list(immutable_features, "--immutable-features", "feature indices"),
         output=model_output,
         timeout=timeout,
         executor=executor,
@@ -135,7 +99,7 @@ def robustness(
         address=address,
         shard_rows=shard_rows,
     )
-    _run("assess.robustness", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
+    run_check("assess.robustness", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
 
 
 @harden_app.command("adversarial-training")
@@ -173,9 +137,7 @@ def adversarial_training(
     output: OutputOpt = None,
 ) -> None:
     """Adversarially train a PyTorch model into a new file and report robustness before and after."""
-    from mlsecops.cli._common import settings
-
-    options = _options(
+    options = check_options(
         model=model,
         data=str(data),
         output=str(out_model) if out_model else None,
@@ -191,11 +153,9 @@ def adversarial_training(
         weights=str(weights) if weights else None,
         test_data=str(test_data) if test_data else None,
     )
-    cfg = settings()
-    home = cfg.home if cfg.workspace_exists() else None
-    db = cfg.database_url.get_secret_value() if cfg.database_url is not None else None
-    target = Target(options=options, seed=seed, home=home, database_url=db, actor=cfg.actor)
-    _run("harden.adversarial_training", target, fmt, output, fail_on, quiet=quiet)
+    run_check(
+        "harden.adversarial_training", workspace_target(options, seed=seed), fmt, output, fail_on, quiet=quiet
+    )
 
 
 def certify(
@@ -220,7 +180,7 @@ def certify(
     output: OutputOpt = None,
 ) -> None:
     """Certified L2 robustness by randomized smoothing: certified accuracy per radius, abstentions."""
-    options = _options(
+    options = check_options(
         model=model,
         data=str(data),
         sigma=sigma,
@@ -236,18 +196,7 @@ def certify(
         address=address,
         shard_rows=shard_rows,
     )
-    _run("assess.certify", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
-
-
-def _indices(value: str | None, flag: str) -> list[int] | None:
-    if value is None:
-        return None
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected comma-separated feature indices; got {value!r}", param_hint=flag
-        ) from None
+    run_check("assess.certify", Target(options=options, seed=seed), fmt, output, fail_on, quiet=quiet)
 
 
 def add_groups(app: typer.Typer, *names: str) -> None:
