@@ -11,7 +11,7 @@ EXTRAS ?= test,ml,torch,privacy,he,postgres,ray,signing,bom,data,scan,onnx,serve
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-16)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint install clean
+.PHONY: demo test coverage lint install clean
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not benchmark" $(PYTEST_ARGS)
+
+coverage: $(STAMP)
+	$(BIN)/python -m pytest -m "not benchmark" -q --cov --cov-report=term $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
