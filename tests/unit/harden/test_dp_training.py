@@ -246,7 +246,7 @@ def test_dp_layers_freezes_the_pretrained_layers() -> None:
     }
     a = dp_train(_mlp(), *_blobs(200, seed=1), dp_layers=1, **kw)  # type: ignore[arg-type]
     b = dp_train(_mlp(), *_blobs(200, seed=4), dp_layers=1, **kw)  # type: ignore[arg-type]
-    c = dp_train(_mlp(), *_blobs(200, seed=4), **kw)  # type: ignore[arg-type]
+    c = dp_train(_mlp().eval(), *_blobs(200, seed=4), **kw)  # type: ignore[arg-type]  # eval mode is fine
     first = lambda r: r.module[0].weight.detach()  # noqa: E731
     last = lambda r: r.module[2].weight.detach()  # noqa: E731
     # frozen: the first layer depends on the public rows and the seed only, not on the private rows

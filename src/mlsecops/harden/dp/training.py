@@ -329,6 +329,8 @@ def prepare_module(module: torch.nn.Module) -> tuple[torch.nn.Module, list[str]]
                 + "; ".join(_one_line(str(e)) for e in left[:3])
                 + "; give the architecture as python:module:Class with --weights"
             )
+    else:
+        work.train()  # a model saved or handed over in eval mode: Opacus validates training mode
     for p in work.parameters():
         p.requires_grad_(True)
     if not any(True for _ in work.parameters()):
