@@ -153,6 +153,7 @@ def main() -> None:
         entry["file_mb"] = round(path.stat().st_size / 2**20, 1)
         entry["build_peak_rss_mb"] = _peak_mb(resource.RUSAGE_SELF)
         sink = Path(tmp) / "suspects.jsonl"
+        marks: dict[str, float] = {}
         t0 = time.perf_counter()
         res = scan_file(
             path,
@@ -162,8 +163,13 @@ def main() -> None:
             fit_rows=args.fit_rows,
             suspects_path=sink,
             executor=executor,
+            progress=lambda step, done, total: marks.setdefault(step, time.perf_counter()),
         )
         entry["seconds"] = round(time.perf_counter() - t0, 1)
+        ends = [*(marks[k] for k in ("fit", "score")), t0 + entry["seconds"]]
+        entry["phase_seconds"] = {
+            k: round(end - marks[k], 1) for k, end in zip(("sample", "fit", "score"), ends, strict=True)
+        }
         entry["peak_rss_mb"] = _peak_mb(resource.RUSAGE_SELF)
         entry["peak_rss_worker_mb"] = _peak_mb(resource.RUSAGE_CHILDREN) if executor else None
         with sink.open() as fh:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -250,7 +250,7 @@ class _Fitted:
     bd: list[dict[str, Any]] | None = None
     bd_unit: tuple[np.ndarray, np.ndarray] | None = None
     bd_pca: Any = None
-    fit_rows: dict[str, np.ndarray] | None = None
+    fit_rows: dict[str, np.ndarray] = field(default_factory=dict)
     """Per detector fitted on a subset of the sample, the file rows of that subset (ascending)."""
 
 
@@ -287,7 +287,7 @@ def _fit(
 ) -> _Fitted:
     code = {c: k for k, c in enumerate(sample.classes)}
     X_all, y_all = sample.X, np.array([code[c] for c in sample.y_raw], dtype=np.int64)
-    fitted = _Fitted(sample.rows, {}, {}, code, fit_rows={})
+    fitted = _Fitted(sample.rows, {}, {}, code)
     sub = _subset(X_all.shape[0], fit_rows, seed)
     X, y = X_all[sub], y_all[sub]
     present = np.unique(y).size
@@ -446,7 +446,7 @@ def _score_chunk_bounded(
     def emit(det: str, mask: np.ndarray, score: np.ndarray, text: Callable[[int], str]) -> None:
         both = mask.copy()
         if det in fitted.sample_flags:
-            fit_rows = (fitted.fit_rows or {}).get(det)
+            fit_rows = fitted.fit_rows.get(det)
             if fit_rows is None:
                 both[in_sample] = fitted.sample_flags[det][pos_c[in_sample]]
             else:
