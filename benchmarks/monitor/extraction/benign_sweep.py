@@ -30,7 +30,7 @@ from mlsecops.monitor.interface import Observation  # noqa: E402
 
 SEED_BASE = 60_000
 _STATS = ("cusum_fit", "cusum_near", "cusum_margin", "cusum_rank")
-_SHADOW = ("shadow_margin", "shadow_coverage")
+_SHADOW = ("shadow",)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,7 +44,7 @@ from mlsecops.monitor._thieves import (  # noqa: E402
     World,
     benign_stream,
     make_world,
-    thief_stream,
+    thief_picks,
 )
 from mlsecops.monitor.extraction import ExtractionDetector  # noqa: E402
 from mlsecops.monitor.interface import Observation  # noqa: E402
@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     for kind in kinds:
         res: dict[str, list[Any]] = {
             "ours": [],
+            "ours_after_pick": [],
+            "first_pick": [],
             "ours_w": [],
             "prada": [],
             "fidelity": [],
@@ -203,14 +205,21 @@ def main(argv: list[str] | None = None) -> None:
         for seed in seeds:
             if kind.startswith("benign_"):
                 reqs = benign_stream(world, kind[len("benign_") :], args.queries, seed=seed)
+                pick = None
             else:
                 n = args.active_queries if kind.startswith("active") and args.active_queries else args.queries
-                reqs = thief_stream(world, kind, n, seed=seed)
+                reqs, picked = thief_picks(world, kind, n, seed=seed)
+                # The first query whose row the thief selected (an active thief's seed batch and mixed-in
+                # natural rows are random natural rows: no detector can tell them from a benign client's).
+                pick = int(np.argmax(picked)) + 1 if picked.any() else None
             x = np.concatenate([r for _, r in reqs])
             proba = world.proba(x)
             labels = proba.argmax(axis=1)
             first = _run_ours(ours, reqs, proba, costs)
             res["ours"].append(first)
+            res["first_pick"].append(pick)
+            if pick is not None:
+                res["ours_after_pick"].append(None if first is None else first - pick + 1)
             res["ours_w"].append(_run_ours(ours_w, reqs, proba, None))
             res["prada"].append(_run_prada(delta, world, reqs, labels))
             if not kind.startswith("benign_") or kind == "benign_natural":
@@ -238,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         n = len(seeds)
         clients[kind] = {
             "ours": _summ(res["ours"], n),
+            "first_pick": res["first_pick"],
+            **({"ours_after_pick": _summ(res["ours_after_pick"], n)} if res["ours_after_pick"] else {}),
             "ours_with_w": _summ(res["ours_w"], n),
             "prada": _summ(res["prada"], n),
             "fidelity": res["fidelity"],
@@ -313,6 +324,16 @@ def _art_section(
             for name, p in post.items():
                 row.setdefault(name, []).append(_soft_fidelity(x, p, x_eval, y_eval))
     return {k: {n: round(float(np.mean(v)), 4) for n, v in row.items()} for k, row in out.items()}
+
+
+def _after_pick(c: dict[str, Any]) -> str:
+    """Queries from the first selected row to the alert (active thieves: after the random seed batch)."""
+    s = c.get("ours_after_pick")
+    if not s:
+        return ""
+    picks = [p for p in c.get("first_pick", []) if p is not None]
+    seed = f"; first selected row at {min(picks)}-{max(picks)}" if picks and max(picks) > 1 else ""
+    return _cell(s).replace(")", f"{seed})") if s["flagged"] else f"0/{s['of']}{seed}"
 
 
 def _cell(s: dict[str, Any]) -> str:
@@ -394,10 +415,10 @@ def _markdown(doc: dict[str, Any]) -> str:
         "benchmarks/monitor/extraction/run.py --seeds 10 --queries 2000 && nice -n 10 .venv/bin/python "
         "benchmarks/monitor/extraction/benign_sweep.py --clients 34 --queries 2000`",
         "",
-        "| client | ours (default) | ours + PRADA's W | PRADA re-implementation | fidelity after all queries | at our alert | natural rows, same count | "
+        "| client | ours (default) | ours, counted from the first selected row | ours + PRADA's W | PRADA re-implementation | fidelity after all queries | at our alert | natural rows, same count | "
         + " | ".join(f"after {b}" for b in BUDGETS)
         + " |",
-        "|---|---|---|---|---|---|---|" + "---|" * len(BUDGETS),
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(BUDGETS),
     ]
     for kind, c in doc["clients"].items():
         fid = f"{np.mean(c['fidelity']):.3f}" if c["fidelity"] else ""
@@ -407,7 +428,7 @@ def _markdown(doc: dict[str, Any]) -> str:
             f"{np.mean(c[f'fidelity_{b}']):.3f}" if c.get(f"fidelity_{b}") else "" for b in BUDGETS
         )
         lines.append(
-            f"| {kind}{' (previous run)' if c.get('carried') else ''} | {_cell(c['ours'])} | {_cell(c['ours_with_w'])} | {_cell(c['prada'])} | {fid} | {at} | {nat} | {budget} |"
+            f"| {kind}{' (previous run)' if c.get('carried') else ''} | {_cell(c['ours'])} | {_after_pick(c)} | {_cell(c['ours_with_w'])} | {_cell(c['prada'])} | {fid} | {at} | {nat} | {budget} |"
         )
     ms = doc["detector_ms"]
     lines += [

@@ -50,6 +50,7 @@ __all__ = [
     "World",
     "benign_stream",
     "make_world",
+    "thief_picks",
     "thief_stream",
 ]
 
@@ -241,12 +242,25 @@ def thief_stream(world: World, kind: str, n: int, *, seed: int, start: float = 1
         seed: seed of the thief (and of its parameters).
         start: time of the first request.
     """
+    return thief_picks(world, kind, n, seed=seed, start=start)[0]
+
+
+def thief_picks(
+    world: World, kind: str, n: int, *, seed: int, start: float = 1.7e9
+) -> tuple[list[Request], np.ndarray]:
+    """:func:`thief_stream`'s requests and, per request, whether its row was *selected*.
+
+    An active-learning thief's seed batch and the random natural rows an ``active_mixed`` thief shuffles
+    into its rounds are not selected: they are natural rows drawn as a benign client draws them. Every
+    query of the other kinds is selected (crafted). The same seed gives the same requests as
+    :func:`thief_stream`.
+    """
     rng = np.random.default_rng(seed)
-    make: dict[str, Callable[[World, int, np.random.Generator], np.ndarray]] = {
-        "trnd": _trnd,
-        "jbda": _jbda,
-        "uniform": _uniform,
-        "knockoff": _knockoff,
+    make: dict[str, Callable[[World, int, np.random.Generator], tuple[np.ndarray, np.ndarray]]] = {
+        "trnd": _crafted(_trnd),
+        "jbda": _crafted(_jbda),
+        "uniform": _crafted(_uniform),
+        "knockoff": _crafted(_knockoff),
         "active_margin": lambda w, k, r: _active(w, k, r, "margin"),
         "active_entropy": lambda w, k, r: _active(w, k, r, "entropy"),
         "active_kcenter": lambda w, k, r: _active(w, k, r, "kcenter"),
@@ -254,12 +268,23 @@ def thief_stream(world: World, kind: str, n: int, *, seed: int, start: float = 1
         "active_small": _active_small,
         "active_batch": _active_batch,
         "active_mixed": _active_mixed,
-        "bisect": _bisect,
+        "bisect": _crafted(_bisect),
     }
     if kind not in make:
         raise ValueError(f"unknown thief kind {kind!r}")
-    rows = make[kind](world, n, rng)[:n]
-    return _as_requests(rows, _times(rng, len(rows), start, bursty=rng.random() < 0.5))
+    rows, picked = make[kind](world, n, rng)
+    rows, picked = rows[:n], picked[:n]
+    return _as_requests(rows, _times(rng, len(rows), start, bursty=rng.random() < 0.5)), picked
+
+
+def _crafted(
+    make: Callable[[World, int, np.random.Generator], np.ndarray],
+) -> Callable[[World, int, np.random.Generator], tuple[np.ndarray, np.ndarray]]:
+    def run(world: World, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        rows = make(world, n, rng)
+        return rows, np.ones(len(rows), dtype=bool)
+
+    return run
 
 
 def _seeds(world: World, rng: np.random.Generator, k: int) -> np.ndarray:
@@ -349,17 +374,17 @@ def _active_substitute(seed: int) -> object:
     return MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, random_state=seed)
 
 
-def _active_small(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
+def _active_small(world: World, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     strategy = "margin" if rng.random() < 0.5 else "entropy"
     return _active(world, n, rng, strategy, seed_batch=(10, 21), rounds=(10, 16))
 
 
-def _active_batch(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
+def _active_batch(world: World, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     strategy = "margin" if rng.random() < 0.5 else "kcenter"
     return _active(world, n, rng, strategy, seed_batch=(100, 201), rounds=(100, 101), grow=False)
 
 
-def _active_mixed(world: World, n: int, rng: np.random.Generator) -> np.ndarray:
+def _active_mixed(world: World, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     strategy = "margin" if rng.random() < 0.5 else "kcenter"
     return _active(world, n, rng, strategy, natural=float(rng.uniform(0.3, 0.6)))
 
@@ -374,7 +399,7 @@ def _active(
     rounds: tuple[int, int] = _ACTIVE_ROUND,
     grow: bool = True,
     natural: float = 0.0,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Pool-based active learning as ActiveThief (Pal et al., 2020) runs it.
 
     The thief owns a pool of unlabeled natural rows from the training distribution (``world.x_pool``),
@@ -389,7 +414,8 @@ def _active(
 
     ``seed_batch`` and ``rounds`` bound the seed batch's and the first round's sizes (rounds grow to an
     eighth of the labels held unless ``grow`` is off); ``natural``: the share of each round that is
-    random natural rows, shuffled in among the picks.
+    random natural rows, shuffled in among the picks. Returns the rows and, per row, whether it was
+    picked by the strategy (False for the seed batch and the mixed-in natural rows).
     """
     from sklearn.preprocessing import StandardScaler
 
@@ -401,6 +427,7 @@ def _active(
     labels = list(world.proba(pool[taken]).argmax(axis=1))
     free = np.ones(len(pool), dtype=bool)
     free[taken] = False
+    chosen_by: list[bool] = [False] * len(taken)
     first = int(rng.integers(*rounds))
     while len(taken) < n:
         size = min(max(first, len(taken) // 8) if grow else first, n - len(taken))
@@ -448,10 +475,13 @@ def _active(
         if k == 0:
             pick = np.zeros(0, dtype=np.int64)
         free[pick] = False
+        # A pick made without a substitute (one class seen so far) is a random natural row.
+        selected = set(np.asarray(pick).tolist()) if space is not None else set()
         pick = rng.permutation(np.concatenate([pick, mixed]).astype(np.int64)) if len(mixed) else pick
         taken.extend(int(j) for j in pick)
+        chosen_by.extend(int(j) in selected for j in pick)
         labels.extend(world.proba(pool[pick]).argmax(axis=1).tolist())
-    return np.asarray(pool[np.array(taken)])
+    return np.asarray(pool[np.array(taken)]), np.asarray(chosen_by, dtype=bool)
 
 
 def _bisect(world: World, n: int, rng: np.random.Generator) -> np.ndarray:

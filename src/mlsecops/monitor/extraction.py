@@ -26,11 +26,13 @@ principal's stream of distinct rows, with thresholds learned from the model's ow
   substitute retrained on the labels they hold; needs the model's probabilities): the detector trains
   a substitute of its own on each principal's rows and answers (a softmax regression, a few gradient
   steps per query over the most recent 256 rows) and ranks each new row, before learning it, among
-  natural comparison rows of the same predicted class: by its shadow margin (least-margin and entropy
-  picks rank low) and by its distance in the shadow's output space to the nearest earlier row (k-center
-  picks rank far). A benign client's next row is drawn independently of its history, so both ranks are
-  uniform whatever the shadow learnt, for any class mix; each feeds a restarted mixture of Beta(a, 1)
-  likelihood ratios (:mod:`mlsecops.monitor._shadow`, ``SHADOW_THRESHOLD``).
+  natural comparison rows of the same predicted class: by its shadow margin (least-margin picks rank
+  low), its distance in the shadow's output space to the nearest earlier row (k-center picks rank far)
+  and its shadow entropy (entropy picks rank high). A benign client's next row is drawn independently
+  of its history, so it is exchangeable with the comparison rows whatever the shadow learnt, for any
+  class mix; one sequential test combines the three ranks by conformal e-values over the pooled set
+  (exact under that null however the statistics depend on each other), mixed over Beta(a, 1)
+  alternatives and restarted (:mod:`mlsecops.monitor._shadow`, ``SHADOW_THRESHOLD``).
 - **Minimum-distance distribution** (PRADA: synthetic perturbations around seeds, T-RND, JBDA): the
   distance of each new row to the principal's earlier rows (standardised features), over a bounded
   memory (the most recent rows and a uniform reservoir of the older ones); natural traffic gives a
@@ -60,9 +62,11 @@ What it does not catch (the attacker who read this):
   active-learning thief's random seed batch, and its first rounds: its substitute is then weak, and its
   picks differ little from natural rows (on the 20-feature tabular benchmark a least-margin or
   output-space k-center thief's first 200 answers rank among the model's held-out answers like natural
-  ones). The shadow substitute reads them better (least-margin picks: mean log-rank about -1.34 under
-  the shadow against -1.0 for natural rows, over the first 200 queries) but a few hundred such answers
-  are still needed at a false-alarm rate near 1e-4: see ``benchmarks/results/monitor-extraction.md``
+  ones). The shadow substitute reads them better (least-margin picks: mean log-rank about -1.3 under
+  the shadow against -1.0 for natural rows, over the first 200 queries: a few hundredths of a nat of
+  evidence per query and statistic; shadows of other kinds, an online MLP, more gradient steps, lagged
+  snapshots, read them no better) but a hundred or more picks are still needed at a false-alarm rate
+  near 1e-4: see ``benchmarks/results/monitor-extraction.md``
   for the queries at the alert and what the thief's substitute holds then, against a natural client's
   at the same count. A thief that mixes random natural rows into its rounds dilutes the shadow's
   evidence per query in proportion (the mean log-rank moves towards -1 by the natural share) and pays
@@ -101,7 +105,7 @@ import numpy as np
 from mlsecops.core.errors import ConfigError, InputError, NotFittedError
 from mlsecops.core.severity import Severity
 from mlsecops.monitor._extraction_calib import dense_near_distances
-from mlsecops.monitor._shadow import SHADOW_TESTS, SHADOW_THRESHOLD, ShadowCalibration, ShadowState
+from mlsecops.monitor._shadow import SHADOW_STATISTICS, SHADOW_THRESHOLD, ShadowCalibration, ShadowState
 from mlsecops.monitor.interface import Alert, Observation
 
 __all__ = [
@@ -505,8 +509,9 @@ class ExtractionDetector:
         fit_quantile: reference quantile of the Mahalanobis distance above which a row is a hit.
         margin_quantile: reference quantile of the top-two margin below which a row is a hit.
         shadow: run the shadow-substitute test (needs the model's probabilities): a softmax regression
-            trained on each principal's own rows and answers ranks each new row's margin among
-            natural comparison rows of its class (see :mod:`mlsecops.monitor._shadow`).
+            trained on each principal's own rows and answers ranks each new row's margin, output-space
+            coverage and entropy among natural comparison rows of its class (see
+            :mod:`mlsecops.monitor._shadow`).
         shadow_threshold: level (nats) at which the shadow-substitute test fires.
         prada: also run PRADA's minimum-distance (Shapiro-Wilk) test. Off by default: on heavy-tailed
             features (breast cancer) benign streams drawn from outside the reference give W below any
@@ -895,16 +900,17 @@ class ExtractionDetector:
                 "distance_cut": round(self.near_cut_, 4),
             },
             "min_distance": {"shapiro_w": round(p.w_last, 4), "w_cut": round(self.w_cut_, 4)},
-            **{
-                name: {
-                    "statistic": 0.0 if p.shadow is None else round(float(p.shadow.log_mix[t]), 3),
-                    "threshold": self.shadow_threshold,
-                    "mean_log_rank": 0.0
+            "shadow": {
+                "statistic": 0.0 if p.shadow is None else round(float(p.shadow.log_mix[0]), 3),
+                "threshold": self.shadow_threshold,
+                # Per statistic: the mean log-rank of the principal's rows (natural rows: -1).
+                "mean_log_rank": {
+                    name: 0.0
                     if p.shadow is None
-                    else round(float(p.shadow.log_rank[t]) / max(p.shadow.ranked, 1), 4),
-                    "benign_mean_log_rank": -1.0,
-                }
-                for t, name in enumerate(SHADOW_TESTS)
+                    else round(float(p.shadow.log_rank[t]) / max(p.shadow.ranked, 1), 4)
+                    for t, name in enumerate(SHADOW_STATISTICS)
+                },
+                "benign_mean_log_rank": -1.0,
             },
             "cusum_threshold": self.cusum_threshold,
             "rank_threshold": self.rank_threshold,
