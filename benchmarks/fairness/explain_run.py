@@ -6,6 +6,11 @@ The integrity part can be split by data set over several processes, then merged:
 
     nice -n 10 .venv/bin/python benchmarks/fairness/explain_run.py --only integrity --data arrests/sex [--seeds 4]
     nice -n 10 .venv/bin/python benchmarks/fairness/explain_run.py --merge
+
+``--reuse-ranks`` takes the scaffolds' explainer ranks (SHAP, SHAP with a k-means background, LIME) from
+the rows of the last ``explain.json`` with the same data, column, seed and model instead of recomputing
+them: they do not depend on the check, and they cost most of the time. ``--models a,b`` runs only
+those models.
 """
 
 from __future__ import annotations
@@ -43,9 +48,9 @@ def _md(doc: dict) -> str:
             f"{s['median_seconds']:.1f} s (1,000 real rows and 1,000 points per perturbation family).",
             "",
             "| data | planted column | seed | model | flagged | hidden from | dependence (data) | min dependence "
-            "(perturbed) | share (data) | min share (perturbed) | biased on real rows | SHAP rank | SHAP rank "
-            "(k-means bg) | LIME-style rank |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "(perturbed) | share (data) | min share (perturbed) | min swap ratio (vs twin) | max swap share gap "
+            "(vs twin) | biased on real rows | SHAP rank | SHAP rank (k-means bg) | LIME-style rank |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in doc["integrity"]["rows"]:
             share = r.get("share_in_distribution")
@@ -54,6 +59,7 @@ def _md(doc: dict) -> str:
                 f"| {r['data']} | {r['sensitive']} | {r['seed']} | {r['model']} | {'yes' if r['flagged'] else 'no'} | "
                 f"{', '.join(r['hidden_from']) or '-'} | {r['in_distribution']:.3f} | {r['min_perturbed']:.3f} | "
                 f"{'-' if share is None else f'{share:.3f}'} | {'-' if low is None else f'{low:.3f}'} | "
+                f"{_num(r.get('min_swap_ratio'))} | {_num(r.get('max_swap_share_gap'))} | "
                 f"{r.get('biased_share_real', '-')} | {r.get('shap_rank', '-')} | {r.get('shap_kmeans_rank', '-')} | "
                 f"{r.get('lime_rank', '-')} |"
             )
@@ -74,8 +80,23 @@ def _md(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def _arg(flag: str) -> str | None:
     return sys.argv[sys.argv.index(flag) + 1] if flag in sys.argv[:-1] else None
+
+
+def _old_ranks(path: Path) -> dict[tuple[str, str, int, str], dict] | None:
+    if "--reuse-ranks" not in sys.argv or not path.exists():
+        return None
+    rows = json.loads(path.read_text()).get("integrity", {}).get("rows", [])
+    return {
+        (r["data"], r["sensitive"], r["seed"], r["model"]): r
+        for r in rows
+        if all(k in r for k in integrity.RANK_KEYS)
+    }
 
 
 def main() -> None:
@@ -87,7 +108,10 @@ def main() -> None:
         seeds = tuple(int(v) for v in (_arg("--seeds") or ",".join(map(str, integrity.SEEDS))).split(","))
         tag = part.replace("/", "-") + ("" if seeds == integrity.SEEDS else "." + "-".join(map(str, seeds)))
         out = RESULTS / f"explain-integrity.{tag}.json"
-        out.write_text(json.dumps(integrity.run(seeds, only=part), indent=2) + "\n")
+        models = tuple(m for m in (_arg("--models") or "").split(",") if m) or None
+        tag += "" if models is None else "." + "-".join(models)
+        doc = integrity.run(seeds, only=part, ranks=_old_ranks(path), models=models)
+        out.write_text(json.dumps(doc, indent=2) + "\n")
         return
     doc = json.loads(path.read_text()) if path.exists() and (only or "--merge" in sys.argv) else {}
     doc["shap_version"] = shap.__version__

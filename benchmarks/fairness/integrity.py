@@ -158,8 +158,35 @@ def _lime_rank(model: SklearnModel, x: np.ndarray, s: int, seed: int) -> int:
     return int(np.argsort(-total, kind="stable").tolist().index(s) + 1)
 
 
-def run(seeds: tuple[int, ...] = SEEDS, only: str | None = None) -> dict[str, Any]:
-    """Every case (or those whose ``data`` or ``data/sensitive`` is ``only``) over ``seeds``."""
+RANK_KEYS = ("biased_share_real", "shap_rank", "shap_kmeans_rank", "lime_rank", "fooled")
+
+
+def _swap_summary(g: Any) -> dict[str, Any]:
+    """The swap tests' extremes over families: the smallest ratio of the group's swap effect to the
+    honest twin's, and the largest fall of its share of the swap effects below the twin's."""
+    ratios = [g.flip[f] / g.flip_expected[f] for f in g.flip if g.flip_expected[f] > 0]
+    gaps = []
+    for f in g.flip:
+        own, twin = g.flip[f] + g.flip_rest[f], g.flip_expected[f] + g.flip_rest_expected[f]
+        if own > 0 and twin > 0:
+            gaps.append(g.flip_expected[f] / twin - g.flip[f] / own)
+    return {
+        "min_swap_ratio": round(min(ratios), 3) if ratios else None,
+        "max_swap_share_gap": round(max(gaps), 3) if gaps else None,
+    }
+
+
+def run(
+    seeds: tuple[int, ...] = SEEDS,
+    only: str | None = None,
+    ranks: dict[tuple[str, str, int, str], dict[str, Any]] | None = None,
+    models: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """Every case (or those whose ``data`` or ``data/sensitive`` is ``only``) over ``seeds``.
+
+    ``ranks``: explainer ranks of earlier runs, by ``(data, column, seed, model)``, reused rather than
+    recomputed (they do not depend on the check). ``models``: only these models.
+    """
     rows: list[dict[str, Any]] = []
     cache: dict[str, data.Data] = {}
     for name, load, sensitive, with_proxy in CASES:
@@ -174,17 +201,21 @@ def run(seeds: tuple[int, ...] = SEEDS, only: str | None = None) -> dict[str, An
             if with_proxy:
                 (x, y, names), planted = _with_proxy(cache[name], sensitive, seed)
             s, p, age = names.index(sensitive), names.index(planted), names.index("age")
-            models: dict[str, tuple[str, Any]] = {}
+            built: dict[str, tuple[str, Any]] = {}
             for attacker, (detector, families) in ATTACKERS.items():
                 if with_proxy and attacker not in PROXY_ATTACKERS:
+                    continue
+                if models is not None and f"scaffold-{attacker}" not in models:
                     continue
                 est = ScaffoldedClassifier(
                     sensitive=p, innocuous=age, families=families, detector=detector, seed=seed
                 ).fit(x)
-                models[f"scaffold-{attacker}"] = ("scaffolded", est)
+                built[f"scaffold-{attacker}"] = ("scaffolded", est)
             for kind in HONEST:
-                models[kind] = ("honest", _honest(kind, x, y, p, seed, age))
-            for model_name, (truth, est) in models.items():
+                if models is not None and kind not in models:
+                    continue
+                built[kind] = ("honest", _honest(kind, x, y, p, seed, age))
+            for model_name, (truth, est) in built.items():
                 adapter = SklearnModel(est, input_shape=(x.shape[1],), n_classes=2)
                 t0 = time.perf_counter()
                 res = assess_integrity(adapter, x, sensitive=[s], feature_names=names, seed=seed)
@@ -202,9 +233,13 @@ def run(seeds: tuple[int, ...] = SEEDS, only: str | None = None) -> dict[str, An
                     "min_perturbed": min(g.perturbed.values()),
                     "share_in_distribution": g.share_in_distribution,
                     "min_share_perturbed": min(g.share_perturbed.values(), default=None),
+                    **_swap_summary(g),
                     "seconds": round(seconds, 2),
                 }
-                if truth == "scaffolded":
+                old = (ranks or {}).get((row["data"], planted, seed, model_name))
+                if truth == "scaffolded" and old is not None:  # same scaffold, same seeds: same ranks
+                    row.update({k: old[k] for k in RANK_KEYS})
+                elif truth == "scaffolded":
                     row["biased_share_real"] = round(est.biased_share(x), 4)
                     row["shap_rank"] = _shap_rank(adapter, x, p, seed)
                     row["shap_kmeans_rank"] = _shap_rank(adapter, x, p, seed, kmeans=True)

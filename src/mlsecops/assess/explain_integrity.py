@@ -21,33 +21,52 @@ same number is computed on
   group's share of the points, and some samplers change it: SHAP's k-means background turns almost
   every woman of the arrests data into a man).
 
-An honest model that uses a feature uses it on both; if anything, perturbations (which break the
-correlations between features) make a used feature more necessary, not less. A model whose decisions
-depend on a sensitive or proxy feature in distribution (``MIN_DEPENDENCE``) and that hides it from a
-family is flagged: it shows that family's explainer a different model than the one that decides on
-real data. A group is hidden from a family in either of two ways:
+An honest model that uses a feature uses it on both, but not always as much: an explainer's points lie
+elsewhere than the data (LIME's Gaussian sampler doubles every feature's spread), and a model that
+decides on ``sex or age`` depends less on ``sex`` where ages are extreme. Such a change follows from
+the model's in-distribution behaviour, so it is not evidence. The **honest twin** (a surrogate of the
+model's decisions fitted on the real rows only, the model's in-distribution behaviour carried
+elsewhere) tells the two apart: on each family's points, everything measured for the model is also
+measured for the twin, and the model is compared with the twin rather than with itself on the data.
+The attacker cannot shape the twin: it is learnt from the model's answers on real rows, where a scaffold
+must be biased, and queried by us, never by the model.
 
-- **absolutely**: its dependence there is at most ``HIDE_RATIO`` of the in-distribution one, and
-  ``MIN_GAP`` less (the scaffold stops using the feature on the explainer's points);
-- **relatively**: its *share* of the decisions' dependence, ``dep(G) / (dep(G) + dep(rest))`` where
-  ``dep(rest)`` is the dependence on all the other features together (a surrogate that sees only G
-  against one that sees everything), falls to at most ``HIDE_RATIO`` of its in-distribution share, and
-  ``MIN_SHARE_GAP`` less. Explainers report rankings and relative attributions, so a scaffold need not
-  stop using the sensitive feature: it is enough to let an innocuous feature dominate the explainer's
-  points. That is how a scaffold with a weak detector, or on a small group (whose dependence is bounded
-  by the group's share of rows), fools SHAP while its absolute dependence barely moves. The complement
-  is measured jointly, so features that substitute for each other in distribution (and not under
-  perturbation) do not inflate it. Several families are tested, as an
-attacker may tune the detector to one sampler; any one that is hidden from is enough. Proxy features
-(columns that track a sensitive one, ``PROXY_CORRELATION``) are tested alone and together with the
-sensitive columns, so moving the bias into a proxy does not hide it.
+A model whose decisions depend on a sensitive or proxy feature in distribution (``MIN_DEPENDENCE``) and
+that hides it from a family is flagged: it shows that family's explainer a different model than the one
+that decides on real data. A group is hidden from a family in any of four ways:
+
+- **swaps, absolutely**: swapping the group's values on the family's points for another group's (taken
+  from a real row) changes at most ``SWAP_RATIO`` of the decisions the same swaps change for the twin,
+  and ``SWAP_GAP`` fewer. This is the quantity explainers estimate (SHAP's coalitions and LIME's
+  samples vary one feature against the others), on the explainer's own points, paired with the twin
+  point by point, so sampling noise mostly cancels;
+- **swaps, relatively**: the group's share of the swap effects (against swapping every other feature
+  together) is ``SWAP_SHARE_GAP`` below the twin's. Explainers report rankings and relative
+  attributions, so a scaffold need not stop using the sensitive feature: it is enough to let an
+  innocuous feature dominate the explainer's points;
+- **dependence, absolutely**: its decision dependence there is at most ``HIDE_RATIO`` of the smaller of
+  the in-distribution one and the twin's on the same points, and ``MIN_GAP`` less;
+- **dependence, relatively**: its *share* of the decisions' dependence, ``dep(G) / (dep(G) + dep(rest))``
+  where ``dep(rest)`` is the dependence on all the other features together (a surrogate that sees only G
+  against one that sees everything), falls to at most ``HIDE_RATIO`` of the smaller of its
+  in-distribution share and the twin's, and ``MIN_SHARE_GAP`` less. The complement is measured jointly,
+  so features that substitute for each other in distribution (and not under perturbation) do not
+  inflate it.
+
+Several families are tested, as an attacker may tune the detector to one sampler; any one that is hidden
+from is enough. Proxy features (columns that track a sensitive one, ``PROXY_CORRELATION``) are tested
+alone and together with the sensitive columns, so moving the bias into a proxy does not hide it.
 
 As evidence, the report also gives how often the model's decisions on each family's points disagree
-with the in-distribution surrogate (a scaffold switches rules there).
+with the honest twin's (a scaffold switches rules there).
 
 What it does not do: judge whether using the feature is unfair (``assess fairness`` does that: a model
 that openly decides on a sensitive feature everywhere is not flagged here, and is flagged there), or
-catch a model whose out-of-distribution behaviour only differs on inputs no explainer generates.
+catch a model whose out-of-distribution behaviour only differs on inputs no explainer generates. The
+twin is an approximation: where the model's in-distribution behaviour does not determine its behaviour
+on an explainer's points (an honest model extrapolating far from the data differently than trees do),
+the model and its twin may differ without any hiding; the thresholds leave room for that, and a
+scaffold that hides very little (most of its real rows decided the innocuous way) can stay under them.
 """
 
 from __future__ import annotations
@@ -89,6 +108,14 @@ MIN_GAP = 0.05
 MIN_SHARE_GAP = 0.2
 """A family hides a group relatively when the group's share of the dependence falls by at least this
 much (and to at most ``HIDE_RATIO`` of its in-distribution share)."""
+SWAP_RATIO = 0.5
+"""A family hides a group when swapping the group's values changes at most this share of the decisions
+that the same swaps change for the honest twin (the in-distribution surrogate)..."""
+SWAP_GAP = 0.1
+"""...and at least this many fewer (share of points; 1,000 points give a standard error near 0.015)."""
+SWAP_SHARE_GAP = 0.12
+"""A family hides a group relatively when the group's share of the swap effects (against swapping every
+other feature) is at least this much below the honest twin's."""
 PROXY_CORRELATION = 0.5
 """A column whose absolute Spearman correlation with a sensitive column reaches this is a proxy."""
 MAX_PROXIES = 5
@@ -119,6 +146,20 @@ class DependenceResult:
     ``MIN_DEPENDENCE`` in total are left out)."""
     hidden_from: tuple[str, ...] = ()
     """Families the group is hidden from (see the module docstring)."""
+    expected: dict[str, float] = field(default_factory=dict)
+    """Per family, the dependence the model would show there if it behaved as it does on real rows:
+    that of the in-distribution surrogate's decisions on the family's points."""
+    share_expected: dict[str, float] = field(default_factory=dict)
+    """The same for the group's share of the dependence."""
+    flip: dict[str, float] = field(default_factory=dict)
+    """Per family, the share of the family's points whose decision changes when the group's values
+    are swapped for another group's (taken from a real row)."""
+    flip_expected: dict[str, float] = field(default_factory=dict)
+    """The same for the in-distribution surrogate's decisions, on the same points and swaps."""
+    flip_rest: dict[str, float] = field(default_factory=dict)
+    """Per family, the share whose decision changes when every other feature is taken from a real row."""
+    flip_rest_expected: dict[str, float] = field(default_factory=dict)
+    """The same for the in-distribution surrogate."""
 
 
 @dataclass(frozen=True)
@@ -271,14 +312,19 @@ def assess_integrity(
         feature_names: one name per column.
         proxies: proxy columns; ``None`` finds them from the data (``find_proxies``).
         families: perturbation families to compare with.
-        max_rows: real rows used, and points per family.
+        max_rows: real rows used, and points per family (the honest twin learns from up to
+            ``TWIN_ROWS`` times as many real rows).
         seed: random seed.
         progress: called as ``(step, done, total)``.
 
     Raises:
         InputError: non-tabular data, too few rows, or a sensitive index out of range.
     """
-    with feature_name_warnings_off():
+    from threadpoolctl import threadpool_limits
+
+    # One OpenMP thread: small fits and predictions gain nothing from more, and on a busy machine
+    # spinning threads made each call tens of times slower.
+    with feature_name_warnings_off(), threadpool_limits(1):
         return _assess(model, x, sensitive, feature_names, proxies, families, max_rows, seed, progress)
 
 
@@ -306,7 +352,9 @@ def _assess(
         raise InputError(f"sensitive column index {bad[0]} is not among the {m} features")
     names = list(feature_names) if feature_names is not None else [f"f{i}" for i in range(m)]
     rng = np.random.default_rng(seed)
-    data = arr[rng.permutation(n)[: min(n, max_rows)]]
+    order = rng.permutation(n)
+    data = arr[order[: min(n, max_rows)]]
+    twin_rows = arr[order[: min(n, TWIN_ROWS * max_rows)]]
     prox = list(proxies) if proxies is not None else find_proxies(data, sensitive)
     groups: list[tuple[str, tuple[int, ...]]] = [(names[s], (s,)) for s in sensitive]
     groups += [(names[p], (p,)) for p in prox if p not in sensitive]
@@ -321,7 +369,13 @@ def _assess(
     dep_in, rest_in, surrogate = dependence_with_rest(data, decisions, cols, seed=seed)
     half = len(data) // 2
     disagreement = {"data": _disagree(surrogate, data[half:], decisions[half:])}
+    # The model's in-distribution behaviour, learnt from every real row (the reference of what an
+    # honest model shows on the explainer's points); a richer surrogate follows it more closely.
+    twin_decisions = np.concatenate([decisions, model.predict_proba(twin_rows[len(data) :]).argmax(axis=1)])
+    like = _honest_twin(twin_rows, twin_decisions, seed)
     per_family: dict[str, tuple[list[float], list[float]]] = {}
+    expected: dict[str, tuple[list[float], list[float]]] = {}
+    flips: dict[str, list[tuple[float, float, float, float]]] = {}
     for i, fam in enumerate(families, start=1):
         if progress is not None:
             progress(fam, i, total)
@@ -329,7 +383,13 @@ def _assess(
         dec = model.predict_proba(pts).argmax(axis=1)
         dep_f, rest_f, _ = dependence_with_rest(pts, dec, cols, seed=seed)
         per_family[fam] = (dep_f, rest_f)
-        disagreement[fam] = _disagree(surrogate, pts, dec)
+        # What an honest model would show here: its in-distribution behaviour (the surrogate, fitted
+        # on real rows only) carried to the family's points, measured the same way on the same points.
+        like_real = like.predict(pts) if like is not None else np.full(len(pts), decisions[0])
+        dep_e, rest_e, _ = dependence_with_rest(pts, like_real, cols, seed=seed)
+        expected[fam] = (dep_e, rest_e)
+        disagreement[fam] = float(np.mean(like_real != dec))
+        flips[fam] = _flips(model, like, pts, dec, like_real, data, cols, rng)
     if progress is not None:
         progress("done", total, total)
     results = []
@@ -341,17 +401,24 @@ def _assess(
             for fam in families
             if (sh := _share(per_family[fam][0][k], per_family[fam][1][k])) == sh  # not NaN
         }
+        exp = {fam: round(expected[fam][0][k], 6) for fam in families}
+        exp_shares = {
+            fam: round(sh, 6)
+            for fam in families
+            if (sh := _share(expected[fam][0][k], expected[fam][1][k])) == sh
+        }
         hidden = tuple(
             fam
             for fam in families
             if dep_in[k] >= MIN_DEPENDENCE
             and (
-                (pert[fam] <= HIDE_RATIO * dep_in[k] and dep_in[k] - pert[fam] >= MIN_GAP)
-                or (
-                    fam in shares
-                    and shares[fam] <= HIDE_RATIO * share_in
-                    and share_in - shares[fam] >= MIN_SHARE_GAP
+                _hidden_by_dependence(
+                    pert[fam],
+                    min(dep_in[k], exp[fam]),
+                    shares.get(fam),
+                    min(share_in, exp_shares.get(fam, share_in)),
                 )
+                or _hidden_by_swaps(*flips[fam][k])
             )
         )
         results.append(
@@ -363,6 +430,12 @@ def _assess(
                 share_in_distribution=round(share_in, 6) if share_in == share_in else 0.0,
                 share_perturbed=shares,
                 hidden_from=hidden,
+                expected=exp,
+                share_expected=exp_shares,
+                flip={fam: flips[fam][k][0] for fam in families},
+                flip_expected={fam: flips[fam][k][1] for fam in families},
+                flip_rest={fam: flips[fam][k][2] for fam in families},
+                flip_rest_expected={fam: flips[fam][k][3] for fam in families},
             )
         )
     return IntegrityResult(
@@ -418,6 +491,96 @@ def _same_groups(
     return np.asarray(points[rng.permutation(picked)])
 
 
+TWIN_ROWS = 4
+"""The honest twin learns from up to this many times ``max_rows`` real rows (queries on real rows are
+ordinary use, and the closer the twin follows the model, the less an honest model differs from it)."""
+TWIN_ITERATIONS = 100
+"""Boosting rounds of the in-distribution surrogate that stands for the honest twin (31-leaf trees)."""
+
+
+def _honest_twin(data: np.ndarray, decisions: np.ndarray, seed: int) -> Any:
+    """A surrogate of the model's decisions on every real row, or ``None`` when it makes one decision."""
+    if len(np.unique(decisions)) < 2:
+        return None
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        max_iter=TWIN_ITERATIONS,
+        learning_rate=0.3,
+        min_samples_leaf=5,
+        max_leaf_nodes=31,
+        early_stopping=False,
+        random_state=seed,
+    ).fit(data, decisions)
+
+
+def _flips(
+    model: ModelAdapter,
+    surrogate: Any,
+    pts: np.ndarray,
+    dec: np.ndarray,
+    like_real: np.ndarray,
+    data: np.ndarray,
+    cols: Sequence[Sequence[int]],
+    rng: np.random.Generator,
+) -> list[tuple[float, float, float, float]]:
+    """Per group: how often swapping the group's values (or all the others') changes the decision.
+
+    The values come from another point of the same family (of another group, for the group's swap), so
+    a swapped point is distributed like the family's own points: a model cannot tell our swaps from
+    the explainer's queries (SHAP's coalitions are such swaps) and answer them differently. For the
+    model and for the honest twin, on the same points and the same swaps:
+    ``(group, group for the twin, rest, rest for the twin)``.
+    """
+    out = []
+    for c in cols:
+        idx = np.asarray(c, dtype=int)
+        keys = _group_keys(pts, data, [int(i) for i in idx])
+        donors = rng.integers(0, len(pts), size=len(pts))
+        for _ in range(8):  # redraw donors in the point's own group: the swap must change the group
+            same = keys[donors] == keys
+            if not same.any():
+                break
+            donors[same] = rng.integers(0, len(pts), size=int(same.sum()))
+        swapped = pts.copy()
+        swapped[:, idx] = pts[donors][:, idx]
+        rest = pts[rng.integers(0, len(pts), size=len(pts))].copy()
+        rest[:, idx] = pts[:, idx]
+        f_s = model.predict_proba(swapped).argmax(axis=1)
+        f_r = model.predict_proba(rest).argmax(axis=1)
+        if surrogate is None:
+            h_s = h_r = like_real
+        else:
+            h_s, h_r = surrogate.predict(swapped), surrogate.predict(rest)
+        out.append(
+            (
+                round(float(np.mean(f_s != dec)), 6),
+                round(float(np.mean(h_s != like_real)), 6),
+                round(float(np.mean(f_r != dec)), 6),
+                round(float(np.mean(h_r != like_real)), 6),
+            )
+        )
+    return out
+
+
+def _hidden_by_dependence(dep: float, ref: float, share: float | None, ref_share: float) -> bool:
+    """The surrogate tests: the group's dependence, or its share, far below the reference."""
+    if dep <= HIDE_RATIO * ref and ref - dep >= MIN_GAP:
+        return True
+    if share is None or ref_share != ref_share:
+        return False
+    return share <= HIDE_RATIO * ref_share and ref_share - share >= MIN_SHARE_GAP
+
+
+def _hidden_by_swaps(flip: float, flip_twin: float, rest: float, rest_twin: float) -> bool:
+    """The swap tests: the group's swaps change fewer decisions than the honest twin's, or a smaller share."""
+    if flip <= SWAP_RATIO * flip_twin and flip_twin - flip >= SWAP_GAP:
+        return True
+    if flip + rest < MIN_DEPENDENCE or flip_twin + rest_twin < MIN_DEPENDENCE:
+        return False
+    return flip_twin / (flip_twin + rest_twin) - flip / (flip + rest) >= SWAP_SHARE_GAP
+
+
 def _share(dep: float, rest: float) -> float:
     """The group's share of the decisions' dependence; NaN when they depend on too little to tell."""
     total = dep + rest
@@ -438,21 +601,30 @@ def integrity_report(
     for g in result.groups:
         if not g.hidden_from:
             continue
-        worst = min(g.hidden_from, key=lambda f: g.perturbed[f])
+        worst = min(g.hidden_from, key=lambda f: g.flip.get(f, 0.0) - g.flip_expected.get(f, 0.0))
+        swaps = (
+            f"; swapping it changes {g.flip[worst]:.0%} of the decisions there, against "
+            f"{g.flip_expected[worst]:.0%} for the model's in-distribution behaviour on the same points"
+            if worst in g.flip and worst in g.flip_expected
+            else ""
+        )
         findings.append(
             Finding(
                 check=kind,
                 severity=Severity.HIGH,
                 title=f"the model hides its use of {g.group!r} from perturbation-based explainers",
-                detail=f"{g.in_distribution:.0%} of its decisions on real rows depend on {g.group!r}, but only "
-                f"{g.perturbed[worst]:.0%} on {worst} perturbations (hidden from: {', '.join(g.hidden_from)}): "
-                "LIME/SHAP explanations of this model describe a different model than the one deciding on "
-                "real inputs (a scaffolding attack, Slack et al. 2020)",
+                detail=f"{g.in_distribution:.0%} of its decisions on real rows depend on {g.group!r}, "
+                f"{g.perturbed[worst]:.0%} on {worst} perturbations{swaps} (hidden from: "
+                f"{', '.join(g.hidden_from)}): LIME/SHAP explanations of this model describe a different "
+                "model than the one deciding on real inputs (a scaffolding attack, Slack et al. 2020)",
                 artifact=subject,
                 location={"feature": g.group},
                 evidence={
                     "in_distribution": g.in_distribution,
                     "perturbed": dict(g.perturbed),
+                    "expected": dict(g.expected),
+                    "swap": dict(g.flip),
+                    "swap_expected": dict(g.flip_expected),
                     "hidden_from": list(g.hidden_from),
                 },
                 remediation="do not trust this model's LIME/SHAP explanations; audit its outcomes by group "
@@ -478,6 +650,12 @@ def integrity_report(
                 "perturbed": dict(g.perturbed),
                 "share_in_distribution": g.share_in_distribution,
                 "share_perturbed": dict(g.share_perturbed),
+                "expected": dict(g.expected),
+                "share_expected": dict(g.share_expected),
+                "swap": dict(g.flip),
+                "swap_expected": dict(g.flip_expected),
+                "swap_rest": dict(g.flip_rest),
+                "swap_rest_expected": dict(g.flip_rest_expected),
                 "hidden_from": list(g.hidden_from),
             }
             for g in result.groups

@@ -22,6 +22,7 @@ from mlsecops.assess._scaffold import ScaffoldedClassifier, rule_classifier
 from mlsecops.assess.explain_integrity import (
     HIDE_RATIO,
     MIN_ROWS,
+    SWAP_SHARE_GAP,
     assess_integrity,
     find_proxies,
     integrity_report,
@@ -182,3 +183,43 @@ def test_scaffold_behind_a_nearest_neighbour_detector_is_flagged() -> None:
         _adapter(scaffold, x), x, sensitive=[s], feature_names=names, max_rows=800, seed=5
     )
     assert result.flagged and "lime-gaussian" in result.groups[0].hidden_from, result.groups
+
+
+@pytest.mark.timeout(240)
+def test_scaffold_that_hides_only_on_some_points_is_flagged_against_its_honest_twin() -> None:
+    # The detector knows no sampler (distance to the 5th nearest real row) and on this data catches
+    # only about half of LIME's Gaussian points: the group's share of the decisions' dependence there
+    # falls from 1.0 to about 0.4, short of the test against the model itself on real rows. Against the
+    # honest twin (the model's in-distribution behaviour, learnt from real rows, on the same points) the
+    # swaps of the group change far fewer decisions than they should.
+    x, _, names = _synthetic(0)
+    scaffold = ScaffoldedClassifier(sensitive=0, innocuous=5, detector="knn", seed=0).fit(x)
+    assert scaffold.biased_share(x) > 0.9
+    result = assess_integrity(_adapter(scaffold, x), x, sensitive=[0], feature_names=names, seed=0)
+    g = result.groups[0]
+    assert min(g.share_perturbed.values()) > HIDE_RATIO * g.share_in_distribution  # partial hiding
+    assert result.flagged and "lime-gaussian" in g.hidden_from, result.groups
+    fam = "lime-gaussian"
+    own = g.flip[fam] / (g.flip[fam] + g.flip_rest[fam])
+    twin = g.flip_expected[fam] / (g.flip_expected[fam] + g.flip_rest_expected[fam])
+    assert twin - own >= SWAP_SHARE_GAP
+
+
+@pytest.mark.timeout(240)
+def test_honest_model_whose_use_of_a_group_falls_on_spread_out_points_is_not_flagged() -> None:
+    # Decides on sex or age (top quartile) for every input. LIME's Gaussian points double age's
+    # spread, so age decides more of them and sex's share of the dependence falls from about 0.3 to
+    # 0.05: against the model's own in-distribution share that looks like hiding (the one honest model
+    # the previous held-out run flagged). The honest twin falls the same way on the same points.
+    x, _, names = _fairness_data.arrests()
+    s, age = names.index("sex"), names.index("age")
+    result = assess_integrity(
+        _adapter(_MixedRule(x, s, age), x), x, sensitive=[s], feature_names=names, seed=1
+    )
+    g = result.groups[0]
+    fam = "lime-gaussian"
+    assert g.in_distribution > 0.05  # it does use sex: judged
+    assert g.share_perturbed[fam] <= HIDE_RATIO * g.share_in_distribution  # the fall...
+    assert abs(g.share_perturbed[fam] - g.share_expected[fam]) < 0.05  # ...is the twin's too
+    assert abs(g.flip[fam] - g.flip_expected[fam]) < 0.05
+    assert not result.flagged, result.groups
