@@ -1,6 +1,7 @@
 """Merge partial runs of ``run.py --kinds ... --out PART`` into one results file.
 
-    nice -n 10 .venv/bin/python benchmarks/monitor/extraction/merge.py PART1 PART2 ... [--sweep SWEEP]
+    nice -n 10 .venv/bin/python benchmarks/monitor/extraction/merge.py PART1 PART2 ... [--sweep SWEEP] \
+        [--null-sim NULL.json]
 
 Clients come in the order of ``run.py``; the detector's per-request costs are pooled before the
 percentiles are taken; the ART fidelities are joined per thief. ``--sweep``: a ``benign_sweep.py``
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("parts", nargs="+", help="--out prefixes of the partial runs")
     ap.add_argument("--sweep", help="a benign_sweep.py output prefix")
+    ap.add_argument("--null-sim", help="a null_sim.py output (JSON): the shadow test's false-alarm rates")
     ap.add_argument("--reproduce", help="the commands that produced the parts (shown in the results)")
     ap.add_argument(
         "--art-from",
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         doc["art_carried_over"] = True
     doc["seconds"] = round(max(d["seconds"] for d in docs), 1)
     doc["parallel_parts"] = len(docs)
+    if args.null_sim:
+        doc["null_sim"] = json.loads(Path(args.null_sim).read_text())
     if args.sweep:
         doc["benign_sweep"] = json.loads(Path(args.sweep + ".json").read_text())["benign_sweep"]
     Path(args.out + ".json").write_text(json.dumps(doc, indent=1))

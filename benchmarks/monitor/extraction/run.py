@@ -342,53 +342,103 @@ def _cell(s: dict[str, Any]) -> str:
     return f"{s['flagged']}/{s['of']} (median {s['median']:.0f}, max {s['max']})"
 
 
+def _within(c: dict[str, Any], key: str) -> str:
+    s = c.get(key)
+    return f"{s['within_goal']}/{s['of']}" if s else "n/a"
+
+
 def _active_notes(doc: dict[str, Any]) -> list[str]:
     """What the active-learning rows say: the goal per kind, fidelity at the alert, the adaptive thief."""
     active = {k: c for k, c in doc["clients"].items() if k.startswith("active")}
     if not active:
         return []
     status = "; ".join(
-        f"`{k}` {c['ours']['within_goal']}/{c['ours']['of']}" for k, c in active.items() if c["ours"]["of"]
+        f"`{k}` {_within(c, 'ours')} ({_within(c, 'ours_after_pick')} counted from the first selected row)"
+        for k, c in active.items()
+        if c["ours"]["of"]
     )
     leads = "; ".join(
         f"`{k}` {100 * (np.mean(c['fidelity_at_alert']) - np.mean(c['natural_at_alert'])):+.1f}"
         for k, c in active.items()
         if c.get("natural_at_alert")
     )
+    threshold = doc["thresholds"].get("shadow_threshold", 14.0)
+    null = doc.get("null_sim", {}).get("false_alarm", {})
+    real = null.get("real", {})
+    null_text = (
+        f" Under the exact null (the new row a random member of its pooled set) the restarted mixture "
+        f"crossed {threshold} on {10_000 * real.get(str(threshold), float('nan')):.2g} in 10,000 simulated "
+        f"2,000-answer streams whose pooled sets were recorded on real benign streams "
+        f"({doc['null_sim']['streams']['real']} streams; {threshold - 1}: "
+        f"{10_000 * real.get(str(threshold - 1), float('nan')):.2g}; with independent statistics "
+        f"{10_000 * null.get('independent', {}).get(str(threshold), float('nan')):.2g}; "
+        "`null_sim.py`); the two tests it replaced fired at 9 nats, each on 2.5 in 10,000."
+        if real
+        else ""
+    )
+    mixed = active.get("active_mixed")
+    mixed_text = ""
+    if mixed and mixed.get("natural_at_alert"):
+        mixed_text = (
+            f" `active_mixed` at its alert held a substitute of fidelity {np.mean(mixed['fidelity_at_alert']):.3f} "
+            f"against {np.mean(mixed['natural_at_alert']):.3f} for a client sending as many random natural "
+            f"rows; after 200 queries {np.mean(mixed['fidelity_200']):.3f} (natural rows: "
+            f"{np.mean(doc['clients'].get('benign_natural', {}).get('fidelity_200', [np.nan])):.3f})."
+        )
     return [
         "Active-learning thieves send natural rows of the training distribution, picked by a substitute "
         "they retrain in rounds; their first answers rank among the model's held-out answers much like "
-        "natural ones (the margin-rank signal needed 190-635 queries before). The shadow substitute (a "
-        "softmax regression the detector trains on each principal's own rows and answers, "
-        "`mlsecops.monitor._shadow`) ranks each new row, before learning it, among natural comparison rows "
-        "of the same predicted class: by its shadow margin and by its distance in the shadow's output "
-        "space to the principal's earlier rows. A benign client's next row is independent of its history, "
-        "so both ranks are uniform whatever the shadow learnt; a thief's picks rank low (least-margin "
-        "picks: mean log-rank about -1.34 against -1.0 over the first 200 queries, output-space k-center "
-        "about -1.26 by distance). Each feeds a restarted mixture of Beta(a, 1) likelihood ratios that "
-        f"fires at {doc['thresholds'].get('shadow_threshold', 9.0)} nats (2.5 in 10,000 simulated benign "
-        "2,000-answer streams under the exact null).",
+        "natural ones. The shadow substitute (a softmax regression the detector trains on each "
+        "principal's own rows and answers, `mlsecops.monitor._shadow`) ranks each new row, before "
+        "learning it, among natural comparison rows of the same predicted class by three statistics: its "
+        "shadow margin (low), its distance in the shadow's output space to the principal's earlier rows "
+        "(far) and its shadow entropy (high). A benign client's next row is independent of its history, "
+        "so it is exchangeable with the comparison rows whatever the shadow learnt, and its vector of "
+        "ranks is a uniformly random member of the pooled set's. One sequential test combines the three: "
+        "per query a conformal e-value `f(v_new) / mean_j f(v_j)` over the pooled set (f a product of "
+        "Beta(a, 1) rank densities; exactly one in expectation under the null, however the statistics "
+        "depend on each other), mixed over 63 shape combinations, restarted at zero, firing at "
+        f"{threshold} nats.{null_text} Before, the margin and coverage ranks fed two separate tests: "
+        "combining them (and adding the entropy) sums their evidence where the old tests kept the larger, "
+        "and the pooled normaliser pays only for how often natural rows are unsure, new and spread out "
+        "at once.",
         "",
         "Variants: `active_small` (least-margin or entropy picks from a seed batch of 10-20 rows, rounds "
         "of 10-15), `active_batch` (least-margin or output-space k-center picks after a random seed batch "
         "of 100-200 rows, then fixed rounds of 100), `active_mixed` (least-margin or output-space k-center "
         "picks with 30-60% random natural rows shuffled into every round).",
         "",
+        "An active thief's seed batch (20-60 random natural rows; `active_small` 10-20, `active_batch` "
+        "100-200) is exactly what a benign client sends: no detector can flag those queries, before the "
+        "thief's first selected row, without flagging benign clients. The column `counted from the first "
+        "selected row` counts the thief's queries from that row (inclusive) to the alert; for the crafted "
+        "kinds every query is selected.",
+        "",
         f"Flagged within {GOAL_QUERIES} queries, per kind: {status}. Where the goal is missed, compare "
         "`at our alert` (the thief's substitute trained on its queries up to the alert) with `natural rows, "
         "same count` (a substitute trained on as many random natural rows): the thief's lead at the alert "
         "is what it extracted beyond what any natural client holds at that count. Lead at the alert, in "
-        f"points of fidelity (mean over the flagged seeds): {leads}.",
+        f"points of fidelity (mean over the flagged seeds): {leads}.{mixed_text}",
         "",
-        "The adaptive thief who read this: the shadow's evidence per query is the Kullback-Leibler "
-        "divergence of its ranks from uniform, about `m - 1 - ln m` nats for a mean log-rank `-m` (0.047 "
-        "for least-margin picks, m = 1.34). Mixing a share `s` of random natural rows into every round "
-        "moves m to `1 + (1 - s)(m - 1)`: at s = 0.5 the evidence per query falls to 0.013 nats, so the "
-        "alert comes about 3.6 times later, and every natural row is a query spent on what a natural "
-        "client learns (`active_mixed`: 30-60% natural rows). A thief that keeps its picks below the "
-        "threshold over its whole budget must make them rank near uniform under any substitute trained on "
-        "its own labels: it gives up the selection that makes active learning pay (the `after 200` and "
-        "`after 500` columns: thieves vs natural rows).",
+        "More evidence per query, measured on development seeds (1-8, 200-500 queries): the shadow's ranks "
+        "of least-margin picks have a mean log-rank of about -1.3 (natural rows: -1.0), a few hundredths "
+        "of a nat of evidence per query and statistic. A shadow updated with 8 gradient steps per query, "
+        "on 128 rows instead of 256, on random ReLU features, ranked with lagged weights (10-40 queries "
+        "old), or an online one-hidden-layer network (32-64 units, Adam; 2-2.6 ms per query) ranked the "
+        "picks no lower (-1.24..-1.34); ranks in logit or log-probability space were weaker for k-center "
+        "picks. An MLP like the thief's, retrained from scratch at the thief's own round boundaries, "
+        "reaches -1.5..-1.9 (a second random initialisation of the thief's own network disagrees that "
+        "much with its picks), at hundreds of milliseconds per retraining. Finer ranks would not help: a "
+        "tenth of the picks rank below 0.04-0.07, not in the extreme tail.",
+        "",
+        "The adaptive thief who read this: the shadow's evidence per query is, per statistic, about "
+        "`m - 1 - ln m` nats for a mean log-rank `-m`. Mixing a share `s` of random natural rows into "
+        "every round moves m to `1 + (1 - s)(m - 1)`: at s = 0.5 the evidence per query falls to about a "
+        "quarter, and every natural row is a query spent on what a natural client learns (`active_mixed`: "
+        "30-60% natural rows). A thief that keeps its picks below the threshold over its whole budget must "
+        "make them rank near uniform under any substitute trained on its own labels: it gives up the "
+        "selection that makes active learning pay (the `after 200` and `after 500` columns: thieves vs "
+        "natural rows).",
     ]
 
 
@@ -464,19 +514,17 @@ def _markdown(doc: dict[str, Any]) -> str:
             f"{sweep['queries_per_client']} queries each, seeds {sweep['seeds']} (unseen by the thresholds); "
             f"highest statistic any client reached per signal (thresholds: {sweep['thresholds']['cusum']} for "
             f"the fit, close-step and boundary CUSUMs, {sweep['thresholds']['rank']} for the margin-rank one, "
-            f"{sweep['thresholds'].get('shadow', '')} for the shadow tests). "
+            f"{sweep['thresholds'].get('shadow', '')} for the shadow test). "
             f"{sweep['seconds']} s.",
             "",
-            "| kind | flagged | distribution fit | close steps | boundary | margin rank | shadow margin | "
-            "shadow coverage |",
-            "|---|---|---|---|---|---|---|---|",
+            "| kind | flagged | distribution fit | close steps | boundary | margin rank | shadow |",
+            "|---|---|---|---|---|---|---|",
         ]
         for kind, k in sweep["kinds"].items():
             h = k["highest"]
             lines.append(
                 f"| {kind} | {len(k['flagged'])}/{k['clients']} | {h['cusum_fit']} | {h['cusum_near']} | "
-                f"{h['cusum_margin']} | {h['cusum_rank']} | {h.get('shadow_margin', '')} | "
-                f"{h.get('shadow_coverage', '')} |"
+                f"{h['cusum_margin']} | {h['cusum_rank']} | {h.get('shadow', '')} |"
             )
         lines.append("")
     art = doc["art"]

@@ -118,24 +118,21 @@ def digits() -> tuple[World, ExtractionDetector]:
     return world, _detector(world)
 
 
-@pytest.mark.parametrize(
-    ("kind", "tabular_budget"),
-    [("active_entropy", 200), ("active_coreset", 200), ("active_margin", 250), ("active_kcenter", 250)],
-)
+@pytest.mark.parametrize("kind", ["active_entropy", "active_coreset", "active_margin", "active_kcenter"])
 def test_active_learning_thief_flagged(
     tabular: tuple[World, ExtractionDetector],
     digits: tuple[World, ExtractionDetector],
     kind: str,
-    tabular_budget: int,
 ) -> None:
     # Strong pool-based thieves (a neural substitute retrained each round, picks by uncertainty or
-    # coverage): on digits within 200 queries. On the 20-feature task the first 200 answers of a
-    # least-margin or output-space k-center thief rank among the model's answers like natural ones;
-    # the shadow substitute flags this seed's at 175 and 194 queries (held-out seeds: see the benchmark).
-    for (world, det), budget in ((digits, 200), (tabular, tabular_budget)):
+    # coverage) within 200 queries on digits and on the 20-feature task, where the first 200 answers of
+    # a least-margin or output-space k-center thief rank among the model's answers like natural ones:
+    # the shadow substitute's combined test flags this seed's at 171 and 166 queries (its first
+    # selected row is query 26; held-out seeds: see the benchmark).
+    for world, det in (digits, tabular):
         det.reset()
-        at = _first_alert(det, world, thief_stream(world, kind, budget, seed=11))
-        assert at is not None and at <= budget, f"{kind} on {world.name} not flagged within {budget}"
+        at = _first_alert(det, world, thief_stream(world, kind, 200, seed=11))
+        assert at is not None and at <= 200, f"{kind} on {world.name} not flagged within 200"
 
 
 def test_review_queue_of_hard_cases_is_flagged_by_design(digits: tuple[World, ExtractionDetector]) -> None:
