@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         }
         print(kind, len(flagged), kinds[kind]["highest"], flush=True)
     path = Path(args.out + ".json")
-    doc = json.loads(path.read_text())
+    # Added to an existing results file (re-rendered), or written alone for merge.py --sweep.
+    doc = json.loads(path.read_text()) if path.exists() else {}
     doc["benign_sweep"] = {
         "world": args.world,
         "queries_per_client": args.queries,
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         "seconds": round(time.time() - started, 1),
     }
     path.write_text(json.dumps(doc, indent=1))
-    Path(args.out + ".md").write_text(_markdown(doc))
+    if "clients" in doc:
+        Path(args.out + ".md").write_text(_markdown(doc))
 
 
 if __name__ == "__main__":
