@@ -132,18 +132,38 @@ def _class_name(v: Any) -> str:
 def _iter_xy(
     path: Path, label: str | None, chunk_rows: int
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, str, list[str]]]:
+    """``(first row, X, y, label column, features)`` per chunk of at least ``chunk_rows`` rows (the last
+    may be shorter): the reader's batches are joined, since a CSV reader yields blocks of a few thousand
+    rows, and a chunk is the unit of work an executor gets.
+    """
     start = 0
     column: str | None = None
     features: list[str] = []
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    held = 0
     for chunk in iter_chunks(path, chunk_rows=chunk_rows):
         if column is None:
             column = _label_column(chunk, label, path)
             features = [c for c in chunk if c != column]
             if not features:
                 raise InputError(f"{path}: no feature columns besides the label {column!r}")
-        X, y = _chunk_xy(chunk, column, features, path, start)
-        yield start, X, y, column, features
-        start += X.shape[0]
+        X, y = _chunk_xy(chunk, column, features, path, start + held)
+        parts.append((X, y))
+        held += X.shape[0]
+        if held >= chunk_rows:
+            yield start, *_joined(parts), column, features
+            start, parts, held = start + held, [], 0
+    if parts and column is not None:
+        yield start, *_joined(parts), column, features
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    ys = [y for _, y in parts]
+    if any(y.dtype == object for y in ys) and not all(y.dtype == object for y in ys):
+        ys = [y.astype(object) for y in ys]
+    return np.vstack([X for X, _ in parts]), np.concatenate(ys)
 
 
 def reservoir_sample(
@@ -681,11 +701,11 @@ def _scored_chunks(
         for start, X, y in chunks:
             yield _score_chunk(fitted, start, X, y)
         return
-    # A batch of ``workers`` chunks at a time, so memory stays bounded by the batch, not the file.
+    # A batch of two chunks per worker at a time, so memory stays bounded by the batch, not the file.
     batch: list[tuple[_Fitted, int, np.ndarray, np.ndarray]] = []
     for start, X, y in chunks:
         batch.append((fitted, start, X, y))
-        if len(batch) >= max(int(executor.workers), 1):
+        if len(batch) >= 2 * max(int(executor.workers), 1):
             yield from executor.map(_score_task, batch, desc="score chunks")
             batch = []
     if batch:
