@@ -38,6 +38,7 @@ import numpy as np
 
 from mlsecops.core import HttpAnswer, HttpFailure, http_get, http_post, url_origin
 from mlsecops.core.errors import InputError
+from mlsecops.models._shape import FixedShape
 from mlsecops.models.interface import EndpointError, check_inputs, check_probabilities
 
 __all__ = ["TOKEN_ENV", "HttpModel"]
@@ -52,7 +53,7 @@ _MAX_ANSWER_BYTES = 64 * 1024 * 1024
 """Largest answer body read from an endpoint; a bigger one is refused (memory bound)."""
 
 
-class HttpModel:
+class HttpModel(FixedShape):
     """A classifier reached over HTTP(S).
 
     Args:
@@ -104,16 +105,6 @@ class HttpModel:
             if n_classes < 2:
                 raise EndpointError(f"{self._where()} answered a probe with no probability rows")
         self._n_classes = int(n_classes)
-
-    @property
-    def n_classes(self) -> int:
-        """Number of classes."""
-        return self._n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one input, without the batch axis."""
-        return self._input_shape
 
     def _where(self) -> str:
         return f"model endpoint {url_origin(self.url)}"

@@ -14,12 +14,13 @@ from typing import Literal
 import numpy as np
 
 from mlsecops.core.errors import InputError
+from mlsecops.models._shape import FixedShape
 from mlsecops.models.interface import ModelError, check_inputs, check_probabilities
 
 __all__ = ["OnnxModel"]
 
 
-class OnnxModel:
+class OnnxModel(FixedShape):
     """An ONNX classifier run by onnxruntime on CPU.
 
     Args:
@@ -95,16 +96,6 @@ class OnnxModel:
             keys = sorted(raw[0])
             raw = np.array([[row[k] for k in keys] for row in raw], dtype=np.float64)
         return np.asarray(raw, dtype=np.float64)
-
-    @property
-    def n_classes(self) -> int:
-        """Number of classes."""
-        return self._n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one input, without the batch axis."""
-        return self._input_shape
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities of a batch.

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mlsecops.core.errors import InputError
+from mlsecops.models._shape import FixedShape
 from mlsecops.models.interface import ModelError, check_inputs, check_labels, check_probabilities
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ _ERROR_CHARS = 240
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x1f\x7f]")
 
 
-class TorchModel:
+class TorchModel(FixedShape):
     """A PyTorch classifier behind the adapter protocol.
 
     Args:
@@ -98,16 +99,6 @@ class TorchModel:
                 )
             n_classes = int(probe.shape[1])
         self._n_classes = int(n_classes)
-
-    @property
-    def n_classes(self) -> int:
-        """Number of classes."""
-        return self._n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one input, without the batch axis."""
-        return self._input_shape
 
     @property
     def device(self) -> torch.device:

@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from mlsecops.core.errors import InputError, MlsecopsError
+from mlsecops.models._shape import FixedShape
 from mlsecops.models.interface import ModelError, check_inputs, check_probabilities
 
 __all__ = ["SklearnModel", "load_estimator"]
 
 
-class SklearnModel:
+class SklearnModel(FixedShape):
     """A fitted classifier with ``predict_proba`` (or only ``predict``) behind the adapter protocol.
 
     Black-box only: attacks reach it through probabilities or labels.
@@ -52,16 +53,6 @@ class SklearnModel:
                 raise ModelError("the estimator does not say its classes; pass n_classes")
             n_classes = len(self.classes)
         self._n_classes = int(n_classes)
-
-    @property
-    def n_classes(self) -> int:
-        """Number of classes."""
-        return self._n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one input, without the batch axis."""
-        return self._input_shape
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities; one-hot votes for estimators that only ``predict``.
