@@ -21,14 +21,16 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mlsecops.core import HttpFailure, http_post
 from mlsecops.core.errors import InputError
+from mlsecops.models._shape import FixedShape
 from mlsecops.models.interface import EndpointError, check_inputs, check_probabilities
 
-__all__ = ["GuardClient", "LiveGuard", "start_guard"]
+__all__ = ["GuardClient", "LiveGuard", "infer_body", "start_guard"]
 
 _MAX_ANSWER = 8 * 1024 * 1024
 _LOOPBACK = "127.0.0.1"
@@ -68,16 +70,35 @@ def _free_port() -> int:
 
 
 def start_guard(
-    home: Path, model_ref: str, policy: Path, log_path: Path, *, ready_timeout: float = 120.0
+    home: Path,
+    model_ref: str,
+    policy: Path,
+    log_path: Path,
+    *,
+    ready_timeout: float = 120.0,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> LiveGuard:
     """Start ``mlsecops serve MODEL_REF --policy POLICY`` on a free loopback port; wait until it is ready.
+
+    Args:
+        home: the workspace the guard serves from.
+        model_ref: what to serve, e.g. ``NAME@production``.
+        policy: the guard policy file.
+        log_path: where the guard's output goes.
+        ready_timeout: seconds to wait for ``/v2/health/ready``.
+        env: the process's environment [default: ours without the database URL and API key, with
+            ``MLSECOPS_HOME`` = ``home``].
+        cwd: its working directory [default: the policy's folder].
 
     Raises:
         InputError: the guard exited or did not become ready in time (the end of its log named).
     """
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("MLSECOPS_DATABASE_URL", "MLSECOPS_API_KEY")}
-    env.update({"MLSECOPS_HOME": str(home), "PYTHONUNBUFFERED": "1"})
+    if env is None:
+        drop = ("MLSECOPS_DATABASE_URL", "MLSECOPS_API_KEY")
+        env = {k: v for k, v in os.environ.items() if k not in drop}
+        env.update({"MLSECOPS_HOME": str(home), "PYTHONUNBUFFERED": "1"})
     log = log_path.open("wb")
     try:
         proc = subprocess.Popen(
@@ -97,7 +118,7 @@ def start_guard(
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=str(policy.parent),
+            cwd=str(cwd if cwd is not None else policy.parent),
         )
     finally:
         log.close()  # the child holds its own descriptor
@@ -117,7 +138,19 @@ def start_guard(
     raise InputError(f"mlsecops serve did not become ready in {ready_timeout:g} s: {guard.log_tail()}")
 
 
-class GuardClient:
+def infer_body(rows: np.ndarray, *, datatype: str = "FP64", decimals: int | None = None) -> dict[str, Any]:
+    """An Open Inference Protocol v2 request for ``rows`` (values rounded to ``decimals`` when given)."""
+    data = rows.reshape(-1).astype(np.float64)
+    if decimals is not None:
+        data = data.round(decimals)
+    return {
+        "inputs": [
+            {"name": "input-0", "shape": list(rows.shape), "datatype": datatype, "data": data.tolist()}
+        ]
+    }
+
+
+class GuardClient(FixedShape):
     """A model adapter for a model behind the guard: ``predict_proba`` is one Open Inference Protocol
     request per ``batch_size`` rows (``POST /v2/models/NAME/infer`` with the client's API key).
 
@@ -153,27 +186,8 @@ class GuardClient:
         self.statuses: dict[int, int] = {}
         """HTTP status -> how many answers had it."""
 
-    @property
-    def n_classes(self) -> int:
-        """Number of classes."""
-        return self._n_classes
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one input, without the batch axis."""
-        return self._input_shape
-
     def _post(self, rows: np.ndarray) -> np.ndarray:
-        body = {
-            "inputs": [
-                {
-                    "name": "input-0",
-                    "shape": list(rows.shape),
-                    "datatype": "FP32",
-                    "data": rows.reshape(-1).astype(np.float64).round(6).tolist(),
-                }
-            ]
-        }
+        body = infer_body(rows, datatype="FP32", decimals=6)
         try:
             answer = http_post(
                 self.url,

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +41,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlsecops.core.errors import ConflictError, InputError, MlsecopsError
+from mlsecops.pipeline import _demo_people
+from mlsecops.pipeline._demo_train import fit_classifier
 
 if TYPE_CHECKING:
     from mlsecops.monitor.alerts import StoredAlert
@@ -54,7 +55,6 @@ AV_MODEL = "signs"
 """The registered model's name; the guard serves ``signs@production``."""
 AV_PIPELINES = {"pipeline-blocked.yaml": "case_av_blocked.yaml", "pipeline.yaml": "case_av.yaml"}
 """Pipeline files written into the case folder, and the package resources they are copied from."""
-ADMIN_KEY_FILE = "demo-admin.key"
 """The demo admin's API key, in the workspace's ``keys/`` (0600)."""
 HARDEN_EPS = 0.15
 """PGD-AT budget: a little above the gate's eps (0.1), so the gate's attack is inside what it trained on."""
@@ -110,18 +110,7 @@ def _train_cnn(x: np.ndarray, y: np.ndarray, path: Path) -> None:
         nn.ReLU(),
         nn.Linear(32, 10),
     )
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(_SEED)
-    for _ in range(20):
-        perm = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(xt), 128):
-            idx = perm[i : i + 128]
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
-            opt.step()
-    model.eval()
+    fit_classifier(model, x, y, epochs=20, batch_size=128, seed=_SEED)
     TorchModel(model, input_shape=(1, 8, 8), n_classes=10, source=path.name).save(path)
 
 
@@ -162,54 +151,25 @@ def _one_thread() -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------------------- identities
-def _write_secret(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        os.fchmod(fh.fileno(), 0o600)
-        fh.write(text + "\n")
-
-
 def demo_admin(ws: Workspace) -> Actor:
-    """The demo cases' admin: created as the workspace's first user (key kept in ``keys/demo-admin.key``,
-    0600) when the workspace has none, else authenticated from that file.
+    """The demo cases' admin (``_demo_people.demo_admin``: bootstrapped in an empty workspace).
 
     Raises:
         InputError: the workspace has users but no demo admin key (it was not made by the demos).
     """
-    from sqlalchemy import func, select
-
-    from mlsecops.registry import Role, authenticate, create_api_key, create_user
-    from mlsecops.registry._tables import User
-    from mlsecops.supplychain import signing
-
-    path = ws.keys_dir / ADMIN_KEY_FILE
-    with ws.session(readonly=True) as s:
-        users = s.execute(select(func.count()).select_from(User)).scalar_one()
-    if not users:
-        create_user(ws, "demo-admin", Role.ADMIN, actor=None)
-        _write_secret(path, create_api_key(ws, "demo-admin", actor=None, label="demo bootstrap"))
-    if not path.is_file():
-        raise InputError(
-            f"the workspace at {ws.home} has users already and no demo admin key ({path}); run the demo "
-            "in a fresh --dir"
-        )
-    key = signing.read_regular(path, limit=4096, what="the demo admin key").decode("utf-8", "replace").strip()
-    return authenticate(ws, key)
+    return _demo_people.demo_admin(ws)[0]
 
 
 def _people(ws: Workspace, admin: Actor) -> dict[str, str]:
     """The case's users (created once), each with a fresh API key for this run; clients get the grant."""
-    from mlsecops.registry import Role, create_api_key, create_user, grant
+    from mlsecops.registry import Role
 
-    keys: dict[str, str] = {}
-    for name, role in _PEOPLE.items():
-        with suppress(ConflictError):  # made by an earlier run on this workspace
-            create_user(ws, name, Role(role), actor=admin)
-        keys[name] = create_api_key(ws, name, actor=admin, label="av case")
-        if role == "client":
-            grant(ws, AV_MODEL, name, actor=admin)
-    return keys
+    return {
+        name: _demo_people.demo_user(
+            ws, admin, name, Role(role), models=(AV_MODEL,) if role == "client" else (), label="av case"
+        )
+        for name, role in _PEOPLE.items()
+    }
 
 
 def _release_key(ws: Workspace, admin_registry: Registry) -> Path:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from mlsecops.core.errors import InputError
+from mlsecops.pipeline._demo_train import fit_classifier
 
 __all__ = ["DEMO_PIPELINE", "build_demo"]
 
@@ -73,19 +74,7 @@ def _train_cnn(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], path: Path) -> 
         nn.ReLU(),
         nn.Linear(64, 10),
     )
-    xt = torch.from_numpy(x.reshape(-1, 1, 8, 8))
-    yt = torch.from_numpy(y)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(_SEED)
-    for _ in range(25):
-        perm = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(xt), 64):
-            idx = perm[i : i + 64]
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
-            opt.step()
-    model.eval()
+    fit_classifier(model, x.reshape(-1, 1, 8, 8), y, epochs=25, batch_size=64, seed=_SEED)
     # A torch.export program (.pt2), the recommended format: TorchScript is deprecated in torch 2.13.
     TorchModel(model, input_shape=(1, 8, 8), n_classes=10, source=path.name).save(path)
 
