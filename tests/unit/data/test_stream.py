@@ -127,6 +127,41 @@ def test_labels_and_backdoor_match_in_memory(
         assert stream[det][truth & outside].mean() > 0.9, det
 
 
+@pytest.mark.slow  # five pool start-ups: ~10 s idle, ~50 s on the shared 2-core machine
+def test_label_folds_on_a_process_pool_give_the_same_report(
+    digits: tuple[np.ndarray, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The label detector's folds, the refit of its models and the chunk scoring run on a process pool:
+    the flagged rows and scores are those of the in-process run, and the planted flips are found."""
+    from mlsecops.core.executor import ProcessExecutor
+    from mlsecops.data import _labels, _stream
+
+    monkeypatch.setattr(_labels, "_default_models", _linear_models)
+    monkeypatch.setattr(_stream, "_default_models", _linear_models)
+    X, y = digits
+    rng = np.random.default_rng(2)
+    idx = rng.choice(y.size, 72, replace=False)
+    yn = y.copy()
+    yn[idx] = (y[idx] + rng.integers(1, 10, idx.size)) % 10
+    path = _write_csv(tmp_path / "flips.csv", X, yn)
+    kw = {
+        "label": "label",
+        "detectors": ("labels",),
+        "sample_rows": y.size,
+        "fit_rows": 1200,
+        "chunk_rows": 600,
+    }
+    inline = scan_file(path, **kw)
+    pooled = scan_file(path, **kw, executor=ProcessExecutor(workers=1))
+    assert pooled.suspects == inline.suspects and pooled.metrics == inline.metrics
+    flagged = np.zeros(y.size, dtype=bool)
+    flagged[[s["row"] for s in pooled.suspects]] = True
+    truth = np.zeros(y.size, dtype=bool)
+    truth[idx] = True
+    recall, fpr = rates(flagged, truth)
+    assert recall > 0.9 and fpr < 0.03, (recall, fpr)
+
+
 def test_clean_rows_not_flagged(digits: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
     X, y = digits
     path = _write_csv(tmp_path / "clean.csv", X, y)
