@@ -35,7 +35,15 @@ import numpy as np
 
 from mlsecops.core.errors import InputError
 from mlsecops.pipeline._demo_people import demo_admin, demo_user, fresh_user
-from mlsecops.pipeline._live import RESPONSE_USER, cli, cli_json, guard, infer_body
+from mlsecops.pipeline._live import (
+    RESPONSE_USER,
+    cli,
+    cli_json,
+    guard,
+    infer_body,
+    show_incidents,
+    until_blocked,
+)
 from mlsecops.pipeline._shop import (
     FEATURES,
     ItemStats,
@@ -47,7 +55,7 @@ from mlsecops.pipeline._shop import (
 )
 from mlsecops.pipeline.runner import run_pipeline
 from mlsecops.pipeline.spec import load_pipeline
-from mlsecops.registry import Registry, Role
+from mlsecops.registry import Actor, Registry, Role
 from mlsecops.store import Workspace
 
 __all__ = ["MODEL", "load_movielens", "plant_campaign", "release_model", "run_ecommerce_case"]
@@ -256,14 +264,7 @@ def run_ecommerce_case(folder: Path, *, home: Path, actor: str, say: Callable[[s
         say("4/5 the defended recommender signed, gated, approved and promoted")
         from mlsecops.supplychain import signing
 
-        admin, _ = demo_admin(ws)
-        keys = {
-            "deployer": demo_user(ws, admin, "shop-deployer", Role.DEPLOYER),
-            "approver": demo_user(ws, admin, "shop-approver", Role.APPROVER),
-            "alice": demo_user(ws, admin, "alice", Role.CLIENT),
-        }
-        thief, keys["thief"] = fresh_user(ws, admin, "mallory", Role.CLIENT)
-        demo_user(ws, admin, RESPONSE_USER, Role.DEPLOYER)
+        admin, keys, thief = shop_people(ws, "mallory")
         key_path = home / "keys" / "shop-release.key"
         if not key_path.is_file():
             pub, _ = signing.create_keypair(key_path, workspace=ws, actor=actor)
@@ -303,6 +304,25 @@ def run_ecommerce_case(folder: Path, *, home: Path, actor: str, say: Callable[[s
     return 0 if not problems else 1
 
 
+def shop_people(
+    ws: Workspace, thief: str, *, models: tuple[str, ...] = ()
+) -> tuple[Actor, dict[str, str], str]:
+    """The shop's people: the demo admin; a deployer, an approver and a benign client (``alice``) with
+    fresh keys; a thief no earlier run made (``thief``, else ``thief-2``...), granted ``models``; and the
+    user the guard's playbooks act as. Returns the admin, the keys by role (``thief`` too) and the
+    thief's name.
+    """
+    admin, _ = demo_admin(ws)
+    keys = {
+        "deployer": demo_user(ws, admin, "shop-deployer", Role.DEPLOYER),
+        "approver": demo_user(ws, admin, "shop-approver", Role.APPROVER),
+        "alice": demo_user(ws, admin, "alice", Role.CLIENT),
+    }
+    name, keys["thief"] = fresh_user(ws, admin, thief, Role.CLIENT, models=models)
+    demo_user(ws, admin, RESPONSE_USER, Role.DEPLOYER)
+    return admin, keys, name
+
+
 def _save_rows(path: Path, rows: np.ndarray) -> None:
     np.savetxt(path, rows, delimiter=",", header=",".join(FEATURES), comments="", fmt="%.6g")
 
@@ -339,7 +359,6 @@ def _thief_and_benign(
     benign = benign_stream(world, "natural", BENIGN_QUERIES, seed=7)
     problems: list[str] = []
     codes: dict[str, list[int]] = {"alice": [], "thief": []}
-    blocked_at: int | None = None
     with (
         guard(home, f"{MODEL}@production", policy, folder / "guard.log") as url,
         httpx.Client(base_url=url, timeout=30) as client,
@@ -358,20 +377,13 @@ def _thief_and_benign(
         )
         for _, rows in benign[: BENIGN_QUERIES // 2]:
             send("alice", rows)
-        started = time.monotonic()
-        for i, (_, rows) in enumerate(thief, start=1):
-            if send("thief", rows) == 403:
-                blocked_at = i
-                break
-            if i % 25 == 0:  # the detectors run off the request path: let them keep up
-                time.sleep(0.05)
+
+        def alice_between(i: int) -> None:  # one benign request per four of the thief's
             if i % 4 == 0:
                 send("alice", benign[BENIGN_QUERIES // 2 + (i // 4) % (BENIGN_QUERIES // 2)][1])
-        deadline = time.monotonic() + 90
-        while blocked_at is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-            if send("thief", thief[-1][1]) == 403:
-                blocked_at = len(codes["thief"])
+
+        started = time.monotonic()
+        blocked_at = until_blocked(send, thief, after=alice_between)
         seconds = time.monotonic() - started
         for _, rows in benign[BENIGN_QUERIES // 2 :]:
             send("alice", rows)
@@ -392,21 +404,15 @@ def _thief_and_benign(
     )
     if "alice" in flagged:
         problems.append("the benign client was flagged")
-    incidents = [i for i in cli_json(home, "incidents", "list") if i["alert"]["principal"] == thief_name]
-    out: dict[str, Any] = {
+    incidents = show_incidents(home, thief_name, say)
+    if not incidents:
+        problems.append("no incident was recorded for the thief")
+    return {
         "blocked_after_queries": blocked_at,
         "seconds_to_block": round(seconds, 2),
         "benign_answered": answered,
         "benign_sent": len(codes["alice"]),
         "flagged": flagged,
-        "incidents": [i["id"] for i in incidents],
+        "incidents": incidents,
         "problems": problems,
     }
-    if incidents:
-        shown = cli(home, "incidents", "show", str(incidents[-1]["id"]))
-        say(f"$ mlsecops incidents show {incidents[-1]['id']}")
-        for line in shown.stdout.rstrip().splitlines():
-            say(line)
-    else:
-        problems.append("no incident was recorded for the thief")
-    return out

@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 
 from mlsecops.core.errors import InputError
-from mlsecops.pipeline._demo_people import admin_key_file, demo_admin, demo_user, fresh_user
-from mlsecops.pipeline._live import RESPONSE_USER, cli, cli_json, guard, infer_body
+from mlsecops.pipeline._demo_people import admin_key_file
+from mlsecops.pipeline._live import cli, cli_json, guard, infer_body, show_incidents, until_blocked
 from mlsecops.pipeline._shop import ItemStats, fit_recommender
-from mlsecops.pipeline.case_ecommerce import MODEL, release_model
+from mlsecops.pipeline.case_ecommerce import MODEL, release_model, shop_people
 from mlsecops.pipeline.history import list_runs
-from mlsecops.registry import Registry, Role, authenticate
+from mlsecops.registry import Registry, authenticate
 from mlsecops.store import Workspace
 
 __all__ = ["run_finale"]
@@ -82,14 +82,7 @@ def run_finale(
     stats = ItemStats.of(clean, meta)
     model = fit_recommender(stats, clean, c=0.05)
     with Workspace.init(home, actor=actor) as ws:
-        admin, _ = demo_admin(ws)
-        keys = {
-            "deployer": demo_user(ws, admin, "shop-deployer", Role.DEPLOYER),
-            "approver": demo_user(ws, admin, "shop-approver", Role.APPROVER),
-            "alice": demo_user(ws, admin, "alice", Role.CLIENT),
-        }
-        thief, keys["thief"] = fresh_user(ws, admin, "trudy", Role.CLIENT, models=(MODEL,))
-        demo_user(ws, admin, RESPONSE_USER, Role.DEPLOYER)
+        _, keys, thief = shop_people(ws, "trudy", models=(MODEL,))
         deployer = Registry(ws, authenticate(ws, keys["deployer"]))
         before = deployer.show(f"{MODEL}@production").version
         key_path = home / "keys" / "shop-release.key"
@@ -164,7 +157,6 @@ def _attack(
     problems: list[str] = []
     codes: dict[str, list[int]] = {"alice": [], "thief": []}
     served: list[str] = []
-    blocked_at: int | None = None
     with (
         guard(home, f"{MODEL}@production", policy, folder / "guard.log") as url,
         httpx.Client(base_url=url, timeout=30) as client,
@@ -180,17 +172,7 @@ def _attack(
 
         for _, rows in benign[: BENIGN_QUERIES // 2]:
             send("alice", rows)
-        for i, (_, rows) in enumerate(thief, start=1):
-            if send("thief", rows) == 403:
-                blocked_at = i
-                break
-            if i % 25 == 0:
-                time.sleep(0.05)
-        deadline = time.monotonic() + 90
-        while blocked_at is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-            if send("thief", thief[-1][1]) == 403:
-                blocked_at = len(codes["thief"])
+        blocked_at = until_blocked(send, thief)
         for _, rows in benign[BENIGN_QUERIES // 2 :]:
             send("alice", rows)
         deadline = time.monotonic() + 90  # the guard follows the stage about once a second
@@ -210,17 +192,12 @@ def _attack(
         problems.append(f"production did not go back to v{v1}")
     if any(c != 200 for c in codes["alice"]):
         problems.append("the benign client was refused")
-    incidents = [i for i in cli_json(home, "incidents", "list") if i["alert"]["principal"] == thief_name]
-    if incidents:
-        shown = cli(home, "incidents", "show", str(incidents[-1]["id"]))
-        say(f"$ mlsecops incidents show {incidents[-1]['id']}")
-        for line in shown.stdout.rstrip().splitlines():
-            say(line)
-    else:
+    incidents = show_incidents(home, thief_name, say)
+    if not incidents:
         problems.append("no incident was recorded")
     return {
         "blocked_after_queries": blocked_at,
         "rolled_back": {"from": v2, "to": v1, "served_last": served[-1] if served else None},
-        "incidents": [i["id"] for i in incidents],
+        "incidents": incidents,
         "problems": problems,
     }
