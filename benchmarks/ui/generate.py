@@ -46,12 +46,13 @@ from mlsecops.monitor.interface import Alert
 from mlsecops.pipeline import Stage
 from mlsecops.pipeline.evaluated import read_paths, stage_record
 from mlsecops.pipeline.policy import GateResult, evaluate, parse_rules
+from mlsecops.pipeline.runner import stored_report
 from mlsecops.registry import Registry, Role, authenticate, create_api_key, create_user
-from mlsecops.report import line_chart, report_to_dict
+from mlsecops.report import line_chart
 from mlsecops.runtime.decisions import DecisionLog
 from mlsecops.runtime.policy import LoggingPolicy, load_policy
 from mlsecops.runtime.response import ResponseEngine
-from mlsecops.store import PipelineRun, StoredReport, Workspace, audit
+from mlsecops.store import PipelineRun, Workspace, audit
 from mlsecops.store.models import AuditEvent
 from mlsecops.supplychain import signing
 
@@ -233,20 +234,7 @@ def _record_run(
         s.add(run)
         s.flush()
         for stage, report, record in [(n, r, rec) for n, _, r, rec in stages] + [(None, combined, None)]:
-            top = report.max_severity
-            s.add(
-                StoredReport(
-                    run_id=run.id,
-                    stage=stage,
-                    kind=report.kind,
-                    subject=report.subject,
-                    created=report.finished.isoformat(),
-                    max_severity=None if top is None else str(top),
-                    verdict=report.verdict,
-                    body=json.dumps(report_to_dict(report)),
-                    artifacts=None if record is None else json.dumps(record),
-                )
-            )
+            s.add(stored_report(run.id, stage, report, record))
         audit.append(
             s,
             actor="ci",

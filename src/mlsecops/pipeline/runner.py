@@ -30,7 +30,7 @@ from mlsecops.pipeline.spec import Pipeline, Stage
 from mlsecops.report import Format, render, report_to_dict
 from mlsecops.store import PipelineRun, StoredReport, Workspace, audit
 
-__all__ = ["RunResult", "StageResult", "run_pipeline"]
+__all__ = ["RunResult", "StageResult", "run_pipeline", "stored_report"]
 
 _log = logging.getLogger("mlsecops.pipeline")
 ProgressHook = Callable[[str, int, int], None]
@@ -156,6 +156,24 @@ def _write_reports(report: Report, folder: Path) -> None:
             fh.write(render(report, fmt))
 
 
+def stored_report(run_id: int, stage: str | None, report: Report, evaluated: Any) -> StoredReport:
+    """The database row of one report of a run: a stage's (with what it evaluated), or the combined one
+    (``stage`` ``None``).
+    """
+    top = report.max_severity
+    return StoredReport(
+        run_id=run_id,
+        stage=stage,
+        kind=report.kind,
+        subject=report.subject,
+        created=report.finished.isoformat(),
+        max_severity=None if top is None else str(top),
+        verdict=report.verdict,
+        body=json.dumps(report_to_dict(report)),
+        artifacts=None if evaluated is None else json.dumps(evaluated),
+    )
+
+
 def _record(workspace: Workspace, result: RunResult, actor: str) -> int:
     with workspace.session() as s:
         run = PipelineRun(
@@ -171,20 +189,7 @@ def _record(workspace: Workspace, result: RunResult, actor: str) -> int:
         s.flush()
         rows = [(r.stage.name, r.report, r.evaluated) for r in result.stages] + [(None, result.report, None)]
         for stage, report, evaluated in rows:
-            top = report.max_severity
-            s.add(
-                StoredReport(
-                    run_id=run.id,
-                    stage=stage,
-                    kind=report.kind,
-                    subject=report.subject,
-                    created=report.finished.isoformat(),
-                    max_severity=None if top is None else str(top),
-                    verdict=report.verdict,
-                    body=json.dumps(report_to_dict(report)),
-                    artifacts=None if evaluated is None else json.dumps(evaluated),
-                )
-            )
+            s.add(stored_report(run.id, stage, report, evaluated))
         audit.append(
             s,
             actor=actor,
