@@ -41,7 +41,8 @@ that decides on real data. A group is hidden from a family in any of four ways:
   samples vary one feature against the others), on the explainer's own points, paired with the twin
   point by point, so sampling noise mostly cancels;
 - **swaps, relatively**: the group's share of the swap effects (against swapping every other feature
-  together) is ``SWAP_SHARE_GAP`` below the twin's. Explainers report rankings and relative
+  together) is ``SWAP_SHARE_GAP`` below the twin's, or ``SWAP_SHARE_GAP_SEVERAL`` below it on two
+  families or more (a detector that catches only part of the explainers' points). Explainers report rankings and relative
   attributions, so a scaffold need not stop using the sensitive feature: it is enough to let an
   innocuous feature dominate the explainer's points;
 - **dependence, absolutely**: its decision dependence there is at most ``HIDE_RATIO`` of the smaller of
@@ -113,9 +114,14 @@ SWAP_RATIO = 0.5
 that the same swaps change for the honest twin (the in-distribution surrogate)..."""
 SWAP_GAP = 0.1
 """...and at least this many fewer (share of points; 1,000 points give a standard error near 0.015)."""
-SWAP_SHARE_GAP = 0.12
+SWAP_SHARE_GAP = 0.2
 """A family hides a group relatively when the group's share of the swap effects (against swapping every
-other feature) is at least this much below the honest twin's."""
+other feature) is at least this much below the honest twin's..."""
+SWAP_SHARE_GAP_SEVERAL = 0.08
+"""...or at least this much when two families or more show it. The twin departs from an honest model
+where it extrapolates, on the one family farthest from the data (LIME's Gaussian points: up to 0.09
+on the development seeds, every other family 0.03 at most); a detector that lets part of the
+explainers' points through shows the fall on several families at once."""
 PROXY_CORRELATION = 0.5
 """A column whose absolute Spearman correlation with a sensitive column reaches this is a proxy."""
 MAX_PROXIES = 5
@@ -407,6 +413,8 @@ def _assess(
             for fam in families
             if (sh := _share(expected[fam][0][k], expected[fam][1][k])) == sh
         }
+        gaps = {fam: _swap_share_gap(*flips[fam][k]) for fam in families}
+        several = sum(g >= SWAP_SHARE_GAP_SEVERAL for g in gaps.values()) >= 2
         hidden = tuple(
             fam
             for fam in families
@@ -419,6 +427,8 @@ def _assess(
                     min(share_in, exp_shares.get(fam, share_in)),
                 )
                 or _hidden_by_swaps(*flips[fam][k])
+                or gaps[fam] >= SWAP_SHARE_GAP
+                or (several and gaps[fam] >= SWAP_SHARE_GAP_SEVERAL)
             )
         )
         results.append(
@@ -573,12 +583,17 @@ def _hidden_by_dependence(dep: float, ref: float, share: float | None, ref_share
 
 
 def _hidden_by_swaps(flip: float, flip_twin: float, rest: float, rest_twin: float) -> bool:
-    """The swap tests: the group's swaps change fewer decisions than the honest twin's, or a smaller share."""
-    if flip <= SWAP_RATIO * flip_twin and flip_twin - flip >= SWAP_GAP:
-        return True
+    """The absolute swap test: the group's swaps change far fewer decisions than the honest twin's."""
+    return flip <= SWAP_RATIO * flip_twin and flip_twin - flip >= SWAP_GAP
+
+
+def _swap_share_gap(flip: float, flip_twin: float, rest: float, rest_twin: float) -> float:
+    """How far the group's share of the swap effects falls below the honest twin's (0 when either
+    decides almost nothing by swaps).
+    """
     if flip + rest < MIN_DEPENDENCE or flip_twin + rest_twin < MIN_DEPENDENCE:
-        return False
-    return flip_twin / (flip_twin + rest_twin) - flip / (flip + rest) >= SWAP_SHARE_GAP
+        return 0.0
+    return flip_twin / (flip_twin + rest_twin) - flip / (flip + rest)
 
 
 def _share(dep: float, rest: float) -> float:

@@ -23,6 +23,7 @@ from mlsecops.assess.explain_integrity import (
     HIDE_RATIO,
     MIN_ROWS,
     SWAP_SHARE_GAP,
+    SWAP_SHARE_GAP_SEVERAL,
     assess_integrity,
     find_proxies,
     integrity_report,
@@ -163,9 +164,15 @@ def test_scaffold_that_only_demotes_a_small_group_is_flagged_and_its_honest_twin
     ).fit(x)
     result = assess_integrity(_adapter(scaffold, x), x, sensitive=[s], feature_names=names, seed=0)
     g = next(g for g in result.groups if g.group == "sex")
-    assert min(g.perturbed.values()) > HIDE_RATIO * g.in_distribution  # not hidden absolutely...
-    assert g.hidden_from and result.flagged  # ...but relatively
-    assert min(g.share_perturbed[f] for f in g.hidden_from) <= HIDE_RATIO * g.share_in_distribution
+    assert g.hidden_from and result.flagged
+    shap_families = ("shap-coalition", "shap-kmeans")
+    assert set(shap_families) & set(g.hidden_from)  # hidden where its detector was trained...
+    # ...and relatively: sex's share of the swap effects there falls below the honest twin's
+    assert any(
+        g.flip[f] / (g.flip[f] + g.flip_rest[f])
+        < g.flip_expected[f] / (g.flip_expected[f] + g.flip_rest_expected[f]) - SWAP_SHARE_GAP_SEVERAL
+        for f in shap_families
+    )
     twin = assess_integrity(_adapter(_MixedRule(x, s, age), x), x, sensitive=[s], feature_names=names, seed=0)
     assert not twin.flagged, twin.groups
     assert twin.groups[0].in_distribution > 0.05  # it does use sex: judged, and consistent
