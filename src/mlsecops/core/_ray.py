@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlsecops.core.errors import ConfigError
-from mlsecops.core.executor import MAX_WORKERS, WORKER_RETRIES, ExecutorError, ProgressFn, _calls
+from mlsecops.core.executor import MAX_WORKERS, WORKER_RETRIES, ExecutorError, ProgressFn, _Engine
 
 __all__ = ["RayExecutor"]
 
@@ -51,7 +51,7 @@ def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     return fn(*args)
 
 
-class RayExecutor:
+class RayExecutor(_Engine):
     """Runs items as Ray tasks (``ray``); see the module docstring.
 
     Args:
@@ -113,8 +113,7 @@ class RayExecutor:
             ExecutorError: a task's worker died more than ``WORKER_RETRIES`` times, or the cluster is
                 unreachable.
         """
-        calls = _calls(list(items), seed)
-        label = str(desc or getattr(fn, "__name__", "work"))
+        calls, label = self._start(fn, items, desc, seed)
         total = len(calls)
         self._report(label, 0, total)
         if not calls:
@@ -154,7 +153,3 @@ class RayExecutor:
             for ref in in_flight:
                 ray.cancel(ref, force=True)
         return [results[i] for i in range(total)]
-
-    def _report(self, label: str, done: int, total: int) -> None:
-        if self.progress is not None:
-            self.progress(label, done, total)

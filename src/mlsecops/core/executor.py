@@ -105,7 +105,23 @@ def _calls(items: Sequence[Any], seed: int | None) -> list[tuple[Any, ...]]:
     return [(item, item_seed(seed, i)) for i, item in enumerate(items)]
 
 
-class InlineExecutor:
+class _Engine:
+    """What the engines share: the calls to make, the progress label, and progress reports."""
+
+    progress: ProgressFn | None
+
+    def _start(
+        self, fn: Callable[..., Any], items: Sequence[Any], desc: str | None, seed: int | None
+    ) -> tuple[list[tuple[Any, ...]], str]:
+        """The calls ``map`` makes (with per-item seeds when ``seed`` is given) and its progress label."""
+        return _calls(list(items), seed), str(desc or getattr(fn, "__name__", "work"))
+
+    def _report(self, label: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(label, done, total)
+
+
+class InlineExecutor(_Engine):
     """Runs every item in this process, in order (``inline``)."""
 
     name = "inline"
@@ -123,15 +139,12 @@ class InlineExecutor:
         seed: int | None = None,
     ) -> list[Any]:
         """Call ``fn`` on each item in turn (see ``Executor.map``)."""
-        calls = _calls(list(items), seed)
-        label = str(desc or getattr(fn, "__name__", "work"))
+        calls, label = self._start(fn, items, desc, seed)
         out: list[Any] = []
         for args in calls:
-            if self.progress is not None:
-                self.progress(label, len(out), len(calls))
+            self._report(label, len(out), len(calls))
             out.append(fn(*args))
-        if self.progress is not None:
-            self.progress(label, len(out), len(calls))
+        self._report(label, len(out), len(calls))
         return out
 
 
@@ -141,7 +154,7 @@ def _limit_threads() -> None:
         os.environ.setdefault(var, "1")
 
 
-class ProcessExecutor:
+class ProcessExecutor(_Engine):
     """A local pool of worker processes (``process``, the default engine).
 
     Args:
@@ -176,8 +189,7 @@ class ProcessExecutor:
         Raises:
             ExecutorError: a worker died on the same items twice.
         """
-        calls = _calls(list(items), seed)
-        label = str(desc or getattr(fn, "__name__", "work"))
+        calls, label = self._start(fn, items, desc, seed)
         results: dict[int, Any] = {}
         pending = list(range(len(calls)))
         self._report(label, 0, len(calls))
@@ -192,10 +204,6 @@ class ProcessExecutor:
                     "starts work without an `if __name__ == '__main__':` guard"
                 )
         return [results[i] for i in range(len(calls))]
-
-    def _report(self, label: str, done: int, total: int) -> None:
-        if self.progress is not None:
-            self.progress(label, done, total)
 
     def _round(
         self,
