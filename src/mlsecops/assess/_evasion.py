@@ -9,14 +9,14 @@ evaluation (``robustness``, ``patch``): ``median_queries``, ``evasion_finding`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from mlsecops.assess._losses import attack_loss
 from mlsecops.assess.attack import AttackResult, BatchOutcome, check_logits
-from mlsecops.core.findings import Figure, Finding, Report, Severity, utcnow
+from mlsecops.core.findings import Figure, Finding, Report, utcnow
 from mlsecops.models.interface import TorchNative
 
 if TYPE_CHECKING:
@@ -147,31 +147,13 @@ def median_queries(result: AttackResult) -> float | None:
     return float(np.median(result.queries[broken])) if broken.any() else None
 
 
-def evasion_finding(
-    *,
-    kind: str,
-    subject: str,
-    severity: Severity,
-    title: str,
-    detail: str,
-    location: dict[str, str | int],
-    evidence: Mapping[str, Any],
-    remediation: str,
-) -> Finding:
-    """A finding that an evasion attack fools the model (MITRE ATLAS AML.T0015, evade ML model).
-
-    ``remediation`` follows ``HARDEN``.
+def evasion_finding(*, kind: str, subject: str, remediation: str, **fields: Any) -> Finding:
+    """A finding of ``kind`` on ``subject`` that an evasion attack fools the model (MITRE ATLAS
+    AML.T0015, evade ML model); ``remediation`` follows ``HARDEN``, ``fields`` are the other ``Finding``
+    fields (severity, title, detail, location, evidence).
     """
     return Finding(
-        check=kind,
-        severity=severity,
-        title=title,
-        detail=detail,
-        artifact=subject,
-        location=location,
-        evidence=dict(evidence),
-        remediation=f"{HARDEN}{remediation}",
-        atlas="AML.T0015",
+        check=kind, artifact=subject, remediation=f"{HARDEN}{remediation}", atlas="AML.T0015", **fields
     )
 
 
