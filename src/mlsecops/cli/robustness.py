@@ -29,7 +29,7 @@ from mlsecops.cli._common import DEFAULT_FAIL_ON, FailOnOpt, FormatOpt, OutputOp
 from mlsecops.cli._executor_opts import AddressOpt, ExecutorOpt, WorkersOpt
 from mlsecops.core.checks import Target
 
-__all__ = ["register"]
+__all__ = ["DataOpt", "LabelOpt", "ModelOpt", "SeedOpt", "add_groups", "assess_app", "harden_app", "register"]
 
 assess_app = typer.Typer(help="Assess a model: robustness under evasion attacks.", no_args_is_help=True)
 harden_app = typer.Typer(help="Harden a model: adversarial training.", no_args_is_help=True)
