@@ -439,12 +439,16 @@ def pooled_section(rows: list[dict[str, Any]]) -> tuple[list[str], bool, bool]:
     lines = [
         f"### Pooled over {n} targets per method (the cut, resolved)",
         "",
-        f"`--part pooled`, `pooled-opacus`, `pooled-eps1`: the same 1000 audited records and pool; {n} targets "
-        "per method (non-private; `dp_train` defaults at eps 3 and 1; Opacus tutorial settings at eps 3), "
+        f"`--part pooled`, `pooled-opacus`, `pooled-eps1`, `pooled-pretrained`, `pooled-public`, "
+        f"`pooled-public-eps1`: the same 1000 audited records and pool; {n} targets per method (non-private; "
+        "`dp_train` defaults at eps 3 and 1; Opacus tutorial settings at eps 3; the public pre-trained model "
+        "alone, which saw no record (its leakage is the estimator's null); `dp_train` with public "
+        "pre-training and a private head at eps 3 and 1), "
         "target t trained on "
         "its own random 500 of the 1000 records (the same 500 for every method; t = 0: the members "
         f"above), the other 500 its non-members; {POOLED_REFERENCES} reference models (trained once, through "
-        "the executor, by `audit_privacy`; their IN/OUT assignment is independent of every target's) score "
+        "the executor, by `audit_privacy` in the first pooled part and reused from `parts/pooled-references.npz` by "
+        "the later ones; their IN/OUT assignment is independent of every target's) score "
         f"all targets. The {n} x 1000 (target, record) scores are pooled, which lowers the noise floor by "
         f"about sqrt({n}). Test accuracy: mean over the targets, on each one's 500 non-members. The AUC "
         "intervals are not computed here (the leakage and cut intervals are).",

@@ -128,7 +128,7 @@ def _rescale() -> Any:
     return Rescale()
 
 
-def public_data(epochs: int = 30) -> Any:
+def public_data(epochs: int = 10) -> Any:
     """The public MNIST rows in the digits format (`public_data.py` writes them)."""
     import public_data as pd  # the sibling module
 
@@ -153,7 +153,7 @@ def main() -> None:
         else:
             kw = {k: v for k, v in cfg.items() if k not in ("act", "norm", "multiplicity", "public")}
             if cfg.get("public"):
-                kw["public_data"] = public_data(cfg.get("public_epochs", 30))
+                kw["public_data"] = public_data(cfg.get("public_epochs", 10))
                 kw.pop("public_epochs", None)
             net = mlp(cfg.get("act", "relu"), cfg.get("norm", False))
             r = dp_train(net, xtr, ytr, delta=1e-5, input_range=(0.0, 16.0), seed=seed, **kw)
