@@ -86,7 +86,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.reproduce:
         doc["reproduce"] = args.reproduce
     if args.art_from:
-        earlier = json.loads(Path(args.art_from).read_text())["art"]
+        previous = json.loads(Path(args.art_from).read_text())
+        # The earlier run's active-learning rows, for the before/after line of the notes.
+        doc["previous_active"] = {
+            k: c["ours"] for k, c in previous["clients"].items() if k.startswith("active") and "ours" in c
+        }
+        earlier = previous["art"]
         doc["art"] = {**{k: v for k, v in earlier.items()}, **({} if "skipped" in doc["art"] else doc["art"])}
         doc["art_carried_over"] = True
     doc["seconds"] = round(max(d["seconds"] for d in docs), 1)

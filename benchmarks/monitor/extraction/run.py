@@ -376,6 +376,19 @@ def _active_notes(doc: dict[str, Any]) -> list[str]:
         if real
         else ""
     )
+    before = doc.get("previous_active", {})
+    before_text = (
+        " The previous run (the two separate shadow tests at 9 nats; 4-10 seeds, the same held-out range): "
+        + "; ".join(
+            f"`{k}` {v['flagged']}/{v['of']} flagged, median {v['median']:.0f}, {v['within_goal']}/{v['of']} within "
+            f"{GOAL_QUERIES}"
+            for k, v in before.items()
+            if v.get("median") is not None
+        )
+        + "."
+        if before
+        else ""
+    )
     mixed = active.get("active_mixed")
     mixed_text = ""
     if mixed and mixed.get("natural_at_alert"):
@@ -418,7 +431,7 @@ def _active_notes(doc: dict[str, Any]) -> list[str]:
         "`at our alert` (the thief's substitute trained on its queries up to the alert) with `natural rows, "
         "same count` (a substitute trained on as many random natural rows): the thief's lead at the alert "
         "is what it extracted beyond what any natural client holds at that count. Lead at the alert, in "
-        f"points of fidelity (mean over the flagged seeds): {leads}.{mixed_text}",
+        f"points of fidelity (mean over the flagged seeds): {leads}.{mixed_text}{before_text}",
         "",
         "More evidence per query, measured on development seeds (1-8, 200-500 queries): the shadow's ranks "
         "of least-margin picks have a mean log-rank of about -1.3 (natural rows: -1.0), a few hundredths "
