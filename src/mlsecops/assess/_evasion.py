@@ -4,7 +4,8 @@ For the gradient attacks (``whitebox``, ``apgd``, ``patch``), in torch: ``loss_g
 backward pass), ``per_row`` (a per-example value shaped to broadcast over a batch), ``EarlyStop`` (per
 example, the point kept, whether it fools the model, and the passes spent) and ``pgd_descend`` (gradient
 steps that settle each example at its first fooling point). For the checks that report an attack
-evaluation (``robustness``, ``patch``): ``median_queries``, ``evasion_finding`` and ``evasion_report``.
+evaluation (``robustness``, ``patch``): ``CleanAccuracy``, ``median_queries``, ``evasion_finding`` and
+``evasion_report``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HARDEN",
+    "CleanAccuracy",
     "EarlyStop",
     "LossGrad",
     "evasion_finding",
@@ -139,6 +141,17 @@ def pgd_descend(
     with torch.no_grad():  # the points after the last step: one forward pass
         hit = model.logits(x).argmax(dim=1) != y
     record.keep(live, x, hit, steps + 1)
+
+
+class CleanAccuracy:
+    """``clean_accuracy`` of an evaluation that holds ``clean_correct`` (per example: right without attack)."""
+
+    clean_correct: np.ndarray
+
+    @property
+    def clean_accuracy(self) -> float:
+        """Accuracy without attack."""
+        return float(self.clean_correct.mean()) if self.clean_correct.size else 0.0
 
 
 def median_queries(result: AttackResult) -> float | None:

@@ -44,6 +44,7 @@ import numpy as np
 
 from mlsecops.assess._data import encode_labels, load_dataset, subsample
 from mlsecops.assess._evasion import (
+    CleanAccuracy,
     EarlyStop,
     evasion_finding,
     evasion_report,
@@ -269,7 +270,7 @@ class PatchAttack(Attack):
 
 
 @dataclass(frozen=True)
-class PatchEvaluation:
+class PatchEvaluation(CleanAccuracy):
     """Sticker attacks of several sizes on one set of examples."""
 
     x: np.ndarray
@@ -283,11 +284,6 @@ class PatchEvaluation:
     """The model's label on each size's stickered inputs (same order as ``results``)."""
     clean_predictions: np.ndarray | None = None
     position: str = "search"
-
-    @property
-    def clean_accuracy(self) -> float:
-        """Accuracy without attack."""
-        return float(self.clean_correct.mean()) if self.clean_correct.size else 0.0
 
 
 def evaluate_patches(

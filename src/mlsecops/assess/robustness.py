@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mlsecops.assess._data import encode_labels, load_dataset, subsample
-from mlsecops.assess._evasion import evasion_finding, evasion_report, median_queries
+from mlsecops.assess._evasion import CleanAccuracy, evasion_finding, evasion_report, median_queries
 from mlsecops.assess._figures import image_pairs_svg
 from mlsecops.assess._options import MODEL_OPTIONS, load_target_model, model_and_data
 from mlsecops.assess._sharded import DEFAULT_SHARD_ROWS, robustness_sharded, worker_model
@@ -52,7 +52,7 @@ def metric_key(attack: str, norm: str, eps: float) -> str:
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class Evaluation(CleanAccuracy):
     """Results of several attacks and budgets on one set of examples."""
 
     x: np.ndarray
@@ -62,11 +62,6 @@ class Evaluation:
     constraints: FeatureConstraints = field(default_factory=FeatureConstraints)
     labels: Callable[[np.ndarray], np.ndarray] | None = None
     """The model's predicted labels for a batch, to caption the worst examples (none: captions without)."""
-
-    @property
-    def clean_accuracy(self) -> float:
-        """Accuracy without attack."""
-        return float(self.clean_correct.mean()) if self.clean_correct.size else 0.0
 
 
 def evaluate_robustness(
