@@ -105,8 +105,7 @@ policy:
     metric: suspect_accounts <= 0
 """
 
-GUARD_POLICY = """\
-# The live recommender's guard: model thieves are blocked for a day, their logged inputs quarantined.
+SHOP_GUARD = """\
 version: 1
 limits: {{requests_per_second: 100000, burst: 100000, daily_budget: 10000000}}
 validation: {{mode: observe, profile: {profile}}}
@@ -114,6 +113,13 @@ outputs: {{mode: probabilities, decimals: 3}}
 monitor:
   detectors:
     extraction: {{}}
+"""
+"""What the shop's guard policies share (a ``str.format`` template of ``profile``); each adds its playbooks."""
+
+GUARD_POLICY = (
+    "# The live recommender's guard: model thieves are blocked for a day, their logged inputs quarantined.\n"
+    + SHOP_GUARD
+    + """\
 playbooks:
   - name: stop-model-thieves
     kind: extraction
@@ -122,6 +128,7 @@ playbooks:
       - {{action: block, params: {{for_s: 86400}}}}
       - {{action: quarantine}}
 """
+)
 
 
 def _write(path: Path, text: str) -> Path:

@@ -26,7 +26,7 @@ from mlsecops.core.errors import InputError
 from mlsecops.pipeline._demo_people import admin_key_file
 from mlsecops.pipeline._live import cli, cli_json, guard, infer_body, show_incidents, until_blocked
 from mlsecops.pipeline._shop import ItemStats, fit_recommender
-from mlsecops.pipeline.case_ecommerce import MODEL, release_model, shop_people
+from mlsecops.pipeline.case_ecommerce import MODEL, SHOP_GUARD, release_model, shop_people
 from mlsecops.pipeline.history import list_runs
 from mlsecops.registry import Registry, authenticate
 from mlsecops.store import Workspace
@@ -37,15 +37,10 @@ THIEF_QUERIES = 400
 BENIGN_QUERIES = 80
 UI_PORT = 8090
 
-POLICY = """\
-# The last act's guard: a model thief is blocked and production goes back to the previous signed version.
-version: 1
-limits: {{requests_per_second: 100000, burst: 100000, daily_budget: 10000000}}
-validation: {{mode: observe, profile: {profile}}}
-outputs: {{mode: probabilities, decimals: 3}}
-monitor:
-  detectors:
-    extraction: {{}}
+POLICY = (
+    "# The last act's guard: a model thief is blocked and production goes back to the previous signed version.\n"
+    + SHOP_GUARD
+    + """\
 playbooks:
   - name: contain-and-roll-back
     kind: extraction
@@ -54,6 +49,7 @@ playbooks:
       - {{action: block, params: {{for_s: 86400}}}}
       - {{action: rollback}}
 """
+)
 
 
 def run_finale(
