@@ -84,17 +84,16 @@ def run_check(
     fail_on: str,
     *,
     quiet: bool,
-    html_fail_on: bool = True,
 ) -> NoReturn:
     """Run the registered ``check`` on ``target`` with a progress bar, render its report, and exit.
 
-    A format that contradicts the output file is refused before the (long) run. With ``html_fail_on``
-    the HTML verdict says whether the findings reach ``--fail-on``. Exits 1 when one does, else 0.
+    A format that contradicts the output file is refused before the (long) run. The HTML verdict says
+    whether the findings reach ``--fail-on``. Exits 1 when one does, else 0.
     """
     threshold = parse_fail_on(fail_on)
     chosen = resolve_format(fmt, output)
     with progress_hook(check, quiet=quiet) as hook:
         factory: Any = get_check(check).factory  # every check run this way takes a progress callback
         report = factory(progress=hook).run(target)
-    emit(report, chosen, output, fail_on=threshold if html_fail_on else None)
+    emit(report, chosen, output, fail_on=threshold)
     raise typer.Exit(exit_for(report, threshold))

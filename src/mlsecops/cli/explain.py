@@ -59,7 +59,7 @@ def explain(
         sensitive=sensitive,
     )
     target = Target(options=options, seed=seed)
-    run_check("assess.explain", target, fmt, output, fail_on, quiet=quiet, html_fail_on=False)
+    run_check("assess.explain", target, fmt, output, fail_on, quiet=quiet)
 
 
 @assess_app.command("explain-integrity")
@@ -83,7 +83,7 @@ def explain_integrity(
         model=model, data=str(data), sensitive=sensitive, max_rows=max_rows, label=label, proxies=proxies
     )
     target = Target(options=options, seed=seed)
-    run_check("assess.explain_integrity", target, fmt, output, fail_on, quiet=quiet, html_fail_on=False)
+    run_check("assess.explain_integrity", target, fmt, output, fail_on, quiet=quiet)
 
 
 def register(app: typer.Typer) -> None:
