@@ -92,6 +92,8 @@ def _old_ranks(path: Path) -> dict[tuple[str, str, int, str], dict] | None:
     if "--reuse-ranks" not in sys.argv or not path.exists():
         return None
     rows = json.loads(path.read_text()).get("integrity", {}).get("rows", [])
+    for part in sorted(RESULTS.glob("explain-integrity.*.json")):  # parts of a run not merged yet
+        rows += json.loads(part.read_text())["rows"]
     return {
         (r["data"], r["sensitive"], r["seed"], r["model"]): r
         for r in rows

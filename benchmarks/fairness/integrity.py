@@ -11,8 +11,10 @@ to fool SHAP), and two detectors that know no sampler: the distance to the 5th n
 the sensitive one (the sensitive value plus Gaussian noise, Spearman about 0.7) and plant the scaffolds
 on that proxy; the check is told only the sensitive column and must find the proxy itself. Honest
 models: logistic regression and gradient boosting trained on the labels, an MLP, a rule that decides
-on the sensitive column for every input, gradient boosting trained on labels with a planted disparity
-(``gbm-biased``: positives of the sensitive group turned negative with probability 0.6), and a rule
+on the sensitive column for every input, gradient boosting, logistic regression and an MLP trained on
+labels with a planted disparity (``gbm-biased``, ``logreg-biased``, ``mlp-biased``: positives of the
+sensitive group turned negative with probability 0.6; the last two extrapolate with slopes, unlike
+trees), and a rule
 that decides on the sensitive column and ``age`` together for every input (``rule-mixed``: the honest
 twin of a scaffold, using the same two features everywhere). For each model: whether ``assess_integrity`` flags it, its
 in-distribution dependence on the sensitive column and the smallest perturbation dependence, and
@@ -69,7 +71,16 @@ RANK_ROWS = 20
 """Rows SHAP explains for the rank columns (100 before the held-out run: the ranks cost most of the time)."""
 RANK_BACKGROUND = 10
 """Background rows of SHAP with a real-row background (50 before)."""
-HONEST = ("logreg", "gbm", "mlp", "rule-on-sensitive", "gbm-biased", "rule-mixed")
+HONEST = (
+    "logreg",
+    "gbm",
+    "mlp",
+    "rule-on-sensitive",
+    "gbm-biased",
+    "rule-mixed",
+    "logreg-biased",
+    "mlp-biased",
+)
 
 
 class _MixedRule:
@@ -103,10 +114,16 @@ def _with_proxy(d: data.Data, sensitive: str, seed: int) -> tuple[data.Data, str
 
 
 def _honest(kind: str, x: np.ndarray, y: np.ndarray, s: int, seed: int, age: int) -> Any:
-    if kind == "gbm-biased":
+    if kind.endswith("-biased"):
         rng = np.random.default_rng(seed)
         group = x[:, s] > (np.unique(x[:, s]).mean() if len(np.unique(x[:, s])) == 2 else np.median(x[:, s]))
         yb = np.where(group & (y == 1) & (rng.random(len(y)) < 0.6), 0, y)
+        if kind == "logreg-biased":
+            return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, yb)
+        if kind == "mlp-biased":
+            return make_pipeline(
+                StandardScaler(), MLPClassifier(hidden_layer_sizes=(32,), max_iter=300, random_state=seed)
+            ).fit(x, yb)
         return GradientBoostingClassifier(random_state=seed).fit(x, yb)
     if kind == "rule-mixed":
         return _MixedRule(x, s, age)

@@ -166,6 +166,10 @@ class DependenceResult:
     """Per family, the share whose decision changes when every other feature is taken from a real row."""
     flip_rest_expected: dict[str, float] = field(default_factory=dict)
     """The same for the in-distribution surrogate."""
+    flip_expected_smooth: dict[str, float] = field(default_factory=dict)
+    """``flip_expected`` for the smooth twin (a logistic regression on the real rows)."""
+    flip_rest_expected_smooth: dict[str, float] = field(default_factory=dict)
+    """``flip_rest_expected`` for the smooth twin."""
 
 
 @dataclass(frozen=True)
@@ -379,9 +383,10 @@ def _assess(
     # honest model shows on the explainer's points); a richer surrogate follows it more closely.
     twin_decisions = np.concatenate([decisions, model.predict_proba(twin_rows[len(data) :]).argmax(axis=1)])
     like = _honest_twin(twin_rows, twin_decisions, seed)
+    smooth = _smooth_twin(twin_rows, twin_decisions)
     per_family: dict[str, tuple[list[float], list[float]]] = {}
     expected: dict[str, tuple[list[float], list[float]]] = {}
-    flips: dict[str, list[tuple[float, float, float, float]]] = {}
+    flips: dict[str, list[tuple[float, ...]]] = {}
     for i, fam in enumerate(families, start=1):
         if progress is not None:
             progress(fam, i, total)
@@ -395,7 +400,7 @@ def _assess(
         dep_e, rest_e, _ = dependence_with_rest(pts, like_real, cols, seed=seed)
         expected[fam] = (dep_e, rest_e)
         disagreement[fam] = float(np.mean(like_real != dec))
-        flips[fam] = _flips(model, like, pts, dec, like_real, data, cols, rng)
+        flips[fam] = _flips(model, (like, smooth), pts, dec, data, cols, rng)
     if progress is not None:
         progress("done", total, total)
     results = []
@@ -413,7 +418,12 @@ def _assess(
             for fam in families
             if (sh := _share(expected[fam][0][k], expected[fam][1][k])) == sh
         }
-        gaps = {fam: _swap_share_gap(*flips[fam][k]) for fam in families}
+        gaps = {fam: _swap_share_gap(*flips[fam][k][:4]) for fam in families}
+        # where the twins' extrapolations disagree, the smaller fall (one family alone is judged)
+        single = {}
+        for fam in families:
+            flip, _, rest, _, flip_smooth, rest_smooth = flips[fam][k]
+            single[fam] = min(gaps[fam], _swap_share_gap(flip, flip_smooth, rest, rest_smooth))
         several = sum(g >= SWAP_SHARE_GAP_SEVERAL for g in gaps.values()) >= 2
         hidden = tuple(
             fam
@@ -426,8 +436,8 @@ def _assess(
                     shares.get(fam),
                     min(share_in, exp_shares.get(fam, share_in)),
                 )
-                or _hidden_by_swaps(*flips[fam][k])
-                or gaps[fam] >= SWAP_SHARE_GAP
+                or _hidden_by_swaps(flips[fam][k][0], min(flips[fam][k][1], flips[fam][k][4]))
+                or single[fam] >= SWAP_SHARE_GAP
                 or (several and gaps[fam] >= SWAP_SHARE_GAP_SEVERAL)
             )
         )
@@ -446,6 +456,8 @@ def _assess(
                 flip_expected={fam: flips[fam][k][1] for fam in families},
                 flip_rest={fam: flips[fam][k][2] for fam in families},
                 flip_rest_expected={fam: flips[fam][k][3] for fam in families},
+                flip_expected_smooth={fam: flips[fam][k][4] for fam in families},
+                flip_rest_expected_smooth={fam: flips[fam][k][5] for fam in families},
             )
         )
     return IntegrityResult(
@@ -524,23 +536,38 @@ def _honest_twin(data: np.ndarray, decisions: np.ndarray, seed: int) -> Any:
     ).fit(data, decisions)
 
 
+def _smooth_twin(data: np.ndarray, decisions: np.ndarray) -> Any:
+    """The smooth twin: a logistic regression on standardised features, or ``None`` (one decision).
+
+    Trees extrapolate flat, linear models and networks keep their slopes: far from the data (LIME's
+    Gaussian points) an honest smooth model departs from the tree twin without hiding anything. A
+    family judged alone is judged against the twin closer to the model there.
+    """
+    if len(np.unique(decisions)) < 2:
+        return None
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(data, decisions)
+
+
 def _flips(
     model: ModelAdapter,
-    surrogate: Any,
+    twins: tuple[Any, Any],
     pts: np.ndarray,
     dec: np.ndarray,
-    like_real: np.ndarray,
     data: np.ndarray,
     cols: Sequence[Sequence[int]],
     rng: np.random.Generator,
-) -> list[tuple[float, float, float, float]]:
+) -> list[tuple[float, ...]]:
     """Per group: how often swapping the group's values (or all the others') changes the decision.
 
     The values come from another point of the same family (of another group, for the group's swap), so
     a swapped point is distributed like the family's own points: a model cannot tell our swaps from
     the explainer's queries (SHAP's coalitions are such swaps) and answer them differently. For the
-    model and for the honest twin, on the same points and the same swaps:
-    ``(group, group for the twin, rest, rest for the twin)``.
+    model and for the honest twins, on the same points and the same swaps:
+    ``(group, group for the twin, rest, rest for the twin, group and rest for the smooth twin)``.
     """
     out = []
     for c in cols:
@@ -558,18 +585,13 @@ def _flips(
         rest[:, idx] = pts[:, idx]
         f_s = model.predict_proba(swapped).argmax(axis=1)
         f_r = model.predict_proba(rest).argmax(axis=1)
-        if surrogate is None:
-            h_s = h_r = like_real
-        else:
-            h_s, h_r = surrogate.predict(swapped), surrogate.predict(rest)
-        out.append(
-            (
-                round(float(np.mean(f_s != dec)), 6),
-                round(float(np.mean(h_s != like_real)), 6),
-                round(float(np.mean(f_r != dec)), 6),
-                round(float(np.mean(h_r != like_real)), 6),
-            )
-        )
+        row = [float(np.mean(f_s != dec)), 0.0, float(np.mean(f_r != dec)), 0.0, 0.0, 0.0]
+        for group_slot, rest_slot, twin in ((1, 3, twins[0]), (4, 5, twins[1])):
+            if twin is not None:
+                base = twin.predict(pts)
+                row[group_slot] = float(np.mean(twin.predict(swapped) != base))
+                row[rest_slot] = float(np.mean(twin.predict(rest) != base))
+        out.append(tuple(round(v, 6) for v in row))
     return out
 
 
@@ -582,7 +604,7 @@ def _hidden_by_dependence(dep: float, ref: float, share: float | None, ref_share
     return share <= HIDE_RATIO * ref_share and ref_share - share >= MIN_SHARE_GAP
 
 
-def _hidden_by_swaps(flip: float, flip_twin: float, rest: float, rest_twin: float) -> bool:
+def _hidden_by_swaps(flip: float, flip_twin: float) -> bool:
     """The absolute swap test: the group's swaps change far fewer decisions than the honest twin's."""
     return flip <= SWAP_RATIO * flip_twin and flip_twin - flip >= SWAP_GAP
 
