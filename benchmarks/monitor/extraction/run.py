@@ -455,6 +455,39 @@ def _active_notes(doc: dict[str, Any]) -> list[str]:
     ]
 
 
+def _verdict(doc: dict[str, Any]) -> list[str]:
+    """The goal, kind by kind: met, or missed by how much (from the first query and the first pick)."""
+    thieves = {
+        k: c for k, c in doc["clients"].items() if not k.startswith("benign_") and not c.get("carried")
+    }
+    if not thieves:
+        return []
+    met = [k for k, c in thieves.items() if c["ours"]["within_goal"] == c["ours"]["of"]]
+    missed = [
+        f"`{k}` {c['ours']['within_goal']}/{c['ours']['of']} within {GOAL_QUERIES} "
+        f"({_within(c, 'ours_after_pick')} counted from the first selected row; "
+        f"{c['ours']['flagged']}/{c['ours']['of']} flagged, median {c['ours']['median']:.0f})"
+        for k, c in thieves.items()
+        if k not in met
+    ]
+    benign = [c["ours"] for k, c in doc["clients"].items() if k.startswith("benign_") and k != "benign_hard"]
+    sweep = doc.get("benign_sweep", {}).get("kinds", {})
+    swept = sum(len(k["flagged"]) for k in sweep.values())
+    clients = sum(k["clients"] for k in sweep.values())
+    shadow_high = max((k["highest"].get("shadow", 0.0) for k in sweep.values()), default=0.0)
+    p99 = doc["detector_ms"]["p99"]
+    ok = not missed and not swept and not any(b["flagged"] for b in benign) and p99 < 1.0
+    return [
+        f"**Verdict: the goal is {'met' if ok else 'not met'}.** Within {GOAL_QUERIES} queries on every "
+        f"seed: {', '.join(f'`{k}`' for k in met)}. "
+        + (f"Missed: {'; '.join(missed)}. " if missed else "")
+        + f"Benign: {sum(b['flagged'] for b in benign)}/{sum(b['of'] for b in benign)} flagged in the table, "
+        f"{swept}/{clients} in the sweep (highest shadow statistic {shadow_high} of "
+        f"{doc['thresholds'].get('shadow_threshold')}). Per-query CPU time p99 {p99:.3f} ms.",
+        "",
+    ]
+
+
 def _active_queries(doc: dict[str, Any]) -> str:
     n = doc.get("active_queries", doc["queries_per_client"])
     if isinstance(n, dict):
@@ -473,6 +506,7 @@ def _markdown(doc: dict[str, Any]) -> str:
         f"Cells: clients flagged / clients (median and largest query index at the first alert). Goal: every thief "
         f"flagged within {GOAL_QUERIES} queries, no benign client flagged.",
         "",
+        *_verdict(doc),
         doc.get("reproduce")
         or "Reproduce: `bash benchmarks/monitor/extraction/setup_venv.sh && nice -n 10 .venv/bin/python "
         "benchmarks/monitor/extraction/run.py --seeds 10 --queries 2000 && nice -n 10 .venv/bin/python "
