@@ -127,7 +127,7 @@ def test_labels_and_backdoor_match_in_memory(
         assert stream[det][truth & outside].mean() > 0.9, det
 
 
-@pytest.mark.slow  # five pool start-ups: 52 s on the shared 2-core machine at load 16
+@pytest.mark.slow  # five pool start-ups: 23 s on the shared 2-core machine at load 4, 52 s at 16
 def test_label_folds_on_a_process_pool_give_the_same_report(
     digits: tuple[np.ndarray, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
