@@ -381,7 +381,10 @@ def _assess(
     disagreement = {"data": _disagree(surrogate, data[half:], decisions[half:])}
     # The model's in-distribution behaviour, learnt from every real row (the reference of what an
     # honest model shows on the explainer's points); a richer surrogate follows it more closely.
-    twin_decisions = np.concatenate([decisions, model.predict_proba(twin_rows[len(data) :]).argmax(axis=1)])
+    extra = twin_rows[len(data) :]
+    twin_decisions = (
+        np.concatenate([decisions, model.predict_proba(extra).argmax(axis=1)]) if len(extra) else decisions
+    )
     like = _honest_twin(twin_rows, twin_decisions, seed)
     smooth = _smooth_twin(twin_rows, twin_decisions)
     per_family: dict[str, tuple[list[float], list[float]]] = {}
