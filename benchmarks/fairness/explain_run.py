@@ -45,7 +45,8 @@ def _md(doc: dict) -> str:
             f"{s['scaffolded']}**; of those whose attack worked (some explainer no longer names the planted "
             f"column first): **{s.get('effective_flagged', '-')}/{s.get('effective', '-')}**; honest models "
             f"flagged: **{s['honest_flagged']}/{s['honest']}**. Median time per model: "
-            f"{s['median_seconds']:.1f} s (1,000 real rows and 1,000 points per perturbation family).",
+            f"{s['median_seconds']:.1f} s (1,000 real rows and 1,000 points per perturbation family; the "
+            "honest twins learn from up to 4,000 real rows; wall time, load-sensitive).",
             "",
             "| data | planted column | seed | model | flagged | hidden from | dependence (data) | min dependence "
             "(perturbed) | share (data) | min share (perturbed) | min swap ratio (vs twin) | max swap share gap "
@@ -133,7 +134,8 @@ def main() -> None:
         if only in (None, "integrity"):
             doc["integrity"] = {**integrity.run(), "seeds": list(integrity.SEEDS)}
     path.write_text(json.dumps(doc, indent=2) + "\n")
-    (RESULTS / "explain.md").write_text(_md(doc))
+    notes = RESULTS / "explain-notes.md"  # the hand-written reading of the last run
+    (RESULTS / "explain.md").write_text(_md(doc) + (notes.read_text() if notes.exists() else ""))
     print((RESULTS / "explain.md").read_text())
 
 
