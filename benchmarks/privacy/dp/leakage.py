@@ -440,10 +440,11 @@ def pooled_section(rows: list[dict[str, Any]]) -> tuple[list[str], bool, bool]:
         f"### Pooled over {n} targets per method (the cut, resolved)",
         "",
         f"`--part pooled`, `pooled-opacus`, `pooled-eps1`, `pooled-pretrained`, `pooled-public`, "
-        f"`pooled-public-eps1`: the same 1000 audited records and pool; {n} targets per method (non-private; "
-        "`dp_train` defaults at eps 3 and 1; Opacus tutorial settings at eps 3; the public pre-trained model "
-        "alone, which saw no record (its leakage is the estimator's null); `dp_train` with public "
-        "pre-training and a private head at eps 3 and 1), "
+        f"`pooled-public-eps1`, `pooled-opacus-public`: the same 1000 audited records and pool; {n} targets per "
+        "method (non-private; `dp_train` defaults at eps 3 and 1; Opacus tutorial settings at eps 3, from "
+        "scratch and from the public pre-trained weights; the public pre-trained model alone, which saw no "
+        "record (its leakage is the estimator's null); `dp_train` with public pre-training and a private head "
+        "at eps 3 and 1), "
         "target t trained on "
         "its own random 500 of the 1000 records (the same 500 for every method; t = 0: the members "
         f"above), the other 500 its non-members; {POOLED_REFERENCES} reference models (trained once, through "
