@@ -15,7 +15,13 @@ upward on 1080 rows), the held-out advantage (threshold chosen on one random hal
 other, mean over 50 splits: unbiased, ~0 for a model that does not leak), TPR at 1% FPR, and the
 empirical epsilon lower bound of `leakage_check`.
 
-Run: nice -n 10 .venv/bin/python benchmarks/privacy/dp/run.py --part nonprivate|opacus|mlsecops
+Public pre-training (`public_data.py`: 5000 MNIST digits in the digits' format): `--part public` (the
+pre-trained model alone and `dp_train` with `public_data` and a private head), `opacus-public` (Opacus's
+tutorial settings from the same pre-trained weights), and the pooled leakage parts `pooled-pretrained`,
+`pooled-public`, `pooled-public-eps1`, `pooled-opacus-public` (reference scores cached in
+`parts/pooled-references.npz`).
+
+Run: nice -n 10 .venv/bin/python benchmarks/privacy/dp/run.py --part PART (the list in the results file)
 then: .venv/bin/python benchmarks/privacy/dp/run.py --merge
 """
 
