@@ -313,7 +313,11 @@ def open_decompressed(
     if codec == "zip-lzma":
         head = source.read_exact(4)
         props = source.read_exact(int.from_bytes(head[2:4], "little"))
-        filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]  # as zipfile does
+        try:  # invalid properties (found by fuzzing) fail here, before any read's handler
+            filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]  # as zipfile does
+            lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+        except (lzma.LZMAError, ValueError) as err:
+            raise Truncated(f"corrupt LZMA properties: {err}") from None
         makers[codec] = lambda: lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
     if codec not in makers:
         raise ValueError(f"unknown codec {codec!r}")
