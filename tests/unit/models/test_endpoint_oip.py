@@ -154,7 +154,9 @@ def test_malformed_answers_are_clear_errors(oip: str) -> None:
 
 def test_the_token_comes_from_the_environment_and_never_shows(oip: str, monkeypatch) -> None:
     monkeypatch.delenv("MLSECOPS_MODEL_TOKEN", raising=False)
-    with pytest.raises(EndpointError, match=r"refused the credentials: HTTP 401.*MLSECOPS_MODEL_TOKEN") as err:
+    with pytest.raises(
+        EndpointError, match=r"refused the credentials: HTTP 401.*MLSECOPS_MODEL_TOKEN"
+    ) as err:
         HttpModel(f"{oip}/v2/models/locked/infer", input_shape=(4,))
     monkeypatch.setenv("MLSECOPS_MODEL_TOKEN", TOKEN)
     m = HttpModel(f"{oip}/v2/models/locked/infer", input_shape=(4,))
