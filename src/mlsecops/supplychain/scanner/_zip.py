@@ -180,7 +180,8 @@ def _zip64_extra(extra: bytes, usize: int, csize: int, hoff: int) -> tuple[int, 
     while i + 4 <= len(extra):
         tag, size = struct.unpack_from("<HH", extra, i)
         if tag == 1:
-            vals = list(struct.unpack_from(f"<{size // 8}Q", extra, i + 4))
+            # a declared size past the field's end (found by fuzzing) reads what is there
+            vals = list(struct.unpack_from(f"<{min(size, len(extra) - i - 4) // 8}Q", extra, i + 4))
             if usize == 0xFFFFFFFF and vals:
                 usize = vals.pop(0)
             if csize == 0xFFFFFFFF and vals:
