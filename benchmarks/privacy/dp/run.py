@@ -34,6 +34,7 @@ import platform
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -212,14 +213,19 @@ def mlsecops_label() -> str:
 
 
 def run_mlsecops() -> list[dict]:
+    return _dp_train_rows(mlsecops_label(), data())
+
+
+def _dp_train_rows(label: str, split: tuple, **kw: Any) -> list[dict]:
+    """`dp_train` at each epsilon on the 70/30 split, ``kw`` added to the defaults; one row each."""
     from mlsecops.harden.dp import dp_train
 
-    xtr, ytr, xte, yte = data()
+    xtr, ytr, xte, yte = split
     rows = []
     for eps in EPSILONS:
-        r = dp_train(mlp(), xtr, ytr, epsilon=eps, delta=DELTA, input_range=(0.0, 16.0), seed=SEED)
+        r = dp_train(mlp(), xtr, ytr, epsilon=eps, delta=DELTA, input_range=(0.0, 16.0), seed=SEED, **kw)
         row = {
-            "method": mlsecops_label(),
+            "method": label,
             "epsilon": eps,
             "spent_epsilon": r.epsilon,
             "noise_multiplier": r.noise_multiplier,
@@ -247,8 +253,6 @@ def run_public() -> list[dict]:
     """The pre-trained-only model (no private data) and `dp_train` with public pre-training at each epsilon."""
     import public_data as pd
 
-    from mlsecops.harden.dp import dp_train
-
     xtr, ytr, xte, yte = data()
     start = time.perf_counter()
     base = pd.rescaled(pd.pretrained(mlp, SEED))
@@ -258,31 +262,9 @@ def run_public() -> list[dict]:
         "spent_epsilon": 0.0,
     }
     row |= {"seconds": time.perf_counter() - start} | evaluate(base, xtr, ytr, xte, yte, None)
-    rows = [row]
     print(json.dumps(row), flush=True)
-    for eps in EPSILONS:
-        r = dp_train(
-            mlp(),
-            xtr,
-            ytr,
-            epsilon=eps,
-            delta=DELTA,
-            input_range=(0.0, 16.0),
-            seed=SEED,
-            public_data=pd.load(),
-            **PUBLIC_KW,
-        )
-        row = {
-            "method": public_label(),
-            "epsilon": eps,
-            "spent_epsilon": r.epsilon,
-            "noise_multiplier": r.noise_multiplier,
-            "seconds": r.seconds,
-        }
-        row |= evaluate(r.module, xtr, ytr, xte, yte, r.epsilon)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    return rows
+    public = pd.load()
+    return [row, *_dp_train_rows(public_label(), (xtr, ytr, xte, yte), public_data=public, **PUBLIC_KW)]
 
 
 def run_opacus_public() -> list[dict]:

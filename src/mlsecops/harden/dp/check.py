@@ -110,23 +110,13 @@ def record_dp_lineage(
             else:
                 p = lineage.add_node(s, kind="model_code", name=redact(parent), actor=actor)
             lineage.link(s, p, c, "dp_trained", actor=actor)
-            if data.is_file():
-                d_digest = _sha256(data)
-                d = lineage.add_node(
-                    s, kind="dataset", name=data.name, version=d_digest[:12], digest=d_digest, actor=actor
-                )
-                lineage.link(s, d, c, "trained_on", actor=actor)
-            if public_data is not None and public_data.is_file():
-                q_digest = _sha256(public_data)
-                q = lineage.add_node(
-                    s,
-                    kind="dataset",
-                    name=public_data.name,
-                    version=q_digest[:12],
-                    digest=q_digest,
-                    actor=actor,
-                )
-                lineage.link(s, q, c, "pretrained_on", actor=actor)
+            for source, relation in ((data, "trained_on"), (public_data, "pretrained_on")):
+                if source is not None and source.is_file():
+                    digest = _sha256(source)
+                    node = lineage.add_node(
+                        s, kind="dataset", name=source.name, version=digest[:12], digest=digest, actor=actor
+                    )
+                    lineage.link(s, node, c, relation, actor=actor)
     finally:
         ws.close()
     return f"model_file:{child.name}@{c_digest[:16]}"
