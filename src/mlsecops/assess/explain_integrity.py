@@ -199,16 +199,16 @@ SURROGATE_ITERATIONS = 50
 """Boosting rounds of each surrogate (15-leaf trees): enough to follow a rule on a few features."""
 
 
-def _surrogate(seed: int) -> Any:
+def _surrogate(seed: int, *, iterations: int = SURROGATE_ITERATIONS, leaves: int = 15) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     # A high learning rate and small leaves: a group of a few percent of the rows (women among the
     # arrests data, 8%) must be learnable from a few hundred rows, or its dependence reads as zero.
     return HistGradientBoostingClassifier(
-        max_iter=SURROGATE_ITERATIONS,
+        max_iter=iterations,
         learning_rate=0.3,
         min_samples_leaf=5,
-        max_leaf_nodes=15,
+        max_leaf_nodes=leaves,
         early_stopping=False,
         random_state=seed,
     )
@@ -527,16 +527,7 @@ def _honest_twin(data: np.ndarray, decisions: np.ndarray, seed: int) -> Any:
     """A surrogate of the model's decisions on every real row, or ``None`` when it makes one decision."""
     if len(np.unique(decisions)) < 2:
         return None
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    return HistGradientBoostingClassifier(
-        max_iter=TWIN_ITERATIONS,
-        learning_rate=0.3,
-        min_samples_leaf=5,
-        max_leaf_nodes=31,
-        early_stopping=False,
-        random_state=seed,
-    ).fit(data, decisions)
+    return _surrogate(seed, iterations=TWIN_ITERATIONS, leaves=31).fit(data, decisions)
 
 
 def _smooth_twin(data: np.ndarray, decisions: np.ndarray) -> Any:
