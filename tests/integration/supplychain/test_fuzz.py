@@ -8,7 +8,6 @@ and its input is kept in ``tests/fuzz/regressions/<family>/``, which ``test_regr
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests._deps import require
 from tests.fuzz._contract import check_path
 from tests.fuzz._harness import REGRESSIONS, SUMMARY
 from tests.fuzz._seeds import FAMILIES, seeds
@@ -61,9 +61,9 @@ def test_seed_corpus_keeps_the_contract_and_is_judged(family: str, tmp_path: Pat
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="atheris is not installed")
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_fuzz_family_finds_no_crash(family: str, tmp_path: Path) -> None:
+    require("atheris", "fuzz")  # skipped locally without it, a failure under CI
     crashes = tmp_path / "crashes"
     proc = subprocess.run(
         [
