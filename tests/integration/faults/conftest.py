@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests._deps import require
 from tests.conftest import PostgresServer, _free_port, _pg_bindir
 
 
@@ -40,7 +41,7 @@ def owned_postgres() -> Iterator[OwnedPostgres]:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL binaries not found, but CI must run the PostgreSQL tests")
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not installed")
-    pytest.importorskip("psycopg")
+    require("psycopg", "postgres")  # skipped locally without it, a failure under CI
     root = Path(tempfile.mkdtemp(prefix="mlsecops-pg-fault-"))
     data, sock = root / "data", root / "sock"
     as_user: list[str] = []
