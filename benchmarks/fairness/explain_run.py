@@ -120,6 +120,8 @@ def main() -> None:
     doc["shap_version"] = shap.__version__
     if "--merge" in sys.argv:
         parts = sorted(RESULTS.glob("explain-integrity.*.json"))
+        if not parts:  # merging nothing would replace the last run's rows with none
+            sys.exit("--merge: no explain-integrity.*.json parts to merge (run the parts first)")
         rows = [r for f in parts for r in json.loads(f.read_text())["rows"]]
         doc["integrity"] = {
             "rows": rows,
