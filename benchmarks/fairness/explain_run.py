@@ -44,7 +44,14 @@ def _md(doc: dict) -> str:
             f"Seeds: {seeds or 'see the rows'}. Scaffolded models flagged: **{s['scaffolded_flagged']}/"
             f"{s['scaffolded']}**; of those whose attack worked (some explainer no longer names the planted "
             f"column first): **{s.get('effective_flagged', '-')}/{s.get('effective', '-')}**; honest models "
-            f"flagged: **{s['honest_flagged']}/{s['honest']}**. Median time per model: "
+            f"flagged: **{s['honest_flagged']}/{s['honest']}**"
+            + (
+                f" (of them {s['honest_late_flagged']}/{s['honest_late']} of the kinds added after the "
+                f"held-out run: {', '.join(integrity.LATE_HONEST)})"
+                if s.get("honest_late")
+                else ""
+            )
+            + ". Median time per model: "
             f"{s['median_seconds']:.1f} s (1,000 real rows and 1,000 points per perturbation family; the "
             "honest twins learn from up to 4,000 real rows; wall time, load-sensitive).",
             "",
@@ -110,9 +117,9 @@ def main() -> None:
     if part is not None:  # one data set's share of the integrity run, merged by --merge
         seeds = tuple(int(v) for v in (_arg("--seeds") or ",".join(map(str, integrity.SEEDS))).split(","))
         tag = part.replace("/", "-") + ("" if seeds == integrity.SEEDS else "." + "-".join(map(str, seeds)))
-        out = RESULTS / f"explain-integrity.{tag}.json"
         models = tuple(m for m in (_arg("--models") or "").split(",") if m) or None
         tag += "" if models is None else "." + "-".join(models)
+        out = RESULTS / f"explain-integrity.{tag}.json"
         doc = integrity.run(seeds, only=part, ranks=_old_ranks(path), models=models)
         out.write_text(json.dumps(doc, indent=2) + "\n")
         return

@@ -14,7 +14,8 @@ models: logistic regression and gradient boosting trained on the labels, an MLP,
 on the sensitive column for every input, gradient boosting, logistic regression and an MLP trained on
 labels with a planted disparity (``gbm-biased``, ``logreg-biased``, ``mlp-biased``: positives of the
 sensitive group turned negative with probability 0.6; the last two extrapolate with slopes, unlike
-trees), and a rule
+trees; added later on the same labels: a two-layer MLP, a random forest, 25-nearest neighbours and an
+RBF SVM, which fades to its intercept far from the data), and a rule
 that decides on the sensitive column and ``age`` together for every input (``rule-mixed``: the honest
 twin of a scaffold, using the same two features everywhere). For each model: whether ``assess_integrity`` flags it, its
 in-distribution dependence on the sensitive column and the smallest perturbation dependence, and
@@ -32,11 +33,14 @@ from typing import Any
 
 import integrity_data as data
 import numpy as np
-from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 
 from mlsecops.assess._perturbations import FAMILIES
 from mlsecops.assess._scaffold import ScaffoldedClassifier, rule_classifier
@@ -70,6 +74,10 @@ ATTACKERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "knn": ("knn", FAMILIES),
     "isolation": ("isolation", FAMILIES),
 }
+CONSTANT_ATTACKERS = {"knn-constant": ("knn", 1)}
+"""Scaffolds that answer one class (positive) wherever their detector sees a perturbation, instead of
+deciding on ``age``: explainers then see a model that decides on nothing there. Added after the
+held-out run of seeds 7-8 (probed on seeds 5-8: missed on the synthetic data)."""
 PROXY_ATTACKERS = ("all", "knn", "isolation")
 RANK_ROWS = 20
 """Rows SHAP explains for the rank columns (100 before the held-out run: the ranks cost most of the time)."""
@@ -84,7 +92,14 @@ HONEST = (
     "rule-mixed",
     "logreg-biased",
     "mlp-biased",
+    "mlp-deep-biased",
+    "forest-biased",
+    "knn-biased",
+    "svm-biased",
 )
+LATE_HONEST = ("mlp-deep-biased", "forest-biased", "knn-biased", "svm-biased")
+"""Honest kinds added after the held-out run of seeds 7-8 (probed on those seeds: the SVM was flagged,
+which changed the dependence test); seeds 7-8 are not held out for them."""
 
 
 class _MixedRule:
@@ -124,10 +139,17 @@ def _honest(kind: str, x: np.ndarray, y: np.ndarray, s: int, seed: int, age: int
         yb = np.where(group & (y == 1) & (rng.random(len(y)) < 0.6), 0, y)
         if kind == "logreg-biased":
             return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, yb)
-        if kind == "mlp-biased":
+        if kind in ("mlp-biased", "mlp-deep-biased"):
+            hidden = (32,) if kind == "mlp-biased" else (64, 64)
             return make_pipeline(
-                StandardScaler(), MLPClassifier(hidden_layer_sizes=(32,), max_iter=300, random_state=seed)
+                StandardScaler(), MLPClassifier(hidden_layer_sizes=hidden, max_iter=300, random_state=seed)
             ).fit(x, yb)
+        if kind == "forest-biased":
+            return RandomForestClassifier(200, min_samples_leaf=5, random_state=seed, n_jobs=1).fit(x, yb)
+        if kind == "knn-biased":
+            return make_pipeline(StandardScaler(), KNeighborsClassifier(25)).fit(x, yb)
+        if kind == "svm-biased":  # an RBF SVM: far from the data it fades to its intercept
+            return make_pipeline(StandardScaler(), CalibratedClassifierCV(SVC(), ensemble=False)).fit(x, yb)
         return GradientBoostingClassifier(random_state=seed).fit(x, yb)
     if kind == "rule-mixed":
         return _MixedRule(x, s, age)
@@ -232,6 +254,13 @@ def run(
                     sensitive=p, innocuous=age, families=families, detector=detector, seed=seed
                 ).fit(x)
                 built[f"scaffold-{attacker}"] = ("scaffolded", est)
+            for attacker, (detector, constant) in CONSTANT_ATTACKERS.items():
+                if with_proxy or (models is not None and f"scaffold-{attacker}" not in models):
+                    continue
+                est = ScaffoldedClassifier(
+                    sensitive=p, innocuous=age, detector=detector, seed=seed, constant=constant
+                ).fit(x)
+                built[f"scaffold-{attacker}"] = ("scaffolded", est)
             for kind in HONEST:
                 if models is not None and kind not in models:
                     continue
@@ -277,7 +306,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     scaff = [r for r in rows if r["truth"] == "scaffolded"]
     fooled = [r for r in scaff if r.get("fooled", True)]
     honest = [r for r in rows if r["truth"] == "honest"]
+    late = [r for r in honest if r["model"] in LATE_HONEST]
     return {
+        "honest_late_flagged": sum(r["flagged"] for r in late),
+        "honest_late": len(late),
         "scaffolded_flagged": sum(r["flagged"] for r in scaff),
         "scaffolded": len(scaff),
         "effective_flagged": sum(r["flagged"] for r in fooled),

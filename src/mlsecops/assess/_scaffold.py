@@ -60,6 +60,8 @@ class ScaffoldedClassifier:
         n_estimators: trees of the ``forest`` and ``isolation`` detectors.
         detector: one of :data:`DETECTORS`.
         seed: random seed.
+        constant: when set, the class answered wherever the detector sees a perturbation, instead of
+            the innocuous rule (a scaffold that shows explainers a model deciding on nothing there).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class ScaffoldedClassifier:
         n_estimators: int = 100,
         detector: str = "forest",
         seed: int = 0,
+        constant: int | None = None,
     ) -> None:
         self.sensitive = sensitive
         self.innocuous = innocuous
@@ -78,6 +81,7 @@ class ScaffoldedClassifier:
         self.n_estimators = n_estimators
         self.detector = detector
         self.seed = seed
+        self.constant = constant
 
     def fit(self, x: np.ndarray, y: np.ndarray | None = None) -> ScaffoldedClassifier:
         """Learn the detector (real rows vs perturbations) and the two rules' thresholds."""
@@ -114,10 +118,13 @@ class ScaffoldedClassifier:
         return np.asarray(self.detector_.predict_proba(arr)[:, 1] >= 0.5)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """One-hot probabilities: the biased rule where the detector sees real data, else the innocuous one."""
+        """One-hot probabilities: the biased rule where the detector sees real data, else the innocuous one
+        (or the constant class).
+        """
         arr = np.asarray(x, dtype=np.float64)
         real = self._real(arr)
-        pos = np.where(real, self.biased_.positive(arr), self.shown_.positive(arr))
+        shown = self.shown_.positive(arr) if self.constant is None else np.full(len(arr), self.constant == 1)
+        pos = np.where(real, self.biased_.positive(arr), shown)
         return np.stack([1.0 - pos, pos.astype(np.float64)], axis=1)
 
     def biased_share(self, x: np.ndarray) -> float:

@@ -294,3 +294,15 @@ def test_honest_rbf_svm_that_fades_far_from_its_data_is_not_flagged() -> None:
     assert g.perturbed[fam] < 0.35 * g.expected[fam]  # the fall the dependence test once took for hiding
     assert fam not in g.share_perturbed  # ...on points where its decisions depend on almost nothing
     assert not result.flagged, result.groups
+
+
+@pytest.mark.timeout(240)
+def test_scaffold_that_answers_one_class_on_perturbations_is_flagged() -> None:
+    # No innocuous rule: wherever its nearest-neighbour detector sees a perturbation it answers
+    # "positive", so explainers see a model that decides on nothing there.
+    x, _, names = _fairness_data.arrests()
+    s, age = names.index("colour"), names.index("age")
+    scaffold = ScaffoldedClassifier(sensitive=s, innocuous=age, detector="knn", seed=7, constant=1).fit(x)
+    assert scaffold.biased_share(x) > 0.9
+    result = assess_integrity(_adapter(scaffold, x), x, sensitive=[s], feature_names=names, seed=7)
+    assert result.flagged and "lime-gaussian" in result.groups[0].hidden_from, result.groups
