@@ -46,8 +46,8 @@ def _md(doc: dict) -> str:
             f"column first): **{s.get('effective_flagged', '-')}/{s.get('effective', '-')}**; honest models "
             f"flagged: **{s['honest_flagged']}/{s['honest']}**"
             + (
-                f" (of them {s['honest_late_flagged']}/{s['honest_late']} of the kinds added after the "
-                f"held-out run: {', '.join(integrity.LATE_HONEST)})"
+                f" (of them {s['honest_late_flagged']}/{s['honest_late']} of the kinds added in session 9: "
+                f"{', '.join(integrity.LATE_HONEST)})"
                 if s.get("honest_late")
                 else ""
             )
