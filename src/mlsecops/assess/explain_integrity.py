@@ -445,24 +445,21 @@ def _assess(
         }
         # where the twins' extrapolations disagree, the smaller fall: the tree and network twins for
         # the several-families test, and the smooth one too when one family alone is judged
-        single, falls = {}, []
+        single, falls, own_falls = {}, [], set()
         for fam in families:
             flip, tree, rest, tree_rest, smooth, smooth_rest, net, net_rest = flips[fam][k]
             gap = min(
                 _swap_share_gap(flip, tree, rest, tree_rest), _swap_share_gap(flip, net, rest, net_rest)
             )
             single[fam] = min(gap, _swap_share_gap(flip, smooth, rest, smooth_rest))
-            if gap >= SWAP_SHARE_GAP_SEVERAL and flip <= SWAP_RATIO_SEVERAL * max(tree, net):
-                falls.append(fam)
+            if flip <= SWAP_RATIO_SEVERAL * max(tree, net):  # the group's own swap effect falls too
+                own_falls.add(fam)
+                if gap >= SWAP_SHARE_GAP_SEVERAL:
+                    falls.append(fam)
         several = len(falls) >= 2
         # the surrogate tests judge only a family whose decisions still depend on something, and where
         # the paired swaps show the group's own effect falling too (the surrogates are the noisier test)
-        judged = {
-            fam
-            for fam in families
-            if fam in shares
-            and flips[fam][k][0] <= SWAP_RATIO_SEVERAL * max(flips[fam][k][1], flips[fam][k][6])
-        }
+        judged = {fam for fam in own_falls if fam in shares}
         hidden = tuple(
             fam
             for fam in families
