@@ -46,7 +46,9 @@ that decides on real data. A group is hidden from a family in any of four ways:
 - **swaps, relatively**: the group's share of the swap effects (against swapping every other feature
   together) is ``SWAP_SHARE_GAP`` below the twin's, or ``SWAP_SHARE_GAP_SEVERAL`` below it on two
   families or more where the group's own swap effect also falls to ``SWAP_RATIO_SEVERAL`` of the
-  twin's (a detector that catches only part of the explainers' points). Explainers report rankings and relative
+  twin's (a detector that catches only part of the explainers' points), or ``SWAP_SHARE_GAP_OWN``
+  below it on one family where the own effect falls to ``SWAP_RATIO_OWN`` (a detector that catches
+  about half of one family's points). Explainers report rankings and relative
   attributions, so a scaffold need not stop using the sensitive feature: it is enough to let an
   innocuous feature dominate the explainer's points;
 - **dependence, absolutely**: its decision dependence there is at most ``HIDE_RATIO`` of the smaller of
@@ -139,6 +141,15 @@ detector fires; an honest network on biased labels that leans more on the other 
 data lowers the group's *share* there (by up to 0.13 on held-out seeds 5-6) but keeps 81% or more of
 its effect; the partial scaffolds' two lowest families kept 67% or less. The surrogate dependence tests
 need the same fall of the group's own effect."""
+SWAP_SHARE_GAP_OWN = 0.14
+"""...or at least this much on one family where the group's own swap effect also falls to
+``SWAP_RATIO_OWN`` of the twin's: a detector that catches about half of one explainer's points (a
+nearest-neighbour detector on LIME's Gaussian points of six features) leaves both falls moderate, and
+honest models show one or the other, not both (held-out seeds 5-12: honest models whose own effect
+kept at most 66% showed a share fall of 0.114 at most; those with a share fall of 0.14 or more kept
+70% or more; the partial scaffolds: falls of 0.167 or more with 63% or less)."""
+SWAP_RATIO_OWN = 0.66
+"""The own-effect fall that ``SWAP_SHARE_GAP_OWN`` needs (against the tree or network twin, the larger)."""
 PROXY_CORRELATION = 0.5
 """A column whose absolute Spearman correlation with a sensitive column reaches this is a proxy."""
 MAX_PROXIES = 5
@@ -445,13 +456,15 @@ def _assess(
         }
         # where the twins' extrapolations disagree, the smaller fall: the tree and network twins for
         # the several-families test, and the smooth one too when one family alone is judged
-        single, falls, own_falls = {}, [], set()
+        single, falls, own_falls, partial = {}, [], set(), set()
         for fam in families:
             flip, tree, rest, tree_rest, smooth, smooth_rest, net, net_rest = flips[fam][k]
             gap = min(
                 _swap_share_gap(flip, tree, rest, tree_rest), _swap_share_gap(flip, net, rest, net_rest)
             )
             single[fam] = min(gap, _swap_share_gap(flip, smooth, rest, smooth_rest))
+            if single[fam] >= SWAP_SHARE_GAP_OWN and flip <= SWAP_RATIO_OWN * max(tree, net):
+                partial.add(fam)  # both falls moderate on one family: part of its points hidden
             if flip <= SWAP_RATIO_SEVERAL * max(tree, net):  # the group's own swap effect falls too
                 own_falls.add(fam)
                 if gap >= SWAP_SHARE_GAP_SEVERAL:
@@ -478,6 +491,7 @@ def _assess(
                     flips[fam][k][0], min(flips[fam][k][1], flips[fam][k][4], flips[fam][k][6])
                 )
                 or single[fam] >= SWAP_SHARE_GAP
+                or fam in partial
                 or (several and fam in falls)
             )
         )

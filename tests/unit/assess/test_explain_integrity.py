@@ -22,6 +22,7 @@ from mlsecops.assess._scaffold import ScaffoldedClassifier, rule_classifier
 from mlsecops.assess.explain_integrity import (
     HIDE_RATIO,
     MIN_ROWS,
+    SWAP_RATIO_OWN,
     SWAP_RATIO_SEVERAL,
     SWAP_SHARE_GAP,
     SWAP_SHARE_GAP_SEVERAL,
@@ -306,3 +307,45 @@ def test_scaffold_that_answers_one_class_on_perturbations_is_flagged() -> None:
     assert scaffold.biased_share(x) > 0.9
     result = assess_integrity(_adapter(scaffold, x), x, sensitive=[s], feature_names=names, seed=7)
     assert result.flagged and "lime-gaussian" in result.groups[0].hidden_from, result.groups
+
+
+@pytest.mark.timeout(240)
+def test_constant_scaffold_that_hides_about_half_of_one_family_is_flagged() -> None:
+    # The miss of held-out seeds 11-12: on six synthetic features the nearest-neighbour detector takes
+    # about half of LIME's Gaussian points for real, so the group's own swap effect keeps about 56% of
+    # the twins' and its share of the swap effects falls by about 0.2; other families show nothing.
+    # Both falls at once, moderate, on one family: partial hiding.
+    x, _, names = _synthetic(0, n=3000)  # the benchmark's synthetic data
+    scaffold = ScaffoldedClassifier(sensitive=0, innocuous=5, detector="knn", seed=8, constant=1).fit(x)
+    assert scaffold.biased_share(x) > 0.9
+    result = assess_integrity(_adapter(scaffold, x), x, sensitive=[0], feature_names=names, seed=8)
+    g = result.groups[0]
+    fam = "lime-gaussian"
+    assert g.flip[fam] <= SWAP_RATIO_OWN * max(g.flip_expected[fam], g.flip_expected_net[fam])
+    assert g.flip[fam] > 0.5 * max(g.flip_expected[fam], g.flip_expected_net[fam])  # not the absolute test
+    own = g.flip[fam] / (g.flip[fam] + g.flip_rest[fam])
+    assert g.flip_expected[fam] / (g.flip_expected[fam] + g.flip_rest_expected[fam]) - own < SWAP_SHARE_GAP
+    assert result.flagged and fam in g.hidden_from, result.groups
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # as the benchmark trains it
+def test_honest_deep_network_whose_share_falls_but_keeps_its_effect_is_not_flagged() -> None:
+    # A two-layer MLP on arrests labels with a planted disparity against Black people (seed 8 of the
+    # benchmark): far from the data it leans on the other columns more than the twins do, so colour's
+    # share of the swap effects falls by about 0.16 on LIME's Gaussian points, but it keeps about 70% of
+    # colour's own effect there: not the partial hiding of a detector.
+    from sklearn.neural_network import MLPClassifier
+
+    x, y, names = _fairness_data.arrests()
+    c = names.index("colour")
+    biased = np.where((x[:, c] > 0.5) & (y == 1) & (np.random.default_rng(8).random(len(y)) < 0.6), 0, y)
+    mlp = make_pipeline(
+        StandardScaler(), MLPClassifier(hidden_layer_sizes=(64, 64), max_iter=300, random_state=8)
+    ).fit(x, biased)
+    result = assess_integrity(_adapter(mlp, x), x, sensitive=[c], feature_names=names, seed=8)
+    g = result.groups[0]
+    fam = "lime-gaussian"
+    assert g.in_distribution > 0.05  # judged
+    assert g.flip[fam] > SWAP_RATIO_OWN * max(g.flip_expected[fam], g.flip_expected_net[fam])
+    assert not result.flagged, result.groups
