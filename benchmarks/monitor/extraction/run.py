@@ -444,6 +444,13 @@ def _active_notes(doc: dict[str, Any]) -> list[str]:
         "much with its picks), at hundreds of milliseconds per retraining. Finer ranks would not help: a "
         "tenth of the picks rank below 0.04-0.07, not in the extreme tail.",
         "",
+        "Nor do the picks sit where the victim's answers are rare (`probe_density.py`, development seeds "
+        "1-4, the first 200 queries): ranked by the distance to their 10th nearest neighbour among the "
+        "victim's answers on its training rows, k-center, batch and mixed picks have mean log-ranks of "
+        "-0.82..-1.31 and least-margin picks -1.25..-1.35, against -1.11..-1.17 for random natural rows "
+        "of the same pool; the victim's own margin ranks them the same way. A density statistic in the "
+        "victim's output space would add nothing to the shadow test.",
+        "",
         "The adaptive thief who read this: the shadow's evidence per query is, per statistic, about "
         "`m - 1 - ln m` nats for a mean log-rank `-m`. Mixing a share `s` of random natural rows into "
         "every round moves m to `1 + (1 - s)(m - 1)`: at s = 0.5 the evidence per query falls to about a "
