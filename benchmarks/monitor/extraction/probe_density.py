@@ -7,7 +7,11 @@ land at rare class mixtures of the victim's): rank each answer's density among n
 density of an answer is the distance to its 10th nearest neighbour among the victim's answers on its
 training rows; a row's rank is the share of those reference answers at least as isolated (small =
 rare). For each thief kind the mean log-rank of its selected rows among its first 200 queries is
-printed beside that of 300 random natural rows of the pool the thieves draw from. A mean log-rank
+printed beside that of 300 random natural rows of the pool the thieves draw from. So is a coverage
+rank in the victim's output space: a row's distance to the nearest answer of the client's earlier
+rows, ranked among 500 natural answers' distances to the same history (small = far from everything
+the client has seen, as a k-center pick would be), for the thief's selected rows and for every row of
+a benign client's natural stream. A mean log-rank
 ``-m`` carries about ``m - 1 - ln m`` nats per query; the same for the victim's own top-two margin.
 Development seeds only (the benchmark's held-out seeds start at 1000).
 """
@@ -19,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mlsecops.monitor._thieves import make_world, thief_picks
+from mlsecops.monitor._thieves import benign_stream, make_world, thief_picks
 
 NEIGHBOURS = 10
 KINDS = ("active_kcenter", "active_batch", "active_mixed", "active_margin")
@@ -40,6 +44,19 @@ def _ranks(
     return np.log(dens), np.log(marg)
 
 
+def _coverage(answers: np.ndarray, selected: np.ndarray, natural: np.ndarray) -> float:
+    """Mean log-rank of the selected rows' distance to the earlier rows' answers (far = small rank)."""
+    out = []
+    for t in range(1, len(answers)):
+        if not selected[t]:
+            continue
+        history = answers[:t]
+        d = np.sqrt(((history - answers[t]) ** 2).sum(axis=1)).min()
+        ref = np.sqrt(((natural[:, None, :] - history[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
+        out.append(np.log((1 + (ref >= d).sum()) / (len(ref) + 1)))
+    return float(np.mean(out))
+
+
 def main(argv: list[str] | None = None) -> None:
     from sklearn.neighbors import NearestNeighbors
 
@@ -47,8 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", default="1,2,3,4")
     ap.add_argument("--queries", type=int, default=200)
     args = ap.parse_args(argv)
-    print("| seed | rows | selected | density log-rank | victim-margin log-rank |")
-    print("|---|---|---|---|---|")
+    print("| seed | rows | selected | density log-rank | victim-margin log-rank | coverage log-rank |")
+    print("|---|---|---|---|---|---|")
     for seed in (int(s) for s in args.seeds.split(",")):
         world = make_world("tabular", seed=seed)
         ref = world.proba(world.x_train[:3000])
@@ -58,14 +75,20 @@ def main(argv: list[str] | None = None) -> None:
 
         nat = world.x_pool[np.random.default_rng(seed).choice(len(world.x_pool), 300, replace=False)]
         d, m = _ranks(world.proba(nat), nn, ref_dist, ref_margin)
-        print(f"| {seed} | natural | 300 | {d.mean():.2f} | {m.mean():.2f} |", flush=True)
+        natural = world.proba(world.x_pool[np.random.default_rng(seed + 1).choice(len(world.x_pool), 500)])
+        stream = benign_stream(world, "natural", args.queries, seed=seed * 7 + 2)
+        answers = world.proba(np.vstack([r[1] for r in stream]))[: args.queries]
+        cov = _coverage(answers, np.ones(len(answers), dtype=bool), natural)
+        print(f"| {seed} | natural | 300 | {d.mean():.2f} | {m.mean():.2f} | {cov:.2f} |", flush=True)
         for kind in KINDS:
             requests, picked = thief_picks(world, kind, args.queries, seed=seed * 7 + 1)
             rows = np.vstack([r[1] for r in requests])[: args.queries]
             sel = picked[: args.queries]
-            d, m = _ranks(world.proba(rows), nn, ref_dist, ref_margin)
+            answers = world.proba(rows)
+            d, m = _ranks(answers, nn, ref_dist, ref_margin)
+            cov = _coverage(answers, sel, natural)
             print(
-                f"| {seed} | {kind} | {int(sel.sum())} | {d[sel].mean():.2f} | {m[sel].mean():.2f} |",
+                f"| {seed} | {kind} | {int(sel.sum())} | {d[sel].mean():.2f} | {m[sel].mean():.2f} | {cov:.2f} |",
                 flush=True,
             )
 

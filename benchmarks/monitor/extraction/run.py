@@ -448,8 +448,11 @@ def _active_notes(doc: dict[str, Any]) -> list[str]:
         "1-4, the first 200 queries): ranked by the distance to their 10th nearest neighbour among the "
         "victim's answers on its training rows, k-center, batch and mixed picks have mean log-ranks of "
         "-0.82..-1.31 and least-margin picks -1.25..-1.35, against -1.11..-1.17 for random natural rows "
-        "of the same pool; the victim's own margin ranks them the same way. A density statistic in the "
-        "victim's output space would add nothing to the shadow test.",
+        "of the same pool; the victim's own margin ranks them the same way. Nor are they far from the "
+        "client's earlier answers in the victim's output space (k-center picks -0.99..-1.18, natural "
+        "streams -1.02..-1.11): a thief's k-center in its own substitute's output space, learnt from tens "
+        "of labels, is not one in the victim's. Density or coverage statistics in the victim's output "
+        "space would add nothing to the shadow test.",
         "",
         "The adaptive thief who read this: the shadow's evidence per query is, per statistic, about "
         "`m - 1 - ln m` nats for a mean log-rank `-m`. Mixing a share `s` of random natural rows into "
