@@ -321,8 +321,12 @@ def test_constant_scaffold_that_hides_about_half_of_one_family_is_flagged() -> N
     result = assess_integrity(_adapter(scaffold, x), x, sensitive=[0], feature_names=names, seed=8)
     g = result.groups[0]
     fam = "lime-gaussian"
-    assert g.flip[fam] <= SWAP_RATIO_OWN * max(g.flip_expected[fam], g.flip_expected_net[fam])
-    assert g.flip[fam] > 0.5 * max(g.flip_expected[fam], g.flip_expected_net[fam])  # not the absolute test
+    assert g.flip[fam] <= SWAP_RATIO_OWN * max(
+        g.flip_expected[fam], g.flip_expected_net[fam], g.flip_expected_deep[fam]
+    )
+    assert g.flip[fam] > 0.5 * max(
+        g.flip_expected[fam], g.flip_expected_net[fam], g.flip_expected_deep[fam]
+    )  # not the absolute test
     own = g.flip[fam] / (g.flip[fam] + g.flip_rest[fam])
     assert g.flip_expected[fam] / (g.flip_expected[fam] + g.flip_rest_expected[fam]) - own < SWAP_SHARE_GAP
     assert result.flagged and fam in g.hidden_from, result.groups
@@ -347,5 +351,7 @@ def test_honest_deep_network_whose_share_falls_but_keeps_its_effect_is_not_flagg
     g = result.groups[0]
     fam = "lime-gaussian"
     assert g.in_distribution > 0.05  # judged
-    assert g.flip[fam] > SWAP_RATIO_OWN * max(g.flip_expected[fam], g.flip_expected_net[fam])
+    assert g.flip[fam] > SWAP_RATIO_OWN * max(
+        g.flip_expected[fam], g.flip_expected_net[fam], g.flip_expected_deep[fam]
+    )
     assert not result.flagged, result.groups
