@@ -22,6 +22,7 @@ from mlsecops.assess._scaffold import ScaffoldedClassifier, rule_classifier
 from mlsecops.assess.explain_integrity import (
     HIDE_RATIO,
     MIN_ROWS,
+    SWAP_RATIO,
     SWAP_RATIO_OWN,
     SWAP_RATIO_SEVERAL,
     SWAP_SHARE_GAP,
@@ -380,4 +381,24 @@ def test_honest_deep_network_the_surrogates_alone_read_as_hiding_is_not_flagged(
     assert g.flip[fam] > SWAP_RATIO_OWN * max(
         g.flip_expected[fam], g.flip_expected_net[fam], g.flip_expected_deep[fam]
     )
+    assert not result.flagged, result.groups
+
+
+@pytest.mark.timeout(240)
+def test_honest_rbf_svm_whose_swaps_fade_to_half_the_twins_is_not_flagged() -> None:
+    # Held-out seed 18: on LIME's Gaussian points this SVM's swaps of sex change about half of what the
+    # closest twin's change (it fades to its intercept there), which the absolute swap test once took
+    # for hiding. A scaffold that hides the group on most of a family's points keeps a tenth or less.
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC
+
+    x, y, names = _fairness_data.arrests()
+    s = names.index("sex")
+    biased = np.where((x[:, s] > 0.5) & (y == 1) & (np.random.default_rng(18).random(len(y)) < 0.6), 0, y)
+    svm = make_pipeline(StandardScaler(), CalibratedClassifierCV(SVC(), ensemble=False)).fit(x, biased)
+    result = assess_integrity(_adapter(svm, x), x, sensitive=[s], feature_names=names, seed=18)
+    g = result.groups[0]
+    fam = "lime-gaussian"
+    closest = min(g.flip_expected[fam], g.flip_expected_net[fam], g.flip_expected_smooth[fam])
+    assert SWAP_RATIO < g.flip[fam] / closest <= 0.5  # the fall 0.5 once flagged
     assert not result.flagged, result.groups
