@@ -217,7 +217,9 @@ def _shap_rank(model: SklearnModel, x: np.ndarray, s: int, seed: int, *, kmeans:
     return int(np.argsort(-imp, kind="stable").tolist().index(s) + 1)
 
 
-def _lime_rank(model: SklearnModel, x: np.ndarray, s: int, seed: int) -> int:
+def lime_importance(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, seed: int) -> np.ndarray:
+    """LIME-style global attribution: per row 500 Gaussian perturbations, kernel-weighted ridge on the
+    positive-class score ``predict`` gives, |coefficient| summed over 30 rows."""
     rng = np.random.default_rng(seed)
     std = x.std(axis=0)
     std = np.where(std > 0, std, 1.0)
@@ -228,8 +230,12 @@ def _lime_rank(model: SklearnModel, x: np.ndarray, s: int, seed: int) -> int:
         z[0] = x[i]
         scaled = (z - x[i]) / std
         w = np.exp(-(np.linalg.norm(scaled, axis=1) ** 2) / width**2)
-        p = model.predict_proba(z)[:, 1]
-        total += np.abs(Ridge(alpha=1.0).fit(scaled, p, sample_weight=w).coef_)
+        total += np.abs(Ridge(alpha=1.0).fit(scaled, predict(z), sample_weight=w).coef_)
+    return total
+
+
+def _lime_rank(model: SklearnModel, x: np.ndarray, s: int, seed: int) -> int:
+    total = lime_importance(lambda z: model.predict_proba(z)[:, 1], x, seed)
     return int(np.argsort(-total, kind="stable").tolist().index(s) + 1)
 
 

@@ -13,32 +13,15 @@ over the smallest twin's. A test on that ratio would need the scaffolds below th
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 import integrity as bench
 import integrity_data as data
 import numpy as np
-from sklearn.linear_model import Ridge
 
 from mlsecops.assess import explain_integrity as check
 from mlsecops.assess._scaffold import ScaffoldedClassifier
 
 KINDS = ("scaffold-isolation", "mlp-biased", "mlp-deep-biased", "svm-biased", "logreg-biased", "knn-biased")
-
-
-def _lime(x: np.ndarray, f: Callable[[np.ndarray], np.ndarray], seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    std = x.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    width = 0.75 * np.sqrt(x.shape[1])
-    total = np.zeros(x.shape[1])
-    for i in rng.choice(len(x), 30, replace=False):
-        z = (x[i] + rng.normal(size=(500, x.shape[1])) * std).astype(np.float32)
-        z[0] = x[i]
-        scaled = (z - x[i]) / std
-        w = np.exp(-(np.linalg.norm(scaled, axis=1) ** 2) / width**2)
-        total += np.abs(Ridge(alpha=1.0).fit(scaled, f(z), sample_weight=w).coef_)
-    return total
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,8 +48,8 @@ def main(argv: list[str] | None = None) -> None:
                 check._net_twin(rows, dec, seed),
                 check._net_twin(rows, dec, seed, hidden=check.DEEP_HIDDEN),
             ]
-            model = _lime(x, lambda z, e=est: e.predict_proba(z)[:, 1], seed)
-            shares = [_lime(x, lambda z, t=t: t.predict_proba(z)[:, 1], seed) for t in twins]
+            model = bench.lime_importance(lambda z, e=est: e.predict_proba(z)[:, 1], x, seed)
+            shares = [bench.lime_importance(lambda z, t=t: t.predict_proba(z)[:, 1], x, seed) for t in twins]
             own = model[s] / model.sum()
             twin = [v[s] / v.sum() for v in shares]
             print(
