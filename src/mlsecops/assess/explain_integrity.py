@@ -210,10 +210,10 @@ class DependenceResult:
     two: MLPs on the real rows)."""
     flip_rest_expected_net: dict[str, float] = field(default_factory=dict)
     """``flip_rest_expected`` for the network twin."""
-    flip_expected_deep: dict[str, float] = field(default_factory=dict)
-    """``flip_expected`` for the other network twin (two layers; ``flip_expected_net`` holds whichever
-    of the two is closer to the model on the family)."""
-    flip_rest_expected_deep: dict[str, float] = field(default_factory=dict)
+    flip_expected_net_other: dict[str, float] = field(default_factory=dict)
+    """``flip_expected`` for the other network twin: of the one-layer and two-layer ones, the one
+    farther from the model on the family (reported; the tests use it only for the largest own effect)."""
+    flip_rest_expected_net_other: dict[str, float] = field(default_factory=dict)
     """``flip_rest_expected`` for that other network twin."""
 
 
@@ -532,8 +532,8 @@ def _assess(
                 flip_rest_expected_smooth={fam: flips[fam][k][5] for fam in families},
                 flip_expected_net={fam: flips[fam][k][6] for fam in families},
                 flip_rest_expected_net={fam: flips[fam][k][7] for fam in families},
-                flip_expected_deep={fam: flips[fam][k][8] for fam in families},
-                flip_rest_expected_deep={fam: flips[fam][k][9] for fam in families},
+                flip_expected_net_other={fam: flips[fam][k][8] for fam in families},
+                flip_rest_expected_net_other={fam: flips[fam][k][9] for fam in families},
             )
         )
     return IntegrityResult(
@@ -706,10 +706,10 @@ def _closer_net(row: tuple[float, ...]) -> tuple[float, ...]:
     the network slots and the other one after them.
     """
     flip, rest = row[0], row[2]
-    one, deep = row[6:8], row[8:10]
-    if abs(deep[0] - flip) + abs(deep[1] - rest) < abs(one[0] - flip) + abs(one[1] - rest):
-        one, deep = deep, one
-    return (*row[:6], *one, *deep)
+    near, far = row[6:8], row[8:10]
+    if abs(far[0] - flip) + abs(far[1] - rest) < abs(near[0] - flip) + abs(near[1] - rest):
+        near, far = far, near
+    return (*row[:6], *near, *far)
 
 
 def _hidden_by_dependence(dep: float, ref: float, share: float | None, ref_share: float) -> bool:
