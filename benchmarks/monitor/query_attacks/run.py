@@ -18,7 +18,9 @@ the held-out half (2,000 queries each; one row in ten retried 2-5 times in a row
 and in batches of 25. An *adaptive* attacker adds uniform noise to every query (a share of each
 feature's range) to break near-duplicates: reported are the detection and what the noise costs the
 attack. Per-query cost is the CPU and wall time of ``observe`` per one-row request (p50/p99), also on
-784-feature rows (MNIST-sized). A fourth data set mixes 10 continuous columns with one-hot and sparse
+784-feature rows (MNIST-sized). NES attackers (Gaussian probes of 1, 5 and 10% of each feature's
+range) test the concentration signal, narrow benign clients (one class; the 80 natural rows of a class
+nearest one member) and the extraction benchmark's benign kinds its false alarms. A fourth data set mixes 10 continuous columns with one-hot and sparse
 binary ones, whose natural rows agree on most columns. A benign client that re-sends every natural row
 five times with small noise shows the detector's known false-positive class.
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
@@ -61,6 +64,8 @@ CAMPAIGN_ROWS = 300
 BENIGN_PRINCIPALS = 10
 BENIGN_QUERIES = 2_000
 FLAG_GOAL = 100
+WORLD_CLIENTS = 10
+"""Clients per benign kind of the extraction benchmark's world replayed through the detector."""
 
 
 # ----------------------------------------------------------------------------------- served models
@@ -154,6 +159,10 @@ def campaign(s: Served, attack: str, seed: int, *, image: bool = False, noise: f
     return {"rows": np.asarray(rec.log), "ends": ends, "fooled": fooled}
 
 
+SIGNALS: dict[str, str] = {}
+"""Principal -> the signal of its first alert (``near_duplicates`` or ``concentration``)."""
+
+
 def replay(
     det: QueryAttackDetector,
     rows: np.ndarray,
@@ -161,13 +170,21 @@ def replay(
     *,
     batch: int = 1,
     cpu: list[float] | None = None,
+    model: Any = None,
 ) -> tuple[int | None, list[float]]:
-    """Send the rows; the first flagged query (rows sent so far) and the wall time per request (seconds);
-    the CPU time of the thread per request is appended to ``cpu``."""
+    """Send the rows with the model's answers (as the guard and the replay do); the first flagged query
+    (rows sent so far) and the wall time per request (seconds); the CPU time of the thread per request
+    is appended to ``cpu`` and the first alert's signal recorded in ``SIGNALS``."""
     flagged, costs = None, []
+    outputs = None if model is None else model.predict_proba(rows)
     for n, start in enumerate(range(0, len(rows), batch), 1):
         obs = Observation(
-            time=float(n), principal=principal, model="m", inputs=rows[start : start + batch], query_index=n
+            time=float(n),
+            principal=principal,
+            model="m",
+            inputs=rows[start : start + batch],
+            outputs=None if outputs is None else outputs[start : start + batch],
+            query_index=n,
         )
         t0, c0 = time.perf_counter(), time.thread_time()
         alerts = det.observe(obs)
@@ -176,7 +193,93 @@ def replay(
             cpu.append(time.thread_time() - c0)
         if alerts and flagged is None:
             flagged = min(len(rows), start + batch)
+            SIGNALS[principal] = str(alerts[0].evidence.get("signal"))
     return flagged, costs
+
+
+def nes_campaign(
+    s: Served, sigma: float, seed: int, *, eps: float = 0.1, probes: int = 25, budget: int = 1_000
+) -> dict[str, Any]:
+    """An NES attacker (Ilyas et al. 2018; score-based): per iterate ``probes`` antithetic Gaussian probes
+    of ``sigma`` x each feature's range, a signed step of 0.01 on the estimated gradient of the true
+    class's probability, projected on the L-inf ball of ``eps``; up to ``budget`` queries per input,
+    inputs in turn until ``CAMPAIGN_ROWS`` (the first input runs to its end: success is measured on
+    whole attacks, the detector sees the first ``CAMPAIGN_ROWS`` queries). Success: the iterate
+    misclassified within ``eps``."""
+    rec = Recording(s, seed=seed)
+    rng = np.random.default_rng(seed)
+    ends, fooled = [], []
+    for i in rng.permutation(s.correct):
+        if len(rec.log) >= CAMPAIGN_ROWS:
+            break
+        x0 = rec.normalise(s.x_pool[i : i + 1]).reshape(-1).astype(np.float64)
+        x, y, won = x0.copy(), int(s.y_pool[i]), False
+        start = len(rec.log)
+        while len(rec.log) - start < budget and not won:
+            u = rng.normal(size=(probes, len(x)))
+            score = rec.predict_proba(np.clip(np.vstack([x + sigma * u, x - sigma * u]), 0, 1))[:, y]
+            grad = ((score[:probes] - score[probes:])[:, None] * u).sum(axis=0)
+            x = np.clip(np.clip(x - 0.01 * np.sign(grad), x0 - eps, x0 + eps), 0, 1)
+            raw = rec.lo + x[None] * (rec.hi - rec.lo)
+            won = bool(s.model.predict_proba(raw).argmax() != y)  # the attacker's own check, not logged
+        ends.append(len(rec.log))
+        fooled.append(won)
+    return {"rows": np.asarray(rec.log)[:CAMPAIGN_ROWS], "ends": ends, "fooled": fooled}
+
+
+def narrow_rows(s: Served, rng: np.random.Generator, nearest: int | None) -> np.ndarray:
+    """A benign client of one predicted class (``nearest``: only the natural rows of the class nearest one
+    random member, in range-normalised units), ``BENIGN_QUERIES`` rows drawn with repeats."""
+    classes = s.model.predict_proba(s.x_pool).argmax(axis=1)
+    members = np.flatnonzero(classes == rng.choice(np.unique(classes)))
+    if nearest is not None:
+        lo, hi = s.x_train.min(axis=0), s.x_train.max(axis=0)
+        z = (s.x_pool[members] - lo) / np.where(hi > lo, hi - lo, 1.0)
+        members = members[np.argsort(((z - z[rng.integers(len(z))]) ** 2).sum(axis=1))[:nearest]]
+    rows: np.ndarray = s.x_pool[rng.choice(members, BENIGN_QUERIES)]
+    return rows
+
+
+def lowest_spread(
+    det: QueryAttackDetector, principal: str, rows: np.ndarray, model: Any
+) -> tuple[int | None, float]:
+    """Replay one row per request; the first flagged query and the lowest spread ratio of any full window."""
+    outputs, low, flagged = model.predict_proba(rows), math.inf, None
+    for n in range(len(rows)):
+        obs = Observation(
+            time=float(n), principal=principal, model="m", inputs=rows[n : n + 1], outputs=outputs[n : n + 1]
+        )
+        if det.observe(obs) and flagged is None:
+            flagged = n + 1
+        p = det._principals[principal]
+        full = p.spread_filled == det.spread_window
+        if full and det.spread_ is not None and p.spread_rows is not None and p.spread_classes is not None:
+            low = min(low, det.spread_.ratio(p.spread_rows, p.spread_classes))
+    return flagged, low
+
+
+def default_set(s: Served, rows: np.ndarray) -> dict[str, Any] | None:
+    """The first alert of the guard's default detector set (extraction, query_attack, drift) on the rows,
+    one per request with the model's answers: what a deployment sees when this detector alone misses."""
+    from mlsecops.monitor.detectors import build_detectors
+    from mlsecops.runtime.policy import MonitorPolicy
+
+    dets = build_detectors(MonitorPolicy(), s.model, baseline={"X": s.x_train}, model_name="m")
+    outputs = s.model.predict_proba(rows)
+    for n in range(len(rows)):
+        obs = Observation(
+            time=float(n),
+            principal="p",
+            model="m",
+            inputs=rows[n : n + 1],
+            outputs=outputs[n : n + 1],
+            query_index=n + 1,
+        )
+        for d in dets:
+            alerts = d.observe(obs)
+            if alerts:
+                return {"kind": alerts[0].kind, "at": n + 1}
+    return None
 
 
 def benign_rows(s: Served, rng: np.random.Generator) -> np.ndarray:
@@ -188,16 +291,32 @@ def benign_rows(s: Served, rng: np.random.Generator) -> np.ndarray:
 
 
 def part_detector(seeds: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"attackers": [], "benign": [], "resend": [], "adaptive": [], "cost_us": {}}
+    out: dict[str, Any] = {
+        "attackers": [],
+        "benign": [],
+        "narrow": [],
+        "world_benign": [],
+        "resend": [],
+        "adaptive": [],
+        "cost_us": {},
+    }
     all_costs: list[float] = []
     all_cpu: list[float] = []
     for s in served_models():
-        det = QueryAttackDetector(model_name=s.name, baseline={"X": s.x_train})
-        variants = [("hopskipjump", False), ("square", False)] + ([("square", True)] if s.image else [])
+        det = QueryAttackDetector(model_name=s.name, baseline={"X": s.x_train}, model=s.model)
+        variants: list[tuple[str, Any]] = [("hopskipjump", False), ("square", False)]
+        variants += [("square", True)] if s.image else []
+        variants += [("nes", sigma) for sigma in (0.01, 0.05, 0.1)]
         for attack, image in variants:
             for seed in range(seeds):
-                c = campaign(s, attack, seed, image=image)
-                flagged, costs = replay(det, c["rows"], f"{attack}-{image}-{seed}", cpu=all_cpu)
+                if attack == "nes":
+                    c = nes_campaign(s, image, seed)
+                    name = f"nes sigma={image}"
+                else:
+                    c = campaign(s, attack, seed, image=image)
+                    name = attack + (" (image)" if image else "")
+                principal = f"{s.name}:{name}-{seed}"
+                flagged, costs = replay(det, c["rows"], principal, cpu=all_cpu, model=s.model)
                 all_costs += costs
                 before = sum(
                     1
@@ -207,14 +326,18 @@ def part_detector(seeds: int) -> dict[str, Any]:
                 out["attackers"].append(
                     {
                         "data": s.name,
-                        "attack": attack + (" (image)" if image else ""),
+                        "attack": name,
                         "seed": seed,
                         "queries": len(c["rows"]),
                         "flagged_at": flagged,
+                        "signal": SIGNALS.get(principal),
                         "first_example_queries": c["ends"][0],
                         "adversarial_before_flag": before,
+                        "success_rate": float(np.mean(c["fooled"])),
                     }
                 )
+                if flagged is None or flagged > FLAG_GOAL:
+                    out["attackers"][-1]["default_set"] = default_set(s, c["rows"])
                 print(out["attackers"][-1], flush=True)
         rng = np.random.default_rng(123)
         for b in range(BENIGN_PRINCIPALS):
@@ -225,6 +348,7 @@ def part_detector(seeds: int) -> dict[str, Any]:
                     f"benign-{b}-{batch}",
                     batch=batch,
                     cpu=all_cpu if batch == 1 else None,
+                    model=s.model,
                 )
                 if batch == 1:
                     all_costs += costs
@@ -235,21 +359,37 @@ def part_detector(seeds: int) -> dict[str, Any]:
             sum(r["flagged_at"] is not None for r in out["benign"] if r["data"] == s.name),
             flush=True,
         )
+        # benign clients of one class, or of the 80 natural rows of a class nearest one of its members:
+        # the concentration signal's hardest natural traffic; and the lowest spread ratio any window had
+        for kind, nearest in (("natural", 0), ("one class", None), ("80 nearest of a class", 80)):
+            for b in range(5):
+                rows = benign_rows(s, rng) if nearest == 0 else narrow_rows(s, rng, nearest)
+                flagged, low = lowest_spread(det, f"{kind}-{b}", rows, s.model)
+                out["narrow"].append(
+                    {
+                        "data": s.name,
+                        "kind": kind,
+                        "principal": b,
+                        "flagged_at": flagged,
+                        "lowest_spread": low,
+                    }
+                )
         # a known limitation: a benign client that re-sends each natural row several times with small
         # changes (re-encoding, sensor noise of 1% of the range) looks like a probing attacker
         span = s.x_train.max(axis=0) - s.x_train.min(axis=0)
         for b in range(3):
             natural = benign_rows(s, rng)[:400]
             resend = np.repeat(natural, 5, axis=0) + rng.normal(0, 0.01, (2000, natural.shape[1])) * span
-            flagged, _ = replay(det, resend, f"resend-{b}")
+            flagged, _ = replay(det, resend, f"resend-{b}", model=s.model)
             out["resend"].append({"data": s.name, "principal": b, "flagged_at": flagged})
         # the adaptive attacker: uniform noise on every query, a share of each feature's range
         for noise in (0.05, 0.1, 0.2):
             for attack in ("hopskipjump", "square"):
                 for seed in range(min(seeds, 3)):
-                    fresh = QueryAttackDetector(model_name=s.name, baseline={"X": s.x_train})
+                    fresh = QueryAttackDetector(model_name=s.name, baseline={"X": s.x_train}, model=s.model)
                     c = campaign(s, attack, seed, noise=noise)
-                    flagged, _ = replay(fresh, c["rows"], "adaptive")
+                    principal = f"{s.name}:adaptive-{attack}-{noise}-{seed}"
+                    flagged, _ = replay(fresh, c["rows"], principal, model=s.model)
                     out["adaptive"].append(
                         {
                             "data": s.name,
@@ -257,6 +397,7 @@ def part_detector(seeds: int) -> dict[str, Any]:
                             "noise": noise,
                             "seed": seed,
                             "flagged_at": flagged,
+                            "signal": SIGNALS.get(principal),
                             "success_rate": float(np.mean(c["fooled"])),
                             "examples": len(c["fooled"]),
                         }
@@ -266,13 +407,31 @@ def part_detector(seeds: int) -> dict[str, Any]:
     # cost on 784-feature rows: a benign stream of random natural-looking rows and a near-duplicate stream
     rng = np.random.default_rng(5)
     base = rng.random((2000, 784))
-    det = QueryAttackDetector(model_name="wide", baseline={"X": base})
+    labels = (base @ rng.normal(size=784) > 0).astype(int) + (base[:, 0] > 0.5)
+    wide_model = SklearnModel(LogisticRegression(max_iter=500).fit(base, labels))
+    det = QueryAttackDetector(model_name="wide", baseline={"X": base}, model=wide_model)
     x0 = rng.random(784)
     near = np.clip(x0 + rng.normal(0, 0.005, (1000, 784)), 0, 1)
     wide_cpu: list[float] = []
-    _, c1 = replay(det, base[:1000], "wide-benign", cpu=wide_cpu)
-    _, c2 = replay(det, near, "wide-attack", cpu=wide_cpu)
+    _, c1 = replay(det, base[:1000], "wide-benign", cpu=wide_cpu, model=wide_model)
+    _, c2 = replay(det, near, "wide-attack", cpu=wide_cpu, model=wide_model)
     out["cost_us"]["784 features"] = _cost(np.asarray(c1 + c2) * 1e6, np.asarray(wide_cpu) * 1e6)
+    # the extraction benchmark's benign kinds (tabular world: an MLP victim, 20 features, 5 classes)
+    from mlsecops.monitor._thieves import BENIGN_KINDS, HARD_KIND, benign_stream, make_world
+
+    world = make_world("tabular", seed=0)
+    wdet = QueryAttackDetector(model_name="tabular", baseline={"X": world.x_train}, model=world.model)
+    for kind in (*BENIGN_KINDS, HARD_KIND):
+        for client in range(WORLD_CLIENTS):
+            reqs = benign_stream(world, kind, BENIGN_QUERIES, seed=60_000 + client)
+            rows = np.concatenate([r for _, r in reqs])
+            flagged, low = lowest_spread(wdet, f"{kind}-{client}", rows, world.model)
+            out["world_benign"].append(
+                {"kind": kind, "client": client, "flagged_at": flagged, "lowest_spread": low}
+            )
+        print(
+            "world", kind, [r["lowest_spread"] for r in out["world_benign"] if r["kind"] == kind], flush=True
+        )
     return out
 
 
@@ -388,6 +547,16 @@ def _fmt(v: float | None, pct: bool = False) -> str:
     return f"{100 * v:.0f}%" if pct else f"{v:.0f}"
 
 
+def _signals(rows: list[dict[str, Any]]) -> str:
+    short = {"near_duplicates": "near-dup", "concentration": "conc"}
+    counts: dict[str, int] = {}
+    for r in rows:
+        if r.get("signal"):
+            key = short.get(r["signal"], r["signal"])
+            counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
+
+
 def markdown(res: dict[str, Any]) -> str:
     det = res["detector"]
     lines = [
@@ -396,26 +565,53 @@ def markdown(res: dict[str, Any]) -> str:
         f"Command: `{res['command']}` ({res['machine']}, {res['date']}).",
         "",
         "## query_attack detector (defaults: quant_step 0.1, 32 keys x 6 features, match 16, "
-        "10 near-duplicates in 50 queries)",
+        "10 near-duplicates in 50 queries; concentration: spread of the last 40 distinct queries along 5 "
+        "principal components under 0.1 of natural within-class spread)",
         "",
         "Each attacker attacks correctly classified inputs one after another until it has sent "
-        f"{CAMPAIGN_ROWS} queries. *Flagged at*: the query (rows sent) at which the alert came; *adv. before "
-        "flag*: adversarial examples the attacker had finished before that.",
+        f"{CAMPAIGN_ROWS} queries; the detector gets every query with the model's answer, as in the guard "
+        "and `monitor replay`. *Flagged at*: the query (rows sent) at which the alert came; *signals*: the "
+        "signal of each attacker's first alert (`near-dup`: near-duplicates, `conc`: concentration); *adv. "
+        "before flag*: adversarial examples the attacker had finished before that; *success*: share of the "
+        "attacked inputs it fooled. `nes sigma=s`: NES (Ilyas et al. 2018), 25 antithetic Gaussian probes "
+        "of s x each feature's range per step, L-inf 0.1, at most 1,000 queries per input: not seen by the "
+        "detector's design before this run (sigma 0.05 and 0.1 went unflagged by the near-duplicate signal "
+        "alone).",
         "",
-        "| data | attack | attackers | flagged | within 100 | flagged at (median, max) | queries of 1st example (median) | adv. before flag (total) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| data | attack | attackers | flagged | within 100 | flagged at (median, max) | signals | queries of 1st example (median) | adv. before flag (total) | success |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for a in det["attackers"]:
         groups.setdefault((a["data"], a["attack"]), []).append(a)
     for (data, attack), rows in groups.items():
         at = [r["flagged_at"] for r in rows if r["flagged_at"] is not None]
+        wins = [r["success_rate"] for r in rows if "success_rate" in r]
         lines.append(
             f"| {data} | {attack} | {len(rows)} | {len(at)} | {sum(1 for v in at if v <= FLAG_GOAL)} | "
             f"{_fmt(float(np.median(at)) if at else None)}, {_fmt(max(at) if at else None)} | "
+            f"{_signals(rows)} | "
             f"{_fmt(float(np.median([r['first_example_queries'] for r in rows])))} | "
-            f"{sum(r['adversarial_before_flag'] for r in rows)} |"
+            f"{sum(r['adversarial_before_flag'] for r in rows)} | "
+            f"{_fmt(float(np.mean(wins)) if wins else None, True)} |"
         )
+    missed = [a for a in det["attackers"] if "default_set" in a]
+    if missed:
+        lines += [
+            "",
+            f"Attackers this detector did not flag within {FLAG_GOAL} queries, replayed through the guard's "
+            "default detector set (extraction, query_attack, drift): "
+            + "; ".join(
+                f"{a['data']} {a['attack']} seed {a['seed']}: "
+                + (
+                    f"{a['default_set']['kind']} at query {a['default_set']['at']}"
+                    if a["default_set"]
+                    else "none"
+                )
+                for a in missed
+            )
+            + ".",
+        ]
     lines += [
         "",
         "| data | benign principals (x2,000 queries; one row / 25 rows per request) | flagged |",
@@ -428,11 +624,46 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {data} | {len(rows)} | {sum(r['flagged_at'] is not None for r in rows)} |")
     lines += [
         "",
+        "Narrow benign clients, the concentration signal's hardest natural traffic: natural rows of one "
+        "predicted class, or only the 80 natural rows of a class nearest one of its members (2,000 queries "
+        "each, with repeats). *Lowest spread*: the smallest ratio any full window of the client reached "
+        "(the alert is under 0.1).",
+        "",
+        "| data | client | principals | flagged | lowest spread |",
+        "|---|---|---|---|---|",
+    ]
+    ngroups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in det.get("narrow", []):
+        ngroups.setdefault((r["data"], r["kind"]), []).append(r)
+    for (data, kind), rows in ngroups.items():
+        lines.append(
+            f"| {data} | {kind} | {len(rows)} | {sum(r['flagged_at'] is not None for r in rows)} | "
+            f"{min(r['lowest_spread'] for r in rows):.3f} |"
+        )
+    wgroups: dict[str, list[dict[str, Any]]] = {}
+    for r in det.get("world_benign", []):
+        wgroups.setdefault(r["kind"], []).append(r)
+    if wgroups:
+        lines += [
+            "",
+            "The extraction benchmark's benign clients (its tabular world: an MLP on 20 features, 5 classes; "
+            "2,000 queries each, seeds 60,000+) through this detector:",
+            "",
+            "| benign kind | principals | flagged | lowest spread |",
+            "|---|---|---|---|",
+        ]
+        for kind, rows in wgroups.items():
+            lines.append(
+                f"| {kind} | {len(rows)} | {sum(r['flagged_at'] is not None for r in rows)} | "
+                f"{min(r['lowest_spread'] for r in rows):.3f} |"
+            )
+    lines += [
+        "",
         "Adaptive attacker: uniform noise of +-`noise` x range added to every query it sends (the final "
         "adversarial input is sent clean).",
         "",
-        "| data | attack | noise | attackers | flagged | flagged at (median) | attack success |",
-        "|---|---|---|---|---|---|---|",
+        "| data | attack | noise | attackers | flagged | flagged at (median) | signals | attack success |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     agroups: dict[tuple[str, str, float], list[dict[str, Any]]] = {}
     for a in det["adaptive"]:
@@ -441,7 +672,8 @@ def markdown(res: dict[str, Any]) -> str:
         at = [r["flagged_at"] for r in rows if r["flagged_at"] is not None]
         succ = float(np.mean([r["success_rate"] for r in rows]))
         lines.append(
-            f"| {data} | {attack} | {noise} | {len(rows)} | {len(at)} | {_fmt(float(np.median(at)) if at else None)} | {_fmt(succ, True)} |"
+            f"| {data} | {attack} | {noise} | {len(rows)} | {len(at)} | {_fmt(float(np.median(at)) if at else None)} | "
+            f"{_signals(rows)} | {_fmt(succ, True)} |"
         )
     lines += [
         "",

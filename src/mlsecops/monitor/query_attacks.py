@@ -27,6 +27,19 @@ How a query is fingerprinted and matched:
 4. **Decide**: alert when ``alert_count`` or more of the principal's last ``window`` distinct queries
    were near-duplicates. The alert fires once and re-arms when the count falls below half the threshold.
 
+A second signal catches the attacks that sample with noise too large for near-duplicates:
+gradient-estimation attacks (NES, Ilyas et al. 2018; bandits) send Gaussian probes ``x + sigma u``
+around the input they attack, and average the noise away, so a sigma of 5-10% of each feature's range
+costs them little success while no two probes agree on most features. Such a run is *concentrated*: its
+queries spread around one point far less than natural rows of the classes the model gives them. The
+detector projects each query on the main directions of the baseline's rows (``SPREAD_COMPONENTS``
+principal components, in range-normalised units) and compares the spread of the principal's last
+``SPREAD_WINDOW`` distinct queries along them with the spread of baseline rows of the same predicted
+classes (the within-class variance, weighted by the classes' shares in the window): a ratio under
+``spread_ratio`` raises a ``query_attack`` alert with ``signal: concentration``. The signal needs the
+model (to predict the baseline rows' classes), baseline rows (a data file or a profile's joint row
+sample) and the model's outputs in the observations; without them it is off (``metrics()`` says so).
+
 Exact repeats are handled apart: a row identical (in float32) to one of the principal's recent rows is
 a retry, which a benign client sends after a timeout and which teaches an attacker nothing; it is
 counted, not matched, and does not enter the history or the window. Memory is bounded: per principal
@@ -34,8 +47,9 @@ at most ``history`` x ``n_hashes`` x 4 bytes of sketches, 8 bytes per remembered
 window, and at most ``max_principals`` principals (least recently seen evicted first, evictions
 counted).
 
-What it does not catch: an attacker who adds large random noise to each query (so that no two agree
-on most features) or spreads the queries over many principals (Sybil accounts) or interleaves each
+What it does not catch: an attacker whose noise is both too large for near-duplicates and spread
+like natural rows of the class (on breast cancer, Gaussian probes of 10% of each range keep a spread
+ratio near 0.15), or who interleaves its probes around several inputs at once, or spreads the queries over many principals (Sybil accounts) or interleaves each
 near-duplicate with enough diverse queries to stay under the window's count; every such evasion costs
 queries (see the benchmark in ``benchmarks/results/monitor-query-attacks.md``). It also cannot see
 an adversarial input crafted elsewhere and sent once: that is :mod:`mlsecops.monitor.adversarial_screen`.
@@ -64,6 +78,9 @@ __all__ = [
     "MATCH_KEYS",
     "N_HASHES",
     "QUANT_STEP",
+    "SPREAD_COMPONENTS",
+    "SPREAD_RATIO",
+    "SPREAD_WINDOW",
     "WINDOW",
     "QueryAttackDetector",
     "feature_ranges",
@@ -113,8 +130,8 @@ near-duplicate)."""
 
 MAX_PRINCIPALS = 4_096
 """Principals tracked at once; the least recently seen one is evicted beyond this. With the defaults a
-principal holds at most about 41 KB (sketches, digests, window), so 170 MB in all; principals with
-few queries hold far less (the rings grow as they fill)."""
+principal holds at most about 42 KB (sketches, digests, windows; the spread window is 40 x 5 floats and
+40 classes), so 172 MB in all; principals with few queries hold far less (the rings grow as they fill)."""
 
 WARMUP_ROWS = 256
 """Rows of traffic (all principals) from which feature ranges are estimated when neither a baseline nor
@@ -135,6 +152,32 @@ _SAME_CELL = 0.99
 
 _RANGE_FLOOR = 1e-12
 """A feature whose range is below this (times the largest range) is constant: never sampled."""
+
+SPREAD_WINDOW = 40
+"""Distinct queries over which the concentration signal measures a principal's spread (0: off). A
+gradient-estimation attack sends 20-100 probes around each iterate."""
+
+SPREAD_COMPONENTS = 5
+"""Principal components of the baseline along which the spread is measured. Natural rows vary most
+along them; a noise cloud spreads evenly in every direction, so along these it is far narrower than
+the data."""
+
+SPREAD_RATIO = 0.1
+"""A window whose spread along the components is under this share of natural within-class spread is
+concentrated. Measured with windows of 40 (benchmarks/monitor/query_attacks): natural rows of one
+class 0.62-0.85, the 160 natural rows nearest a random row of a class 0.39-0.56; NES probes with
+sigma 5% of each range 0.004-0.12, 10% 0.02-0.4 (digits, breast cancer, 20-feature tabular, mixed
+one-hot)."""
+
+SPREAD_REFERENCE_ROWS = 2_000
+"""Baseline rows (a seeded sample) from which the components and class spreads are computed."""
+
+SPREAD_MAX_FEATURES = 8_192
+"""Widest input for which the concentration signal is computed (the SVD of the reference rows)."""
+
+MIN_CLASS_ROWS = 10
+"""Fewest baseline rows of a predicted class from which its spread is judged; rarer classes take the
+pooled within-class spread."""
 
 _SEVERITIES = ("info", "low", "medium", "high", "critical")
 
@@ -248,10 +291,47 @@ class _Ring:
             self.add(row)
 
 
-class _Principal:
-    """One principal's bounded state: sketch ring, retry digests, near-duplicate window."""
+class _Spread:
+    """The concentration signal's reference: components of the baseline and within-class spreads."""
 
-    __slots__ = ("alerted", "digests", "near", "near_count", "queries", "retries", "rows", "sketches")
+    __slots__ = ("classes", "components", "lo", "mean", "pooled", "scale", "spread")
+
+    def __init__(
+        self, lo: np.ndarray, scale: np.ndarray, mean: np.ndarray, components: np.ndarray, spread: np.ndarray
+    ) -> None:
+        self.lo, self.scale, self.mean, self.components = lo, scale, mean, components
+        self.spread = spread  # per predicted class: variance along the components summed
+        self.classes = len(spread)
+        self.pooled = float(spread.mean()) if len(spread) else 0.0
+
+    def project(self, rows: np.ndarray) -> np.ndarray:
+        out: np.ndarray = ((rows - self.lo) * self.scale - self.mean) @ self.components
+        return out
+
+    def ratio(self, window: np.ndarray, classes: np.ndarray) -> float:
+        """Spread of the window's rows over the natural within-class spread of their classes."""
+        natural = float(self.spread[classes].mean())
+        return float(window.var(axis=0).sum()) / natural if natural > 0 else math.inf
+
+
+class _Principal:
+    """One principal's bounded state: sketch ring, retry digests, near-duplicate window, spread window."""
+
+    __slots__ = (
+        "alerted",
+        "digests",
+        "near",
+        "near_count",
+        "queries",
+        "retries",
+        "rows",
+        "sketches",
+        "spread_alerted",
+        "spread_classes",
+        "spread_filled",
+        "spread_head",
+        "spread_rows",
+    )
 
     def __init__(self, history: int, n_hashes: int, window: int) -> None:
         self.sketches = _Ring(history, n_hashes, np.uint32)
@@ -263,6 +343,22 @@ class _Principal:
         self.retries = 0
         self.queries = 0
         self.alerted = False
+        self.spread_rows: np.ndarray | None = None  # (SPREAD_WINDOW, components), allocated on first use
+        self.spread_classes: np.ndarray | None = None
+        self.spread_head = 0
+        self.spread_filled = 0
+        self.spread_alerted = False
+
+    def push_spread(self, projected: np.ndarray, cls: int, window: int) -> bool:
+        """Slide the spread window by one distinct query; True once the window is full."""
+        if self.spread_rows is None or self.spread_classes is None:
+            self.spread_rows = np.zeros((window, len(projected)))
+            self.spread_classes = np.zeros(window, dtype=np.int64)
+        self.spread_rows[self.spread_head] = projected
+        self.spread_classes[self.spread_head] = cls
+        self.spread_head = (self.spread_head + 1) % window
+        self.spread_filled = min(self.spread_filled + 1, window)
+        return self.spread_filled == window
 
     def is_retry(self, digest: int) -> bool:
         """True when ``digest`` is among the recent ones; remembers it otherwise."""
@@ -286,7 +382,8 @@ class _Principal:
 
     def nbytes(self) -> int:
         """Bytes held by the rings (the window and counters add under a kilobyte)."""
-        return int(self.sketches.data.nbytes + self.digests.data.nbytes)
+        spread = 0 if self.spread_rows is None else self.spread_rows.nbytes + self.spread_classes.nbytes  # type: ignore[union-attr]
+        return int(self.sketches.data.nbytes + self.digests.data.nbytes + spread)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -297,6 +394,15 @@ class _Principal:
             "retries": self.retries,
             "queries": self.queries,
             "alerted": self.alerted,
+            "spread": None
+            if self.spread_rows is None or self.spread_classes is None
+            else {
+                "rows": self.spread_rows.tolist(),
+                "classes": self.spread_classes.tolist(),
+                "head": self.spread_head,
+                "filled": self.spread_filled,
+                "alerted": self.spread_alerted,
+            },
         }
 
     @classmethod
@@ -308,6 +414,20 @@ class _Principal:
             p.push_near(ch == "1")
         p.rows, p.retries, p.queries = int(data["rows"]), int(data["retries"]), int(data["queries"])
         p.alerted = bool(data["alerted"])
+        spread = data.get("spread")
+        if spread is not None:
+            rows = np.asarray(spread["rows"], dtype=np.float64)
+            classes = np.asarray(spread["classes"], dtype=np.int64)
+            head, filled = int(spread["head"]), int(spread["filled"])
+            if (
+                rows.ndim != 2
+                or classes.shape != (len(rows),)
+                or not 0 <= head < len(rows)
+                or not 0 <= filled <= len(rows)
+            ):
+                raise ValueError("spread window does not fit")
+            p.spread_rows, p.spread_classes, p.spread_head, p.spread_filled = rows, classes, head, filled
+            p.spread_alerted = bool(spread["alerted"])
         return p
 
 
@@ -328,6 +448,11 @@ class QueryAttackDetector:
         max_principals: Principals tracked at once (``MAX_PRINCIPALS``).
         severity: Severity of the alert (``high``).
         seed: Seed of the sketch's feature choice, hash multipliers and grid offsets.
+        model: The served model (an adapter with ``predict_proba``); with baseline rows it turns on the
+            concentration signal (the baseline rows' predicted classes weigh natural spread).
+        spread_window: Distinct queries in the concentration signal's window (``SPREAD_WINDOW``; 0: off).
+        spread_ratio: Spread ratio under which a window is concentrated (``SPREAD_RATIO``).
+        spread_components: Principal components the spread is measured along (``SPREAD_COMPONENTS``).
 
     Raises:
         ConfigError: an option out of its range (named, with the range).
@@ -351,6 +476,10 @@ class QueryAttackDetector:
         max_principals: int = MAX_PRINCIPALS,
         severity: str = "high",
         seed: int = 0,
+        model: Any = None,
+        spread_window: int = SPREAD_WINDOW,
+        spread_ratio: float = SPREAD_RATIO,
+        spread_components: int = SPREAD_COMPONENTS,
     ) -> None:
         self.model_name = model_name
         self.quant_step = quant_step
@@ -363,7 +492,13 @@ class QueryAttackDetector:
         self.max_principals = max_principals
         self.severity = severity
         self.seed = seed
+        self.spread_window = spread_window
+        self.spread_ratio = spread_ratio
+        self.spread_components = spread_components
         self._check_params()
+        self._model = model if callable(getattr(model, "predict_proba", None)) else None
+        self.spread_: _Spread | None = None
+        self.spread_off_ = "no model" if self._model is None else "no baseline rows"
         self._principals: OrderedDict[str, _Principal] = OrderedDict()
         self._pending: list[tuple[Observation, np.ndarray]] = []
         self._pending_rows = 0
@@ -375,6 +510,7 @@ class QueryAttackDetector:
         ranges = feature_ranges(baseline)
         if ranges is not None:
             self._set_ranges(*ranges, source="baseline", reference=reference_values(baseline))
+            self._fit_spread_from(baseline or {})
 
     def _check_params(self) -> None:
         checks = [
@@ -392,6 +528,13 @@ class QueryAttackDetector:
             ),
             (self.severity in _SEVERITIES, "severity", "one of " + ", ".join(_SEVERITIES)),
             (_int(self.seed), "seed", "an integer"),
+            (_int(self.spread_window) and 0 <= self.spread_window <= 10_000, "spread_window", "0..10000"),
+            (_num(self.spread_ratio) and 0.0 < self.spread_ratio < 1.0, "spread_ratio", "in (0, 1)"),
+            (
+                _int(self.spread_components) and 1 <= self.spread_components <= 64,
+                "spread_components",
+                "1..64",
+            ),
             (isinstance(self.model_name, str), "model_name", "a string"),
         ]
         for ok, name, expected in checks:
@@ -412,7 +555,78 @@ class QueryAttackDetector:
             raise InputError("query_attack detector: fit needs a non-empty batch of finite rows")
         arr = arr.reshape(len(arr), -1)
         self._set_ranges(arr.min(axis=0), arr.max(axis=0), source="fitted", reference=list(arr.T))
+        self._fit_spread(arr)
         return self
+
+    def _fit_spread_from(self, baseline: dict[str, Any]) -> None:
+        if self._model is None or self.spread_window == 0:
+            return
+        from mlsecops.monitor.extraction import reference_rows
+
+        try:
+            x = reference_rows(baseline, self.features_)
+        except InputError as err:
+            self.spread_off_ = str(err).splitlines()[0]
+            return
+        if x.shape[1] != self.features_:
+            self.spread_off_ = "the baseline rows' width differs from the feature ranges'"
+            return
+        self._fit_spread(x)
+
+    def _fit_spread(self, x: np.ndarray) -> None:
+        """Components and within-class spreads of trusted rows ``x`` (the concentration signal)."""
+        self.spread_ = None
+        if self._model is None or self.spread_window == 0:
+            self.spread_off_ = "no model" if self._model is None else "spread_window is 0"
+            return
+        if x.shape[1] > SPREAD_MAX_FEATURES:
+            self.spread_off_ = f"inputs wider than {SPREAD_MAX_FEATURES} features"
+            return
+        assert self.lo_ is not None and self.hi_ is not None
+        if len(x) > SPREAD_REFERENCE_ROWS:
+            x = x[np.random.default_rng(self.seed).choice(len(x), SPREAD_REFERENCE_ROWS, replace=False)]
+        try:
+            proba = np.asarray(self._model.predict_proba(x), dtype=np.float64)
+        except Exception as err:  # any failure of the model only turns the signal off
+            self.spread_off_ = f"the model could not answer on the baseline rows ({type(err).__name__})"
+            _log.warning("query_attack detector for %r: concentration signal off: %s", self.model_name, err)
+            return
+        if proba.ndim != 2 or len(proba) != len(x) or not np.isfinite(proba).all():
+            self.spread_off_ = "the model's answers on the baseline rows are not class scores"
+            return
+        span = self.hi_ - self.lo_
+        varying = span > _RANGE_FLOOR * max(float(span.max()), _RANGE_FLOOR)
+        scale = np.where(varying, 1.0 / np.where(varying, span, 1.0), 0.0)
+        z = (x - self.lo_) * scale
+        mean = z.mean(axis=0)
+        _, sv, vt = np.linalg.svd(z - mean, full_matrices=False)
+        k = min(self.spread_components, int(np.count_nonzero(sv > 1e-9 * max(float(sv[0]), 1e-300))))
+        if k == 0:
+            self.spread_off_ = "the baseline rows do not vary"
+            return
+        components = vt[:k].T
+        projected = (z - mean) @ components
+        classes = proba.argmax(axis=1)
+        spread = np.zeros(proba.shape[1])
+        known = np.zeros(proba.shape[1], dtype=bool)
+        for c in range(proba.shape[1]):
+            mine = projected[classes == c]
+            if len(mine) >= MIN_CLASS_ROWS:
+                spread[c], known[c] = float(mine.var(axis=0).sum()), True
+        if not known.any():
+            spread[:], known[:] = float(projected.var(axis=0).sum()), True
+        weights = np.bincount(classes, minlength=len(spread))[known].astype(np.float64)
+        pooled = (
+            float(np.average(spread[known], weights=weights))
+            if weights.sum()
+            else float(spread[known].mean())
+        )
+        spread[~known] = pooled
+        if pooled <= 0:
+            self.spread_off_ = "the baseline rows do not vary within classes"
+            return
+        self.spread_ = _Spread(self.lo_, scale, mean, components, spread)
+        self.spread_off_ = ""
 
     def _set_ranges(
         self,
@@ -544,17 +758,21 @@ class QueryAttackDetector:
                 )
                 self.lo_ = None
                 self.scale_source_ = "warmup"
+                self.spread_, self.spread_off_ = None, "the baseline's width differs from the requests'"
                 return self._warm_up(observation)
             self.skipped_rows_ += len(rows)
             return []
+        classes = self._classes(observation, len(rows))
         finite = np.isfinite(rows).all(axis=1)
         if not finite.all():
             self.skipped_rows_ += int((~finite).sum())
             rows = rows[finite]
+            classes = None if classes is None else classes[finite]
         if len(rows) == 0:
             return []
         p = self._principal(str(observation.principal))
         keys = self._sketch(rows)
+        projected = None if classes is None or self.spread_ is None else self.spread_.project(rows)
         with np.errstate(over="ignore"):  # beyond float32's range a value digests as infinity
             narrow = rows.astype(np.float32)
         # float32: a retry that went through a JSON or float64 round trip is still the same request
@@ -577,7 +795,39 @@ class QueryAttackDetector:
                 alerts.append(self._alert(observation, p))
             elif p.alerted and p.near_count < self.alert_count / 2:
                 p.alerted = False
+            if projected is not None and classes is not None and classes[i] >= 0:
+                alerts += self._check_spread(observation, p, projected[i], int(classes[i]))
         return alerts
+
+    def _classes(self, observation: Observation, n: int) -> np.ndarray | None:
+        """The model's class per row from the observation's outputs (-1: unknown), or None."""
+        if self.spread_ is None or observation.outputs is None:
+            return None
+        try:
+            out = np.asarray(observation.outputs, dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        if out.ndim != 2 or len(out) != n or out.shape[1] != self.spread_.classes:
+            return None
+        classes: np.ndarray = out.argmax(axis=1)
+        classes[~np.isfinite(out).all(axis=1)] = -1
+        return classes
+
+    def _check_spread(
+        self, observation: Observation, p: _Principal, projected: np.ndarray, cls: int
+    ) -> list[Alert]:
+        assert self.spread_ is not None
+        if not p.push_spread(projected, cls, self.spread_window):
+            return []
+        assert p.spread_rows is not None and p.spread_classes is not None
+        ratio = self.spread_.ratio(p.spread_rows, p.spread_classes)
+        if not p.spread_alerted and ratio < self.spread_ratio:
+            p.spread_alerted = True
+            self.alerts_ += 1
+            return [self._alert(observation, p, spread_ratio=ratio)]
+        if p.spread_alerted and ratio >= 2 * self.spread_ratio:
+            p.spread_alerted = False
+        return []
 
     def _principal(self, key: str) -> _Principal:
         p = self._principals.get(key)
@@ -591,7 +841,26 @@ class QueryAttackDetector:
             self._principals.move_to_end(key)
         return p
 
-    def _alert(self, observation: Observation, p: _Principal) -> Alert:
+    def _alert(self, observation: Observation, p: _Principal, *, spread_ratio: float | None = None) -> Alert:
+        if spread_ratio is None:
+            signal: dict[str, Any] = {
+                "signal": "near_duplicates",
+                "near_duplicates": p.near_count,
+                "window": len(p.near),
+                "alert_count": self.alert_count,
+                "match_keys": self.match_keys,
+                "n_hashes": self.n_hashes,
+                "quant_step": self.quant_step,
+            }
+        else:
+            assert self.spread_ is not None
+            signal = {
+                "signal": "concentration",
+                "spread_ratio": round(spread_ratio, 4),
+                "spread_threshold": self.spread_ratio,
+                "window": self.spread_window,
+                "components": int(self.spread_.components.shape[1]),
+            }
         return Alert(
             kind=self.name,
             principal=str(observation.principal),
@@ -600,15 +869,10 @@ class QueryAttackDetector:
             query_index=int(observation.query_index),
             time=float(observation.time),
             evidence={
-                "near_duplicates": p.near_count,
-                "window": len(p.near),
-                "alert_count": self.alert_count,
+                **signal,
                 "rows": p.rows,
                 "distinct_rows": p.queries,
                 "retries": p.retries,
-                "match_keys": self.match_keys,
-                "n_hashes": self.n_hashes,
-                "quant_step": self.quant_step,
                 "scale": self.scale_source_,
                 "atlas": "AML.T0043.001",  # craft adversarial data: black-box optimization
             },
@@ -658,6 +922,12 @@ class QueryAttackDetector:
             counters = int(state["evicted"]), int(state["skipped_rows"]), int(state["alerts"])
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise InputError(f"query_attack detector: state does not fit this detector ({err})") from None
+        width = None if self.spread_ is None else (self.spread_window, self.spread_.components.shape[1])
+        for p in principals.values():  # a spread window saved under other settings starts afresh
+            if p.spread_rows is not None and p.spread_rows.shape != width:
+                p.spread_rows = p.spread_classes = None
+                p.spread_head = p.spread_filled = 0
+                p.spread_alerted = False
         while len(principals) > self.max_principals:
             principals.popitem(last=False)
         self._principals = principals
@@ -667,7 +937,8 @@ class QueryAttackDetector:
         """Counters for reports: principals tracked and flagged, evictions, skipped rows, alerts."""
         return {
             "principals": float(len(self._principals)),
-            "flagged": float(sum(p.alerted for p in self._principals.values())),
+            "flagged": float(sum(p.alerted or p.spread_alerted for p in self._principals.values())),
+            "concentration_signal": float(self.spread_ is not None),
             "evicted": float(self.evicted_),
             "skipped_rows": float(self.skipped_rows_),
             "alerts": float(self.alerts_),

@@ -131,12 +131,26 @@ def record(served: Served, attack: str, *, seed: int, min_rows: int = 150, image
     return np.asarray(rec.log)
 
 
-def replay(det: QueryAttackDetector, rows: np.ndarray, principal: str, *, batch: int = 1) -> list[int]:
-    """Send the rows as requests of ``batch`` rows; the query indices (1-based rows) at which alerts came."""
+def replay(
+    det: QueryAttackDetector,
+    rows: np.ndarray,
+    principal: str,
+    *,
+    batch: int = 1,
+    model: SklearnModel | None = None,
+) -> list[int]:
+    """Send the rows as requests of ``batch`` rows (with the model's answers when ``model`` is given);
+    the query indices (1-based rows) at which alerts came."""
     flagged = []
+    outputs = None if model is None else model.predict_proba(rows)
     for n, start in enumerate(range(0, len(rows), batch), 1):
         obs = Observation(
-            time=float(n), principal=principal, model="m", inputs=rows[start : start + batch], query_index=n
+            time=float(n),
+            principal=principal,
+            model="m",
+            inputs=rows[start : start + batch],
+            outputs=None if outputs is None else outputs[start : start + batch],
+            query_index=n,
         )
         for alert in det.observe(obs):
             assert alert.kind == "query_attack" and alert.principal == principal and alert.model == "m"
@@ -155,6 +169,42 @@ def benign_stream(served: Served, rng: np.random.Generator, n: int = 1000) -> np
 
 def detector(served: Served, **options: object) -> QueryAttackDetector:
     return QueryAttackDetector(model_name="m", baseline={"X": served.x_train}, **options)  # type: ignore[arg-type]
+
+
+def nes_rows(served: Served, sigma: float, *, seed: int, n: int = 200, probes: int = 25) -> np.ndarray:
+    """An NES attacker (Ilyas et al. 2018): antithetic Gaussian probes of ``sigma`` times each feature's
+    range around the input it attacks, a signed step on the estimated gradient of the true class's
+    score; it moves on to the next correctly classified input after 200 probes. No two probes agree on
+    most features once ``sigma`` is a few percent of the range."""
+    rng = np.random.default_rng(seed)
+    lo, hi = served.x_train.min(axis=0), served.x_train.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    correct = np.flatnonzero(served.model.predict_proba(served.x_pool).argmax(axis=1) == served.y_pool)
+    sent: list[np.ndarray] = []
+    for i in rng.permutation(correct):
+        x, y = np.clip((served.x_pool[i] - lo) / span, 0, 1), served.y_pool[i]
+        for _ in range(200 // (2 * probes)):
+            u = rng.normal(size=(probes, len(x)))
+            both = np.clip(np.vstack([x + sigma * u, x - sigma * u]), 0, 1)
+            raw = lo + both * span
+            sent.extend(raw)
+            score = served.model.predict_proba(raw)[:, y]
+            grad = ((score[:probes] - score[probes:])[:, None] * u).sum(axis=0)
+            x = np.clip(x - 0.01 * np.sign(grad), 0, 1)
+        if len(sent) >= n:
+            return np.asarray(sent[:n])
+    return np.asarray(sent)
+
+
+def narrow_stream(served: Served, rng: np.random.Generator, n: int = 1000, nearest: int = 80) -> np.ndarray:
+    """A benign client of a narrow sub-population: natural rows, the ``nearest`` of one predicted class to
+    a random member (in range-normalised units), in random order with repeats."""
+    classes = served.model.predict_proba(served.x_pool).argmax(axis=1)
+    members = np.flatnonzero(classes == rng.choice(np.unique(classes)))
+    lo, hi = served.x_train.min(axis=0), served.x_train.max(axis=0)
+    z = (served.x_pool[members] - lo) / np.where(hi > lo, hi - lo, 1.0)
+    near = members[np.argsort(((z - z[rng.integers(len(z))]) ** 2).sum(axis=1))[:nearest]]
+    return served.x_pool[rng.choice(near, n)]
 
 
 @pytest.mark.timeout(120)
@@ -205,6 +255,65 @@ def test_benign_streams_with_retries_and_bursts_flag_nobody(served, data):
     assert replay(det, benign_stream(served[data], rng), "batcher", batch=25) == []
     m = det.metrics()
     assert m["alerts"] == 0 and m["flagged"] == 0 and m["principals"] == 11
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("data", ["digits", "cancer", "mixed"])
+def test_noisy_gradient_estimation_is_flagged_by_its_concentration(served, data):
+    # NES probes at 5% of each feature's range rarely nearly duplicate each other, but they spread
+    # around one input far less than natural rows of its class do
+    s = served[data]
+    det = detector(s, model=s.model)
+    assert det.metrics()["concentration_signal"] == 1
+    assert detector(s).metrics()["concentration_signal"] == 0  # without the model it is off
+    for seed in (1, 2):
+        flagged = replay(det, nes_rows(s, 0.05, seed=seed), f"nes-{seed}", model=s.model)
+        assert flagged and flagged[0] <= FLAG_WITHIN, (data, seed, flagged)
+    alerts = []
+    rows = nes_rows(s, 0.05, seed=3)
+    outputs = s.model.predict_proba(rows)
+    for n in range(len(rows)):
+        obs = Observation(
+            time=n, principal="a", model="m", inputs=rows[n : n + 1], outputs=outputs[n : n + 1]
+        )
+        alerts += det.observe(obs)
+    signals = {a.evidence["signal"] for a in alerts}
+    assert "concentration" in signals
+    spread = next(a.evidence for a in alerts if a.evidence["signal"] == "concentration")
+    assert spread["spread_ratio"] < spread["spread_threshold"] == 0.1 and spread["window"] == 40
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("data", ["digits", "cancer", "tab20", "mixed"])
+def test_narrow_benign_clients_are_not_concentrated(served, data):
+    # one class, and the 80 natural rows of a class nearest one of its members: narrower than most real
+    # clients, still spread like natural rows (ratio 0.3 and up against the threshold of 0.1)
+    s = served[data]
+    det = detector(s, model=s.model)
+    rng = np.random.default_rng(9)
+    for b in range(4):
+        assert replay(det, benign_stream(s, rng), f"client-{b}", model=s.model) == []
+        assert replay(det, narrow_stream(s, rng), f"narrow-{b}", model=s.model) == []
+        assert replay(det, narrow_stream(s, rng, nearest=10**6), f"class-{b}", model=s.model) == []
+    assert det.metrics()["flagged"] == 0 and det.metrics()["alerts"] == 0
+
+
+def test_concentration_window_survives_a_state_round_trip(served):
+    s = served["cancer"]
+    rows = nes_rows(s, 0.05, seed=4)
+    straight = replay(detector(s, model=s.model), rows, "a", model=s.model)
+    assert straight
+    det = detector(s, model=s.model)
+    cut = straight[0] - 5
+    assert replay(det, rows[:cut], "a", model=s.model) == []
+    resumed = detector(s, model=s.model)
+    resumed.restore(json.loads(json.dumps(det.state())))
+    later = replay(resumed, rows[cut:], "a", model=s.model)
+    assert later and cut + later[0] == straight[0]
+    # a state saved under another window starts that principal's spread afresh instead of failing
+    other = detector(s, model=s.model, spread_window=20)
+    other.restore(json.loads(json.dumps(det.state())))
+    assert other._principals["a"].spread_filled == 0
 
 
 @pytest.mark.timeout(120)
@@ -382,6 +491,9 @@ def test_odd_inputs_are_skipped_not_raised(served):
         ("alert_count", 51),
         ("window", True),
         ("severity", "loud"),
+        ("spread_window", -1),
+        ("spread_ratio", 1.0),
+        ("spread_components", 0),
     ],
 )
 def test_bad_options_are_config_errors(option, value):
