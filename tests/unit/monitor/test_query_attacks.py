@@ -328,7 +328,9 @@ def test_attacks_in_a_logged_stream_are_flagged_through_replay(served, tmp_path)
     streams = {
         "hsj": record(data, "hopskipjump", seed=8),
         "square": record(data, "square", seed=8),
+        "nes": nes_rows(data, 0.05, seed=8),  # the concentration signal: the replay passes the answers
         "alice": benign_stream(data, np.random.default_rng(8), n=600),
+        "bob": narrow_stream(data, np.random.default_rng(8), n=600),
     }
     log = tmp_path / "queries.jsonl"
     with log.open("w") as f:
@@ -345,7 +347,7 @@ def test_attacks_in_a_logged_stream_are_flagged_through_replay(served, tmp_path)
     for alert in report.data["alerts"]:
         assert alert["kind"] == "query_attack"
         first.setdefault(alert["principal"], alert["query_index"])
-    assert set(first) == {"hsj", "square"} and max(first.values()) <= FLAG_WITHIN, first
+    assert set(first) == {"hsj", "square", "nes"} and max(first.values()) <= FLAG_WITHIN, first
 
 
 def test_exact_retries_alone_are_not_an_attack(served):
