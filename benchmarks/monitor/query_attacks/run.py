@@ -227,6 +227,23 @@ def nes_campaign(
     return {"rows": np.asarray(rec.log)[:CAMPAIGN_ROWS], "ends": ends, "fooled": fooled}
 
 
+def nes_interleaved(s: Served, sigma: float, seed: int, *, half_natural: bool) -> dict[str, Any]:
+    """The adaptive NES attacker who read the detector: its probes alternate between two attacked inputs
+    (two campaigns), or with random natural rows of the pool (one for one)."""
+    a = nes_campaign(s, sigma, seed)
+    if half_natural:
+        rng = np.random.default_rng(seed + 500)
+        other = s.x_pool[rng.integers(len(s.x_pool), size=len(a["rows"]))]
+        ends, fooled = [2 * e for e in a["ends"]], a["fooled"]
+    else:
+        b = nes_campaign(s, sigma, seed + 100)
+        other = b["rows"]
+        ends, fooled = [2 * e for e in a["ends"]] + [2 * e for e in b["ends"]], a["fooled"] + b["fooled"]
+    n = min(len(a["rows"]), len(other))
+    rows = np.stack([a["rows"][:n], other[:n]], axis=1).reshape(2 * n, -1)[:CAMPAIGN_ROWS]
+    return {"rows": rows, "ends": sorted(ends), "fooled": fooled}
+
+
 def narrow_rows(s: Served, rng: np.random.Generator, nearest: int | None) -> np.ndarray:
     """A benign client of one predicted class (``nearest``: only the natural rows of the class nearest one
     random member, in range-normalised units), ``BENIGN_QUERIES`` rows drawn with repeats."""
@@ -242,9 +259,10 @@ def narrow_rows(s: Served, rng: np.random.Generator, nearest: int | None) -> np.
 
 def lowest_spread(
     det: QueryAttackDetector, principal: str, rows: np.ndarray, model: Any
-) -> tuple[int | None, float]:
-    """Replay one row per request; the first flagged query and the lowest spread ratio of any full window."""
-    outputs, low, flagged = model.predict_proba(rows), math.inf, None
+) -> tuple[int | None, float, int]:
+    """Replay one row per request; the first flagged query, the lowest spread ratio of any full window
+    and the most crowded queries any window held."""
+    outputs, low, flagged, crowded = model.predict_proba(rows), math.inf, None, 0
     for n in range(len(rows)):
         obs = Observation(
             time=float(n), principal=principal, model="m", inputs=rows[n : n + 1], outputs=outputs[n : n + 1]
@@ -252,10 +270,11 @@ def lowest_spread(
         if det.observe(obs) and flagged is None:
             flagged = n + 1
         p = det._principals[principal]
+        crowded = max(crowded, p.crowd_count)
         full = p.spread_filled == det.spread_window
         if full and det.spread_ is not None and p.spread_rows is not None and p.spread_classes is not None:
             low = min(low, det.spread_.ratio(p.spread_rows, p.spread_classes))
-    return flagged, low
+    return flagged, low, crowded
 
 
 def default_set(s: Served, rows: np.ndarray) -> dict[str, Any] | None:
@@ -307,11 +326,17 @@ def part_detector(seeds: int) -> dict[str, Any]:
         variants: list[tuple[str, Any]] = [("hopskipjump", False), ("square", False)]
         variants += [("square", True)] if s.image else []
         variants += [("nes", sigma) for sigma in (0.01, 0.05, 0.1)]
+        variants += [("nes-two", 0.05), ("nes-half", 0.05), ("nes-two", 0.1)]
         for attack, image in variants:
             for seed in range(seeds):
                 if attack == "nes":
                     c = nes_campaign(s, image, seed)
                     name = f"nes sigma={image}"
+                elif attack.startswith("nes-"):
+                    c = nes_interleaved(s, image, seed, half_natural=attack == "nes-half")
+                    name = f"nes sigma={image}, " + (
+                        "half natural rows" if attack == "nes-half" else "two inputs interleaved"
+                    )
                 else:
                     c = campaign(s, attack, seed, image=image)
                     name = attack + (" (image)" if image else "")
@@ -361,10 +386,16 @@ def part_detector(seeds: int) -> dict[str, Any]:
         )
         # benign clients of one class, or of the 80 natural rows of a class nearest one of its members:
         # the concentration signal's hardest natural traffic; and the lowest spread ratio any window had
-        for kind, nearest in (("natural", 0), ("one class", None), ("80 nearest of a class", 80)):
+        narrow = (
+            ("natural", 0),
+            ("one class", None),
+            ("80 nearest of a class", 80),
+            ("40 nearest of a class", 40),
+        )
+        for kind, nearest in narrow:
             for b in range(5):
                 rows = benign_rows(s, rng) if nearest == 0 else narrow_rows(s, rng, nearest)
-                flagged, low = lowest_spread(det, f"{kind}-{b}", rows, s.model)
+                flagged, low, crowded = lowest_spread(det, f"{kind}-{b}", rows, s.model)
                 out["narrow"].append(
                     {
                         "data": s.name,
@@ -372,6 +403,7 @@ def part_detector(seeds: int) -> dict[str, Any]:
                         "principal": b,
                         "flagged_at": flagged,
                         "lowest_spread": low,
+                        "most_crowded": crowded,
                     }
                 )
         # a known limitation: a benign client that re-sends each natural row several times with small
@@ -425,9 +457,15 @@ def part_detector(seeds: int) -> dict[str, Any]:
         for client in range(WORLD_CLIENTS):
             reqs = benign_stream(world, kind, BENIGN_QUERIES, seed=60_000 + client)
             rows = np.concatenate([r for _, r in reqs])
-            flagged, low = lowest_spread(wdet, f"{kind}-{client}", rows, world.model)
+            flagged, low, crowded = lowest_spread(wdet, f"{kind}-{client}", rows, world.model)
             out["world_benign"].append(
-                {"kind": kind, "client": client, "flagged_at": flagged, "lowest_spread": low}
+                {
+                    "kind": kind,
+                    "client": client,
+                    "flagged_at": flagged,
+                    "lowest_spread": low,
+                    "most_crowded": crowded,
+                }
             )
         print(
             "world", kind, [r["lowest_spread"] for r in out["world_benign"] if r["kind"] == kind], flush=True
@@ -548,7 +586,7 @@ def _fmt(v: float | None, pct: bool = False) -> str:
 
 
 def _signals(rows: list[dict[str, Any]]) -> str:
-    short = {"near_duplicates": "near-dup", "concentration": "conc"}
+    short = {"near_duplicates": "near-dup", "concentration": "conc", "crowding": "crowd"}
     counts: dict[str, int] = {}
     for r in rows:
         if r.get("signal"):
@@ -566,17 +604,22 @@ def markdown(res: dict[str, Any]) -> str:
         "",
         "## query_attack detector (defaults: quant_step 0.1, 32 keys x 6 features, match 16, "
         "10 near-duplicates in 50 queries; concentration: spread of the last 40 distinct queries along 5 "
-        "principal components under 0.1 of natural within-class spread)",
+        "principal components under 0.1 of natural within-class spread; crowding: 20 of the last 40 "
+        "distinct queries with their 10th nearest remembered query nearer than 0.1 of their 10th nearest "
+        "baseline row, squared, along the same components)",
         "",
         "Each attacker attacks correctly classified inputs one after another until it has sent "
         f"{CAMPAIGN_ROWS} queries; the detector gets every query with the model's answer, as in the guard "
         "and `monitor replay`. *Flagged at*: the query (rows sent) at which the alert came; *signals*: the "
-        "signal of each attacker's first alert (`near-dup`: near-duplicates, `conc`: concentration); *adv. "
+        "signal of each attacker's first alert (`near-dup`: near-duplicates, `conc`: concentration, `crowd`: "
+        "crowding); *adv. "
         "before flag*: adversarial examples the attacker had finished before that; *success*: share of the "
         "attacked inputs it fooled. `nes sigma=s`: NES (Ilyas et al. 2018), 25 antithetic Gaussian probes "
         "of s x each feature's range per step, L-inf 0.1, at most 1,000 queries per input: not seen by the "
         "detector's design before this run (sigma 0.05 and 0.1 went unflagged by the near-duplicate signal "
-        "alone).",
+        "alone). The adaptive NES attacker who read the detector alternates its probes between two attacked "
+        "inputs (*two inputs interleaved*: the window spread then holds both) or with random natural rows "
+        "(*half natural rows*); the crowding signal was added for it.",
         "",
         "| data | attack | attackers | flagged | within 100 | flagged at (median, max) | signals | queries of 1st example (median) | adv. before flag (total) | success |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -595,23 +638,31 @@ def markdown(res: dict[str, Any]) -> str:
             f"{sum(r['adversarial_before_flag'] for r in rows)} | "
             f"{_fmt(float(np.mean(wins)) if wins else None, True)} |"
         )
-    missed = [a for a in det["attackers"] if "default_set" in a]
+    missed: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for a in det["attackers"]:
+        if "default_set" in a:
+            missed.setdefault((a["data"], a["attack"]), []).append(a)
     if missed:
         lines += [
             "",
             f"Attackers this detector did not flag within {FLAG_GOAL} queries, replayed through the guard's "
-            "default detector set (extraction, query_attack, drift): "
-            + "; ".join(
-                f"{a['data']} {a['attack']} seed {a['seed']}: "
-                + (
-                    f"{a['default_set']['kind']} at query {a['default_set']['at']}"
-                    if a["default_set"]
-                    else "none"
-                )
-                for a in missed
-            )
-            + ".",
+            "default detector set (extraction, query_attack, drift; the extraction detector sees the noisy "
+            "probes leave the data's distribution on the tabular sets):",
+            "",
+            "| data | attack | missed | flagged by the default set | first alert at (median, max) |",
+            "|---|---|---|---|---|",
         ]
+        for (data, attack), rows in missed.items():
+            hits = [r["default_set"] for r in rows if r["default_set"]]
+            kinds: dict[str, int] = {}
+            for h in hits:
+                kinds[h["kind"]] = kinds.get(h["kind"], 0) + 1
+            at = [h["at"] for h in hits]
+            lines.append(
+                f"| {data} | {attack} | {len(rows)} | {len(hits)} ("
+                + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+                + f") | {_fmt(float(np.median(at)) if at else None)}, {_fmt(max(at) if at else None)} |"
+            )
     lines += [
         "",
         "| data | benign principals (x2,000 queries; one row / 25 rows per request) | flagged |",
@@ -624,13 +675,16 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {data} | {len(rows)} | {sum(r['flagged_at'] is not None for r in rows)} |")
     lines += [
         "",
-        "Narrow benign clients, the concentration signal's hardest natural traffic: natural rows of one "
-        "predicted class, or only the 80 natural rows of a class nearest one of its members (2,000 queries "
-        "each, with repeats). *Lowest spread*: the smallest ratio any full window of the client reached "
-        "(the alert is under 0.1).",
+        "Narrow benign clients, the concentration and crowding signals' hardest natural traffic: natural "
+        "rows of one "
+        "predicted class, or only the 80 or 40 natural rows of a class nearest one of its members (2,000 "
+        "queries each, with repeats). *Lowest spread*: the smallest ratio any full window of the client "
+        "reached (the alert needs it under 0.1 and the window narrower than half the natural rows around "
+        "it); *most crowded*: the most crowded queries any window of 40 held "
+        "(the alert is at 16).",
         "",
-        "| data | client | principals | flagged | lowest spread |",
-        "|---|---|---|---|---|",
+        "| data | client | principals | flagged | lowest spread | most crowded |",
+        "|---|---|---|---|---|---|",
     ]
     ngroups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in det.get("narrow", []):
@@ -638,7 +692,7 @@ def markdown(res: dict[str, Any]) -> str:
     for (data, kind), rows in ngroups.items():
         lines.append(
             f"| {data} | {kind} | {len(rows)} | {sum(r['flagged_at'] is not None for r in rows)} | "
-            f"{min(r['lowest_spread'] for r in rows):.3f} |"
+            f"{min(r['lowest_spread'] for r in rows):.3f} | {max(r.get('most_crowded', 0) for r in rows)} |"
         )
     wgroups: dict[str, list[dict[str, Any]]] = {}
     for r in det.get("world_benign", []):
@@ -649,13 +703,13 @@ def markdown(res: dict[str, Any]) -> str:
             "The extraction benchmark's benign clients (its tabular world: an MLP on 20 features, 5 classes; "
             "2,000 queries each, seeds 60,000+) through this detector:",
             "",
-            "| benign kind | principals | flagged | lowest spread |",
-            "|---|---|---|---|",
+            "| benign kind | principals | flagged | lowest spread | most crowded |",
+            "|---|---|---|---|---|",
         ]
         for kind, rows in wgroups.items():
             lines.append(
                 f"| {kind} | {len(rows)} | {sum(r['flagged_at'] is not None for r in rows)} | "
-                f"{min(r['lowest_spread'] for r in rows):.3f} |"
+                f"{min(r['lowest_spread'] for r in rows):.3f} | {max(r.get('most_crowded', 0) for r in rows)} |"
             )
     lines += [
         "",

@@ -40,6 +40,15 @@ classes (the within-class variance, weighted by the classes' shares in the windo
 model (to predict the baseline rows' classes), baseline rows (a data file or a profile's joint row
 sample) and the model's outputs in the observations; without them it is off (``metrics()`` says so).
 
+The attacker who read this alternates its probes between two inputs (the window's spread then holds
+both) or with natural rows. A third signal, *crowding*, looks at each probe's neighbourhood instead:
+along the same components, the distance to a query's ``CROWD_NEIGHBOURS``-th nearest among the
+principal's remembered queries against the distance to its ``CROWD_NEIGHBOURS``-th nearest baseline
+row. Natural traffic, however narrow, is no denser than the natural data it comes from (a client
+remembers fewer rows than the baseline holds, so its ratio sits near 1 or above); a cloud of probes is
+far denser. ``crowd_count`` crowded queries among the last ``spread_window`` raise an alert with
+``signal: crowding``. It needs baseline rows only.
+
 Exact repeats are handled apart: a row identical (in float32) to one of the principal's recent rows is
 a retry, which a benign client sends after a timeout and which teaches an attacker nothing; it is
 counted, not matched, and does not enter the history or the window. Memory is bounded: per principal
@@ -47,9 +56,10 @@ at most ``history`` x ``n_hashes`` x 4 bytes of sketches, 8 bytes per remembered
 window, and at most ``max_principals`` principals (least recently seen evicted first, evictions
 counted).
 
-What it does not catch: an attacker whose noise is both too large for near-duplicates and spread
-like natural rows of the class (on breast cancer, Gaussian probes of 10% of each range keep a spread
-ratio near 0.15), or who interleaves its probes around several inputs at once, or spreads the queries over many principals (Sybil accounts) or interleaves each
+What it does not catch: an attacker whose noise is both too large for near-duplicates and as wide as
+natural data along its main directions (on the 20-feature tabular set, Gaussian probes of 10% of each
+range: the extraction detector flags those within 10 queries, their noise leaves the data's
+manifold), or spreads the queries over many principals (Sybil accounts) or interleaves each
 near-duplicate with enough diverse queries to stay under the window's count; every such evasion costs
 queries (see the benchmark in ``benchmarks/results/monitor-query-attacks.md``). It also cannot see
 an adversarial input crafted elsewhere and sent once: that is :mod:`mlsecops.monitor.adversarial_screen`.
@@ -73,6 +83,8 @@ from mlsecops.monitor.interface import Alert, Observation
 
 __all__ = [
     "ALERT_COUNT",
+    "CROWD_COUNT",
+    "CROWD_RATIO",
     "HASH_FEATURES",
     "HISTORY",
     "MATCH_KEYS",
@@ -130,8 +142,9 @@ near-duplicate)."""
 
 MAX_PRINCIPALS = 4_096
 """Principals tracked at once; the least recently seen one is evicted beyond this. With the defaults a
-principal holds at most about 42 KB (sketches, digests, windows; the spread window is 40 x 5 floats and
-40 classes), so 172 MB in all; principals with few queries hold far less (the rings grow as they fill)."""
+principal holds at most about 47 KB (sketches 32 KB, digests 8 KB, the crowding signal's 256 x 5
+float32 projections 5 KB, the spread window 2 KB), so 190 MB in all; principals with few queries hold
+far less (the rings grow as they fill)."""
 
 WARMUP_ROWS = 256
 """Rows of traffic (all principals) from which feature ranges are estimated when neither a baseline nor
@@ -169,17 +182,41 @@ class 0.62-0.85, the 160 natural rows nearest a random row of a class 0.39-0.56;
 sigma 5% of each range 0.004-0.12, 10% 0.02-0.4 (digits, breast cancer, 20-feature tabular, mixed
 one-hot)."""
 
+LOCAL_RATIO = 0.5
+"""The concentration signal also needs the window narrower than half the spread of as many baseline rows
+nearest its centre: a benign client of one tight natural segment (the 40 rows of the mixed one-hot set
+sharing one categorical pattern) is as narrow as its segment, a probe cloud far narrower (NES at 5% of
+the ranges: 0.03-0.17 on digits and breast cancer; benign clients 1.0 and up)."""
+
 SPREAD_REFERENCE_ROWS = 2_000
 """Baseline rows (a seeded sample) from which the components and class spreads are computed."""
 
 SPREAD_MAX_FEATURES = 8_192
 """Widest input for which the concentration signal is computed (the SVD of the reference rows)."""
 
+CROWD_NEIGHBOURS = 10
+"""The crowding signal compares the distance to a query's 10th nearest neighbour among the principal's
+remembered queries with the same among the baseline rows."""
+
+CROWD_RATIO = 0.2
+"""A query whose 10th nearest remembered query is nearer (squared, along the components) than a fifth
+of its 10th nearest baseline row is crowded: the principal sends more distinct queries around this
+point than natural data holds (in 5 dimensions, about 50 times the baseline's local density).
+Measured per query (benchmarks/monitor/query_attacks): natural, one-class and narrow benign clients
+(the 40 or 80 natural rows of a class nearest one member) 0.49 and up at their 1% quantile, no benign
+query under 0.3; NES probes at 5% of each range, one input or two interleaved, 0.01-0.3."""
+
+CROWD_COUNT = 16
+"""Crowded queries among the last ``SPREAD_WINDOW`` distinct ones that raise the alert (two in five:
+probes interleaved one for one with natural rows still reach it)."""
+
 MIN_CLASS_ROWS = 10
 """Fewest baseline rows of a predicted class from which its spread is judged; rarer classes take the
 pooled within-class spread."""
 
 _SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def feature_ranges(baseline: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -255,17 +292,18 @@ class _Ring:
 
     __slots__ = ("cap", "data", "filled", "head")
 
-    def __init__(self, cap: int, width: int, dtype: type[np.unsignedinteger[Any]]) -> None:
+    def __init__(self, cap: int, width: int, dtype: type[np.generic]) -> None:
         self.cap = cap
         self.data = np.zeros((min(cap, _INITIAL_ROWS), width), dtype=dtype)
         self.filled = 0
         self.head = 0
 
-    def add(self, row: np.ndarray | int) -> None:
-        if self.filled == len(self.data) < self.cap:  # not wrapped yet: head == filled, just extend
+    def add(self, row: np.ndarray | int | float) -> None:
+        if self.filled == len(self.data) < self.cap:  # full below its capacity: grow, oldest row first
             grown = np.zeros((min(self.cap, 2 * len(self.data)), self.data.shape[1]), dtype=self.data.dtype)
-            grown[: self.filled] = self.data
+            grown[: self.filled] = self.ordered()
             self.data = grown
+            self.head = self.filled
         self.data[self.head] = row
         self.head = (self.head + 1) % len(self.data)
         self.filled = min(self.filled + 1, len(self.data))
@@ -292,17 +330,25 @@ class _Ring:
 
 
 class _Spread:
-    """The concentration signal's reference: components of the baseline and within-class spreads."""
+    """The reference of the concentration and crowding signals: the baseline's main components, its
+    rows projected on them, and (with the model) the within-class spreads.
+    """
 
-    __slots__ = ("classes", "components", "lo", "mean", "pooled", "scale", "spread")
+    __slots__ = ("classes", "components", "lo", "mean", "reference", "scale", "spread")
 
     def __init__(
-        self, lo: np.ndarray, scale: np.ndarray, mean: np.ndarray, components: np.ndarray, spread: np.ndarray
+        self,
+        lo: np.ndarray,
+        scale: np.ndarray,
+        mean: np.ndarray,
+        components: np.ndarray,
+        reference: np.ndarray,
+        spread: np.ndarray | None,
     ) -> None:
         self.lo, self.scale, self.mean, self.components = lo, scale, mean, components
-        self.spread = spread  # per predicted class: variance along the components summed
-        self.classes = len(spread)
-        self.pooled = float(spread.mean()) if len(spread) else 0.0
+        self.reference = reference  # the baseline rows projected
+        self.spread = spread  # per predicted class: variance along the components summed (None: no model)
+        self.classes = 0 if spread is None else len(spread)
 
     def project(self, rows: np.ndarray) -> np.ndarray:
         out: np.ndarray = ((rows - self.lo) * self.scale - self.mean) @ self.components
@@ -310,8 +356,21 @@ class _Spread:
 
     def ratio(self, window: np.ndarray, classes: np.ndarray) -> float:
         """Spread of the window's rows over the natural within-class spread of their classes."""
+        assert self.spread is not None
         natural = float(self.spread[classes].mean())
         return float(window.var(axis=0).sum()) / natural if natural > 0 else math.inf
+
+    def local_ratio(self, window: np.ndarray) -> float:
+        """Spread of the window's rows over that of as many baseline rows nearest their centre."""
+        d = ((self.reference - window.mean(axis=0)) ** 2).sum(axis=1)
+        m = min(len(window), len(d))
+        natural = float(self.reference[np.argpartition(d, m - 1)[:m]].var(axis=0).sum())
+        return float(window.var(axis=0).sum()) / natural if natural > 0 else math.inf
+
+    def neighbour_distance(self, point: np.ndarray, rows: np.ndarray) -> float:
+        """Squared distance from ``point`` to its ``CROWD_NEIGHBOURS``-th nearest among ``rows``."""
+        d = ((rows - point) ** 2).sum(axis=1)
+        return float(np.partition(d, CROWD_NEIGHBOURS - 1)[CROWD_NEIGHBOURS - 1])
 
 
 class _Principal:
@@ -319,6 +378,10 @@ class _Principal:
 
     __slots__ = (
         "alerted",
+        "crowd_alerted",
+        "crowd_count",
+        "crowd_flags",
+        "crowd_rows",
         "digests",
         "near",
         "near_count",
@@ -348,6 +411,17 @@ class _Principal:
         self.spread_head = 0
         self.spread_filled = 0
         self.spread_alerted = False
+        self.crowd_rows: _Ring | None = None  # projections of the last ``history`` distinct queries
+        self.crowd_flags: deque[bool] = deque(maxlen=window)
+        self.crowd_count = 0
+        self.crowd_alerted = False
+
+    def push_crowded(self, crowded: bool) -> None:
+        """Slide the crowding window by one distinct query."""
+        if len(self.crowd_flags) == self.crowd_flags.maxlen and self.crowd_flags[0]:
+            self.crowd_count -= 1
+        self.crowd_flags.append(crowded)
+        self.crowd_count += int(crowded)
 
     def push_spread(self, projected: np.ndarray, cls: int, window: int) -> bool:
         """Slide the spread window by one distinct query; True once the window is full."""
@@ -383,7 +457,8 @@ class _Principal:
     def nbytes(self) -> int:
         """Bytes held by the rings (the window and counters add under a kilobyte)."""
         spread = 0 if self.spread_rows is None else self.spread_rows.nbytes + self.spread_classes.nbytes  # type: ignore[union-attr]
-        return int(self.sketches.data.nbytes + self.digests.data.nbytes + spread)
+        crowd = 0 if self.crowd_rows is None else self.crowd_rows.data.nbytes
+        return int(self.sketches.data.nbytes + self.digests.data.nbytes + spread + crowd)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -402,6 +477,14 @@ class _Principal:
                 "head": self.spread_head,
                 "filled": self.spread_filled,
                 "alerted": self.spread_alerted,
+            },
+            "crowd": None
+            if self.crowd_rows is None
+            else {
+                "rows": self.crowd_rows.to_text(),
+                "width": int(self.crowd_rows.data.shape[1]),
+                "flags": "".join("1" if b else "0" for b in self.crowd_flags),
+                "alerted": self.crowd_alerted,
             },
         }
 
@@ -428,6 +511,13 @@ class _Principal:
                 raise ValueError("spread window does not fit")
             p.spread_rows, p.spread_classes, p.spread_head, p.spread_filled = rows, classes, head, filled
             p.spread_alerted = bool(spread["alerted"])
+        crowd = data.get("crowd")
+        if crowd is not None:
+            p.crowd_rows = _Ring(history, int(crowd["width"]), np.float32)
+            p.crowd_rows.load_text(str(crowd["rows"]))
+            for ch in str(crowd["flags"])[-window:]:
+                p.push_crowded(ch == "1")
+            p.crowd_alerted = bool(crowd["alerted"])
         return p
 
 
@@ -453,6 +543,11 @@ class QueryAttackDetector:
         spread_window: Distinct queries in the concentration signal's window (``SPREAD_WINDOW``; 0: off).
         spread_ratio: Spread ratio under which a window is concentrated (``SPREAD_RATIO``).
         spread_components: Principal components the spread is measured along (``SPREAD_COMPONENTS``).
+        crowd_ratio: A query is crowded when its ``CROWD_NEIGHBOURS``-th nearest among the principal's
+            remembered queries is nearer than this share of its nearest among the baseline rows
+            (squared distances along the components; ``CROWD_RATIO``).
+        crowd_count: Crowded queries among the last ``spread_window`` that raise the alert
+            (``CROWD_COUNT``).
 
     Raises:
         ConfigError: an option out of its range (named, with the range).
@@ -480,6 +575,8 @@ class QueryAttackDetector:
         spread_window: int = SPREAD_WINDOW,
         spread_ratio: float = SPREAD_RATIO,
         spread_components: int = SPREAD_COMPONENTS,
+        crowd_ratio: float = CROWD_RATIO,
+        crowd_count: int = CROWD_COUNT,
     ) -> None:
         self.model_name = model_name
         self.quant_step = quant_step
@@ -495,6 +592,8 @@ class QueryAttackDetector:
         self.spread_window = spread_window
         self.spread_ratio = spread_ratio
         self.spread_components = spread_components
+        self.crowd_ratio = crowd_ratio
+        self.crowd_count = crowd_count
         self._check_params()
         self._model = model if callable(getattr(model, "predict_proba", None)) else None
         self.spread_: _Spread | None = None
@@ -535,6 +634,12 @@ class QueryAttackDetector:
                 "spread_components",
                 "1..64",
             ),
+            (_num(self.crowd_ratio) and 0.0 < self.crowd_ratio < 1.0, "crowd_ratio", "in (0, 1)"),
+            (
+                _int(self.crowd_count) and 1 <= self.crowd_count <= max(self.spread_window, 1),
+                "crowd_count",
+                "1..spread_window",
+            ),
             (isinstance(self.model_name, str), "model_name", "a string"),
         ]
         for ok, name, expected in checks:
@@ -559,7 +664,7 @@ class QueryAttackDetector:
         return self
 
     def _fit_spread_from(self, baseline: dict[str, Any]) -> None:
-        if self._model is None or self.spread_window == 0:
+        if self.spread_window == 0:
             return
         from mlsecops.monitor.extraction import reference_rows
 
@@ -576,24 +681,18 @@ class QueryAttackDetector:
     def _fit_spread(self, x: np.ndarray) -> None:
         """Components and within-class spreads of trusted rows ``x`` (the concentration signal)."""
         self.spread_ = None
-        if self._model is None or self.spread_window == 0:
-            self.spread_off_ = "no model" if self._model is None else "spread_window is 0"
+        if self.spread_window == 0:
+            self.spread_off_ = "spread_window is 0"
             return
         if x.shape[1] > SPREAD_MAX_FEATURES:
             self.spread_off_ = f"inputs wider than {SPREAD_MAX_FEATURES} features"
             return
+        if len(x) <= CROWD_NEIGHBOURS:
+            self.spread_off_ = f"the baseline holds {len(x)} rows; more than {CROWD_NEIGHBOURS} are needed"
+            return
         assert self.lo_ is not None and self.hi_ is not None
         if len(x) > SPREAD_REFERENCE_ROWS:
             x = x[np.random.default_rng(self.seed).choice(len(x), SPREAD_REFERENCE_ROWS, replace=False)]
-        try:
-            proba = np.asarray(self._model.predict_proba(x), dtype=np.float64)
-        except Exception as err:  # any failure of the model only turns the signal off
-            self.spread_off_ = f"the model could not answer on the baseline rows ({type(err).__name__})"
-            _log.warning("query_attack detector for %r: concentration signal off: %s", self.model_name, err)
-            return
-        if proba.ndim != 2 or len(proba) != len(x) or not np.isfinite(proba).all():
-            self.spread_off_ = "the model's answers on the baseline rows are not class scores"
-            return
         span = self.hi_ - self.lo_
         varying = span > _RANGE_FLOOR * max(float(span.max()), _RANGE_FLOOR)
         scale = np.where(varying, 1.0 / np.where(varying, span, 1.0), 0.0)
@@ -606,6 +705,27 @@ class QueryAttackDetector:
             return
         components = vt[:k].T
         projected = (z - mean) @ components
+        spread = self._class_spreads(x, projected)
+        self.spread_ = _Spread(self.lo_, scale, mean, components, projected, spread)
+        if spread is not None:
+            self.spread_off_ = ""
+
+    def _class_spreads(self, x: np.ndarray, projected: np.ndarray) -> np.ndarray | None:
+        """Per class the model predicts for the reference rows: their variance along the components
+        summed (rare classes get the pooled within-class variance); None without a model that answers.
+        """
+        if self._model is None:
+            self.spread_off_ = "no model"
+            return None
+        try:
+            proba = np.asarray(self._model.predict_proba(x), dtype=np.float64)
+        except Exception as err:  # any failure of the model only turns the signal off
+            self.spread_off_ = f"the model could not answer on the baseline rows ({type(err).__name__})"
+            _log.warning("query_attack detector for %r: concentration signal off: %s", self.model_name, err)
+            return None
+        if proba.ndim != 2 or len(proba) != len(x) or not np.isfinite(proba).all():
+            self.spread_off_ = "the model's answers on the baseline rows are not class scores"
+            return None
         classes = proba.argmax(axis=1)
         spread = np.zeros(proba.shape[1])
         known = np.zeros(proba.shape[1], dtype=bool)
@@ -624,9 +744,8 @@ class QueryAttackDetector:
         spread[~known] = pooled
         if pooled <= 0:
             self.spread_off_ = "the baseline rows do not vary within classes"
-            return
-        self.spread_ = _Spread(self.lo_, scale, mean, components, spread)
-        self.spread_off_ = ""
+            return None
+        return spread
 
     def _set_ranges(
         self,
@@ -772,7 +891,7 @@ class QueryAttackDetector:
             return []
         p = self._principal(str(observation.principal))
         keys = self._sketch(rows)
-        projected = None if classes is None or self.spread_ is None else self.spread_.project(rows)
+        projected = None if self.spread_ is None else self.spread_.project(rows)
         with np.errstate(over="ignore"):  # beyond float32's range a value digests as infinity
             narrow = rows.astype(np.float32)
         # float32: a retry that went through a JSON or float64 round trip is still the same request
@@ -795,13 +914,35 @@ class QueryAttackDetector:
                 alerts.append(self._alert(observation, p))
             elif p.alerted and p.near_count < self.alert_count / 2:
                 p.alerted = False
-            if projected is not None and classes is not None and classes[i] >= 0:
-                alerts += self._check_spread(observation, p, projected[i], int(classes[i]))
+            if projected is not None:
+                alerts += self._check_crowding(observation, p, projected[i])
+                if classes is not None and classes[i] >= 0:
+                    alerts += self._check_spread(observation, p, projected[i], int(classes[i]))
         return alerts
+
+    def _check_crowding(self, observation: Observation, p: _Principal, projected: np.ndarray) -> list[Alert]:
+        assert self.spread_ is not None
+        if p.crowd_rows is None:
+            p.crowd_rows = _Ring(self.history, len(projected), np.float32)
+        crowded = False
+        if p.crowd_rows.filled >= CROWD_NEIGHBOURS:
+            near = self.spread_.neighbour_distance(projected, p.crowd_rows.rows())
+            crowded = near < self.crowd_ratio * self.spread_.neighbour_distance(
+                projected, self.spread_.reference
+            )
+        p.crowd_rows.add(np.clip(projected, -_FLOAT32_MAX, _FLOAT32_MAX))  # absurd rows stay finite
+        p.push_crowded(crowded)
+        if not p.crowd_alerted and p.crowd_count >= self.crowd_count:
+            p.crowd_alerted = True
+            self.alerts_ += 1
+            return [self._alert(observation, p, crowding=True)]
+        if p.crowd_alerted and p.crowd_count < self.crowd_count / 2:
+            p.crowd_alerted = False
+        return []
 
     def _classes(self, observation: Observation, n: int) -> np.ndarray | None:
         """The model's class per row from the observation's outputs (-1: unknown), or None."""
-        if self.spread_ is None or observation.outputs is None:
+        if self.spread_ is None or self.spread_.spread is None or observation.outputs is None:
             return None
         try:
             out = np.asarray(observation.outputs, dtype=np.float64)
@@ -822,9 +963,14 @@ class QueryAttackDetector:
         assert p.spread_rows is not None and p.spread_classes is not None
         ratio = self.spread_.ratio(p.spread_rows, p.spread_classes)
         if not p.spread_alerted and ratio < self.spread_ratio:
+            # natural rows of a tight natural cluster (one segment of customers) are as narrow as the
+            # cluster: only a window narrower than the natural rows around it too is concentrated
+            local = self.spread_.local_ratio(p.spread_rows)
+            if local >= LOCAL_RATIO:
+                return []
             p.spread_alerted = True
             self.alerts_ += 1
-            return [self._alert(observation, p, spread_ratio=ratio)]
+            return [self._alert(observation, p, spread_ratio=ratio, local_ratio=local)]
         if p.spread_alerted and ratio >= 2 * self.spread_ratio:
             p.spread_alerted = False
         return []
@@ -841,9 +987,28 @@ class QueryAttackDetector:
             self._principals.move_to_end(key)
         return p
 
-    def _alert(self, observation: Observation, p: _Principal, *, spread_ratio: float | None = None) -> Alert:
-        if spread_ratio is None:
+    def _alert(
+        self,
+        observation: Observation,
+        p: _Principal,
+        *,
+        spread_ratio: float | None = None,
+        local_ratio: float | None = None,
+        crowding: bool = False,
+    ) -> Alert:
+        if crowding:
+            assert self.spread_ is not None
             signal: dict[str, Any] = {
+                "signal": "crowding",
+                "crowded": p.crowd_count,
+                "window": len(p.crowd_flags),
+                "crowd_count": self.crowd_count,
+                "crowd_ratio": self.crowd_ratio,
+                "neighbours": CROWD_NEIGHBOURS,
+                "components": int(self.spread_.components.shape[1]),
+            }
+        elif spread_ratio is None:
+            signal = {
                 "signal": "near_duplicates",
                 "near_duplicates": p.near_count,
                 "window": len(p.near),
@@ -858,6 +1023,8 @@ class QueryAttackDetector:
                 "signal": "concentration",
                 "spread_ratio": round(spread_ratio, 4),
                 "spread_threshold": self.spread_ratio,
+                "local_ratio": None if local_ratio is None else round(local_ratio, 4),
+                "local_threshold": LOCAL_RATIO,
                 "window": self.spread_window,
                 "components": int(self.spread_.components.shape[1]),
             }
@@ -923,11 +1090,15 @@ class QueryAttackDetector:
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise InputError(f"query_attack detector: state does not fit this detector ({err})") from None
         width = None if self.spread_ is None else (self.spread_window, self.spread_.components.shape[1])
-        for p in principals.values():  # a spread window saved under other settings starts afresh
+        for p in principals.values():  # windows saved under other settings start afresh
             if p.spread_rows is not None and p.spread_rows.shape != width:
                 p.spread_rows = p.spread_classes = None
                 p.spread_head = p.spread_filled = 0
                 p.spread_alerted = False
+            if p.crowd_rows is not None and (width is None or p.crowd_rows.data.shape[1] != width[1]):
+                p.crowd_rows = None
+                p.crowd_flags.clear()
+                p.crowd_count, p.crowd_alerted = 0, False
         while len(principals) > self.max_principals:
             principals.popitem(last=False)
         self._principals = principals
@@ -937,8 +1108,11 @@ class QueryAttackDetector:
         """Counters for reports: principals tracked and flagged, evictions, skipped rows, alerts."""
         return {
             "principals": float(len(self._principals)),
-            "flagged": float(sum(p.alerted or p.spread_alerted for p in self._principals.values())),
-            "concentration_signal": float(self.spread_ is not None),
+            "flagged": float(
+                sum(p.alerted or p.spread_alerted or p.crowd_alerted for p in self._principals.values())
+            ),
+            "concentration_signal": float(self.spread_ is not None and self.spread_.spread is not None),
+            "crowding_signal": float(self.spread_ is not None),
             "evicted": float(self.evicted_),
             "skipped_rows": float(self.skipped_rows_),
             "alerts": float(self.alerts_),
