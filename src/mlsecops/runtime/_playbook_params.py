@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlsecops.core.errors import ConfigError
+from mlsecops.report._safe import visible
 from mlsecops.runtime.policy import Playbook, PlaybookAction
 
 __all__ = [
@@ -115,7 +116,7 @@ def parse_params(playbook: Playbook, action: PlaybookAction) -> Params:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "params"
         raise ConfigError(
-            f"playbook {playbook.name!r}, action {action.action}: {where}: {first['msg']}"
+            f"playbook {playbook.name!r}, action {action.action}: {visible(where)}: {visible(first['msg'])}"
         ) from None
 
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlsecops.core.errors import ConfigError
 from mlsecops.core.inputs import load_yaml
+from mlsecops.report._safe import visible
 
 __all__ = [
     "AuthPolicy",
@@ -243,7 +244,8 @@ def load_policy(path: str | Path | None) -> GuardPolicy:
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"guard policy {path}: {where}: {first['msg']}") from None
+        # keys come from the file: a key holding a newline must not break the one-line error
+        raise ConfigError(f"guard policy {path}: {visible(where)}: {visible(first['msg'])}") from None
     base = Path(path).resolve().parent
     return _resolve_paths(policy, base)
 

@@ -58,6 +58,17 @@ def test_any_document_is_a_policy_or_a_one_line_error(tmp_path: Path, document: 
         assert "\n" not in str(err) and str(err)
 
 
+@pytest.mark.parametrize("key", ["\n", "a\nb", "\r", "\x1b[2J", "\u2028"])
+def test_a_key_with_a_line_break_or_escape_is_a_one_line_error(tmp_path: Path, key: str) -> None:
+    # found by the property above: a key holding a newline broke the error over two lines
+    with pytest.raises(ConfigError) as err:
+        load_policy(_write(tmp_path, {key: 1}))
+    assert "\n" not in str(err.value) and "\x1b" not in str(err.value) and "\u2028" not in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_policy(_write(tmp_path, {"server": {key: 1}}))
+    assert "\n" not in str(err.value) and "Extra inputs" in str(err.value)
+
+
 _sections = {
     "server": {"max_body_bytes": st.integers(1024, 1 << 24), "request_timeout_s": st.integers(1, 60)},
     "limits": {"requests_per_second": st.integers(1, 1000), "burst": st.integers(1, 2000)},
