@@ -352,6 +352,20 @@ def test_constant_scaffold_that_hides_about_half_of_one_family_is_flagged() -> N
 
 
 @pytest.mark.timeout(240)
+def test_constant_scaffold_at_the_edge_of_partial_hiding_is_flagged() -> None:
+    # The miss of held-out seeds 21-22: the same scaffold on seed 22 keeps 63% of the largest twin's
+    # effect on LIME's Gaussian points and its share falls 0.163, 0.139 and 0.259 below the tree,
+    # network and smooth twins': 0.001 short of the first threshold (0.14). Honest models keeping at most
+    # 66% fell 0.114 at most (seeds 5-22).
+    x, _, names = _synthetic(0, n=3000)
+    scaffold = ScaffoldedClassifier(sensitive=0, innocuous=5, detector="knn", seed=22, constant=1).fit(x)
+    result = assess_integrity(_adapter(scaffold, x), x, sensitive=[0], feature_names=names, seed=22)
+    g = result.groups[0]
+    assert g.flip["lime-gaussian"] <= SWAP_RATIO_OWN * _largest_tree_or_net(g, "lime-gaussian")
+    assert result.flagged and g.hidden_from == ("lime-gaussian",), result.groups
+
+
+@pytest.mark.timeout(240)
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # as the benchmark trains it
 def test_honest_deep_network_whose_share_falls_but_keeps_its_effect_is_not_flagged() -> None:
     # A two-layer MLP on arrests labels with a planted disparity against Black people (seed 8 of the
