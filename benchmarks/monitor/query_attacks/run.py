@@ -745,7 +745,7 @@ def markdown(res: dict[str, Any]) -> str:
     lines += [
         "",
         "Per-query cost of `observe` on one-row requests: CPU time of the thread, and wall time (the wall-time "
-        "p99 includes waits for a CPU: a 2-core machine shared with other jobs, load average ~14).",
+        "p99 includes waits for a CPU: a 2-core machine; this run shared it with one or two other benchmark processes).",
         "",
         "| rows | CPU p50 (us) | CPU p99 (us) | wall p50 (us) | wall p99 (us) | requests |",
         "|---|---|---|---|---|---|",
