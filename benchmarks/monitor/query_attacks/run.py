@@ -271,9 +271,10 @@ def lowest_spread(
             flagged = n + 1
         p = det._principals[principal]
         crowded = max(crowded, p.crowd_count)
-        full = p.spread_filled == det.spread_window
-        if full and det.spread_ is not None and p.spread_rows is not None and p.spread_classes is not None:
-            low = min(low, det.spread_.ratio(p.spread_rows, p.spread_classes))
+        ring, classes = p.spread_rows, p.spread_classes
+        full = ring is not None and classes is not None and ring.filled == det.spread_window
+        if full and det.spread_ is not None and ring is not None and classes is not None:
+            low = min(low, det.spread_.ratio(ring.rows(), classes.rows()[:, 0]))
     return flagged, low, crowded
 
 
@@ -604,7 +605,7 @@ def markdown(res: dict[str, Any]) -> str:
         "",
         "## query_attack detector (defaults: quant_step 0.1, 32 keys x 6 features, match 16, "
         "10 near-duplicates in 50 queries; concentration: spread of the last 40 distinct queries along 5 "
-        "principal components under 0.1 of natural within-class spread; crowding: 20 of the last 40 "
+        "principal components under 0.1 of natural within-class spread; crowding: 16 of the last 50 "
         "distinct queries with their 10th nearest remembered query nearer than 0.1 of their 10th nearest "
         "baseline row, squared, along the same components)",
         "",
@@ -680,8 +681,8 @@ def markdown(res: dict[str, Any]) -> str:
         "predicted class, or only the 80 or 40 natural rows of a class nearest one of its members (2,000 "
         "queries each, with repeats). *Lowest spread*: the smallest ratio any full window of the client "
         "reached (the alert needs it under 0.1 and the window narrower than half the natural rows around "
-        "it); *most crowded*: the most crowded queries any window of 40 held "
-        "(the alert is at 16).",
+        "it); *most crowded*: the most crowded queries any window of 50 held "
+        "(the alert is at 16 of 50).",
         "",
         "| data | client | principals | flagged | lowest spread | most crowded |",
         "|---|---|---|---|---|---|",

@@ -46,7 +46,8 @@ along the same components, the distance to a query's ``CROWD_NEIGHBOURS``-th nea
 principal's remembered queries against the distance to its ``CROWD_NEIGHBOURS``-th nearest baseline
 row. Natural traffic, however narrow, is no denser than the natural data it comes from (a client
 remembers fewer rows than the baseline holds, so its ratio sits near 1 or above); a cloud of probes is
-far denser. ``crowd_count`` crowded queries among the last ``spread_window`` raise an alert with
+far denser. ``crowd_count`` crowded queries among the last ``window`` distinct ones (the window the
+near-duplicates are counted over) raise an alert with
 ``signal: crowding``. It needs baseline rows only.
 
 Exact repeats are handled apart: a row identical (in float32) to one of the principal's recent rows is
@@ -207,7 +208,7 @@ Measured per query (benchmarks/monitor/query_attacks): natural, one-class and na
 query under 0.3; NES probes at 5% of each range, one input or two interleaved, 0.01-0.3."""
 
 CROWD_COUNT = 16
-"""Crowded queries among the last ``SPREAD_WINDOW`` distinct ones that raise the alert (two in five:
+"""Crowded queries among the last ``WINDOW`` distinct ones (50) that raise the alert (about one in three:
 probes interleaved one for one with natural rows still reach it)."""
 
 MIN_CLASS_ROWS = 10
@@ -391,12 +392,11 @@ class _Principal:
         "sketches",
         "spread_alerted",
         "spread_classes",
-        "spread_filled",
-        "spread_head",
         "spread_rows",
+        "spread_window",
     )
 
-    def __init__(self, history: int, n_hashes: int, window: int) -> None:
+    def __init__(self, history: int, n_hashes: int, window: int, spread_window: int) -> None:
         self.sketches = _Ring(history, n_hashes, np.uint32)
         # at least twice the history, so a repeat of any remembered query is always known as a retry
         self.digests = _Ring(max(RETRY_DIGESTS, 2 * history), 1, np.uint64)
@@ -406,10 +406,9 @@ class _Principal:
         self.retries = 0
         self.queries = 0
         self.alerted = False
-        self.spread_rows: np.ndarray | None = None  # (SPREAD_WINDOW, components), allocated on first use
-        self.spread_classes: np.ndarray | None = None
-        self.spread_head = 0
-        self.spread_filled = 0
+        self.spread_window = spread_window
+        self.spread_rows: _Ring | None = None  # projections of the last ``spread_window`` distinct queries
+        self.spread_classes: _Ring | None = None  # and the model's class for each
         self.spread_alerted = False
         self.crowd_rows: _Ring | None = None  # projections of the last ``history`` distinct queries
         self.crowd_flags: deque[bool] = deque(maxlen=window)
@@ -423,16 +422,16 @@ class _Principal:
         self.crowd_flags.append(crowded)
         self.crowd_count += int(crowded)
 
-    def push_spread(self, projected: np.ndarray, cls: int, window: int) -> bool:
-        """Slide the spread window by one distinct query; True once the window is full."""
+    def push_spread(self, projected: np.ndarray, cls: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Slide the spread window by one distinct query; once it is full, its rows and their classes."""
         if self.spread_rows is None or self.spread_classes is None:
-            self.spread_rows = np.zeros((window, len(projected)))
-            self.spread_classes = np.zeros(window, dtype=np.int64)
-        self.spread_rows[self.spread_head] = projected
-        self.spread_classes[self.spread_head] = cls
-        self.spread_head = (self.spread_head + 1) % window
-        self.spread_filled = min(self.spread_filled + 1, window)
-        return self.spread_filled == window
+            self.spread_rows = _Ring(self.spread_window, len(projected), np.float64)
+            self.spread_classes = _Ring(self.spread_window, 1, np.int64)
+        self.spread_rows.add(projected)
+        self.spread_classes.add(cls)
+        if self.spread_rows.filled < self.spread_window:
+            return None
+        return self.spread_rows.rows(), self.spread_classes.rows()[:, 0]
 
     def is_retry(self, digest: int) -> bool:
         """True when ``digest`` is among the recent ones; remembers it otherwise."""
@@ -456,9 +455,8 @@ class _Principal:
 
     def nbytes(self) -> int:
         """Bytes held by the rings (the window and counters add under a kilobyte)."""
-        spread = 0 if self.spread_rows is None else self.spread_rows.nbytes + self.spread_classes.nbytes  # type: ignore[union-attr]
-        crowd = 0 if self.crowd_rows is None else self.crowd_rows.data.nbytes
-        return int(self.sketches.data.nbytes + self.digests.data.nbytes + spread + crowd)
+        rings = (self.sketches, self.digests, self.spread_rows, self.spread_classes, self.crowd_rows)
+        return int(sum(r.data.nbytes for r in rings if r is not None))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -472,10 +470,9 @@ class _Principal:
             "spread": None
             if self.spread_rows is None or self.spread_classes is None
             else {
-                "rows": self.spread_rows.tolist(),
-                "classes": self.spread_classes.tolist(),
-                "head": self.spread_head,
-                "filled": self.spread_filled,
+                "rows": self.spread_rows.to_text(),
+                "width": int(self.spread_rows.data.shape[1]),
+                "classes": self.spread_classes.to_text(),
                 "alerted": self.spread_alerted,
             },
             "crowd": None
@@ -489,8 +486,10 @@ class _Principal:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], history: int, n_hashes: int, window: int) -> _Principal:
-        p = cls(history, n_hashes, window)
+    def from_json(
+        cls, data: dict[str, Any], history: int, n_hashes: int, window: int, spread_window: int
+    ) -> _Principal:
+        p = cls(history, n_hashes, window, spread_window)
         p.sketches.load_text(str(data["ring"]))
         p.digests.load_text(str(data["digests"]))
         for ch in str(data["near"])[-window:]:
@@ -499,17 +498,12 @@ class _Principal:
         p.alerted = bool(data["alerted"])
         spread = data.get("spread")
         if spread is not None:
-            rows = np.asarray(spread["rows"], dtype=np.float64)
-            classes = np.asarray(spread["classes"], dtype=np.int64)
-            head, filled = int(spread["head"]), int(spread["filled"])
-            if (
-                rows.ndim != 2
-                or classes.shape != (len(rows),)
-                or not 0 <= head < len(rows)
-                or not 0 <= filled <= len(rows)
-            ):
+            p.spread_rows = _Ring(spread_window, int(spread["width"]), np.float64)
+            p.spread_classes = _Ring(spread_window, 1, np.int64)
+            p.spread_rows.load_text(str(spread["rows"]))
+            p.spread_classes.load_text(str(spread["classes"]))
+            if p.spread_rows.filled != p.spread_classes.filled:
                 raise ValueError("spread window does not fit")
-            p.spread_rows, p.spread_classes, p.spread_head, p.spread_filled = rows, classes, head, filled
             p.spread_alerted = bool(spread["alerted"])
         crowd = data.get("crowd")
         if crowd is not None:
@@ -546,7 +540,7 @@ class QueryAttackDetector:
         crowd_ratio: A query is crowded when its ``CROWD_NEIGHBOURS``-th nearest among the principal's
             remembered queries is nearer than this share of its nearest among the baseline rows
             (squared distances along the components; ``CROWD_RATIO``).
-        crowd_count: Crowded queries among the last ``spread_window`` that raise the alert
+        crowd_count: Crowded queries among the last ``window`` distinct ones that raise the alert
             (``CROWD_COUNT``).
 
     Raises:
@@ -636,9 +630,9 @@ class QueryAttackDetector:
             ),
             (_num(self.crowd_ratio) and 0.0 < self.crowd_ratio < 1.0, "crowd_ratio", "in (0, 1)"),
             (
-                _int(self.crowd_count) and 1 <= self.crowd_count <= max(self.spread_window, 1),
+                _int(self.crowd_count) and _int(self.window) and 1 <= self.crowd_count <= self.window,
                 "crowd_count",
-                "1..spread_window",
+                "1..window",
             ),
             (isinstance(self.model_name, str), "model_name", "a string"),
         ]
@@ -958,14 +952,15 @@ class QueryAttackDetector:
         self, observation: Observation, p: _Principal, projected: np.ndarray, cls: int
     ) -> list[Alert]:
         assert self.spread_ is not None
-        if not p.push_spread(projected, cls, self.spread_window):
+        window = p.push_spread(projected, cls)
+        if window is None:
             return []
-        assert p.spread_rows is not None and p.spread_classes is not None
-        ratio = self.spread_.ratio(p.spread_rows, p.spread_classes)
+        rows, classes = window
+        ratio = self.spread_.ratio(rows, classes)
         if not p.spread_alerted and ratio < self.spread_ratio:
             # natural rows of a tight natural cluster (one segment of customers) are as narrow as the
             # cluster: only a window narrower than the natural rows around it too is concentrated
-            local = self.spread_.local_ratio(p.spread_rows)
+            local = self.spread_.local_ratio(rows)
             if local >= LOCAL_RATIO:
                 return []
             p.spread_alerted = True
@@ -978,7 +973,7 @@ class QueryAttackDetector:
     def _principal(self, key: str) -> _Principal:
         p = self._principals.get(key)
         if p is None:
-            p = _Principal(self.history, self.n_hashes, self.window)
+            p = _Principal(self.history, self.n_hashes, self.window, self.spread_window)
             self._principals[key] = p
             if len(self._principals) > self.max_principals:
                 self._principals.popitem(last=False)
@@ -1083,7 +1078,10 @@ class QueryAttackDetector:
                     weights=np.asarray(ranges["weights"], dtype=np.float64),
                 )
             principals = OrderedDict(
-                (str(k), _Principal.from_json(v, self.history, self.n_hashes, self.window))
+                (
+                    str(k),
+                    _Principal.from_json(v, self.history, self.n_hashes, self.window, self.spread_window),
+                )
                 for k, v in state["principals"].items()
             )
             counters = int(state["evicted"]), int(state["skipped_rows"]), int(state["alerts"])
@@ -1091,9 +1089,8 @@ class QueryAttackDetector:
             raise InputError(f"query_attack detector: state does not fit this detector ({err})") from None
         width = None if self.spread_ is None else (self.spread_window, self.spread_.components.shape[1])
         for p in principals.values():  # windows saved under other settings start afresh
-            if p.spread_rows is not None and p.spread_rows.shape != width:
+            if p.spread_rows is not None and (width is None or p.spread_rows.data.shape[1] != width[1]):
                 p.spread_rows = p.spread_classes = None
-                p.spread_head = p.spread_filled = 0
                 p.spread_alerted = False
             if p.crowd_rows is not None and (width is None or p.crowd_rows.data.shape[1] != width[1]):
                 p.crowd_rows = None

@@ -367,10 +367,16 @@ def test_concentration_window_survives_a_state_round_trip(served):
     resumed.restore(json.loads(json.dumps(det.state())))
     later = replay(resumed, rows[cut:], "a", model=s.model)
     assert later and cut + later[0] == straight[0]
-    # a state saved under another window starts that principal's spread afresh instead of failing
+    # a state saved under a longer window keeps its newest rows; under other components it starts afresh
+    saved = json.loads(json.dumps(det.state()))
     other = detector(s, model=s.model, spread_window=20)
-    other.restore(json.loads(json.dumps(det.state())))
-    assert other._principals["a"].spread_filled == 0
+    other.restore(saved)
+    kept = other._principals["a"].spread_rows
+    assert kept is not None and kept.filled == 20
+    assert np.array_equal(kept.rows(), det._principals["a"].spread_rows.ordered()[-20:])
+    fewer = detector(s, model=s.model, spread_components=3)
+    fewer.restore(saved)
+    assert fewer._principals["a"].spread_rows is None and fewer._principals["a"].crowd_rows is None
 
 
 @pytest.mark.timeout(120)
