@@ -28,7 +28,8 @@ as the background, as Slack et al. and SHAP's documentation use it) and in a LIM
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import integrity_data as data
@@ -257,18 +258,28 @@ def _swap_summary(g: Any) -> dict[str, Any]:
     }
 
 
-def run(
-    seeds: tuple[int, ...] = SEEDS,
-    only: str | None = None,
-    ranks: dict[tuple[str, str, int, str], dict[str, Any]] | None = None,
-    models: tuple[str, ...] | None = None,
-) -> dict[str, Any]:
-    """Every case (or those whose ``data`` or ``data/sensitive`` is ``only``) over ``seeds``.
+@dataclass(frozen=True)
+class Case:
+    """One data set, sensitive column and seed: the rows and the columns the models are built on."""
 
-    ``ranks``: explainer ranks of earlier runs, by ``(data, column, seed, model)``, reused rather than
-    recomputed (they do not depend on the check). ``models``: only these models.
-    """
-    rows: list[dict[str, Any]] = []
+    label: str  # the data set's name, ``+proxy`` when a proxy column is planted
+    with_proxy: bool
+    seed: int
+    x: np.ndarray
+    y: np.ndarray
+    names: list[str]
+    s: int  # the sensitive column
+    p: int  # the planted column (the proxy, or the sensitive column itself)
+    age: int  # the innocuous column the scaffolds decide on
+
+    @property
+    def planted(self) -> str:
+        return self.names[self.p]
+
+
+def cases(seeds: Iterable[int], only: str | None = None) -> Iterator[Case]:
+    """Every case (or those whose ``data`` or ``data/sensitive`` is ``only``) over ``seeds``, each data set
+    loaded once."""
     cache: dict[str, data.Data] = {}
     for name, load, sensitive, with_proxy in CASES:
         label = name + ("+proxy" if with_proxy else "")
@@ -282,60 +293,78 @@ def run(
             if with_proxy:
                 (x, y, names), planted = _with_proxy(cache[name], sensitive, seed)
             s, p, age = names.index(sensitive), names.index(planted), names.index("age")
-            built: dict[str, tuple[str, Any]] = {}
-            for attacker, (detector, families) in ATTACKERS.items():
-                if with_proxy and attacker not in PROXY_ATTACKERS:
-                    continue
-                if models is not None and f"scaffold-{attacker}" not in models:
-                    continue
-                est = ScaffoldedClassifier(
-                    sensitive=p, innocuous=age, families=families, detector=detector, seed=seed
-                ).fit(x)
-                built[f"scaffold-{attacker}"] = ("scaffolded", est)
-            for attacker, (detector, constant) in CONSTANT_ATTACKERS.items():
-                if with_proxy or (models is not None and f"scaffold-{attacker}" not in models):
-                    continue
-                est = ScaffoldedClassifier(
-                    sensitive=p, innocuous=age, detector=detector, seed=seed, constant=constant
-                ).fit(x)
-                built[f"scaffold-{attacker}"] = ("scaffolded", est)
-            for kind in HONEST:
-                if models is not None and kind not in models:
-                    continue
-                built[kind] = ("honest", _honest(kind, x, y, p, seed, age))
-            for model_name, (truth, est) in built.items():
-                adapter = SklearnModel(est, input_shape=(x.shape[1],), n_classes=2)
-                t0 = time.perf_counter()
-                res = assess_integrity(adapter, x, sensitive=[s], feature_names=names, seed=seed)
-                seconds = time.perf_counter() - t0
-                g = next(g for g in res.groups if g.group == planted)
-                row: dict[str, Any] = {
-                    "data": name + ("+proxy" if with_proxy else ""),
-                    "sensitive": planted,
-                    "seed": seed,
-                    "model": model_name,
-                    "truth": truth,
-                    "flagged": res.flagged,
-                    "hidden_from": sorted({f for grp in res.groups for f in grp.hidden_from}),
-                    "in_distribution": g.in_distribution,
-                    "min_perturbed": min(g.perturbed.values()),
-                    "share_in_distribution": g.share_in_distribution,
-                    "min_share_perturbed": min(g.share_perturbed.values(), default=None),
-                    **_swap_summary(g),
-                    "seconds": round(seconds, 2),
-                }
-                old = (ranks or {}).get((row["data"], planted, seed, model_name))
-                if truth == "scaffolded" and old is not None:  # same scaffold, same seeds: same ranks
-                    row.update({k: old[k] for k in RANK_KEYS})
-                elif truth == "scaffolded":
-                    row["biased_share_real"] = round(est.biased_share(x), 4)
-                    row["shap_rank"] = _shap_rank(adapter, x, p, seed)
-                    row["shap_kmeans_rank"] = _shap_rank(adapter, x, p, seed, kmeans=True)
-                    row["lime_rank"] = _lime_rank(adapter, x, p, seed)
-                    # the attack worked when some explainer no longer names the planted column first
-                    row["fooled"] = max(row["shap_rank"], row["shap_kmeans_rank"], row["lime_rank"]) > 1
-                rows.append(row)
-                print(row, flush=True)
+            yield Case(label, with_proxy, seed, x, y, names, s, p, age)
+
+
+def run(
+    seeds: tuple[int, ...] = SEEDS,
+    only: str | None = None,
+    ranks: dict[tuple[str, str, int, str], dict[str, Any]] | None = None,
+    models: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """Every case (or those whose ``data`` or ``data/sensitive`` is ``only``) over ``seeds``.
+
+    ``ranks``: explainer ranks of earlier runs, by ``(data, column, seed, model)``, reused rather than
+    recomputed (they do not depend on the check). ``models``: only these models.
+    """
+    rows: list[dict[str, Any]] = []
+    for case in cases(seeds, only):
+        x, y, names, seed, with_proxy = case.x, case.y, case.names, case.seed, case.with_proxy
+        s, p, age, planted = case.s, case.p, case.age, case.planted
+        built: dict[str, tuple[str, Any]] = {}
+        for attacker, (detector, families) in ATTACKERS.items():
+            if with_proxy and attacker not in PROXY_ATTACKERS:
+                continue
+            if models is not None and f"scaffold-{attacker}" not in models:
+                continue
+            est = ScaffoldedClassifier(
+                sensitive=p, innocuous=age, families=families, detector=detector, seed=seed
+            ).fit(x)
+            built[f"scaffold-{attacker}"] = ("scaffolded", est)
+        for attacker, (detector, constant) in CONSTANT_ATTACKERS.items():
+            if with_proxy or (models is not None and f"scaffold-{attacker}" not in models):
+                continue
+            est = ScaffoldedClassifier(
+                sensitive=p, innocuous=age, detector=detector, seed=seed, constant=constant
+            ).fit(x)
+            built[f"scaffold-{attacker}"] = ("scaffolded", est)
+        for kind in HONEST:
+            if models is not None and kind not in models:
+                continue
+            built[kind] = ("honest", _honest(kind, x, y, p, seed, age))
+        for model_name, (truth, est) in built.items():
+            adapter = SklearnModel(est, input_shape=(x.shape[1],), n_classes=2)
+            t0 = time.perf_counter()
+            res = assess_integrity(adapter, x, sensitive=[s], feature_names=names, seed=seed)
+            seconds = time.perf_counter() - t0
+            g = next(g for g in res.groups if g.group == planted)
+            row: dict[str, Any] = {
+                "data": case.label,
+                "sensitive": planted,
+                "seed": seed,
+                "model": model_name,
+                "truth": truth,
+                "flagged": res.flagged,
+                "hidden_from": sorted({f for grp in res.groups for f in grp.hidden_from}),
+                "in_distribution": g.in_distribution,
+                "min_perturbed": min(g.perturbed.values()),
+                "share_in_distribution": g.share_in_distribution,
+                "min_share_perturbed": min(g.share_perturbed.values(), default=None),
+                **_swap_summary(g),
+                "seconds": round(seconds, 2),
+            }
+            old = (ranks or {}).get((row["data"], planted, seed, model_name))
+            if truth == "scaffolded" and old is not None:  # same scaffold, same seeds: same ranks
+                row.update({k: old[k] for k in RANK_KEYS})
+            elif truth == "scaffolded":
+                row["biased_share_real"] = round(est.biased_share(x), 4)
+                row["shap_rank"] = _shap_rank(adapter, x, p, seed)
+                row["shap_kmeans_rank"] = _shap_rank(adapter, x, p, seed, kmeans=True)
+                row["lime_rank"] = _lime_rank(adapter, x, p, seed)
+                # the attack worked when some explainer no longer names the planted column first
+                row["fooled"] = max(row["shap_rank"], row["shap_kmeans_rank"], row["lime_rank"]) > 1
+            rows.append(row)
+            print(row, flush=True)
     return {"rows": rows, "summary": summarise(rows)}
 
 

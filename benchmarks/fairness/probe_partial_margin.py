@@ -22,47 +22,40 @@ from mlsecops.models import SklearnModel
 def main() -> None:
     seeds = [int(v) for v in sys.argv[1].split(",")]
     KINDS = sys.argv[2].split(",")
-    cache = {}
-    for name, load, sensitive, with_proxy in I.CASES:
-        if name not in cache:
-            cache[name] = load()
-        for seed in seeds:
-            x, y, names = cache[name]
-            planted = sensitive
-            if with_proxy:
-                (x, y, names), planted = I._with_proxy(cache[name], sensitive, seed)
-            s, p, age = names.index(sensitive), names.index(planted), names.index("age")
-            for kind in [k for k in I.HONEST if k in KINDS]:
-                est = I._honest(kind, x, y, p, seed, age)
-                res = assess_integrity(
-                    SklearnModel(est, input_shape=(x.shape[1],), n_classes=2),
-                    x,
-                    sensitive=[s],
-                    feature_names=names,
-                    seed=seed,
-                )
-                g = next(g for g in res.groups if g.group == planted)
-                fams = []
-                for f in g.flip:
-                    top = max(g.flip_expected[f], g.flip_expected_net[f], g.flip_expected_net_other[f])
-                    gap = min(
-                        _swap_share_gap(g.flip[f], a, g.flip_rest[f], b)
-                        for a, b in (
-                            (g.flip_expected[f], g.flip_rest_expected[f]),
-                            (g.flip_expected_net[f], g.flip_rest_expected_net[f]),
-                            (g.flip_expected_smooth[f], g.flip_rest_expected_smooth[f]),
-                        )
+    for case in I.cases(seeds):
+        x, y, names, seed = case.x, case.y, case.names, case.seed
+        s, p, age, planted = case.s, case.p, case.age, case.planted
+        for kind in [k for k in I.HONEST if k in KINDS]:
+            est = I._honest(kind, x, y, p, seed, age)
+            res = assess_integrity(
+                SklearnModel(est, input_shape=(x.shape[1],), n_classes=2),
+                x,
+                sensitive=[s],
+                feature_names=names,
+                seed=seed,
+            )
+            g = next(g for g in res.groups if g.group == planted)
+            fams = []
+            for f in g.flip:
+                top = max(g.flip_expected[f], g.flip_expected_net[f], g.flip_expected_net_other[f])
+                gap = min(
+                    _swap_share_gap(g.flip[f], a, g.flip_rest[f], b)
+                    for a, b in (
+                        (g.flip_expected[f], g.flip_rest_expected[f]),
+                        (g.flip_expected_net[f], g.flip_rest_expected_net[f]),
+                        (g.flip_expected_smooth[f], g.flip_rest_expected_smooth[f]),
                     )
-                    fams.append((f, round(g.flip[f] / top, 3) if top > 0 else None, round(gap, 3)))
-                row = {
-                    "data": name + ("+proxy" if with_proxy else ""),
-                    "seed": seed,
-                    "model": kind,
-                    "flagged": res.flagged,
-                    "dep": g.in_distribution,
-                    "fams": fams,
-                }
-                print(json.dumps(row), flush=True)
+                )
+                fams.append((f, round(g.flip[f] / top, 3) if top > 0 else None, round(gap, 3)))
+            row = {
+                "data": case.label,
+                "seed": seed,
+                "model": kind,
+                "flagged": res.flagged,
+                "dep": g.in_distribution,
+                "fams": fams,
+            }
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
