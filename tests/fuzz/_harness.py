@@ -1,6 +1,6 @@
 """Run one parser family's fuzzer: seeds built at run time plus the family's regression files.
 
-    python tests/fuzz/fuzz_pickle.py --seconds 20 [--crashes DIR]
+    python tests/fuzz/fuzz_pickle.py --seconds 20 [--runs N] [--seed S] [--crashes DIR]
 
 libFuzzer (through atheris) mutates the corpus with coverage feedback from the scanner's modules only.
 A contract violation (see ``_contract``) is written to ``--crashes`` as ``crash-<sha1>`` and the run goes
@@ -35,7 +35,11 @@ TIMEOUT_SECONDS = 20
 
 
 def main(family: str, argv: list[str] | None = None) -> None:
-    """Fuzz ``family`` for ``--seconds``; exit 0 when no crash was found, 1 otherwise."""
+    """Fuzz ``family`` for ``--seconds`` (or ``--runs`` inputs); exit 0 when no crash was found, else 1.
+
+    With ``--seed`` and ``--runs`` a run is the same exploration on every machine (a time bound explores
+    further on a faster one, so a run that passed here could find a crash in CI).
+    """
     import atheris
 
     ap = argparse.ArgumentParser(description=f"fuzz the scanner's {family} parsers")
@@ -44,6 +48,9 @@ def main(family: str, argv: list[str] | None = None) -> None:
         "--crashes", type=Path, default=None, help="where crashing inputs go (default: a temp dir)"
     )
     ap.add_argument("--seed", type=int, default=0, help="libFuzzer's random seed (0: from the clock)")
+    ap.add_argument(
+        "--runs", type=int, default=0, help="stop after this many inputs (0: run for --seconds only)"
+    )
     args = ap.parse_args(argv)
     crashes = args.crashes or Path(tempfile.mkdtemp(prefix=f"fuzz-{family}-crashes-"))
     crashes.mkdir(parents=True, exist_ok=True)
@@ -82,7 +89,10 @@ def main(family: str, argv: list[str] | None = None) -> None:
                 state["crashes"] += 1
                 (crashes / f"crash-{sha}").write_bytes(data)
                 print(f"CRASH {family} {key} crash-{sha}: {err!s:.200}", file=sys.stderr, flush=True)
-        if time.monotonic() - t0 > args.seconds:  # our clock, not libFuzzer's: it exits past Python's atexit
+        done = args.runs and state["runs"] >= args.runs
+        if (
+            done or time.monotonic() - t0 > args.seconds
+        ):  # our clock, not libFuzzer's: it exits past Python's atexit
             _summary(family, state, t0, crashes)
             os._exit(1 if state["crashes"] else 0)
 

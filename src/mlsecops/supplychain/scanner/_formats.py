@@ -184,7 +184,7 @@ def scan_safetensors(s: Stream, *, entry: str, report: Report) -> None:
             bad("malformed safetensors tensor entry", f"tensor {name!r}")
             return
         dtype, shape, offs = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in _ST_DTYPES:
+        if not isinstance(dtype, str) or dtype not in _ST_DTYPES:  # JSON may put a list or an object here
             bad("unknown safetensors dtype", f"tensor {name!r} has dtype {dtype!r}")
             continue
         if (
@@ -196,10 +196,12 @@ def scan_safetensors(s: Stream, *, entry: str, report: Report) -> None:
         ):
             bad("malformed safetensors tensor entry", f"tensor {name!r}: shape {shape!r}, offsets {offs!r}")
             continue
-        count = 1
+        count = 0 if 0 in shape else 1
         for d in shape:
             count *= d
-        nbytes = count * _ST_DTYPES[str(dtype)]
+            if count > 1 << 64:  # no file holds more; stop before a huge shape makes a huge integer
+                break
+        nbytes = count * _ST_DTYPES[dtype]
         if offs[1] - offs[0] != nbytes and str(dtype) not in ("F4", "F6_E2M3", "F6_E3M2"):
             bad(
                 "safetensors shape does not match its byte range",
