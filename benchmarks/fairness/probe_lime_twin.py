@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     explainers = args.explainers.split(",")
     print(
-        f"| seed | model | explainer | planted share (model) | twins (tree, logistic, 1-layer, 2-layer) "
+        "| seed | model | explainer | planted share (model) | twins (tree, logistic, 1-layer, 2-layer) "
         "| model / smallest twin | model's rank |"
     )
     print("|---|---|---|---|---|---|---|")
