@@ -1,4 +1,4 @@
-"""Every parser of decoded JSON in the scanner takes any JSON value where it expects a string or a number.
+"""Every consumer of decoded JSON in the scanner takes any JSON value where it expects a string or a number.
 
 A CI fuzz run found a safetensors header whose ``dtype`` was a list: ``dtype in {...}`` raised
 ``TypeError: unhashable type``. The class is any JSON value of an unexpected type in any position a
@@ -21,6 +21,7 @@ from tests.fuzz._contract import check_bytes
 from mlsecops.supplychain.scanner import Verdict
 from mlsecops.supplychain.scanner._keras import scan_keras_config
 from mlsecops.supplychain.scanner._remote_code import scan_config_code
+from mlsecops.supplychain.scanner._tf_savedmodel import judge_keras_json
 from mlsecops.supplychain.scanner._torch_export import ExportPlan, plan_payloads, scan_export_program
 
 _SCANNER = Path(__file__).resolve().parents[3] / "src" / "mlsecops" / "supplychain" / "scanner"
@@ -63,6 +64,13 @@ def _report(hits: list[Any]) -> Any:
 def test_keras_config_walker_takes_any_json(doc: Any) -> None:
     hits: list[Any] = []
     scan_keras_config(doc, entry="config.json", report=_report(hits))
+
+
+@_SETTINGS
+@given(_JSON)
+def test_keras_saved_model_metadata_takes_any_json(doc: Any) -> None:
+    hits: list[Any] = []
+    judge_keras_json(json.dumps(doc), entry="saved_model.pb", report=_report(hits))
 
 
 @_SETTINGS
