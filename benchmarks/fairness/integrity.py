@@ -296,6 +296,34 @@ def cases(seeds: Iterable[int], only: str | None = None) -> Iterator[Case]:
             yield Case(label, with_proxy, seed, x, y, names, s, p, age)
 
 
+def build(case: Case, models: Iterable[str] | None = None) -> dict[str, tuple[str, Any]]:
+    """The case's models (or only those named), each with its truth: ``scaffolded`` or ``honest``."""
+    wanted = None if models is None else set(models)
+    x, y, seed, p, age = case.x, case.y, case.seed, case.p, case.age
+    built: dict[str, tuple[str, Any]] = {}
+    for attacker, (detector, families) in ATTACKERS.items():
+        if case.with_proxy and attacker not in PROXY_ATTACKERS:
+            continue
+        if wanted is not None and f"scaffold-{attacker}" not in wanted:
+            continue
+        est = ScaffoldedClassifier(
+            sensitive=p, innocuous=age, families=families, detector=detector, seed=seed
+        ).fit(x)
+        built[f"scaffold-{attacker}"] = ("scaffolded", est)
+    for attacker, (detector, constant) in CONSTANT_ATTACKERS.items():
+        if case.with_proxy or (wanted is not None and f"scaffold-{attacker}" not in wanted):
+            continue
+        est = ScaffoldedClassifier(
+            sensitive=p, innocuous=age, detector=detector, seed=seed, constant=constant
+        ).fit(x)
+        built[f"scaffold-{attacker}"] = ("scaffolded", est)
+    for kind in HONEST:
+        if wanted is not None and kind not in wanted:
+            continue
+        built[kind] = ("honest", _honest(kind, x, y, p, seed, age))
+    return built
+
+
 def run(
     seeds: tuple[int, ...] = SEEDS,
     only: str | None = None,
@@ -309,30 +337,8 @@ def run(
     """
     rows: list[dict[str, Any]] = []
     for case in cases(seeds, only):
-        x, y, names, seed, with_proxy = case.x, case.y, case.names, case.seed, case.with_proxy
-        s, p, age, planted = case.s, case.p, case.age, case.planted
-        built: dict[str, tuple[str, Any]] = {}
-        for attacker, (detector, families) in ATTACKERS.items():
-            if with_proxy and attacker not in PROXY_ATTACKERS:
-                continue
-            if models is not None and f"scaffold-{attacker}" not in models:
-                continue
-            est = ScaffoldedClassifier(
-                sensitive=p, innocuous=age, families=families, detector=detector, seed=seed
-            ).fit(x)
-            built[f"scaffold-{attacker}"] = ("scaffolded", est)
-        for attacker, (detector, constant) in CONSTANT_ATTACKERS.items():
-            if with_proxy or (models is not None and f"scaffold-{attacker}" not in models):
-                continue
-            est = ScaffoldedClassifier(
-                sensitive=p, innocuous=age, detector=detector, seed=seed, constant=constant
-            ).fit(x)
-            built[f"scaffold-{attacker}"] = ("scaffolded", est)
-        for kind in HONEST:
-            if models is not None and kind not in models:
-                continue
-            built[kind] = ("honest", _honest(kind, x, y, p, seed, age))
-        for model_name, (truth, est) in built.items():
+        x, names, seed, s, p, planted = case.x, case.names, case.seed, case.s, case.p, case.planted
+        for model_name, (truth, est) in build(case, models).items():
             adapter = SklearnModel(est, input_shape=(x.shape[1],), n_classes=2)
             t0 = time.perf_counter()
             res = assess_integrity(adapter, x, sensitive=[s], feature_names=names, seed=seed)

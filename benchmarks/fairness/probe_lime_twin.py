@@ -26,7 +26,6 @@ import integrity as bench
 import numpy as np
 
 from mlsecops.assess import explain_integrity as check
-from mlsecops.assess._scaffold import ScaffoldedClassifier
 
 SCAFFOLDS = ("scaffold-isolation", "scaffold-shap")
 HONEST = ("mlp-biased", "mlp-deep-biased", "svm-biased", "logreg-biased", "knn-biased", "forest-biased")
@@ -62,14 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     for case in bench.cases([int(v) for v in args.seeds.split(",")], args.data):
         x, p, seed = case.x, case.p, case.seed
         rows = x[np.random.default_rng(seed).permutation(len(x))[:4000]]
-        for kind in SCAFFOLDS + HONEST:
-            if kind in SCAFFOLDS:
-                detector, families = bench.ATTACKERS[kind.removeprefix("scaffold-")]
-                est = ScaffoldedClassifier(
-                    sensitive=p, innocuous=case.age, families=families, detector=detector, seed=seed
-                ).fit(x)
-            else:
-                est = bench._honest(kind, x, case.y, p, seed, case.age)
+        for kind, (_truth, est) in bench.build(case, SCAFFOLDS + HONEST).items():
             dec = est.predict_proba(rows).argmax(axis=1)
             twins = [
                 check._honest_twin(rows, dec, seed),
