@@ -23,7 +23,7 @@ from tests.fuzz._seeds import FAMILIES, seeds
 from mlsecops.supplychain.scanner import Verdict
 
 FUZZ_DIR = Path(__file__).resolve().parents[2] / "fuzz"
-SECONDS = int(os.environ.get("MLSECOPS_FUZZ_SECONDS", "30"))  # a backstop: the runs below end first
+SECONDS = int(os.environ.get("MLSECOPS_FUZZ_SECONDS", "90"))  # a backstop: the runs below end first
 SEED = int(os.environ.get("MLSECOPS_FUZZ_SEED", "1"))
 """libFuzzer's seed: fixed, so a CI run replays a known exploration (0 draws one from the clock; the
 long runs of benchmarks/fuzz explore afresh and feed what they find into tests/fuzz/regressions/)."""
@@ -36,11 +36,11 @@ RUNS = {
     "tar": 2_000,
     "zip": 15_000,
 }
-"""Inputs per family: about five seconds' worth on a two-core machine. A count, not a time: a time bound
-explores further on a faster machine, and CI once found a crash that the same seed had not reached here
-(``tests/fuzz/regressions/safetensors/dtype-is-a-list.safetensors``). With the seed, the count and a fixed
-hash seed (``PYTHONHASHSEED``: set order reaches the coverage feedback) every machine replays the same
-inputs."""
+"""Inputs per family: a few seconds' worth on a two-core machine (tar about 19 s, whole archives). A
+count, not a time: a time bound explores further on a faster machine, and CI once found a crash that the
+same seed had not reached here (``tests/fuzz/regressions/safetensors/dtype-is-a-list.safetensors``).
+With the seed, the count and a fixed hash seed (``PYTHONHASHSEED``: set order reaches the coverage
+feedback) every machine replays the same inputs."""
 
 
 def _regression_files() -> list[Path]:
