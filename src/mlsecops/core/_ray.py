@@ -3,8 +3,10 @@
 ``RayExecutor(address=...)`` connects to a running cluster (``ray start --head`` on one machine,
 ``ray start --address HEAD:PORT`` on the others, or KubeRay), or, with no address and no
 ``RAY_ADDRESS`` in the environment, starts a private local Ray instance for this process. Each item is
-one Ray task (one CPU); at most ``workers`` tasks are in flight at once (default: the cluster's CPUs),
-so the memory a job holds is bounded by the parallelism, not by the number of items. The contract is
+one Ray task (one CPU), spread over the cluster's nodes (Ray's ``SPREAD`` strategy: a fan-out of
+similar items should load every node, not fill the driver's first); at most ``workers`` tasks are in
+flight at once (default: the cluster's CPUs), so the memory a job holds is bounded by the parallelism,
+not by the number of items. The contract is
 the executor's: results in item order, per-item seeds from the item's position, the first exception
 raised by ``fn`` propagates as itself, and a worker that dies (killed, out of memory, a native crash)
 costs its task ``WORKER_RETRIES`` retries on another worker before the job fails with an
@@ -120,7 +122,9 @@ class RayExecutor(_Engine):
             return []
         ray = self._connect()
         exceptions = ray.exceptions
-        remote = ray.remote(num_cpus=1, max_retries=WORKER_RETRIES, retry_exceptions=False)(_call)
+        remote = ray.remote(
+            num_cpus=1, max_retries=WORKER_RETRIES, retry_exceptions=False, scheduling_strategy="SPREAD"
+        )(_call)
         fn_ref = ray.put(fn)
         limit = self.workers
         results: dict[int, Any] = {}

@@ -6,6 +6,7 @@ nodes, and a privacy audit whose reference models train on Ray giving the same r
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import _ray_fns as fns
@@ -55,6 +56,11 @@ def test_work_spreads_over_both_nodes(ray_cluster: str) -> None:
 
     nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     assert len(nodes) == 2
+    # The tests before this one killed workers and cancelled tasks; their CPUs come back asynchronously.
+    deadline = time.monotonic() + 60
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray.available_resources().get("CPU", 0) == 2, ray.available_resources()
     out = get_executor("ray", address=ray_cluster, workers=2).map(fns.node_of, range(6))
     assert [x for x, _ in out] == list(range(6))
     assert {node for _, node in out} == nodes
