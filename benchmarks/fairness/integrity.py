@@ -296,6 +296,18 @@ def cases(seeds: Iterable[int], only: str | None = None) -> Iterator[Case]:
             yield Case(label, with_proxy, seed, x, y, names, s, p, age)
 
 
+def twins(rows: np.ndarray, decisions: np.ndarray, seed: int) -> list[Any]:
+    """The check's four honest twins of ``decisions`` on ``rows``: tree, logistic, 1-layer, 2-layer."""
+    from mlsecops.assess import explain_integrity as check
+
+    return [
+        check._honest_twin(rows, decisions, seed),
+        check._smooth_twin(rows, decisions),
+        check._net_twin(rows, decisions, seed),
+        check._net_twin(rows, decisions, seed, hidden=check.DEEP_HIDDEN),
+    ]
+
+
 def build(case: Case, models: Iterable[str] | None = None) -> dict[str, tuple[str, Any]]:
     """The case's models (or only those named), each with its truth: ``scaffolded`` or ``honest``."""
     wanted = None if models is None else set(models)

@@ -25,8 +25,6 @@ from collections.abc import Callable
 import integrity as bench
 import numpy as np
 
-from mlsecops.assess import explain_integrity as check
-
 SCAFFOLDS = ("scaffold-isolation", "scaffold-shap")
 HONEST = ("mlp-biased", "mlp-deep-biased", "svm-biased", "logreg-biased", "knn-biased", "forest-biased")
 
@@ -63,12 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = x[np.random.default_rng(seed).permutation(len(x))[:4000]]
         for kind, (_truth, est) in bench.build(case, SCAFFOLDS + HONEST).items():
             dec = est.predict_proba(rows).argmax(axis=1)
-            twins = [
-                check._honest_twin(rows, dec, seed),
-                check._smooth_twin(rows, dec),
-                check._net_twin(rows, dec, seed),
-                check._net_twin(rows, dec, seed, hidden=check.DEEP_HIDDEN),
-            ]
+            twins = bench.twins(rows, dec, seed)
             for name in explainers:
                 explain = EXPLAINERS[name]
                 model = explain(lambda z, e=est: e.predict_proba(z)[:, 1], x, seed)

@@ -32,15 +32,8 @@ MODELS = (
     "scaffold-all",
     "scaffold-lime",
     "scaffold-shap",
-    "rule-on-sensitive",
-    "rule-mixed",
-    "gbm-biased",
-    "logreg-biased",
-    "mlp-biased",
-    "mlp-deep-biased",
-    "forest-biased",
-    "knn-biased",
-    "svm-biased",
+    # the honest kinds on biased labels, and the rules
+    *(kind for kind in bench.HONEST if kind not in ("logreg", "gbm", "mlp")),
 )
 
 
@@ -85,12 +78,7 @@ def main(argv: list[str] | None = None) -> None:
             dec = est.predict_proba(twin_rows).argmax(axis=1)
             if len(np.unique(dec)) < 2:
                 continue
-            twins = [
-                check._honest_twin(twin_rows, dec, case.seed),
-                check._smooth_twin(twin_rows, dec),
-                check._net_twin(twin_rows, dec, case.seed),
-                check._net_twin(twin_rows, dec, case.seed, hidden=check.DEEP_HIDDEN),
-            ]
+            twins = bench.twins(twin_rows, dec, case.seed)
             worst = None
             for fam, (pts, swapped, unreal) in points.items():
                 own = est.predict_proba(pts).argmax(axis=1) != est.predict_proba(swapped).argmax(axis=1)

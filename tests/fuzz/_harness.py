@@ -89,10 +89,9 @@ def main(family: str, argv: list[str] | None = None) -> None:
                 state["crashes"] += 1
                 (crashes / f"crash-{sha}").write_bytes(data)
                 print(f"CRASH {family} {key} crash-{sha}: {err!s:.200}", file=sys.stderr, flush=True)
+        # our clock, not libFuzzer's: it exits past Python's atexit
         done = args.runs and state["runs"] >= args.runs
-        if (
-            done or time.monotonic() - t0 > args.seconds
-        ):  # our clock, not libFuzzer's: it exits past Python's atexit
+        if done or time.monotonic() - t0 > args.seconds:
             _summary(family, state, t0, crashes)
             os._exit(1 if state["crashes"] else 0)
 

@@ -6,11 +6,11 @@
 one Ray task (one CPU), spread over the cluster's nodes (Ray's ``SPREAD`` strategy: a fan-out of
 similar items should load every node, not fill the driver's first); at most ``workers`` tasks are in
 flight at once (default: the cluster's CPUs), so the memory a job holds is bounded by the parallelism,
-not by the number of items. The contract is
-the executor's: results in item order, per-item seeds from the item's position, the first exception
-raised by ``fn`` propagates as itself, and a worker that dies (killed, out of memory, a native crash)
-costs its task ``WORKER_RETRIES`` retries on another worker before the job fails with an
-``ExecutorError`` naming how many items were lost; nothing is dropped silently.
+not by the number of items. The contract is the executor's: results in item order, per-item seeds
+from the item's position, the first exception raised by ``fn`` propagates as itself, and a worker that
+dies (killed, out of memory, a native crash) costs its task ``WORKER_RETRIES`` retries on another
+worker before the job fails with an ``ExecutorError`` naming how many items were lost; nothing is
+dropped silently.
 
 Functions and items travel by pickle: ``fn`` must be importable on every node (the same mlsecops
 installed there, and any module of your own on its ``PYTHONPATH`` or in a Ray ``runtime_env``).

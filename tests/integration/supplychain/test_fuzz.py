@@ -1,7 +1,8 @@
 """Coverage-guided fuzzing of the scanner, bounded for CI, and the replay of every crash ever found.
 
 Each parser family's atheris harness (``tests/fuzz/fuzz_<family>.py``) runs a fixed number of inputs
-(a few seconds) in a subprocess, so a crash, a hang or an out-of-memory input is reported here instead of killing pytest.
+(a few seconds) in a subprocess, so a crash, a hang or an out-of-memory input is reported here instead
+of killing pytest.
 Longer runs: ``benchmarks/fuzz/run.py --seconds N``. A crash found there or here is fixed in the scanner
 and its input is kept in ``tests/fuzz/regressions/<family>/``, which ``test_regression_files`` replays.
 """
@@ -79,6 +80,7 @@ def test_seed_corpus_keeps_the_contract_and_is_judged(family: str, tmp_path: Pat
 def test_fuzz_family_finds_no_crash(family: str, tmp_path: Path) -> None:
     require("atheris", "fuzz")  # skipped locally without it, a failure under CI
     crashes = tmp_path / "crashes"
+    runs = int(os.environ.get("MLSECOPS_FUZZ_RUNS", str(RUNS[family])))
     proc = subprocess.run(
         [
             sys.executable,
@@ -90,7 +92,7 @@ def test_fuzz_family_finds_no_crash(family: str, tmp_path: Path) -> None:
             "--seed",
             str(SEED),
             "--runs",
-            os.environ.get("MLSECOPS_FUZZ_RUNS", str(RUNS[family])),
+            str(runs),
         ],
         capture_output=True,
         text=True,
@@ -108,5 +110,4 @@ def test_fuzz_family_finds_no_crash(family: str, tmp_path: Path) -> None:
     match = SUMMARY.search(proc.stdout)
     assert match, f"no summary from the {family} fuzzer\n{tail}"
     summary = json.loads(match.group(1))
-    runs = int(os.environ.get("MLSECOPS_FUZZ_RUNS", str(RUNS[family])))
     assert summary["executions"] >= runs and summary["crashes"] == 0, summary  # not cut short by time

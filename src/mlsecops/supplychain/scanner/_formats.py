@@ -202,7 +202,7 @@ def scan_safetensors(s: Stream, *, entry: str, report: Report) -> None:
             if count > 1 << 64:  # no file holds more; stop before a huge shape makes a huge integer
                 break
         nbytes = count * _ST_DTYPES[dtype]
-        if offs[1] - offs[0] != nbytes and str(dtype) not in ("F4", "F6_E2M3", "F6_E3M2"):
+        if offs[1] - offs[0] != nbytes and dtype not in ("F4", "F6_E2M3", "F6_E3M2"):
             bad(
                 "safetensors shape does not match its byte range",
                 f"tensor {name!r}: {shape} x {dtype} = {nbytes} bytes, range holds {offs[1] - offs[0]}",
